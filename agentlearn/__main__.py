@@ -1,0 +1,3 @@
+from agentlearn.cli import main
+
+raise SystemExit(main())

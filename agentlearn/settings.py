@@ -1,0 +1,76 @@
+"""Where things are kept and which model answers, from the environment.
+
+AGENTLEARN_HOME is the one place everything lives (store, vectors, converted models, exports,
+adapters, job logs). Secrets (OPENAI_API_KEY) are read from the environment only and are never
+written to the store, to exports or to job configs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("AGENTLEARN_HOME") or Path.home() / ".agentlearn").expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with `Settings.from_env()`; override fields with `.with_()`."""
+
+    home: Path = field(default_factory=_default_home)
+    backend: str = "embedded"  # embedded | openai
+    openai_model: str = ""
+    openai_base_url: str = ""
+    max_new_tokens: int = 96
+    auto_apply_insights: bool = False  # apply ExpeL operations without human review
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings from AGENTLEARN_* and OPENAI_* environment variables."""
+        env = os.environ
+        backend = env.get("AGENTLEARN_BACKEND", "embedded").strip().lower()
+        if backend not in ("embedded", "openai"):
+            raise ValueError(f"AGENTLEARN_BACKEND must be 'embedded' or 'openai', not {backend!r}")
+        return cls(
+            home=_default_home(),
+            backend=backend,
+            openai_model=env.get("AGENTLEARN_OPENAI_MODEL", env.get("OPENAI_MODEL", "")),
+            openai_base_url=env.get("OPENAI_BASE_URL", ""),
+            auto_apply_insights=env.get("AGENTLEARN_AUTO_APPLY_INSIGHTS", "") in ("1", "true", "yes"),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / "store"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.home / "vectors"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def model_label(self) -> str:
+        """A short name of the chat model in use, stored on each trajectory."""
+        return self.openai_model if self.backend == "openai" else "SmolLM2-135M-Instruct"

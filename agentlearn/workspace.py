@@ -1,0 +1,64 @@
+"""A workspace: the settings, the store and the models that every agentlearn function works on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from agentlearn.settings import Settings
+from storage import Repository, open_repository
+from storage.vectors import VectorTable
+
+Encoder = Callable[[Sequence[str]], np.ndarray]
+ChatFactory = Callable[..., BaseChatModel]
+
+
+def _real_encoder(texts: Sequence[str]) -> np.ndarray:
+    from agentlearn.embeddings import encode
+
+    return encode(texts)
+
+
+def _real_chat(settings: Settings, adapter_dir: str = "", temperature: float = 0.0,
+               seed: int | None = None) -> BaseChatModel:
+    from agentlearn.llm import chat_model
+
+    return chat_model(settings, adapter_dir=adapter_dir, temperature=temperature, seed=seed)
+
+
+@dataclass
+class Workspace:
+    """Everything a learning step needs. Tests pass a fake encoder and chat factory."""
+
+    settings: Settings
+    repo: Repository
+    encoder: Encoder = _real_encoder
+    chat_factory: ChatFactory = _real_chat
+    _vectors: dict[str, VectorTable] = field(default_factory=dict, repr=False)
+
+    def vectors(self, name: str) -> VectorTable:
+        """A named embedding table under the workspace's vectors folder (loaded on first use)."""
+        table = self._vectors.get(name)
+        if table is None:
+            table = self._vectors[name] = VectorTable(self.settings.vectors_dir, name)
+        return table.load()
+
+    def chat(self, adapter_dir: str = "", temperature: float = 0.0, seed: int | None = None) -> BaseChatModel:
+        """The configured chat model, optionally with a LoRA adapter or sampling."""
+        return self.chat_factory(self.settings, adapter_dir=adapter_dir, temperature=temperature, seed=seed)
+
+
+def open_workspace(settings: Settings | None = None, encoder: Encoder | None = None,
+                   chat_factory: ChatFactory | None = None) -> Workspace:
+    """Open the workspace at settings.home (AGENTLEARN_HOME by default), creating folders."""
+    settings = settings or Settings.from_env()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    ws = Workspace(settings=settings, repo=open_repository(str(settings.store_dir)))
+    if encoder is not None:
+        ws.encoder = encoder
+    if chat_factory is not None:
+        ws.chat_factory = chat_factory
+    return ws

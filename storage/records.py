@@ -1,0 +1,304 @@
+"""Typed records for everything agentlearn stores.
+
+Every record has a string `id` (a short uuid unless given) and a `created` time. Records are plain
+pydantic models so that a backend only needs to store JSON objects by id, one table per kind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def new_id() -> str:
+    """A short random id, unique enough for one workspace."""
+    return uuid.uuid4().hex[:16]
+
+
+def now() -> datetime:
+    """The current time in UTC (stored as ISO 8601)."""
+    return datetime.now(timezone.utc)
+
+
+class Record(BaseModel):
+    """Base of every stored record; subclasses set `table`."""
+
+    model_config = ConfigDict(extra="forbid")
+    table: ClassVar[str] = ""
+
+    id: str = Field(default_factory=new_id)
+    created: datetime = Field(default_factory=now)
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+class ToolCall(BaseModel):
+    """A function call: the tool's name and its JSON arguments."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    """One chat message. Roles other than system/user/assistant (e.g. technician) are kept."""
+
+    role: str
+    content: str
+
+
+class Task(Record):
+    """A tool-calling task: the conversation so far, the tools offered and the expected call."""
+
+    table: ClassVar[str] = "tasks"
+    suite: str
+    sample_id: str
+    split: Literal["train", "heldout"]
+    input: list[Message]
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    expected: ToolCall
+    tags: list[str] = Field(default_factory=list)
+
+
+class Suite(Record):
+    """A named set of tasks with its tools and how it was split."""
+
+    table: ClassVar[str] = "suites"
+    name: str
+    description: str = ""
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    heldout_fraction: float = 0.5
+    source: str = ""  # file it was imported from, or "builtin"
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+class Step(BaseModel):
+    """One ReAct-style step of a trajectory."""
+
+    thought: str = ""
+    action: str = ""  # the raw action text the model produced
+    observation: str = ""  # what the environment (here: the verifier / tool) answered
+
+
+class Verdict(BaseModel):
+    """The automatic verifier's result for one trajectory."""
+
+    success: bool
+    reward: float
+    reason: str
+    scores: dict[str, float] = Field(default_factory=dict)  # grader name -> score
+
+
+class MemoryUsed(BaseModel):
+    """What the agent was given besides the task: needed to learn from and to audit a run."""
+
+    method: str = "none"
+    exemplar_ids: list[str] = Field(default_factory=list)
+    exemplar_mode: str = ""
+    insight_ids: list[str] = Field(default_factory=list)
+    insights_version: int = 0
+    reflections: list[str] = Field(default_factory=list)
+
+
+class Trajectory(Record):
+    """One run of the agent on one task (one Reflexion trial)."""
+
+    table: ClassVar[str] = "trajectories"
+    task_id: str
+    suite: str
+    split: str
+    prompt: list[Message] = Field(default_factory=list)  # the exact messages sent to the model
+    steps: list[Step] = Field(default_factory=list)
+    output: str = ""
+    tool_call: ToolCall | None = None
+    verdict: Verdict | None = None
+    model: str = ""
+    adapter: str = ""
+    memory: MemoryUsed = Field(default_factory=MemoryUsed)
+    trial: int = 0
+    episode_id: str = ""  # trials of one Reflexion episode share it
+    source: str = "agent"  # agent | import | eval
+
+
+# --- human feedback ------------------------------------------------------------------------------
+
+
+class Label(Record):
+    """A person's judgement of a trajectory. Two people labeling = two records."""
+
+    table: ClassVar[str] = "labels"
+    trajectory_id: str
+    annotator: str
+    verdict: Literal["success", "fail"]
+    score: int | None = Field(default=None, ge=1, le=5)
+    comment: str = ""
+    step_flags: list[int] = Field(default_factory=list)  # indices of steps flagged as wrong
+
+
+class Preference(Record):
+    """A pairwise choice between two responses to the same prompt."""
+
+    table: ClassVar[str] = "preferences"
+    task_id: str = ""
+    prompt: list[Message]
+    response_a: str  # as shown on the left
+    response_b: str  # as shown on the right
+    trajectory_a: str = ""
+    trajectory_b: str = ""
+    swapped: bool = False  # True if the pair's first source was shown on the right
+    choice: Literal["A", "B", "tie", "both_bad"]
+    corrected: str = ""  # "edit to fix": becomes the chosen response
+    annotator: str
+
+
+# --- learning without weights ------------------------------------------------------------------
+
+
+class InsightChange(BaseModel):
+    """One entry in an insight's history."""
+
+    at: datetime = Field(default_factory=now)
+    by: str
+    operation: str  # ADD | EDIT | AGREE | REMOVE | PROMOTE | DEMOTE | MANUAL_EDIT | RESTORE
+    text: str
+    importance: int
+    evidence: list[str] = Field(default_factory=list)  # trajectory ids
+    proposal_id: str = ""
+
+
+class Insight(Record):
+    """An ExpeL rule with its importance count and full history."""
+
+    table: ClassVar[str] = "insights"
+    suite: str
+    text: str
+    importance: int = 2
+    status: Literal["active", "removed"] = "active"
+    history: list[InsightChange] = Field(default_factory=list)
+
+
+class InsightProposal(Record):
+    """An ADD/EDIT/REMOVE/AGREE operation waiting for (or past) human review."""
+
+    table: ClassVar[str] = "insight_proposals"
+    suite: str
+    operation: Literal["ADD", "EDIT", "REMOVE", "AGREE"]
+    target_id: str = ""  # insight id for EDIT/REMOVE/AGREE
+    text: str
+    evidence: list[str] = Field(default_factory=list)
+    status: Literal["pending", "approved", "rejected"] = "pending"
+    reviewer: str = ""
+    reviewed: datetime | None = None
+    raw: str = ""  # the line the model wrote
+
+
+class Reflection(Record):
+    """A Reflexion plan written after a failed trial of a task."""
+
+    table: ClassVar[str] = "reflections"
+    task_id: str
+    trajectory_id: str
+    episode_id: str = ""
+    trial: int = 0
+    text: str
+
+
+class Exemplar(Record):
+    """A few-shot example: a task input with a correct call (a reference or a learned success)."""
+
+    table: ClassVar[str] = "exemplars"
+    suite: str
+    task_id: str
+    kind: Literal["reference", "learned", "manual"]
+    input: list[Message]
+    call: ToolCall
+    tool: str  # the call's tool name, for retrieval by type
+    tags: list[str] = Field(default_factory=list)
+    trajectory_id: str = ""
+    active: bool = True
+
+
+# --- learning with weights ---------------------------------------------------------------------
+
+
+class DatasetExport(Record):
+    """A written training file with its lineage."""
+
+    table: ClassVar[str] = "exports"
+    kind: str  # sft | dpo | grpo | openai-sft | openai-dpo
+    suite: str
+    path: str
+    rows: int
+    trajectory_ids: list[str] = Field(default_factory=list)
+    label_ids: list[str] = Field(default_factory=list)
+    preference_ids: list[str] = Field(default_factory=list)
+    exemplar_ids: list[str] = Field(default_factory=list)
+
+
+class JobEvent(BaseModel):
+    """One progress event of a training job (a TRL log line)."""
+
+    step: int
+    at: datetime = Field(default_factory=now)
+    values: dict[str, float] = Field(default_factory=dict)
+
+
+class Job(Record):
+    """A training job running (or run) in its own process."""
+
+    table: ClassVar[str] = "jobs"
+    method: Literal["sft", "dpo", "grpo"]
+    config: dict[str, Any]
+    config_path: str = ""
+    export_id: str = ""
+    status: Literal["queued", "running", "stopping", "succeeded", "failed", "stopped"] = "queued"
+    pid: int | None = None
+    heartbeat: datetime | None = None
+    step: int = 0
+    max_steps: int = 0
+    events: list[JobEvent] = Field(default_factory=list)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    adapter_id: str = ""
+    log_path: str = ""
+    error: str = ""
+    finished: datetime | None = None
+
+
+class Adapter(Record):
+    """A trained LoRA adapter the agent can run with."""
+
+    table: ClassVar[str] = "adapters"
+    name: str
+    path: str
+    base_model: str
+    job_id: str = ""
+    method: str = ""
+
+
+class EvalRun(Record):
+    """One evaluation of a method (and adapter) on a suite split."""
+
+    table: ClassVar[str] = "eval_runs"
+    suite: str
+    split: str
+    method: str
+    exemplar_mode: str = ""
+    k: int = 0
+    adapter: str = ""
+    model: str = ""
+    n: int
+    name_accuracy: float
+    call_accuracy: float
+    trajectory_ids: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+
+ALL_RECORDS: tuple[type[Record], ...] = (
+    Task, Suite, Trajectory, Label, Preference, Insight, InsightProposal, Reflection, Exemplar,
+    DatasetExport, Job, Adapter, EvalRun,
+)

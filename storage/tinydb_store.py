@@ -1,0 +1,327 @@
+"""The default backend: TinyDB files, sharded by table and by id, written atomically.
+
+Why it looks like this (figures measured on a 2-core machine, see README "Storage benchmark"):
+- TinyDB rewrites a whole file on every write, so one file for everything makes a write at 100k
+  trajectories cost seconds. Each table lives in its own folder, and the big tables are split into
+  shards by a hash of the id: a write rewrites one small file.
+- TinyDB writes in place (seek, write, truncate), which a crash can leave half-written. Our storage
+  class writes a temp file, fsyncs it and renames it over the old one: a reader sees the old file or
+  the new one, never a mix.
+- TinyDB has no locking. One re-entrant lock per store guards threads; a file lock per table
+  guards processes (the dashboard, the CLI and training jobs write at the same time).
+- Parsed records are cached per shard and revalidated by the file's (inode, mtime, size), so reads
+  after another process writes see its records, and reads of unchanged shards cost a stat call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import zlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from filelock import FileLock
+from pydantic import ValidationError
+from tinydb import TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Document, Table
+
+from storage import migrations
+from storage.errors import CorruptStoreError, SchemaVersionError, StoreError
+from storage.records import ALL_RECORDS, Record
+
+R = TypeVar("R", bound=Record)
+
+# Shards per table. Big, often-written tables get many so that one write stays small.
+SHARDS: dict[str, int] = {"trajectories": 64, "labels": 16, "preferences": 16, "exemplars": 16}
+TABLE = "records"  # the TinyDB table name inside every shard file
+
+
+class _StrIdTable(Table):
+    """TinyDB table keyed by our string ids instead of auto-incremented integers."""
+
+    document_id_class = str
+    default_query_cache_capacity = 0  # another process may change the file under the cache
+
+
+class _StrIdTinyDB(TinyDB):
+    table_class = _StrIdTable
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes so that a crash leaves either the old file or the new one, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage: cached reads revalidated by stat, atomic writes, loud on corruption."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._data: dict[str, Any] | None = None
+        self._key: tuple[int, int, int] | None = None
+        self.generation = 0  # bumps whenever the data seen changes
+
+    def read(self) -> dict[str, Any] | None:
+        key = _stat_key(self.path)
+        if key is None:
+            self._data, self._key = None, None
+            return None
+        if key != self._key:
+            raw = self.path.read_bytes()
+            try:
+                data = json.loads(raw) if raw.strip() else {}
+            except json.JSONDecodeError as e:
+                raise CorruptStoreError(
+                    f"{self.path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+                    "the file was left as it is. Restore it from a backup or move it away."
+                ) from None
+            if not isinstance(data, dict):
+                raise CorruptStoreError(f"{self.path} does not hold a JSON object; left as it is.")
+            self._data, self._key = data, key
+            self.generation += 1
+        return self._data
+
+    def write(self, data: dict[str, Any]) -> None:
+        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        write_atomic(self.path, payload)
+        self._data, self._key = data, _stat_key(self.path)
+        self.generation += 1
+
+    def close(self) -> None:
+        pass
+
+
+class _Shard:
+    """One TinyDB file plus the validated records parsed from it."""
+
+    def __init__(self, path: Path, kind: type[Record]) -> None:
+        self.path = path
+        self.kind = kind
+        self.db = _StrIdTinyDB(str(path), storage=AtomicJSONStorage)
+        self.storage: AtomicJSONStorage = self.db.storage  # type: ignore[assignment]
+        self._parsed: dict[str, Record] = {}
+        self._parsed_generation = -1
+
+    def records(self) -> dict[str, Record]:
+        data = self.storage.read() or {}
+        if self.storage.generation != self._parsed_generation:
+            docs = data.get(TABLE, {})
+            parsed = {}
+            for doc_id, doc in docs.items():
+                try:
+                    parsed[doc_id] = self.kind.model_validate(doc)
+                except ValidationError as e:
+                    raise CorruptStoreError(
+                        f"{self.path}: record {doc_id!r} is not a valid {self.kind.__name__}: "
+                        f"{_first_error(e)}. The file was left as it is."
+                    ) from None
+            self._parsed, self._parsed_generation = parsed, self.storage.generation
+        return self._parsed
+
+    def write(self, records: list[Record]) -> None:
+        parsed = self.records()  # refuse to write into a shard that does not validate
+        table = self.db.table(TABLE)
+        docs = [Document(r.model_dump(mode="json"), doc_id=r.id) for r in records]
+        if len(docs) == 1:
+            table.upsert(docs[0])
+        else:
+            def put_all(table_docs: dict[str, Any]) -> None:
+                for d in docs:
+                    table_docs[d.doc_id] = dict(d)
+
+            table._update_table(put_all)  # one file write for the whole batch
+        # The file now holds exactly what was parsed plus these records: no need to parse it again.
+        for r in records:
+            parsed[r.id] = r
+        self._parsed_generation = self.storage.generation
+
+    def delete(self, record_id: str) -> bool:
+        table = self.db.table(TABLE)
+        if not table.contains(doc_id=record_id):
+            return False
+        table.remove(doc_ids=[record_id])
+        self._parsed.pop(record_id, None)
+        self._parsed_generation = self.storage.generation
+        return True
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "record"
+    return f"{where}: {err['msg']}"
+
+
+class TinyDBRepository:
+    """Repository on TinyDB files under one folder. Safe across threads and processes."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._shards: dict[tuple[str, int], _Shard] = {}
+        self._file_locks: dict[str, FileLock] = {}
+        self._check_schema()
+
+    # --- schema -------------------------------------------------------------------------------
+
+    def _check_schema(self) -> None:
+        meta_path = self.root / "meta.json"
+        with FileLock(str(self.root / ".meta.lock")):
+            if not meta_path.exists():
+                has_data = any(p.is_dir() for p in self.root.iterdir() if not p.name.startswith("."))
+                version = 1 if has_data else migrations.current_version()
+                if not has_data:
+                    self._write_meta(version)
+            else:
+                try:
+                    version = int(json.loads(meta_path.read_text())["schema_version"])
+                except (ValueError, KeyError, TypeError) as e:
+                    raise CorruptStoreError(f"{meta_path} is unreadable ({e}); left as it is.") from None
+            current = migrations.current_version()
+            if version > current:
+                raise SchemaVersionError(
+                    f"{self.root} has schema version {version}, newer than this agentlearn "
+                    f"({current}). Upgrade agentlearn to open it."
+                )
+            if version < current:
+                self._migrate(version)
+
+    def _write_meta(self, version: int) -> None:
+        write_atomic(self.root / "meta.json", json.dumps({"schema_version": version}).encode())
+
+    def _migrate(self, from_version: int) -> None:
+        backup = self.root.with_name(f"{self.root.name}.v{from_version}.bak")
+        if not backup.exists():
+            shutil.copytree(self.root, backup, ignore=shutil.ignore_patterns("*.lock"))
+        for table_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for shard in sorted(table_dir.glob("*.json")):
+                data = json.loads(shard.read_text() or "{}")
+                docs = data.get(TABLE, {})
+                for doc_id in docs:
+                    docs[doc_id] = migrations.migrate(table_dir.name, docs[doc_id], from_version)
+                write_atomic(shard, json.dumps(data, ensure_ascii=False).encode())
+        self._write_meta(migrations.current_version())
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _shard_index(self, kind: type[Record], record_id: str) -> int:
+        n = SHARDS.get(kind.table, 1)
+        return zlib.crc32(record_id.encode()) % n if n > 1 else 0
+
+    def _shard(self, kind: type[Record], index: int) -> _Shard:
+        key = (kind.table, index)
+        shard = self._shards.get(key)
+        if shard is None:
+            folder = self.root / kind.table
+            folder.mkdir(exist_ok=True)
+            shard = _Shard(folder / f"{index:02d}.json", kind)
+            self._shards[key] = shard
+        return shard
+
+    def _all_shards(self, kind: type[Record]) -> list[_Shard]:
+        return [self._shard(kind, i) for i in range(SHARDS.get(kind.table, 1))]
+
+    def _file_lock(self, kind: type[Record]) -> FileLock:
+        lock = self._file_locks.get(kind.table)
+        if lock is None:
+            (self.root / kind.table).mkdir(exist_ok=True)
+            lock = FileLock(str(self.root / kind.table / ".lock"), thread_local=False)
+            self._file_locks[kind.table] = lock
+        return lock
+
+    @staticmethod
+    def _check_kind(kind: type[Record]) -> None:
+        if kind not in ALL_RECORDS:
+            raise StoreError(f"{kind.__name__} is not a stored record kind")
+
+    # --- the Repository interface -------------------------------------------------------------
+
+    def put(self, record: R) -> R:
+        """Insert or replace one record (by id)."""
+        self.put_many([record])
+        return record
+
+    def put_many(self, records: Iterable[Record]) -> int:
+        """Insert or replace many records; one file write per touched shard."""
+        by_shard: dict[tuple[type[Record], int], list[Record]] = {}
+        for r in records:
+            kind = type(r)
+            self._check_kind(kind)
+            by_shard.setdefault((kind, self._shard_index(kind, r.id)), []).append(r)
+        kinds = sorted({k for k, _ in by_shard}, key=lambda k: k.table)
+        with self._lock:
+            for kind in kinds:
+                with self._file_lock(kind):
+                    for (k, index), group in by_shard.items():
+                        if k is kind:
+                            self._shard(kind, index).write(group)
+        return sum(len(g) for g in by_shard.values())
+
+    def get(self, kind: type[R], record_id: str) -> R | None:
+        """The record with this id, or None."""
+        with self._lock:
+            return self._shard(kind, self._shard_index(kind, record_id)).records().get(record_id)  # type: ignore[return-value]
+
+    def all(self, kind: type[R]) -> list[R]:
+        """Every record of a kind, oldest first."""
+        with self._lock:
+            out: list[R] = []
+            for shard in self._all_shards(kind):
+                out.extend(shard.records().values())  # type: ignore[arg-type]
+        out.sort(key=lambda r: (r.created, r.id))
+        return out
+
+    def find(self, kind: type[R], **equals: Any) -> list[R]:
+        """Records whose fields equal the given values, oldest first."""
+        return [r for r in self.all(kind) if all(getattr(r, f) == v for f, v in equals.items())]
+
+    def update(self, kind: type[R], record_id: str, change: Callable[[R], R]) -> R:
+        """Read, change and write one record under the table's locks."""
+        with self._lock, self._file_lock(kind):
+            shard = self._shard(kind, self._shard_index(kind, record_id))
+            current = shard.records().get(record_id)
+            if current is None:
+                raise StoreError(f"no {kind.__name__} with id {record_id!r} in {self.root}")
+            updated = change(current.model_copy(deep=True))  # type: ignore[arg-type]
+            shard.write([updated])
+            return updated
+
+    def delete(self, kind: type[Record], record_id: str) -> bool:
+        """Remove a record; True if it existed."""
+        with self._lock, self._file_lock(kind):
+            shard = self._shard(kind, self._shard_index(kind, record_id))
+            shard.records()
+            return shard.delete(record_id)
+
+    def count(self, kind: type[Record]) -> int:
+        """How many records of a kind there are."""
+        with self._lock:
+            return sum(len(s.records()) for s in self._all_shards(kind))
+
+    def version(self, kind: type[Record]) -> tuple:
+        """Changes whenever any shard file of the table changes."""
+        folder = self.root / kind.table
+        return tuple(_stat_key(folder / f"{i:02d}.json") for i in range(SHARDS.get(kind.table, 1)))
