@@ -23,7 +23,37 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--runs", type=int, default=24, help="agent runs to store on first creation")
     demo.set_defaults(func=cmd_demo)
 
-    # [tasks/run/insights/eval commands]
+    tasks = sub.add_parser("tasks", help="import and list task suites").add_subparsers(dest="action", required=True)
+    imp = tasks.add_parser("import", help="import tool-calling tasks from a JSONL file")
+    imp.add_argument("file")
+    imp.add_argument("--suite", required=True)
+    imp.add_argument("--heldout", type=float, default=0.5, help="fraction held out for evaluation (default 0.5)")
+    imp.set_defaults(func=cmd_tasks_import)
+    ls = tasks.add_parser("list", help="list suites and their task counts")
+    ls.set_defaults(func=cmd_tasks_list)
+
+    run = sub.add_parser("run", help="run the agent on a suite split and store the trajectories")
+    _add_run_options(run)
+    run.add_argument("--split", default="train", choices=["train", "heldout"])
+    run.set_defaults(func=cmd_run)
+
+    ins = sub.add_parser("insights", help="ExpeL insights").add_subparsers(dest="action", required=True)
+    ext = ins.add_parser("extract", help="propose insight operations from the suite's train trajectories")
+    ext.add_argument("--suite", required=True)
+    ext.add_argument("--approve", action="store_true", help="apply every proposal at once (reviewer: cli)")
+    ext.set_defaults(func=cmd_insights_extract)
+    lsi = ins.add_parser("list", help="active insights, by importance")
+    lsi.add_argument("--suite", required=True)
+    lsi.set_defaults(func=cmd_insights_list)
+
+    ev = sub.add_parser("eval", help="evaluate a method (or adapter) on held-out tasks and store the result")
+    _add_run_options(ev)
+    ev.add_argument("--split", default="heldout", choices=["train", "heldout"])
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=cmd_eval)
+
+    ad = sub.add_parser("adapters", help="list trained LoRA adapters")
+    ad.set_defaults(func=cmd_adapters)
 
     # [export/train commands]
 
@@ -36,6 +66,111 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ws = open_workspace()
     summary = ensure_demo_workspace(ws, runs=args.runs)
     _print_json(summary)
+    return 0
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from agentlearn.agent import METHODS
+    from agentlearn.exemplars import MODES
+
+    p.add_argument("--suite", required=True)
+    p.add_argument("--method", default="none", choices=METHODS)
+    p.add_argument("--k", type=int, default=3, help="exemplars per prompt")
+    p.add_argument("--mode", dest="exemplar_mode", default="semantic", choices=MODES, help="exemplar retrieval")
+    p.add_argument("--trials", type=int, default=3, help="Reflexion trials per task")
+    p.add_argument("--limit", type=int, default=None, help="only the first N tasks")
+    p.add_argument("--adapter", default="", help="id of a trained LoRA adapter to run with")
+
+
+def _progress(i: int, n: int, trials: list, seconds: float) -> None:
+    last = trials[-1]
+    mark = "ok " if last.verdict and last.verdict.success else "FAIL"
+    print(f"[{i}/{n}] {mark} {last.task_id} trials={len(trials)} ({seconds:.0f}s)", file=sys.stderr, flush=True)
+
+
+def cmd_tasks_import(args: argparse.Namespace) -> int:
+    from agentlearn.tasks import import_jsonl, load_tasks
+
+    ws = open_workspace()
+    suite = import_jsonl(ws, args.file, args.suite, heldout=args.heldout)
+    tasks = load_tasks(ws, suite.name)
+    train = sum(1 for t in tasks if t.split == "train")
+    print(f"imported {len(tasks)} tasks into suite {suite.name!r}: {train} train, {len(tasks) - train} heldout, "
+          f"{len(suite.tools)} tools")
+    return 0
+
+
+def cmd_tasks_list(args: argparse.Namespace) -> int:
+    from agentlearn.tasks import load_tasks, suites
+
+    ws = open_workspace()
+    for suite in suites(ws):
+        tasks = load_tasks(ws, suite.name)
+        train = sum(1 for t in tasks if t.split == "train")
+        print(f"{suite.name}\t{len(tasks)} tasks ({train} train, {len(tasks) - train} heldout)\t{len(suite.tools)} tools")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agentlearn.agent import RunOptions, run_tasks
+    from agentlearn.tasks import load_tasks
+
+    ws = open_workspace()
+    tasks = load_tasks(ws, args.suite, args.split)[: args.limit or None]
+    if not tasks:
+        raise ValueError(f"suite {args.suite!r} has no {args.split} tasks")
+    options = RunOptions(method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
+                         trials=args.trials if args.method in ("reflexion", "all") else 1, adapter_id=args.adapter)
+    runs = run_tasks(ws, tasks, options, progress=_progress)
+    solved = sum(1 for r in runs if r[-1].verdict and r[-1].verdict.success)
+    print(f"stored {sum(len(r) for r in runs)} trajectories; solved {solved}/{len(runs)} tasks")
+    return 0
+
+
+def cmd_insights_extract(args: argparse.Namespace) -> int:
+    from agentlearn import insights
+
+    ws = open_workspace()
+    proposals = insights.extract(ws, args.suite)
+    for p in proposals:
+        if args.approve and p.status == "pending":
+            insights.approve(ws, p.id, reviewer="cli")
+        print(f"{p.operation:6} {p.text}")
+    print(f"{len(proposals)} proposals" + (" applied" if args.approve else " waiting for review on the Insights page"))
+    return 0
+
+
+def cmd_insights_list(args: argparse.Namespace) -> int:
+    from agentlearn import insights
+
+    for rule in insights.active(open_workspace(), args.suite):
+        print(f"{rule.importance:3d}  {rule.text}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from agentlearn.evaluate import evaluate
+
+    ws = open_workspace()
+    run = evaluate(ws, args.suite, split=args.split, method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
+                   trials=args.trials, limit=args.limit, adapter_id=args.adapter,
+                   progress=None if args.json else _progress)
+    if args.json:
+        _print_json({"id": run.id, "suite": run.suite, "split": run.split, "method": run.method,
+                     "exemplar_mode": run.exemplar_mode, "k": run.k, "adapter": run.adapter, "n": run.n,
+                     "name_accuracy": run.name_accuracy, "call_accuracy": run.call_accuracy,
+                     "seconds": round(run.seconds, 1)})
+    else:
+        print(f"{run.method} on {run.suite}/{run.split}: name accuracy {run.name_accuracy:.1%}, "
+              f"call accuracy {run.call_accuracy:.1%} (n={run.n}, {run.seconds:.0f}s)")
+    return 0
+
+
+def cmd_adapters(args: argparse.Namespace) -> int:
+    from storage.records import Adapter
+
+    for a in open_workspace().repo.all(Adapter):
+        print(f"{a.id}\t{a.method}\t{a.name}\t{a.path}")
     return 0
 
 

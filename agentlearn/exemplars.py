@@ -1,0 +1,334 @@
+"""Exemplar learning: a bank of solved cases, retrieved as few-shot examples for a new task.
+
+The bank holds Exemplar records of one suite: "reference" ones written when a suite's train split is
+imported, "learned" ones made by `sync_bank` from train trajectories that succeeded, and "manual" ones
+a person adds. Only active exemplars are retrieved. Selection modes:
+
+- fixed:    the same first k exemplars (oldest first) for every task; score 1.0.
+- type:     exemplars sharing a tag with the task, ranked by cosine similarity. The task's expected
+            call would say its tool, but it is the answer, so it is never read at run time: the task's
+            tags (its category) stand in for its type. A task without tags gets no exemplars.
+- bm25:     rank_bm25 BM25Okapi (k1=1.5, b=0.75) over lower-cased word tokens of the input text.
+- semantic: cosine similarity of sentence embeddings (ws.encoder, MiniLM by default).
+- mmr:      LangChain's maximal marginal relevance (lambda 0.5) over the 20 most similar candidates.
+
+Every mode leaves out exemplars of the task itself (they would leak its answer) and of
+`exclude_task_id`, and keeps one exemplar per task (the best scored).
+
+The index of a suite (exemplars, their vectors, a BM25 model) is kept in memory and rebuilt only when
+the exemplar table or the vector file changes, so a query at 100k exemplars is one matrix-vector
+product plus an argpartition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agentlearn.workspace import Workspace
+from storage.records import Exemplar, Label, Message, Task, ToolCall, Trajectory, new_id
+
+MODES = ("fixed", "type", "bm25", "semantic", "mmr")
+VECTOR_TABLE = "exemplars"
+BM25_K1, BM25_B = 1.5, 0.75
+MMR_LAMBDA, MMR_FETCH_K = 0.5, 20
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A retrieved exemplar and its score under the mode that found it (higher is better)."""
+
+    exemplar: Exemplar
+    score: float
+
+
+# --- text -------------------------------------------------------------------------------------------
+
+
+def text_of(messages: Sequence[Message]) -> str:
+    """The retrieval text of a conversation: contents joined by newlines, non-user roles named."""
+    return "\n".join(m.content if m.role == "user" else f"{m.role}: {m.content}" for m in messages)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens, for BM25."""
+    return re.findall(r"\w+", text.lower())
+
+
+def as_messages(exemplar: Exemplar) -> list[Message]:
+    """An exemplar as chat turns: its input, then the assistant's call in <tool_call> form."""
+    call = json.dumps({"name": exemplar.call.name, "arguments": exemplar.call.arguments}, ensure_ascii=False)
+    return [*exemplar.input, Message(role="assistant", content=f"<tool_call>{call}</tool_call>")]
+
+
+# --- the bank ---------------------------------------------------------------------------------------
+
+
+def learned_id(trajectory_id: str) -> str:
+    """The id of the learned exemplar made from a trajectory (one per trajectory, stable)."""
+    return f"learned-{trajectory_id}"
+
+
+def human_verdict(labels: Iterable[Label]) -> str | None:
+    """People's verdict on one trajectory: latest label per annotator, majority, tie -> fail; None if unlabeled."""
+    latest: dict[str, Label] = {}
+    for label in sorted(labels, key=lambda lab: (lab.created, lab.id)):
+        latest[label.annotator] = label
+    if not latest:
+        return None
+    votes = Counter(lab.verdict for lab in latest.values())
+    return "success" if votes["success"] > votes["fail"] else "fail"
+
+
+def _qualifies(trajectory: Trajectory, labels: list[Label]) -> bool:
+    if trajectory.tool_call is None:
+        return False
+    people = human_verdict(labels)
+    if people is not None:  # people win over the verifier, in both directions
+        return people == "success"
+    return trajectory.verdict is not None and trajectory.verdict.success
+
+
+def sync_bank(ws: Workspace, suite: str) -> int:
+    """Create or refresh learned exemplars from the suite's successful train trajectories; returns how many are active."""
+    repo = ws.repo
+    tasks = {t.id: t for t in repo.find(Task, suite=suite) if t.split == "train"}
+    labels: dict[str, list[Label]] = {}
+    for label in repo.all(Label):
+        labels.setdefault(label.trajectory_id, []).append(label)
+    existing = {e.id: e for e in repo.find(Exemplar, suite=suite, kind="learned")}
+
+    wanted: dict[str, Exemplar] = {}
+    for traj in repo.find(Trajectory, suite=suite):
+        task = tasks.get(traj.task_id)
+        if task is None or traj.split != "train" or not _qualifies(traj, labels.get(traj.id, [])):
+            continue
+        assert traj.tool_call is not None
+        ex_id = learned_id(traj.id)
+        old = existing.get(ex_id)
+        wanted[ex_id] = Exemplar(
+            id=ex_id, created=old.created if old else traj.created, suite=suite, task_id=task.id,
+            kind="learned", input=task.input, call=traj.tool_call, tool=traj.tool_call.name,
+            tags=list(task.tags), trajectory_id=traj.id, active=True,
+        )
+    changed = [e for e in wanted.values() if existing.get(e.id) != e]
+    changed += [old.model_copy(update={"active": False}) for ex_id, old in existing.items()
+                if ex_id not in wanted and old.active]
+    if changed:
+        repo.put_many(changed)
+    return len(wanted)
+
+
+def add_manual(ws: Workspace, suite: str, input_messages: Sequence[Message | dict[str, Any]],
+               call: ToolCall | dict[str, Any], tags: Sequence[str] = ()) -> Exemplar:
+    """Store an exemplar a person wrote; it is retrievable at once."""
+    if not suite:
+        raise ValueError("add_manual: suite must be a non-empty name")
+    messages = [m if isinstance(m, Message) else Message.model_validate(m) for m in input_messages]
+    if not messages or not any(m.content.strip() for m in messages):
+        raise ValueError("add_manual: input_messages must hold at least one message with content")
+    call = call if isinstance(call, ToolCall) else ToolCall.model_validate(call)
+    if not call.name.strip():
+        raise ValueError("add_manual: call.name must name a tool")
+    ex_id = f"manual-{new_id()}"
+    exemplar = Exemplar(id=ex_id, suite=suite, task_id=ex_id, kind="manual", input=messages, call=call,
+                        tool=call.name, tags=list(tags))
+    return ws.repo.put(exemplar)
+
+
+def retire(ws: Workspace, exemplar_id: str) -> Exemplar:
+    """Make an exemplar inactive (kept for audit, never retrieved again)."""
+    return ws.repo.update(Exemplar, exemplar_id, lambda e: e.model_copy(update={"active": False}))
+
+
+# --- the in-memory index ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Index:
+    """Active exemplars of one suite in a stable order, with their unit vectors."""
+
+    key: tuple  # the exemplar table's version when built
+    source: np.ndarray  # the vector table's matrix it was built from
+    exemplars: list[Exemplar]
+    texts: list[str]
+    matrix: np.ndarray  # (n, d) float32, row i = exemplars[i]
+    group: np.ndarray  # (n,) int: rows with the same task share a group (dedupe key)
+    group_of_task: dict[str, int]
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _bm25: Any = None
+    _tag_rows: dict[str, np.ndarray] | None = None
+
+    def bm25(self) -> Any:
+        with self._lock:
+            if self._bm25 is None:
+                from rank_bm25 import BM25Okapi
+
+                self._bm25 = BM25Okapi([tokenize(t) for t in self.texts], k1=BM25_K1, b=BM25_B)
+            return self._bm25
+
+    def tag_rows(self, tags: Iterable[str]) -> np.ndarray:
+        with self._lock:
+            if self._tag_rows is None:
+                rows: dict[str, list[int]] = {}
+                for n, e in enumerate(self.exemplars):
+                    for tag in set(e.tags):
+                        rows.setdefault(tag, []).append(n)
+                self._tag_rows = {t: np.asarray(r, dtype=np.int64) for t, r in rows.items()}
+            parts = [self._tag_rows[t] for t in set(tags) if t in self._tag_rows]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+_CACHE: dict[tuple[str, str], _Index] = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX = 16
+
+
+def _index(ws: Workspace, suite: str) -> _Index:
+    """The suite's index, rebuilt only if the exemplar table or the vector file changed."""
+    cache_key = (str(ws.settings.store_dir), suite)
+    table = ws.vectors(VECTOR_TABLE)
+    cached = _CACHE.get(cache_key)
+    # The table swaps in a new matrix object whenever its files change, so identity tells staleness.
+    if cached is not None and cached.key == ws.repo.version(Exemplar) and cached.source is table.matrix:
+        return cached
+    with _CACHE_LOCK:
+        version = ws.repo.version(Exemplar)  # read before the records: a later write forces a rebuild
+        active = [e for e in ws.repo.all(Exemplar) if e.active]
+        texts_all = {e.id: text_of(e.input) for e in active}
+        table.sync(texts_all, ws.encoder)
+        mine = [e for e in active if e.suite == suite]
+        index = _build(mine, [texts_all[e.id] for e in mine], table, version)
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[cache_key] = index
+        return index
+
+
+def _build(exemplars: list[Exemplar], texts: list[str], table: Any, key: tuple) -> _Index:
+    group_of_task: dict[str, int] = {}
+    group = np.fromiter((group_of_task.setdefault(e.task_id or e.id, len(group_of_task)) for e in exemplars),
+                        dtype=np.int64, count=len(exemplars))
+    ids = [e.id for e in exemplars]
+    if ids and ids == table.ids:
+        matrix = table.matrix  # one suite fills the table in this order: no 150 MB copy at 100k
+    elif ids:
+        matrix = np.ascontiguousarray(table.rows(ids), dtype=np.float32)
+    else:
+        matrix = np.zeros((0, table.matrix.shape[1] if table.matrix.ndim == 2 else 0), dtype=np.float32)
+    return _Index(key=key, source=table.matrix, exemplars=exemplars, texts=texts, matrix=matrix, group=group,
+                  group_of_task=group_of_task)
+
+
+def clear_cache() -> None:
+    """Forget every in-memory index (tests, or after moving a workspace)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+# --- ranking ----------------------------------------------------------------------------------------
+
+
+def _top_unique(scores: np.ndarray, group: np.ndarray, k: int) -> list[int]:
+    """Rows of the k best scores, one per group, ties broken by row order; -inf rows never chosen."""
+    n = len(scores)
+    allowed = int(np.count_nonzero(scores > -np.inf))
+    m = min(allowed, max(4 * k, k + 16))
+    while True:
+        if m <= 0:
+            return []
+        cand = np.argpartition(-scores, m - 1)[:m] if m < n else np.arange(n)
+        cand = cand[scores[cand] > -np.inf]
+        cand = cand[np.lexsort((cand, -scores[cand]))]
+        chosen, seen = [], set()
+        for row in cand.tolist():
+            g = int(group[row])
+            if g not in seen:
+                seen.add(g)
+                chosen.append(row)
+                if len(chosen) == k:
+                    return chosen
+        if m >= allowed:
+            return chosen
+        m = min(allowed, m * 4)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    an = a / np.where((na := np.linalg.norm(a, axis=1, keepdims=True)) == 0, 1, na)
+    bn = b / np.where((nb := np.linalg.norm(b, axis=1, keepdims=True)) == 0, 1, nb)
+    return an @ bn.T
+
+
+def mmr(query: np.ndarray, candidates: np.ndarray, k: int, lambda_mult: float = MMR_LAMBDA) -> list[int]:
+    """Maximal marginal relevance as in langchain_core.vectorstores.utils: indices into candidates, in pick order."""
+    n = len(candidates)
+    if min(k, n) <= 0:
+        return []
+    sim_q = _cosine(query.reshape(1, -1), candidates)[0]
+    sim_c = _cosine(candidates, candidates)
+    picked = [int(np.argmax(sim_q))]
+    redundancy = sim_c[:, picked[0]].copy()
+    while len(picked) < min(k, n):
+        value = lambda_mult * sim_q - (1 - lambda_mult) * redundancy
+        value[picked] = -np.inf
+        best = int(np.argmax(value))  # first index wins ties, like LangChain's strict `>`
+        picked.append(best)
+        redundancy = np.maximum(redundancy, sim_c[:, best])
+    return picked
+
+
+def _query_vector(ws: Workspace, task: Task, query_vector: np.ndarray | None, dim: int) -> np.ndarray:
+    q = query_vector if query_vector is not None else ws.encoder([text_of(task.input)])[0]
+    q = np.asarray(q, dtype=np.float32).reshape(-1)
+    if q.shape[0] != dim:
+        raise ValueError(f"query vector has {q.shape[0]} dimensions but the '{VECTOR_TABLE}' vectors have {dim}; "
+                         "was the bank encoded with another encoder?")
+    return q
+
+
+def select(ws: Workspace, task: Task, mode: str, k: int = 3, exclude_task_id: str | None = None,
+           suite: str | None = None, query_vector: np.ndarray | None = None) -> list[Scored]:
+    """The k exemplars of the task's suite that `mode` ranks best for this task (never its own)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown exemplar mode {mode!r}; choose one of {', '.join(MODES)}")
+    if k <= 0:
+        return []
+    index = _index(ws, suite or task.suite)
+    n = len(index.exemplars)
+    if n == 0:
+        return []
+    base = np.zeros(n, dtype=np.float32)
+    for task_id in {task.id, exclude_task_id} - {None, ""}:
+        g = index.group_of_task.get(task_id)  # type: ignore[arg-type]
+        if g is not None:
+            base[index.group == g] = -np.inf
+
+    if mode == "fixed":
+        rows = _top_unique(base + 1.0, index.group, k)
+        return [Scored(index.exemplars[r], 1.0) for r in rows]
+    if mode == "bm25":
+        scores = base + np.asarray(index.bm25().get_scores(tokenize(text_of(task.input))), dtype=np.float32)
+        rows = _top_unique(scores, index.group, k)
+        return [Scored(index.exemplars[r], float(scores[r])) for r in rows]
+
+    q = _query_vector(ws, task, query_vector, index.matrix.shape[1])
+    if mode == "type":
+        scores = np.full(n, -np.inf, dtype=np.float32)
+        rows = index.tag_rows(task.tags)
+        if len(rows):
+            scores[rows] = index.matrix[rows] @ q + base[rows]
+    else:
+        scores = index.matrix @ q + base
+    if mode != "mmr":
+        rows = _top_unique(scores, index.group, k)
+        return [Scored(index.exemplars[r], float(scores[r])) for r in rows]
+    cand = _top_unique(scores, index.group, MMR_FETCH_K)
+    picked = mmr(q, index.matrix[cand], k)
+    return [Scored(index.exemplars[cand[i]], float(scores[cand[i]])) for i in picked]

@@ -1,0 +1,154 @@
+"""Tool calls as text: parse what a model wrote, write the canonical form, normalise tool schemas.
+
+The canonical form, used in exemplars, prompts and SFT targets, is
+
+    <tool_call>{"name": "reset_password", "arguments": {"username": "jdoe"}}</tool_call>
+
+Parsing is lenient because small models are sloppy: the closing tag may be missing (output cut off),
+a `<think>...</think>` block may come first, the JSON may stand bare in the text, "arguments" may be
+a JSON string and "parameters" is accepted for "arguments". The first call found wins.
+
+A tool is kept in one form everywhere: {"name": str, "description": str, "parameters": JSON schema}.
+OpenAI-style definitions ({"type": "function", "function": {...}}) are unwrapped to it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from storage.records import ToolCall
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_decoder = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    """The call found in a model's output (None if none), why not, and the reasoning before it."""
+
+    call: ToolCall | None
+    error: str = ""
+    thought: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.call is not None
+
+
+def format_tool_call(call: ToolCall) -> str:
+    """The canonical `<tool_call>{json}</tool_call>` text of a call."""
+    body = json.dumps({"name": call.name, "arguments": call.arguments}, ensure_ascii=False)
+    return f"{OPEN}{body}{CLOSE}"
+
+
+def parse_tool_call(text: str) -> ParsedCall:
+    """Find the first tool call in a model's output; never raises."""
+    text = text or ""
+    thought, rest, offset = _split_thought(text)
+    start = rest.find(OPEN)
+    if start >= 0:
+        body_start = start + len(OPEN)
+        end = rest.find(CLOSE, body_start)
+        body = rest[body_start:] if end < 0 else rest[body_start:end]
+        if not thought:
+            thought = rest[:start].strip()
+        return _parse_tagged(body, offset + body_start, thought)
+    return _parse_bare(rest, offset, thought)
+
+
+def _split_thought(text: str) -> tuple[str, str, int]:
+    """(thought, text after it, offset of that text in the original)."""
+    m = _THINK.search(text)
+    if m is None or text[: m.start()].strip():
+        return "", text, 0
+    return m.group(1).strip(), text[m.end():], m.end()
+
+
+def _parse_tagged(body: str, offset: int, thought: str) -> ParsedCall:
+    lead = len(body) - len(body.lstrip())
+    if not body.strip():
+        return ParsedCall(None, "empty <tool_call> block", thought)
+    if body[lead] != "{":
+        return ParsedCall(None, f"invalid JSON at char {offset + lead}: expected '{{' after {OPEN}", thought)
+    try:
+        obj, _ = _decoder.raw_decode(body, lead)
+    except json.JSONDecodeError as e:
+        return ParsedCall(None, f"invalid JSON at char {offset + e.pos}: {e.msg}", thought)
+    call, error = _to_call(obj)
+    return ParsedCall(call, error, thought)
+
+
+def _parse_bare(text: str, offset: int, thought: str) -> ParsedCall:
+    first_error = ""
+    i = text.find("{")
+    if i < 0:
+        return ParsedCall(None, "no tool call found", thought)
+    while i >= 0:
+        try:
+            obj, end = _decoder.raw_decode(text, i)
+        except json.JSONDecodeError as e:
+            first_error = first_error or f"invalid JSON at char {offset + e.pos}: {e.msg}"
+            i = text.find("{", i + 1)
+            continue
+        call, error = _to_call(obj)
+        if call is not None:
+            return ParsedCall(call, "", thought or text[:i].strip())
+        first_error = first_error or error
+        i = text.find("{", end)  # skip the inside of an object that was not a call
+    return ParsedCall(None, first_error or "no tool call found", thought)
+
+
+def _to_call(obj: Any) -> tuple[ToolCall | None, str]:
+    if not isinstance(obj, dict):
+        return None, f"a tool call must be a JSON object, not {type(obj).__name__}"
+    if "name" not in obj and isinstance(obj.get("function"), dict):
+        obj = obj["function"]  # OpenAI style {"type": "function", "function": {...}}
+    name = obj.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return None, "missing 'name'" if name is None else "'name' must be a non-empty string"
+    args = obj.get("arguments", obj.get("parameters"))
+    if args is None:
+        args = {}
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError as e:
+            return None, f"'arguments' is a string that is not valid JSON (char {e.pos}: {e.msg})"
+    if not isinstance(args, dict):
+        return None, f"'arguments' must be a JSON object, not {type(args).__name__}"
+    return ToolCall(name=name.strip(), arguments=args), ""
+
+
+# --- tool definitions --------------------------------------------------------------------------
+
+
+def normalise_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """One tool definition in the form {"name", "description", "parameters"}; raises ValueError if unusable."""
+    if not isinstance(tool, dict):
+        raise ValueError(f"a tool must be a JSON object, not {type(tool).__name__}")
+    inner = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+    name = inner.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("a tool needs a non-empty 'name'")
+    description = inner.get("description") or ""
+    if not isinstance(description, str):
+        raise ValueError(f"tool {name!r}: 'description' must be a string")
+    params = inner.get("parameters")
+    if params is None:
+        params = {"type": "object", "properties": {}}
+    if not isinstance(params, dict):
+        raise ValueError(f"tool {name!r}: 'parameters' must be a JSON schema object")
+    return {"name": name.strip(), "description": description, "parameters": params}
+
+
+def tool_by_name(tools: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The tool called `name` (in normalised form) among `tools`, or None."""
+    for tool in tools:
+        inner = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        if inner.get("name") == name:
+            return normalise_tool(tool)
+    return None
