@@ -194,7 +194,7 @@ class Agent:
         task, output = state["task"], state["output"]
         parsed = parse_tool_call(output)
         verdict = graders.grade(output, parsed.call, task.expected, task.tools)
-        observation = _observation(parsed, task)
+        observation = _observation(output, parsed, task)
         trajectory = Trajectory(
             task_id=task.id, suite=task.suite, split=task.split, prompt=state["prompt"],
             steps=[Step(thought=parsed.thought, action=output, observation=observation)],
@@ -227,14 +227,14 @@ class Agent:
         return state["done"]
 
 
-def _observation(parsed: Any, task: Task) -> str:
+def _observation(output: str, parsed: Any, task: Task) -> str:
     """What the tool layer answers: the call it received, or why it could not run it."""
     if parsed.call is None:
         return f"No tool was called: {parsed.error}"
     names = {t["name"] for t in task.tools}
     if parsed.call.name not in names:
         return f"Error: unknown tool {parsed.call.name!r}; available: {', '.join(sorted(names))}"
-    schema = graders.schema_valid(parsed.call, task.tools)
+    schema = graders.schema_valid(output, parsed.call, task.expected, task.tools)
     args = json.dumps(parsed.call.arguments, ensure_ascii=False)
     if schema.score < 1:
         return f"Error: {parsed.call.name} rejected the arguments {args}: {schema.reason}"

@@ -172,30 +172,33 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 def normalise_value(value: Any) -> Any:
-    """A comparable form of a JSON value (see args_normalised for the rules)."""
+    """A comparable form of a JSON value (see args_normalised for the rules).
+
+    Scalars are tagged with their kind so that True never equals 1 (Python says it does).
+    """
     if isinstance(value, bool):
-        return value
+        return ("bool", value)
     if isinstance(value, (int, float)):
-        return float(value)
+        return ("num", float(value))
     if isinstance(value, str):
         s = value.strip()
         if _NUMBER.match(s):
-            return float(s)
+            return ("num", float(s))
         if s.lower() in ("true", "false"):
-            return s.lower() == "true"
-        return _SEPARATORS.sub("", s.lower())
+            return ("bool", s.lower() == "true")
+        return ("str", _SEPARATORS.sub("", s.lower()))
     if isinstance(value, list):
         return sorted((normalise_value(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
     if isinstance(value, dict):
         return {k: normalise_value(v) for k, v in value.items() if v is not None}
-    return value
+    return ("null", None) if value is None else value
 
 
 def values_match(got: Any, want: Any) -> bool:
     """True if two JSON values are equal after normalisation."""
     a, b = normalise_value(got), normalise_value(want)
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0] == "num":
+        return math.isclose(a[1], b[1], rel_tol=1e-9, abs_tol=1e-9)
     return a == b
 
 
@@ -208,4 +211,6 @@ def _first_difference(got: dict[str, Any], want: dict[str, Any], same: Callable[
 
 @lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
+    schema = json.loads(schema_json)
+    Draft202012Validator.check_schema(schema)  # a broken schema is the tool's fault, said as such
+    return Draft202012Validator(schema)

@@ -7,7 +7,7 @@ pydantic models so that a backend only needs to store JSON objects by id, one ta
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +20,7 @@ def new_id() -> str:
 
 def now() -> datetime:
     """The current time in UTC (stored as ISO 8601)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Record(BaseModel):

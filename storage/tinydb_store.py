@@ -21,6 +21,7 @@ import shutil
 import threading
 import zlib
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +29,7 @@ from filelock import FileLock
 from pydantic import ValidationError
 from tinydb import TinyDB
 from tinydb.storages import Storage
-from tinydb.table import Document, Table
+from tinydb.table import Table
 
 from storage import migrations
 from storage.errors import CorruptStoreError, SchemaVersionError, StoreError
@@ -36,8 +37,12 @@ from storage.records import ALL_RECORDS, Record
 
 R = TypeVar("R", bound=Record)
 
-# Shards per table. Big, often-written tables get many so that one write stays small.
-SHARDS: dict[str, int] = {"trajectories": 64, "labels": 16, "preferences": 16, "exemplars": 16}
+# Shards per table for new stores (kept in meta.json). Big, often-written tables get many so that one
+# write stays small: at 100k trajectories (~1.5 KB each) a trajectory shard holds ~400 of them, ~0.6 MB.
+SHARDS: dict[str, int] = {"trajectories": 256, "labels": 64, "preferences": 64, "exemplars": 16, "tasks": 16,
+                          "reflections": 16, "jobs": 8}
+# What stores made before meta.json recorded shard counts used.
+LEGACY_SHARDS: dict[str, int] = {"trajectories": 64, "labels": 16, "preferences": 16, "exemplars": 16}
 TABLE = "records"  # the TinyDB table name inside every shard file
 
 
@@ -75,6 +80,27 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """Parse a store file, or raise CorruptStoreError naming it. Never changes the file."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        # We never write an empty file; TinyDB's in-place writes can leave one after a crash, and
+        # reading it as "no records" would let the next write replace everything that was there.
+        raise CorruptStoreError(f"{path} is empty; the file was left as it is. Restore it from a backup "
+                                "or delete it to start that shard afresh.")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f" ({e.msg} at line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
+        raise CorruptStoreError(
+            f"{path} is not valid JSON{where}; the file was left as it is. "
+            "Restore it from a backup or move it away."
+        ) from None
+    if not isinstance(data, dict):
+        raise CorruptStoreError(f"{path} does not hold a JSON object; left as it is.")
+    return data
+
+
 class AtomicJSONStorage(Storage):
     """TinyDB storage: cached reads revalidated by stat, atomic writes, loud on corruption."""
 
@@ -87,26 +113,25 @@ class AtomicJSONStorage(Storage):
     def read(self) -> dict[str, Any] | None:
         key = _stat_key(self.path)
         if key is None:
+            if self._key is not None:
+                self.generation += 1  # the file was removed: what was parsed from it is gone too
             self._data, self._key = None, None
             return None
         if key != self._key:
-            raw = self.path.read_bytes()
-            try:
-                data = json.loads(raw) if raw.strip() else {}
-            except json.JSONDecodeError as e:
-                raise CorruptStoreError(
-                    f"{self.path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
-                    "the file was left as it is. Restore it from a backup or move it away."
-                ) from None
-            if not isinstance(data, dict):
-                raise CorruptStoreError(f"{self.path} does not hold a JSON object; left as it is.")
-            self._data, self._key = data, key
+            self._data, self._key = read_json_object(self.path), key
             self.generation += 1
         return self._data
 
     def write(self, data: dict[str, Any]) -> None:
-        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-        write_atomic(self.path, payload)
+        try:
+            payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+            write_atomic(self.path, payload)
+        except BaseException:
+            # TinyDB changed our cached dict in place before calling write: forget it, so that
+            # nothing that did not reach the disk is ever read or written back later.
+            self._data, self._key = None, None
+            self.generation += 1
+            raise
         self._data, self._key = data, _stat_key(self.path)
         self.generation += 1
 
@@ -143,16 +168,9 @@ class _Shard:
 
     def write(self, records: list[Record]) -> None:
         parsed = self.records()  # refuse to write into a shard that does not validate
-        table = self.db.table(TABLE)
-        docs = [Document(r.model_dump(mode="json"), doc_id=r.id) for r in records]
-        if len(docs) == 1:
-            table.upsert(docs[0])
-        else:
-            def put_all(table_docs: dict[str, Any]) -> None:
-                for d in docs:
-                    table_docs[d.doc_id] = dict(d)
-
-            table._update_table(put_all)  # one file write for the whole batch
+        docs = {r.id: r.model_dump(mode="json") for r in records}
+        # Replace whole documents (TinyDB's upsert would merge fields) in one file write.
+        self.db.table(TABLE)._update_table(lambda table_docs: table_docs.update(docs))
         # The file now holds exactly what was parsed plus these records: no need to parse it again.
         for r in records:
             parsed[r.id] = r
@@ -192,43 +210,59 @@ class TinyDBRepository:
         with FileLock(str(self.root / ".meta.lock")):
             if not meta_path.exists():
                 has_data = any(p.is_dir() for p in self.root.iterdir() if not p.name.startswith("."))
-                version = 1 if has_data else migrations.current_version()
+                meta = {"schema_version": 1 if has_data else migrations.current_version(),
+                        "shards": LEGACY_SHARDS if has_data else SHARDS}
                 if not has_data:
-                    self._write_meta(version)
+                    self._write_meta(meta)
             else:
-                try:
-                    version = int(json.loads(meta_path.read_text())["schema_version"])
-                except (ValueError, KeyError, TypeError) as e:
-                    raise CorruptStoreError(f"{meta_path} is unreadable ({e}); left as it is.") from None
-            current = migrations.current_version()
+                meta = self._read_meta(meta_path)
+            version, current = meta["schema_version"], migrations.current_version()
             if version > current:
                 raise SchemaVersionError(
                     f"{self.root} has schema version {version}, newer than this agentlearn "
                     f"({current}). Upgrade agentlearn to open it."
                 )
+            # Shard counts are fixed when a store is made: changing them would hide records.
+            self._shard_counts: dict[str, int] = dict(meta.get("shards") or LEGACY_SHARDS)
             if version < current:
                 self._migrate(version)
+            elif "shards" not in meta:
+                self._write_meta({"schema_version": version, "shards": self._shard_counts})
 
-    def _write_meta(self, version: int) -> None:
-        write_atomic(self.root / "meta.json", json.dumps({"schema_version": version}).encode())
+    @staticmethod
+    def _read_meta(meta_path: Path) -> dict[str, Any]:
+        try:
+            meta = json.loads(meta_path.read_text())
+            meta["schema_version"] = int(meta["schema_version"])
+            shards = meta.get("shards", {})
+            if not all(isinstance(n, int) and n > 0 for n in shards.values()):
+                raise ValueError(f"bad shard counts {shards}")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise CorruptStoreError(f"{meta_path} is unreadable ({e}); left as it is.") from None
+        return meta
+
+    def _write_meta(self, meta: dict[str, Any]) -> None:
+        write_atomic(self.root / "meta.json", json.dumps(meta).encode())
 
     def _migrate(self, from_version: int) -> None:
+        # Parse every shard before changing any: a corrupt file stops the migration untouched.
+        shards = [(table_dir.name, shard, read_json_object(shard))
+                  for table_dir in sorted(p for p in self.root.iterdir() if p.is_dir())
+                  for shard in sorted(table_dir.glob("*.json"))]
         backup = self.root.with_name(f"{self.root.name}.v{from_version}.bak")
         if not backup.exists():
-            shutil.copytree(self.root, backup, ignore=shutil.ignore_patterns("*.lock"))
-        for table_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            for shard in sorted(table_dir.glob("*.json")):
-                data = json.loads(shard.read_text() or "{}")
-                docs = data.get(TABLE, {})
-                for doc_id in docs:
-                    docs[doc_id] = migrations.migrate(table_dir.name, docs[doc_id], from_version)
-                write_atomic(shard, json.dumps(data, ensure_ascii=False).encode())
-        self._write_meta(migrations.current_version())
+            shutil.copytree(self.root, backup, ignore=shutil.ignore_patterns("*.lock", "*.tmp"))
+        for table, shard, data in shards:
+            docs = data.get(TABLE, {})
+            for doc_id in docs:
+                docs[doc_id] = migrations.migrate(table, docs[doc_id], from_version)
+            write_atomic(shard, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+        self._write_meta({"schema_version": migrations.current_version(), "shards": self._shard_counts})
 
     # --- plumbing -----------------------------------------------------------------------------
 
     def _shard_index(self, kind: type[Record], record_id: str) -> int:
-        n = SHARDS.get(kind.table, 1)
+        n = self._shard_counts.get(kind.table, 1)
         return zlib.crc32(record_id.encode()) % n if n > 1 else 0
 
     def _shard(self, kind: type[Record], index: int) -> _Shard:
@@ -242,7 +276,7 @@ class TinyDBRepository:
         return shard
 
     def _all_shards(self, kind: type[Record]) -> list[_Shard]:
-        return [self._shard(kind, i) for i in range(SHARDS.get(kind.table, 1))]
+        return [self._shard(kind, i) for i in range(self._shard_counts.get(kind.table, 1))]
 
     def _file_lock(self, kind: type[Record]) -> FileLock:
         lock = self._file_locks.get(kind.table)
@@ -272,12 +306,14 @@ class TinyDBRepository:
             self._check_kind(kind)
             by_shard.setdefault((kind, self._shard_index(kind, r.id)), []).append(r)
         kinds = sorted({k for k, _ in by_shard}, key=lambda k: k.table)
-        with self._lock:
-            for kind in kinds:
-                with self._file_lock(kind):
-                    for (k, index), group in by_shard.items():
-                        if k is kind:
-                            self._shard(kind, index).write(group)
+        with self._lock, ExitStack() as locks:
+            for kind in kinds:  # in table order, so that two batches cannot deadlock
+                locks.enter_context(self._file_lock(kind))
+            # Parse every touched shard first: one bad file refuses the whole batch, not half of it.
+            for kind, index in by_shard:
+                self._shard(kind, index).records()
+            for (kind, index), group in by_shard.items():
+                self._shard(kind, index).write(group)
         return sum(len(g) for g in by_shard.values())
 
     def get(self, kind: type[R], record_id: str) -> R | None:
@@ -324,4 +360,4 @@ class TinyDBRepository:
     def version(self, kind: type[Record]) -> tuple:
         """Changes whenever any shard file of the table changes."""
         folder = self.root / kind.table
-        return tuple(_stat_key(folder / f"{i:02d}.json") for i in range(SHARDS.get(kind.table, 1)))
+        return tuple(_stat_key(folder / f"{i:02d}.json") for i in range(self._shard_counts.get(kind.table, 1)))

@@ -1,0 +1,382 @@
+"""Training files from the store: SFT, DPO and GRPO sets in TRL's formats, and OpenAI fine-tuning JSONL.
+
+Only TRAIN-split tasks feed an export, so held-out tasks never leak into training. Prompts are rebuilt
+from the task with the agent's own zero-shot prompt (system message with the tools, then the
+conversation), because that is the prompt an adapter is run with. People win over the verifier: a
+trajectory whose labels say "fail" is never an SFT target, one they call "success" is.
+
+Every export is written as JSONL, read back with `datasets.load_dataset("json", ...)` the way TRL reads
+it, checked for the columns its trainer needs, and stored as a DatasetExport with its lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentlearn.agent import build_prompt, task_messages
+from agentlearn.exemplars import human_verdict
+from agentlearn.toolcall import format_tool_call, normalise_tool
+from agentlearn.workspace import Workspace
+from storage.records import DatasetExport, Exemplar, Label, Preference, Task, ToolCall, Trajectory, new_id
+
+KINDS = ("sft", "dpo", "grpo", "openai-sft", "openai-dpo")
+PAIR_SOURCES = ("preferences", "ratings", "verifier")
+MIN_ROWS = 1
+# Columns each trainer reads; extra GRPO columns reach the reward functions as keyword arguments.
+COLUMNS = {
+    "sft": ("messages",),
+    "dpo": ("prompt", "chosen", "rejected"),
+    "grpo": ("prompt", "expected_name", "expected_arguments", "required_args", "tools"),
+    "openai-sft": ("messages", "tools"),
+    "openai-dpo": ("input", "preferred_output", "non_preferred_output"),
+}
+_SECRET_VARS = ("OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ANTHROPIC_API_KEY")
+
+
+@dataclass
+class _Rows:
+    """Rows being built plus the records they came from."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    trajectory_ids: list[str] = field(default_factory=list)
+    label_ids: list[str] = field(default_factory=list)
+    preference_ids: list[str] = field(default_factory=list)
+    exemplar_ids: list[str] = field(default_factory=list)
+
+
+# --- public ------------------------------------------------------------------------------------
+
+
+def export(ws: Workspace, kind: str, suite: str, out_path: str | Path | None = None,
+           pairs_from: tuple[str, ...] = ("preferences",)) -> DatasetExport:
+    """Write one training file for a suite's train split, check it loads as TRL loads it, store its lineage."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown export kind {kind!r}; choose one of {', '.join(KINDS)}")
+    unknown = [p for p in pairs_from if p not in PAIR_SOURCES]
+    if unknown:
+        raise ValueError(f"unknown pair source(s) {unknown}; choose from {', '.join(PAIR_SOURCES)}")
+    tasks = train_tasks(ws, suite)
+    built = {"sft": sft_rows, "openai-sft": openai_sft_rows, "grpo": grpo_rows}.get(kind)
+    data = built(ws, tasks) if built else _pair_rows(ws, suite, tasks, pairs_from, openai=kind == "openai-dpo")
+    if len(data.rows) < MIN_ROWS:
+        raise ValueError(_empty_message(kind, suite, pairs_from))
+    export_id = new_id()
+    path = Path(out_path) if out_path else ws.settings.exports_dir / f"{suite}-{kind}-{export_id}.jsonl"
+    write_jsonl(path, data.rows)
+    check_file(path, kind, cache_dir=ws.settings.home / "cache" / "datasets")
+    record = DatasetExport(id=export_id, kind=kind, suite=suite, path=str(path.resolve()), rows=len(data.rows),
+                           trajectory_ids=_unique(data.trajectory_ids), label_ids=_unique(data.label_ids),
+                           preference_ids=_unique(data.preference_ids), exemplar_ids=_unique(data.exemplar_ids))
+    ws.repo.put(record)
+    return record
+
+
+def train_tasks(ws: Workspace, suite: str) -> dict[str, Task]:
+    """The suite's train-split tasks by id; a clear error if the suite has none."""
+    tasks = {t.id: t for t in ws.repo.find(Task, suite=suite) if t.split == "train"}
+    if not tasks:
+        raise ValueError(f"suite {suite!r} has no train tasks; import one with `python -m agentlearn tasks import`")
+    return tasks
+
+
+def prompt_for(task: Task) -> list[dict[str, str]]:
+    """The zero-shot prompt the agent sends for a task, as chat dicts."""
+    return _dicts(build_prompt(task, []))
+
+
+def check_file(path: str | Path, kind: str, cache_dir: str | Path | None = None) -> int:
+    """Load a JSONL file with `datasets` as TRL does and check its columns and message shapes; returns rows."""
+    from datasets import load_dataset
+
+    try:
+        ds = load_dataset("json", data_files=str(path), split="train",
+                          cache_dir=str(cache_dir) if cache_dir else None)
+    except Exception as e:  # datasets raises many types for unreadable JSON
+        raise ValueError(f"{path}: cannot be loaded as a JSON lines dataset: {e}") from None
+    missing = [c for c in COLUMNS[kind] if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"{path}: a {kind} dataset needs the column(s) {missing}; found {ds.column_names}")
+    if len(ds) == 0:
+        raise ValueError(f"{path}: the file has no rows")
+    for i, row in enumerate(ds):
+        problem = row_problem(row, kind)
+        if problem:
+            raise ValueError(f"{path}, row {i + 1}: {problem}")
+    return len(ds)
+
+
+def row_problem(row: dict[str, Any], kind: str) -> str:
+    """Why a row does not fit the trainer of `kind` ("" if it does)."""
+    if kind in ("sft", "openai-sft"):
+        msgs = row.get("messages")
+        if err := _messages_problem(msgs, "messages", allow_tool_calls=kind == "openai-sft"):
+            return err
+        return "" if msgs[-1]["role"] == "assistant" else "the last message must be the assistant's answer"
+    if kind == "dpo":
+        for key in ("prompt", "chosen", "rejected"):
+            if err := _messages_problem(row.get(key), key):
+                return err
+        if row["chosen"][-1]["role"] != "assistant" or row["rejected"][-1]["role"] != "assistant":
+            return "chosen and rejected must end with an assistant message"
+        return ""
+    if kind == "grpo":
+        if err := _messages_problem(row.get("prompt"), "prompt"):
+            return err
+        if not row.get("expected_name"):
+            return "expected_name is empty"
+        for key in ("expected_arguments", "tools"):
+            try:
+                json.loads(row.get(key) or "")
+            except (TypeError, json.JSONDecodeError):
+                return f"{key} must be a JSON string"
+        return ""
+    if kind == "openai-dpo":
+        msgs = (row.get("input") or {}).get("messages")
+        if err := _messages_problem(msgs, "input.messages"):
+            return err
+        for key in ("preferred_output", "non_preferred_output"):
+            if err := _messages_problem(row.get(key), key):
+                return err
+        return ""
+    return f"unknown kind {kind!r}"
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows as JSON lines atomically, with known secrets redacted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secrets = [v for k in _SECRET_VARS if len(v := os.environ.get(k, "")) >= 8]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            line = json.dumps(row, ensure_ascii=False)
+            for secret in secrets:
+                line = line.replace(secret, "[redacted]")
+            f.write(line + "\n")
+    os.replace(tmp, path)
+
+
+# --- SFT ---------------------------------------------------------------------------------------
+
+
+def sft_targets(ws: Workspace, tasks: dict[str, Task]) -> tuple[dict[str, ToolCall], _Rows]:
+    """One correct call per train task: a successful trajectory first, else a reference/manual exemplar."""
+    labels = _labels_by_trajectory(ws)
+    chosen: dict[str, ToolCall] = {}
+    lineage = _Rows()
+    for t in _trajectories(ws, tasks):
+        if t.task_id in chosen or t.tool_call is None:
+            continue
+        people = human_verdict(labels.get(t.id, []))
+        ok = people == "success" if people is not None else bool(t.verdict and t.verdict.success)
+        if ok:
+            chosen[t.task_id] = t.tool_call
+            lineage.trajectory_ids.append(t.id)
+            lineage.label_ids += [lab.id for lab in labels.get(t.id, [])]
+    for ex in ws.repo.all(Exemplar):
+        if ex.active and ex.kind in ("reference", "manual") and ex.task_id in tasks and ex.task_id not in chosen:
+            chosen[ex.task_id] = ex.call
+            lineage.exemplar_ids.append(ex.id)
+    return chosen, lineage
+
+
+def sft_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
+    """Conversational SFT rows: the agent's prompt, then the canonical tool call as the assistant turn."""
+    targets, out = sft_targets(ws, tasks)
+    for task_id, call in targets.items():
+        messages = prompt_for(tasks[task_id]) + [{"role": "assistant", "content": format_tool_call(call)}]
+        out.rows.append({"messages": messages})
+    return out
+
+
+def openai_sft_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
+    """OpenAI chat fine-tuning rows: the conversation, the tools, and the answer as a native tool call."""
+    targets, out = sft_targets(ws, tasks)
+    for i, (task_id, call) in enumerate(targets.items()):
+        task = tasks[task_id]
+        answer = {"role": "assistant", "tool_calls": [{
+            "id": f"call_{i}", "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+        }]}
+        out.rows.append({"messages": _dicts(task_messages(task.input)) + [answer], "tools": _openai_tools(task.tools)})
+    return out
+
+
+# --- GRPO --------------------------------------------------------------------------------------
+
+
+def grpo_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
+    """Prompt-only rows with the ground truth the reward functions grade against."""
+    out = _Rows()
+    for task in tasks.values():
+        tools = [normalise_tool(t) for t in task.tools]
+        tool = next((t for t in tools if t["name"] == task.expected.name), None)
+        required = list(tool["parameters"].get("required", [])) if tool else list(task.expected.arguments)
+        out.rows.append({
+            "prompt": prompt_for(task),
+            "expected_name": task.expected.name,
+            "expected_arguments": json.dumps(task.expected.arguments, ensure_ascii=False),
+            "required_args": [str(r) for r in required],
+            "tools": json.dumps(tools, ensure_ascii=False),
+            "task_id": task.id,
+        })
+    return out
+
+
+# --- DPO ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Pair:
+    """A preferred and a dispreferred answer to one task."""
+
+    task_id: str
+    chosen: str
+    rejected: str
+    trajectory_ids: list[str] = field(default_factory=list)
+    label_ids: list[str] = field(default_factory=list)
+    preference_ids: list[str] = field(default_factory=list)
+
+
+def preference_pairs(ws: Workspace, suite: str, tasks: dict[str, Task]) -> list[Pair]:
+    """Pairs from people's A/B choices; ties left out, a correction becomes the chosen answer."""
+    pairs = []
+    for p in ws.repo.all(Preference):
+        if p.task_id not in tasks:
+            continue
+        if p.choice in ("A", "B"):
+            better, worse = (p.response_a, p.response_b) if p.choice == "A" else (p.response_b, p.response_a)
+            pairs.append(Pair(p.task_id, p.corrected.strip() or better, worse, preference_ids=[p.id]))
+        elif p.choice == "both_bad" and p.corrected.strip():
+            # Both shown answers were wrong but the person wrote the right one: it beats each of them.
+            pairs += [Pair(p.task_id, p.corrected.strip(), r, preference_ids=[p.id]) for r in (p.response_a,
+                                                                                            p.response_b)]
+    return pairs
+
+
+def rating_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
+    """Pairs from scores on the same task: the best-rated answer against each lower-rated one."""
+    labels = _labels_by_trajectory(ws)
+    by_task: dict[str, list[tuple[float, Trajectory, list[Label]]]] = defaultdict(list)
+    for t in _trajectories(ws, tasks):
+        scored = [lab for lab in labels.get(t.id, []) if lab.score is not None]
+        if scored and t.output.strip():
+            by_task[t.task_id].append((sum(lab.score for lab in scored) / len(scored), t, scored))
+    pairs = []
+    for task_id, rated in by_task.items():
+        rated.sort(key=lambda r: -r[0])
+        top_score, top, top_labels = rated[0]
+        for score, other, other_labels in rated[1:]:
+            if score < top_score:
+                pairs.append(Pair(task_id, _answer(top), other.output, [top.id, other.id],
+                                  [lab.id for lab in top_labels + other_labels]))
+    return pairs
+
+
+def verifier_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
+    """Pairs from outcomes on the same task: a success against each failure (people's verdict first)."""
+    labels = _labels_by_trajectory(ws)
+    good: dict[str, Trajectory] = {}
+    bad: dict[str, list[Trajectory]] = defaultdict(list)
+    for t in _trajectories(ws, tasks):
+        people = human_verdict(labels.get(t.id, []))
+        ok = people == "success" if people is not None else bool(t.verdict and t.verdict.success)
+        if ok and t.tool_call is not None:
+            good.setdefault(t.task_id, t)
+        elif not ok and t.output.strip():
+            bad[t.task_id].append(t)
+    pairs = []
+    for task_id, winner in good.items():
+        for loser in bad.get(task_id, []):
+            used = labels.get(winner.id, []) + labels.get(loser.id, [])
+            pairs.append(Pair(task_id, _answer(winner), loser.output, [winner.id, loser.id], [lab.id for lab in used]))
+    return pairs
+
+
+def _pair_rows(ws: Workspace, suite: str, tasks: dict[str, Task], sources: tuple[str, ...], openai: bool) -> _Rows:
+    pairs: list[Pair] = []
+    if "preferences" in sources:
+        pairs += preference_pairs(ws, suite, tasks)
+    if "ratings" in sources:
+        pairs += rating_pairs(ws, tasks)
+    if "verifier" in sources:
+        pairs += verifier_pairs(ws, tasks)
+    out, seen = _Rows(), set()
+    for pair in pairs:
+        key = (pair.task_id, pair.chosen.strip(), pair.rejected.strip())
+        if pair.chosen.strip() == pair.rejected.strip() or key in seen:
+            continue  # identical answers teach nothing
+        seen.add(key)
+        prompt = prompt_for(tasks[pair.task_id])
+        chosen = [{"role": "assistant", "content": pair.chosen.strip()}]
+        rejected = [{"role": "assistant", "content": pair.rejected.strip()}]
+        if openai:
+            row = {"input": {"messages": prompt}, "preferred_output": chosen, "non_preferred_output": rejected}
+        else:
+            row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        out.rows.append(row)
+        out.trajectory_ids += pair.trajectory_ids
+        out.label_ids += pair.label_ids
+        out.preference_ids += pair.preference_ids
+    return out
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _answer(t: Trajectory) -> str:
+    """The canonical form of a good trajectory's call (what the model should write)."""
+    return format_tool_call(t.tool_call) if t.tool_call else t.output
+
+
+def _trajectories(ws: Workspace, tasks: dict[str, Task]) -> list[Trajectory]:
+    # Newest first, so the most recent success of a task is the one kept.
+    runs = [t for t in ws.repo.all(Trajectory) if t.task_id in tasks]
+    return sorted(runs, key=lambda t: (t.created, t.id), reverse=True)
+
+
+def _labels_by_trajectory(ws: Workspace) -> dict[str, list[Label]]:
+    out: dict[str, list[Label]] = defaultdict(list)
+    for lab in ws.repo.all(Label):
+        out[lab.trajectory_id].append(lab)
+    return out
+
+
+def _dicts(messages: list) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def _openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": normalise_tool(t)} for t in tools]
+
+
+def _messages_problem(msgs: Any, key: str, allow_tool_calls: bool = False) -> str:
+    if not isinstance(msgs, list) or not msgs:
+        return f"{key} must be a non-empty list of messages"
+    for m in msgs:
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
+            return f"{key}: every message needs a role of system, user, assistant or tool; got {m!r:.80}"
+        if not isinstance(m.get("content"), str) and not (allow_tool_calls and m.get("tool_calls")):
+            return f"{key}: a {m.get('role')} message has no text content"
+    return ""
+
+
+def _unique(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _empty_message(kind: str, suite: str, pairs_from: tuple[str, ...]) -> str:
+    if kind in ("dpo", "openai-dpo"):
+        hints = {"preferences": "choose A or B on the Preferences page",
+                 "ratings": "give 1-5 scores to two or more runs of one task on the Labeling page",
+                 "verifier": "run the agent until a task has both a success and a failure"}
+        how = "; or ".join(hints[p] for p in pairs_from)
+        return f"no preference pairs in suite {suite!r} (sources: {', '.join(pairs_from)}): {how} first"
+    if kind in ("sft", "openai-sft"):
+        return (f"no successful train runs or reference exemplars in suite {suite!r}: run the agent on the "
+                "train split and label successes (or import tasks, which writes reference exemplars) first")
+    return f"suite {suite!r} has no train tasks to export"

@@ -1,0 +1,149 @@
+"""Pairwise preferences: pick two responses to the same task, show them in random order, store the choice.
+
+A pair comes from two stored trajectories of one task (with different outputs) or from two fresh
+agent runs with different settings (memory method, adapter, sampling temperature). Which source was
+shown on the left is random and stored (`swapped`), so position bias can be measured and undone.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from agentlearn.review import task_map, trajectory_index
+from agentlearn.workspace import Workspace
+from storage.records import Message, Preference, Task, Trajectory
+
+CHOICES = ("A", "B", "tie", "both_bad")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two responses to one task, in display order. `swapped`: the first source is on the right."""
+
+    task_id: str
+    prompt: list[Message]
+    first: Trajectory
+    second: Trajectory
+    swapped: bool
+
+    @property
+    def left(self) -> Trajectory:
+        return self.second if self.swapped else self.first
+
+    @property
+    def right(self) -> Trajectory:
+        return self.first if self.swapped else self.second
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How to produce one side of a fresh pair."""
+
+    method: str = "none"
+    adapter_id: str = ""
+    temperature: float = 0.0
+    k: int = 3
+    exemplar_mode: str = "semantic"
+
+    def describe(self) -> str:
+        """A short human-readable summary."""
+        parts = [self.method, self.adapter_id or "base"]
+        if self.temperature:
+            parts.append(f"T={self.temperature:g}")
+        return " / ".join(parts)
+
+
+def make_pair(ws: Workspace, first: Trajectory, second: Trajectory, rng: random.Random | None = None) -> Pair:
+    """A pair of two trajectories of the same task, sides chosen at random."""
+    if first.task_id != second.task_id:
+        raise ValueError(f"a pair needs two runs of one task, got {first.task_id!r} and {second.task_id!r}")
+    if first.id == second.id:
+        raise ValueError(f"a pair needs two different trajectories, got {first.id!r} twice")
+    task = task_map(ws).get(first.task_id)
+    prompt = list(task.input) if task is not None else [m for m in first.prompt if m.role != "system"]
+    return Pair(task_id=first.task_id, prompt=prompt, first=first, second=second,
+                swapped=(rng or random).random() < 0.5)
+
+
+def _judged(ws: Workspace, annotator: str) -> set[frozenset[str]]:
+    return {frozenset((p.trajectory_a, p.trajectory_b)) for p in ws.repo.find(Preference, annotator=annotator)}
+
+
+def pairable_tasks(ws: Workspace, suite: str = "") -> dict[str, list[str]]:
+    """Task id -> trajectory ids with distinct outputs, for tasks that have at least two."""
+    idx = trajectory_index(ws)
+    df = pd.DataFrame({"id": idx.ids, "task": idx.task_id, "suite": idx.suite, "out": idx.output_hash})
+    if suite:
+        df = df[df["suite"] == suite]
+    df = df.drop_duplicates(["task", "out"])
+    sizes = df.groupby("task")["id"].transform("size")
+    df = df[sizes >= 2]
+    return {t: list(g) for t, g in df.groupby("task")["id"]}
+
+
+def sample_stored_pair(ws: Workspace, annotator: str = "", suite: str = "", task_id: str = "",
+                       rng: random.Random | None = None, tries: int = 200) -> Pair | None:
+    """Two stored trajectories of one task with different outputs, not yet judged by this annotator."""
+    rng = rng or random.Random()
+    groups = pairable_tasks(ws, suite)
+    if task_id:
+        groups = {task_id: groups[task_id]} if task_id in groups else {}
+    if not groups:
+        return None
+    judged = _judged(ws, annotator) if annotator else set()
+    tasks = list(groups)
+    for _ in range(tries):
+        ids = groups[rng.choice(tasks)]
+        a, b = rng.sample(ids, 2)
+        if frozenset((a, b)) not in judged:
+            return make_pair(ws, ws.repo.get(Trajectory, a), ws.repo.get(Trajectory, b), rng)
+    return None
+
+
+def fresh_pair(ws: Workspace, task: Task, first: RunSpec, second: RunSpec,
+               rng: random.Random | None = None) -> Pair:
+    """Run the agent twice on a task with two settings (both runs are stored) and pair the results."""
+    from agentlearn.agent import Agent, RunOptions
+
+    runs = []
+    for spec in (first, second):
+        options = RunOptions(method=spec.method, k=spec.k, exemplar_mode=spec.exemplar_mode,
+                             adapter_id=spec.adapter_id, temperature=spec.temperature,
+                             trials=1 if spec.method not in ("reflexion", "all") else 2)
+        runs.append(Agent(ws, options).run(task)[-1])
+    return make_pair(ws, runs[0], runs[1], rng)
+
+
+def record_choice(ws: Workspace, pair: Pair, choice: str, annotator: str, corrected: str = "") -> Preference:
+    """Store one person's choice on a pair (a new record each time: nothing is overwritten).
+
+    `choice` is about the sides as shown: A = left, B = right. `corrected` ("edit to fix") becomes the
+    chosen response in DPO exports.
+    """
+    annotator = annotator.strip()
+    if not annotator:
+        raise ValueError("annotator name is empty: choose a name in the sidebar before judging pairs")
+    if choice not in CHOICES:
+        raise ValueError(f"choice must be one of {CHOICES}, not {choice!r}")
+    left, right = pair.left, pair.right
+    pref = Preference(task_id=pair.task_id, prompt=pair.prompt, response_a=left.output, response_b=right.output,
+                      trajectory_a=left.id, trajectory_b=right.id, swapped=pair.swapped, choice=choice,
+                      corrected=corrected.strip(), annotator=annotator)
+    return ws.repo.put(pref)
+
+
+def preference_summary(ws: Workspace) -> pd.DataFrame:
+    """Choices per annotator (counts), to watch progress and position bias."""
+    prefs = ws.repo.all(Preference)
+    if not prefs:
+        return pd.DataFrame(columns=["annotator", "pairs", "A", "B", "tie", "both_bad", "corrected"])
+    df = pd.DataFrame({"annotator": [p.annotator for p in prefs], "choice": [p.choice for p in prefs],
+                       "corrected": np.array([bool(p.corrected) for p in prefs])})
+    out = pd.crosstab(df["annotator"], df["choice"]).reindex(columns=list(CHOICES), fill_value=0)
+    out.insert(0, "pairs", out.sum(axis=1))
+    out["corrected"] = df.groupby("annotator")["corrected"].sum()
+    return out.reset_index()

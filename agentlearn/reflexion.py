@@ -1,0 +1,145 @@
+"""Reflexion (Shinn et al., 2023): after a failed trial, the model writes a plan for the next one.
+
+The reflection query follows the official ALFWorld code (`_generate_reflection_query`), adapted to
+tool calling: the framing, the task (conversation + tool names), the trial's thought / action /
+observation transcript, `STATUS: FAIL`, the last three plans of earlier trials, then `Plan:`. The next
+trial sees the last Ω = 3 reflections under the Reflexion header (`prompt_block`). The trial loop that
+calls `reflect`, `recent` and `prompt_block` lives in agentlearn.agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from agentlearn.workspace import Workspace
+from storage.records import Reflection, Task, Trajectory
+
+MEMORY_WINDOW = 3  # Ω: the paper's ALFWorld runs keep the last three reflections
+
+HEADER = (
+    "You have attempted to solve the task before but failed. The following reflection(s) give a plan to "
+    "avoid failing the task in the same way you did previously. Use them to improve your strategy of "
+    "solving the task successfully.\n"
+)
+
+FRAMING = (
+    "You will be given the history of a past experience in which you were given a conversation and a set "
+    "of tools, and had to answer with one tool call. You were unsuccessful in completing the task. Do not "
+    "summarize the conversation, but rather think about the strategy and the tool call you made. Devise a "
+    "concise, new plan of action that accounts for your mistake with reference to the specific tool and "
+    "arguments you should have used. For example, if you called tool A but the user asked for B, then plan "
+    "to call B with the arguments the user gave. You will need this later when you are solving the same "
+    "task. Give your plan after \"Plan\"."
+)
+
+# A 135M model has a 2k-token context: long texts are cut (and say so) so the query always fits.
+MAX_MESSAGE_CHARS = 600
+MAX_FIELD_CHARS = 300
+MAX_PLAN_CHARS = 300
+TRUNCATED = " [truncated]"
+
+
+def clip(text: str, limit: int) -> str:
+    """The text cut to `limit` characters, marked as truncated when cut."""
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit].rstrip() + TRUNCATED
+
+
+def tool_names(task: Task) -> list[str]:
+    """Names of the tools a task offers (OpenAI-style `{"type": "function", "function": {...}}` or flat)."""
+    names = []
+    for tool in task.tools:
+        spec = tool.get("function", tool) if isinstance(tool, dict) else {}
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if name:
+            names.append(str(name))
+    return names
+
+
+def task_text(task: Task) -> str:
+    """The task as the model saw it: the available tool names and the conversation."""
+    lines = [f"Available tools: {', '.join(tool_names(task)) or '(none)'}", "Conversation:"]
+    lines += [f"{m.role}: {clip(m.content, MAX_MESSAGE_CHARS)}" for m in task.input]
+    return "\n".join(lines)
+
+
+def transcript(trajectory: Trajectory) -> str:
+    """The trial's numbered Thought / Action / Observation lines (the final output if it has no steps)."""
+    lines = []
+    for i, step in enumerate(trajectory.steps, 1):
+        if step.thought.strip():
+            lines.append(f"Thought {i}: {clip(step.thought, MAX_FIELD_CHARS)}")
+        lines.append(f"Action {i}: {clip(step.action, MAX_FIELD_CHARS)}")
+        if step.observation.strip():
+            lines.append(f"Observation {i}: {clip(step.observation, MAX_FIELD_CHARS)}")
+    if not trajectory.steps:
+        lines.append(f"Action 1: {clip(trajectory.output, MAX_FIELD_CHARS)}")
+    return "\n".join(lines)
+
+
+def reflection_messages(task: Task, trajectory: Trajectory, previous: Sequence[str]) -> list[BaseMessage]:
+    """The reflection query for a failed trial; `previous` are earlier plans (only the last 3 are shown)."""
+    parts = [f"Here is the task:\n{task_text(task)}", transcript(trajectory), "STATUS: FAIL"]
+    shown = list(previous)[-MEMORY_WINDOW:]
+    if shown:
+        plans = "\n".join(f"Trial #{i}: {clip(p, MAX_PLAN_CHARS)}" for i, p in enumerate(shown))
+        parts.append(f"Plans from past attempts:\n{plans}")
+    parts.append("Plan:")
+    return [SystemMessage(content=FRAMING), HumanMessage(content="\n\n".join(parts))]
+
+
+def clean(text: str) -> str:
+    """The plan the model wrote: its first paragraph, without a repeated `Plan:` label."""
+    text = text.strip()
+    for label in ("New plan:", "Plan:", "PLAN:", "plan:"):
+        if text.startswith(label):
+            text = text[len(label):].strip()
+    paragraph = text.split("\n\n")[0]
+    # A small model often carries on with the query's own pattern; stop where it does.
+    for marker in ("STATUS:", "Trial #", "Here is the task", "Plans from past attempts"):
+        paragraph = paragraph.split(marker)[0]
+    return paragraph.strip()
+
+
+def fallback(trajectory: Trajectory) -> str:
+    """A plan stated from the verifier's reason, used when the model writes nothing usable."""
+    reason = trajectory.verdict.reason.strip() if trajectory.verdict else ""
+    why = f" The verifier said: {reason.rstrip('.')}." if reason else ""
+    return ("The previous attempt failed." + why + " Next time, read the request again, choose the tool it "
+            "asks for and fill every required argument with the values the user gave.")
+
+
+def reflect(ws: Workspace, task: Task, trajectory: Trajectory, chat: BaseChatModel | None = None) -> Reflection:
+    """Write, store and return a reflection on a failed trial (greedy decoding)."""
+    if trajectory.task_id != task.id:
+        raise ValueError(f"trajectory {trajectory.id} belongs to task {trajectory.task_id}, not {task.id}")
+    previous = [r.text for r in recent(ws, task.id, MEMORY_WINDOW, episode_id=trajectory.episode_id or None)]
+    model = chat if chat is not None else ws.chat()
+    answer = model.invoke(reflection_messages(task, trajectory, previous))
+    content = answer.content if isinstance(answer.content, str) else str(answer.content)
+    text = clean(content) or fallback(trajectory)
+    reflection = Reflection(task_id=task.id, trajectory_id=trajectory.id, episode_id=trajectory.episode_id,
+                            trial=trajectory.trial, text=text)
+    return ws.repo.put(reflection)
+
+
+def recent(ws: Workspace, task_id: str, n: int = MEMORY_WINDOW, episode_id: str | None = None) -> list[Reflection]:
+    """The last `n` reflections of a task (of one episode if given), oldest first: Reflexion's memory."""
+    if n <= 0:
+        return []
+    found = ws.repo.find(Reflection, task_id=task_id)
+    if episode_id is not None:
+        found = [r for r in found if r.episode_id == episode_id]
+    return found[-n:]
+
+
+def prompt_block(reflections: Sequence[Reflection | str]) -> str:
+    """The Reflexion block for the actor's prompt ("" when there is nothing to inject)."""
+    texts = [r.text if isinstance(r, Reflection) else str(r) for r in reflections]
+    texts = [t.strip() for t in texts if t and t.strip()]
+    if not texts:
+        return ""
+    return HEADER + "Reflections:\n- " + "\n- ".join(texts)

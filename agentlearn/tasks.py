@@ -1,0 +1,325 @@
+"""Task suites: import tool-calling tasks from JSONL, split them, and keep the tools and references.
+
+One task per line:
+
+    {"sample_id": "pw_1",
+     "input": [{"role": "user", "content": "..."}, ...],          # any roles: user, system, technician...
+     "expected_function_call": {"name": "reset_password", "arguments": {...}},
+     "tools": [...],                                                # optional, per task
+     "tags": ["accounts"]}                                          # optional
+
+Tools are JSON-schema definitions, OpenAI style or bare; they are stored in the bare form
+{"name", "description", "parameters"} (see toolcall.normalise_tool). A task without its own tools gets
+the suite's tools: those passed to import_jsonl, those defined on other lines, and for any function
+still unknown a schema inferred from its expected calls.
+
+Import is all-or-nothing: every line is validated first and the first bad line raises ValueError
+with the file and line number; only then is everything written in one put_many. Ids are
+deterministic (task `suite:sample_id`, suite = its name, reference exemplar `suite:sample_id:reference`),
+so importing again updates in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentlearn.toolcall import normalise_tool
+from agentlearn.workspace import Workspace
+from storage.records import Exemplar, Message, Record, Suite, Task, ToolCall, now
+
+DEMO_SUITE = "helpdesk-demo"
+DATA_DIR = Path(__file__).parent / "data"
+SPLITS = ("train", "heldout")
+
+
+# --- the line format ----------------------------------------------------------------------------
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    role: str = Field(pattern=r"^[A-Za-z][A-Za-z_]*$")
+    content: str
+
+
+class _Call(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class _Line(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    sample_id: str = Field(min_length=1)
+    input: list[_Message] = Field(min_length=1)
+    expected_function_call: _Call
+    tools: list[dict[str, Any]] | None = None
+    tags: list[str] | None = None
+
+
+def _pydantic_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
+
+
+def _check_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    tool = normalise_tool(tool)
+    try:
+        Draft202012Validator.check_schema(tool["parameters"])
+    except SchemaError as e:
+        raise ValueError(f"tool {tool['name']!r}: 'parameters' is not a valid JSON schema: {e.message}") from None
+    return tool
+
+
+def _read_lines(path: Path) -> list[tuple[int, _Line]]:
+    """Every task line of a file, validated; raises ValueError naming the first bad line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such task file: {path}")
+    out: list[tuple[int, _Line]] = []
+    first_seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for n, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            where = f"{path}, line {n}"
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{where}: a task must be a JSON object, not {type(obj).__name__}")
+            try:
+                line = _Line.model_validate(obj)
+            except ValidationError as e:
+                raise ValueError(f"{where}: {_pydantic_error(e)}") from None
+            if line.sample_id in first_seen:
+                raise ValueError(f"{where}: duplicate sample_id {line.sample_id!r} "
+                                 f"(first on line {first_seen[line.sample_id]})")
+            first_seen[line.sample_id] = n
+            if line.tools is not None:
+                try:
+                    line.tools = [_check_tool(t) for t in line.tools]
+                except ValueError as e:
+                    raise ValueError(f"{where}: {e}") from None
+                _check_offered(line, line.tools, where)
+            out.append((n, line))
+    if not out:
+        raise ValueError(f"{path}: no tasks in the file")
+    return out
+
+
+def _check_offered(line: _Line, tools: list[dict[str, Any]], where: str) -> None:
+    names = [t["name"] for t in tools]
+    if line.expected_function_call.name not in names:
+        raise ValueError(f"{where}: expected_function_call {line.expected_function_call.name!r} is not one "
+                         f"of the tools offered ({', '.join(names) or 'none'})")
+
+
+# --- tools ---------------------------------------------------------------------------------------
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _infer_schema(values: list[Any]) -> dict[str, Any]:
+    """The loosest simple JSON schema type that admits every value (arrays get item types)."""
+    types = {_json_type(v) for v in values}
+    if {"integer", "number"} <= types:
+        types.discard("integer")
+    ordered = sorted(types)
+    schema: dict[str, Any] = {"type": ordered[0] if len(ordered) == 1 else ordered}
+    items = [x for v in values if isinstance(v, list) for x in v]
+    if types == {"array"} and items:
+        schema["items"] = _infer_schema(items)
+    return schema
+
+
+def derive_tools(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """One tool per function name, its schema inferred from the calls (types and always-present args)."""
+    by_name: dict[str, list[ToolCall]] = {}
+    for c in calls:
+        by_name.setdefault(c.name, []).append(c)
+    tools = []
+    for name, group in by_name.items():
+        values: dict[str, list[Any]] = {}
+        for c in group:
+            for k, v in c.arguments.items():
+                values.setdefault(k, []).append(v)
+        properties = {k: _infer_schema(vs) for k, vs in values.items()}
+        required = [k for k in values if all(c.arguments.get(k) is not None for c in group)]
+        tools.append({"name": name, "description": f"{name} (schema inferred from {len(group)} example calls)",
+                      "parameters": {"type": "object", "properties": properties, "required": required}})
+    return tools
+
+
+def _catalog(lines: list[tuple[int, _Line]], given: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The file's tool set: given tools, then tools defined on lines, then inferred ones."""
+    tools: dict[str, dict[str, Any]] = {}
+    for t in given or []:
+        tools.setdefault(t["name"], t)
+    for _, line in lines:
+        for t in line.tools or []:
+            tools.setdefault(t["name"], t)
+    unknown = [_to_call(line) for _, line in lines if _to_call(line).name not in tools]
+    for t in derive_tools(unknown):
+        tools[t["name"]] = t
+    return list(tools.values())
+
+
+def _to_call(line: _Line) -> ToolCall:
+    c = line.expected_function_call
+    return ToolCall(name=c.name, arguments=c.arguments)
+
+
+# --- import --------------------------------------------------------------------------------------
+
+
+def split_for(sample_id: str, heldout: float) -> str:
+    """'heldout' or 'train' for a sample, fixed by the SHA-256 of its id (same answer every time)."""
+    h = int.from_bytes(hashlib.sha256(sample_id.encode("utf-8")).digest()[:8], "big") / 2**64
+    return "heldout" if h < heldout else "train"
+
+
+def _tags(line: _Line) -> list[str]:
+    if line.tags is not None:
+        return list(line.tags)
+    # Public files often encode the category in the id ("password_12"); use it when present.
+    m = re.match(r"^(.*?[A-Za-z].*?)[_\-.]?\d+$", line.sample_id)
+    return [m.group(1)] if m else []
+
+
+def task_id(suite: str, sample_id: str) -> str:
+    """The deterministic id of a task."""
+    return f"{suite}:{sample_id}"
+
+
+def reference_id(suite: str, sample_id: str) -> str:
+    """The deterministic id of a train task's reference exemplar."""
+    return f"{suite}:{sample_id}:reference"
+
+
+def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0.5, *,
+                 tools: list[dict[str, Any]] | None = None, description: str = "", source: str = "") -> Suite:
+    """Import (or re-import) a JSONL task file into `suite`; all lines are checked before anything is written."""
+    path = Path(path)
+    if not suite or not suite.strip():
+        raise ValueError("the suite needs a name")
+    if not 0.0 <= heldout <= 1.0:
+        raise ValueError(f"heldout must be a fraction between 0 and 1, not {heldout}")
+    try:
+        given = [_check_tool(t) for t in tools] if tools is not None else None
+    except ValueError as e:
+        raise ValueError(f"tools for suite {suite!r}: {e}") from None
+    lines = _read_lines(path)
+    catalog = _catalog(lines, given)
+    if given is not None:  # tools were named: a task calling anything else is a mistake, not a new tool
+        defined = given + [t for _, line in lines for t in line.tools or []]
+        for n, line in lines:
+            if line.tools is None:
+                _check_offered(line, defined, f"{path}, line {n}")
+
+    old_suite = ws.repo.get(Suite, suite)
+    merged = {t["name"]: t for t in (old_suite.tools if old_suite else [])}
+    merged.update({t["name"]: t for t in catalog})
+    start = now()
+    records: list[Record] = [Suite(
+        id=suite, name=suite, tools=list(merged.values()), heldout_fraction=heldout,
+        description=description or (old_suite.description if old_suite else ""),
+        source=source or str(path), created=old_suite.created if old_suite else start,
+    )]
+    for i, (_, line) in enumerate(lines):
+        records.extend(_task_records(ws, suite, line, catalog, heldout, start + timedelta(microseconds=i)))
+    ws.repo.put_many(records)
+    return records[0]  # type: ignore[return-value]
+
+
+def _task_records(ws: Workspace, suite: str, line: _Line, catalog: list[dict[str, Any]], heldout: float,
+                  created: Any) -> list[Record]:
+    tid = task_id(suite, line.sample_id)
+    old = ws.repo.get(Task, tid)
+    split = split_for(line.sample_id, heldout)
+    call = _to_call(line)
+    messages = [Message(role=m.role, content=m.content) for m in line.input]
+    tags = _tags(line)
+    task = Task(id=tid, suite=suite, sample_id=line.sample_id, split=split, input=messages,
+                tools=line.tools if line.tools is not None else catalog, expected=call, tags=tags,
+                created=old.created if old else created)
+    out: list[Record] = [task]
+    ref = ws.repo.get(Exemplar, reference_id(suite, line.sample_id))
+    if split == "train":
+        # Keep a person's retirement of a reference, unless it was retired only for being held out.
+        active = ref is None or ref.active or (old is not None and old.split == "heldout")
+        out.append(Exemplar(id=reference_id(suite, line.sample_id), suite=suite, task_id=tid, kind="reference",
+                            input=messages, call=call, tool=call.name, tags=tags, active=active,
+                            created=ref.created if ref else created))
+    elif ref is not None and ref.active:
+        out.append(ref.model_copy(update={"active": False}))  # a held-out answer must not leak as an exemplar
+    return out
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def suites(ws: Workspace) -> list[Suite]:
+    """Every suite in the workspace, oldest first."""
+    return ws.repo.all(Suite)
+
+
+def get_suite(ws: Workspace, suite: str) -> Suite:
+    """The suite record; ValueError naming the known suites if there is none by that name."""
+    found = ws.repo.get(Suite, suite)
+    if found is None:
+        known = ", ".join(s.name for s in suites(ws)) or "none yet"
+        raise ValueError(f"no suite named {suite!r} (known: {known})")
+    return found
+
+
+def load_tasks(ws: Workspace, suite: str, split: str | None = None) -> list[Task]:
+    """The suite's tasks in file order, optionally only one split ('train' or 'heldout')."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    get_suite(ws, suite)
+    if split is None:
+        return ws.repo.find(Task, suite=suite)
+    return ws.repo.find(Task, suite=suite, split=split)
+
+
+def tools_for(ws: Workspace, suite: str) -> list[dict[str, Any]]:
+    """The suite's tools, each {"name", "description", "parameters"}."""
+    return get_suite(ws, suite).tools
+
+
+def demo_tools() -> list[dict[str, Any]]:
+    """The tool definitions of the built-in help-desk suite."""
+    return json.loads((DATA_DIR / "demo_tools.json").read_text(encoding="utf-8"))
+
+
+def ensure_demo_suite(ws: Workspace) -> Suite:
+    """The built-in help-desk suite, imported from agentlearn/data on first use."""
+    existing = ws.repo.get(Suite, DEMO_SUITE)
+    if existing is not None:
+        return existing
+    return import_jsonl(ws, DATA_DIR / "demo_suite.jsonl", DEMO_SUITE, heldout=0.5, tools=demo_tools(),
+                        description="IT help desk and operations requests, one tool call each.", source="builtin")

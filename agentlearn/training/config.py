@@ -1,0 +1,201 @@
+"""One dataclass per training method, saved as YAML, plus named presets for the embedded SmolLM2.
+
+A config says everything a job needs: the dataset file, the base model (empty = the embedded SmolLM2),
+LoRA and optimiser settings and the method's own knobs. `device="auto"` picks CUDA when there is one,
+else CPU in float32 (TRL turns bf16 on by default, which breaks CPU training, so it is always set).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+METHODS = ("sft", "dpo", "grpo")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class JobConfig:
+    """Settings shared by every method."""
+
+    method: ClassVar[str] = ""
+    dataset_path: str = ""
+    export_id: str = ""
+    suite: str = ""
+    preset: str = ""
+    base_model: str = ""  # a model folder; empty = the embedded SmolLM2
+    init_adapter: str = ""  # an adapter folder to start from (merged into the base first)
+    name: str = ""  # the adapter's display name; empty = "<method>-<suite>-<job>"
+    max_steps: int = 2
+    per_device_train_batch_size: int = 2
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "linear"
+    warmup_steps: int = 0
+    max_length: int = 1024  # tokens of prompt + answer; longer rows are left out, never cut
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    target_modules: str = "all-linear"
+    logging_steps: int = 1
+    seed: int = 0
+    device: str = "auto"
+    quantize_4bit: bool = False  # QLoRA; only on CUDA (bitsandbytes)
+    gradient_checkpointing: bool = False
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields plus the method, as plain YAML/JSON values."""
+        return {"method": self.method, **dataclasses.asdict(self)}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as YAML."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return path
+
+    @property
+    def effective_batch(self) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps
+
+
+@dataclass
+class SFTJobConfig(JobConfig):
+    """Supervised fine-tuning on (prompt, tool call) conversations."""
+
+    method: ClassVar[str] = "sft"
+    add_special_tokens: bool = True  # <think>, </think>, <tool_call>, </tool_call> as single tokens
+    completion_only_loss: bool = True  # learn the answer, not the prompt
+
+
+@dataclass
+class DPOJobConfig(JobConfig):
+    """Direct preference optimisation on (prompt, chosen, rejected) pairs."""
+
+    method: ClassVar[str] = "dpo"
+    learning_rate: float = 5e-5
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+
+
+@dataclass
+class GRPOJobConfig(JobConfig):
+    """GRPO with verifiable rewards built from the graders."""
+
+    method: ClassVar[str] = "grpo"
+    learning_rate: float = 2e-5
+    per_device_train_batch_size: int = 4
+    num_generations: int = 4
+    max_completion_length: int = 48
+    temperature: float = 1.0
+    beta: float = 0.0
+    loss_type: str = "dapo"
+    # Weights of the reward functions, in order: tool-call quality, format compliance.
+    reward_weights: list[float] = field(default_factory=lambda: [1.0, 0.25])
+
+
+CONFIGS: dict[str, type[JobConfig]] = {"sft": SFTJobConfig, "dpo": DPOJobConfig, "grpo": GRPOJobConfig}
+
+# Presets: overrides of the defaults. cpu-small is sized to finish in minutes on 2 cores.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "cpu-tiny": {
+        "sft": {"max_steps": 2, "per_device_train_batch_size": 2, "device": "cpu"},
+        "dpo": {"max_steps": 2, "per_device_train_batch_size": 2, "device": "cpu"},
+        "grpo": {"max_steps": 2, "per_device_train_batch_size": 2, "num_generations": 2,
+                 "max_completion_length": 24, "device": "cpu"},
+    },
+    "cpu-small": {
+        "sft": {"max_steps": 60, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "lora_r": 16,
+                "lora_alpha": 32, "warmup_steps": 4, "logging_steps": 2, "device": "cpu"},
+        "dpo": {"max_steps": 30, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2,
+                "learning_rate": 5e-5, "logging_steps": 2, "device": "cpu"},
+        "grpo": {"max_steps": 20, "per_device_train_batch_size": 4, "num_generations": 4,
+                 "max_completion_length": 48, "learning_rate": 2e-5, "logging_steps": 1, "device": "cpu"},
+    },
+    "cuda-qlora": {
+        "sft": {"max_steps": 300, "per_device_train_batch_size": 16, "learning_rate": 5e-4, "lora_r": 16,
+                "lora_alpha": 32, "warmup_steps": 10, "logging_steps": 5, "device": "cuda", "quantize_4bit": True,
+                },
+        "dpo": {"max_steps": 200, "per_device_train_batch_size": 8, "learning_rate": 5e-5, "logging_steps": 5,
+                "device": "cuda", "quantize_4bit": True, },
+        "grpo": {"max_steps": 200, "per_device_train_batch_size": 16, "num_generations": 8,
+                 "max_completion_length": 96, "logging_steps": 5, "device": "cuda", "quantize_4bit": True,
+                 },
+    },
+}
+
+
+def from_dict(data: dict[str, Any]) -> JobConfig:
+    """Build the method's config from a dict (e.g. parsed YAML); unknown keys are an error."""
+    data = dict(data or {})
+    method = data.pop("method", "")
+    if method not in CONFIGS:
+        raise ValueError(f"config: 'method' must be one of {', '.join(METHODS)}, not {method!r}")
+    cls = CONFIGS[method]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"config: unknown {method} setting(s) {unknown}; known: {sorted(names)}")
+    for f in dataclasses.fields(cls):
+        if isinstance(f.default, float) and isinstance(data.get(f.name), str):
+            try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+                data[f.name] = float(data[f.name])
+            except ValueError:
+                pass
+    try:
+        config = cls(**data)
+    except TypeError as e:
+        raise ValueError(f"config: {e}") from None
+    problems = type_problems(config)
+    if problems:
+        raise ValueError("config: " + "; ".join(problems))
+    return config
+
+
+def load(path: str | Path) -> JobConfig:
+    """Read a YAML config file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no config file at {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config must be a YAML mapping of settings")
+    return from_dict(data)
+
+
+def preset(method: str, name: str = "cpu-tiny", **overrides: Any) -> JobConfig:
+    """A config from a named preset with some settings changed."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    if method not in CONFIGS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return from_dict({"method": method, **PRESETS[name][method], "preset": name, **overrides})
+
+
+def type_problems(config: JobConfig) -> list[str]:
+    """Settings whose values have the wrong type (YAML edits make these easy to get wrong)."""
+    out = []
+    for f in dataclasses.fields(config):
+        value, default = getattr(config, f.name), f.default
+        if default is dataclasses.MISSING:
+            continue
+        if isinstance(default, bool) and not isinstance(value, bool):
+            out.append(f"{f.name} must be true or false, not {value!r}")
+        elif isinstance(default, int) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, int)):
+            out.append(f"{f.name} must be a whole number, not {value!r}")
+        elif isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            out.append(f"{f.name} must be a number, not {value!r}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            out.append(f"{f.name} must be a string, not {value!r}")
+    if config.device not in DEVICES:
+        out.append(f"device must be one of {', '.join(DEVICES)}, not {config.device!r}")
+    return out

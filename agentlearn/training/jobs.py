@@ -1,0 +1,247 @@
+"""Training jobs: each one is its own detached process, watched through its Job record.
+
+    launch()  validate -> Job record (queued) -> jobs_dir/<id>/job.yaml -> `python -m agentlearn.training`
+    the job   running -> events/heartbeat -> adapter + Adapter record -> succeeded | stopped | failed
+    stop()    a control file the job reads at its next step (stop, or stop and save the adapter)
+    refresh_statuses()  a job whose process is gone, or whose heartbeat stopped, is marked failed
+
+The process is started in its own session, so closing the dashboard or the terminal does not end
+it, and killing it (even with SIGKILL) leaves the store as it was: every write is atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentlearn.training import preflight, runner
+from agentlearn.training.callbacks import CONTROL_FILE, STOP, STOP_AND_SAVE, JobProgress
+from agentlearn.training.config import JobConfig
+from agentlearn.workspace import Workspace
+from storage.records import Adapter, Job, new_id, now
+
+ACTIVE = ("queued", "running", "stopping")
+DONE = ("succeeded", "failed", "stopped")
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 180.0
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PROCS: dict[str, subprocess.Popen] = {}  # children of this process, kept so they can be reaped
+
+
+def job_dir(ws: Workspace, job_id: str) -> Path:
+    """The folder of a job: job.yaml, train.log, control file, trainer scratch space."""
+    return ws.settings.jobs_dir / job_id
+
+
+def new_job(ws: Workspace, config: JobConfig) -> Job:
+    """Store a queued Job for a config and write its job.yaml."""
+    job = Job(method=config.method, config=config.to_dict(), export_id=config.export_id, max_steps=config.max_steps)
+    folder = job_dir(ws, job.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = config.save(folder / "job.yaml")
+    job = job.model_copy(update={"config_path": str(path), "log_path": str(folder / "train.log")})
+    return ws.repo.put(job)
+
+
+def launch(ws: Workspace, config: JobConfig) -> Job:
+    """Validate, then start the job in a detached process; returns the queued Job (with pid)."""
+    errors = preflight.validate(config, ws.settings.models_dir)
+    if errors:
+        raise ValueError("the job cannot start:\n- " + "\n- ".join(errors))
+    job = new_job(ws, config)
+    env = {**os.environ, "AGENTLEARN_HOME": str(ws.settings.home), "PYTHONUNBUFFERED": "1",
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    with open(job.log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agentlearn.training", "--config", job.config_path, "--job-id", job.id],
+            cwd=str(PROJECT_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _PROCS[job.id] = proc
+    return ws.repo.update(Job, job.id, lambda j: j.model_copy(update={"pid": j.pid or proc.pid}))
+
+
+def run_job(ws: Workspace, job_id: str, config: JobConfig) -> Job:
+    """Run a stored job in this process (the job process's main): train, save, register, report."""
+    folder = job_dir(ws, job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    ws.repo.update(Job, job_id, lambda j: j.model_copy(update={
+        "status": "running" if j.status == "queued" else j.status, "pid": os.getpid(), "heartbeat": now()}))
+    signal.signal(signal.SIGTERM, lambda *_: _request(folder, STOP))  # a plain kill stops at the next step
+    beat = _Heartbeat(ws, job_id)
+    beat.start()
+    progress = JobProgress(ws, job_id, folder)
+    adapter_id = new_id()
+    adapter_dir = ws.settings.adapters_dir / adapter_id
+    try:
+        result = runner.train(config, ws.settings.models_dir, folder / "trainer", adapter_dir, [progress],
+                              should_save=lambda: progress.request != STOP)
+    except BaseException as e:  # noqa: BLE001 - any failure must reach the record, then the exit status
+        traceback.print_exc()
+        beat.stop()
+        message = f"{type(e).__name__}: {e}".strip()
+        return ws.repo.update(Job, job_id, lambda j: j.model_copy(update={
+            "status": "failed", "error": message[:2000], "finished": now(), "heartbeat": now()}))
+    beat.stop()
+    if result.saved:
+        ws.repo.put(Adapter(id=adapter_id, name=config.name or f"{config.method}-{config.suite or 'data'}-{job_id[:6]}",
+                            path=str(adapter_dir), base_model=runner.base_model_dir(config, ws.settings.models_dir),
+                            job_id=job_id, method=config.method))
+    status = "stopped" if progress.request else "succeeded"
+    summary = {**result.metrics, "rows": float(result.rows), "rows_left_out": float(result.dropped)}
+    return ws.repo.update(Job, job_id, lambda j: j.model_copy(update={
+        "status": status, "adapter_id": adapter_id if result.saved else "", "step": result.steps,
+        "metrics": {**j.metrics, **summary}, "finished": now(), "heartbeat": now()}))
+
+
+def stop(ws: Workspace, job_id: str, save: bool = False) -> Job:
+    """Ask a running job to stop at its next step; with save=True it saves its adapter first."""
+    job = ws.repo.get(Job, job_id)
+    if job is None:
+        raise ValueError(f"no job with id {job_id!r}")
+    if job.status not in ACTIVE:
+        raise ValueError(f"job {job_id} is {job.status}; only a queued or running job can be stopped")
+    _request(job_dir(ws, job_id), STOP_AND_SAVE if save else STOP)
+    return ws.repo.update(Job, job_id, lambda j: j.model_copy(update={"status": "stopping"})
+                          if j.status in ACTIVE else j)
+
+
+def refresh_statuses(ws: Workspace, stale_after: float = STALE_AFTER_S) -> list[Job]:
+    """Mark as failed the active jobs whose process is gone or silent; returns the jobs changed."""
+    changed = []
+    for job in ws.repo.all(Job):
+        if job.status not in ACTIVE:
+            continue
+        proc = _PROCS.get(job.id)
+        if proc is not None and proc.poll() is not None:
+            _PROCS.pop(job.id, None)  # reaped: a zombie would still look alive
+        why = _why_dead(job, stale_after)
+        if why:
+            updated = ws.repo.update(Job, job.id, lambda j, why=why: j.model_copy(update={
+                "status": "failed", "error": why, "finished": now()}) if j.status in ACTIVE else j)
+            if updated.status == "failed":
+                changed.append(updated)
+    return changed
+
+
+def list_jobs(ws: Workspace) -> list[Job]:
+    """All jobs, newest first, with dead ones marked failed."""
+    refresh_statuses(ws)
+    return sorted(ws.repo.all(Job), key=lambda j: j.created, reverse=True)
+
+
+def wait(ws: Workspace, job_id: str, timeout: float | None = None, poll: float = 1.0,
+         on_progress: Callable[[Job], None] | None = None) -> Job:
+    """Block until the job ends (or `timeout` seconds pass); returns the latest Job."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        refresh_statuses(ws)
+        job = ws.repo.get(Job, job_id)
+        if job is None:
+            raise ValueError(f"no job with id {job_id!r}")
+        if on_progress:
+            on_progress(job)
+        if job.status in DONE or (deadline is not None and time.monotonic() > deadline):
+            return job
+        time.sleep(poll)
+
+
+@dataclass
+class Progress:
+    """How far a job is and how long it should still take."""
+
+    fraction: float
+    elapsed_s: float
+    eta_s: float | None
+
+
+def progress(job: Job) -> Progress:
+    """Progress from the job's events: elapsed since training began, ETA from the mean step time."""
+    if not job.max_steps:
+        return Progress(0.0, 0.0, None)
+    start = next((e.at for e in job.events if e.step == 0), None) or job.created
+    end = job.finished or now()
+    elapsed = max(0.0, (end - start).total_seconds())
+    eta = elapsed / job.step * (job.max_steps - job.step) if job.step and job.status in ACTIVE else None
+    return Progress(min(1.0, job.step / job.max_steps), elapsed, eta)
+
+
+def log_tail(job: Job, lines: int = 40) -> str:
+    """The last lines of a job's log ("" if there is none yet)."""
+    if not job.log_path or not Path(job.log_path).exists():
+        return ""
+    with open(job.log_path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 64_000))
+        text = f.read().decode("utf-8", errors="replace")
+    # Progress bars redraw with carriage returns; keep only what the last redraw shows.
+    shown = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
+    return "\n".join(shown[-lines:])
+
+
+# --- internals ---------------------------------------------------------------------------------
+
+
+def _request(folder: Path, what: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{CONTROL_FILE}.tmp"
+    tmp.write_text(what)
+    os.replace(tmp, folder / CONTROL_FILE)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _why_dead(job: Job, stale_after: float) -> str:
+    if job.pid is not None and not pid_alive(job.pid):
+        return (f"the job process (pid {job.pid}) ended without reporting a result: it was killed or crashed "
+                "(out of memory?); see the log")
+    last = job.heartbeat or job.created
+    silent = (now() - last).total_seconds()
+    if silent > stale_after:
+        return f"no heartbeat for {silent:.0f} s: the job process hangs or runs elsewhere; marked failed"
+    return ""
+
+
+class _Heartbeat:
+    """A thread that writes the job's heartbeat while it loads, generates or trains."""
+
+    def __init__(self, ws: Workspace, job_id: str, every: float = HEARTBEAT_S) -> None:
+        self.ws, self.job_id, self.every = ws, job_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.ws.repo.update(Job, self.job_id, lambda j: j.model_copy(update={"heartbeat": now()}))
+            except Exception:  # noqa: BLE001 - a missed beat is not worth killing the training for
+                pass

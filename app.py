@@ -1,0 +1,97 @@
+"""The agentlearn dashboard: `streamlit run app.py`. Pages are registered here; the sidebar holds the
+workspace folder, the annotator's name and the model backend in use."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from agentlearn.settings import Settings  # noqa: E402
+from pages import _ui  # noqa: E402
+from storage.records import Adapter, Task, Trajectory  # noqa: E402
+
+st.set_page_config(page_title="agentlearn", page_icon="🧭", layout="wide")
+
+
+def _auth_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
+def _annotator_sidebar() -> None:
+    if _auth_configured():
+        if not st.user.is_logged_in:
+            st.sidebar.info("This dashboard asks you to log in: labels record who made them.")
+            st.sidebar.button("Log in", on_click=st.login)
+            st.stop()
+        name = str(st.user.get("name") or st.user.get("email") or "")
+        st.session_state["annotator_name"] = name
+        st.sidebar.text(f"Annotator: {name}")
+        st.sidebar.button("Log out", on_click=st.logout)
+        return
+    if "annotator_name" not in st.session_state:
+        st.session_state["annotator_name"] = st.query_params.get("annotator", "")
+    name = st.sidebar.text_input("Annotator", key="annotator_name", max_chars=80,
+                                 help="Your name: recorded on every label, preference and review.",
+                                 placeholder="your name")
+    if name.strip() and st.query_params.get("annotator") != name.strip():
+        st.query_params["annotator"] = name.strip()  # a bookmark or reload keeps it
+
+
+@st.cache_resource(show_spinner="Creating the demo workspace (first start only)…")
+def _ensure_demo(home: str) -> str:
+    """Give a fresh workspace something to show; returns what happened."""
+    if os.environ.get("AGENTLEARN_DEMO", "1") == "0":
+        return "demo off"
+    ws = _ui.workspace()
+    if ws.repo.count(Task) or ws.repo.count(Trajectory):
+        return "existing workspace"
+    try:
+        from agentlearn.demo import ensure_demo_workspace
+    except ImportError:
+        return "demo unavailable"
+    ensure_demo_workspace(ws)
+    return "demo created"
+
+
+def _sidebar() -> None:
+    with st.sidebar:
+        if "home" not in st.session_state:
+            st.session_state["home"] = str(Settings.from_env().home)
+        st.text_input("Workspace (AGENTLEARN_HOME)", key="home",
+                      help="The folder that holds the store, vectors, models, exports and adapters.")
+        _annotator_sidebar()
+        settings = _ui.workspace().settings
+        adapters = _ui.workspace().repo.count(Adapter)
+        st.caption("Model backend")
+        st.text(f"{settings.backend}: {settings.model_label or '(no model set)'}\n{adapters} trained adapter(s)")
+
+
+def _pages() -> list:
+    pages = [
+        st.Page("pages/overview.py", title="Overview", icon="🧭", default=True),
+        st.Page("pages/trajectories.py", title="Trajectories", icon="🏷️"),
+        st.Page("pages/preferences.py", title="Preferences", icon="⚖️"),
+        st.Page("pages/insights.py", title="Insights", icon="💡"),
+        st.Page("pages/exemplars.py", title="Exemplars", icon="📚"),
+        st.Page("pages/run.py", title="Run", icon="▶️"),
+    ]
+    if (ROOT / "pages" / "training.py").exists():
+        pages.append(st.Page("pages/training.py", title="Training", icon="🏋️"))
+    pages.append(st.Page("pages/evaluate.py", title="Evaluate", icon="📊"))
+    return pages
+
+
+page = st.navigation(_pages())
+_sidebar()
+_ensure_demo(_ui.home())
+page.run()

@@ -1,0 +1,238 @@
+"""Exemplar retrieval at scale: top-5 semantic search through exemplars.select vs NumPy brute force.
+
+    .venv/bin/python bench/bench_retrieval.py [--n 100000] [--real 4000] [--queries 200]
+
+Builds a bank of `--n` varied help-desk exemplars (templates filled with random words) in a temporary
+AGENTLEARN_HOME. `--real` texts are embedded with the real MiniLM; the other vectors are those real
+vectors plus Gaussian noise, renormalised (encoding 100k texts with MiniLM on 2 cores takes ~10 min).
+`--real` equal to `--n` encodes every text for real. Then it measures, in the same process:
+  - select(mode="semantic", k=5) given a precomputed query vector, against matrix @ q + argpartition;
+  - the same including the real MiniLM query embedding, against encode + matrix @ q + argpartition;
+  - the other modes, for information.
+It checks that select returns the reference's top 5, prints a table and writes bench/results/retrieval.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agentlearn import exemplars  # noqa: E402
+from agentlearn.embeddings import encode  # noqa: E402
+from agentlearn.settings import Settings  # noqa: E402
+from agentlearn.workspace import open_workspace  # noqa: E402
+from storage.records import Exemplar, Message, Task, ToolCall  # noqa: E402
+
+SUITE = "bench"
+CATEGORIES = {
+    "printer": ("troubleshoot_printer", [
+        "The {adj} printer on floor {num} is {problem} again, {name} says the {thing} is stuck",
+        "{name} cannot print from the {place}: the queue shows {problem} for the {thing}",
+    ]),
+    "network": ("troubleshoot_network", [
+        "Internet in the {place} is {adj} and {problem} since {day}, {name} noticed it first",
+        "VPN keeps {problem} for {name} when working from the {place} near the {thing}",
+    ]),
+    "access": ("provision_user_access", [
+        "{name} joined the {team} team and needs access to the {thing} and the {place} share",
+        "Please grant {name} {adj} rights on the {thing} for the {team} project by {day}",
+    ]),
+    "password": ("reset_password", [
+        "{name} is locked out after the password expired on {day}, the {thing} login is {problem}",
+        "I forgot my {thing} password and the reset mail from {team} never arrived, it is {adj}",
+    ]),
+    "hardware": ("diagnose_hardware_issue", [
+        "My {adj} laptop {thing} is {problem} since {day}, {name} in the {place} has the same",
+        "The monitor in the {place} flickers and the {thing} makes a {adj} noise, says {name}",
+    ]),
+    "server": ("diagnose_system_issue", [
+        "Server {thing}-{num} shows {problem} and the {team} service is {adj} for everyone",
+        "Alert from {thing}-{num}: disk {problem} in the {place} rack, {name} is on call",
+    ]),
+}
+SLOTS = {
+    "adj": "slow broken old new shared noisy flaky urgent strange loud blue central remote main spare".split(),
+    "problem": "jammed offline failing timing-out dropping overheating crashing frozen stuck unreachable "
+               "rejecting erroring blinking".split(),
+    "name": "Ana Ben Chen Dara Eli Farah Gus Hana Ivo Jules Kai Lena Mo Nia Omar Pia Raj Sol Tom Uma".split(),
+    "thing": "tray toner badge drive wiki crm erp mail calendar keyboard battery fan db01 web02 cache "
+             "ledger portal scanner dock".split(),
+    "place": "lobby lab annex warehouse kitchen boardroom studio basement library atrium".split(),
+    "team": "finance marketing legal design sales support research payroll logistics".split(),
+    "day": "monday tuesday wednesday thursday friday yesterday morning tonight".split(),
+}
+FILLER = ("alpha bravo cobalt delta ember fjord garnet harbor indigo jasper kelvin lumen marble nectar onyx "
+          "pylon quartz raven sierra tundra umber vortex willow xenon yarrow zephyr").split()
+
+
+def make_text(rng: random.Random) -> tuple[str, str, str]:
+    """A random help-desk message: (text, tool, category)."""
+    category = rng.choice(list(CATEGORIES))
+    tool, templates = CATEGORIES[category]
+    fill = {k: rng.choice(v) for k, v in SLOTS.items()}
+    fill["num"] = str(rng.randint(1, 99))
+    text = rng.choice(templates).format(**fill)
+    return f"{text} ({' '.join(rng.sample(FILLER, 2))} {rng.randint(0, 9999)})", tool, category
+
+
+def build_vectors(texts: list[str], real: int, seed: int) -> tuple[np.ndarray, float]:
+    """Real MiniLM vectors for the first `real` texts; the rest are noisy copies of them."""
+    started = time.perf_counter()
+    base = encode(texts[:real])
+    n = len(texts)
+    if real >= n:
+        return base, time.perf_counter() - started
+    rng = np.random.default_rng(seed)
+    rest = base[np.arange(real, n) % real] + rng.normal(0, 0.03, size=(n - real, base.shape[1])).astype(np.float32)
+    rest /= np.linalg.norm(rest, axis=1, keepdims=True)
+    return np.concatenate([base, rest]).astype(np.float32), time.perf_counter() - started
+
+
+def pct(values: list[float]) -> dict[str, float]:
+    ms = np.asarray(values) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3)}
+
+
+def timed(fn, args_list) -> tuple[list[float], list]:
+    times, outs = [], []
+    for args in args_list:
+        t = time.perf_counter()
+        outs.append(fn(*args))
+        times.append(time.perf_counter() - t)
+    return times, outs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000, help="exemplars in the bank")
+    ap.add_argument("--real", type=int, default=4000, help="texts embedded with real MiniLM (the rest: noisy copies)")
+    ap.add_argument("--queries", type=int, default=200, help="queries per measurement")
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "retrieval.json"))
+    args = ap.parse_args()
+    real = min(args.real, args.n)
+    rng = random.Random(args.seed)
+
+    home = Path(tempfile.mkdtemp(prefix="agentlearn-bench-"))
+    os.environ["AGENTLEARN_HOME"] = str(home)
+    ws = open_workspace(Settings(home=home), encoder=encode)
+
+    rows = [make_text(rng) for _ in range(args.n)]
+    texts = [t for t, _, _ in rows]
+    vectors, encode_s = build_vectors(texts, real, args.seed)
+    t = time.perf_counter()
+    records = [Exemplar(id=f"ex{i:06d}", suite=SUITE, task_id=f"task{i:06d}", kind="reference",
+                        input=[Message(role="user", content=text)], call=ToolCall(name=tool), tool=tool, tags=[cat])
+               for i, (text, tool, cat) in enumerate(rows)]
+    ws.repo.put_many(records)
+    store_s = time.perf_counter() - t
+    # Prefill the vector table with the vectors made above, so the index build does not re-encode.
+    by_text = dict(zip(texts, vectors, strict=True))
+    ws.vectors(exemplars.VECTOR_TABLE).sync({r.id: texts[i] for i, r in enumerate(records)},
+                                            lambda batch: np.stack([by_text[x] for x in batch]))
+
+    queries = [make_text(rng) for _ in range(args.queries)]
+    tasks = [Task(id=f"query{i}", suite=SUITE, sample_id=f"q{i}", split="heldout",
+                  input=[Message(role="user", content=q)], expected=ToolCall(name="hidden"), tags=[cat])
+             for i, (q, _, cat) in enumerate(queries)]
+    qvecs = encode([q for q, _, _ in queries])
+
+    # A cold start, as in a fresh process: new repository (parses the store), vectors read from disk.
+    exemplars.clear_cache()
+    t = time.perf_counter()
+    ws = open_workspace(Settings(home=home), encoder=encode)
+    exemplars.select(ws, tasks[0], "semantic", k=args.k, query_vector=qvecs[0])  # builds the index
+    build_s = time.perf_counter() - t
+    matrix = ws.vectors(exemplars.VECTOR_TABLE).matrix  # the same rows select ranks
+    assert matrix.shape == (args.n, vectors.shape[1])
+
+    def reference(q: np.ndarray) -> list[int]:
+        scores = matrix @ q
+        top = np.argpartition(-scores, args.k - 1)[:args.k]
+        return top[np.argsort(-scores[top])].tolist()
+
+    def reference_with_query(text: str) -> list[int]:
+        return reference(encode([text])[0])
+
+    encode(["warm up the single-query path"])
+    exemplars.select(ws, tasks[1], "semantic", k=args.k)  # warm: index built, model loaded
+    ids = [(tasks[i], qvecs[i]) for i in range(len(tasks))]
+    results: dict[str, dict] = {}
+
+    # Interleave the two so that both see the same machine state.
+    t_ref, t_sel, mismatches = [], [], 0
+    for task, q in ids:
+        a, ref = timed(reference, [(q,)])
+        b, got = timed(lambda t, v: exemplars.select(ws, t, "semantic", k=args.k, query_vector=v), [(task, q)])
+        t_ref += a
+        t_sel += b
+        mismatches += [records[i].id for i in ref[0]] != [s.exemplar.id for s in got[0]]
+    results["semantic, query vector given"] = {"select": pct(t_sel), "reference": pct(t_ref)}
+
+    t_ref, t_sel = [], []
+    for task, _ in ids:
+        text = task.input[0].content
+        a, _r = timed(reference_with_query, [(text,)])
+        b, _s = timed(lambda t: exemplars.select(ws, t, "semantic", k=args.k), [(task,)])
+        t_ref += a
+        t_sel += b
+    results["semantic, with MiniLM query"] = {"select": pct(t_sel), "reference": pct(t_ref)}
+
+    other = {}
+    for mode in ("fixed", "type", "mmr", "bm25"):
+        n_q = 20 if mode == "bm25" else len(ids)
+        first = time.perf_counter()
+        exemplars.select(ws, tasks[0], mode, k=args.k, query_vector=qvecs[0])  # bm25 builds its index here
+        other_build = time.perf_counter() - first
+        times, _ = timed(lambda t, v, m=mode: exemplars.select(ws, t, m, k=args.k, query_vector=v), ids[:n_q])
+        other[mode] = {**pct(times), "queries": n_q, "first_call_s": round(other_build, 2)}
+
+    sel = results["semantic, query vector given"]
+    withq = results["semantic, with MiniLM query"]
+    ratio = sel["select"]["p50_ms"] / sel["reference"]["p50_ms"]
+    summary = {
+        "n": args.n, "k": args.k, "queries": len(ids), "dim": int(vectors.shape[1]),
+        "vectors": "real MiniLM for all" if real >= args.n else
+                   f"real MiniLM for {real} texts, noisy copies (sigma 0.03, renormalised) for {args.n - real}",
+        "encode_s": round(encode_s, 1), "store_s": round(store_s, 1), "index_build_s": round(build_s, 2),
+        "top5_mismatches_vs_reference": mismatches, "results": results, "other_modes": other,
+        "p50_ratio_vs_reference": round(ratio, 3),
+        "target_within_1_5x": ratio <= 1.5, "target_under_30ms_with_query": withq["select"]["p50_ms"] < 30,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
+    }
+    print(f"\nExemplar retrieval, {args.n:,} exemplars x {summary['dim']}, top-{args.k}, {len(ids)} queries")
+    print(f"vectors: {summary['vectors']} (encode {summary['encode_s']} s); store {summary['store_s']} s; "
+          f"index build {summary['index_build_s']} s")
+    print(f"\n{'measurement':34} {'select p50':>11} {'p95':>8} {'reference p50':>14} {'p95':>8}")
+    for name, r in results.items():
+        print(f"{name:34} {r['select']['p50_ms']:>9.2f}ms {r['select']['p95_ms']:>6.2f}ms "
+              f"{r['reference']['p50_ms']:>12.2f}ms {r['reference']['p95_ms']:>6.2f}ms")
+    for mode, r in other.items():
+        print(f"{mode + ' (select only)':34} {r['p50_ms']:>9.2f}ms {r['p95_ms']:>6.2f}ms "
+              f"   first call {r['first_call_s']} s, {r['queries']} queries")
+    print(f"\nselect / reference (p50, vector given): {ratio:.2f}x (target <= 1.5x: "
+          f"{'met' if summary['target_within_1_5x'] else 'NOT met'}); with query p50 "
+          f"{withq['select']['p50_ms']:.1f} ms (target < 30 ms: "
+          f"{'met' if summary['target_under_30ms_with_query'] else 'NOT met'}); "
+          f"top-5 differing from reference: {mismatches}/{len(ids)}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    print(f"wrote {out}")
+    return 0 if mismatches == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Small helpers shared by the pages: the workspace, the annotator, the key cheatsheet, safe rendering.
+
+Everything that comes from data (task text, model output, tool output, reasons, names) is shown with
+st.text / st.code / st.json / st.dataframe, never as markdown or HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from agentlearn.settings import Settings
+from agentlearn.workspace import Workspace, open_workspace
+from storage.records import Exemplar, Insight, Task, Trajectory
+
+# Tests replace these (a hashing encoder, a fake chat model) before running the app.
+ENCODER = None
+CHAT_FACTORY = None
+
+
+@st.cache_resource(show_spinner=False)
+def _open(home: str) -> Workspace:
+    return open_workspace(Settings.from_env().with_(home=Path(home)), encoder=ENCODER, chat_factory=CHAT_FACTORY)
+
+
+def home() -> str:
+    """The workspace folder this session works on (sidebar choice, else AGENTLEARN_HOME)."""
+    return st.session_state.get("home") or str(Settings.from_env().home)
+
+
+def workspace() -> Workspace:
+    """The one workspace per process for the chosen folder."""
+    return _open(home())
+
+
+def clear() -> None:
+    """Forget the cached workspace and indices (tests; after the folder changed on disk)."""
+    from agentlearn import review
+
+    _open.clear()
+    review.clear_caches()
+
+
+def annotator() -> str:
+    """The name recorded on labels, preferences and reviews ('' if none chosen yet)."""
+    return str(st.session_state.get("annotator_name", "")).strip()
+
+
+def need_annotator() -> str:
+    """The annotator's name, or a warning and '' when none is set."""
+    name = annotator()
+    if not name:
+        st.warning("Type your name in the sidebar (Annotator) first: every label records who made it.")
+    return name
+
+
+def cheatsheet(keys: list[tuple[str, str]]) -> None:
+    """A one-line list of this page's keys, always visible under the title."""
+    st.caption("Keys: " + " · ".join(f"`{k}` {what}" for k, what in keys)
+               + " — keys work when no text box has focus (click outside it or press Tab).")
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """Show a message after the next rerun (callbacks run before the page is drawn)."""
+    st.session_state["_flash"] = (kind, message)
+
+
+def show_flash() -> None:
+    """Draw the pending flash message, if any, as a toast."""
+    pending = st.session_state.pop("_flash", None)
+    if pending:
+        kind, message = pending
+        icon = {"success": "✅", "error": "⚠️", "info": "ℹ️"}.get(kind, "ℹ️")
+        st.toast(message, icon=icon)
+        if kind == "error":
+            st.error(message)
+
+
+def keep(*keys: str) -> None:
+    """Keep widget values when the page is left and opened again (Streamlit drops them otherwise)."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def messages(msgs) -> None:
+    """A conversation as plain text, one block per message."""
+    for m in msgs:
+        st.text(f"[{m.role}]\n{m.content}")
+
+
+def tool_schema_names(task: Task | None) -> list[str]:
+    """The tool names a task offers."""
+    if task is None:
+        return []
+    return [t.get("function", t).get("name", "") for t in task.tools]
+
+
+def render_trajectory(ws: Workspace, traj: Trajectory, task: Task | None, flag_prefix: str = "") -> list[int]:
+    """Show a trajectory safely; with flag_prefix, a checkbox per step; returns the flagged steps."""
+    st.markdown("**Task**")
+    if task is not None:
+        messages([m for m in task.input if m.role != "system"])
+    else:
+        st.text(f"(task {traj.task_id} is not in the store)")
+    flagged = []
+    st.markdown("**Steps**")
+    for i, step in enumerate(traj.steps):
+        with st.container(border=True):
+            cols = st.columns([6, 1]) if flag_prefix else [st.container()]
+            with cols[0]:
+                st.caption(f"step {i + 1}")
+                if step.thought:
+                    st.caption("thought")
+                    st.text(step.thought)
+                if step.action:
+                    st.caption("action")
+                    st.code(step.action, language=None, wrap_lines=True)
+                if step.observation:
+                    st.caption("observation")
+                    st.code(step.observation, language=None, wrap_lines=True)
+            if flag_prefix:
+                with cols[1]:
+                    if st.checkbox("flag", key=f"{flag_prefix}{i}", help="Mark this step as wrong"):
+                        flagged.append(i)
+    if not traj.steps:
+        st.caption("output")
+        st.code(traj.output, language=None, wrap_lines=True)
+    st.markdown("**Parsed tool call**")
+    if traj.tool_call is not None:
+        st.json(traj.tool_call.model_dump(), expanded=True)
+    else:
+        st.text("(no tool call could be parsed)")
+    return flagged
+
+
+def render_verdict(traj: Trajectory) -> None:
+    """The automatic verifier's verdict and reason, shown as a suggestion."""
+    st.markdown("**Verifier suggests**")
+    if traj.verdict is None:
+        st.text("no verdict")
+        return
+    word = "success" if traj.verdict.success else "fail"
+    st.text(f"{word} (reward {traj.verdict.reward:.2f})")
+    st.code(traj.verdict.reason, language=None, wrap_lines=True)
+    if traj.verdict.scores:
+        st.dataframe([{"grader": k, "score": v} for k, v in traj.verdict.scores.items()],
+                     hide_index=True, width="stretch")
+
+
+def render_memory(ws: Workspace, traj: Trajectory) -> None:
+    """The memory the agent was given for this run: exemplars, insights, reflections."""
+    mem = traj.memory
+    st.text(f"method: {mem.method}" + (f" · exemplar mode: {mem.exemplar_mode}" if mem.exemplar_mode else "")
+            + (f" · model: {traj.model}" if traj.model else "") + f" · adapter: {traj.adapter or '(base)'}"
+            + f" · trial {traj.trial}")
+    if not (mem.exemplar_ids or mem.insight_ids or mem.reflections):
+        st.text("no memory was given")
+        return
+    if mem.exemplar_ids:
+        st.caption(f"exemplars ({len(mem.exemplar_ids)})")
+        for eid in mem.exemplar_ids:
+            ex = ws.repo.get(Exemplar, eid)
+            if ex is None:
+                st.text(f"{eid} (not in the store any more)")
+                continue
+            st.text(next((m.content for m in reversed(ex.input) if m.role == "user"), ""))
+            st.code(json.dumps(ex.call.model_dump(), ensure_ascii=False), language="json", wrap_lines=True)
+    if mem.insight_ids:
+        st.caption(f"insights (version {mem.insights_version})")
+        for iid in mem.insight_ids:
+            ins = ws.repo.get(Insight, iid)
+            st.text(f"- {ins.text}" if ins is not None else f"- {iid} (not in the store any more)")
+    if mem.reflections:
+        st.caption("reflections")
+        for text in mem.reflections:
+            st.text(text)
+
+
+def suites(ws: Workspace) -> list[str]:
+    """Suite names known to the store (tasks, suites, trajectories)."""
+    from agentlearn import review
+    from storage.records import Suite
+
+    names = {s.name for s in ws.repo.all(Suite)} | {t.suite for t in review.task_map(ws).values()}
+    return sorted(names | set(review.facets(ws)["suite"]))
+
+
+def agentlearn_cmd() -> list[str]:
+    """How to start the CLI as a child process (same interpreter, same workspace)."""
+    import sys
+
+    return [sys.executable, "-m", "agentlearn"]
+
+
+def child_env() -> dict[str, str]:
+    """The environment for child processes: this session's workspace."""
+    env = dict(os.environ)
+    env["AGENTLEARN_HOME"] = home()
+    return env

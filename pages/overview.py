@@ -1,0 +1,90 @@
+"""Overview: where things stand — counts, label progress, success rates, agreement, latest evaluations."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from agentlearn import review
+from pages import _ui
+
+ws = _ui.workspace()
+st.title("Overview")
+
+with st.spinner("Reading the store…"):
+    c = review.counts(ws)
+    people_machine = review.kappa_human_verifier(ws)
+    people = review.kappa_between_people(ws)
+
+
+def _kappa_text(a: review.Agreement) -> str:
+    return "—" if a.kappa is None else f"{a.kappa:.2f}"
+
+
+share = 100 * c["labeled"] / c["trajectories"] if c["trajectories"] else 0.0
+m = st.columns(6)
+m[0].metric("Trajectories", f"{c['trajectories']:,}", border=True, help="Stored runs of the agent")
+m[1].metric("Labeled by people", f"{c['labeled']:,}", f"{share:.1f}% of runs", delta_color="off", border=True)
+m[2].metric("Preferences", f"{c['preferences']:,}", border=True, help="Pairwise choices (DPO pairs)")
+m[3].metric("Active insights", f"{c['insights']:,}", border=True)
+m[4].metric("Proposals to review", f"{c['pending proposals']:,}", border=True,
+            help="ExpeL operations waiting on the Insights page")
+m[5].metric("People vs verifier κ", _kappa_text(people_machine), f"on {people_machine.n:,} runs",
+            delta_color="off", border=True, help="Cohen's kappa between people's verdicts and the automatic verifier")
+
+todo = c["trajectories"] - c["labeled"]
+st.write(f"{todo:,} runs wait for a first label and {c['pending proposals']:,} insight proposals wait for review. "
+         + ("" if people_machine.kappa is None else
+            f"People and the verifier agree on {100 * (people_machine.agree or 0):.0f}% of {people_machine.n:,} "
+            f"labeled runs (κ = {people_machine.kappa:.2f})."))
+if c["trajectories"] == 0:
+    st.info("The store is empty: run the agent on the Run page (or `python -m agentlearn demo`).")
+    st.stop()
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("Success rate over time")
+    over_time = review.success_over_time(ws)
+    if len(over_time):
+        fig = px.line(over_time, x="period", y="success %", color="method", markers=True,
+                      hover_data=["runs"], range_y=[0, 100])
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="method")
+        st.plotly_chart(fig, key="chart_time")
+    else:
+        st.text("No verified runs yet.")
+with right:
+    st.subheader("Success rate per learning method")
+    by_method = review.success_by_method(ws)
+    if len(by_method):
+        long = by_method.melt(id_vars=["method", "runs"], value_vars=["verifier success %", "human success %"],
+                              var_name="judged by", value_name="success %").dropna()
+        fig = px.bar(long, x="method", y="success %", color="judged by", barmode="group", hover_data=["runs"],
+                     range_y=[0, 100])
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, key="chart_method")
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("Label progress per suite")
+    st.dataframe(review.progress_by_suite(ws), hide_index=True, width="stretch")
+    st.subheader("Agreement")
+    st.dataframe([
+        {"between": "people and the verifier", "Cohen's κ": _kappa_text(people_machine), "runs": people_machine.n,
+         "raw agreement %": None if people_machine.agree is None else round(100 * people_machine.agree, 1)},
+        {"between": "two people", "Cohen's κ": _kappa_text(people), "runs": people.n,
+         "raw agreement %": None if people.agree is None else round(100 * people.agree, 1)},
+    ], hide_index=True, width="stretch")
+with right:
+    st.subheader("Label progress per annotator")
+    per_person = review.progress_by_annotator(ws)
+    if len(per_person):
+        st.dataframe(per_person, hide_index=True, width="stretch")
+    else:
+        st.text("Nobody has labeled yet.")
+    st.subheader("Latest evaluations")
+    evals = review.eval_table(ws, limit=5)
+    if len(evals):
+        st.dataframe(evals.drop(columns=["id"]), hide_index=True, width="stretch")
+    else:
+        st.text("No evaluation yet.")
+    st.page_link("pages/evaluate.py", label="All evaluations", icon="📊")

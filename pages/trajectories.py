@@ -1,0 +1,236 @@
+"""Trajectories: the labeling queue. Filter, search, find similar, label with the keyboard, bulk-accept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from agentlearn import review
+from pages import _ui
+from storage.records import Trajectory
+
+FILTER_KEYS = ("f_suite", "f_split", "f_verifier", "f_status", "f_model", "f_adapter", "f_method", "f_annotator",
+               "f_search", "f_order")
+KEYS = [("S", "success"), ("F", "fail"), ("1–5", "score"), ("V", "take the verifier's verdict"),
+        ("N", "submit and next"), ("K", "skip"), ("P", "previous"), ("M", "find similar")]
+
+ws = _ui.workspace()
+_ui.keep(*FILTER_KEYS)
+
+
+def _filters() -> review.Filters:
+    s = st.session_state
+    since = s.get("f_since")
+    return review.Filters(
+        suite=s.get("f_suite") or "", split=s.get("f_split") or "", verifier=s.get("f_verifier", "any"),
+        status=s.get("f_status", "not labeled by me"), model=s.get("f_model") or "",
+        adapter=s.get("f_adapter") or "", method=s.get("f_method") or "", annotator=s.get("f_annotator") or "",
+        search=s.get("f_search", ""), order=s.get("f_order", "newest"),
+        since=datetime.fromisoformat(since) if since else None)
+
+
+def _queue() -> list[str]:
+    return review.queue(ws, _filters(), me=_ui.annotator())
+
+
+def _draft(tid: str) -> dict:
+    drafts = st.session_state.setdefault("drafts", {})
+    if tid not in drafts:
+        mine = review.latest_label(ws, tid, _ui.annotator()) if _ui.annotator() else None
+        drafts[tid] = {"verdict": mine.verdict if mine else None, "score": mine.score if mine else None}
+        if mine and f"comment_{tid}" not in st.session_state:
+            st.session_state[f"comment_{tid}"] = mine.comment
+    return drafts[tid]
+
+
+def _unpin() -> None:
+    st.session_state["_pinned"] = None
+
+
+def _go(step: int) -> None:
+    _unpin()
+    st.session_state["traj_current"] = review.next_after(_queue(), st.session_state.get("traj_current"), step)
+
+
+def _set(field: str, value) -> None:
+    tid = st.session_state.get("traj_current")
+    if tid:
+        _draft(tid)[field] = value
+
+
+def _take_verifier() -> None:
+    traj = ws.repo.get(Trajectory, st.session_state.get("traj_current") or "")
+    if traj is not None and traj.verdict is not None:
+        _set("verdict", "success" if traj.verdict.success else "fail")
+
+
+def _submit() -> None:
+    tid = st.session_state.get("traj_current")
+    traj = ws.repo.get(Trajectory, tid or "")
+    if traj is None:
+        return
+    draft = _draft(tid)
+    name = _ui.annotator()
+    if not name:
+        _ui.flash("Type your name in the sidebar first: every label records who made it.", "error")
+        return
+    if not draft.get("verdict"):
+        _ui.flash("Choose success (S) or fail (F) before submitting.", "error")
+        return
+    ids = _queue()
+    nxt = review.next_after(ids, tid)
+    flags = [i for i in range(len(traj.steps)) if st.session_state.get(f"flag_{tid}_{i}")]
+    try:
+        review.submit_label(ws, tid, name, draft["verdict"], draft.get("score"),
+                            st.session_state.get(f"comment_{tid}", ""), flags)
+    except ValueError as e:
+        _ui.flash(str(e), "error")
+        return
+    st.session_state["drafts"].pop(tid, None)
+    _ui.flash(f"Saved: {draft['verdict']}" + (f", score {draft['score']}" if draft.get("score") else ""))
+    st.session_state["traj_current"] = nxt if nxt != tid else None
+    st.session_state["similar_of"] = None
+    _unpin()
+
+
+def _pick_from(table_key: str, ids: list[str]) -> None:
+    rows = st.session_state[table_key].selection.rows
+    if rows:
+        st.session_state["traj_current"] = st.session_state["_pinned"] = ids[rows[0]]
+
+
+st.title("Trajectories")
+_ui.cheatsheet(KEYS)
+_ui.show_flash()
+
+with st.spinner("Indexing trajectories…"):
+    facets = review.facets(ws)
+
+with st.expander("Filters and search", expanded=True):
+    c = st.columns(5)
+    c[0].selectbox("Suite", [""] + facets["suite"], key="f_suite", on_change=_unpin, format_func=lambda v: v or "all suites")
+    c[1].selectbox("Split", ["", "train", "heldout"], key="f_split", on_change=_unpin, format_func=lambda v: v or "all splits")
+    c[2].selectbox("Verifier result", review.VERIFIER_RESULTS, key="f_verifier", on_change=_unpin)
+    c[3].selectbox("Label status", review.LABEL_STATUSES, key="f_status", on_change=_unpin,
+                   index=review.LABEL_STATUSES.index("not labeled by me"))
+    c[4].selectbox("Order", review.ORDERS, key="f_order", on_change=_unpin)
+    c = st.columns(5)
+    c[0].selectbox("Model", [""] + facets["model"], key="f_model", on_change=_unpin, format_func=lambda v: v or "all models")
+    c[1].selectbox("Adapter", ["", "(none)"] + facets["adapter"], key="f_adapter", on_change=_unpin,
+                   format_func=lambda v: {"": "any adapter", "(none)": "base model"}.get(v, v))
+    c[2].selectbox("Method", [""] + facets["method"], key="f_method", on_change=_unpin, format_func=lambda v: v or "all methods")
+    c[3].selectbox("Labeled by", [""] + facets["annotator"], key="f_annotator", on_change=_unpin,
+                   format_func=lambda v: v or "anyone or no one")
+    c[4].text_input("Search text", key="f_search", on_change=_unpin, placeholder="words in the request or output")
+    if st.session_state.get("f_since"):
+        st.text(f"Only runs since {st.session_state['f_since']} (sent from the Run page)")
+        st.button("Show all runs again", on_click=lambda: st.session_state.update(f_since=None))
+
+ids = _queue()
+wanted = st.query_params.get("trajectory")
+if wanted and wanted != st.session_state.get("_written_link"):
+    # A link from outside (evidence on the Insights page, a bookmark, a reload): open that trajectory
+    # and keep it open even when the filters would hide it, until the person moves on.
+    if ws.repo.get(Trajectory, wanted) is not None:
+        st.session_state["traj_current"] = st.session_state["_pinned"] = wanted
+current = st.session_state.get("traj_current")
+if current is None or (current not in ids and current != st.session_state.get("_pinned")):
+    current = st.session_state["traj_current"] = ids[0] if ids else None
+if current:
+    st.query_params["trajectory"] = st.session_state["_written_link"] = current
+
+position = ids.index(current) + 1 if current in ids else 0
+top = st.columns([4, 1, 1, 1])
+top[0].markdown(f"**Queue:** {len(ids):,} trajectories" + (f" · item {position:,}" if position else ""))
+top[1].button("Previous", key="btn_prev", shortcut="P", on_click=_go, args=(-1,), width="stretch")
+top[2].button("Skip", key="btn_skip", shortcut="K", on_click=_go, args=(1,), width="stretch")
+top[3].button("Find similar", key="btn_similar", shortcut="M", width="stretch",
+              on_click=lambda: st.session_state.update(similar_of=st.session_state.get("traj_current")))
+
+with st.expander(f"Bulk action on the whole filtered set ({len(ids):,} trajectories)"):
+    name = _ui.annotator()
+    todo = review.bulk_accept_count(ws, ids, name) if name else []
+    st.write(f"Accepting the verifier's verdicts writes {len(todo):,} labels "
+             f"(trajectories with a verdict that you have not labeled yet).")
+    if st.button("Accept the verifier's verdicts…", key="bulk_ask", disabled=not (name and todo)):
+        st.session_state["bulk_confirm"] = len(todo)
+    if st.session_state.get("bulk_confirm"):
+        st.warning(f"This writes {len(todo):,} label records, one per trajectory, under your name. Confirm?")
+        b = st.columns(2)
+        if b[0].button(f"Confirm: write {len(todo):,} labels", key="bulk_confirm_yes", type="primary"):
+            written = review.bulk_accept_verifier(ws, ids, name)
+            st.session_state["bulk_confirm"] = 0
+            _ui.flash(f"Wrote {written:,} labels from the verifier's verdicts.")
+            st.rerun()
+        if b[1].button("Cancel", key="bulk_confirm_no"):
+            st.session_state["bulk_confirm"] = 0
+            st.rerun()
+
+if current is None:
+    st.info("Nothing to label with these filters. Change the filters, or run the agent on the Run page.")
+    st.stop()
+
+idx = review.trajectory_index(ws)
+page_size = 25
+start = max(0, min(position - 1 - page_size // 2, len(ids) - page_size)) if position else 0
+window = ids[start:start + page_size]
+with st.expander("Queue list (click a row to open it)"):
+    rows = []
+    for tid in window:
+        n = idx.position[tid]
+        rows.append({"id": tid, "suite": idx.suite[n], "split": idx.split[n], "method": idx.method[n],
+                     "verifier": {1: "success", 0: "fail"}.get(int(idx.verifier[n]), "-"),
+                     "labels": len(review.labels_of(ws, tid)), "request and output": idx.text[n][:160]})
+    st.dataframe(rows, hide_index=True, width="stretch", key="queue_table", on_select=lambda: _pick_from(
+        "queue_table", window), selection_mode="single-row")
+
+similar_of = st.session_state.get("similar_of")
+if similar_of:
+    with st.expander("Similar trajectories", expanded=True):
+        with st.spinner("Embedding trajectories (only new ones)…"):
+            hits = review.similar(ws, similar_of, k=10)
+        sim_ids = [t for t, _ in hits]
+        st.dataframe([{"id": t, "similarity": round(s, 3), "suite": idx.suite[idx.position[t]],
+                       "verifier": {1: "success", 0: "fail"}.get(int(idx.verifier[idx.position[t]]), "-"),
+                       "request and output": idx.text[idx.position[t]][:160]} for t, s in hits],
+                     hide_index=True, width="stretch", key="similar_table", selection_mode="single-row",
+                     on_select=lambda: _pick_from("similar_table", sim_ids))
+        st.button("Close", key="similar_close", on_click=lambda: st.session_state.update(similar_of=None))
+
+traj = ws.repo.get(Trajectory, current)
+task = review.task_map(ws).get(traj.task_id)
+draft = _draft(current)
+left, right = st.columns([3, 2], gap="large")
+with right:
+    with st.container(border=True):
+        st.markdown("**Your label**")
+        _ui.render_verdict(traj)
+        v = st.columns(3)
+        v[0].button("Success", key="btn_success", shortcut="S", width="stretch", on_click=_set,
+                    args=("verdict", "success"), type="primary" if draft["verdict"] == "success" else "secondary")
+        v[1].button("Fail", key="btn_fail", shortcut="F", width="stretch", on_click=_set, args=("verdict", "fail"),
+                    type="primary" if draft["verdict"] == "fail" else "secondary")
+        v[2].button("Verifier's", key="btn_verifier", shortcut="V", width="stretch", on_click=_take_verifier,
+                    disabled=traj.verdict is None)
+        s = st.columns(5)
+        for n in range(1, 6):
+            s[n - 1].button(str(n), key=f"btn_score_{n}", shortcut=str(n), width="stretch", on_click=_set,
+                            args=("score", n), type="primary" if draft["score"] == n else "secondary")
+        st.text(f"verdict: {draft['verdict'] or '—'}   score: {draft['score'] or '—'}")
+        st.text_area("Comment", key=f"comment_{current}", height=80, placeholder="optional")
+        st.button("Submit and next", key="btn_submit", shortcut="N", type="primary", width="stretch",
+                  on_click=_submit, disabled=not draft["verdict"])
+        others = review.labels_of(ws, current)
+        if others:
+            st.caption("Labels on this trajectory (latest per person)")
+            st.dataframe([{"annotator": a, "verdict": lb.verdict, "score": lb.score, "comment": lb.comment,
+                           "flagged steps": ", ".join(str(i + 1) for i in lb.step_flags),
+                           "when": lb.created.strftime("%Y-%m-%d %H:%M")} for a, lb in others.items()],
+                         hide_index=True, width="stretch")
+    with st.expander("Memory the agent was given", expanded=True):
+        _ui.render_memory(ws, traj)
+with left:
+    st.text(f"trajectory {traj.id} · suite {traj.suite} · split {traj.split} · "
+            f"{traj.created.strftime('%Y-%m-%d %H:%M')}")
+    _ui.render_trajectory(ws, traj, task, flag_prefix=f"flag_{current}_")

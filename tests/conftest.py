@@ -1,0 +1,84 @@
+"""Shared fixtures: a workspace on real TinyDB files in a temp folder, with a fake encoder and chat model.
+
+- Every test runs with AGENTLEARN_HOME pointing at its own temp folder, so nothing touches ~/.agentlearn.
+- `ws`: a Workspace there, with hash_encode and FakeChat (real models are for the few tests that ask).
+- FakeChat answers from a list of replies in turn (the last one repeats) and records the prompts it saw.
+  Tests that need other answers set `ws.chat_factory = fake_chat_factory([...])`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from any folder without installing the project
+    sys.path.insert(0, str(ROOT))
+from langchain_core.language_models.chat_models import BaseChatModel  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
+from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
+
+from agentlearn.embeddings import hash_encode  # noqa: E402
+from agentlearn.settings import Settings  # noqa: E402
+from agentlearn.workspace import Workspace, open_workspace  # noqa: E402
+
+DEFAULT_REPLY = '<tool_call>{"name": "noop", "arguments": {}}</tool_call>'
+
+
+class FakeChat(BaseChatModel):
+    """A deterministic chat model: returns `replies` in order, then keeps returning the last one."""
+
+    replies: list[str] = [DEFAULT_REPLY]
+    seen: list[list[BaseMessage]] = []  # every prompt it was given (shared by the factory's models)
+    temperature: float = 0.0
+    adapter_dir: str = ""
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake"
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        i = len(self.seen)
+        self.seen.append(list(messages))
+        text = self.replies[min(i, len(self.replies) - 1)]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+
+def fake_chat_factory(replies: list[str] | None = None) -> Callable[..., BaseChatModel]:
+    """A Workspace.chat_factory whose models share one reply list and one record of prompts."""
+    seen: list[list[BaseMessage]] = []
+    replies = list(replies or [DEFAULT_REPLY])
+
+    def factory(settings: Settings, adapter_dir: str = "", temperature: float = 0.0,
+                seed: int | None = None) -> BaseChatModel:
+        model = FakeChat(replies=replies, temperature=temperature, adapter_dir=adapter_dir)
+        model.seen = seen  # share the record across calls (pydantic copies list defaults)
+        return model
+
+    factory.seen = seen  # type: ignore[attr-defined]
+    return factory
+
+
+@pytest.fixture(autouse=True)
+def _agentlearn_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "agentlearn-home"
+    monkeypatch.setenv("AGENTLEARN_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+@pytest.fixture
+def ws(_agentlearn_home: Path) -> Workspace:
+    """A fresh workspace on real files in the test's AGENTLEARN_HOME, with fake models."""
+    return open_workspace(Settings(home=_agentlearn_home), encoder=hash_encode, chat_factory=fake_chat_factory())
+
+
+@pytest.fixture
+def make_fake_chat() -> Callable[..., Callable[..., BaseChatModel]]:
+    """fake_chat_factory, for tests that want scripted replies: ws.chat_factory = make_fake_chat([...])."""
+    return fake_chat_factory

@@ -1,0 +1,141 @@
+"""Graders: each aspect alone, normalisation rules, and the combined verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentlearn import graders
+from agentlearn.graders import (
+    WEIGHTS,
+    args_exact,
+    args_normalised,
+    grade,
+    name_match,
+    required_args,
+    schema_valid,
+    valid_json,
+    values_match,
+)
+from agentlearn.toolcall import format_tool_call
+from storage.records import ToolCall
+
+TOOL = {"type": "function", "function": {
+    "name": "schedule_meeting_room", "description": "Book a room.",
+    "parameters": {"type": "object", "properties": {
+        "room": {"type": "string"},
+        "date": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"},
+        "duration_minutes": {"type": "integer", "minimum": 15},
+        "attendees": {"type": "integer"},
+    }, "required": ["room", "date", "duration_minutes"], "additionalProperties": False},
+}}
+TOOLS = [TOOL]
+EXPECTED = ToolCall(name="schedule_meeting_room", arguments={"room": "Orion", "date": "2025-03-14",
+                                                               "duration_minutes": 60})
+
+
+def call(**args) -> ToolCall:
+    return ToolCall(name="schedule_meeting_room", arguments=args)
+
+
+def test_perfect_call_scores_one_everywhere():
+    v = grade(format_tool_call(EXPECTED), EXPECTED, EXPECTED, TOOLS)
+    assert v.success and v.reward == 1.0
+    assert v.scores == {name: 1.0 for name in WEIGHTS}
+    assert v.reason == "Correct: schedule_meeting_room called with the expected arguments."
+
+
+def test_no_call_fails_every_grader():
+    v = grade("I am not sure.", None, EXPECTED, TOOLS)
+    assert not v.success and v.reward == 0.0
+    assert set(v.scores) == set(WEIGHTS) and not any(v.scores.values())
+    assert v.reason == "Failed valid_json: no tool call found."
+
+
+def test_wrong_name():
+    other = ToolCall(name="order_hardware", arguments=EXPECTED.arguments)
+    g = name_match("", other, EXPECTED, TOOLS)
+    assert g.score == 0.0 and g.reason == "called order_hardware instead of schedule_meeting_room"
+    v = grade(format_tool_call(other), other, EXPECTED, TOOLS)
+    assert not v.success
+    assert v.reason.startswith("Failed name_match: called order_hardware")
+    assert v.scores["schema_valid"] == 0.0  # order_hardware was not offered
+
+
+def test_required_args_from_schema_or_expected_call():
+    g = required_args("", call(room="Orion"), EXPECTED, TOOLS)
+    assert g.score == pytest.approx(1 / 3)
+    assert "date, duration_minutes" in g.reason
+    # Without the tool's schema, the expected call's own arguments are the required ones.
+    g = required_args("", call(room="Orion", date="2025-03-14"), EXPECTED, [])
+    assert g.score == pytest.approx(2 / 3) and "duration_minutes" in g.reason
+    assert required_args("", call(room="x", date="y", duration_minutes=1), EXPECTED, TOOLS).score == 1.0
+
+
+def test_normalisation_rules():
+    assert values_match("Active_Directory", "active directory")
+    assert values_match("  2-hours ", "2_hours")
+    assert values_match("60", 60) and values_match(60.0, 60) and values_match("1e2", 100)
+    assert values_match("true", True) and not values_match("true", 1)
+    assert values_match(["b", "A"], ["a", "b"]) and not values_match(["a"], ["a", "a"])
+    assert values_match({"k": [1, "2"]}, {"k": [2, 1]})
+    assert not values_match("Orion", "Vega") and not values_match(60, 61)
+
+
+def test_args_normalised_vs_exact():
+    loose = call(room="orion", date="2025-03-14", duration_minutes="60")
+    assert args_exact("", loose, EXPECTED, TOOLS).score == 0.0
+    assert "'room'" in args_exact("", loose, EXPECTED, TOOLS).reason
+    assert args_normalised("", loose, EXPECTED, TOOLS).score == 1.0
+    v = grade(format_tool_call(loose), loose, EXPECTED, TOOLS)
+    assert v.success and v.reward < 1.0
+    assert v.scores["schema_valid"] == 0.0  # "60" is not an integer
+    assert v.reason.startswith("Correct after normalisation, but arguments break")
+
+
+def test_args_normalised_partial_credit_and_reasons():
+    g = args_normalised("", call(room="Vega", date="2025-03-14", duration_minutes=60), EXPECTED, TOOLS)
+    assert g.score == pytest.approx(2 / 3)
+    assert g.reason == "argument 'room' is \"Vega\", expected \"Orion\""
+    g = args_normalised("", call(room="Orion", date="2025-03-14", duration_minutes=60, attendees=3), EXPECTED, TOOLS)
+    assert g.score == pytest.approx(3 / 4) and g.reason == "argument 'attendees' was not expected"
+    g = args_normalised("", call(room="Orion", date="2025-03-14"), EXPECTED, TOOLS)
+    assert "'duration_minutes' is missing" in g.reason
+    # null counts as absent on both sides
+    assert args_normalised("", call(room="Orion", date="2025-03-14", duration_minutes=60, attendees=None),
+                           EXPECTED, TOOLS).score == 1.0
+
+
+def test_schema_valid():
+    assert schema_valid("", EXPECTED, EXPECTED, TOOLS).score == 1.0
+    g = schema_valid("", call(room="Orion", date="14/03/2025", duration_minutes=60), EXPECTED, TOOLS)
+    assert g.score == 0.0 and "at date" in g.reason
+    g = schema_valid("", call(room="Orion", date="2025-03-14", duration_minutes=60, colour="red"), EXPECTED, TOOLS)
+    assert g.score == 0.0 and "colour" in g.reason
+    g = schema_valid("", EXPECTED, EXPECTED, [])
+    assert g.score == 0.0 and g.reason == "schedule_meeting_room is not one of the offered tools"
+    bad_schema = [{"name": "schedule_meeting_room", "parameters": {"type": "no-such-type"}}]
+    assert "not a valid JSON schema" in schema_valid("", EXPECTED, EXPECTED, bad_schema).reason
+
+
+def test_valid_json():
+    assert valid_json('<tool_call>{"name": "x"}</tool_call>', None, EXPECTED, TOOLS).score == 1.0
+    g = valid_json('<tool_call>{"name": "x",</tool_call>', None, EXPECTED, TOOLS)
+    assert g.score == 0.0 and g.reason.startswith("invalid JSON at char")
+    assert valid_json("", EXPECTED, EXPECTED, TOOLS).score == 1.0  # a structured call (no text) is fine
+
+
+def test_reward_is_the_documented_weighted_mean():
+    wrong_room = call(room="Vega", date="2025-03-14", duration_minutes=60)
+    v = grade(format_tool_call(wrong_room), wrong_room, EXPECTED, TOOLS)
+    expected = sum(WEIGHTS[n] * s for n, s in v.scores.items()) / sum(WEIGHTS.values())
+    assert v.reward == pytest.approx(expected, abs=1e-4)
+    assert v.scores["args_normalised"] == pytest.approx(2 / 3, abs=1e-4)
+    assert 0.0 < v.reward < 1.0 and not v.success
+    assert v.reason == "Failed args_normalised: argument 'room' is \"Vega\", expected \"Orion\"."
+
+
+def test_every_grader_has_the_shared_signature_and_a_weight():
+    assert set(graders.GRADERS) == set(WEIGHTS) == set(graders.CHECK_ORDER)
+    for name, g in graders.GRADERS.items():
+        result = g("", EXPECTED, EXPECTED, TOOLS)
+        assert result.name == name and 0.0 <= result.score <= 1.0 and result.reason

@@ -1,0 +1,382 @@
+"""AppTest for every dashboard page: set widgets, press the buttons the keys press, check the store.
+
+Each test seeds a fresh workspace (records built directly, no model runs) and clears st.cache_resource
+before and after, so no workspace leaks from one test into another.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+from pages_seed import HOSTILE, SUITE, seed_workspace  # noqa: E402
+
+from agentlearn import review  # noqa: E402
+from agentlearn.embeddings import hash_encode  # noqa: E402
+from pages import _ui  # noqa: E402
+from storage.records import (  # noqa: E402
+    EvalRun, Exemplar, Insight, InsightProposal, Label, Preference, Trajectory,
+)
+
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def _navigation_like_a_server(monkeypatch):
+    """Run app.py on every AppTest run, as a server does once st.navigation has been called.
+
+    A folder named pages/ makes Streamlit guess the old multipage mode until st.navigation runs; a
+    server remembers the answer for the process, but AppTest forgets it before each run and would
+    then run only the page script, without the sidebar.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def seeded(ws, monkeypatch):
+    """The test workspace with seed records; the app will open the same folder."""
+    monkeypatch.setenv("AGENTLEARN_DEMO", "0")
+    monkeypatch.setattr(_ui, "ENCODER", hash_encode)
+    monkeypatch.setattr(_ui, "CHAT_FACTORY", ws.chat_factory)
+    seed_workspace(ws.repo)
+    _ui.clear()
+    yield ws
+    _ui.clear()
+
+
+def open_page(page: str | None, annotator: str = "alice", **query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    if annotator:
+        at.query_params["annotator"] = annotator
+    at.query_params.update(query)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def click(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def markdown_texts(at: AppTest) -> list[str]:
+    """Everything drawn as markdown (titles, captions, markdown, alerts): data must never be there."""
+    out = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
+    out += [h.value for h in at.subheader] + [h.value for h in at.header]
+    out += [e.value for kind in (at.info, at.warning, at.error, at.success) for e in kind]
+    return out
+
+
+def plain_texts(at: AppTest) -> list[str]:
+    return [t.value for t in at.text] + [c.value for c in at.code]
+
+
+# --- app shell ----------------------------------------------------------------------------------
+
+
+def test_sidebar_annotator_comes_from_query_and_is_kept(seeded):
+    at = open_page(None, annotator="carol")
+    assert at.sidebar.text_input(key="annotator_name").value == "carol"
+    at.sidebar.text_input(key="annotator_name").input("dave").run()
+    assert at.query_params["annotator"] == "dave"
+    assert any("embedded" in t.value for t in at.sidebar.text)
+
+
+# --- Trajectories -------------------------------------------------------------------------------
+
+
+def test_label_with_keys_is_stored_and_moves_on(seeded):
+    at = open_page("pages/trajectories.py")
+    first = at.session_state["traj_current"]
+    assert at.button(key="btn_success").proto.shortcut  # every frequent action has a key
+    click(at, "btn_fail")
+    click(at, "btn_score_2")
+    at.text_area(key=f"comment_{first}").input("wrong tool").run()
+    traj = seeded.repo.get(Trajectory, first)
+    if traj.steps:
+        at.checkbox(key=f"flag_{first}_0").check().run()
+    click(at, "btn_submit")
+    labels = seeded.repo.find(Label, trajectory_id=first, annotator="alice")
+    assert len(labels) == 1
+    assert (labels[0].verdict, labels[0].score, labels[0].comment) == ("fail", 2, "wrong tool")
+    assert labels[0].step_flags == ([0] if traj.steps else [])
+    assert at.session_state["traj_current"] != first  # submit and next
+
+
+def test_submit_without_verdict_or_name_stores_nothing(seeded):
+    at = open_page("pages/trajectories.py", annotator="")
+    click(at, "btn_success")
+    click(at, "btn_submit")
+    assert seeded.repo.count(Label) == 1  # only the seeded label
+    assert any("name in the sidebar" in e.value for e in at.error)
+
+
+def test_two_people_labeling_one_trajectory_make_two_records(seeded):
+    for name, verdict in (("alice", "btn_success"), ("bob", "btn_fail")):
+        at = open_page("pages/trajectories.py", annotator=name, trajectory="tr2ok")
+        assert at.session_state["traj_current"] == "tr2ok"
+        click(at, verdict)
+        click(at, "btn_submit")
+    labels = seeded.repo.find(Label, trajectory_id="tr2ok")
+    assert sorted((lb.annotator, lb.verdict) for lb in labels) == [("alice", "success"), ("bob", "fail")]
+
+
+def test_filters_and_search_narrow_the_queue(seeded):
+    at = open_page("pages/trajectories.py")
+    at.selectbox(key="f_status").select("any").run()
+    at.selectbox(key="f_verifier").select("success").run()
+    queue = review.queue(seeded, review.Filters(verifier="success"))
+    assert len(queue) == 6
+    assert any(f"{len(queue)} trajectories" in m.value for m in at.markdown)
+    assert seeded.repo.get(Trajectory, at.session_state["traj_current"]).verdict.success
+    at.text_input(key="f_search").input("printer").run()
+    assert at.session_state["traj_current"] == "tr1ok"
+    at.selectbox(key="f_status").select("labeled").run()
+    at.text_input(key="f_search").input("").run()
+    assert at.session_state["traj_current"] == "tr0ok"  # the one bob labeled
+
+
+def test_hostile_trajectory_is_shown_as_text_only(seeded):
+    at = open_page("pages/trajectories.py", trajectory="trhostile")
+    assert at.session_state["traj_current"] == "trhostile"
+    assert any(HOSTILE in t for t in plain_texts(at))
+    assert not any("<script>" in m or "onerror" in m for m in markdown_texts(at))
+
+
+def test_bulk_accept_says_how_many_and_writes_them(seeded):
+    at = open_page("pages/trajectories.py")
+    at.selectbox(key="f_split").select("train").run()
+    click(at, "bulk_ask")
+    expected = len(review.bulk_accept_count(seeded, review.queue(seeded, review.Filters(
+        split="train", status="not labeled by me"), me="alice"), "alice"))
+    assert expected == 6
+    assert any(f"writes {expected} label records" in w.value for w in at.warning)
+    click(at, "bulk_confirm_yes")
+    mine = seeded.repo.find(Label, annotator="alice")
+    assert len(mine) == expected
+    for label in mine:
+        assert label.verdict == ("success" if seeded.repo.get(Trajectory, label.trajectory_id).verdict.success
+                                 else "fail")
+
+
+def test_find_similar_lists_neighbours(seeded):
+    at = open_page("pages/trajectories.py", trajectory="tr0ok")
+    click(at, "btn_similar")
+    ids = list(at.dataframe(key="similar_table").value["id"])
+    assert "tr0ok" not in ids and len(ids) >= 5
+    assert ids[0] in ("tr0bad", "tr2ok", "tr4ok")  # the same request, or another password reset
+
+
+# --- Preferences --------------------------------------------------------------------------------
+
+
+def test_preference_choice_is_stored_with_sides(seeded):
+    at = open_page("pages/preferences.py")
+    pair = at.session_state["pair"]
+    assert pair is not None and pair.first.task_id == pair.second.task_id
+    click(at, "pref_b")
+    prefs = seeded.repo.find(Preference, annotator="alice")
+    assert len(prefs) == 1
+    p = prefs[0]
+    assert p.choice == "B" and p.swapped == pair.swapped
+    assert p.trajectory_a == pair.left.id and p.response_a == pair.left.output
+    assert p.trajectory_b == pair.right.id and p.response_b == pair.right.output
+    assert {p.trajectory_a, p.trajectory_b} == {pair.first.id, pair.second.id}
+    assert at.session_state["pair"] is not None and at.session_state["pair"] != pair  # next pair
+
+
+def test_edit_to_fix_stores_the_correction(seeded):
+    at = open_page("pages/preferences.py")
+    click(at, "pref_e")
+    fixed = '<tool_call>{"name": "reset_password", "arguments": {"username": "akhan"}}</tool_call>'
+    at.text_area(key="pref_fix_text").input(fixed).run()
+    click(at, "pref_x")
+    (p,) = seeded.repo.find(Preference, annotator="alice")
+    assert (p.choice, p.corrected) == ("both_bad", fixed)
+
+
+def test_two_people_judging_make_two_preferences(seeded):
+    for name in ("alice", "bob"):
+        at = open_page("pages/preferences.py", annotator=name)
+        at.selectbox(key="pref_suite").select(SUITE).run()
+        click(at, "pref_t")
+    assert sorted(p.annotator for p in seeded.repo.all(Preference)) == ["alice", "bob"]
+
+
+def test_fresh_pair_runs_the_agent_twice(seeded, make_fake_chat):
+    seeded.chat_factory = make_fake_chat(['<tool_call>{"name": "create_ticket", "arguments": {"title": "x"}}'
+                                          '</tool_call>', "I am not sure."])
+    _ui.CHAT_FACTORY = seeded.chat_factory
+    _ui.clear()
+    at = open_page("pages/preferences.py")
+    at.selectbox(key="pref_source").select("fresh agent runs").run()
+    before = seeded.repo.count(Trajectory)
+    click(at, "pref_run")
+    assert seeded.repo.count(Trajectory) == before + 2
+    click(at, "pref_a")
+    (p,) = seeded.repo.find(Preference, annotator="alice")
+    assert {p.response_a, p.response_b} == {"I am not sure.", '<tool_call>{"name": "create_ticket", '
+                                            '"arguments": {"title": "x"}}</tool_call>'}
+
+
+# --- Insights -----------------------------------------------------------------------------------
+
+
+def test_approve_reject_and_edit_proposals(seeded):
+    at = open_page("pages/insights.py")
+    assert at.session_state["ins_current"] == "prop-add"
+    assert any("Use create_ticket" in c.value for c in at.code)  # the diff
+    click(at, "ins_approve")
+    add = seeded.repo.get(InsightProposal, "prop-add")
+    assert (add.status, add.reviewer) == ("approved", "alice")
+    made = [i for i in seeded.repo.find(Insight, suite=SUITE) if i.text == "Use create_ticket for hardware faults."]
+    assert len(made) == 1 and made[0].history[0].evidence == ["tr1ok", "tr1bad"]
+    assert at.session_state["ins_current"] == "prop-edit"
+    at.text_area(key="ins_edit_prop-edit").input("Ask for the username first.").run()
+    click(at, "ins_edit")
+    assert seeded.repo.get(Insight, "ins-1").text == "Ask for the username first."
+    assert seeded.repo.get(InsightProposal, "prop-edit").status == "approved"
+
+
+def test_reject_and_manual_curation(seeded):
+    at = open_page("pages/insights.py", annotator="bob")
+    click(at, "ins_reject")
+    assert seeded.repo.get(InsightProposal, "prop-add").status == "rejected"
+    at.text_area(key="ins_new_text").input("Prefer SMS when the user cannot read email.").run()
+    click(at, "ins_add")
+    assert any(i.text.startswith("Prefer SMS") and i.history[0].by == "bob" for i in seeded.repo.all(Insight))
+    at.selectbox(key="ins_pick").select("ins-1").run()
+    click(at, "ins_promote")
+    assert seeded.repo.get(Insight, "ins-1").importance == 3
+    click(at, "ins_demote")
+    click(at, "ins_demote")
+    assert seeded.repo.get(Insight, "ins-1").importance == 1
+    at.text_area(key="ins_text_ins-1").input("Check the username.").run()
+    click(at, "ins_save")
+    assert seeded.repo.get(Insight, "ins-1").text == "Check the username."
+    at.number_input(key="ins_restore_n").set_value(0).run()
+    click(at, "ins_restore")
+    ins = seeded.repo.get(Insight, "ins-1")
+    assert ins.text.startswith("Always ask for the username") and ins.history[-1].operation == "RESTORE"
+
+
+# --- Overview -----------------------------------------------------------------------------------
+
+
+def test_overview_counts_agreement_and_evals(seeded):
+    from sklearn.metrics import cohen_kappa_score
+
+    seeded.repo.put_many([Label(trajectory_id="tr0bad", annotator="bob", verdict="fail"),
+                          Label(trajectory_id="tr1ok", annotator="bob", verdict="fail"),
+                          Label(trajectory_id="tr1bad", annotator="bob", verdict="fail"),
+                          Label(trajectory_id="tr1bad", annotator="carol", verdict="success")])
+    at = open_page("pages/overview.py")
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["Trajectories"].value == "13"
+    assert metrics["Labeled by people"].value == "4"
+    assert metrics["Proposals to review"].value == "2"
+    # bob says success/fail/fail on runs the verifier calls success/fail/success; tr1bad: bob+carol tie
+    human = ["success", "fail", "fail", "success"]  # tr0ok, tr0bad, tr1ok, tr1bad (tie -> newest: carol)
+    machine = ["success", "fail", "success", "fail"]
+    expected = cohen_kappa_score(human, machine)
+    assert metrics["People vs verifier κ"].value == f"{expected:.2f}"
+    assert len(at.get("plotly_chart")) == 2
+    evals = [d for d in at.dataframe if "call accuracy" in d.value.columns]
+    assert len(evals) == 1 and len(evals[0].value) == 2
+
+
+def test_overview_on_an_empty_store_says_what_to_do(ws, monkeypatch):
+    monkeypatch.setenv("AGENTLEARN_DEMO", "0")
+    monkeypatch.setattr(_ui, "ENCODER", hash_encode)
+    _ui.clear()
+    at = open_page("pages/overview.py")
+    assert any("store is empty" in i.value for i in at.info)
+    _ui.clear()
+
+
+# --- Exemplars ----------------------------------------------------------------------------------
+
+
+def test_exemplar_bank_add_retire_and_retrieval_modes(seeded):
+    at = open_page("pages/exemplars.py")
+    assert len(at.dataframe[0].value) == 3
+    at.text_area(key="ex_add_request").input("Unlock the account of dpatel")  # a form: sent on submit
+    at.selectbox(key="ex_add_tool").select("reset_password")
+    at.text_area(key="ex_add_args").input('{"username": "dpatel"}')
+    at.button[[b.label for b in at.button].index("Add exemplar")].click().run()
+    manual = [e for e in seeded.repo.find(Exemplar, suite=SUITE) if e.kind == "manual"]
+    assert len(manual) == 1 and manual[0].call.arguments == {"username": "dpatel"}
+    at.multiselect(key="ex_retire_ids").select("ref-0").run()
+    click(at, "ex_retire")
+    assert seeded.repo.get(Exemplar, "ref-0").active is False
+    at.text_area(key="ex_query").input("password reset for akhan by email").run()
+    headers = [m.value for m in at.markdown]
+    for mode in ("fixed", "type", "bm25", "semantic", "mmr"):
+        assert f"**{mode}**" in headers
+    assert any(t.value.startswith("score ") for t in at.text)
+    assert "ref-0" not in str([t.value for t in at.text])  # retired: never retrieved
+
+
+def test_bad_exemplar_arguments_are_refused_clearly(seeded):
+    at = open_page("pages/exemplars.py")
+    at.text_area(key="ex_add_request").input("x")
+    at.text_area(key="ex_add_args").input("{not json")
+    at.button[[b.label for b in at.button].index("Add exemplar")].click().run()
+    assert any("not valid JSON" in e.value for e in at.error)
+    assert not [e for e in seeded.repo.all(Exemplar) if e.kind == "manual"]
+
+
+# --- Run ----------------------------------------------------------------------------------------
+
+
+def test_run_one_task_and_send_it_to_the_queue(seeded, make_fake_chat):
+    seeded.chat_factory = make_fake_chat(['<tool_call>{"name": "reset_password", "arguments": '
+                                          '{"username": "akhan", "delivery": "email"}}</tool_call>'])
+    _ui.CHAT_FACTORY = seeded.chat_factory
+    _ui.clear()
+    at = open_page("pages/run.py")
+    at.selectbox(key="run_task").select(f"{SUITE}:t0").run()
+    before = {t.id for t in seeded.repo.all(Trajectory)}
+    click(at, "run_one")
+    new = [t for t in seeded.repo.all(Trajectory) if t.id not in before]
+    assert len(new) == 1 and new[0].verdict.success and new[0].task_id == f"{SUITE}:t0"
+    click(at, "run_to_queue_one")
+    assert at.session_state["traj_current"] == new[0].id
+    assert review.queue(seeded, review.Filters(since=review.datetime.fromisoformat(at.session_state["f_since"]))) \
+        == [new[0].id]
+
+
+# --- Evaluate -----------------------------------------------------------------------------------
+
+
+def test_evaluate_shows_runs_and_chart(seeded):
+    at = open_page("pages/evaluate.py")
+    assert len(at.get("plotly_chart")) == 1
+    table = [d for d in at.dataframe if "call accuracy" in d.value.columns][0].value
+    assert sorted(table["method"]) == ["exemplars", "none"]
+    assert any("python -m agentlearn eval --suite helpdesk-test" in c.value for c in at.code)
+
+
+def test_every_page_renders_without_exception(seeded):
+    at = open_page(None)
+    for page in ("pages/overview.py", "pages/trajectories.py", "pages/preferences.py", "pages/insights.py",
+                 "pages/exemplars.py", "pages/run.py", "pages/evaluate.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert at.title, page

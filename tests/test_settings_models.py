@@ -1,0 +1,184 @@
+"""Settings from the environment and the real offline models: SmolLM2 (embedded and over HTTP), MiniLM."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from agentlearn import models  # noqa: E402
+from agentlearn.llm import chat_model  # noqa: E402
+from agentlearn.settings import Settings  # noqa: E402
+from agentlearn.workspace import open_workspace  # noqa: E402
+from storage.records import Trajectory  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_home(tmp_path_factory) -> Path:
+    """One data home for every model test here, so that SmolLM2 is converted once."""
+    home = tmp_path_factory.mktemp("model-home")
+    models.chat_model_dir(Settings(home=home).models_dir)
+    return home
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def test_from_env_honours_home_and_backend(monkeypatch, tmp_path):
+    monkeypatch.setenv("AGENTLEARN_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("AGENTLEARN_BACKEND", " OpenAI ")
+    monkeypatch.setenv("AGENTLEARN_OPENAI_MODEL", "gpt-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    s = Settings.from_env()
+    assert s.home == tmp_path / "elsewhere"
+    assert s.backend == "openai" and s.openai_model == "gpt-test" and s.model_label == "gpt-test"
+    assert s.openai_base_url == "http://127.0.0.1:9/v1"
+    assert {s.store_dir.parent, s.vectors_dir.parent, s.models_dir.parent, s.exports_dir.parent,
+            s.adapters_dir.parent, s.jobs_dir.parent} == {tmp_path / "elsewhere"}
+    assert s.with_(backend="embedded").model_label == "SmolLM2-135M-Instruct"
+
+
+def test_from_env_defaults(monkeypatch, tmp_path):
+    for name in ("AGENTLEARN_HOME", "AGENTLEARN_BACKEND", "AGENTLEARN_OPENAI_MODEL", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    s = Settings.from_env()
+    assert s.home == tmp_path / ".agentlearn" and s.backend == "embedded" and s.openai_model == ""
+
+
+def test_from_env_rejects_a_bad_backend(monkeypatch):
+    monkeypatch.setenv("AGENTLEARN_BACKEND", "llamacpp")
+    with pytest.raises(ValueError, match="AGENTLEARN_BACKEND must be 'embedded' or 'openai', not 'llamacpp'"):
+        Settings.from_env()
+
+
+def test_openai_backend_needs_a_model_and_takes_no_adapter(tmp_path):
+    with pytest.raises(ValueError, match="AGENTLEARN_OPENAI_MODEL"):
+        chat_model(Settings(home=tmp_path, backend="openai"))
+    with pytest.raises(ValueError, match="LoRA adapters run only with the embedded model"):
+        chat_model(Settings(home=tmp_path, backend="openai", openai_model="m"), adapter_dir=str(tmp_path))
+
+
+# --- the real models --------------------------------------------------------------------------
+
+
+def test_embedded_chat_model_answers(model_home):
+    model = chat_model(Settings(home=model_home, max_new_tokens=24))
+    answer = model.invoke("What is the capital of France? Answer in one word.")
+    assert isinstance(answer.content, str) and answer.content.strip()
+    assert "<|im_end|>" not in answer.content
+    again = model.invoke("What is the capital of France? Answer in one word.")
+    assert again.content == answer.content  # greedy by default: the same answer twice
+
+
+def test_conversion_is_reused(model_home, monkeypatch):
+    target = model_home / "models" / models.CHAT_MODEL_NAME
+    files = ["model.safetensors", "config.json", "tokenizer.json", ".converted"]
+    before = {f: (target / f).stat().st_mtime_ns for f in files}
+
+    def no_reconvert(*args):
+        raise AssertionError("converted the GGUF file a second time")
+
+    monkeypatch.setattr(models, "_convert_gguf", no_reconvert)
+    assert models.chat_model_dir(model_home / "models") == target
+    assert {f: (target / f).stat().st_mtime_ns for f in files} == before
+    assert (target / ".converted").read_text() == models.gguf_file().name
+    assert not (target.with_name(target.name + ".partial")).exists()
+
+
+def test_embedding_model_gives_384_d_unit_vectors_that_mean_something():
+    from agentlearn.embeddings import encode
+
+    texts = ["A cat sits on the mat.", "There is a cat on the mat.", "Stock prices fell sharply today."]
+    m = encode(texts)
+    assert m.shape == (3, models.EMBEDDING_DIM) == (3, 384) and m.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(m, axis=1), 1, rtol=1e-5)
+    sim = m @ m.T
+    assert sim[0, 1] > sim[0, 2] + 0.3, sim
+    batch = encode(texts * 3)  # the batched path gives the same vectors as the one-thread path
+    np.testing.assert_allclose(batch[:3], m, atol=1e-5)
+
+
+def test_secrets_never_reach_the_home(model_home, monkeypatch):
+    secret = f"sk-test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    monkeypatch.setenv("AGENTLEARN_HOME", str(model_home))
+    monkeypatch.setenv("AGENTLEARN_BACKEND", "openai")
+    monkeypatch.setenv("AGENTLEARN_OPENAI_MODEL", "some-model")
+    settings = Settings.from_env()
+    remote = chat_model(settings)
+    assert remote.openai_api_key.get_secret_value() == secret  # the key is used ...
+
+    ws = open_workspace(settings.with_(backend="embedded", max_new_tokens=16))
+    answer = ws.chat().invoke("Say hello.").content
+    ws.repo.put(Trajectory(task_id="t", suite="s", split="train", output=answer, model=settings.model_label))
+    ws.vectors("tasks").sync({"t": answer}, lambda texts: np.eye(len(texts), 4, dtype=np.float32))
+    files = [p for p in model_home.rglob("*") if p.is_file()]
+    assert any(p.is_relative_to(settings.store_dir) for p in files)
+    leaked = [p for p in files if secret.encode() in p.read_bytes()]
+    assert leaked == []  # ... and written nowhere
+
+
+# --- the OpenAI-compatible path against a real local server ----------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def openai_server(model_home):
+    """`transformers serve` on the converted SmolLM2: a real OpenAI-compatible HTTP server."""
+    cli = Path(sys.executable).with_name("transformers")
+    cli = str(cli) if cli.exists() else shutil.which("transformers")
+    assert cli, "the `transformers` command (transformers[serving]) is not installed"
+    port = _free_port()
+    model_dir = models.chat_model_dir(model_home / "models")
+    log = open(model_home / "serve.log", "w")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.Popen([cli, "serve", str(model_dir), "--port", str(port), "--device", "cpu"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (model_home / "serve.log").read_text()[-2000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "transformers serve did not start in 90 s"
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1", model_dir
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_openai_backend_against_a_real_local_server(model_home, openai_server):
+    base_url, model_dir = openai_server
+    settings = Settings(home=model_home, backend="openai", openai_model=str(model_dir), openai_base_url=base_url,
+                        max_new_tokens=24)
+    answer = chat_model(settings).invoke("What is the capital of France?").content
+    assert isinstance(answer, str) and answer.strip()
+    local = chat_model(settings.with_(backend="embedded")).invoke("What is the capital of France?").content
+    # Same weights, both greedy: the server and the embedded model should agree on the first words.
+    assert answer.split()[:3] == local.split()[:3], (answer, local)

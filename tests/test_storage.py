@@ -1,0 +1,397 @@
+"""The TinyDB repository on real files: behaviour, corruption, migrations, vector tables."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import storage.tinydb_store as tinydb_store
+from storage import CorruptStoreError, SchemaVersionError, StoreError, TinyDBRepository, open_repository
+from storage.records import Insight, Label, Message, Step, Suite, Trajectory, Verdict
+from storage.vectors import VectorTable
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def label(i: int, **changes) -> Label:
+    fields = dict(id=f"label-{i:04d}", trajectory_id=f"traj-{i % 7}", annotator="ann" if i % 2 else "bob",
+                  verdict="success" if i % 3 else "fail", score=1 + i % 5, created=T0 + timedelta(seconds=i))
+    fields.update(changes)
+    return Label(**fields)
+
+
+def trajectory(i: int) -> Trajectory:
+    return Trajectory(
+        id=f"traj-{i:05d}", task_id=f"task-{i % 50}", suite="demo", split="train",
+        prompt=[Message(role="system", content="You call tools."), Message(role="user", content=f"Do {i}")],
+        steps=[Step(thought="think", action='{"name": "f"}', observation="ok")],
+        output='<tool_call>{"name": "f", "arguments": {}}</tool_call>',
+        verdict=Verdict(success=i % 2 == 0, reward=float(i % 2 == 0), reason="name matches"),
+        created=T0 + timedelta(seconds=i),
+    )
+
+
+def shard_of(repo: TinyDBRepository, record) -> Path:
+    return repo.root / record.table / f"{repo._shard_index(type(record), record.id):02d}.json"
+
+
+# --- repository behaviour ------------------------------------------------------------------------
+
+
+def test_put_get_roundtrip_and_missing(tmp_path):
+    repo = open_repository(str(tmp_path))
+    t = trajectory(1)
+    assert repo.put(t) is t
+    got = repo.get(Trajectory, t.id)
+    assert got == t
+    assert got.verdict.success is False and got.prompt[1].content == "Do 1"
+    assert repo.get(Trajectory, "nope") is None
+    assert repo.get(Label, t.id) is None  # ids are per kind
+
+
+def test_put_replaces_by_id(tmp_path):
+    repo = open_repository(str(tmp_path))
+    repo.put(label(1, comment="first"))
+    repo.put(label(1, comment="second"))
+    assert repo.count(Label) == 1
+    assert repo.get(Label, "label-0001").comment == "second"
+    assert TinyDBRepository(tmp_path).get(Label, "label-0001").comment == "second"
+
+
+def test_all_is_oldest_first_across_shards(tmp_path):
+    repo = open_repository(str(tmp_path))
+    order = [5, 0, 17, 3, 11, 2, 9]
+    for i in order:
+        repo.put(label(i))
+    assert [r.id for r in repo.all(Label)] == [f"label-{i:04d}" for i in sorted(order)]
+    assert len({shard_of(repo, label(i)) for i in order}) > 1, "the test should span shards"
+    fresh = TinyDBRepository(tmp_path)
+    assert [r.id for r in fresh.all(Label)] == [f"label-{i:04d}" for i in sorted(order)]
+
+
+def test_find_by_fields(tmp_path):
+    repo = open_repository(str(tmp_path))
+    repo.put_many(label(i) for i in range(30))
+    fails = repo.find(Label, verdict="fail")
+    assert [r.id for r in fails] == [f"label-{i:04d}" for i in range(30) if i % 3 == 0]
+    both = repo.find(Label, verdict="fail", annotator="bob")
+    assert [r.id for r in both] == [f"label-{i:04d}" for i in range(30) if i % 3 == 0 and i % 2 == 0]
+    assert repo.find(Label, annotator="nobody") == []
+
+
+def test_update_delete_count(tmp_path):
+    repo = open_repository(str(tmp_path))
+    repo.put(Insight(id="rule", suite="s", text="Check the tool name."))
+    new = repo.update(Insight, "rule", lambda r: r.model_copy(update={"importance": r.importance + 1}))
+    assert new.importance == 3
+    assert TinyDBRepository(tmp_path).get(Insight, "rule").importance == 3
+    with pytest.raises(StoreError, match="no Insight with id 'missing'"):
+        repo.update(Insight, "missing", lambda r: r)
+    assert repo.count(Insight) == 1
+    assert repo.delete(Insight, "rule") is True
+    assert repo.delete(Insight, "rule") is False
+    assert repo.count(Insight) == 0 and repo.get(Insight, "rule") is None
+    assert TinyDBRepository(tmp_path).count(Insight) == 0
+
+
+def test_update_does_not_change_the_cached_record_on_failure(tmp_path):
+    repo = open_repository(str(tmp_path))
+    repo.put(Insight(id="rule", suite="s", text="a"))
+
+    def broken(r):
+        r.text = "changed in place"
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        repo.update(Insight, "rule", broken)
+    assert repo.get(Insight, "rule").text == "a"
+
+
+def test_version_changes_only_on_writes(tmp_path):
+    repo = open_repository(str(tmp_path))
+    v0 = repo.version(Label)
+    repo.put(label(1))
+    v1 = repo.version(Label)
+    assert v1 != v0
+    repo.all(Label), repo.get(Label, "label-0001"), repo.count(Label)
+    assert repo.version(Label) == v1
+    repo.update(Label, "label-0001", lambda r: r.model_copy(update={"comment": "x"}))
+    v2 = repo.version(Label)
+    assert v2 != v1
+    repo.delete(Label, "label-0001")
+    assert repo.version(Label) != v2
+    assert repo.version(Trajectory) == TinyDBRepository(tmp_path).version(Trajectory)
+
+
+def test_put_many_writes_each_shard_once(tmp_path, monkeypatch):
+    repo = open_repository(str(tmp_path))
+    writes: list[Path] = []
+    real = tinydb_store.write_atomic
+    monkeypatch.setattr(tinydb_store, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
+    records = [label(i) for i in range(500)] + [trajectory(i) for i in range(3)] + [Suite(name="s")]
+    assert repo.put_many(records) == 504
+    touched = {shard_of(repo, r) for r in records}
+    assert sorted(writes) == sorted(touched)  # one write per touched shard, no more
+    assert repo.count(Label) == 500 and repo.count(Trajectory) == 3 and repo.count(Suite) == 1
+    assert TinyDBRepository(tmp_path).count(Label) == 500
+
+
+def test_put_many_empty_and_unknown_kind(tmp_path):
+    from storage.records import Record
+
+    class NotStored(Record):
+        table = "not_stored"
+
+    repo = open_repository(str(tmp_path))
+    assert repo.put_many([]) == 0
+    with pytest.raises(StoreError, match="NotStored is not a stored record kind"):
+        repo.put_many([label(1), NotStored()])
+    assert repo.count(Label) == 0  # the batch is checked before anything is written
+
+
+def test_two_instances_see_each_others_writes(tmp_path):
+    a, b = TinyDBRepository(tmp_path), TinyDBRepository(tmp_path)
+    assert a.all(Label) == [] and b.all(Label) == []  # both have parsed (empty) shards cached
+    a.put(label(1))
+    assert b.get(Label, "label-0001") == label(1)
+    b.put_many([label(2), label(3)])
+    assert [r.id for r in a.all(Label)] == ["label-0001", "label-0002", "label-0003"]
+    b.update(Label, "label-0001", lambda r: r.model_copy(update={"comment": "by b"}))
+    assert a.get(Label, "label-0001").comment == "by b"
+    a.update(Label, "label-0001", lambda r: r.model_copy(update={"comment": r.comment + ", then a"}))
+    assert b.get(Label, "label-0001").comment == "by b, then a"
+    a.delete(Label, "label-0002")
+    assert b.get(Label, "label-0002") is None and b.count(Label) == 2
+    assert a.version(Label) == b.version(Label)
+
+
+def test_files_are_tinydb_json_keyed_by_record_id(tmp_path):
+    repo = open_repository(str(tmp_path))
+    t = trajectory(4)
+    repo.put(t)
+    assert json.loads(shard_of(repo, t).read_text()) == {"records": {t.id: t.model_dump(mode="json")}}
+    assert json.loads((tmp_path / "meta.json").read_text()) == {"schema_version": 2, "shards": tinydb_store.SHARDS}
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_shard_counts_are_fixed_per_store(tmp_path, monkeypatch):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "meta.json").write_text(json.dumps({"schema_version": 2}))  # written before shard counts were kept
+    repo = TinyDBRepository(old)
+    assert repo._shard_counts == tinydb_store.LEGACY_SHARDS
+    assert json.loads((old / "meta.json").read_text())["shards"] == tinydb_store.LEGACY_SHARDS
+    repo.put_many(trajectory(i) for i in range(300))
+    assert len(list((old / "trajectories").glob("*.json"))) == 64
+    monkeypatch.setattr(tinydb_store, "SHARDS", {"trajectories": 7})  # a later release picks other counts
+    again = TinyDBRepository(old)
+    assert again.count(Trajectory) == 300 and again.get(Trajectory, "traj-00123") == trajectory(123)
+    new = TinyDBRepository(tmp_path / "new")
+    new.put_many(trajectory(i) for i in range(300))
+    assert len(list((tmp_path / "new" / "trajectories").glob("*.json"))) == 7
+
+
+# --- bad files: clear errors, nothing overwritten ----------------------------------------------
+
+
+def _store_with_labels(root: Path) -> tuple[TinyDBRepository, Path, Label]:
+    repo = TinyDBRepository(root)
+    repo.put_many(label(i) for i in range(40))
+    victim = label(7)
+    return repo, shard_of(repo, victim), victim
+
+
+def _assert_refused(root: Path, path: Path, before: bytes, victim: Label, match: str) -> None:
+    repo = TinyDBRepository(root)
+    with pytest.raises(CorruptStoreError, match=match):
+        repo.all(Label)
+    with pytest.raises(CorruptStoreError, match=match):
+        repo.get(Label, victim.id)
+    for write in (lambda: repo.put(victim.model_copy(update={"comment": "overwrite?"})),
+                  lambda: repo.put_many([label(i, comment="x") for i in range(40)]),
+                  lambda: repo.update(Label, victim.id, lambda r: r),
+                  lambda: repo.delete(Label, victim.id)):
+        with pytest.raises(CorruptStoreError, match=match):
+            write()
+        assert path.read_bytes() == before, "a refused write must not touch the file"
+
+
+def test_record_with_wrong_field_type_is_named_and_never_overwritten(tmp_path):
+    repo, path, victim = _store_with_labels(tmp_path)
+    data = json.loads(path.read_text())
+    data["records"][victim.id]["score"] = "five"
+    path.write_text(json.dumps(data))
+    before = path.read_bytes()
+    match = rf"{path}: record '{victim.id}' is not a valid Label: score"
+    _assert_refused(tmp_path, path, before, victim, match)
+    # The instance that wrote the file before it was edited also notices the change.
+    with pytest.raises(CorruptStoreError, match=match):
+        repo.all(Label)
+    assert path.read_bytes() == before
+    # Other tables and untouched shards still work.
+    other = next(label(i) for i in range(40) if shard_of(repo, label(i)) != path)
+    assert repo.get(Label, other.id) == other
+    repo.put(trajectory(1))
+    assert repo.count(Trajectory) == 1
+
+
+def test_truncated_shard_is_named_and_never_overwritten(tmp_path):
+    _, path, victim = _store_with_labels(tmp_path)
+    full = path.read_bytes()
+    path.write_bytes(full[: len(full) // 2])
+    before = path.read_bytes()
+    _assert_refused(tmp_path, path, before, victim, rf"{path} is not valid JSON")
+
+
+def test_empty_shard_is_corrupt_not_empty(tmp_path):
+    # TinyDB's in-place write can leave a zero-byte file; reading it as "no records" would let
+    # the next write replace everything that was there.
+    _, path, victim = _store_with_labels(tmp_path)
+    path.write_bytes(b"")
+    _assert_refused(tmp_path, path, b"", victim, rf"{path} is empty")
+
+
+def test_shard_holding_a_non_object_is_refused(tmp_path):
+    _, path, victim = _store_with_labels(tmp_path)
+    path.write_text("[1, 2]")
+    _assert_refused(tmp_path, path, b"[1, 2]", victim, rf"{path} does not hold")
+
+
+def test_unreadable_meta_is_refused(tmp_path):
+    TinyDBRepository(tmp_path).put(label(1))
+    (tmp_path / "meta.json").write_text('{"schema_vers')
+    with pytest.raises(CorruptStoreError, match="meta.json is unreadable"):
+        TinyDBRepository(tmp_path)
+    assert (tmp_path / "meta.json").read_text() == '{"schema_vers'
+
+
+# --- migrations ------------------------------------------------------------------------------------
+
+
+def _make_v1_store(root: Path, shards: dict[str, int] | None = None) -> TinyDBRepository:
+    root.mkdir()
+    (root / "meta.json").write_text(json.dumps({"schema_version": 2, "shards": shards or tinydb_store.SHARDS}))
+    repo = TinyDBRepository(root)
+    repo.put_many([trajectory(i) for i in range(20)] + [label(i) for i in range(5)])
+    for path in (root / "trajectories").glob("*.json"):
+        data = json.loads(path.read_text())
+        for doc in data["records"].values():
+            del doc["episode_id"]  # version 1 had no Reflexion episodes
+        path.write_text(json.dumps(data))
+    meta = json.loads((root / "meta.json").read_text())
+    (root / "meta.json").write_text(json.dumps({**meta, "schema_version": 1}))
+    return repo
+
+
+def test_version_1_store_is_backed_up_and_migrated(tmp_path):
+    root = tmp_path / "store"
+    _make_v1_store(root)
+    old_files = {p.relative_to(root): p.read_bytes() for p in root.rglob("*.json")}
+    repo = TinyDBRepository(root)
+    assert json.loads((root / "meta.json").read_text()) == {"schema_version": 2, "shards": tinydb_store.SHARDS}
+    backup = tmp_path / "store.v1.bak"
+    assert {p.relative_to(backup): p.read_bytes() for p in backup.rglob("*.json")} == old_files
+    for path in (root / "trajectories").glob("*.json"):
+        for doc in json.loads(path.read_text())["records"].values():
+            assert doc["episode_id"] == ""
+    assert repo.count(Trajectory) == 20 and repo.count(Label) == 5
+    assert repo.get(Trajectory, "traj-00003") == trajectory(3)
+    # Opening again does not migrate (or back up) twice.
+    before = {p: p.read_bytes() for p in root.rglob("*.json")}
+    TinyDBRepository(root)
+    assert {p: p.read_bytes() for p in root.rglob("*.json")} == before
+
+
+def test_store_without_meta_but_with_data_counts_as_version_1(tmp_path):
+    root = tmp_path / "store"
+    _make_v1_store(root, shards=tinydb_store.LEGACY_SHARDS)
+    (root / "meta.json").unlink()
+    repo = TinyDBRepository(root)
+    assert json.loads((root / "meta.json").read_text()) == {"schema_version": 2, "shards": tinydb_store.LEGACY_SHARDS}
+    assert (tmp_path / "store.v1.bak").is_dir()
+    assert repo.count(Trajectory) == 20 and repo.get(Trajectory, "traj-00003") == trajectory(3)
+
+
+def test_newer_store_is_refused_untouched(tmp_path):
+    TinyDBRepository(tmp_path).put(label(1))
+    (tmp_path / "meta.json").write_text(json.dumps({"schema_version": 99}))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(SchemaVersionError, match="schema version 99, newer than this agentlearn"):
+        TinyDBRepository(tmp_path)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_migration_refuses_a_corrupt_shard_without_changing_anything(tmp_path):
+    root = tmp_path / "store"
+    _make_v1_store(root)
+    bad = root / "labels" / "00.json"
+    bad.write_text('{"records": {"x"')
+    before = {p: p.read_bytes() for p in root.rglob("*.json")}
+    with pytest.raises(CorruptStoreError, match=rf"{bad} is not valid JSON"):
+        TinyDBRepository(root)
+    assert {p: p.read_bytes() for p in root.rglob("*.json")} == before
+
+
+# --- vector tables --------------------------------------------------------------------------------
+
+
+class CountingEncoder:
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts):
+        self.calls.append(list(texts))
+        rng = [np.random.default_rng(abs(hash(t)) % 2**32).normal(size=8) for t in texts]
+        m = np.asarray(rng, dtype=np.float32).reshape(len(texts), 8)
+        return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def test_vector_table_encodes_only_what_changed(tmp_path):
+    enc = CountingEncoder()
+    table = VectorTable(tmp_path, "tasks")
+    assert table.sync({"a": "alpha", "b": "beta", "c": "gamma"}, enc) == 3
+    assert enc.calls == [["alpha", "beta", "gamma"]]
+    assert table.ids == ["a", "b", "c"] and table.matrix.shape == (3, 8) and table.matrix.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(table.matrix, axis=1), 1, rtol=1e-5)
+    b_row = table.rows(["b"]).copy()
+
+    assert table.sync({"a": "alpha", "b": "beta", "c": "gamma"}, enc) == 0
+    assert len(enc.calls) == 1  # nothing new: the encoder is not called at all
+    assert table.sync({"a": "alpha", "b": "beta", "c": "GAMMA", "d": "delta"}, enc) == 2
+    assert enc.calls[-1] == ["GAMMA", "delta"]
+    assert table.sync({"b": "beta", "c": "GAMMA", "d": "delta"}, enc) == 0  # a removal encodes nothing
+    assert len(enc.calls) == 2
+    assert sorted(table.ids) == ["b", "c", "d"] and table.matrix.shape == (3, 8)
+    np.testing.assert_array_equal(table.rows(["b"]), b_row)
+
+    other = VectorTable(tmp_path, "tasks").load()  # a second instance (another process) reads the files
+    assert other.ids == table.ids
+    np.testing.assert_array_equal(other.matrix, table.matrix)
+    assert other.sync({"b": "beta", "c": "GAMMA", "d": "delta"}, enc) == 0
+    assert len(enc.calls) == 2
+    table.sync({"b": "beta"}, enc)
+    assert other.load().ids == ["b"]
+
+
+def test_vector_table_corruption_is_reported_and_left_alone(tmp_path):
+    enc = CountingEncoder()
+    VectorTable(tmp_path, "tasks").sync({"a": "alpha", "b": "beta"}, enc)
+    index = tmp_path / "tasks.json"
+    index.write_text(json.dumps({"ids": ["a", "b", "c"], "hashes": ["1", "2", "3"]}))
+    files = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(CorruptStoreError, match="lists 3 ids but .*tasks.npy has 2 rows"):
+        VectorTable(tmp_path, "tasks").load()
+    with pytest.raises(CorruptStoreError):
+        VectorTable(tmp_path, "tasks").sync({"a": "alpha"}, enc)
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files
+
+    matrix = tmp_path / "tasks.npy"
+    matrix.write_bytes(files[matrix][:40])
+    with pytest.raises(CorruptStoreError, match="tasks.npy"):
+        VectorTable(tmp_path, "tasks").load()
+    assert matrix.read_bytes() == files[matrix][:40]
+    assert len(enc.calls) == 1

@@ -1,0 +1,217 @@
+"""Importing suites: validation, all-or-nothing writes, splits, tools, references and the demo suite."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from agentlearn import tasks
+from agentlearn.graders import schema_valid
+from agentlearn.settings import Settings
+from agentlearn.toolcall import tool_by_name
+from agentlearn.workspace import open_workspace
+from storage.records import Exemplar, Suite, Task, ToolCall
+
+RESET = {"type": "function", "function": {
+    "name": "reset_password", "description": "Reset a password.",
+    "parameters": {"type": "object", "properties": {"username": {"type": "string"}}, "required": ["username"]},
+}}
+
+
+def line(sample_id: str, name: str = "reset_password", args: dict | None = None, **extra) -> dict:
+    return {"sample_id": sample_id, "input": [{"role": "user", "content": f"please help {sample_id}"}],
+            "expected_function_call": {"name": name, "arguments": args if args is not None else {"username": "u"}},
+            **extra}
+
+
+def write(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def store_sizes(ws) -> tuple[int, int, int]:
+    return ws.repo.count(Task), ws.repo.count(Exemplar), ws.repo.count(Suite)
+
+
+def test_import_stores_tasks_suite_and_references(ws, tmp_path):
+    rows = [line(f"s{i}", args={"username": f"user{i}"}) for i in range(20)]
+    suite = tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", rows), "mine", heldout=0.5)
+    assert suite.name == "mine" and suite.heldout_fraction == 0.5 and suite.source.endswith("a.jsonl")
+    loaded = tasks.load_tasks(ws, "mine")
+    assert [t.sample_id for t in loaded] == [f"s{i}" for i in range(20)]  # file order
+    assert {t.id for t in loaded} == {f"mine:s{i}" for i in range(20)}
+    assert loaded[3].expected == ToolCall(name="reset_password", arguments={"username": "user3"})
+    train = tasks.load_tasks(ws, "mine", split="train")
+    held = tasks.load_tasks(ws, "mine", split="heldout")
+    assert len(train) + len(held) == 20 and train and held
+    assert all(t.split == tasks.split_for(t.sample_id, 0.5) for t in loaded)
+    refs = ws.repo.find(Exemplar, suite="mine")
+    assert sorted(e.task_id for e in refs) == sorted(t.id for t in train)
+    assert all(e.kind == "reference" and e.tool == "reset_password" and e.active for e in refs)
+    ref = ws.repo.get(Exemplar, tasks.reference_id("mine", train[0].sample_id))
+    assert ref.call == train[0].expected and ref.input == train[0].input
+    assert [s.name for s in tasks.suites(ws)] == ["mine"]
+
+
+def test_reimport_updates_in_place(ws, tmp_path):
+    path = write(tmp_path / "a.jsonl", [line(f"s{i}") for i in range(10)])
+    tasks.import_jsonl(ws, path, "mine")
+    before = {t.id: t.created for t in tasks.load_tasks(ws, "mine")}
+    sizes = store_sizes(ws)
+    write(path, [line(f"s{i}", args={"username": "changed"}) for i in range(10)])
+    tasks.import_jsonl(ws, path, "mine")
+    assert store_sizes(ws) == sizes
+    after = tasks.load_tasks(ws, "mine")
+    assert {t.id: t.created for t in after} == before
+    assert all(t.expected.arguments == {"username": "changed"} for t in after)
+
+
+def test_reimport_with_more_heldout_retires_leaking_references(ws, tmp_path):
+    path = write(tmp_path / "a.jsonl", [line(f"s{i}") for i in range(30)])
+    tasks.import_jsonl(ws, path, "mine", heldout=0.0)
+    assert len(ws.repo.find(Exemplar, suite="mine", active=True)) == 30
+    tasks.import_jsonl(ws, path, "mine", heldout=0.5)
+    train_ids = {t.id for t in tasks.load_tasks(ws, "mine", split="train")}
+    assert {e.task_id for e in ws.repo.find(Exemplar, suite="mine", active=True)} == train_ids
+    assert 0 < len(train_ids) < 30
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([line("a"), line("b"), '{"sample_id": "c", "input": [', line("d")], "line 3: invalid JSON"),
+    ([line("a"), {"sample_id": "b", "input": [{"role": "user", "content": "hi"}]}],
+     "line 2: expected_function_call: Field required"),
+    ([line("a"), line("b"), {**line("c"), "input": [{"role": 7, "content": "hi"}]}],
+     "line 3: input.0.role: Input should be a valid string"),
+    ([line("a"), {**line("b"), "input": [{"role": "user", "content": ["x"]}]}], "line 2: input.0.content"),
+    ([line("a"), {**line("b"), "input": []}], "line 2: input: List should have at least 1 item"),
+    ([line("a"), line("b"), line("a")], "line 3: duplicate sample_id 'a' (first on line 1)"),
+    ([line("a"), "[1, 2]"], "line 2: a task must be a JSON object, not list"),
+    ([line("a"), line("b", args=[1])], "line 2: expected_function_call.arguments"),
+    ([line("a", tools=[RESET]), line("b", name="unlock", tools=[RESET])],
+     "line 2: expected_function_call 'unlock' is not one of the tools offered (reset_password)"),
+    ([line("a", tools=[{"name": "reset_password", "parameters": {"type": "nope"}}])],
+     "line 1: tool 'reset_password': 'parameters' is not a valid JSON schema"),
+    ([], "no tasks in the file"),
+])
+def test_bad_files_raise_and_leave_the_store_unchanged(ws, tmp_path, rows, message):
+    tasks.import_jsonl(ws, write(tmp_path / "good.jsonl", [line("x"), line("y")]), "mine")
+    sizes = store_sizes(ws)
+    bad = write(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(ValueError) as err:
+        tasks.import_jsonl(ws, bad, "mine")
+    assert message in str(err.value)
+    assert str(bad) in str(err.value) or not rows
+    assert store_sizes(ws) == sizes
+    assert [t.sample_id for t in tasks.load_tasks(ws, "mine")] == ["x", "y"]
+
+
+def test_bad_arguments_to_import(ws, tmp_path):
+    path = write(tmp_path / "a.jsonl", [line("a")])
+    with pytest.raises(ValueError, match="heldout must be a fraction"):
+        tasks.import_jsonl(ws, path, "mine", heldout=1.5)
+    with pytest.raises(FileNotFoundError, match="no such task file"):
+        tasks.import_jsonl(ws, tmp_path / "missing.jsonl", "mine")
+    with pytest.raises(ValueError, match=r"line 1: expected_function_call 'reset_password' is not one of the tools"):
+        tasks.import_jsonl(ws, path, "mine", tools=[{"name": "other"}])
+    with pytest.raises(ValueError, match="no suite named 'nope'"):
+        tasks.load_tasks(ws, "nope")
+    tasks.import_jsonl(ws, path, "mine")
+    with pytest.raises(ValueError, match="split must be one of"):
+        tasks.load_tasks(ws, "mine", split="test")
+
+
+def test_split_is_deterministic_and_roughly_proportional():
+    ids = [f"task-{i}" for i in range(2000)]
+    first = [tasks.split_for(i, 0.3) for i in ids]
+    assert first == [tasks.split_for(i, 0.3) for i in ids]
+    assert 0.26 < first.count("heldout") / len(ids) < 0.34
+    assert all(tasks.split_for(i, 0.0) == "train" for i in ids[:100])
+    assert all(tasks.split_for(i, 1.0) == "heldout" for i in ids[:100])
+    # A bigger held-out fraction only moves tasks from train to held-out, never back.
+    assert all(tasks.split_for(i, 0.5) == "heldout" for i, s in zip(ids, first, strict=True) if s == "heldout")
+
+
+def test_tools_are_derived_from_expected_calls(ws, tmp_path):
+    rows = [
+        line("a", args={"username": "x", "days": 3, "tags": ["a", "b"]}),
+        line("b", args={"username": "y", "days": 2.5, "force": True}),
+        line("c", name="unlock", args={"username": "z"}),
+    ]
+    tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", rows), "derived")
+    tools = tasks.tools_for(ws, "derived")
+    assert [t["name"] for t in tools] == ["reset_password", "unlock"]
+    params = tool_by_name(tools, "reset_password")["parameters"]
+    assert params["properties"] == {"username": {"type": "string"}, "days": {"type": "number"},
+                                    "tags": {"type": "array", "items": {"type": "string"}},
+                                    "force": {"type": "boolean"}}
+    assert params["required"] == ["username", "days"]
+    for t in tasks.load_tasks(ws, "derived"):
+        assert t.tools == tools
+        assert schema_valid("", t.expected, t.expected, t.tools).score == 1.0
+
+
+def test_line_tools_and_given_tools_are_normalised(ws, tmp_path):
+    rows = [line("a", tools=[RESET]), line("b"), line("c", name="unlock", args={"username": "q"})]
+    unlock = {"name": "unlock", "description": "Unlock.", "parameters": {"type": "object", "properties": {}}}
+    tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", rows), "mixed", tools=[unlock])
+    a, b, c = tasks.load_tasks(ws, "mixed")
+    assert a.tools == [RESET["function"]]
+    assert b.tools == c.tools == [unlock, RESET["function"]]  # the file's tool set
+    assert a.tags == [] and b.tags == []
+
+
+def test_tags_from_lines_or_from_the_sample_id_category(ws, tmp_path):
+    rows = [line("password_12"), line("server-outage-3"), line("x", tags=["accounts"]), line("42")]
+    tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", rows), "tags")
+    assert [t.tags for t in tasks.load_tasks(ws, "tags")] == [["password"], ["server-outage"], ["accounts"], []]
+
+
+def test_store_on_disk_is_read_back_by_a_new_workspace(ws, tmp_path):
+    tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line(f"s{i}") for i in range(6)]), "disk")
+    again = open_workspace(Settings(home=ws.settings.home))
+    assert [t.id for t in tasks.load_tasks(again, "disk")] == [t.id for t in tasks.load_tasks(ws, "disk")]
+    assert tasks.tools_for(again, "disk") == tasks.tools_for(ws, "disk")
+
+
+def test_demo_suite(ws):
+    suite = tasks.ensure_demo_suite(ws)
+    assert suite.name == tasks.DEMO_SUITE and suite.source == "builtin"
+    all_tasks = tasks.load_tasks(ws, tasks.DEMO_SUITE)
+    assert len(all_tasks) >= 72
+    per_tool = Counter(t.expected.name for t in all_tasks)
+    assert len(per_tool) >= 9 and len(suite.tools) >= 9
+    assert max(per_tool.values()) <= 2 * min(per_tool.values())  # roughly balanced
+    for tool in suite.tools:
+        params = tool["parameters"]
+        assert tool["description"] and params["required"] and params["properties"]
+    for t in all_tasks:
+        g = schema_valid("", t.expected, t.expected, t.tools)
+        assert g.score == 1.0, f"{t.sample_id}: {g.reason}"
+        assert t.tags and t.input[-1].content
+    roles = {m.role for t in all_tasks for m in t.input}
+    assert {"user", "system", "technician"} <= roles
+    splits = Counter(t.split for t in all_tasks)
+    assert splits["train"] >= 20 and splits["heldout"] >= 20
+    assert ws.repo.count(Exemplar) == splits["train"]
+    # A second call finds the suite and writes nothing.
+    version = ws.repo.version(Task)
+    assert tasks.ensure_demo_suite(ws).id == suite.id and ws.repo.version(Task) == version
+
+
+def test_demo_values_are_in_the_text():
+    """Every expected string argument (other than enum choices) can be read from the conversation."""
+    tools = {t["name"]: t for t in tasks.demo_tools()}
+    with (tasks.DATA_DIR / "demo_suite.jsonl").open() as f:
+        for raw in f:
+            row = json.loads(raw)
+            text = " ".join(m["content"] for m in row["input"]).lower()
+            call = row["expected_function_call"]
+            props = tools[call["name"]]["parameters"]["properties"]
+            for key, value in call["arguments"].items():
+                if key == "date" and "today is" in text:
+                    continue  # relative dates ("tomorrow") are meant to be worked out
+                if isinstance(value, str) and "enum" not in props[key]:
+                    assert value.lower() in text, f"{row['sample_id']}: {key}={value!r} not in the text"
