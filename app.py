@@ -17,7 +17,7 @@ from agentlearn.settings import Settings  # noqa: E402
 from pages import _ui  # noqa: E402
 from storage.records import Adapter, Task, Trajectory  # noqa: E402
 
-st.set_page_config(page_title="agentlearn", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="agentlearn", page_icon=":material/psychology:", layout="wide")
 
 
 def _auth_configured() -> bool:
@@ -78,16 +78,16 @@ def _sidebar() -> None:
 
 def _pages() -> list:
     pages = [
-        st.Page("pages/overview.py", title="Overview", icon="🧭", default=True),
-        st.Page("pages/trajectories.py", title="Trajectories", icon="🏷️"),
-        st.Page("pages/preferences.py", title="Preferences", icon="⚖️"),
-        st.Page("pages/insights.py", title="Insights", icon="💡"),
-        st.Page("pages/exemplars.py", title="Exemplars", icon="📚"),
-        st.Page("pages/run.py", title="Run", icon="▶️"),
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("pages/trajectories.py", title="Trajectories", icon=":material/label:"),
+        st.Page("pages/preferences.py", title="Preferences", icon=":material/compare:"),
+        st.Page("pages/insights.py", title="Insights", icon=":material/lightbulb:"),
+        st.Page("pages/exemplars.py", title="Exemplars", icon=":material/library_books:"),
+        st.Page("pages/run.py", title="Run", icon=":material/play_arrow:"),
     ]
     if (ROOT / "pages" / "training.py").exists():
-        pages.append(st.Page("pages/training.py", title="Training", icon="🏋️"))
-    pages.append(st.Page("pages/evaluate.py", title="Evaluate", icon="📊"))
+        pages.append(st.Page("pages/training.py", title="Training", icon=":material/model_training:"))
+    pages.append(st.Page("pages/evaluate.py", title="Evaluate", icon=":material/bar_chart:"))
     return pages
 
 

@@ -55,7 +55,24 @@ def _parser() -> argparse.ArgumentParser:
     ad = sub.add_parser("adapters", help="list trained LoRA adapters")
     ad.set_defaults(func=cmd_adapters)
 
-    # [export/train commands]
+    exp = sub.add_parser("export", help="write a training file (SFT, DPO, GRPO, OpenAI JSONL) from a suite's train split")
+    exp.add_argument("kind", choices=["sft", "dpo", "grpo", "openai-sft", "openai-dpo"])
+    exp.add_argument("--suite", required=True, help="suite name")
+    exp.add_argument("--out", default="", help="output file (default: a new file in the exports folder)")
+    exp.add_argument("--pairs-from", default="preferences",
+                     help="DPO pair sources, comma separated: preferences,ratings,verifier")
+    exp.set_defaults(func=cmd_export)
+
+    train = sub.add_parser("train", help="train a LoRA adapter (runs the job process and waits for it)")
+    train.add_argument("method", choices=["sft", "dpo", "grpo"])
+    train.add_argument("--config", default="", help="a job YAML config (then --suite/--preset are not used)")
+    train.add_argument("--suite", default="", help="export this suite's train split and train on it")
+    train.add_argument("--preset", default="", help="cpu-tiny, cpu-small or cuda-qlora (default: by hardware)")
+    train.add_argument("--max-steps", type=int, default=None, help="override the preset's number of steps")
+    train.add_argument("--pairs-from", default="preferences", help="DPO pair sources (see export)")
+    train.add_argument("--init-adapter", default="", help="start from this adapter (id or folder)")
+    train.add_argument("--json", action="store_true", help="print one JSON object with the result")
+    train.set_defaults(func=cmd_train)
 
     return p
 
@@ -172,6 +189,65 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     for a in open_workspace().repo.all(Adapter):
         print(f"{a.id}\t{a.method}\t{a.name}\t{a.path}")
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from agentlearn.datasets import export
+
+    pairs = tuple(p.strip() for p in args.pairs_from.split(",") if p.strip())
+    record = export(open_workspace(), args.kind, args.suite, out_path=args.out or None, pairs_from=pairs)
+    _print_json({"id": record.id, "kind": record.kind, "suite": record.suite, "path": record.path,
+                 "rows": record.rows, "trajectories": len(record.trajectory_ids), "labels": len(record.label_ids),
+                 "preferences": len(record.preference_ids), "exemplars": len(record.exemplar_ids)})
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from agentlearn.training import config as job_config
+    from agentlearn.training import jobs
+    from storage.records import Adapter
+
+    ws = open_workspace()
+    overrides: dict = {}
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps
+    if args.init_adapter:
+        known = ws.repo.get(Adapter, args.init_adapter)
+        overrides["init_adapter"] = known.path if known else args.init_adapter
+    if args.config:
+        config = job_config.load(args.config)
+        if config.method != args.method:
+            raise ValueError(f"{args.config} is a {config.method} config, not {args.method}")
+        config = job_config.from_dict({**config.to_dict(), **overrides})
+    elif args.suite:
+        pairs = tuple(p.strip() for p in args.pairs_from.split(",") if p.strip())
+        config = jobs.config_for_suite(ws, args.method, args.suite, args.preset, pairs_from=pairs, **overrides)
+    else:
+        raise ValueError("give --config FILE or --suite NAME")
+    job = jobs.launch(ws, config)
+    print(f"job {job.id} started (pid {job.pid}); log: {job.log_path}", file=sys.stderr)
+    seen = [-1]
+
+    def report(j) -> None:
+        if j.step != seen[0] and j.max_steps:
+            seen[0] = j.step
+            p = jobs.progress(j)
+            eta = f", ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
+            loss = j.metrics.get("loss", j.metrics.get("reward"))
+            print(f"  step {j.step}/{j.max_steps} ({j.status}{eta})" + (f" {loss:.4f}" if loss is not None else ""),
+                  file=sys.stderr)
+
+    job = jobs.wait(ws, job.id, poll=2.0, on_progress=report)
+    adapter = ws.repo.get(Adapter, job.adapter_id) if job.adapter_id else None
+    result = {"job_id": job.id, "status": job.status, "adapter_id": job.adapter_id,
+              "adapter": adapter.path if adapter else "", "metrics": job.metrics, "error": job.error,
+              "export_id": config.export_id, "dataset": config.dataset_path, "log": job.log_path,
+              "seconds": round(jobs.progress(job).elapsed_s, 1)}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{job.status}: adapter {result['adapter'] or '-'}" + (f"; error: {job.error}" if job.error else ""))
+    return 0 if job.status in ("succeeded", "stopped") else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,11 +35,12 @@ import numpy as np
 
 from agentlearn.workspace import Workspace
 from storage.records import Exemplar, Label, Message, Task, ToolCall, Trajectory, new_id
+from storage.vectors import VectorTable
 
 MODES = ("fixed", "type", "bm25", "semantic", "mmr")
 VECTOR_TABLE = "exemplars"
 BM25_K1, BM25_B = 1.5, 0.75
-MMR_LAMBDA, MMR_FETCH_K = 1.0, 20
+MMR_LAMBDA, MMR_FETCH_K = 0.5, 20
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ def _index(ws: Workspace, suite: str) -> _Index:
         return index
 
 
-def _build(exemplars: list[Exemplar], texts: list[str], table: Any, key: tuple) -> _Index:
+def _build(exemplars: list[Exemplar], texts: list[str], table: VectorTable, key: tuple) -> _Index:
     group_of_task: dict[str, int] = {}
     group = np.fromiter((group_of_task.setdefault(e.task_id or e.id, len(group_of_task)) for e in exemplars),
                         dtype=np.int64, count=len(exemplars))
@@ -361,7 +362,7 @@ def select(ws: Workspace, task: Task, mode: str, k: int = 3, exclude_task_id: st
         rows = _top_unique(base + 1.0, index.group, k)
         return [Scored(index.exemplars[r], 1.0) for r in rows]
     if mode == "bm25":
-        scores = base + np.asarray(index.bm25().get_scores(tokenize(text_of(task.input))), dtype=np.float32)
+        scores = base + index.bm25().get_scores(tokenize(text_of(task.input)))  # float64, as rank_bm25
         rows = _top_unique(scores, index.group, k)
         return [Scored(index.exemplars[r], float(scores[r])) for r in rows]
 

@@ -87,9 +87,9 @@ def args_exact(raw_output: str, call: ToolCall | None, expected: ToolCall, tools
     """1 if the arguments equal the expected ones exactly (same keys, same JSON values)."""
     if call is None:
         return Grade("args_exact", 0.0, _NO_CALL)
-    if call.arguments == expected.arguments:
+    if _same_json(call.arguments, expected.arguments):
         return Grade("args_exact", 1.0, "arguments match exactly")
-    key = _first_difference(call.arguments, expected.arguments, lambda a, b: a == b)
+    key = _first_difference(call.arguments, expected.arguments, _same_json)
     return Grade("args_exact", 0.0, f"argument {key!r} differs from the expected value")
 
 
@@ -200,6 +200,11 @@ def values_match(got: Any, want: Any) -> bool:
     if isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0] == "num":
         return math.isclose(a[1], b[1], rel_tol=1e-9, abs_tol=1e-9)
     return a == b
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    # Python says True == 1 == 1.0; JSON text does not, and neither should an exact match.
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def _first_difference(got: dict[str, Any], want: dict[str, Any], same: Callable[[Any, Any], bool]) -> str:

@@ -9,6 +9,7 @@ calls `reflect`, `recent` and `prompt_block` lives in agentlearn.agent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -40,6 +41,8 @@ MAX_MESSAGE_CHARS = 600
 MAX_FIELD_CHARS = 300
 MAX_PLAN_CHARS = 300
 TRUNCATED = " [truncated]"
+MAX_PLAN_SENTENCES = 4
+_BULLET = re.compile(r"^(?:[-*\u2022]|\d+[.)])\s*")
 
 
 def clip(text: str, limit: int) -> str:
@@ -92,7 +95,7 @@ def reflection_messages(task: Task, trajectory: Trajectory, previous: Sequence[s
 
 
 def clean(text: str) -> str:
-    """The plan the model wrote: its first paragraph, without a repeated `Plan:` label."""
+    """The plan the model wrote, on one line: its first paragraph, each sentence once, no cut-off tail."""
     text = text.strip()
     for label in ("New plan:", "Plan:", "PLAN:", "plan:"):
         if text.startswith(label):
@@ -101,7 +104,16 @@ def clean(text: str) -> str:
     # A small model often carries on with the query's own pattern; stop where it does.
     for marker in ("STATUS:", "Trial #", "Here is the task", "Plans from past attempts"):
         paragraph = paragraph.split(marker)[0]
-    return paragraph.strip()
+    sentences, seen = [], set()
+    for piece in re.split(r"(?<=[.!?])\s+|\n+", paragraph):
+        piece = _BULLET.sub("", piece.strip()).strip()
+        key = " ".join(piece.lower().split())
+        if piece and key not in seen:  # small models loop: keep each sentence once
+            seen.add(key)
+            sentences.append(piece)
+    if len(sentences) > 1 and not sentences[-1].endswith((".", "!", "?")):
+        sentences.pop()  # cut off by the token limit
+    return " ".join(sentences[:MAX_PLAN_SENTENCES])
 
 
 def fallback(trajectory: Trajectory) -> str:

@@ -524,4 +524,8 @@ def text_diff(old: str, new: str) -> str:
 
     if old == new:
         return "  " + old if old else "(no text)"
-    return "\n".join(difflib.ndiff(old.splitlines() or [""], new.splitlines() or [""]))
+    if not old.strip():
+        return "\n".join("+ " + line for line in new.splitlines())
+    if not new.strip():
+        return "\n".join("- " + line for line in old.splitlines())
+    return "\n".join(difflib.ndiff(old.splitlines(), new.splitlines()))

@@ -1,6 +1,6 @@
 """Exemplar retrieval at scale: top-5 semantic search through exemplars.select vs NumPy brute force.
 
-    .venv/bin/python bench/bench_retrieval.py [--n 100000] [--real 4000] [--queries 200]
+    .venv/bin/python bench/bench_retrieval.py [--n 100000] [--real 2000] [--queries 200]
 
 Builds a bank of `--n` varied help-desk exemplars (templates filled with random words) in a temporary
 AGENTLEARN_HOME. `--real` texts are embedded with the real MiniLM; the other vectors are those real
@@ -116,7 +116,7 @@ def timed(fn, args_list) -> tuple[list[float], list]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000, help="exemplars in the bank")
-    ap.add_argument("--real", type=int, default=4000, help="texts embedded with real MiniLM (the rest: noisy copies)")
+    ap.add_argument("--real", type=int, default=2000, help="texts embedded with real MiniLM (the rest: noisy copies)")
     ap.add_argument("--queries", type=int, default=200, help="queries per measurement")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)

@@ -37,24 +37,23 @@ def sentence(rng: random.Random, n: int) -> str:
 
 
 def make_trajectory(i: int, rng: random.Random) -> Trajectory:
-    """A trajectory shaped like the agent's: prompt with an exemplar, two steps, a verdict."""
+    """A trajectory shaped like the agent's: prompt with an exemplar, a step, a verdict."""
     tool = rng.choice(TOOLS)
-    args = {"order_id": f"A{rng.randrange(10**6):06d}", "reason": sentence(rng, 4)}
+    args = {"order_id": f"A{rng.randrange(10**6):06d}", "reason": sentence(rng, 2)}
     call = json.dumps({"name": tool, "arguments": args})
     success = rng.random() < 0.6
     return Trajectory(
         task_id=f"task-{i % 500:04d}", suite="helpdesk-demo", split="train" if i % 2 else "heldout",
         prompt=[
             Message(role="system", content="You are a helpdesk agent. Call exactly one tool. Tools: "
-                    + ", ".join(TOOLS) + ". " + sentence(rng, 12)),
-            Message(role="user", content=sentence(rng, 14)),
+                    + ", ".join(TOOLS) + ". " + sentence(rng, 4)),
+            Message(role="user", content=sentence(rng, 10)),
             Message(role="assistant", content=f"<tool_call>{call}</tool_call>"),
-            Message(role="user", content=sentence(rng, 16)),
+            Message(role="user", content=sentence(rng, 10)),
         ],
-        steps=[Step(thought=sentence(rng, 10), action=f"<tool_call>{call}</tool_call>",
-                    observation="schema ok" if success else "wrong arguments: " + sentence(rng, 5)),
-               Step(thought=sentence(rng, 6), action="final", observation="stored")],
-        output=f"<think>{sentence(rng, 8)}</think><tool_call>{call}</tool_call>",
+        steps=[Step(thought=sentence(rng, 6), action=f"<tool_call>{call}</tool_call>",
+                    observation="schema ok" if success else "wrong arguments: " + sentence(rng, 5))],
+        output=f"<think>{sentence(rng, 5)}</think><tool_call>{call}</tool_call>",
         tool_call=ToolCall(name=tool, arguments=args),
         verdict=Verdict(success=success, reward=float(success), reason="name and arguments match" if success
                         else "arguments differ", scores={"name_match": 1.0, "required_args": 1.0,

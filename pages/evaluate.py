@@ -30,6 +30,8 @@ heldout = table[table["split"] == "heldout"] if len(table) else table
 if len(heldout):
     # The latest run of each configuration, so that a re-run replaces its bar instead of adding one.
     latest = heldout.drop_duplicates(["method", "exemplar mode", "k", "adapter"]).copy()
+    latest["order"] = latest["method"].map({m: n for n, m in enumerate(METHODS)}).fillna(len(METHODS))
+    latest = latest.sort_values(["adapter", "order"])
     latest["configuration"] = latest.apply(
         lambda r: r["method"] + (f" ({r['exemplar mode']}, k={r['k']})" if r["exemplar mode"] else "")
         + ("" if r["adapter"] == "(base)" else f" + {r['adapter']}"), axis=1)

@@ -153,7 +153,7 @@ else:
                 continue
             ok = "no verdict" if traj.verdict is None else ("success" if traj.verdict.success else "fail")
             cols[0].text(f"{ok}: {review.task_text(tasks.get(traj.task_id))[:100]}\n→ {traj.output[:140]}")
-            cols[1].page_link("pages/trajectories.py", label="open", icon="🔎", query_params={"trajectory": tid})
+            cols[1].page_link("pages/trajectories.py", label="open", icon=":material/open_in_new:", query_params={"trajectory": tid})
 
 # --- the active rules ---------------------------------------------------------------------------
 

@@ -24,13 +24,14 @@ def _kappa_text(a: review.Agreement) -> str:
 share = 100 * c["labeled"] / c["trajectories"] if c["trajectories"] else 0.0
 m = st.columns(6)
 m[0].metric("Trajectories", f"{c['trajectories']:,}", border=True, help="Stored runs of the agent")
-m[1].metric("Labeled by people", f"{c['labeled']:,}", f"{share:.1f}% of runs", delta_color="off", border=True)
+m[1].metric("Labeled", f"{c['labeled']:,}", f"{share:.1f}% of runs", delta_color="off", delta_arrow="off",
+            border=True, help="Runs that at least one person labeled")
 m[2].metric("Preferences", f"{c['preferences']:,}", border=True, help="Pairwise choices (DPO pairs)")
 m[3].metric("Active insights", f"{c['insights']:,}", border=True)
-m[4].metric("Proposals to review", f"{c['pending proposals']:,}", border=True,
+m[4].metric("To review", f"{c['pending proposals']:,}", border=True,
             help="ExpeL operations waiting on the Insights page")
-m[5].metric("People vs verifier κ", _kappa_text(people_machine), f"on {people_machine.n:,} runs",
-            delta_color="off", border=True, help="Cohen's kappa between people's verdicts and the automatic verifier")
+m[5].metric("κ people/verifier", _kappa_text(people_machine), f"on {people_machine.n:,} runs",
+            delta_color="off", delta_arrow="off", border=True, help="Cohen's kappa between people's verdicts and the automatic verifier")
 
 todo = c["trajectories"] - c["labeled"]
 st.write(f"{todo:,} runs wait for a first label and {c['pending proposals']:,} insight proposals wait for review. "
@@ -70,9 +71,9 @@ with left:
     st.subheader("Agreement")
     st.dataframe([
         {"between": "people and the verifier", "Cohen's κ": _kappa_text(people_machine), "runs": people_machine.n,
-         "raw agreement %": None if people_machine.agree is None else round(100 * people_machine.agree, 1)},
+         "raw agreement %": "—" if people_machine.agree is None else f"{100 * people_machine.agree:.1f}"},
         {"between": "two people", "Cohen's κ": _kappa_text(people), "runs": people.n,
-         "raw agreement %": None if people.agree is None else round(100 * people.agree, 1)},
+         "raw agreement %": "—" if people.agree is None else f"{100 * people.agree:.1f}"},
     ], hide_index=True, width="stretch")
 with right:
     st.subheader("Label progress per annotator")
@@ -84,7 +85,8 @@ with right:
     st.subheader("Latest evaluations")
     evals = review.eval_table(ws, limit=5)
     if len(evals):
-        st.dataframe(evals.drop(columns=["id"]), hide_index=True, width="stretch")
+        st.dataframe(evals[["when", "suite", "method", "adapter", "n", "call accuracy", "name accuracy"]],
+                     hide_index=True, width="stretch")
     else:
         st.text("No evaluation yet.")
-    st.page_link("pages/evaluate.py", label="All evaluations", icon="📊")
+    st.page_link("pages/evaluate.py", label="All evaluations", icon=":material/bar_chart:")

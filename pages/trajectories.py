@@ -107,7 +107,9 @@ _ui.show_flash()
 with st.spinner("Indexing trajectories…"):
     facets = review.facets(ws)
 
-with st.expander("Filters and search", expanded=True):
+active = sum(bool(st.session_state.get(k)) and st.session_state.get(k) not in ("any", "newest", "not labeled by me")
+             for k in FILTER_KEYS)
+with st.expander("Filters and search" + (f" ({active} active)" if active else ""), expanded=False):
     c = st.columns(5)
     c[0].selectbox("Suite", [""] + facets["suite"], key="f_suite", on_change=_unpin, format_func=lambda v: v or "all suites")
     c[1].selectbox("Split", ["", "train", "heldout"], key="f_split", on_change=_unpin, format_func=lambda v: v or "all splits")

@@ -7,8 +7,9 @@ Why it looks like this (figures measured on a 2-core machine, see README "Storag
 - TinyDB writes in place (seek, write, truncate), which a crash can leave half-written. Our storage
   class writes a temp file, fsyncs it and renames it over the old one: a reader sees the old file or
   the new one, never a mix.
-- TinyDB has no locking. One re-entrant lock per store guards threads; a file lock per table
-  guards processes (the dashboard, the CLI and training jobs write at the same time).
+- TinyDB has no locking. Each shard has a re-entrant lock for threads and a file lock for processes
+  (the dashboard, the CLI and training jobs write at the same time). Writes to different shards do
+  not wait for each other, so concurrent fsyncs overlap (the file system commits them together).
 - Parsed records are cached per shard and revalidated by the file's (inode, mtime, size), so reads
   after another process writes see its records, and reads of unchanged shards cost a stat call.
 """
@@ -20,8 +21,8 @@ import os
 import shutil
 import threading
 import zlib
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -149,6 +150,16 @@ class _Shard:
         self.storage: AtomicJSONStorage = self.db.storage  # type: ignore[assignment]
         self._parsed: dict[str, Record] = {}
         self._parsed_generation = -1
+        # Locks per shard, not per table: writes to different shards (threads or processes) run
+        # side by side, so their fsyncs overlap instead of queueing behind each other.
+        self.lock = threading.RLock()
+        self.file_lock = FileLock(str(path.with_name(f".{path.stem}.lock")), thread_local=False)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold this shard against other threads and processes (threads first, then the file)."""
+        with self.lock, self.file_lock:
+            yield
 
     def records(self) -> dict[str, Record]:
         data = self.storage.read() or {}
@@ -198,9 +209,8 @@ class TinyDBRepository:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # guards the shard map; each shard has its own locks
         self._shards: dict[tuple[str, int], _Shard] = {}
-        self._file_locks: dict[str, FileLock] = {}
         self._check_schema()
 
     # --- schema -------------------------------------------------------------------------------
@@ -269,22 +279,19 @@ class TinyDBRepository:
         key = (kind.table, index)
         shard = self._shards.get(key)
         if shard is None:
-            folder = self.root / kind.table
-            folder.mkdir(exist_ok=True)
-            shard = _Shard(folder / f"{index:02d}.json", kind)
-            self._shards[key] = shard
+            with self._lock:
+                shard = self._shards.get(key)
+                if shard is None:
+                    folder = self.root / kind.table
+                    folder.mkdir(exist_ok=True)
+                    shard = self._shards[key] = _Shard(folder / f"{index:02d}.json", kind)
         return shard
+
+    def _shard_of(self, kind: type[Record], record_id: str) -> _Shard:
+        return self._shard(kind, self._shard_index(kind, record_id))
 
     def _all_shards(self, kind: type[Record]) -> list[_Shard]:
         return [self._shard(kind, i) for i in range(self._shard_counts.get(kind.table, 1))]
-
-    def _file_lock(self, kind: type[Record]) -> FileLock:
-        lock = self._file_locks.get(kind.table)
-        if lock is None:
-            (self.root / kind.table).mkdir(exist_ok=True)
-            lock = FileLock(str(self.root / kind.table / ".lock"), thread_local=False)
-            self._file_locks[kind.table] = lock
-        return lock
 
     @staticmethod
     def _check_kind(kind: type[Record]) -> None:
@@ -300,32 +307,33 @@ class TinyDBRepository:
 
     def put_many(self, records: Iterable[Record]) -> int:
         """Insert or replace many records; one file write per touched shard."""
-        by_shard: dict[tuple[type[Record], int], list[Record]] = {}
+        by_shard: dict[tuple[str, int], list[Record]] = {}
         for r in records:
             kind = type(r)
             self._check_kind(kind)
-            by_shard.setdefault((kind, self._shard_index(kind, r.id)), []).append(r)
-        kinds = sorted({k for k, _ in by_shard}, key=lambda k: k.table)
-        with self._lock, ExitStack() as locks:
-            for kind in kinds:  # in table order, so that two batches cannot deadlock
-                locks.enter_context(self._file_lock(kind))
+            by_shard.setdefault((kind.table, self._shard_index(kind, r.id)), []).append(r)
+        shards = {key: self._shard(type(group[0]), key[1]) for key, group in by_shard.items()}
+        with ExitStack() as held:
+            for key in sorted(shards):  # always in the same order, so that two batches cannot deadlock
+                held.enter_context(shards[key].locked())
             # Parse every touched shard first: one bad file refuses the whole batch, not half of it.
-            for kind, index in by_shard:
-                self._shard(kind, index).records()
-            for (kind, index), group in by_shard.items():
-                self._shard(kind, index).write(group)
+            for shard in shards.values():
+                shard.records()
+            for key, group in by_shard.items():
+                shards[key].write(group)
         return sum(len(g) for g in by_shard.values())
 
     def get(self, kind: type[R], record_id: str) -> R | None:
         """The record with this id, or None."""
-        with self._lock:
-            return self._shard(kind, self._shard_index(kind, record_id)).records().get(record_id)  # type: ignore[return-value]
+        shard = self._shard_of(kind, record_id)
+        with shard.lock:
+            return shard.records().get(record_id)  # type: ignore[return-value]
 
     def all(self, kind: type[R]) -> list[R]:
         """Every record of a kind, oldest first."""
-        with self._lock:
-            out: list[R] = []
-            for shard in self._all_shards(kind):
+        out: list[R] = []
+        for shard in self._all_shards(kind):
+            with shard.lock:
                 out.extend(shard.records().values())  # type: ignore[arg-type]
         out.sort(key=lambda r: (r.created, r.id))
         return out
@@ -335,27 +343,33 @@ class TinyDBRepository:
         return [r for r in self.all(kind) if all(getattr(r, f) == v for f, v in equals.items())]
 
     def update(self, kind: type[R], record_id: str, change: Callable[[R], R]) -> R:
-        """Read, change and write one record under the table's locks."""
-        with self._lock, self._file_lock(kind):
-            shard = self._shard(kind, self._shard_index(kind, record_id))
+        """Read, change and write one record while holding its shard against threads and processes."""
+        shard = self._shard_of(kind, record_id)
+        with shard.locked():
             current = shard.records().get(record_id)
             if current is None:
                 raise StoreError(f"no {kind.__name__} with id {record_id!r} in {self.root}")
             updated = change(current.model_copy(deep=True))  # type: ignore[arg-type]
+            if type(updated) is not kind or updated.id != record_id:
+                raise StoreError(f"update of {kind.__name__} {record_id!r} must return a {kind.__name__} "
+                                 f"with the same id, not {type(updated).__name__} {getattr(updated, 'id', '')!r}")
             shard.write([updated])
             return updated
 
     def delete(self, kind: type[Record], record_id: str) -> bool:
         """Remove a record; True if it existed."""
-        with self._lock, self._file_lock(kind):
-            shard = self._shard(kind, self._shard_index(kind, record_id))
+        shard = self._shard_of(kind, record_id)
+        with shard.locked():
             shard.records()
             return shard.delete(record_id)
 
     def count(self, kind: type[Record]) -> int:
         """How many records of a kind there are."""
-        with self._lock:
-            return sum(len(s.records()) for s in self._all_shards(kind))
+        total = 0
+        for shard in self._all_shards(kind):
+            with shard.lock:
+                total += len(shard.records())
+        return total
 
     def version(self, kind: type[Record]) -> tuple:
         """Changes whenever any shard file of the table changes."""

@@ -8,23 +8,18 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from any folder without installing the project
-    sys.path.insert(0, str(ROOT))
-from langchain_core.language_models.chat_models import BaseChatModel  # noqa: E402
-from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
-from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
-
-from agentlearn.embeddings import hash_encode  # noqa: E402
-from agentlearn.settings import Settings  # noqa: E402
-from agentlearn.workspace import Workspace, open_workspace  # noqa: E402
+from agentlearn.embeddings import hash_encode
+from agentlearn.settings import Settings
+from agentlearn.workspace import Workspace, open_workspace
 
 DEFAULT_REPLY = '<tool_call>{"name": "noop", "arguments": {}}</tool_call>'
 

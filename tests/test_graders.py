@@ -86,6 +86,12 @@ def test_args_normalised_vs_exact():
     assert args_exact("", loose, EXPECTED, TOOLS).score == 0.0
     assert "'room'" in args_exact("", loose, EXPECTED, TOOLS).reason
     assert args_normalised("", loose, EXPECTED, TOOLS).score == 1.0
+    reordered = call(duration_minutes=60, date="2025-03-14", room="Orion")
+    assert args_exact("", reordered, EXPECTED, TOOLS).score == 1.0  # key order does not matter
+    flag = ToolCall(name="t", arguments={"on": True})
+    assert args_exact("", ToolCall(name="t", arguments={"on": 1}), flag, []).score == 0.0  # True is not 1
+    assert args_exact("", ToolCall(name="t", arguments={"n": 60.0}), ToolCall(name="t", arguments={"n": 60}),
+                      []).score == 0.0
     v = grade(format_tool_call(loose), loose, EXPECTED, TOOLS)
     assert v.success and v.reward < 1.0
     assert v.scores["schema_valid"] == 0.0  # "60" is not an integer

@@ -289,13 +289,13 @@ def test_overview_counts_agreement_and_evals(seeded):
     at = open_page("pages/overview.py")
     metrics = {m.label: m for m in at.metric}
     assert metrics["Trajectories"].value == "13"
-    assert metrics["Labeled by people"].value == "4"
-    assert metrics["Proposals to review"].value == "2"
+    assert metrics["Labeled"].value == "4"
+    assert metrics["To review"].value == "2"
     # bob says success/fail/fail on runs the verifier calls success/fail/success; tr1bad: bob+carol tie
     human = ["success", "fail", "fail", "success"]  # tr0ok, tr0bad, tr1ok, tr1bad (tie -> newest: carol)
     machine = ["success", "fail", "success", "fail"]
     expected = cohen_kappa_score(human, machine)
-    assert metrics["People vs verifier κ"].value == f"{expected:.2f}"
+    assert metrics["κ people/verifier"].value == f"{expected:.2f}"
     assert len(at.get("plotly_chart")) == 2
     evals = [d for d in at.dataframe if "call accuracy" in d.value.columns]
     assert len(evals) == 1 and len(evals[0].value) == 2

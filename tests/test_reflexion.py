@@ -91,7 +91,13 @@ def test_transcript_without_steps_shows_the_output(ws):
 
 @pytest.mark.parametrize("raw, expected", [
     ("Plan: Call reset_password with username akhan.", "Call reset_password with username akhan."),
-    ("  New plan: First line.\nSecond line.\n\nAnother paragraph.", "First line.\nSecond line."),
+    ("  New plan: First line.\nSecond line.\n\nAnother paragraph.", "First line. Second line."),
+    ("Plan:\n\n- Open a ticket.\n- Call reset_password.\n- Open a ticket.\n- Call reset_password with the",
+     "Open a ticket. Call reset_password."),
+    ("Think first. You should think about it. You should think about it. You should think about",
+     "Think first. You should think about it."),
+    ("1. One. 2) Two! 3. Three? 4. Four. 5. Five.", "One. Two! Three? Four."),
+    ("A plan without a period", "A plan without a period"),
     ("Use reset_password. STATUS: FAIL\nTrial #1: again", "Use reset_password."),
     ("", ""),
     ("\n\n   \n", ""),

@@ -21,10 +21,11 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agentlearn.training import preflight, runner
 from agentlearn.training.callbacks import CONTROL_FILE, STOP, STOP_AND_SAVE, JobProgress
-from agentlearn.training.config import JobConfig
+from agentlearn.training.config import JobConfig, preset
 from agentlearn.workspace import Workspace
 from storage.records import Adapter, Job, new_id, now
 
@@ -49,6 +50,23 @@ def new_job(ws: Workspace, config: JobConfig) -> Job:
     path = config.save(folder / "job.yaml")
     job = job.model_copy(update={"config_path": str(path), "log_path": str(folder / "train.log")})
     return ws.repo.put(job)
+
+
+def default_preset() -> str:
+    """cuda-qlora where a CUDA GPU is present, else cpu-small."""
+    import torch
+
+    return "cuda-qlora" if torch.cuda.is_available() else "cpu-small"
+
+
+def config_for_suite(ws: Workspace, method: str, suite: str, preset_name: str = "",
+                     pairs_from: tuple[str, ...] = ("preferences",), **overrides: Any) -> JobConfig:
+    """Export the method's dataset for a suite and build a config from a preset around it."""
+    from agentlearn import datasets
+
+    exported = datasets.export(ws, method, suite, pairs_from=pairs_from)
+    return preset(method, preset_name or default_preset(), dataset_path=exported.path, export_id=exported.id,
+                  suite=suite, **overrides)
 
 
 def launch(ws: Workspace, config: JobConfig) -> Job:
@@ -117,13 +135,13 @@ def stop(ws: Workspace, job_id: str, save: bool = False) -> Job:
 
 def refresh_statuses(ws: Workspace, stale_after: float = STALE_AFTER_S) -> list[Job]:
     """Mark as failed the active jobs whose process is gone or silent; returns the jobs changed."""
+    for job_id, proc in list(_PROCS.items()):
+        if proc.poll() is not None:  # reap ended children: a zombie would still look alive
+            _PROCS.pop(job_id, None)
     changed = []
     for job in ws.repo.all(Job):
         if job.status not in ACTIVE:
             continue
-        proc = _PROCS.get(job.id)
-        if proc is not None and proc.poll() is not None:
-            _PROCS.pop(job.id, None)  # reaped: a zombie would still look alive
         why = _why_dead(job, stale_after)
         if why:
             updated = ws.repo.update(Job, job.id, lambda j, why=why: j.model_copy(update={

@@ -1,0 +1,72 @@
+"""Evaluation and the command line: stored eval runs, JSON output, clear errors, a real end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentlearn.cli import main
+from agentlearn.evaluate import evaluate
+from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
+from agentlearn.toolcall import format_tool_call
+from storage.records import EvalRun
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_evaluate_scores_name_and_call_accuracy_separately(ws, make_fake_chat):
+    ensure_demo_suite(ws)
+    tasks = load_tasks(ws, DEMO_SUITE, "heldout")[:4]
+    right = format_tool_call(tasks[0].expected)
+    wrong_args = format_tool_call(tasks[1].expected.model_copy(update={"arguments": {"x": "y"}}))
+    ws.chat_factory = make_fake_chat([right, wrong_args, "no call", "no call"])
+    run = evaluate(ws, DEMO_SUITE, method="none", limit=4)
+    assert run.n == 4
+    assert run.call_accuracy == pytest.approx(1 / 4)
+    assert run.name_accuracy == pytest.approx(2 / 4)
+    assert ws.repo.get(EvalRun, run.id).trajectory_ids == run.trajectory_ids
+
+
+def test_evaluate_an_unknown_suite_says_what_to_do(ws):
+    with pytest.raises(ValueError, match="no suite named .nope."):
+        evaluate(ws, "nope")
+
+
+def test_cli_import_reports_the_bad_line_and_exits_2(tmp_path, capsys):
+    bad = tmp_path / "tasks.jsonl"
+    good = {"sample_id": "a", "input": [{"role": "user", "content": "hi"}],
+            "expected_function_call": {"name": "greet", "arguments": {}}}
+    bad.write_text(json.dumps(good) + "\n{not json\n")
+    assert main(["tasks", "import", str(bad), "--suite", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "line 2" in err
+
+
+def test_cli_import_and_list(tmp_path, capsys):
+    ok = tmp_path / "tasks.jsonl"
+    lines = [{"sample_id": f"s{i}", "input": [{"role": "user", "content": f"greet user u{i}"}],
+              "expected_function_call": {"name": "greet", "arguments": {"user": f"u{i}"}}} for i in range(10)]
+    ok.write_text("\n".join(json.dumps(x) for x in lines))
+    assert main(["tasks", "import", str(ok), "--suite", "mini"]) == 0
+    assert "imported 10 tasks into suite 'mini'" in capsys.readouterr().out
+    assert main(["tasks", "list"]) == 0
+    assert "mini\t10 tasks" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_eval_json_with_the_real_model(tmp_path):
+    env = {**os.environ, "AGENTLEARN_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    demo = ROOT / "agentlearn" / "data" / "demo_suite.jsonl"
+    subprocess.run([sys.executable, "-m", "agentlearn", "tasks", "import", str(demo), "--suite", "demo"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "agentlearn", "eval", "--suite", "demo", "--method", "exemplars",
+                          "--limit", "3", "--json"], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout)
+    assert {"n", "name_accuracy", "call_accuracy", "method"} <= result.keys()
+    assert result["n"] == 3 and result["method"] == "exemplars"
+    assert 0.0 <= result["name_accuracy"] <= 1.0
