@@ -370,7 +370,7 @@ def select(ws: Workspace, task: Task, mode: str, k: int = 3, exclude_task_id: st
     if mode == "type":
         rows = index.tag_rows(task.tags)
         scores = np.full(n, -np.inf, dtype=np.float32)
-        if 4 * len(rows) < n:  # a rare tag: multiply only its rows
+        if 16 * len(rows) < n:  # a rare tag: multiply only its rows
             scores[rows] = index.matrix[rows] @ q + base[rows]
         elif len(rows):  # a common one: copying its rows out costs more than one full product
             full = index.matrix @ q + base

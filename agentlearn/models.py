@@ -17,6 +17,8 @@ from filelock import FileLock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # keep weight-loading bars out of CLI output
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 CHAT_MODEL_NAME = "SmolLM2-135M-Instruct"
 EMBEDDING_DIM = 384

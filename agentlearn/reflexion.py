@@ -42,7 +42,7 @@ MAX_FIELD_CHARS = 300
 MAX_PLAN_CHARS = 300
 TRUNCATED = " [truncated]"
 MAX_PLAN_SENTENCES = 4
-_BULLET = re.compile(r"^(?:[-*\u2022]|\d+[.)])\s*")
+_BULLET = re.compile(r"^(?:[-*\u2022]|\d+[.)](?=\s|$))\s*")
 
 
 def clip(text: str, limit: int) -> str:

@@ -8,17 +8,22 @@ label written through `submit_label` is folded into the cached index without a r
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from agentlearn.workspace import Workspace
 from storage.records import EvalRun, Label, Task, Trajectory
+from storage.tinydb_store import write_atomic
 
 LABEL_STATUSES = ("any", "unlabeled", "labeled", "labeled by me", "not labeled by me", "human ≠ verifier")
 VERIFIER_RESULTS = ("any", "success", "fail", "none")
@@ -64,64 +69,103 @@ def task_text(task: Task | None) -> str:
     return users[-1] if users else (task.input[-1].content if task.input else "")
 
 
-def trajectory_text(traj: Trajectory, task: Task | None) -> str:
-    """What search and 'find similar' look at: the request, the output and the call."""
-    call = traj.tool_call.name if traj.tool_call else ""
-    return f"{task_text(task)}\n{traj.output}\n{call}"
-
-
 @dataclass
 class TrajectoryIndex:
-    """Column arrays over all trajectories, newest last (the store's order)."""
+    """Column arrays over all trajectories in the store's order (oldest first)."""
 
+    version: tuple
     ids: np.ndarray
     task_id: np.ndarray
     suite: np.ndarray
     split: np.ndarray
-    created: np.ndarray  # datetime64[us]
+    created: np.ndarray  # seconds since the epoch (UTC), float64
     verifier: np.ndarray  # 1 success, 0 fail, -1 no verdict
     model: np.ndarray
     adapter: np.ndarray
     method: np.ndarray
     source: np.ndarray
-    output_hash: np.ndarray
-    text: np.ndarray  # lower-cased, for search
+    output_hash: np.ndarray  # to tell equal answers apart without keeping them
+    text: np.ndarray  # lower-cased request + output + call, for search
+    facets: dict[str, list[str]] = field(default_factory=dict)
     position: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
-def _build_trajectory_index(ws: Workspace) -> TrajectoryIndex:
-    trajs = ws.repo.all(Trajectory)
+FIELDS = ("ids", "task_id", "suite", "split", "created", "verifier", "model", "adapter", "method", "source",
+          "output_hash", "text")
+INDEX_FORMAT = 1  # bump when the columns change, so an old file on disk is not used
+
+
+def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
     tasks = task_map(ws)
+    requests = {tid: task_text(t) for tid, t in tasks.items()}
+    rows = [(t.id, t.task_id, t.suite, t.split, t.created.timestamp(),
+             -1 if t.verdict is None else int(t.verdict.success), t.model, t.adapter, t.memory.method, t.source,
+             hashlib.blake2b(t.output.encode(), digest_size=8).digest(),
+             f"{requests.get(t.task_id, '')}\n{t.output}\n{t.tool_call.name if t.tool_call else ''}".lower())
+            for t in ws.repo.all(Trajectory)]
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(FIELDS)
+    dtypes = {"created": np.float64, "verifier": np.int8}
+    arrays = {name: np.array(col, dtype=dtypes.get(name, object)) for name, col in zip(FIELDS, cols, strict=True)}
+    arrays["output_hash"] = np.array([int.from_bytes(b, "little", signed=True) for b in arrays["output_hash"]],
+                                     dtype=np.int64)
+    index = TrajectoryIndex(version=version, **arrays)
+    index.position = {i: n for n, i in enumerate(index.ids)}
+    index.facets = {name: sorted(str(v) for v in pd.unique(getattr(index, name)) if v)
+                    for name in ("suite", "split", "model", "adapter", "method")}
+    return index
 
-    def col(values: Iterable, dtype=object) -> np.ndarray:
-        return np.array(list(values), dtype=dtype)
 
-    ids = col(t.id for t in trajs)
-    return TrajectoryIndex(
-        ids=ids,
-        task_id=col(t.task_id for t in trajs),
-        suite=col(t.suite for t in trajs),
-        split=col(t.split for t in trajs),
-        created=col((t.created.replace(tzinfo=None) for t in trajs), "datetime64[us]") if trajs
-        else np.array([], dtype="datetime64[us]"),
-        verifier=col(((-1 if t.verdict is None else int(t.verdict.success)) for t in trajs), np.int8),
-        model=col(t.model for t in trajs),
-        adapter=col(t.adapter for t in trajs),
-        method=col(t.memory.method for t in trajs),
-        source=col(t.source for t in trajs),
-        output_hash=col((hash(t.output) for t in trajs), np.int64),
-        text=col(trajectory_text(t, tasks.get(t.task_id)).lower() for t in trajs),
-        position={i: n for n, i in enumerate(ids)},
-    )
+def _index_files(ws: Workspace) -> tuple[Path, Path]:
+    folder = ws.settings.home / "cache"
+    return folder / "trajectory-index.parquet", folder / "trajectory-index.json"
+
+
+def _load_index_file(ws: Workspace, version: tuple) -> TrajectoryIndex | None:
+    """The index saved by an earlier process, if the store has not changed since (restarts stay fast)."""
+    table, meta = _index_files(ws)
+    try:
+        saved = json.loads(meta.read_text())
+        if saved.get("format") != INDEX_FORMAT or saved.get("version") != json.loads(json.dumps(version)):
+            return None
+        df = pd.read_parquet(table)
+    except (OSError, ValueError, KeyError):
+        return None
+    dtypes = {"created": np.float64, "verifier": np.int8, "output_hash": np.int64}
+    index = TrajectoryIndex(version=version, **{name: df[name].to_numpy(dtype=dtypes.get(name, object))
+                                                for name in FIELDS})
+    index.position = {i: n for n, i in enumerate(index.ids)}
+    index.facets = saved["facets"]
+    return index
+
+
+def _save_index_file(ws: Workspace, index: TrajectoryIndex) -> None:
+    table, meta = _index_files(ws)
+    try:
+        table.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({name: getattr(index, name) for name in FIELDS}).to_parquet(table.with_suffix(".tmp"))
+        os.replace(table.with_suffix(".tmp"), table)
+        write_atomic(meta, json.dumps({"format": INDEX_FORMAT, "version": index.version,
+                                       "facets": index.facets}).encode())
+    except (OSError, ValueError):
+        pass  # only a cache: the next start rebuilds it
 
 
 def trajectory_index(ws: Workspace) -> TrajectoryIndex:
-    """The cached column index of all trajectories (rebuilt when the table changes)."""
+    """The cached column index of all trajectories (rebuilt when the trajectory or task table changes)."""
     version = (ws.repo.version(Trajectory), ws.repo.version(Task))
-    return _cached(ws, "trajectories", version, lambda: _build_trajectory_index(ws))
+
+    def build() -> TrajectoryIndex:
+        index = _load_index_file(ws, version)
+        if index is None:
+            index = _build_trajectory_index(ws, version)
+            if len(index) >= 5000:  # small stores rebuild faster than they unpickle
+                _save_index_file(ws, index)
+        return index
+
+    return _cached(ws, "trajectories", version, build)
 
 
 @dataclass
@@ -232,7 +276,8 @@ def queue(ws: Workspace, filters: Filters, me: str = "") -> list[str]:
     if filters.annotator:
         mask &= _isin(idx.ids, labels.by_annotator.get(filters.annotator, ()))
     if filters.since is not None:
-        mask &= idx.created >= np.datetime64(filters.since.replace(tzinfo=None), "us")
+        since = filters.since if filters.since.tzinfo else filters.since.replace(tzinfo=UTC)
+        mask &= idx.created >= since.timestamp()
     if filters.search.strip():
         mask &= pd.Series(idx.text, dtype=object).str.contains(filters.search.strip().lower(), regex=False).to_numpy()
     hits = np.flatnonzero(mask)
@@ -256,14 +301,7 @@ def next_after(ids: Sequence[str], current: str | None, step: int = 1) -> str | 
 
 def facets(ws: Workspace) -> dict[str, list[str]]:
     """Distinct values for each filter's select box."""
-    idx = trajectory_index(ws)
-
-    def distinct(a: np.ndarray) -> list[str]:
-        return sorted(str(v) for v in pd.unique(a) if v)
-
-    return {"suite": distinct(idx.suite), "split": distinct(idx.split), "model": distinct(idx.model),
-            "adapter": distinct(idx.adapter), "method": distinct(idx.method),
-            "annotator": sorted(label_index(ws).by_annotator)}
+    return {**trajectory_index(ws).facets, "annotator": sorted(label_index(ws).by_annotator)}
 
 
 # --- labels --------------------------------------------------------------------------------------
@@ -468,7 +506,8 @@ def success_over_time(ws: Workspace, freq: str = "D") -> pd.DataFrame:
     ok = idx.verifier >= 0
     if not ok.any():
         return pd.DataFrame(columns=["period", "method", "runs", "success %"])
-    df = pd.DataFrame({"created": idx.created[ok], "method": idx.method[ok], "success": idx.verifier[ok] == 1})
+    df = pd.DataFrame({"created": pd.to_datetime(idx.created[ok], unit="s"), "method": idx.method[ok],
+                       "success": idx.verifier[ok] == 1})
     df["period"] = df["created"].dt.to_period(freq).dt.start_time
     g = df.groupby(["period", "method"])["success"]
     out = pd.DataFrame({"runs": g.size(), "success %": (100 * g.mean()).round(1)}).reset_index()

@@ -31,8 +31,23 @@ def home() -> str:
     return st.session_state.get("home") or str(Settings.from_env().home)
 
 
+def through_app() -> None:
+    """Make sure the page runs inside app.py's navigation, not on its own.
+
+    A folder named pages/ makes Streamlit start in its old multipage mode, where a first request for
+    /trajectories runs pages/trajectories.py without app.py (no sidebar, no annotator). Switching the
+    mode off and rerunning sends the request through app.py, whose st.navigation keeps it off.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def workspace() -> Workspace:
-    """The one workspace per process for the chosen folder."""
+    """The one workspace per process for the chosen folder (every page calls this first)."""
+    through_app()
     return _open(home())
 
 

@@ -1,4 +1,7 @@
-"""Exemplar bank and selection: every mode on small banks, the people-win rule, incremental vectors."""
+"""Exemplar bank and selection: every mode on small banks, the people-win rule, incremental vectors.
+
+`ws` (tests/conftest.py) is a workspace on real TinyDB files with the hashing encoder.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +19,6 @@ from storage.records import Exemplar, Label, Message, Task, ToolCall, Trajectory
 
 SUITE = "s"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def ws(tmp_path):
-    return open_workspace(Settings(home=tmp_path), encoder=hash_encode)
 
 
 def make_task(ws, text, tags=(), split="train", suite=SUITE, task_id=None, expected="noop"):
@@ -363,3 +361,18 @@ def test_bm25_scores_equal_rank_bm25_okapi():
         tokens = exemplars.tokenize(q)
         np.testing.assert_allclose(ours.get_scores(tokens), ref.get_scores(tokens), rtol=1e-12, atol=1e-12)
     assert exemplars.Bm25([[], []]).get_scores(["x"]).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("tag", ["rare", "common"])  # a rare tag scores only its rows, a common one all rows
+def test_type_equals_semantic_restricted_to_the_tag(ws, tag):
+    words = "printer network password drive laptop email vpn toner wifi monitor".split()
+    for n in range(40):
+        make_exemplar(ws, " ".join(words[(n * 3 + i) % 10] for i in range(n % 4 + 1)) + f" case{n}",
+                      tags=["rare" if n % 20 == 0 else "common"], task_id=f"t{n}", n=n)
+    task = query("printer email wifi", tags=[tag])
+    everything = exemplars.select(ws, task, "semantic", k=40)
+    expected = [(s.exemplar.id, s.score) for s in everything if tag in s.exemplar.tags][:3]
+    got = exemplars.select(ws, task, "type", k=3)
+    assert [s.exemplar.id for s in got] == [i for i, _ in expected]
+    assert [s.score for s in got] == pytest.approx([sc for _, sc in expected], abs=1e-6)
+    assert len(got) == (2 if tag == "rare" else 3)

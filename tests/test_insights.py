@@ -46,6 +46,14 @@ def ws(tmp_path):
     return open_workspace(Settings(home=tmp_path), encoder=hash_encode, chat_factory=_no_chat)
 
 
+@pytest.fixture(scope="session")
+def shared_models(tmp_path_factory):
+    """One folder for the converted SmolLM2, shared by every real-model test of the session."""
+    folder = tmp_path_factory.getbasetemp() / "shared-models"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 TOOLS = [{"name": "reset_password", "description": "Reset a password",
           "parameters": {"type": "object", "properties": {"username": {"type": "string"}}}},
          {"name": "create_ticket", "description": "Open a ticket", "parameters": {"type": "object"}}]
@@ -430,8 +438,8 @@ def test_extract_people_win_over_the_verifier(ws):
     insights.extract(ws, "s", chat=chat)
     prompts = [_human(m) for m in chat.seen]
     compares = [p for p in prompts if "SUCCESSFUL TRIAL" in p]
-    # Task C now has a success (labeled) and an unlabeled... only judged failures pair: none left for C;
-    # task B's success is a failure now, with no success to compare with.
+    # C's labeled "success" has no judged failure to pair with (the other run has no verdict), and B's
+    # verifier success is a failure now: only task A's two pairs remain.
     assert len(compares) == 2 and all("akhan" in p for p in compares)
     success_prompt = prompts[-1]
     assert "laptop" in success_prompt and "bnovak" not in success_prompt
@@ -486,8 +494,9 @@ def test_extract_survives_garbage_answers_and_an_empty_suite(ws):
         insights.extract(ws, "s", chat=chat, success_chunk=0)
 
 
-def test_extract_with_the_real_model(tmp_path):
+def test_extract_with_the_real_model(tmp_path, shared_models):
     """The embedded SmolLM2 answers ExpeL's prompts; whatever it writes becomes valid pending proposals."""
+    (tmp_path / "models").symlink_to(shared_models, target_is_directory=True)
     ws = open_workspace(Settings(home=tmp_path, max_new_tokens=64), encoder=hash_encode)
     a = _task(ws, "a", "Reset the password for user akhan, send it by email.")
     _run(ws, a, False, "create_ticket()")
@@ -498,3 +507,4 @@ def test_extract_with_the_real_model(tmp_path):
     expected = [op for answer in answers for op in parse_operations(answer)]
     assert len(proposals) <= len(expected)
     assert all(p.status == "pending" and p.operation in insights.OPERATIONS for p in proposals)
+    assert all(p.raw and any(p.raw in answer for answer in answers) for p in proposals)

@@ -20,13 +20,18 @@ from agentlearn import review  # noqa: E402
 from agentlearn.embeddings import hash_encode  # noqa: E402
 from pages import _ui  # noqa: E402
 from storage.records import (  # noqa: E402
-    EvalRun, Exemplar, Insight, InsightProposal, Label, Preference, Trajectory,
+    Exemplar,
+    Insight,
+    InsightProposal,
+    Label,
+    Preference,
+    Trajectory,
 )
 
 TIMEOUT = 60
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _navigation_like_a_server(monkeypatch):
     """Run app.py on every AppTest run, as a server does once st.navigation has been called.
 
@@ -46,7 +51,13 @@ def _navigation_like_a_server(monkeypatch):
 
 
 @pytest.fixture
-def seeded(ws, monkeypatch):
+def seeded(raw_seeded, _navigation_like_a_server):
+    """The seeded workspace, with the app run the way a server runs it."""
+    return raw_seeded
+
+
+@pytest.fixture
+def raw_seeded(ws, monkeypatch):
     """The test workspace with seed records; the app will open the same folder."""
     monkeypatch.setenv("AGENTLEARN_DEMO", "0")
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
@@ -96,6 +107,13 @@ def test_sidebar_annotator_comes_from_query_and_is_kept(seeded):
     at.sidebar.text_input(key="annotator_name").input("dave").run()
     assert at.query_params["annotator"] == "dave"
     assert any("embedded" in t.value for t in at.sidebar.text)
+
+
+def test_a_page_requested_first_still_runs_inside_app(raw_seeded):
+    """A server's first request for /trajectories must still get the sidebar (annotator) from app.py."""
+    at = open_page("pages/trajectories.py", annotator="erin")
+    assert at.sidebar.text_input(key="annotator_name").value == "erin"
+    assert at.title[0].value == "Trajectories"
 
 
 # --- Trajectories -------------------------------------------------------------------------------
@@ -301,7 +319,7 @@ def test_overview_counts_agreement_and_evals(seeded):
     assert len(evals) == 1 and len(evals[0].value) == 2
 
 
-def test_overview_on_an_empty_store_says_what_to_do(ws, monkeypatch):
+def test_overview_on_an_empty_store_says_what_to_do(ws, monkeypatch, _navigation_like_a_server):
     monkeypatch.setenv("AGENTLEARN_DEMO", "0")
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
     _ui.clear()

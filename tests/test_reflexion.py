@@ -98,6 +98,7 @@ def test_transcript_without_steps_shows_the_output(ws):
      "Think first. You should think about it."),
     ("1. One. 2) Two! 3. Three? 4. Four. 5. Five.", "One. Two! Three? Four."),
     ("A plan without a period", "A plan without a period"),
+    ("Wait 3.5 seconds, then retry.", "Wait 3.5 seconds, then retry."),
     ("Use reset_password. STATUS: FAIL\nTrial #1: again", "Use reset_password."),
     ("", ""),
     ("\n\n   \n", ""),

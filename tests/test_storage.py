@@ -395,3 +395,26 @@ def test_vector_table_corruption_is_reported_and_left_alone(tmp_path):
         VectorTable(tmp_path, "tasks").load()
     assert matrix.read_bytes() == files[matrix][:40]
     assert len(enc.calls) == 1
+
+
+def test_update_must_keep_the_id(tmp_path):
+    repo = open_repository(str(tmp_path))
+    repo.put(label(1))
+    with pytest.raises(StoreError, match="must return a Label with the same id"):
+        repo.update(Label, "label-0001", lambda r: r.model_copy(update={"id": "label-0002"}))
+    assert [r.id for r in repo.all(Label)] == ["label-0001"]
+
+
+def test_reading_leaves_the_garbage_collector_as_it_was(tmp_path):
+    import gc
+
+    open_repository(str(tmp_path)).put_many(label(i) for i in range(50))
+    assert gc.isenabled()
+    TinyDBRepository(tmp_path).all(Label)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        TinyDBRepository(tmp_path).count(Label)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

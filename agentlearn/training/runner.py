@@ -144,7 +144,7 @@ def common_args(config: JobConfig, device: str, output_dir: str) -> dict[str, An
         lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_steps,
         logging_steps=config.logging_steps, seed=config.seed, save_strategy="no", report_to="none",
         bf16=bf16, fp16=device == "cuda" and not bf16, use_cpu=device == "cpu",
-        gradient_checkpointing=config.gradient_checkpointing, dataloader_num_workers=0,
+        activation_checkpointing=config.gradient_checkpointing, dataloader_num_workers=0,
         disable_tqdm=True,
     )
 

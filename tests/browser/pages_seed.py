@@ -16,8 +16,21 @@ if str(ROOT) not in sys.path:
 
 from storage import open_repository  # noqa: E402
 from storage.records import (  # noqa: E402
-    EvalRun, Exemplar, Insight, InsightChange, InsightProposal, Label, Message, MemoryUsed, Step, Suite, Task,
-    ToolCall, Trajectory, Verdict, now,
+    EvalRun,
+    Exemplar,
+    Insight,
+    InsightChange,
+    InsightProposal,
+    Label,
+    MemoryUsed,
+    Message,
+    Step,
+    Suite,
+    Task,
+    ToolCall,
+    Trajectory,
+    Verdict,
+    now,
 )
 
 SUITE = "helpdesk-test"

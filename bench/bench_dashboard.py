@@ -1,0 +1,252 @@
+"""How fast the labeling queue is at 1k and 100k trajectories: library calls, AppTest runs, a real browser.
+
+    .venv/bin/python bench/bench_dashboard.py                 # 1k and 100k, with the browser
+    .venv/bin/python bench/bench_dashboard.py --sizes 1000 --no-browser
+
+Workspaces are generated once under bench/results/ (gitignored) and reused. Figures printed:
+- review.*: the functions the Trajectories page calls (index from the parsed store, index from its file
+  after a restart, the queue with filters, search, a label written and the queue recomputed);
+- AppTest: a full script run of the Trajectories page, first in this process (store parsed cold) and
+  then warm, and the runs behind the keys K (next) and S then N (label, submit and next);
+- browser: `streamlit run` + Chromium, the first page load of a fresh server, a page load on a warm
+  server, and the time from pressing K / N until the next trajectory is on screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agentlearn import review  # noqa: E402
+from agentlearn.embeddings import hash_encode  # noqa: E402
+from agentlearn.settings import Settings  # noqa: E402
+from agentlearn.workspace import open_workspace  # noqa: E402
+from storage import open_repository  # noqa: E402
+from storage.records import (  # noqa: E402
+    Label,
+    MemoryUsed,
+    Message,
+    Step,
+    Suite,
+    Task,
+    ToolCall,
+    Trajectory,
+    Verdict,
+    now,
+)
+
+RESULTS = ROOT / "bench" / "results"
+SUITE = "bench"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+REQUESTS = [("reset_password", "username", "Reset the password of user{n}, send it by email."),
+            ("create_ticket", "title", "Open a ticket: printer {n} is jammed."),
+            ("unlock_account", "username", "Account user{n} is locked after too many attempts."),
+            ("grant_access", "group", "Add me to the group team{n} please.")]
+
+
+def generate(home: Path, n: int) -> None:
+    """A workspace with 40 tasks, n trajectories (half verified successes) and labels on 10% of them."""
+    repo = open_repository(str(home / "store"))
+    rng = random.Random(n)
+    tools = [{"name": name, "description": name, "parameters": {"type": "object", "properties": {arg: {"type": "string"}},
+                                                                 "required": [arg]}} for name, arg, _ in REQUESTS]
+    repo.put(Suite(id=SUITE, name=SUITE, tools=tools))
+    tasks = []
+    for i in range(40):
+        name, arg, text = REQUESTS[i % len(REQUESTS)]
+        tasks.append(Task(id=f"{SUITE}:t{i}", suite=SUITE, sample_id=f"t{i}", split="train" if i % 2 else "heldout",
+                          input=[Message(role="user", content=text.format(n=i))], tools=tools,
+                          expected=ToolCall(name=name, arguments={arg: f"v{i}"})))
+    repo.put_many(tasks)
+    start = now() - timedelta(days=60)
+    batch: list = []
+    for i in range(n):
+        task = tasks[i % len(tasks)]
+        ok = rng.random() < 0.5
+        call = task.expected if ok else ToolCall(name="create_ticket", arguments={"title": f"x{i}"})
+        out = f'<tool_call>{{"name": "{call.name}", "arguments": {{}}}}</tool_call> #{i}'
+        batch.append(Trajectory(task_id=task.id, suite=SUITE, split=task.split, prompt=task.input,
+                                steps=[Step(thought="", action=out, observation=f"{call.name} accepted")], output=out,
+                                tool_call=call, verdict=Verdict(success=ok, reward=float(ok), reason="graded"),
+                                model="SmolLM2-135M-Instruct", memory=MemoryUsed(method=rng.choice(["none", "exemplars"])),
+                                created=start + timedelta(seconds=50 * i)))
+        if len(batch) == 20_000:
+            repo.put_many(batch)
+            batch = []
+    repo.put_many(batch)
+    ids = [t.id for t in repo.all(Trajectory)]
+    labels = [Label(trajectory_id=tid, annotator=rng.choice(["ann", "ben"]), verdict=rng.choice(["success", "fail"]))
+              for tid in rng.sample(ids, n // 10)]
+    for i in range(0, len(labels), 20_000):
+        repo.put_many(labels[i:i + 20_000])
+
+
+def workspace_for(n: int) -> Path:
+    home = RESULTS / f"ws-{n}"
+    if not (home / ".complete").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        t = time.perf_counter()
+        generate(home, n)
+        (home / ".complete").write_text("")
+        print(f"  generated {n:,} trajectories in {time.perf_counter() - t:.0f} s")
+    shutil.rmtree(home / "cache", ignore_errors=True)  # measure the index build, not a left-over file
+    return home
+
+
+@contextmanager
+def timed(rows: list, what: str):
+    t = time.perf_counter()
+    yield
+    rows.append((what, time.perf_counter() - t))
+
+
+def bench_library(home: Path, rows: list) -> None:
+    ws = open_workspace(Settings(home=home), encoder=hash_encode)
+    with timed(rows, "store parsed cold (repo.all, once per process)"):
+        ws.repo.all(Trajectory)
+    review.clear_caches()
+    with timed(rows, "review.trajectory_index, built (then saved)"):
+        review.trajectory_index(ws)
+    review.clear_caches()
+    with timed(rows, "review.trajectory_index, from its file (after a restart)"):
+        review.trajectory_index(ws)
+    with timed(rows, "review.label_index, built"):
+        review.label_index(ws)
+    f = review.Filters(status="not labeled by me")
+    with timed(rows, "review.queue (not labeled by me)"):
+        ids = review.queue(ws, f, me="zoe")
+    with timed(rows, "review.queue (suite + verifier fail + search)"):
+        review.queue(ws, review.Filters(suite=SUITE, verifier="fail", search="printer"), me="zoe")
+    with timed(rows, "review.submit_label + queue again"):
+        review.submit_label(ws, ids[0], "zoe", "success", 4)
+        review.queue(ws, f, me="zoe")
+    with timed(rows, "review.bulk_accept_count over the whole queue"):
+        review.bulk_accept_count(ws, ids, "zoe")
+
+
+def bench_apptest(home: Path, rows: list) -> None:
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    from pages import _ui
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # behave like a server after its first run (see tests/test_pages.py)
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = init
+    os.environ["AGENTLEARN_HOME"], os.environ["AGENTLEARN_DEMO"] = str(home), "0"
+    _ui.ENCODER = hash_encode
+    _ui.clear()
+    try:
+        for label in ("AppTest: open Trajectories, first in this process", "AppTest: open Trajectories, warm"):
+            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+            at.query_params["annotator"] = "zoe"
+            at.run()
+            with timed(rows, label):
+                at.switch_page("pages/trajectories.py").run()
+            assert not at.exception, at.exception
+        with timed(rows, "AppTest: K (next trajectory)"):
+            at.button(key="btn_skip").click().run()
+        first = at.session_state["traj_current"]
+        with timed(rows, "AppTest: S then N (label, submit and next)"):
+            at.button(key="btn_success").click().run()
+            at.button(key="btn_submit").click().run()
+        assert at.session_state["traj_current"] != first
+    finally:
+        PagesManager.__init__ = original
+        _ui.clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_browser(home: Path, rows: list) -> None:
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    env = dict(os.environ, AGENTLEARN_HOME=str(home), AGENTLEARN_DEMO="0", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+                             "--server.port", str(port), "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            shown = page.get_by_text(re.compile(r"^trajectory \w+ · suite"))
+            for label in ("browser: first page load of a fresh server", "browser: page load, warm server"):
+                with timed(rows, label):
+                    page.goto(f"{url}/trajectories?annotator=zoe")
+                    shown.first.wait_for(timeout=300_000)
+            time.sleep(1.5)  # let the run that fills the query string finish
+            for label, keys in (("browser: K until the next trajectory shows", ["k"]),
+                                ("browser: S, N until the next trajectory shows", ["s", "n"])):
+                before = shown.first.inner_text()
+                t = time.perf_counter()
+                for k in keys:
+                    page.keyboard.press(k)
+                    if k == "s":
+                        page.get_by_text("verdict: success").first.wait_for(timeout=60_000)
+                page.wait_for_function("(b) => ![...document.querySelectorAll('div')].some("
+                                       "d => d.innerText === b)", arg=before, timeout=60_000)
+                rows.append((label, time.perf_counter() - t))
+                time.sleep(1.0)
+            browser.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
+    ap.add_argument("--no-browser", action="store_true")
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    print(f"agentlearn dashboard benchmark · {os.cpu_count()} CPUs")
+    for n in args.sizes:
+        print(f"\n== {n:,} trajectories ==")
+        home = workspace_for(n)
+        rows: list[tuple[str, float]] = []
+        bench_library(home, rows)
+        bench_apptest(home, rows)
+        if not args.no_browser and Path(CHROMIUM).exists():
+            shutil.rmtree(home / "cache", ignore_errors=True)  # the fresh server builds the index itself
+            bench_browser(home, rows)
+        for what, seconds in rows:
+            print(f"  {what:<58} {seconds * 1000:9.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

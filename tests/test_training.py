@@ -1,0 +1,261 @@
+"""Training: configs, pre-launch checks, rewards, and REAL 2-step CPU jobs (SFT, DPO, GRPO) on SmolLM2.
+
+The real jobs train on a 4-task suite with short prompts, 1-2 steps at batch 2, so each takes seconds
+of compute; most of a test's time is process start and model loading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agentlearn import datasets
+from agentlearn.training import config as jc
+from agentlearn.training import jobs, preflight, runner
+from agentlearn.training.callbacks import CONTROL_FILE, STOP
+from storage.records import ALL_RECORDS, Adapter, DatasetExport, Job, Task
+from tests.test_datasets import SUITE, call_text, mini_suite, prefer
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory) -> str:
+    """The converted SmolLM2, shared by the session's real-model tests."""
+    from agentlearn.models import chat_model_dir
+
+    folder = tmp_path_factory.getbasetemp() / "shared-models"
+    folder.mkdir(exist_ok=True)
+    return str(chat_model_dir(folder))
+
+
+def tiny(method: str, ws, tmp_path, base_model: str, **overrides) -> jc.JobConfig:
+    """A cpu-tiny config on an export of the mini suite."""
+    tasks = mini_suite(ws, tmp_path)
+    if method == "dpo":
+        for t in tasks.values():
+            prefer(ws, t, call_text("noop"), call_text(t.expected.name, **t.expected.arguments), "B")
+    exported = datasets.export(ws, method, SUITE)
+    return jc.preset(method, "cpu-tiny", dataset_path=exported.path, export_id=exported.id, suite=SUITE,
+                     base_model=base_model, max_length=384, **overrides)
+
+
+def generate(base_model: str, adapter_dir: str, task: Task) -> str:
+    """Greedy answer of base + adapter, loaded the way the agent loads it."""
+    import torch
+
+    from agentlearn.llm import load_local
+
+    model, tokenizer = load_local(base_model, adapter_dir)
+    ids = tokenizer.apply_chat_template(datasets.prompt_for(task), add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:])
+
+
+def store_is_readable(ws) -> dict[str, int]:
+    return {kind.__name__: len(ws.repo.all(kind)) for kind in ALL_RECORDS}
+
+
+# --- configs -----------------------------------------------------------------------------------
+
+
+def test_config_yaml_round_trip_and_presets(tmp_path):
+    cfg = jc.preset("grpo", "cpu-small", dataset_path="d.jsonl", learning_rate=1e-5)
+    path = cfg.save(tmp_path / "job.yaml")
+    assert yaml.safe_load(path.read_text())["method"] == "grpo"
+    again = jc.load(path)
+    assert again == cfg and isinstance(again, jc.GRPOJobConfig) and again.preset == "cpu-small"
+    assert jc.preset("sft", "cpu-tiny").max_steps == 2 and jc.preset("dpo", "cuda-qlora").quantize_4bit
+    path.write_text("method: sft\nlearning_rate: 1e-3\nmax_steps: 3\n")  # YAML 1.1 reads 1e-3 as a string
+    assert jc.load(path).learning_rate == 0.001
+
+
+def test_config_errors_name_the_setting(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown sft setting\(s\) \['num_generations'\]"):
+        jc.from_dict({"method": "sft", "num_generations": 4})
+    with pytest.raises(ValueError, match="max_steps must be a whole number"):
+        jc.from_dict({"method": "dpo", "max_steps": "ten"})
+    with pytest.raises(ValueError, match="'method' must be one of sft, dpo, grpo"):
+        jc.from_dict({"method": "ppo"})
+    with pytest.raises(ValueError, match="unknown preset"):
+        jc.preset("sft", "gpu-huge")
+    with pytest.raises(FileNotFoundError):
+        jc.load(tmp_path / "missing.yaml")
+
+
+# --- pre-launch checks -------------------------------------------------------------------------
+
+
+def test_preflight_catches_bad_settings_before_loading_a_model(ws, tmp_path, base_model):
+    sft = tiny("sft", ws, tmp_path, base_model)
+    assert preflight.check(sft, ws.settings.models_dir).ok
+    problems = {
+        "max_steps must be at least 1": sft.__class__(**{**vars(sft), "max_steps": 0}),
+        "does not exist": sft.__class__(**{**vars(sft), "dataset_path": str(tmp_path / "gone.jsonl")}),
+        "needs a CUDA GPU": sft.__class__(**{**vars(sft), "quantize_4bit": True, "device": "cpu"}),
+        "all 4 rows need more than max_length=100": sft.__class__(**{**vars(sft), "max_length": 100}),
+    }
+    for message, cfg in problems.items():
+        errors = preflight.validate(cfg, ws.settings.models_dir)
+        assert any(message in e for e in errors), (message, errors)
+    dpo_on_sft_file = jc.preset("dpo", "cpu-tiny", dataset_path=sft.dataset_path, base_model=base_model)
+    assert "not a dpo row: prompt must be a non-empty list" in preflight.validate(dpo_on_sft_file, Path())[0]
+    grpo = jc.preset("grpo", "cpu-tiny", dataset_path=sft.dataset_path, per_device_train_batch_size=3,
+                     num_generations=2, base_model=base_model)
+    assert "must be divisible by num_generations=2" in preflight.validate(grpo, Path())[0]
+    with pytest.raises(ValueError, match="the job cannot start:\n- max_steps must be at least 1"):
+        jobs.launch(ws, problems["max_steps must be at least 1"])
+    assert ws.repo.count(Job) == 0
+
+
+def test_preflight_warns_about_rows_it_will_leave_out(ws, tmp_path, base_model):
+    sft = tiny("sft", ws, tmp_path, base_model)
+    longest = preflight.check(sft, ws.settings.models_dir).longest
+    shortest = min(runner.row_tokens(sft, r, _tokenizer(sft)) for r in runner.read_jsonl(sft.dataset_path))
+    report = preflight.check(sft.__class__(**{**vars(sft), "max_length": shortest}), ws.settings.models_dir)
+    assert report.ok and 0 < report.too_long < report.rows and "will be left out, not truncated" in report.warnings[0]
+    assert longest > shortest
+
+
+def _tokenizer(config):
+    tok = runner.load_tokenizer(config, config.base_model)
+    runner.add_special_tokens(tok)
+    return tok
+
+
+# --- rewards -----------------------------------------------------------------------------------
+
+
+def test_rewards_grade_tool_calls_and_format():
+    good = call_text("reset_password", username="akhan")
+    completions = [[{"role": "assistant", "content": c}] for c in
+                   (good, call_text("reset_password", username="x"), '{"name": "reset_password", "arguments": '
+                    '{"username": "akhan"}}', "I can't help", call_text("unlock_account", username="akhan"))]
+    n = len(completions)
+    cols = {"expected_name": ["reset_password"] * n, "expected_arguments": ['{"username": "akhan"}'] * n,
+            "tools": [json.dumps([{"name": "reset_password", "parameters": {"type": "object"}}])] * n}
+    assert runner.call_reward(completions, **cols, trainer_state=None) == [1.0, 0.5, 1.0, 0.0, 0.5]
+    assert runner.format_reward(completions, **cols) == [1.0, 1.0, 0.5, 0.0, 1.0]
+
+
+# --- real training -----------------------------------------------------------------------------
+
+
+def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_model):
+    cfg = tiny("sft", ws, tmp_path, base_model)
+    job = jobs.launch(ws, cfg)
+    assert job.pid and Path(job.config_path).name == "job.yaml" and jc.load(job.config_path) == cfg
+    job = jobs.wait(ws, job.id, timeout=600)
+    assert job.status == "succeeded", jobs.log_tail(job)
+    assert job.step == 2 and job.max_steps == 2 and job.finished and job.error == ""
+    assert [e.step for e in job.events if "loss" in e.values] == [1, 2]
+    assert job.metrics["train_loss"] > 0 and job.metrics["rows"] == 4
+    adapter = ws.repo.get(Adapter, job.adapter_id)
+    assert adapter.job_id == job.id and adapter.method == "sft"
+    assert Path(adapter.path).parent == ws.settings.adapters_dir
+    saved = json.loads((Path(adapter.path) / "adapter_config.json").read_text())
+    assert saved["trainable_token_indices"]  # the added <tool_call> tokens' rows travel with the adapter
+    assert "<tool_call>" in (Path(adapter.path) / "tokenizer.json").read_text()
+    assert isinstance(generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0]), str)
+    assert "train_runtime" in jobs.log_tail(job, 200)
+    assert jobs.progress(job).fraction == 1.0
+
+
+def test_real_dpo_run_in_process(ws, tmp_path, base_model):
+    cfg = tiny("dpo", ws, tmp_path, base_model)
+    job = jobs.run_job(ws, jobs.new_job(ws, cfg).id, cfg)
+    assert job.status == "succeeded", job.error
+    assert any("rewards/margins" in e.values for e in job.events)
+    adapter = ws.repo.get(Adapter, job.adapter_id)
+    assert generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0])
+
+
+def test_real_grpo_run_in_process_with_grader_rewards(ws, tmp_path, base_model):
+    cfg = tiny("grpo", ws, tmp_path, base_model, max_completion_length=16)
+    assert preflight.check(cfg, ws.settings.models_dir).ok
+    job = jobs.run_job(ws, jobs.new_job(ws, cfg).id, cfg)
+    assert job.status == "succeeded", job.error
+    logged = {k for e in job.events for k in e.values}
+    assert {"reward", "rewards/call_reward/mean", "rewards/format_reward/mean"} <= logged
+    assert generate(base_model, ws.repo.get(Adapter, job.adapter_id).path, ws.repo.find(Task, suite=SUITE)[0])
+
+
+def test_stop_request_ends_the_run_without_an_adapter(ws, tmp_path, base_model):
+    cfg = tiny("sft", ws, tmp_path, base_model, max_steps=50)
+    job = jobs.new_job(ws, cfg)
+    (ws.settings.jobs_dir / job.id / CONTROL_FILE).write_text(STOP)  # asked to stop before it began
+    job = jobs.run_job(ws, job.id, cfg)
+    assert job.status == "stopped" and job.step == 1 and job.adapter_id == ""
+    assert ws.repo.count(Adapter) == 0
+
+
+def _wait_for_step(ws, job_id: str, timeout: float = 300) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = ws.repo.get(Job, job_id)
+        if job.step >= 1 or job.status not in jobs.ACTIVE:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} made no step in {timeout} s")
+
+
+def test_stop_and_save_writes_a_usable_adapter(ws, tmp_path, base_model):
+    cfg = tiny("sft", ws, tmp_path, base_model, max_steps=500)
+    job = jobs.launch(ws, cfg)
+    assert _wait_for_step(ws, job.id).status == "running"
+    assert jobs.stop(ws, job.id, save=True).status == "stopping"
+    job = jobs.wait(ws, job.id, timeout=300)
+    assert job.status == "stopped", jobs.log_tail(job)
+    assert 1 <= job.step < 500 and job.adapter_id
+    adapter = ws.repo.get(Adapter, job.adapter_id)
+    assert generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0])
+    with pytest.raises(ValueError, match="only a queued or running job can be stopped"):
+        jobs.stop(ws, job.id)
+
+
+def test_sigkill_marks_the_job_failed_and_leaves_the_store_intact(ws, tmp_path, base_model):
+    cfg = tiny("sft", ws, tmp_path, base_model, max_steps=500)
+    before = store_is_readable(ws)
+    job = jobs.launch(ws, cfg)
+    _wait_for_step(ws, job.id)
+    os.kill(job.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not jobs.refresh_statuses(ws) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    job = ws.repo.get(Job, job.id)
+    assert job.status == "failed" and "killed or crashed" in job.error and job.finished
+    after = store_is_readable(ws)
+    assert after == {**before, "Job": before["Job"] + 1}
+    assert ws.repo.get(DatasetExport, cfg.export_id).rows == 4
+    assert [j.status for j in jobs.list_jobs(ws)] == ["failed"]
+
+
+def test_a_silent_job_is_marked_failed(ws):
+    job = ws.repo.put(Job(method="sft", config={}, status="running", pid=None))
+    assert jobs.refresh_statuses(ws, stale_after=3600) == []
+    changed = jobs.refresh_statuses(ws, stale_after=0)
+    assert [j.id for j in changed] == [job.id] and "no heartbeat" in changed[0].error
+
+
+def test_cli_export_and_train_json(ws, tmp_path, base_model, capsys):
+    from agentlearn.cli import main
+
+    mini_suite(ws, tmp_path)
+    out = tmp_path / "sft.jsonl"
+    assert main(["export", "sft", "--suite", SUITE, "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 4 and out.exists()
+    (ws.settings.models_dir).mkdir(parents=True, exist_ok=True)
+    (ws.settings.models_dir / Path(base_model).name).symlink_to(base_model)  # the converted model, not again
+    assert main(["train", "sft", "--suite", SUITE, "--preset", "cpu-tiny", "--max-steps", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "succeeded" and result["metrics"]["train_loss"] > 0
+    assert Path(result["adapter"], "adapter_config.json").exists()
+    assert ws.repo.get(Job, result["job_id"]).adapter_id == result["adapter_id"]
+    assert main(["train", "dpo", "--suite", SUITE, "--preset", "cpu-tiny"]) == 2  # no pairs: a clear error
+    assert "no preference pairs" in capsys.readouterr().err
