@@ -248,6 +248,9 @@ def _index(ws: Workspace, suite: str) -> _Index:
         return cached
     with _CACHE_LOCK:
         version = ws.repo.version(Exemplar)  # read before the records: a later write forces a rebuild
+        cached = _CACHE.get(cache_key)
+        if cached is not None and cached.key == (version, _files_key(ws)):
+            return cached  # another thread rebuilt it while this one waited
         active = [e for e in ws.repo.all(Exemplar) if e.active]
         texts_all = {e.id: text_of(e.input) for e in active}
         table = ws.vectors(VECTOR_TABLE)

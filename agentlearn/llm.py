@@ -66,6 +66,8 @@ class LocalChatModel(BaseChatModel):
                 **ids, max_new_tokens=self.max_new_tokens, do_sample=sample,
                 temperature=self.temperature if sample else None, top_p=None, top_k=None,
                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                # A finished tool call ends the answer: generating past it only costs time.
+                stop_strings=["</tool_call>", *(stop or [])], tokenizer=tokenizer,
             )
         text = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=False)
         for end in [tokenizer.eos_token, "<|im_end|>", *(stop or [])]:

@@ -51,6 +51,7 @@ def clear_caches() -> None:
     """Forget every cached index (tests; another repository opened at the same address)."""
     with _lock:
         _cache.clear()
+        _queues.clear()
 
 
 # --- indices -------------------------------------------------------------------------------------
@@ -253,10 +254,27 @@ def _human_disagrees(idx: TrajectoryIndex, labels: LabelIndex) -> np.ndarray:
     return mask
 
 
+_queues: dict[tuple, tuple[tuple, list[str]]] = {}
+
+
 def queue(ws: Workspace, filters: Filters, me: str = "") -> list[str]:
-    """Trajectory ids that match the filters, in queue order."""
+    """Trajectory ids that match the filters, in queue order (cached until trajectories or labels change)."""
     idx = trajectory_index(ws)
     labels = label_index(ws)
+    key, versions = (id(ws.repo), filters, me), (idx.version, labels.version)
+    with _lock:
+        hit = _queues.get(key)
+    if hit is not None and hit[0] == versions:
+        return hit[1]
+    ids = _queue(idx, labels, filters, me)
+    with _lock:
+        if len(_queues) > 64:
+            _queues.clear()
+        _queues[key] = (versions, ids)
+    return ids
+
+
+def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str) -> list[str]:
     mask = np.ones(len(idx), dtype=bool)
     for column, value in (("suite", filters.suite), ("split", filters.split), ("model", filters.model),
                           ("method", filters.method)):

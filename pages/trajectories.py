@@ -17,6 +17,7 @@ KEYS = [("S", "success"), ("F", "fail"), ("1–5", "score"), ("V", "take the ver
 
 ws = _ui.workspace()
 _ui.keep(*FILTER_KEYS)
+st.session_state.setdefault("f_status", "not labeled by me")
 
 
 def _filters() -> review.Filters:
@@ -114,8 +115,7 @@ with st.expander("Filters and search" + (f" ({active} active)" if active else ""
     c[0].selectbox("Suite", [""] + facets["suite"], key="f_suite", on_change=_unpin, format_func=lambda v: v or "all suites")
     c[1].selectbox("Split", ["", "train", "heldout"], key="f_split", on_change=_unpin, format_func=lambda v: v or "all splits")
     c[2].selectbox("Verifier result", review.VERIFIER_RESULTS, key="f_verifier", on_change=_unpin)
-    c[3].selectbox("Label status", review.LABEL_STATUSES, key="f_status", on_change=_unpin,
-                   index=review.LABEL_STATUSES.index("not labeled by me"))
+    c[3].selectbox("Label status", review.LABEL_STATUSES, key="f_status", on_change=_unpin)
     c[4].selectbox("Order", review.ORDERS, key="f_order", on_change=_unpin)
     c = st.columns(5)
     c[0].selectbox("Model", [""] + facets["model"], key="f_model", on_change=_unpin, format_func=lambda v: v or "all models")
@@ -152,21 +152,22 @@ top[3].button("Find similar", key="btn_similar", shortcut="M", width="stretch",
 
 with st.expander(f"Bulk action on the whole filtered set ({len(ids):,} trajectories)"):
     name = _ui.annotator()
-    todo = review.bulk_accept_count(ws, ids, name) if name else []
-    st.write(f"Accepting the verifier's verdicts writes {len(todo):,} labels "
-             f"(trajectories with a verdict that you have not labeled yet).")
-    if st.button("Accept the verifier's verdicts…", key="bulk_ask", disabled=not (name and todo)):
-        st.session_state["bulk_confirm"] = len(todo)
+    st.write("Accept the verifier's verdict as your label on every trajectory of the filtered set that has a "
+             "verdict and that you have not labeled yet.")
+    if st.button("Accept the verifier's verdicts…", key="bulk_ask", disabled=not (name and ids)):
+        st.session_state["bulk_confirm"] = True
     if st.session_state.get("bulk_confirm"):
+        todo = review.bulk_accept_count(ws, ids, name) if name else []
         st.warning(f"This writes {len(todo):,} label records, one per trajectory, under your name. Confirm?")
         b = st.columns(2)
-        if b[0].button(f"Confirm: write {len(todo):,} labels", key="bulk_confirm_yes", type="primary"):
+        if b[0].button(f"Confirm: write {len(todo):,} labels", key="bulk_confirm_yes", type="primary",
+                       disabled=not todo):
             written = review.bulk_accept_verifier(ws, ids, name)
-            st.session_state["bulk_confirm"] = 0
+            st.session_state["bulk_confirm"] = False
             _ui.flash(f"Wrote {written:,} labels from the verifier's verdicts.")
             st.rerun()
         if b[1].button("Cancel", key="bulk_confirm_no"):
-            st.session_state["bulk_confirm"] = 0
+            st.session_state["bulk_confirm"] = False
             st.rerun()
 
 if current is None:

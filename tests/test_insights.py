@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import Field
+from langchain_core.messages import BaseMessage
 
 from agentlearn import insights
 from agentlearn.embeddings import hash_encode
@@ -20,30 +16,13 @@ from storage.records import Insight, InsightProposal, Label, Message, Step, Task
 # --- fakes and fixtures ---------------------------------------------------------------------------
 
 
-class Scripted(BaseChatModel):
-    """Answers with canned texts in order (the last one repeats) and records every prompt."""
-
-    answers: list[str]
-    seen: list[list[BaseMessage]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
-        self.seen.append(messages)
-        text = self.answers[min(len(self.seen), len(self.answers)) - 1]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
-
-
-def _no_chat(*args: Any, **kwargs: Any) -> BaseChatModel:
-    raise AssertionError("this test passes its own chat model")
-
-
 @pytest.fixture
-def ws(tmp_path):
-    return open_workspace(Settings(home=tmp_path), encoder=hash_encode, chat_factory=_no_chat)
+def scripted(make_fake_chat):
+    """A fake chat model answering with canned texts in order (the last repeats), and the prompts it saw."""
+    def make(answers: list[str]) -> tuple[BaseChatModel, list[list[BaseMessage]]]:
+        factory = make_fake_chat(answers)
+        return factory(Settings()), factory.seen
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -223,7 +202,7 @@ def _propose(ws, operation: str, text: str, target: str = "", evidence=("t1",)) 
                                        evidence=list(evidence)))
 
 
-def test_approve_each_operation_with_expel_counts_and_history(ws, tmp_path):
+def test_approve_each_operation_with_expel_counts_and_history(ws):
     add = _propose(ws, "ADD", RULE_A)
     rule = insights.approve(ws, add.id, "ana")
     assert (rule.text, rule.importance, rule.status) == (RULE_A, 2, "active")
@@ -236,7 +215,7 @@ def test_approve_each_operation_with_expel_counts_and_history(ws, tmp_path):
     assert (rule.importance, rule.status) == (0, "removed")
 
     # Read back from the files with a fresh workspace: nothing lives only in memory.
-    again = open_workspace(Settings(home=tmp_path), encoder=hash_encode, chat_factory=_no_chat)
+    again = open_workspace(Settings(home=ws.settings.home), encoder=hash_encode)
     stored = again.repo.get(Insight, rule.id)
     assert [(h.by, h.operation, h.importance) for h in stored.history] == [
         ("ana", "ADD", 2), ("ben", "AGREE", 3), ("ana", "EDIT", 4),
@@ -389,15 +368,15 @@ def _human(messages: list[BaseMessage]) -> str:
     return str(messages[-1].content)
 
 
-def test_extract_compares_pairs_then_successes_and_stores_pending_proposals(ws):
+def test_extract_compares_pairs_then_successes_and_stores_pending_proposals(ws, scripted):
     tasks, runs = _experience(ws)
-    chat = Scripted(answers=ANSWERS)
+    chat, seen = scripted(ANSWERS)
     proposals = insights.extract(ws, "s", chat=chat)
 
-    assert len(chat.seen) == 3  # 2 pairs for task A, then one chunk of the 2 first successes
-    first, second, third = (_human(m) for m in chat.seen)
-    assert chat.seen[0][0].content.startswith("You are an advanced reasoning agent that can add, edit or remove "
-                                              "rules from your existing rule set")
+    assert len(seen) == 3  # 2 pairs for task A, then one chunk of the 2 first successes
+    first, second, third = (_human(m) for m in seen)
+    assert seen[0][0].content.startswith("You are an advanced reasoning agent that can add, edit or remove "
+                                         "rules from your existing rule set")
     for prompt, failure in ((first, "create_ticket()"), (second, "reset_password(user=akhan)")):
         assert "TRIAL TASK:\n" in prompt and "Reset the password for user akhan." in prompt
         success_part, fail_part = prompt.split("SUCCESSFUL TRIAL:\n")[1].split("FAILED TRIAL:\n")
@@ -430,13 +409,13 @@ def test_extract_compares_pairs_then_successes_and_stores_pending_proposals(ws):
         insights.approve(ws, proposals[3].id, "ana")
 
 
-def test_extract_people_win_over_the_verifier(ws):
+def test_extract_people_win_over_the_verifier(ws, scripted):
     tasks, runs = _experience(ws)
     ws.repo.put(Label(trajectory_id=runs["b_ok"].id, annotator="ana", verdict="fail"))
     ws.repo.put(Label(trajectory_id=runs["c_fail"].id, annotator="ana", verdict="success"))
-    chat = Scripted(answers=["nothing useful"])
+    chat, seen = scripted(["nothing useful"])
     insights.extract(ws, "s", chat=chat)
-    prompts = [_human(m) for m in chat.seen]
+    prompts = [_human(m) for m in seen]
     compares = [p for p in prompts if "SUCCESSFUL TRIAL" in p]
     # C's labeled "success" has no judged failure to pair with (the other run has no verdict), and B's
     # verifier success is a failure now: only task A's two pairs remain.
@@ -445,37 +424,37 @@ def test_extract_people_win_over_the_verifier(ws):
     assert "laptop" in success_prompt and "bnovak" not in success_prompt
 
 
-def test_extract_chunks_successes_with_the_seed(ws):
+def test_extract_chunks_successes_with_the_seed(ws, scripted):
     for i in range(5):
         _run(ws, _task(ws, f"t{i}", f"Request number {i}."), True, f"call_{i}()")
     seen = []
     for _ in range(2):
-        chat = Scripted(answers=["no operations"])
+        chat, prompts = scripted(["no operations"])
         assert insights.extract(ws, "s", chat=chat, success_chunk=2, seed=7) == []
-        seen.append([_human(m) for m in chat.seen])
+        seen.append([_human(m) for m in prompts])
     assert len(seen[0]) == 3  # ceil(5/2) = 3 chunks of ceil(5/3) = 2, 2, 1
     assert seen[0] == seen[1]
     counts = [sum(f"Request number {i}." in p for i in range(5)) for p in seen[0]]
     assert counts == [2, 2, 1]
 
 
-def test_extract_full_suffix_when_rules_reach_the_target(ws):
+def test_extract_full_suffix_when_rules_reach_the_target(ws, scripted):
     insights.add_manual(ws, "s", RULE_A, by="ana")
     insights.add_manual(ws, "s", RULE_B, by="ana")
     _run(ws, _task(ws, "a", "Reset akhan."), True, "reset_password(username=akhan)")
-    chat = Scripted(answers=["no operations"])
+    chat, seen = scripted(["no operations"])
     insights.extract(ws, "s", chat=chat, max_num_rules=2)
-    assert "Focus on REMOVE rules first" in _human(chat.seen[0])
-    assert f"1. {RULE_A}\n2. {RULE_B}" in _human(chat.seen[0])
+    assert "Focus on REMOVE rules first" in _human(seen[0])
+    assert f"1. {RULE_A}\n2. {RULE_B}" in _human(seen[0])
 
 
-def test_extract_uses_the_workspace_model_and_auto_applies(tmp_path):
-    chat = Scripted(answers=ANSWERS)
+def test_extract_uses_the_workspace_model_and_auto_applies(tmp_path, make_fake_chat):
+    factory = make_fake_chat(ANSWERS)
     ws = open_workspace(Settings(home=tmp_path, auto_apply_insights=True), encoder=hash_encode,
-                        chat_factory=lambda *a, **k: chat)
+                        chat_factory=factory)
     _experience(ws)
     proposals = insights.extract(ws, "s")
-    assert len(chat.seen) == 3
+    assert len(factory.seen) == 3
     assert [p.status for p in proposals] == ["approved"] * 4 and {p.reviewer for p in proposals} == {"auto"}
     # The stored insights are exactly ExpeL's list after the same three answers.
     expected: list[tuple[str, int]] = []
@@ -485,15 +464,16 @@ def test_extract_uses_the_workspace_model_and_auto_applies(tmp_path):
     assert all(i.history[-1].by == "auto" for i in insights.active(ws, "s"))
 
 
-def test_extract_survives_garbage_answers_and_an_empty_suite(ws):
-    assert insights.extract(ws, "s", chat=Scripted(answers=["x"])) == []
+def test_extract_survives_garbage_answers_and_an_empty_suite(ws, scripted):
+    assert insights.extract(ws, "s", chat=scripted(["x"])[0]) == []
     _experience(ws)
-    chat = Scripted(answers=["ADD 1 no colon", "EDIT 5: Out of range.", "\x00\x01 REMOVE"])
+    chat, _ = scripted(["ADD 1 no colon", "EDIT 5: Out of range.", "\x00\x01 REMOVE"])
     assert insights.extract(ws, "s", chat=chat) == []
     with pytest.raises(ValueError, match="success_chunk"):
         insights.extract(ws, "s", chat=chat, success_chunk=0)
 
 
+@pytest.mark.slow
 def test_extract_with_the_real_model(tmp_path, shared_models):
     """The embedded SmolLM2 answers ExpeL's prompts; whatever it writes becomes valid pending proposals."""
     (tmp_path / "models").symlink_to(shared_models, target_is_directory=True)

@@ -178,4 +178,5 @@ def test_reflect_with_the_real_model(tmp_path, shared_models):
     reflection = reflexion.reflect(ws, task, trial)
     stored = ws.repo.get(Reflection, reflection.id)
     assert stored is not None and stored.text.strip() and stored.trajectory_id == trial.id
+    assert "\n" not in stored.text and "STATUS" not in stored.text  # cleaned to one line of plan
     assert reflexion.recent(ws, task.id) == [stored]
