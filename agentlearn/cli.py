@@ -150,9 +150,13 @@ def cmd_insights_extract(args: argparse.Namespace) -> int:
     ws = open_workspace()
     proposals = insights.extract(ws, args.suite)
     for p in proposals:
+        note = ""
         if args.approve and p.status == "pending":
-            insights.approve(ws, p.id, reviewer="cli")
-        print(f"{p.operation:6} {p.text}")
+            try:
+                insights.approve(ws, p.id, reviewer="cli")
+            except ValueError as e:  # e.g. an earlier proposal removed its target: leave it for a person
+                note = f"  (left pending: {e})"
+        print(f"{p.operation:6} {p.text}{note}")
     print(f"{len(proposals)} proposals" + (" applied" if args.approve else " waiting for review on the Insights page"))
     return 0
 

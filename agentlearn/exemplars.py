@@ -8,9 +8,11 @@ a person adds. Only active exemplars are retrieved. Selection modes:
 - type:     exemplars sharing a tag with the task, ranked by cosine similarity. The task's expected
             call would say its tool, but it is the answer, so it is never read at run time: the task's
             tags (its category) stand in for its type. A task without tags gets no exemplars.
-- bm25:     rank_bm25 BM25Okapi (k1=1.5, b=0.75) over lower-cased word tokens of the input text.
+- bm25:     rank_bm25 BM25Okapi (k1=1.5, b=0.75) over lower-cased word tokens of the input text
+            (its scores, computed through a sparse matrix so that 100k exemplars take milliseconds).
 - semantic: cosine similarity of sentence embeddings (ws.encoder, MiniLM by default).
-- mmr:      LangChain's maximal marginal relevance (lambda 0.5) over the 20 most similar candidates.
+- mmr:      LangChain's maximal marginal relevance (lambda 0.5) over the 20 most similar candidates;
+            the score shown is the candidate's cosine similarity to the task.
 
 Every mode leaves out exemplars of the task itself (they would leak its answer) and of
 `exclude_task_id`, and keeps one exemplar per task (the best scored).

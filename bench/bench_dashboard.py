@@ -183,9 +183,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_browser(home: Path, rows: list) -> None:
-    from playwright.sync_api import sync_playwright
-
+def _serve(home: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = dict(os.environ, AGENTLEARN_HOME=str(home), AGENTLEARN_DEMO="0", HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
@@ -193,38 +191,48 @@ def bench_browser(home: Path, rows: list) -> None:
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    return proc, url
+
+
+def bench_browser(home: Path, rows: list) -> None:
+    from playwright.sync_api import sync_playwright
+
+    shutil.rmtree(home / "cache", ignore_errors=True)  # the first server builds the index itself
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for start in ("fresh server, no index file", "restarted server, index file"):
+            proc, url = _serve(home)
             try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.3)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            shown = page.get_by_text(re.compile(r"^trajectory \w+ · suite"))
-            for label in ("browser: first page load of a fresh server", "browser: page load, warm server"):
-                with timed(rows, label):
-                    page.goto(f"{url}/trajectories?annotator=zoe")
-                    shown.first.wait_for(timeout=300_000)
-            time.sleep(1.5)  # let the run that fills the query string finish
-            for label, keys in (("browser: K until the next trajectory shows", ["k"]),
-                                ("browser: S, N until the next trajectory shows", ["s", "n"])):
-                before = shown.first.inner_text()
-                t = time.perf_counter()
-                for k in keys:
-                    page.keyboard.press(k)
-                    if k == "s":
-                        page.get_by_text("verdict: success").first.wait_for(timeout=60_000)
-                page.wait_for_function("(b) => ![...document.querySelectorAll('div')].some("
-                                       "d => d.innerText === b)", arg=before, timeout=60_000)
-                rows.append((label, time.perf_counter() - t))
-                time.sleep(1.0)
-            browser.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+                page = browser.new_page(viewport={"width": 1500, "height": 1100})
+                shown = page.get_by_text(re.compile(r"^trajectory \w+ · suite"))
+                for label in (f"browser: first page load, {start}", "browser: page load, warm server"):
+                    with timed(rows, label):
+                        page.goto(f"{url}/trajectories?annotator=zoe")
+                        shown.first.wait_for(timeout=300_000)
+                time.sleep(1.5)  # let the run that fills the query string finish
+                for label, keys in (("browser: K until the next trajectory shows", ["k"]),
+                                    ("browser: S, N until the next trajectory shows", ["s", "n"])):
+                    before = shown.first.inner_text()
+                    t = time.perf_counter()
+                    for k in keys:
+                        page.keyboard.press(k)
+                        if k == "s":
+                            page.get_by_text("verdict: success").first.wait_for(timeout=60_000)
+                    page.wait_for_function("(b) => ![...document.querySelectorAll('div')].some("
+                                           "d => d.innerText === b)", arg=before, timeout=60_000)
+                    rows.append((label, time.perf_counter() - t))
+                    time.sleep(1.0)
+                page.close()
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+        browser.close()
 
 
 def main() -> int:
@@ -241,7 +249,6 @@ def main() -> int:
         bench_library(home, rows)
         bench_apptest(home, rows)
         if not args.no_browser and Path(CHROMIUM).exists():
-            shutil.rmtree(home / "cache", ignore_errors=True)  # the fresh server builds the index itself
             bench_browser(home, rows)
         for what, seconds in rows:
             print(f"  {what:<58} {seconds * 1000:9.0f} ms")

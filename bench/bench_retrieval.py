@@ -123,6 +123,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "retrieval.json"))
     args = ap.parse_args()
     real = min(args.real, args.n)
+    load_start = round(os.getloadavg()[0], 2)  # other work on the machine inflates every figure alike
     rng = random.Random(args.seed)
 
     home = Path(tempfile.mkdtemp(prefix="agentlearn-bench-"))
@@ -211,10 +212,12 @@ def main() -> int:
         "p50_ratio_vs_reference": round(ratio, 3),
         "target_within_1_5x": ratio <= 1.5, "target_under_30ms_with_query": withq["select"]["p50_ms"] < 30,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
+        "load_average_1min_at_start_end": [load_start, round(os.getloadavg()[0], 2)],
     }
     print(f"\nExemplar retrieval, {args.n:,} exemplars x {summary['dim']}, top-{args.k}, {len(ids)} queries")
     print(f"vectors: {summary['vectors']} (encode {summary['encode_s']} s); store {summary['store_s']} s; "
-          f"index build {summary['index_build_s']} s")
+          f"index build {summary['index_build_s']} s; load average {load_start} -> "
+          f"{summary['load_average_1min_at_start_end'][1]} on {os.cpu_count()} cpus")
     print(f"\n{'measurement':34} {'select p50':>11} {'p95':>8} {'reference p50':>14} {'p95':>8}")
     for name, r in results.items():
         print(f"{name:34} {r['select']['p50_ms']:>9.2f}ms {r['select']['p95_ms']:>6.2f}ms "

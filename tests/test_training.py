@@ -259,3 +259,88 @@ def test_cli_export_and_train_json(ws, tmp_path, base_model, capsys):
     assert ws.repo.get(Job, result["job_id"]).adapter_id == result["adapter_id"]
     assert main(["train", "dpo", "--suite", SUITE, "--preset", "cpu-tiny"]) == 2  # no pairs: a clear error
     assert "no preference pairs" in capsys.readouterr().err
+
+
+# --- the Training page -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def page_ws(ws, monkeypatch, base_model):
+    """The test workspace opened by the app, with the converted model linked in (not converted again)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    from agentlearn.embeddings import hash_encode
+    from pages import _ui
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # run app.py's navigation on every AppTest run, as a server does
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    monkeypatch.setenv("AGENTLEARN_DEMO", "0")
+    monkeypatch.setattr(_ui, "ENCODER", hash_encode)
+    ws.settings.models_dir.mkdir(parents=True, exist_ok=True)
+    (ws.settings.models_dir / Path(base_model).name).symlink_to(base_model)
+    _ui.clear()
+    yield ws
+    _ui.clear()
+
+
+def open_training():
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parents[1]
+    at = AppTest.from_file(str(root / "app.py"), default_timeout=120)
+    at.query_params["annotator"] = "alice"
+    at.run()
+    at.switch_page("pages/training.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _button(at, key: str):
+    return next(b for b in at.button if b.key == key)
+
+
+def test_training_page_exports_checks_launches_and_shows_history(page_ws, tmp_path):
+    ws = page_ws
+    mini_suite(ws, tmp_path)
+    at = open_training()
+    assert at.title[0].value == "Training"
+    at.selectbox(key="tr_suite").set_value(SUITE)
+    at.selectbox(key="tr_preset").set_value("cpu-tiny").run()
+    _button(at, "tr_do_export").click().run()
+    assert not at.exception and ws.repo.count(DatasetExport) == 1
+    _button(at, "tr_check").click().run()
+    assert "Ready: 4 rows" in at.success[0].value
+    _button(at, "tr_launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (job,) = ws.repo.all(Job)
+    assert job.config["preset"] == "cpu-tiny" and job.config["suite"] == SUITE
+    job = jobs.wait(ws, job.id, timeout=600)
+    assert job.status == "succeeded", jobs.log_tail(job)
+    at.run()
+    assert not at.exception
+    assert job.id in at.dataframe[0].value["job"].tolist()
+    assert at.dataframe[0].value["status"].tolist() == ["succeeded"]
+    assert any(f"hist_{job.id}_loss" == c.key for c in at.get("plotly_chart")) or at.get("plotly_chart")
+
+
+def test_training_page_stop_and_save_writes_the_request(page_ws, tmp_path):
+    from storage.records import now
+
+    ws = page_ws
+    mini_suite(ws, tmp_path)
+    job = ws.repo.put(Job(method="sft", config={"suite": SUITE}, status="running", pid=os.getpid(), heartbeat=now(),
+                          step=3, max_steps=10))
+    at = open_training()
+    assert "step 3/10" in at.get("progress")[0].proto.text
+    _button(at, f"tr_save_{job.id}").click().run()
+    assert not at.exception
+    assert (ws.settings.jobs_dir / job.id / CONTROL_FILE).read_text() == "stop_and_save"
+    assert ws.repo.get(Job, job.id).status == "stopping"
+    ws.repo.put(ws.repo.get(Job, job.id).model_copy(update={"status": "failed", "error": "boom: out of memory"}))
+    at.run()
+    assert any("boom: out of memory" in e.value for e in at.error)

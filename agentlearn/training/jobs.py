@@ -193,6 +193,24 @@ def progress(job: Job) -> Progress:
     return Progress(min(1.0, job.step / job.max_steps), elapsed, eta)
 
 
+# Metric groups worth a chart each, per method (TRL's logged names).
+CHARTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "sft": {"loss": ("loss",), "learning rate": ("learning_rate",), "token accuracy": ("mean_token_accuracy",)},
+    "dpo": {"loss": ("loss",), "reward margin": ("rewards/margins",), "preference accuracy": ("rewards/accuracies",),
+            "learning rate": ("learning_rate",)},
+    "grpo": {"reward": ("reward", "rewards/call_reward/mean", "rewards/format_reward/mean"),
+             "loss": ("loss",), "learning rate": ("learning_rate",), "completion length": ("completions/mean_length",)},
+}
+
+
+def metric_rows(job: Job) -> list[dict[str, Any]]:
+    """The job's logged values as long-form rows (step, metric, value, chart) for plotting."""
+    groups = CHARTS.get(job.method, {})
+    chart_of = {name: chart for chart, names in groups.items() for name in names}
+    return [{"step": e.step, "metric": k, "value": v, "chart": chart_of[k]}
+            for e in job.events for k, v in e.values.items() if k in chart_of]
+
+
 def log_tail(job: Job, lines: int = 40) -> str:
     """The last lines of a job's log ("" if there is none yet)."""
     if not job.log_path or not Path(job.log_path).exists():

@@ -1,0 +1,226 @@
+"""Training: export a dataset, check and launch a LoRA job (SFT, DPO, GRPO), watch it, stop it, see history.
+
+Jobs run in their own processes (agentlearn.training.jobs); this page only writes requests and reads
+the Job records, so a reload or a closed browser loses nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from agentlearn import datasets
+from agentlearn.training import config as jc
+from agentlearn.training import jobs, preflight
+from pages import _ui
+from storage.records import Adapter, DatasetExport, Job
+
+HINTS = {
+    "sft": "Supervised fine-tuning on correct tool calls: successful train runs (people's labels first) "
+           "and reference exemplars.",
+    "dpo": "Preference optimisation on chosen vs rejected answers from the Preferences page "
+           "(optionally from ratings and verifier outcomes).",
+    "grpo": "Reinforcement learning with the graders as rewards: tool-call quality and format.",
+}
+
+ws = _ui.workspace()
+_ui.keep("tr_method", "tr_suite", "tr_preset", "tr_pairs", "tr_steps", "tr_export", "tr_init", "tr_job")
+st.title("Training")
+_ui.show_flash()
+suites = _ui.suites(ws)
+if not suites:
+    st.info("No suites yet: import tasks first.")
+    st.stop()
+
+# --- new job -----------------------------------------------------------------------------------
+
+st.subheader("New job")
+c = st.columns(4)
+method = c[0].selectbox("Method", jc.METHODS, key="tr_method", format_func=str.upper)
+if st.session_state.get("tr_suite") not in suites:
+    st.session_state["tr_suite"] = suites[0]
+suite = c[1].selectbox("Suite", suites, key="tr_suite")
+presets = list(jc.PRESETS)
+preset_name = c[2].selectbox("Preset", presets, index=presets.index(jobs.default_preset()), key="tr_preset",
+                             help="cpu-tiny: 2 steps (a smoke test); cpu-small: minutes on a laptop; "
+                                  "cuda-qlora: 4-bit QLoRA on a CUDA GPU")
+defaults = jc.preset(method, preset_name)
+steps = int(c[3].number_input("Steps", 1, 100_000, defaults.max_steps, key=f"tr_steps_{method}_{preset_name}"))
+st.caption(HINTS[method])
+
+pairs_from: tuple[str, ...] = ("preferences",)
+if method == "dpo":
+    pairs_from = tuple(st.multiselect("Preference pairs from", datasets.PAIR_SOURCES, default=["preferences"],
+                                      key="tr_pairs", help="preferences: people's A/B choices; ratings: higher vs "
+                                      "lower score on one task; verifier: success vs failure on one task"))
+
+exports = sorted((e for e in ws.repo.find(DatasetExport, suite=suite) if e.kind == method),
+                 key=lambda e: e.created, reverse=True)
+c = st.columns([3, 1])
+if c[1].button("Export dataset", icon=":material/download:", key="tr_do_export"):
+    try:
+        made = datasets.export(ws, method, suite, pairs_from=pairs_from or ("preferences",))
+        st.session_state["tr_export"] = made.id
+        _ui.flash(f"Exported {made.rows} {method} rows to {made.path}")
+    except ValueError as e:
+        _ui.flash(str(e), "error")
+    st.rerun()
+ids = [e.id for e in exports]
+by_id = {e.id: e for e in exports}
+if st.session_state.get("tr_export") not in ids:
+    st.session_state["tr_export"] = ids[0] if ids else None
+export_id = c[0].selectbox("Dataset", ids, key="tr_export", placeholder="export a dataset first",
+                           format_func=lambda i: f"{by_id[i].created:%Y-%m-%d %H:%M} · {by_id[i].rows} rows · "
+                                                 f"{Path(by_id[i].path).name}")
+chosen = by_id.get(export_id) if export_id else None
+if chosen is not None:
+    st.caption(f"Lineage: {len(chosen.trajectory_ids)} trajectories, {len(chosen.label_ids)} labels, "
+               f"{len(chosen.preference_ids)} preferences, {len(chosen.exemplar_ids)} exemplars")
+
+adapters = {a.id: a for a in ws.repo.all(Adapter)}
+with st.expander("Settings"):
+    c = st.columns(4)
+    lr = c[0].number_input("Learning rate", 0.0, 1.0, defaults.learning_rate, format="%.6f", key=f"tr_lr_{method}")
+    batch = int(c[1].number_input("Batch size", 1, 512, defaults.per_device_train_batch_size, key=f"tr_bs_{method}"))
+    max_length = int(c[2].number_input("Max tokens per row", 64, 32_768, defaults.max_length, key=f"tr_ml_{method}"))
+    rank = int(c[3].number_input("LoRA rank", 1, 256, defaults.lora_r, key=f"tr_r_{method}"))
+    init = st.selectbox("Start from adapter", [""] + list(adapters), key="tr_init",
+                        format_func=lambda i: adapters[i].name if i else "the base model",
+                        help="e.g. DPO or GRPO on top of an SFT adapter")
+    extra = {}
+    if method == "dpo":
+        extra["beta"] = st.number_input("beta", 0.01, 5.0, 0.1, key="tr_beta")
+    if method == "grpo":
+        extra["num_generations"] = int(st.number_input("Generations per prompt", 2, 64, defaults.num_generations,
+                                                       key="tr_gen"))
+
+
+def _config() -> jc.JobConfig:
+    return jc.preset(method, preset_name, max_steps=steps, dataset_path=chosen.path if chosen else "",
+                     export_id=chosen.id if chosen else "", suite=suite, learning_rate=float(lr),
+                     per_device_train_batch_size=batch, max_length=max_length, lora_r=rank, lora_alpha=2 * rank,
+                     init_adapter=adapters[init].path if init else "", **extra)
+
+
+c = st.columns([1, 1, 4])
+if c[0].button("Check", icon=":material/fact_check:", key="tr_check", disabled=chosen is None):
+    st.session_state["tr_report"] = preflight.check(_config(), ws.settings.models_dir)
+if c[1].button("Launch", icon=":material/rocket_launch:", type="primary", key="tr_launch", disabled=chosen is None):
+    try:
+        launched = jobs.launch(ws, _config())
+        st.session_state["tr_job"] = launched.id
+        _ui.flash(f"Job {launched.id} started")
+        st.session_state.pop("tr_report", None)
+        st.rerun()
+    except ValueError as e:
+        st.error(str(e))
+report = st.session_state.get("tr_report")
+if report is not None:
+    for error in report.errors:
+        st.error(error)
+    for warning in report.warnings:
+        st.warning(warning)
+    if report.ok:
+        st.success(f"Ready: {report.rows} rows, the longest needs {report.longest} tokens.")
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+def _charts(job: Job, key: str) -> None:
+    rows = pd.DataFrame(jobs.metric_rows(job))
+    if rows.empty:
+        st.caption("No metrics logged yet.")
+        return
+    charts = list(dict.fromkeys(rows["chart"]))
+    cols = st.columns(min(len(charts), 3))
+    for i, chart in enumerate(charts):
+        part = rows[rows["chart"] == chart]
+        fig = px.line(part, x="step", y="value", color="metric", markers=True, title=chart)
+        fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
+        cols[i % len(cols)].plotly_chart(fig, key=f"{key}_{chart}")
+
+
+def _progress(job: Job) -> None:
+    p = jobs.progress(job)
+    eta = f" · ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
+    st.progress(p.fraction, text=f"{job.status} · step {job.step}/{job.max_steps} · {p.elapsed_s:.0f} s{eta}")
+
+
+def _stop(job_id: str, save: bool) -> None:
+    try:
+        jobs.stop(ws, job_id, save=save)
+        _ui.flash("Stopping after the current step" + (" and saving the adapter" if save else ""))
+    except ValueError as e:
+        _ui.flash(str(e), "error")
+
+
+active_now = [j for j in jobs.list_jobs(ws) if j.status in jobs.ACTIVE]
+
+
+@st.fragment(run_every=2 if active_now else None)
+def live() -> None:
+    """Running jobs: progress, charts, log tail and stop buttons (refreshes itself every 2 s)."""
+    running = [j for j in jobs.list_jobs(ws) if j.status in jobs.ACTIVE]
+    if not running:
+        st.text("No job is running.")
+        return
+    for job in running:
+        with st.container(border=True):
+            st.markdown(f"**{job.method.upper()} job `{job.id}`** · {job.config.get('suite', '')}")
+            _progress(job)
+            c = st.columns([1, 1, 4])
+            stopping = job.status == "stopping"
+            c[0].button("Stop", key=f"tr_stop_{job.id}", on_click=_stop, args=(job.id, False), disabled=stopping)
+            c[1].button("Stop and save", key=f"tr_save_{job.id}", on_click=_stop, args=(job.id, True),
+                        disabled=stopping, help="save the adapter at the next step, then stop")
+            _charts(job, f"live_{job.id}")
+            st.code(jobs.log_tail(job, 15) or "(no output yet)", language=None)
+
+
+st.subheader("Running")
+live()
+
+st.subheader("History")
+history = jobs.list_jobs(ws)
+if not history:
+    st.text("No jobs yet.")
+    st.stop()
+st.dataframe(pd.DataFrame([{
+    "job": j.id, "method": j.method, "status": j.status, "suite": j.config.get("suite", ""),
+    "steps": f"{j.step}/{j.max_steps}", "started": j.created, "finished": j.finished,
+    "train loss": j.metrics.get("train_loss"), "adapter": adapters[j.adapter_id].name if j.adapter_id in adapters
+    else "", "error": j.error} for j in history]), hide_index=True, width="stretch")
+ids = [j.id for j in history]
+if st.session_state.get("tr_job") not in ids:
+    st.session_state["tr_job"] = ids[0]
+by_job = {j.id: j for j in history}
+job = by_job[st.selectbox("Job", ids, key="tr_job",
+                          format_func=lambda i: f"{i} · {by_job[i].method} · {by_job[i].status}")]
+_progress(job)
+if job.error:
+    st.error(job.error)
+c = st.columns(2)
+with c[0]:
+    st.markdown("**Final metrics**")
+    st.json(job.metrics, expanded=False)
+    st.markdown("**Lineage**")
+    source = ws.repo.get(DatasetExport, job.export_id) if job.export_id else None
+    lineage = {"dataset": job.config.get("dataset_path", "")}
+    if source is not None:
+        lineage.update(rows=source.rows, trajectories=len(source.trajectory_ids), labels=len(source.label_ids),
+                       preferences=len(source.preference_ids), exemplars=len(source.exemplar_ids))
+    if job.adapter_id in adapters:
+        lineage.update(adapter=adapters[job.adapter_id].name, adapter_path=adapters[job.adapter_id].path)
+    st.json(lineage)
+with c[1]:
+    st.markdown("**Config**")
+    known = {f.name for f in dataclasses.fields(jc.CONFIGS[job.method])}
+    st.json({k: v for k, v in job.config.items() if k in known or k == "method"}, expanded=False)
+_charts(job, f"hist_{job.id}")
+with st.expander("Log"):
+    st.code(jobs.log_tail(job, 200) or "(no log)", language=None)
