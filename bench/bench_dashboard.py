@@ -216,18 +216,27 @@ def bench_browser(home: Path, rows: list) -> None:
                         page.goto(f"{url}/trajectories?annotator=zoe")
                         shown.first.wait_for(timeout=300_000)
                 time.sleep(1.5)  # let the run that fills the query string finish
-                for label, keys in (("browser: K until the next trajectory shows", ["k"]),
-                                    ("browser: S, N until the next trajectory shows", ["s", "n"])):
+                for label, k, wait in (("browser: K until the next trajectory shows", "k", None),
+                                       ("browser: S until the verdict shows", "s", "verdict: success"),
+                                       ("browser: N (submit) until the next trajectory shows", "n", None)):
                     before = shown.first.inner_text()
                     t = time.perf_counter()
-                    for k in keys:
-                        page.keyboard.press(k)
-                        if k == "s":
-                            page.get_by_text("verdict: success").first.wait_for(timeout=60_000)
-                    page.wait_for_function("(b) => ![...document.querySelectorAll('div')].some("
-                                           "d => d.innerText === b)", arg=before, timeout=60_000)
+                    page.keyboard.press(k)
+                    if wait:
+                        page.get_by_text(wait).first.wait_for(timeout=60_000)
+                    else:
+                        page.wait_for_function("(b) => ![...document.querySelectorAll('div')].some("
+                                               "d => d.innerText === b)", arg=before, timeout=60_000)
                     rows.append((label, time.perf_counter() - t))
                     time.sleep(1.0)
+                with timed(rows, "browser: Overview -> Trajectories via the sidebar"):
+                    page.get_by_role("link", name="Overview").click()
+                    page.get_by_role("heading", name="Overview").wait_for(timeout=60_000)
+                    time.sleep(1.0)
+                    t = time.perf_counter()
+                    page.get_by_role("link", name="Trajectories").click()
+                    shown.first.wait_for(timeout=60_000)
+                rows[-1] = (rows[-1][0], time.perf_counter() - t)
                 page.close()
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -29,8 +29,8 @@ class Repository(Protocol):
     def all(self, kind: type[R]) -> list[R]:
         """Every record of a kind, oldest first."""
 
-    def find(self, kind: type[R], **equals: Any) -> list[R]:
-        """Records whose fields equal the given values, oldest first."""
+    def find(self, record_type: type[R], /, **equals: Any) -> list[R]:
+        """Records whose fields equal the given values, oldest first (any field, `kind` included)."""
 
     def update(self, kind: type[R], record_id: str, change: Callable[[R], R]) -> R:
         """Read, change and write one record atomically (across threads and processes)."""

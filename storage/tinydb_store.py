@@ -371,9 +371,9 @@ class TinyDBRepository:
         out.sort(key=lambda r: (r.created, r.id))
         return out
 
-    def find(self, kind: type[R], **equals: Any) -> list[R]:
-        """Records whose fields equal the given values, oldest first."""
-        return [r for r in self.all(kind) if all(getattr(r, f) == v for f, v in equals.items())]
+    def find(self, record_type: type[R], /, **equals: Any) -> list[R]:
+        """Records whose fields equal the given values, oldest first (any field, `kind` included)."""
+        return [r for r in self.all(record_type) if all(getattr(r, f) == v for f, v in equals.items())]
 
     def update(self, kind: type[R], record_id: str, change: Callable[[R], R]) -> R:
         """Read, change and write one record while holding its shard against threads and processes."""

@@ -325,7 +325,7 @@ def test_training_page_exports_checks_launches_and_shows_history(page_ws, tmp_pa
     assert not at.exception
     assert job.id in at.dataframe[0].value["job"].tolist()
     assert at.dataframe[0].value["status"].tolist() == ["succeeded"]
-    assert any(f"hist_{job.id}_loss" == c.key for c in at.get("plotly_chart")) or at.get("plotly_chart")
+    assert len(at.get("plotly_chart")) >= 1  # the finished job's loss curve
 
 
 def test_training_page_stop_and_save_writes_the_request(page_ws, tmp_path):
