@@ -78,9 +78,17 @@ def cheatsheet(keys: list[tuple[str, str]]) -> None:
                + " — keys work when no text box has focus (click outside it or press Tab).")
 
 
+MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|~$:")
+
+
+def plain(text: str) -> str:
+    """Text that Markdown shows literally (for messages that may quote data: names, ids, errors)."""
+    return "".join("\\" + ch if ch in MARKDOWN_SPECIALS else ch for ch in str(text))
+
+
 def flash(message: str, kind: str = "success") -> None:
-    """Show a message after the next rerun (callbacks run before the page is drawn)."""
-    st.session_state["_flash"] = (kind, message)
+    """Show a message after the next rerun (callbacks run before the page is drawn); shown literally."""
+    st.session_state["_flash"] = (kind, plain(message))
 
 
 def show_flash() -> None:

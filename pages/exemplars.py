@@ -86,9 +86,9 @@ with st.expander("Add an exemplar by hand"):
             st.session_state["ex_last_added"] = ex.id
             st.rerun()
         except json.JSONDecodeError as e:
-            st.error(f"Arguments are not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.")
+            st.error(_ui.plain(f"Arguments are not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}."))
         except ValueError as e:
-            st.error(str(e))
+            st.error(_ui.plain(str(e)))
 
 st.subheader("What each retrieval mode returns")
 q = st.columns([4, 1, 2])

@@ -34,7 +34,9 @@ m[5].metric("κ people/verifier", _kappa_text(people_machine), f"on {people_mach
             delta_color="off", delta_arrow="off", border=True, help="Cohen's kappa between people's verdicts and the automatic verifier")
 
 todo = c["trajectories"] - c["labeled"]
-st.write(f"{todo:,} runs wait for a first label and {c['pending proposals']:,} insight proposals wait for review. "
+pending = c["pending proposals"]
+st.write(f"{todo:,} run{'s' if todo != 1 else ''} wait{'' if todo != 1 else 's'} for a first label and {pending:,} "
+         f"insight proposal{'s' if pending != 1 else ''} for review. "
          + ("" if people_machine.kappa is None else
             f"People and the verifier agree on {100 * (people_machine.agree or 0):.0f}% of {people_machine.n:,} "
             f"labeled runs (κ = {people_machine.kappa:.2f})."))

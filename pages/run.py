@@ -30,6 +30,7 @@ def _send_to_queue(suite: str, since) -> None:
 
 
 st.title("Run")
+_ui.cheatsheet([("G", "run"), ("L", "label these runs")])
 _ui.show_flash()
 suites = _ui.suites(ws)
 if not suites:
@@ -75,7 +76,7 @@ if scope == "one task":
                                 adapter_id=adapter)
                 st.session_state["run_last"] = ([t.id for t in done], started, suite)
             except (ImportError, ValueError, RuntimeError) as e:
-                st.error(f"The run failed: {e}")
+                st.error(_ui.plain(f"The run failed: {e}"))
     last = st.session_state.get("run_last")
     if last:
         ids, started, last_suite = last

@@ -77,3 +77,25 @@ def ws(_agentlearn_home: Path) -> Workspace:
 def make_fake_chat() -> Callable[..., Callable[..., BaseChatModel]]:
     """fake_chat_factory, for tests that want scripted replies: ws.chat_factory = make_fake_chat([...])."""
     return fake_chat_factory
+
+
+@pytest.fixture(scope="session")
+def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One models folder for the whole test session, so that SmolLM2 is converted once."""
+    folder = tmp_path_factory.getbasetemp() / "shared-models"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def link_shared_models(home: Path, shared: Path) -> Path:
+    """Make `home`/models the session's shared models folder; returns `home`."""
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "models").exists():
+        (home / "models").symlink_to(shared, target_is_directory=True)
+    return home
+
+
+@pytest.fixture
+def real_ws(_agentlearn_home: Path, shared_models: Path) -> Workspace:
+    """A workspace with the real models: embedded SmolLM2 and MiniLM."""
+    return open_workspace(Settings(home=link_shared_models(_agentlearn_home, shared_models)))

@@ -8,10 +8,8 @@ import pytest
 
 from agentlearn import insights
 from agentlearn.agent import RunOptions, build_prompt, run_task, run_tasks, system_prompt
-from agentlearn.settings import Settings
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.toolcall import format_tool_call
-from agentlearn.workspace import open_workspace
 from storage.records import Reflection, Trajectory
 
 
@@ -109,8 +107,8 @@ def test_build_prompt_maps_technician_turns_to_the_assistant(ws):
 
 
 @pytest.mark.slow
-def test_the_real_embedded_model_runs_tasks_with_exemplars(tmp_path):
-    ws = open_workspace(Settings(home=tmp_path))
+def test_the_real_embedded_model_runs_tasks_with_exemplars(real_ws):
+    ws = real_ws
     ensure_demo_suite(ws)
     tasks = load_tasks(ws, DEMO_SUITE, "heldout")[:4]
     runs = run_tasks(ws, tasks, RunOptions(method="exemplars", k=3))

@@ -15,6 +15,7 @@ from agentlearn.evaluate import evaluate
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.toolcall import format_tool_call
 from storage.records import EvalRun
+from tests.conftest import link_shared_models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,8 +60,9 @@ def test_cli_import_and_list(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_eval_json_with_the_real_model(tmp_path):
-    env = {**os.environ, "AGENTLEARN_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+def test_cli_eval_json_with_the_real_model(tmp_path, shared_models):
+    home = link_shared_models(tmp_path / "home", shared_models)
+    env = {**os.environ, "AGENTLEARN_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     demo = ROOT / "agentlearn" / "data" / "demo_suite.jsonl"
     subprocess.run([sys.executable, "-m", "agentlearn", "tasks", "import", str(demo), "--suite", "demo"],
                    cwd=ROOT, env=env, check=True, capture_output=True)

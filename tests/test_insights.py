@@ -25,14 +25,6 @@ def scripted(make_fake_chat):
     return make
 
 
-@pytest.fixture(scope="session")
-def shared_models(tmp_path_factory):
-    """One folder for the converted SmolLM2, shared by every real-model test of the session."""
-    folder = tmp_path_factory.getbasetemp() / "shared-models"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 TOOLS = [{"name": "reset_password", "description": "Reset a password",
           "parameters": {"type": "object", "properties": {"username": {"type": "string"}}}},
          {"name": "create_ticket", "description": "Open a ticket", "parameters": {"type": "object"}}]

@@ -7,6 +7,7 @@ before and after, so no workspace leaks from one test into another.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from agentlearn import review  # noqa: E402
 from agentlearn.embeddings import hash_encode  # noqa: E402
 from pages import _ui  # noqa: E402
 from storage.records import (  # noqa: E402
+    EvalRun,
     Exemplar,
     Insight,
     InsightProposal,
@@ -114,6 +116,42 @@ def test_a_page_requested_first_still_runs_inside_app(raw_seeded):
     at = open_page("pages/trajectories.py", annotator="erin")
     assert at.sidebar.text_input(key="annotator_name").value == "erin"
     assert at.title[0].value == "Trajectories"
+
+
+def test_with_login_configured_the_signed_in_user_is_the_annotator(seeded):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s",
+                          "client_id": "c", "client_secret": "x",
+                          "server_metadata_url": "https://id.example.com/.well-known/openid-configuration"}
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert [b.label for b in at.sidebar.button] == ["Log in"]
+    assert not at.title  # nothing to see before logging in
+    at.user = {"is_logged_in": True, "name": "Kim Lee", "email": "kim@example.com"}
+    at.query_params["trajectory"] = "tr4ok"
+    at.run()
+    at.switch_page("pages/trajectories.py").run()
+    assert at.session_state["traj_current"] == "tr4ok"
+    click(at, "btn_fail")
+    click(at, "btn_submit")
+    assert [lb.annotator for lb in seeded.repo.all(Label) if lb.annotator != "bob"] == ["Kim Lee"]
+
+
+def test_every_frequent_action_has_a_letter_key(seeded):
+    wanted = {
+        "pages/trajectories.py": {"btn_success": "s", "btn_fail": "f", "btn_score_1": "1", "btn_score_5": "5",
+                                  "btn_submit": "n", "btn_skip": "k", "btn_prev": "p", "btn_verifier": "v",
+                                  "btn_similar": "m"},
+        "pages/preferences.py": {"pref_a": "a", "pref_b": "b", "pref_t": "t", "pref_x": "x", "pref_e": "e",
+                                 "pref_n": "n"},
+        "pages/insights.py": {"ins_approve": "a", "ins_edit": "e", "ins_reject": "x", "ins_next": "n"},
+    }
+    at = open_page(None)
+    for page, keys in wanted.items():
+        at.switch_page(page).run()
+        for key, letter in keys.items():
+            assert at.button(key=key).proto.shortcut.lower() == letter, (page, key)
+        assert any("Keys:" in c.value for c in at.caption), page  # the visible cheatsheet
 
 
 # --- Trajectories -------------------------------------------------------------------------------
@@ -398,3 +436,43 @@ def test_every_page_renders_without_exception(seeded):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert at.title, page
+
+
+@pytest.mark.slow
+def test_evaluate_and_run_start_the_real_cli_in_a_child_process(seeded, shared_models):
+    """The Evaluate and Run pages start `python -m agentlearn ...` with the real SmolLM2 and watch it."""
+    from agentlearn import background
+
+    home = seeded.settings.home
+    if not (home / "models").exists():
+        (home / "models").symlink_to(shared_models, target_is_directory=True)
+
+    def finish(child) -> int:
+        deadline = time.time() + 600
+        while background.returncode(child) is None and time.time() < deadline:
+            time.sleep(1)
+        code = background.returncode(child)
+        assert code == 0, background.tail(child)
+        return code
+
+    at = open_page("pages/evaluate.py")
+    at.number_input(key="ev_limit").set_value(1).run()
+    click(at, "ev_start")
+    finish(at.session_state["ev_child"])
+    at.run()
+    new = [r for r in seeded.repo.all(EvalRun) if r.n == 1]
+    assert len(new) == 1 and new[0].method == "none" and new[0].model
+    assert any(t.value.startswith("done: call accuracy") for t in at.text)
+
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key="run_scope").select("a whole split").run()
+    at.number_input(key="run_limit").set_value(1).run()
+    before = seeded.repo.count(Trajectory)
+    click(at, "run_start")
+    finish(at.session_state["run_child"])
+    at.run()
+    assert seeded.repo.count(Trajectory) == before + 1
+    assert any("1 trajectories stored since the start" in p.proto.text for p in at.get("progress"))
+    click(at, "run_to_queue")
+    assert seeded.repo.get(Trajectory, at.session_state["traj_current"]).created >= \
+        at.session_state["run_child"].started

@@ -24,14 +24,6 @@ def ws(tmp_path):
     return open_workspace(Settings(home=tmp_path), encoder=hash_encode, chat_factory=_no_chat)
 
 
-@pytest.fixture(scope="session")
-def shared_models(tmp_path_factory):
-    """One folder for the converted SmolLM2, shared by every real-model test of the session."""
-    folder = tmp_path_factory.getbasetemp() / "shared-models"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 TOOLS = [{"name": "reset_password", "parameters": {"type": "object"}},
          {"type": "function", "function": {"name": "create_ticket", "parameters": {"type": "object"}}}]
 

@@ -23,12 +23,13 @@ from agentlearn.llm import chat_model  # noqa: E402
 from agentlearn.settings import Settings  # noqa: E402
 from agentlearn.workspace import open_workspace  # noqa: E402
 from storage.records import Trajectory  # noqa: E402
+from tests.conftest import link_shared_models  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def model_home(tmp_path_factory) -> Path:
-    """One data home for every model test here, so that SmolLM2 is converted once."""
-    home = tmp_path_factory.mktemp("model-home")
+def model_home(tmp_path_factory, shared_models) -> Path:
+    """One data home for every model test here, with the session's converted SmolLM2."""
+    home = link_shared_models(tmp_path_factory.mktemp("model-home"), shared_models)
     models.chat_model_dir(Settings(home=home).models_dir)
     return home
 

@@ -1,0 +1,165 @@
+"""agentlearn.review: the labeling queue, labels, bulk accept, agreement, progress, find similar."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
+from pages_seed import SUITE, seed_workspace  # noqa: E402
+
+from agentlearn import review  # noqa: E402
+from storage.records import Label, Trajectory  # noqa: E402
+
+
+@pytest.fixture
+def seeded(ws):
+    seed_workspace(ws.repo)
+    review.clear_caches()
+    yield ws
+    review.clear_caches()
+
+
+def test_filters_combine(seeded):
+    everything = review.queue(seeded, review.Filters())
+    assert len(everything) == 13 and everything[:2] == ["tr5bad", "tr5ok"]  # newest first
+    assert review.queue(seeded, review.Filters(order="oldest"))[0] == "tr0ok"
+    fails = review.queue(seeded, review.Filters(verifier="fail", split="heldout"))
+    assert set(fails) == {"tr1bad", "tr3bad", "tr5bad", "trhostile"}
+    assert review.queue(seeded, review.Filters(search="PRINTER")) == ["trhostile", "tr1bad", "tr1ok"]
+    assert review.queue(seeded, review.Filters(method="exemplars", split="train")) == ["tr4ok", "tr2ok", "tr0ok"]
+    assert review.queue(seeded, review.Filters(status="labeled")) == ["tr0ok"]
+    assert review.queue(seeded, review.Filters(annotator="bob")) == ["tr0ok"]
+    assert "tr0ok" not in review.queue(seeded, review.Filters(status="not labeled by me"), me="bob")
+    assert "tr0ok" in review.queue(seeded, review.Filters(status="not labeled by me"), me="alice")
+    order = review.queue(seeded, review.Filters(order="verifier fail first"))
+    assert all(t.endswith(("bad", "hostile")) for t in order[:7]) and order[-1].endswith("ok")
+
+
+def test_unknown_filter_values_are_refused():
+    with pytest.raises(ValueError, match="verifier filter"):
+        review.Filters(verifier="maybe")
+    with pytest.raises(ValueError, match="label status"):
+        review.Filters(status="done")
+
+
+def test_human_verifier_disagreement_filter(seeded):
+    review.submit_label(seeded, "tr1ok", "alice", "fail")
+    assert review.queue(seeded, review.Filters(status="human ≠ verifier")) == ["tr1ok"]
+
+
+def test_next_after_wraps_and_recovers():
+    ids = ["a", "b", "c"]
+    assert review.next_after(ids, "a") == "b"
+    assert review.next_after(ids, "c") == "a"
+    assert review.next_after(ids, "a", -1) == "c"
+    assert review.next_after(ids, "gone") == "a"
+    assert review.next_after([], "a") is None
+
+
+def test_labels_are_new_records_and_the_index_follows(seeded):
+    review.queue(seeded, review.Filters(status="unlabeled"))  # warm the caches
+    review.submit_label(seeded, "tr2ok", "alice", "success", 5, "good", [0])
+    review.submit_label(seeded, "tr2ok", "alice", "fail", 2)
+    review.submit_label(seeded, "tr2ok", "carol", "success")
+    assert len(seeded.repo.find(Label, trajectory_id="tr2ok")) == 3  # nothing overwritten
+    assert review.latest_label(seeded, "tr2ok", "alice").verdict == "fail"
+    assert set(review.labels_of(seeded, "tr2ok")) == {"alice", "carol"}
+    assert "tr2ok" not in review.queue(seeded, review.Filters(status="unlabeled"))
+    # another process writing a label is seen too
+    from storage import open_repository
+
+    open_repository(str(seeded.settings.store_dir)).put(Label(trajectory_id="tr3ok", annotator="dan", verdict="fail"))
+    assert "tr3ok" in review.queue(seeded, review.Filters(status="labeled"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (("tr2ok", "", "success"), "annotator name is empty"),
+    (("tr2ok", "alice", "great"), "verdict must be"),
+    (("nope", "alice", "success"), "no trajectory"),
+    (("tr2ok", "alice", "success", None, "", [5]), "outside the trajectory"),
+])
+def test_bad_labels_are_refused_and_nothing_is_written(seeded, args, message):
+    with pytest.raises(ValueError, match=message):
+        review.submit_label(seeded, *args)
+    assert seeded.repo.count(Label) == 1
+
+
+def test_bulk_accept_counts_then_writes(seeded):
+    ids = review.queue(seeded, review.Filters(split="train"))
+    todo = review.bulk_accept_count(seeded, ids, "bob")
+    assert len(todo) == len(ids) - 1  # bob already labeled tr0ok
+    assert review.bulk_accept_verifier(seeded, ids, "bob") == len(todo)
+    for tid in todo:
+        (label,) = seeded.repo.find(Label, trajectory_id=tid, annotator="bob")
+        assert label.verdict == ("success" if seeded.repo.get(Trajectory, tid).verdict.success else "fail")
+    assert review.bulk_accept_verifier(seeded, ids, "bob") == 0  # idempotent
+
+
+def test_kappa_against_sklearn(seeded):
+    from sklearn.metrics import cohen_kappa_score
+
+    for tid, verdict in (("tr0bad", "fail"), ("tr1ok", "fail"), ("tr1bad", "success"), ("tr2ok", "success")):
+        review.submit_label(seeded, tid, "bob", verdict)
+    review.submit_label(seeded, "tr1ok", "carol", "success")
+    hv = review.kappa_human_verifier(seeded)
+    # per trajectory: people's majority (tie -> newest) against the verifier
+    human = ["success", "fail", "success", "success", "success"]  # tr0ok tr0bad tr1ok(tie->carol) tr1bad tr2ok
+    machine = ["success", "fail", "success", "fail", "success"]
+    assert hv.n == 5 and hv.kappa == pytest.approx(cohen_kappa_score(human, machine))
+    hh = review.kappa_between_people(seeded)
+    assert hh.n == 1 and hh.agree == 0.0
+    assert review.kappa_between_people(seeded, suite="other").n == 0
+
+
+def test_progress_and_success_tables(seeded):
+    review.submit_label(seeded, "tr1ok", "alice", "fail")
+    by_suite = review.progress_by_suite(seeded)
+    row = by_suite[by_suite["suite"] == SUITE].iloc[0]
+    assert (row["trajectories"], row["labeled"]) == (13, 2)
+    people = review.progress_by_annotator(seeded).set_index("annotator")
+    assert people.loc["alice", "trajectories labeled"] == 1 and people.loc["bob", "success %"] == 100
+    methods = review.success_by_method(seeded).set_index("method")
+    assert methods.loc["exemplars", "verifier success %"] == 100
+    assert methods.loc["exemplars", "human success %"] == 50
+    assert review.success_over_time(seeded)["runs"].sum() == 13
+    assert len(review.eval_table(seeded)) == 2
+    assert review.counts(seeded)["pending proposals"] == 2
+
+
+def test_index_file_is_reused_after_a_restart(seeded, monkeypatch):
+    monkeypatch.setattr(review, "len", lambda x: 10_000, raising=False)  # pretend the store is big
+    first = review.trajectory_index(seeded)
+    assert (seeded.settings.home / "cache" / "trajectory-index.parquet").exists()
+    review.clear_caches()
+    calls = []
+    monkeypatch.setattr(review, "_build_trajectory_index", lambda *a: calls.append(a))
+    again = review.trajectory_index(seeded)
+    assert not calls and list(again.ids) == list(first.ids) and again.facets == first.facets
+    assert list(again.created) == list(first.created)
+
+
+def test_similar_finds_the_same_request(seeded):
+    hits = review.similar(seeded, "tr0ok", k=3)
+    assert hits[0][0] in ("tr0bad", "tr2ok", "tr4ok") and all(t != "tr0ok" for t, _ in hits)
+    assert review.similar(seeded, "tr0ok", k=2, among=["tr5ok", "tr1ok"])[0][0] in ("tr5ok", "tr1ok")
+    with pytest.raises(ValueError, match="no trajectory"):
+        review.similar(seeded, "nope")
+
+
+def test_similar_with_the_real_minilm(seeded):
+    from agentlearn.embeddings import encode
+
+    seeded.encoder = encode
+    hits = dict(review.similar(seeded, "tr1ok", k=12))
+    # the same printer request is closer than any password reset
+    assert hits["tr1bad"] > max(hits["tr0ok"], hits["tr2ok"], hits["tr4ok"])
+
+
+def test_text_diff():
+    assert review.text_diff("", "new rule") == "+ new rule"
+    assert review.text_diff("old rule", "") == "- old rule"
+    diff = review.text_diff("ask for the username", "ask for the username and channel")
+    assert "- ask for the username" in diff and "+ ask for the username and channel" in diff
