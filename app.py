@@ -3,6 +3,7 @@ workspace folder, the annotator's name and the model backend in use."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from agentlearn import background  # noqa: E402
 from agentlearn.settings import Settings  # noqa: E402
 from pages import _ui  # noqa: E402
 from storage.records import Adapter, Task, Trajectory  # noqa: E402
@@ -47,20 +49,30 @@ def _annotator_sidebar() -> None:
         st.query_params["annotator"] = name.strip()  # a bookmark or reload keeps it
 
 
-@st.cache_resource(show_spinner="Creating the demo workspace (first start only)…")
-def _ensure_demo(home: str) -> str:
-    """Give a fresh workspace something to show; returns what happened."""
-    if os.environ.get("AGENTLEARN_DEMO", "1") == "0":
-        return "demo off"
+@st.cache_resource(show_spinner=False)
+def _demo_child(home: str) -> background.Child | None:
+    """On a fresh default workspace, create the demo (real agent runs) in a child process, once per server."""
+    if os.environ.get("AGENTLEARN_DEMO", "1") == "0" or home != str(Settings.from_env().home):
+        return None  # switched off, or a folder chosen in the sidebar: shown as it is
     ws = _ui.workspace()
-    if ws.repo.count(Task) or ws.repo.count(Trajectory):
-        return "existing workspace"
-    try:
-        from agentlearn.demo import ensure_demo_workspace
-    except ImportError:
-        return "demo unavailable"
-    ensure_demo_workspace(ws)
-    return "demo created"
+    if ws.repo.count(Task) or ws.repo.count(Trajectory) or importlib.util.find_spec("agentlearn.demo") is None:
+        return None
+    return background.start(home, ["demo"], name="demo")
+
+
+@st.fragment(run_every=5)
+def _demo_progress(child: background.Child) -> None:
+    code = background.returncode(child)
+    if code is None:
+        runs = _ui.workspace().repo.count(Trajectory)
+        st.info(f"Creating the demo workspace in the background: the agent runs real tasks ({runs} runs stored "
+                "so far). Pages fill in as results arrive.", icon=":material/hourglass_top:")
+    elif code != 0:
+        st.error("The demo workspace could not be created (`python -m agentlearn demo` failed):")
+        st.code(background.tail(child), language=None)
+    elif not st.session_state.get("demo_seen"):
+        st.session_state["demo_seen"] = True
+        st.rerun()  # redraw the page with the finished demo
 
 
 def _sidebar() -> None:
@@ -93,5 +105,7 @@ def _pages() -> list:
 
 page = st.navigation(_pages())
 _sidebar()
-_ensure_demo(_ui.home())
+demo = _demo_child(_ui.home())
+if demo is not None:
+    _demo_progress(demo)
 page.run()

@@ -8,23 +8,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agentlearn.models import EMBEDDING_DIM, embedding_model
+from agentlearn.models import EMBEDDING_DIM, embedding_model, one_thread
 
 
 def encode(texts: Sequence[str]) -> np.ndarray:
     """Embed texts with all-MiniLM-L6-v2: float32 rows of length 384, L2-normalised."""
-    import torch
-
     model = embedding_model()
     if len(texts) <= 4:
         # One query is fastest on one thread: with two, thread start-up after batch work costs
         # hundreds of milliseconds on a 2-core machine.
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_thread():
             out = model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
-        finally:
-            torch.set_num_threads(previous)
     else:
         out = model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
     return np.asarray(out, dtype=np.float32).reshape(len(texts), EMBEDDING_DIM)

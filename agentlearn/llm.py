@@ -12,7 +12,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agentlearn.models import chat_model_dir
+from agentlearn.models import chat_model_dir, one_thread
 from agentlearn.settings import Settings
 
 _ROLE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
@@ -59,7 +59,7 @@ class LocalChatModel(BaseChatModel):
         ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
                                             return_dict=True)
         sample = self.temperature > 0
-        with _generate_lock, torch.no_grad():
+        with _generate_lock, torch.no_grad(), one_thread():
             if self.seed is not None:
                 torch.manual_seed(self.seed)
             out = model.generate(

@@ -98,6 +98,7 @@ class TrajectoryIndex:
 FIELDS = ("ids", "task_id", "suite", "split", "created", "verifier", "model", "adapter", "method", "source",
           "output_hash", "text")
 INDEX_FORMAT = 1  # bump when the columns change, so an old file on disk is not used
+SAVE_INDEX_FROM = 5000  # trajectories; smaller stores rebuild faster than they load from the file
 
 
 def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
@@ -163,7 +164,7 @@ def trajectory_index(ws: Workspace) -> TrajectoryIndex:
         index = _load_index_file(ws, version)
         if index is None:
             index = _build_trajectory_index(ws, version)
-            if len(index) >= 5000:  # small stores rebuild faster than they load from the file
+            if len(index) >= SAVE_INDEX_FROM:
                 _save_index_file(ws, index)
             # The parsed store is millions of long-lived objects; left to the cyclic garbage collector,
             # every full collection walks them again and a page run takes seconds instead of 0.1 s.

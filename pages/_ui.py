@@ -55,7 +55,8 @@ def clear() -> None:
     """Forget the cached workspace and indices (tests; after the folder changed on disk)."""
     from agentlearn import review
 
-    _open.clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
     review.clear_caches()
 
 

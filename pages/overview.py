@@ -30,7 +30,8 @@ m[2].metric("Preferences", f"{c['preferences']:,}", border=True, help="Pairwise 
 m[3].metric("Active insights", f"{c['insights']:,}", border=True)
 m[4].metric("To review", f"{c['pending proposals']:,}", border=True,
             help="ExpeL operations waiting on the Insights page")
-m[5].metric("κ people/verifier", _kappa_text(people_machine), f"on {people_machine.n:,} runs",
+runs_word = "run" if people_machine.n == 1 else "runs"
+m[5].metric("κ people/verifier", _kappa_text(people_machine), f"on {people_machine.n:,} {runs_word}",
             delta_color="off", delta_arrow="off", border=True, help="Cohen's kappa between people's verdicts and the automatic verifier")
 
 todo = c["trajectories"] - c["labeled"]

@@ -154,6 +154,36 @@ def test_every_frequent_action_has_a_letter_key(seeded):
         assert any("Keys:" in c.value for c in at.caption), page  # the visible cheatsheet
 
 
+def test_a_fresh_workspace_gets_the_demo_from_a_child_process(ws, monkeypatch, tmp_path, _navigation_like_a_server):
+    from agentlearn import background
+
+    monkeypatch.delenv("AGENTLEARN_DEMO", raising=False)
+    monkeypatch.setattr(_ui, "ENCODER", hash_encode)
+    started = []
+
+    def start(home, args, name=""):
+        started.append((str(home), list(args)))
+        return background.Child(id="demo", args=list(args), log_path=str(tmp_path / "demo.log"))
+
+    monkeypatch.setattr(background, "start", start)
+    monkeypatch.setattr(background, "returncode", lambda child: None)  # still running
+    _ui.clear()
+    at = open_page(None)
+    assert started == [(str(ws.settings.home), ["demo"])]
+    assert any("Creating the demo workspace" in i.value for i in at.info)
+    at.run()
+    assert len(started) == 1  # once per server, not per run or per session
+    _ui.clear()
+
+
+def test_a_workspace_with_data_gets_no_demo(seeded, monkeypatch):
+    from agentlearn import background
+
+    monkeypatch.delenv("AGENTLEARN_DEMO", raising=False)
+    monkeypatch.setattr(background, "start", lambda *a, **k: pytest.fail("must not start the demo"))
+    open_page(None)
+
+
 # --- Trajectories -------------------------------------------------------------------------------
 
 
@@ -431,8 +461,11 @@ def test_evaluate_shows_runs_and_chart(seeded):
 
 def test_every_page_renders_without_exception(seeded):
     at = open_page(None)
-    for page in ("pages/overview.py", "pages/trajectories.py", "pages/preferences.py", "pages/insights.py",
-                 "pages/exemplars.py", "pages/run.py", "pages/evaluate.py"):
+    pages = ["pages/overview.py", "pages/trajectories.py", "pages/preferences.py", "pages/insights.py",
+             "pages/exemplars.py", "pages/run.py", "pages/evaluate.py"]
+    if (ROOT / "pages" / "training.py").exists():
+        pages.append("pages/training.py")
+    for page in pages:
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert at.title, page

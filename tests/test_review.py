@@ -130,7 +130,7 @@ def test_progress_and_success_tables(seeded):
 
 
 def test_index_file_is_reused_after_a_restart(seeded, monkeypatch):
-    monkeypatch.setattr(review, "len", lambda x: 10_000, raising=False)  # pretend the store is big
+    monkeypatch.setattr(review, "SAVE_INDEX_FROM", 1)
     first = review.trajectory_index(seeded)
     assert (seeded.settings.home / "cache" / "trajectory-index.parquet").exists()
     review.clear_caches()

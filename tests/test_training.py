@@ -167,12 +167,17 @@ def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_mod
     assert jobs.progress(job).fraction == 1.0
 
 
-def test_real_dpo_run_in_process(ws, tmp_path, base_model):
-    cfg = tiny("dpo", ws, tmp_path, base_model)
-    job = jobs.run_job(ws, jobs.new_job(ws, cfg).id, cfg)
+def test_real_dpo_continues_an_sft_adapter_into_one_self_contained_adapter(ws, tmp_path, base_model):
+    sft = tiny("sft", ws, tmp_path, base_model, max_steps=1)
+    sft_adapter = ws.repo.get(Adapter, jobs.run_job(ws, jobs.new_job(ws, sft).id, sft).adapter_id)
+    dpo = tiny("dpo", ws, tmp_path, base_model, init_adapter=sft_adapter.path)
+    job = jobs.run_job(ws, jobs.new_job(ws, dpo).id, dpo)
     assert job.status == "succeeded", job.error
-    assert any("rewards/margins" in e.values for e in job.events)
+    margins = [e.values["rewards/margins"] for e in job.events if "rewards/margins" in e.values]
+    assert len(margins) == 2 and margins[0] == pytest.approx(0.0, abs=1e-4)  # the reference is the SFT adapter
     adapter = ws.repo.get(Adapter, job.adapter_id)
+    saved = json.loads((Path(adapter.path) / "adapter_config.json").read_text())
+    assert saved["trainable_token_indices"]  # the added tokens' rows came along from the SFT adapter
     assert generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0])
 
 

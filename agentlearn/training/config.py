@@ -28,7 +28,7 @@ class JobConfig:
     suite: str = ""
     preset: str = ""
     base_model: str = ""  # a model folder; empty = the embedded SmolLM2
-    init_adapter: str = ""  # an adapter folder to start from (merged into the base first)
+    init_adapter: str = ""  # an adapter folder to train further (its own LoRA settings apply)
     name: str = ""  # the adapter's display name; empty = "<method>-<suite>-<job>"
     max_steps: int = 2
     per_device_train_batch_size: int = 2
@@ -110,8 +110,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                  "max_completion_length": 24, "device": "cpu"},
     },
     "cpu-small": {
-        "sft": {"max_steps": 60, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "lora_r": 16,
-                "lora_alpha": 32, "warmup_steps": 4, "logging_steps": 2, "device": "cpu"},
+        "sft": {"max_steps": 60, "per_device_train_batch_size": 2, "learning_rate": 5e-4, "lora_r": 16,
+                "lora_alpha": 32, "warmup_steps": 3, "logging_steps": 2, "device": "cpu"},
         "dpo": {"max_steps": 30, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2,
                 "learning_rate": 5e-5, "logging_steps": 2, "device": "cpu"},
         "grpo": {"max_steps": 20, "per_device_train_batch_size": 4, "num_generations": 4,

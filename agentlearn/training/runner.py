@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def add_special_tokens(tokenizer) -> dict[str, list[int]]:
 
 
 def load_model(config: JobConfig, base_dir: str, tokenizer, device: str, new_pieces: dict[str, list[int]]):
-    """The base model (with a starting adapter merged in), resized for added tokens."""
+    """The base model, resized for added tokens; with `init_adapter`, that adapter ready to train further."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -86,18 +87,16 @@ def load_model(config: JobConfig, base_dir: str, tokenizer, device: str, new_pie
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                 bnb_4bit_compute_dtype=kwargs["dtype"])
-    if config.init_adapter:
-        kwargs.pop("quantization_config", None)  # merge in full precision; a merged 4-bit model is lossy
     model = AutoModelForCausalLM.from_pretrained(base_dir, **kwargs)
-    if config.init_adapter:
-        from peft import PeftModel
-
-        if len(tokenizer) - len(new_pieces) != model.get_input_embeddings().weight.shape[0]:
-            model.resize_token_embeddings(len(tokenizer) - len(new_pieces))
-        model = PeftModel.from_pretrained(model, config.init_adapter).merge_and_unload()
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         _resize_with_piece_means(model, tokenizer, new_pieces)
     model.config.use_cache = False
+    if config.init_adapter:
+        from peft import PeftModel
+
+        # Train the same adapter further, so the result stays one self-contained adapter (with its added
+        # tokens) that loads on the plain base model. DPO then uses a frozen copy of it as the reference.
+        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
     return model
 
 
@@ -117,6 +116,34 @@ def _resize_with_piece_means(model, tokenizer, new_pieces: dict[str, list[int]])
             for token, pieces in new_pieces.items():
                 if pieces:
                     out.weight[tokenizer.convert_tokens_to_ids(token)] = out.weight[pieces].mean(dim=0)
+
+
+def expose_trained_token_rows(model) -> Callable[[], None]:
+    """Let TRL's fused LM head see the added tokens' trained rows.
+
+    TRL computes log-probabilities from `get_output_embeddings().weight` directly. Under PEFT's
+    trainable tokens that is the base weight without the trained rows (and the wrapper has no
+    `.bias`), so the model's own head is swapped, for this model object only, for a view that merges
+    the rows of the active adapter (or none, when adapters are disabled for a reference pass).
+    Returns a function that puts the model's own head back.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layer = getattr(base.get_output_embeddings(), "token_adapter", None)
+    if layer is None:
+        return lambda: None
+
+    class MergedHead:
+        bias = None
+
+        @property
+        def weight(self):
+            if layer.disable_adapters or layer.merged or not layer.active_adapters:
+                return layer.base_layer.weight
+            return layer.get_merged_weights(layer.active_adapters)
+
+    head = MergedHead()
+    base.get_output_embeddings = lambda: head
+    return lambda: base.__dict__.pop("get_output_embeddings", None)
 
 
 def lora_config(config: JobConfig, token_ids: list[int]):
@@ -248,39 +275,39 @@ def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
 # --- trainers ----------------------------------------------------------------------------------
 
 
-def _PlainLossSFTTrainer():
-    """SFTTrainer with the model's own loss: TRL's fused LM head reads lm_head.weight directly, which
-    bypasses PEFT's trainable-token rows (and fails on them), so added tokens need the plain forward."""
-    from transformers import Trainer
-    from trl import SFTTrainer
-
-    class PlainLossSFTTrainer(SFTTrainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-
-    return PlainLossSFTTrainer
+def _copy_token_rows_to_reference(model) -> None:
+    # DPO on a trained adapter makes a frozen "ref" copy of it, but copies only parameters named
+    # ".default."; the added tokens' rows are named "...trainable_tokens_delta.default" and would be
+    # left at their initial values, so the reference would not be the starting adapter.
+    for name, param in model.named_parameters():
+        if "trainable_tokens_delta" in name and name.endswith(".default"):
+            try:
+                model.get_parameter(name[: -len("default")] + "ref").data.copy_(param.data)
+            except AttributeError:
+                pass  # no reference adapter (a new LoRA: the reference is the base model)
 
 
 def build_trainer(config: JobConfig, model, tokenizer, dataset, device: str, output_dir: str,
                   token_ids: list[int], callbacks: list):
     """The TRL trainer for the config's method."""
     args = common_args(config, device, output_dir)
-    peft = lora_config(config, token_ids)
+    # A model that already carries an adapter (init_adapter) trains that adapter; otherwise a new LoRA.
+    peft = None if hasattr(model, "peft_config") else lora_config(config, token_ids)
     if isinstance(config, SFTJobConfig):
         from trl import SFTConfig, SFTTrainer
 
         targs = SFTConfig(**args, max_length=config.max_length, completion_only_loss=config.completion_only_loss or None,
                           packing=False)
-        cls = _PlainLossSFTTrainer() if token_ids else SFTTrainer
-        return cls(model=model, args=targs, train_dataset=dataset, processing_class=tokenizer,
+        return SFTTrainer(model=model, args=targs, train_dataset=dataset, processing_class=tokenizer,
                           peft_config=peft, callbacks=callbacks)
     if isinstance(config, DPOJobConfig):
         from trl import DPOConfig, DPOTrainer
 
         targs = DPOConfig(**args, max_length=config.max_length, beta=config.beta, loss_type=[config.loss_type])
-        return DPOTrainer(model=model, args=targs, train_dataset=dataset, processing_class=tokenizer,
-                          peft_config=peft, callbacks=callbacks)
+        trainer = DPOTrainer(model=model, args=targs, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=peft, callbacks=callbacks)
+        _copy_token_rows_to_reference(trainer.model)
+        return trainer
     if isinstance(config, GRPOJobConfig):
         from trl import GRPOConfig, GRPOTrainer
 
@@ -310,7 +337,9 @@ def train(config: JobConfig, models_dir: Path, output_dir: Path, adapter_dir: Pa
     model = load_model(config, base_dir, tokenizer, device, pieces)
     token_ids = [tokenizer.convert_tokens_to_ids(t) for t in pieces]
     trainer = build_trainer(config, model, tokenizer, dataset, device, str(output_dir), token_ids, callbacks)
+    restore = expose_trained_token_rows(trainer.model)
     output = trainer.train()
+    restore()
     result = RunResult(metrics=_numbers(output.metrics), steps=trainer.state.global_step, rows=len(dataset),
                        dropped=dropped)
     for entry in trainer.state.log_history:  # the last value of each logged metric

@@ -31,6 +31,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 SHOTS = ROOT / "screenshots"
 PAGES = {"overview": "", "trajectories": "trajectories", "preferences": "preferences", "insights": "insights",
          "exemplars": "exemplars", "run": "run", "evaluate": "evaluate"}
+if (ROOT / "pages" / "training.py").exists():  # the training page is registered when it is installed
+    PAGES["training"] = "training"
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs `apt-get install -y chromium`")]
@@ -227,6 +229,8 @@ def test_hostile_text_is_inert(server, page):
     assert page.get_by_text("<script>window.__pwned=1</script>", exact=False).count() >= 1  # shown as text
     assert page.locator('img[src="x"]').count() == 0
     no_exception(page)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "trajectories-hostile.png"), full_page=True)
 
 
 def test_every_page_renders_and_is_photographed(server, page):

@@ -1,0 +1,86 @@
+"""agentlearn.preferences: pairs from stored or fresh runs, random sides, choices stored as new records."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
+from pages_seed import SUITE, seed_workspace  # noqa: E402
+
+from agentlearn import preferences, review  # noqa: E402
+from storage.records import Preference, Task, Trajectory  # noqa: E402
+
+
+@pytest.fixture
+def seeded(ws):
+    seed_workspace(ws.repo)
+    review.clear_caches()
+    yield ws
+    review.clear_caches()
+
+
+def test_sides_are_random_and_recorded(seeded):
+    a, b = seeded.repo.get(Trajectory, "tr0ok"), seeded.repo.get(Trajectory, "tr0bad")
+    swaps = [preferences.make_pair(seeded, a, b, random.Random(i)).swapped for i in range(40)]
+    assert 5 < sum(swaps) < 35
+    pair = next(preferences.make_pair(seeded, a, b, random.Random(i)) for i in range(40)
+                if preferences.make_pair(seeded, a, b, random.Random(i)).swapped)
+    assert (pair.left.id, pair.right.id) == ("tr0bad", "tr0ok")
+    pref = preferences.record_choice(seeded, pair, "A", "alice")
+    assert (pref.trajectory_a, pref.response_a, pref.swapped) == ("tr0bad", b.output, True)
+    assert pref.prompt == seeded.repo.get(Task, f"{SUITE}:t0").input
+
+
+def test_pairs_need_one_task_and_two_runs(seeded):
+    a, other = seeded.repo.get(Trajectory, "tr0ok"), seeded.repo.get(Trajectory, "tr1ok")
+    with pytest.raises(ValueError, match="two runs of one task"):
+        preferences.make_pair(seeded, a, other)
+    with pytest.raises(ValueError, match="two different trajectories"):
+        preferences.make_pair(seeded, a, a)
+
+
+def test_stored_pairs_skip_what_this_person_judged(seeded):
+    groups = preferences.pairable_tasks(seeded)
+    assert sorted(len(v) for v in groups.values()) == [2, 2, 2, 2, 2, 3]  # task 1 also has the hostile run
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(8):  # 5 tasks x 1 pair + task 1 x 3 pairs
+        pair = preferences.sample_stored_pair(seeded, annotator="alice", rng=rng)
+        assert pair is not None and pair.first.task_id == pair.second.task_id
+        seen.add(frozenset((pair.first.id, pair.second.id)))
+        preferences.record_choice(seeded, pair, "tie", "alice")
+    assert len(seen) == 8
+    assert preferences.sample_stored_pair(seeded, annotator="alice", rng=rng) is None
+    assert preferences.sample_stored_pair(seeded, annotator="bob", rng=rng) is not None  # bob has judged none
+    assert preferences.sample_stored_pair(seeded, suite="other") is None
+    only = preferences.sample_stored_pair(seeded, task_id=f"{SUITE}:t3")
+    assert only.task_id == f"{SUITE}:t3"
+
+
+def test_two_people_two_records_and_corrections(seeded):
+    pair = preferences.sample_stored_pair(seeded, rng=random.Random(1))
+    preferences.record_choice(seeded, pair, "B", "alice")
+    preferences.record_choice(seeded, pair, "both_bad", "bob", corrected="  fixed  ")
+    prefs = seeded.repo.all(Preference)
+    assert [(p.annotator, p.choice, p.corrected) for p in prefs] == [("alice", "B", ""), ("bob", "both_bad", "fixed")]
+    with pytest.raises(ValueError, match="choice must be"):
+        preferences.record_choice(seeded, pair, "left", "alice")
+    with pytest.raises(ValueError, match="annotator name is empty"):
+        preferences.record_choice(seeded, pair, "A", " ")
+    assert seeded.repo.count(Preference) == 2
+    summary = preferences.preference_summary(seeded).set_index("annotator")
+    assert summary.loc["bob", "corrected"] == 1 and summary.loc["alice", "B"] == 1
+
+
+def test_fresh_pair_runs_two_settings(seeded, make_fake_chat):
+    seeded.chat_factory = make_fake_chat(["first answer", "second answer"])
+    task = seeded.repo.get(Task, f"{SUITE}:t0")
+    pair = preferences.fresh_pair(seeded, task, preferences.RunSpec(method="none"),
+                                  preferences.RunSpec(method="none", temperature=0.7), random.Random(3))
+    assert (pair.first.output, pair.second.output) == ("first answer", "second answer")
+    assert seeded.repo.get(Trajectory, pair.first.id) is not None  # both runs are stored
+    assert preferences.RunSpec(method="exemplars", temperature=0.7).describe() == "exemplars / base / T=0.7"
