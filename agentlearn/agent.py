@@ -242,10 +242,11 @@ def _observation(output: str, parsed: Any, task: Task) -> str:
 
 
 def run_task(ws: Workspace, task: Task, method: str = "none", k: int = 3, exemplar_mode: str = "semantic",
-             trials: int = 1, adapter_id: str = "", source: str = "agent") -> list[Trajectory]:
-    """Run one task with the given memory method; returns the stored trials."""
+             trials: int = 1, adapter_id: str = "", source: str = "agent", temperature: float = 0.0,
+             seed: int | None = None) -> list[Trajectory]:
+    """Run one task with the given memory method (greedy unless temperature > 0); returns the stored trials."""
     agent = Agent(ws, RunOptions(method=method, k=k, exemplar_mode=exemplar_mode, trials=trials,
-                                 adapter_id=adapter_id, source=source))
+                                 adapter_id=adapter_id, source=source, temperature=temperature, seed=seed))
     return agent.run(task)
 
 

@@ -175,7 +175,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ws = open_workspace()
     run = evaluate(ws, args.suite, split=args.split, method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
                    trials=args.trials, limit=args.limit, adapter_id=args.adapter,
-                   progress=None if args.json else _progress)
+                   progress=_progress)  # progress goes to stderr, so --json output stays one object
     if args.json:
         _print_json({"id": run.id, "suite": run.suite, "split": run.split, "method": run.method,
                      "exemplar_mode": run.exemplar_mode, "k": run.k, "adapter": run.adapter, "n": run.n,

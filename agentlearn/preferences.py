@@ -107,14 +107,12 @@ def sample_stored_pair(ws: Workspace, annotator: str = "", suite: str = "", task
 def fresh_pair(ws: Workspace, task: Task, first: RunSpec, second: RunSpec,
                rng: random.Random | None = None) -> Pair:
     """Run the agent twice on a task with two settings (both runs are stored) and pair the results."""
-    from agentlearn.agent import Agent, RunOptions
+    from agentlearn.agent import run_task
 
-    runs = []
-    for spec in (first, second):
-        options = RunOptions(method=spec.method, k=spec.k, exemplar_mode=spec.exemplar_mode,
-                             adapter_id=spec.adapter_id, temperature=spec.temperature,
-                             trials=1 if spec.method not in ("reflexion", "all") else 2)
-        runs.append(Agent(ws, options).run(task)[-1])
+    runs = [run_task(ws, task, method=spec.method, k=spec.k, exemplar_mode=spec.exemplar_mode,
+                     adapter_id=spec.adapter_id, temperature=spec.temperature,
+                     trials=1 if spec.method not in ("reflexion", "all") else 2)[-1]
+            for spec in (first, second)]
     return make_pair(ws, runs[0], runs[1], rng)
 
 

@@ -163,16 +163,16 @@ def render_trajectory(ws: Workspace, traj: Trajectory, task: Task | None, flag_p
 
 def render_verdict(traj: Trajectory) -> None:
     """The automatic verifier's verdict and reason, shown as a suggestion."""
-    st.markdown("**Verifier suggests**")
     if traj.verdict is None:
-        st.text("no verdict")
+        st.text("Verifier suggests: no verdict")
         return
     word = "success" if traj.verdict.success else "fail"
-    st.text(f"{word} (reward {traj.verdict.reward:.2f})")
+    st.text(f"Verifier suggests: {word} (reward {traj.verdict.reward:.2f})")
     st.code(traj.verdict.reason, language=None, wrap_lines=True)
     if traj.verdict.scores:
-        st.dataframe([{"grader": k, "score": v} for k, v in traj.verdict.scores.items()],
-                     hide_index=True, width="stretch")
+        with st.expander("grader scores"):
+            st.dataframe([{"grader": k, "score": v} for k, v in traj.verdict.scores.items()],
+                         hide_index=True, width="stretch")
 
 
 def render_memory(ws: Workspace, traj: Trajectory) -> None:

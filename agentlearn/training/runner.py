@@ -146,17 +146,21 @@ def expose_trained_token_rows(model) -> Callable[[], None]:
     return lambda: base.__dict__.pop("get_output_embeddings", None)
 
 
-def lora_config(config: JobConfig, token_ids: list[int]):
+def lora_config(config: JobConfig, token_ids: list[int], tied: bool = True):
     """The LoRA settings; added tokens get trainable embedding rows saved with the adapter."""
     from peft import LoraConfig
+
+    rows = None
+    if token_ids:  # a tied head follows the embedding; an untied one needs its own rows
+        rows = {"embed_tokens": token_ids} if tied else {"embed_tokens": token_ids, "lm_head": token_ids}
 
     return LoraConfig(
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=config.target_modules if config.target_modules == "all-linear"
         else [m.strip() for m in config.target_modules.split(",") if m.strip()],
         task_type="CAUSAL_LM",
-        # Only the added tokens' embedding rows train (tied to lm_head) and go into the adapter.
-        trainable_token_indices={"embed_tokens": token_ids} if token_ids else None,
+        # Only the added tokens' embedding rows train and go into the adapter.
+        trainable_token_indices=rows,
     )
 
 
@@ -292,7 +296,8 @@ def build_trainer(config: JobConfig, model, tokenizer, dataset, device: str, out
     """The TRL trainer for the config's method."""
     args = common_args(config, device, output_dir)
     # A model that already carries an adapter (init_adapter) trains that adapter; otherwise a new LoRA.
-    peft = None if hasattr(model, "peft_config") else lora_config(config, token_ids)
+    tied = bool(getattr(model.config, "tie_word_embeddings", True))
+    peft = None if hasattr(model, "peft_config") else lora_config(config, token_ids, tied)
     if isinstance(config, SFTJobConfig):
         from trl import SFTConfig, SFTTrainer
 
