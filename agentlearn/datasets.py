@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn.agent import build_prompt, task_messages
-from agentlearn.exemplars import human_verdict
 from agentlearn.toolcall import format_tool_call, normalise_tool
+from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
 from storage.records import DatasetExport, Exemplar, Label, Preference, Task, ToolCall, Trajectory, new_id
 

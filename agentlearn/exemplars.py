@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
 from storage.records import Exemplar, Label, Message, Task, ToolCall, Trajectory, new_id
 from storage.vectors import VectorTable
@@ -78,17 +79,6 @@ def as_messages(exemplar: Exemplar) -> list[Message]:
 def learned_id(trajectory_id: str) -> str:
     """The id of the learned exemplar made from a trajectory (one per trajectory, stable)."""
     return f"learned-{trajectory_id}"
-
-
-def human_verdict(labels: Iterable[Label]) -> str | None:
-    """People's verdict on one trajectory: latest label per annotator, majority, tie -> fail; None if unlabeled."""
-    latest: dict[str, Label] = {}
-    for label in sorted(labels, key=lambda lab: (lab.created, lab.id)):
-        latest[label.annotator] = label
-    if not latest:
-        return None
-    votes = Counter(lab.verdict for lab in latest.values())
-    return "success" if votes["success"] > votes["fail"] else "fail"
 
 
 def _qualifies(trajectory: Trajectory, labels: list[Label]) -> bool:

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from agentlearn.exemplars import human_verdict
 from agentlearn.reflexion import task_text, transcript
+from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
 from storage.records import Insight, InsightChange, InsightProposal, Label, Task, Trajectory, now
 

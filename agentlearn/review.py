@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import threading
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
 from storage.records import EvalRun, Label, Task, Trajectory
 from storage.tinydb_store import write_atomic
@@ -204,17 +204,6 @@ def label_index(ws: Workspace) -> LabelIndex:
     return _cached(ws, "labels", version, lambda: _build_label_index(ws.repo.all(Label), version))
 
 
-def human_verdict(labels: dict[str, Label]) -> str | None:
-    """The people's verdict on one trajectory: the majority of latest labels; a tie goes to the newest."""
-    if not labels:
-        return None
-    votes = Counter(lb.verdict for lb in labels.values())
-    top = votes.most_common()
-    if len(top) > 1 and top[0][1] == top[1][1]:
-        return max(labels.values(), key=lambda lb: lb.created).verdict
-    return top[0][0]
-
-
 # --- the queue -----------------------------------------------------------------------------------
 
 
@@ -256,7 +245,7 @@ def _human_disagrees(idx: TrajectoryIndex, labels: LabelIndex) -> np.ndarray:
         n = idx.position.get(tid)
         if n is None or idx.verifier[n] < 0:
             continue
-        mask[n] = (human_verdict(by) == "success") != bool(idx.verifier[n])
+        mask[n] = (human_verdict(by.values()) == "success") != bool(idx.verifier[n])
     return mask
 
 
@@ -471,7 +460,7 @@ def kappa_human_verifier(ws: Workspace, suite: str = "") -> Agreement:
         n = idx.position.get(tid)
         if n is None or idx.verifier[n] < 0 or (suite and idx.suite[n] != suite):
             continue
-        human.append(human_verdict(by))
+        human.append(human_verdict(by.values()))
         machine.append("success" if idx.verifier[n] == 1 else "fail")
     return _kappa(human, machine)
 
@@ -542,7 +531,7 @@ def success_by_method(ws: Workspace) -> pd.DataFrame:
     """Verifier and human success rates per learning method."""
     idx = trajectory_index(ws)
     latest = label_index(ws).latest
-    human = np.array([(-1 if (by := latest.get(t)) is None else int(human_verdict(by) == "success"))
+    human = np.array([(-1 if (by := latest.get(t)) is None else int(human_verdict(by.values()) == "success"))
                       for t in idx.ids], dtype=np.int8) if latest else np.full(len(idx), -1, np.int8)
     df = pd.DataFrame({"method": idx.method, "verifier": idx.verifier, "human": human})
     rows = []

@@ -105,8 +105,8 @@ def test_kappa_against_sklearn(seeded):
         review.submit_label(seeded, tid, "bob", verdict)
     review.submit_label(seeded, "tr1ok", "carol", "success")
     hv = review.kappa_human_verifier(seeded)
-    # per trajectory: people's majority (tie -> newest) against the verifier
-    human = ["success", "fail", "success", "success", "success"]  # tr0ok tr0bad tr1ok(tie->carol) tr1bad tr2ok
+    # per trajectory: people's majority (a tie is a fail) against the verifier
+    human = ["success", "fail", "fail", "success", "success"]  # tr0ok tr0bad tr1ok(bob fail, carol success) tr1bad tr2ok
     machine = ["success", "fail", "success", "fail", "success"]
     assert hv.n == 5 and hv.kappa == pytest.approx(cohen_kappa_score(human, machine))
     hh = review.kappa_between_people(seeded)
