@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +99,15 @@ def link_shared_models(home: Path, shared: Path) -> Path:
 def real_ws(_agentlearn_home: Path, shared_models: Path) -> Workspace:
     """A workspace with the real models: embedded SmolLM2 and MiniLM."""
     return open_workspace(Settings(home=link_shared_models(_agentlearn_home, shared_models)))
+
+
+@pytest.fixture
+def seeded(ws: Workspace) -> Iterator[Workspace]:
+    """The `ws` workspace seeded with the page-test records of tests/seed.py (no model runs)."""
+    from agentlearn import review
+    from tests.seed import seed_workspace
+
+    seed_workspace(ws.repo)
+    review.clear_caches()
+    yield ws
+    review.clear_caches()

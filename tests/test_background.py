@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-from pages_seed import SUITE, seed_workspace  # noqa: E402
-
-from agentlearn import background  # noqa: E402
+from agentlearn import background
+from tests.seed import SUITE, seed_workspace
 
 
 def wait(child, seconds: float = 120) -> int | None:

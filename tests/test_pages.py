@@ -6,21 +6,16 @@ before and after, so no workspace leaks from one test into another.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "browser"))
-from pages_seed import HOSTILE, SUITE, seed_workspace  # noqa: E402
-
-from agentlearn import review  # noqa: E402
-from agentlearn.embeddings import hash_encode  # noqa: E402
-from pages import _ui  # noqa: E402
-from storage.records import (  # noqa: E402
+from agentlearn import review
+from agentlearn.embeddings import hash_encode
+from pages import _ui
+from storage.records import (
     EvalRun,
     Exemplar,
     Insight,
@@ -29,7 +24,9 @@ from storage.records import (  # noqa: E402
     Preference,
     Trajectory,
 )
+from tests.seed import HOSTILE, SUITE, seed_workspace
 
+ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
 
 

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-from pages_seed import SUITE, seed_workspace  # noqa: E402
-
-from agentlearn import preferences, review  # noqa: E402
-from storage.records import Preference, Task, Trajectory  # noqa: E402
-
-
-@pytest.fixture
-def seeded(ws):
-    seed_workspace(ws.repo)
-    review.clear_caches()
-    yield ws
-    review.clear_caches()
+from agentlearn import preferences
+from storage.records import Preference, Task, Trajectory
+from tests.seed import SUITE
 
 
 def test_sides_are_random_and_recorded(seeded):

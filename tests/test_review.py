@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-from pages_seed import SUITE, seed_workspace  # noqa: E402
-
-from agentlearn import review  # noqa: E402
-from storage.records import Label, Trajectory  # noqa: E402
-
-
-@pytest.fixture
-def seeded(ws):
-    seed_workspace(ws.repo)
-    review.clear_caches()
-    yield ws
-    review.clear_caches()
+from agentlearn import review
+from storage.records import Label, Trajectory
+from tests.seed import SUITE
 
 
 def test_filters_combine(seeded):

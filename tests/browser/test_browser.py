@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pages_seed import seed_workspace  # noqa: E402
+from storage import open_repository
+from storage.records import InsightProposal, Label, Preference
+from tests.seed import seed_workspace
 
-from storage import open_repository  # noqa: E402
-from storage.records import InsightProposal, Label, Preference  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

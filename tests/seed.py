@@ -1,6 +1,6 @@
 """Records for page tests, built directly with storage.records (no model runs).
 
-Also a script: `python tests/browser/pages_seed.py HOME` seeds the workspace at HOME, so a real
+Also a script: `python -m tests.seed HOME` seeds the workspace at HOME, so a real
 `streamlit run` can be pointed at it.
 """
 
@@ -10,12 +10,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from storage import open_repository  # noqa: E402
-from storage.records import (  # noqa: E402
+from storage import open_repository
+from storage.records import (
     EvalRun,
     Exemplar,
     Insight,
