@@ -375,7 +375,7 @@ def test_overview_counts_agreement_and_evals(seeded):
     assert metrics["Labeled"].value == "4"
     assert metrics["To review"].value == "2"
     # bob says success/fail/fail on runs the verifier calls success/fail/success; tr1bad: bob+carol tie
-    human = ["success", "fail", "fail", "success"]  # tr0ok, tr0bad, tr1ok, tr1bad (tie -> newest: carol)
+    human = ["success", "fail", "fail", "fail"]  # tr0ok, tr0bad, tr1ok, tr1bad (a tie is a fail)
     machine = ["success", "fail", "success", "fail"]
     expected = cohen_kappa_score(human, machine)
     assert metrics["κ people/verifier"].value == f"{expected:.2f}"
