@@ -1,7 +1,7 @@
 """How fast the labeling queue is at 1k and 100k trajectories: library calls, AppTest runs, a real browser.
 
-    .venv/bin/python bench/bench_dashboard.py                 # 1k and 100k, with the browser
-    .venv/bin/python bench/bench_dashboard.py --sizes 1000 --no-browser
+    .venv/bin/python -m bench.bench_dashboard                 # 1k and 100k, with the browser
+    .venv/bin/python -m bench.bench_dashboard --sizes 1000 --no-browser
 
 Workspaces are generated once under bench/results/ (gitignored) and reused. Figures printed:
 - review.*: the functions the Trajectories page calls (index from the parsed store, index from its file
@@ -29,15 +29,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from agentlearn import review  # noqa: E402
-from agentlearn.embeddings import hash_encode  # noqa: E402
-from agentlearn.settings import Settings  # noqa: E402
-from agentlearn.workspace import open_workspace  # noqa: E402
-from storage import open_repository  # noqa: E402
-from storage.records import (  # noqa: E402
+from agentlearn import review
+from agentlearn.embeddings import hash_encode
+from agentlearn.settings import Settings
+from agentlearn.workspace import open_workspace
+from storage import open_repository
+from storage.records import (
     Label,
     MemoryUsed,
     Message,
@@ -50,6 +47,7 @@ from storage.records import (  # noqa: E402
     now,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 SUITE = "bench"
 CHROMIUM = "/usr/bin/chromium"

@@ -23,7 +23,7 @@ from agentlearn import insights
 from agentlearn.agent import RunOptions, run_tasks
 from agentlearn.evaluate import evaluate
 from agentlearn.settings import Settings
-from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, import_jsonl, load_tasks
+from agentlearn.tasks import ensure_demo_suite, import_jsonl, load_tasks
 from agentlearn.workspace import open_workspace
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     row("insights (ExpeL)", method="insights")
     row("all (exemplars+insights+reflexion)", method="all", trials=3)
 
-    print(f"\n| method | n | name accuracy | call accuracy |\n|---|---|---|---|")
+    print("\n| method | n | name accuracy | call accuracy |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {r['n']} | {r['name_accuracy']:.1%} | {r['call_accuracy']:.1%} |")
     out = Path(__file__).parent / "results" / f"learning-{suite}.json"

@@ -1,6 +1,6 @@
 """Exemplar retrieval at scale: top-5 semantic search through exemplars.select vs NumPy brute force.
 
-    .venv/bin/python bench/bench_retrieval.py [--n 100000] [--real 2000] [--queries 200]
+    .venv/bin/python -m bench.bench_retrieval [--n 100000] [--real 2000] [--queries 200]
 
 Builds a bank of `--n` varied help-desk exemplars (templates filled with random words) in a temporary
 AGENTLEARN_HOME. `--real` texts are embedded with the real MiniLM; the other vectors are those real
@@ -26,13 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agentlearn import exemplars  # noqa: E402
-from agentlearn.embeddings import encode  # noqa: E402
-from agentlearn.settings import Settings  # noqa: E402
-from agentlearn.workspace import open_workspace  # noqa: E402
-from storage.records import Exemplar, Message, Task, ToolCall  # noqa: E402
+from agentlearn import exemplars
+from agentlearn.embeddings import encode
+from agentlearn.settings import Settings
+from agentlearn.workspace import open_workspace
+from storage.records import Exemplar, Message, Task, ToolCall
 
 SUITE = "bench"
 CATEGORIES = {

@@ -5,7 +5,7 @@ batches, read them all back with a fresh repository, then time single labeled wr
 put one Trajectory) into the full store, p50/p95 over --writes writes. The baseline is plain TinyDB
 (one JSON file holding the same trajectories, default storage) timing single `insert` calls.
 
-    .venv/bin/python bench/bench_storage.py --sizes 10000,100000
+    .venv/bin/python -m bench.bench_storage --sizes 10000,100000
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ import random
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from storage import TinyDBRepository  # noqa: E402
-from storage.records import Label, MemoryUsed, Message, Step, ToolCall, Trajectory, Verdict  # noqa: E402
+from storage import TinyDBRepository
+from storage.records import Label, MemoryUsed, Message, Step, ToolCall, Trajectory, Verdict
 
 TOOLS = ["lookup_order", "reset_password", "create_ticket", "refund_payment", "schedule_visit"]
 WORDS = ("account order refund ticket password customer device printer invoice delivery address "
