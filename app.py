@@ -3,21 +3,14 @@ workspace folder, the annotator's name and the model backend in use."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from agentlearn import background  # noqa: E402
-from agentlearn.settings import Settings  # noqa: E402
-from pages import _ui  # noqa: E402
-from storage.records import Adapter, Task, Trajectory  # noqa: E402
+from agentlearn import background
+from agentlearn.settings import Settings
+from pages import _ui
+from storage.records import Adapter, Task, Trajectory
 
 st.set_page_config(page_title="agentlearn", page_icon=":material/psychology:", layout="wide")
 
@@ -55,7 +48,7 @@ def _demo_child(home: str) -> background.Child | None:
     if os.environ.get("AGENTLEARN_DEMO", "1") == "0" or home != str(Settings.from_env().home):
         return None  # switched off, or a folder chosen in the sidebar: shown as it is
     ws = _ui.workspace()
-    if ws.repo.count(Task) or ws.repo.count(Trajectory) or importlib.util.find_spec("agentlearn.demo") is None:
+    if ws.repo.count(Task) or ws.repo.count(Trajectory):
         return None
     return background.start(home, ["demo"], name="demo")
 
@@ -96,10 +89,9 @@ def _pages() -> list:
         st.Page("pages/insights.py", title="Insights", icon=":material/lightbulb:"),
         st.Page("pages/exemplars.py", title="Exemplars", icon=":material/library_books:"),
         st.Page("pages/run.py", title="Run", icon=":material/play_arrow:"),
+        st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/bar_chart:"),
     ]
-    if (ROOT / "pages" / "training.py").exists():
-        pages.append(st.Page("pages/training.py", title="Training", icon=":material/model_training:"))
-    pages.append(st.Page("pages/evaluate.py", title="Evaluate", icon=":material/bar_chart:"))
     return pages
 
 
