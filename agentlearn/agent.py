@@ -57,18 +57,16 @@ def system_prompt(tools: list[dict[str, Any]], extra: str = "") -> str:
 
 
 def task_messages(messages: list[Message]) -> list[Message]:
-    """A task's conversation as chat turns: technicians speak as the assistant, system notes as user."""
-    out = []
-    for m in messages:
-        if m.role in ("user",):
-            out.append(Message(role="user", content=m.content))
-        elif m.role in ("assistant", "technician"):
-            out.append(Message(role="assistant", content=m.content))
-        else:
-            out.append(Message(role="user", content=f"[{m.role}] {m.content}"))
-    if not out or out[-1].role != "user":
-        out.append(Message(role="user", content="Please handle this."))
-    return out
+    """A task's conversation as the user turn the agent answers.
+
+    A one-message request stays as it is. A longer conversation (a technician asking back, a system
+    alert) becomes one transcript with each speaker named: the agent's own turns are tool calls
+    only, so a technician's words must not look like something the agent said (a small model then
+    answers in chat instead of calling a tool).
+    """
+    if len(messages) == 1 and messages[0].role == "user":
+        return [Message(role="user", content=messages[0].content)]
+    return [Message(role="user", content="\n".join(f"{m.role.capitalize()}: {m.content}" for m in messages))]
 
 
 def build_prompt(task: Task, shots: list[Exemplar], extra: str = "") -> list[Message]:

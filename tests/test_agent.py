@@ -97,13 +97,13 @@ def test_unknown_method_is_a_clear_error():
         RunOptions(method="magic")
 
 
-def test_build_prompt_maps_technician_turns_to_the_assistant(ws):
+def test_a_multi_turn_conversation_becomes_one_transcript_turn(ws):
     ensure_demo_suite(ws)
     multi = [t for t in load_tasks(ws, DEMO_SUITE) if any(m.role == "technician" for m in t.input)]
     assert multi, "the demo suite has multi-turn tasks with a technician"
     prompt = build_prompt(multi[0], [])
-    assert [m.role for m in prompt][-1] == "user"
-    assert "technician" not in {m.role for m in prompt}
+    assert [m.role for m in prompt] == ["system", "user"]
+    assert "Technician: " in prompt[1].content and "User: " in prompt[1].content
 
 
 @pytest.mark.slow
