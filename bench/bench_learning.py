@@ -33,7 +33,8 @@ def main() -> None:
     ap.add_argument("--suite", default="", help="suite name for --file")
     ap.add_argument("--home", default="", help="AGENTLEARN_HOME to use (default: a new temp folder)")
     ap.add_argument("--k", type=int, default=3)
-    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N heldout tasks")
+    ap.add_argument("--train-limit", type=int, default=None, help="only the first N train tasks gather experience")
     args = ap.parse_args()
 
     home = Path(args.home or tempfile.mkdtemp(prefix="agentlearn-bench-"))
@@ -61,7 +62,7 @@ def main() -> None:
     row("reflexion, 3 trials", method="reflexion", trials=3)
 
     started = time.perf_counter()
-    train = load_tasks(ws, suite, "train")
+    train = load_tasks(ws, suite, "train")[: args.train_limit]
     run_tasks(ws, train, RunOptions(method="reflexion", trials=3))
     proposals = insights.extract(ws, suite)
     for p in proposals:
@@ -70,7 +71,7 @@ def main() -> None:
         except ValueError as e:  # e.g. an earlier proposal removed its target
             print(f"left pending: {p.operation} {p.text!r}: {e}")
     active = insights.active(ws, suite)
-    print(f"ExpeL: {len(proposals)} proposals from the train split, {len(active)} active insights "
+    print(f"ExpeL: {len(proposals)} proposals from {len(train)} train tasks, {len(active)} active insights "
           f"({time.perf_counter() - started:.0f}s)", flush=True)
     for rule in active:
         print(f"  [{rule.importance}] {rule.text}")
