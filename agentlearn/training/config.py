@@ -110,7 +110,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                  "max_completion_length": 24, "device": "cpu"},
     },
     "cpu-small": {
-        "sft": {"max_steps": 60, "per_device_train_batch_size": 2, "learning_rate": 5e-4, "lora_r": 16,
+        "sft": {"max_steps": 40, "per_device_train_batch_size": 2, "learning_rate": 5e-4, "lora_r": 16,
                 "lora_alpha": 32, "warmup_steps": 3, "logging_steps": 2, "device": "cpu"},
         "dpo": {"max_steps": 30, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2,
                 "learning_rate": 5e-5, "logging_steps": 2, "device": "cpu"},
