@@ -6,23 +6,14 @@ import json
 
 import streamlit as st
 
-from agentlearn import review
+from agentlearn import exemplars, review
 from pages import _ui
 from storage.records import Exemplar, Message, Task, ToolCall
-
-try:
-    from agentlearn import exemplars
-except ImportError:
-    exemplars = None
 
 ws = _ui.workspace()
 _ui.keep("ex_suite", "ex_kinds", "ex_retired")
 st.title("Exemplars")
 _ui.show_flash()
-if exemplars is None:
-    st.info("The exemplars module is not available in this installation.")
-    st.stop()
-
 suites = _ui.suites(ws)
 if not suites:
     st.info("No suites yet: import tasks first.")

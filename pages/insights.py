@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from agentlearn import review
+from agentlearn import insights, review
 from pages import _ui
 from storage.records import Insight, InsightProposal, Trajectory
-
-try:
-    from agentlearn import insights
-except ImportError:  # the library module is optional while the project is assembled
-    insights = None
 
 KEYS = [("A", "approve"), ("E", "approve my edit"), ("X", "reject"), ("N", "next proposal")]
 
@@ -85,10 +80,6 @@ def _add_manual(suite: str) -> None:
 st.title("Insights")
 _ui.cheatsheet(KEYS)
 _ui.show_flash()
-if insights is None:
-    st.info("The insights module is not available in this installation.")
-    st.stop()
-
 suites = _ui.suites(ws)
 if not suites:
     st.info("No suites yet: import tasks and run the agent first.")
