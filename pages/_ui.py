@@ -204,6 +204,17 @@ def render_memory(ws: Workspace, traj: Trajectory) -> None:
             st.text(text)
 
 
+def suites_or_stop(ws: Workspace, key: str = "", hint: str = "import tasks first") -> list[str]:
+    """The suite names; stops the page with a hint when there are none. `key`'s selection stays valid."""
+    names = suites(ws)
+    if not names:
+        st.info(f"No suites yet: {hint}.")
+        st.stop()
+    if key and st.session_state.get(key) not in names:
+        st.session_state[key] = names[0]
+    return names
+
+
 def suites(ws: Workspace) -> list[str]:
     """Suite names known to the store (tasks, suites, trajectories)."""
     from agentlearn import review

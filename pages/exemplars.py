@@ -14,12 +14,7 @@ ws = _ui.workspace()
 _ui.keep("ex_suite", "ex_kinds", "ex_retired")
 st.title("Exemplars")
 _ui.show_flash()
-suites = _ui.suites(ws)
-if not suites:
-    st.info("No suites yet: import tasks first.")
-    st.stop()
-if st.session_state.get("ex_suite") not in suites:
-    st.session_state["ex_suite"] = suites[0]
+suites = _ui.suites_or_stop(ws, "ex_suite", "import tasks first")
 top = st.columns([2, 3, 1, 2])
 suite = top[0].selectbox("Suite", suites, key="ex_suite")
 kinds = top[1].multiselect("Kinds", ["reference", "learned", "manual"], default=["reference", "learned", "manual"],

@@ -80,12 +80,7 @@ def _add_manual(suite: str) -> None:
 st.title("Insights")
 _ui.cheatsheet(KEYS)
 _ui.show_flash()
-suites = _ui.suites(ws)
-if not suites:
-    st.info("No suites yet: import tasks and run the agent first.")
-    st.stop()
-if st.session_state.get("ins_suite") not in suites:
-    st.session_state["ins_suite"] = suites[0]
+suites = _ui.suites_or_stop(ws, "ins_suite", "import tasks and run the agent first")
 top = st.columns([2, 3])
 suite = top[0].selectbox("Suite", suites, key="ins_suite")
 with top[1]:

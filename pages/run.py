@@ -32,12 +32,7 @@ def _send_to_queue(suite: str, since) -> None:
 st.title("Run")
 _ui.cheatsheet([("G", "run"), ("L", "label these runs")])
 _ui.show_flash()
-suites = _ui.suites(ws)
-if not suites:
-    st.info("No suites yet: import tasks with `python -m agentlearn tasks import FILE --suite NAME`.")
-    st.stop()
-if st.session_state.get("run_suite") not in suites:
-    st.session_state["run_suite"] = suites[0]
+suites = _ui.suites_or_stop(ws, "run_suite", "import tasks with `python -m agentlearn tasks import FILE --suite NAME`")
 
 c = st.columns(4)
 suite = c[0].selectbox("Suite", suites, key="run_suite")

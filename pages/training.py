@@ -31,10 +31,7 @@ ws = _ui.workspace()
 _ui.keep("tr_method", "tr_suite", "tr_preset", "tr_pairs", "tr_steps", "tr_export", "tr_init", "tr_job")
 st.title("Training")
 _ui.show_flash()
-suites = _ui.suites(ws)
-if not suites:
-    st.info("No suites yet: import tasks first.")
-    st.stop()
+suites = _ui.suites_or_stop(ws, hint="import tasks first")
 
 # --- new job -----------------------------------------------------------------------------------
 
