@@ -31,7 +31,8 @@ def ensure_demo_workspace(ws: Workspace, runs: int = 24, eval_limit: int = 12) -
         for method in ("none", "exemplars"):
             _say(f"running the agent on {len(train)} train tasks, method={method}")
             run_tasks(ws, train, RunOptions(method=method, k=3))
-    if not ws.repo.find(InsightProposal, suite=DEMO_SUITE):
+        # Once, right after the first runs: the small model may propose nothing, and a later start
+        # should not spend a minute asking again.
         _say("proposing insights from the runs (ExpeL)")
         insights.extract(ws, DEMO_SUITE)
     if not ws.repo.find(EvalRun, suite=DEMO_SUITE):
