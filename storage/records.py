@@ -63,15 +63,25 @@ class Task(Record):
     tags: list[str] = Field(default_factory=list)
 
 
+ArgKind = Literal["categorical", "extractive", "free_text"]
+
+
 class Suite(Record):
-    """A named set of tasks with its tools and how it was split."""
+    """A named set of tasks with its tools, how it was split, and what the agent is told about it."""
 
     table: ClassVar[str] = "suites"
     name: str
     description: str = ""
+    instruction: str = ""  # the agent's role and rules; empty means prompts.DEFAULT_INSTRUCTION
     tools: list[dict[str, Any]] = Field(default_factory=list)
     heldout_fraction: float = 0.5
     source: str = ""  # file it was imported from, or "builtin"
+    # tool name -> argument name -> kind, as inferred at import (arg_kinds.infer)...
+    arg_kinds: dict[str, dict[str, ArgKind]] = Field(default_factory=dict)
+    # ...and as a person set it in the suite card; an override wins over the inferred kind.
+    arg_kind_overrides: dict[str, dict[str, ArgKind]] = Field(default_factory=dict)
+    # The retrieval chosen by `auto` (retrieval.choose): mode, k, tool_aware, and the figures behind it.
+    retrieval: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -85,6 +95,17 @@ class Step(BaseModel):
     observation: str = ""  # what the environment (here: the verifier / tool) answered
 
 
+class ArgGrade(BaseModel):
+    """How one argument of a call was graded under its kind's rule."""
+
+    name: str
+    kind: str  # categorical | extractive | free_text
+    status: Literal["right", "wrong", "missing", "unexpected"]
+    score: float  # 1 or 0; for free text the similarity itself
+    expected: Any = None
+    got: Any = None
+
+
 class Verdict(BaseModel):
     """The automatic verifier's result for one trajectory."""
 
@@ -92,6 +113,7 @@ class Verdict(BaseModel):
     reward: float
     reason: str
     scores: dict[str, float] = Field(default_factory=dict)  # grader name -> score
+    arguments: list[ArgGrade] = Field(default_factory=list)  # per argument, when the name was right
 
 
 class MemoryUsed(BaseModel):
@@ -123,6 +145,7 @@ class Trajectory(Record):
     trial: int = 0
     episode_id: str = ""  # trials of one Reflexion episode share it
     source: str = "agent"  # agent | import | eval
+    constrained: bool = False  # generated under the suite's tool-call grammar
 
 
 # --- human feedback ------------------------------------------------------------------------------
@@ -293,12 +316,57 @@ class EvalRun(Record):
     model: str = ""
     n: int
     name_accuracy: float
-    call_accuracy: float
+    call_accuracy: float  # name right and every argument right under its kind's rule
+    args_score: float = 0.0  # mean per-argument score over name-correct calls
+    exact_accuracy: float = 0.0  # name and arguments exactly as expected (JSON equality)
+    # task id -> {"name": 0/1, "call": 0/1, "exact": 0/1, "args": score or -1 if the name was wrong}:
+    # what paired statistics (stats.paired) compare between two runs on the same tasks.
+    results: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # "tool.argument" -> [right, graded]: per-argument accuracy over name-correct calls
+    per_argument: dict[str, list[int]] = Field(default_factory=dict)
+    constrained: bool = False
+    temperature: float = 0.0
+    tool_aware: bool = False
+    group: str = ""  # runs made together (repeats, a learning curve) share it
+    bank_size: int | None = None  # exemplars the bank was cut to (learning curve), None = all
     trajectory_ids: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Process(Record):
+    """A child `python -m agentlearn ...` process started by the dashboard, and its progress."""
+
+    table: ClassVar[str] = "processes"
+    kind: str  # run | eval | demo | curve | auto
+    args: list[str] = Field(default_factory=list)
+    status: Literal["running", "succeeded", "failed", "stopped"] = "running"
+    pid: int | None = None
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    log_path: str = ""
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: str = ""
+    heartbeat: datetime | None = None
+    finished: datetime | None = None
+
+
+class LearningCurve(Record):
+    """Accuracy against the number of experiences in the bank, several draws per size."""
+
+    table: ClassVar[str] = "curves"
+    suite: str
+    split: str = "heldout"
+    method: str = "exemplars"
+    exemplar_mode: str = ""
+    k: int = 0
+    model: str = ""
+    # one point per (bank size, draw): {"bank_size", "draw", "n", "name_accuracy", "call_accuracy", "eval_id"}
+    points: list[dict[str, Any]] = Field(default_factory=list)
     seconds: float = 0.0
 
 
 ALL_RECORDS: tuple[type[Record], ...] = (
     Task, Suite, Trajectory, Label, Preference, Insight, InsightProposal, Reflection, Exemplar,
-    DatasetExport, Job, Adapter, EvalRun,
+    DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve,
 )

@@ -18,7 +18,7 @@ import yaml
 from agentlearn import datasets
 from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight, runner
-from agentlearn.training.callbacks import CONTROL_FILE, STOP
+from agentlearn.training.control import CONTROL_FILE, STOP
 from storage.records import ALL_RECORDS, Adapter, DatasetExport, Job, Task
 from tests.test_datasets import SUITE, call_text, mini_suite, prefer
 
@@ -147,7 +147,6 @@ def test_rewards_grade_tool_calls_and_format():
 # --- real training -----------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_model):
     cfg = tiny("sft", ws, tmp_path, base_model)
     job = jobs.launch(ws, cfg)
@@ -168,7 +167,6 @@ def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_mod
     assert jobs.progress(job).fraction == 1.0
 
 
-@pytest.mark.slow
 def test_real_dpo_continues_an_sft_adapter_into_one_self_contained_adapter(ws, tmp_path, base_model):
     sft = tiny("sft", ws, tmp_path, base_model, max_steps=1)
     sft_adapter = ws.repo.get(Adapter, jobs.run_job(ws, jobs.new_job(ws, sft).id, sft).adapter_id)
@@ -183,7 +181,6 @@ def test_real_dpo_continues_an_sft_adapter_into_one_self_contained_adapter(ws, t
     assert generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0])
 
 
-@pytest.mark.slow
 def test_real_grpo_run_in_process_with_grader_rewards(ws, tmp_path, base_model):
     cfg = tiny("grpo", ws, tmp_path, base_model, max_completion_length=16)
     assert preflight.check(cfg, ws.settings.models_dir).ok
@@ -194,7 +191,6 @@ def test_real_grpo_run_in_process_with_grader_rewards(ws, tmp_path, base_model):
     assert generate(base_model, ws.repo.get(Adapter, job.adapter_id).path, ws.repo.find(Task, suite=SUITE)[0])
 
 
-@pytest.mark.slow
 def test_stop_request_ends_the_run_without_an_adapter(ws, tmp_path, base_model):
     cfg = tiny("sft", ws, tmp_path, base_model, max_steps=50)
     job = jobs.new_job(ws, cfg)
@@ -214,7 +210,6 @@ def _wait_for_step(ws, job_id: str, timeout: float = 300) -> Job:
     raise AssertionError(f"job {job_id} made no step in {timeout} s")
 
 
-@pytest.mark.slow
 def test_stop_and_save_writes_a_usable_adapter(ws, tmp_path, base_model):
     cfg = tiny("sft", ws, tmp_path, base_model, max_steps=500)
     job = jobs.launch(ws, cfg)
@@ -229,7 +224,6 @@ def test_stop_and_save_writes_a_usable_adapter(ws, tmp_path, base_model):
         jobs.stop(ws, job.id)
 
 
-@pytest.mark.slow
 def test_sigkill_marks_the_job_failed_and_leaves_the_store_intact(ws, tmp_path, base_model):
     cfg = tiny("sft", ws, tmp_path, base_model, max_steps=500)
     before = store_is_readable(ws)
@@ -254,7 +248,6 @@ def test_a_silent_job_is_marked_failed(ws):
     assert [j.id for j in changed] == [job.id] and "no heartbeat" in changed[0].error
 
 
-@pytest.mark.slow
 def test_cli_export_and_train_json(ws, tmp_path, base_model, capsys):
     from agentlearn.cli import main
 
@@ -316,7 +309,6 @@ def _button(at, key: str):
     return next(b for b in at.button if b.key == key)
 
 
-@pytest.mark.slow
 def test_training_page_exports_checks_launches_and_shows_history(page_ws, tmp_path):
     ws = page_ws
     mini_suite(ws, tmp_path)

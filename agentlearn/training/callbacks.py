@@ -3,7 +3,7 @@
 Writes go through `ws.repo.update` (atomic across processes) and touch only the fields the job owns,
 so a "stopping" status set by the dashboard meanwhile is kept. Each TRL log line becomes a JobEvent;
 between log lines the step and heartbeat are written at most every `min_interval` seconds.
-A stop request is a small file in the job folder, checked at the end of every step (a stat call).
+A stop request is a small file in the job folder (see control.py), checked at the end of every step.
 """
 
 from __future__ import annotations
@@ -15,19 +15,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from agentlearn.training.control import STOP, STOP_AND_SAVE, read_control
 from agentlearn.workspace import Workspace
 from storage.records import Job, JobEvent, now
-
-CONTROL_FILE = "control"  # holds "stop" or "stop_and_save"
-STOP, STOP_AND_SAVE = "stop", "stop_and_save"
-
-
-def read_control(job_dir: Path) -> str:
-    """The pending stop request in a job folder ("" if none)."""
-    try:
-        return (job_dir / CONTROL_FILE).read_text().strip()
-    except FileNotFoundError:
-        return ""
 
 
 def numeric(values: dict[str, Any]) -> dict[str, float]:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn.training import preflight, runner
-from agentlearn.training.callbacks import CONTROL_FILE, STOP, STOP_AND_SAVE, JobProgress
 from agentlearn.training.config import JobConfig, preset
+from agentlearn.training.control import STOP, STOP_AND_SAVE, request
 from agentlearn.workspace import Workspace
 from storage.records import Adapter, Job, new_id, now
 
@@ -94,7 +94,9 @@ def run_job(ws: Workspace, job_id: str, config: JobConfig) -> Job:
     folder.mkdir(parents=True, exist_ok=True)
     ws.repo.update(Job, job_id, lambda j: j.model_copy(update={
         "status": "running" if j.status == "queued" else j.status, "pid": os.getpid(), "heartbeat": now()}))
-    signal.signal(signal.SIGTERM, lambda *_: _request(folder, STOP))  # a plain kill stops at the next step
+    from agentlearn.training.callbacks import JobProgress  # transformers: only the job process needs it
+
+    signal.signal(signal.SIGTERM, lambda *_: request(folder, STOP))  # a plain kill stops at the next step
     beat = _Heartbeat(ws, job_id)
     beat.start()
     progress = JobProgress(ws, job_id, folder)
@@ -128,7 +130,7 @@ def stop(ws: Workspace, job_id: str, save: bool = False) -> Job:
         raise ValueError(f"no job with id {job_id!r}")
     if job.status not in ACTIVE:
         raise ValueError(f"job {job_id} is {job.status}; only a queued or running job can be stopped")
-    _request(job_dir(ws, job_id), STOP_AND_SAVE if save else STOP)
+    request(job_dir(ws, job_id), STOP_AND_SAVE if save else STOP)
     return ws.repo.update(Job, job_id, lambda j: j.model_copy(update={"status": "stopping"})
                           if j.status in ACTIVE else j)
 
@@ -225,13 +227,6 @@ def log_tail(job: Job, lines: int = 40) -> str:
 
 
 # --- internals ---------------------------------------------------------------------------------
-
-
-def _request(folder: Path, what: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{CONTROL_FILE}.tmp"
-    tmp.write_text(what)
-    os.replace(tmp, folder / CONTROL_FILE)
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,0 +1,75 @@
+"""The memory methods, the exemplar retrieval modes and how one run is configured: declared once.
+
+Pages, the CLI, evaluation and the agent import these names; nothing else lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# method -> what it gives the agent besides the task
+METHODS: dict[str, str] = {
+    "none": "the task alone (zero-shot)",
+    "exemplars": "k solved cases retrieved from the suite's bank, as few-shot turns",
+    "reflexion": "after a failed trial, a written reflection and another trial",
+    "insights": "the suite's active insights (playbook rules) in the system message",
+    "all": "exemplars, insights and Reflexion together",
+}
+USES_EXEMPLARS = ("exemplars", "all")
+USES_INSIGHTS = ("insights", "all")
+USES_REFLEXION = ("reflexion", "all")
+
+# retrieval mode -> how exemplars are chosen (exemplars.select implements all but "auto")
+MODES: dict[str, str] = {
+    "auto": "the mode and k that leave-one-out on the train split chose for this suite (retrieval.choose)",
+    "fixed": "the same first k exemplars for every task",
+    "type": "exemplars sharing a tag with the task, by embedding similarity",
+    "bm25": "BM25 over the words of the conversation",
+    "semantic": "cosine similarity of MiniLM embeddings",
+    "hybrid": "BM25 and MiniLM ranks fused by reciprocal rank fusion",
+    "mmr": "maximal marginal relevance over the most similar exemplars",
+}
+RETRIEVAL_MODES = tuple(m for m in MODES if m != "auto")  # the concrete modes
+DEFAULT_MODE = "auto"
+DEFAULT_K = 3
+
+
+@dataclass
+class RunOptions:
+    """How to run: which memory to use, how to decode, how many Reflexion trials."""
+
+    method: str = "none"
+    k: int = DEFAULT_K
+    exemplar_mode: str = DEFAULT_MODE
+    tool_aware: bool = False  # shots cover the likely tools instead of k copies of one call
+    trials: int = 1
+    adapter_id: str = ""
+    source: str = "agent"
+    temperature: float = 0.0
+    seed: int | None = None
+    constrained: bool = True  # decode under the suite's tool-call grammar (embedded model)
+    store: bool = True  # False: trajectories are returned but not written (leave-one-out searches)
+    bank_size: int | None = None  # learning curves: use only this many exemplars of the bank
+    bank_seed: int = 0  # which draw of `bank_size` exemplars
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.method in USES_REFLEXION and self.trials < 2:
+            self.trials = 3  # Reflexion with one trial would never use a reflection
+        if self.exemplar_mode not in MODES:
+            raise ValueError(f"unknown exemplar mode {self.exemplar_mode!r}; choose one of {', '.join(MODES)}")
+        if self.k < 1:
+            raise ValueError(f"k must be at least 1, not {self.k}")
+
+    @property
+    def uses_exemplars(self) -> bool:
+        return self.method in USES_EXEMPLARS
+
+    @property
+    def uses_insights(self) -> bool:
+        return self.method in USES_INSIGHTS
+
+    @property
+    def uses_reflexion(self) -> bool:
+        return self.method in USES_REFLEXION and self.trials > 1
