@@ -147,6 +147,7 @@ def test_rewards_grade_tool_calls_and_format():
 # --- real training -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_model):
     cfg = tiny("sft", ws, tmp_path, base_model)
     job = jobs.launch(ws, cfg)
