@@ -1,0 +1,100 @@
+"""Every prompt the agent sees is built here: the suite's instruction, the tools, exemplars, insights, reflections.
+
+The suite supplies the instruction (its role and rules); a suite without one gets DEFAULT_INSTRUCTION,
+which names no domain. The output format is appended to every instruction, so a suite's own text never
+has to explain `<tool_call>`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentlearn.toolcall import format_tool_call
+from storage.records import Exemplar, Message, Suite, Task
+
+DEFAULT_INSTRUCTION = (
+    "You are an agent that acts by calling tools. Read the conversation and call the one tool that "
+    "does what it asks."
+)
+FORMAT_RULES = (
+    "Answer with exactly one tool call, written as\n"
+    '<tool_call>{"name": "<tool name>", "arguments": {<argument>: <value>, ...}}</tool_call>\n'
+    "Use only these tools. Take identifiers, names, numbers and dates from the conversation as written."
+)
+
+
+def instruction_for(suite: Suite | None) -> str:
+    """The suite's instruction, or the domain-free default."""
+    text = (suite.instruction if suite else "").strip()
+    return text or DEFAULT_INSTRUCTION
+
+
+def tool_signature(tool: dict[str, Any]) -> str:
+    """One compact line per tool: small models follow a signature better than a JSON schema dump.
+
+    Required arguments come first; optional ones are marked with `?`.
+    """
+    params = tool.get("parameters", {}) or {}
+    required = [k for k in params.get("required", []) if k in (params.get("properties") or {})]
+    props = params.get("properties") or {}
+    order = required + [k for k in props if k not in required]
+    args = []
+    for name in order:
+        spec = props[name] if isinstance(props[name], dict) else {}
+        kind = spec.get("type", "any")
+        if isinstance(kind, list):
+            kind = "|".join(str(k) for k in kind)
+        if "enum" in spec:
+            kind = "|".join(str(v) for v in spec["enum"])
+        args.append(f"{name}{'' if name in required else '?'}: {kind}")
+    desc = (tool.get("description") or "").strip()
+    return f"- {tool['name']}({', '.join(args)}){': ' + desc if desc else ''}"
+
+
+def system_prompt(instruction: str, tools: list[dict[str, Any]], extra: str = "") -> str:
+    """The system message: instruction, output format, the tools as signatures, then insights/reflections."""
+    lines = [instruction.strip(), FORMAT_RULES, "", "Tools:", *(tool_signature(t) for t in tools)]
+    if extra:
+        lines += ["", extra]
+    return "\n".join(lines)
+
+
+def task_messages(messages: list[Message]) -> list[Message]:
+    """A task's conversation as the user turn the agent answers.
+
+    A one-message request stays as it is. A longer conversation (a technician asking back, a system
+    alert) becomes one transcript with each speaker named: the agent's own turns are tool calls
+    only, so a technician's words must not look like something the agent said (a small model then
+    answers in chat instead of calling a tool).
+    """
+    if len(messages) == 1 and messages[0].role == "user":
+        return [Message(role="user", content=messages[0].content)]
+    return [Message(role="user", content="\n".join(f"{_speaker(m.role)}: {m.content}" for m in messages))]
+
+
+def _speaker(role: str) -> str:
+    return role.replace("_", " ").capitalize()
+
+
+def build_prompt(task: Task, shots: list[Exemplar], instruction: str = DEFAULT_INSTRUCTION,
+                 extra: str = "") -> list[Message]:
+    """The full prompt: system message, exemplars as (conversation, tool call) turns, then the task.
+
+    Shots come in the order given; the agent passes them least similar first, so the closest case
+    sits right before the task (SHOT_ORDER).
+    """
+    prompt = [Message(role="system", content=system_prompt(instruction, task.tools, extra))]
+    for shot in shots:
+        prompt += task_messages(shot.input)
+        prompt.append(Message(role="assistant", content=format_tool_call(shot.call)))
+    return prompt + task_messages(task.input)
+
+
+# How retrieved shots are ordered in the prompt: "nearest_last" (best match right before the task) or
+# "nearest_first". Measured on the two public suites with bench.bench_learning --shot-order.
+SHOT_ORDER = "nearest_last"
+
+
+def order_shots(shots: list[Exemplar], order: str = SHOT_ORDER) -> list[Exemplar]:
+    """Shots, best first as retrieved, put in prompt order."""
+    return list(reversed(shots)) if order == "nearest_last" else list(shots)
