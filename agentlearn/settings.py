@@ -16,6 +16,19 @@ def _default_home() -> Path:
     return Path(os.environ.get("AGENTLEARN_HOME") or Path.home() / ".agentlearn").expanduser()
 
 
+def _int(env: os._Environ[str] | dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with `Settings.from_env()`; override fields with `.with_()`."""
@@ -24,8 +37,11 @@ class Settings:
     backend: str = "embedded"  # embedded | openai
     openai_model: str = ""
     openai_base_url: str = ""
-    max_new_tokens: int = 96
+    max_new_tokens: int = 160  # a cap; each suite's own budget comes from its longest reference call
     auto_apply_insights: bool = False  # apply ExpeL operations without human review
+    batch_size: int = 16  # prompts generated together by the embedded model
+    concurrency: int = 4  # requests in flight to an OpenAI-compatible endpoint
+    constrained: bool = True  # decode under the suite's tool-call grammar (embedded model)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,6 +56,10 @@ class Settings:
             openai_model=env.get("AGENTLEARN_OPENAI_MODEL", env.get("OPENAI_MODEL", "")),
             openai_base_url=env.get("OPENAI_BASE_URL", ""),
             auto_apply_insights=env.get("AGENTLEARN_AUTO_APPLY_INSIGHTS", "") in ("1", "true", "yes"),
+            max_new_tokens=_int(env, "AGENTLEARN_MAX_NEW_TOKENS", 160, 8, 4096),
+            batch_size=_int(env, "AGENTLEARN_BATCH_SIZE", 16, 1, 256),
+            concurrency=_int(env, "AGENTLEARN_CONCURRENCY", 4, 1, 64),
+            constrained=env.get("AGENTLEARN_CONSTRAINED", "1").strip().lower() not in ("0", "false", "no", "off"),
         )
 
     def with_(self, **changes: object) -> Settings:
