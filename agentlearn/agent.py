@@ -1,81 +1,76 @@
-"""The agent: a LangGraph graph that runs one tool-calling task and stores every trial.
+"""The agent: a LangGraph graph that runs a batch of tool-calling tasks and stores every trial.
 
-    recall -> prompt -> act -> verify -> store --(failed, trials left, reflexion on)--> reflect -> recall
+    recall -> prompt -> act -> verify -> store --(failed, trials left, Reflexion on)--> reflect -> recall
                                              \\-> END
 
-`recall` gathers the memory the method asks for (retrieved exemplars, active insights, the last
-reflections of this task), `prompt` renders it with the task into chat messages, `act` calls the
-model, `verify` parses the call, checks it against the tool's schema and grades it against the
-expected call, `store` writes the trajectory with everything it was given. With Reflexion, a failed
-trial writes a reflection and the task is tried again, up to `trials` times.
+The state is a batch of episodes (one per task), so `act` sends every prompt of a trial to the model at
+once: the embedded model generates them together (llm.LocalChatModel.complete), an OpenAI-compatible
+endpoint gets them as concurrent requests. `recall` gathers the memory the method asks for (retrieved
+exemplars, active insights, this episode's last reflections), `prompt` renders it with the suite's
+instruction and the task (prompts.build_prompt), `act` calls the model (constrained to the suite's
+tool-call grammar unless turned off), `verify` parses the call, checks it against the tool's schema and
+grades it with each argument's kind, `store` writes the trajectories with everything they were given.
+With Reflexion the failed episodes write reflections and go round again, together, up to `trials` times.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 
-from agentlearn import exemplars, graders, insights, reflexion
+from agentlearn import arg_kinds, exemplars, graders, insights, prompts, reflexion, retrieval
+from agentlearn.methods import METHODS, RunOptions
 from agentlearn.toolcall import format_tool_call, parse_tool_call
 from agentlearn.workspace import Workspace
-from storage.records import Adapter, Exemplar, MemoryUsed, Message, Step, Task, Trajectory, new_id
-
-METHODS = ("none", "exemplars", "reflexion", "insights", "all")
-
-INSTRUCTION = (
-    "You are an IT help desk agent. Answer the conversation with exactly one tool call, written as\n"
-    '<tool_call>{"name": "<tool name>", "arguments": {<argument>: <value>, ...}}</tool_call>\n'
-    "Use only these tools and take argument values from the conversation."
+from storage.records import (
+    Adapter,
+    Exemplar,
+    Insight,
+    MemoryUsed,
+    Message,
+    Reflection,
+    Step,
+    Suite,
+    Task,
+    ToolCall,
+    Trajectory,
+    new_id,
 )
 
+__all__ = ["METHODS", "Agent", "RunOptions", "run_task", "run_tasks", "token_budget"]
 
-def _tool_signature(tool: dict[str, Any]) -> str:
-    # One compact line per tool: small models follow a signature better than a JSON schema dump.
-    params = tool.get("parameters", {}) or {}
-    required = set(params.get("required", []))
-    args = []
-    for name, spec in (params.get("properties") or {}).items():
-        kind = spec.get("type", "any")
-        if "enum" in spec:
-            kind = "|".join(str(v) for v in spec["enum"])
-        args.append(f"{name}{'' if name in required else '?'}: {kind}")
-    desc = tool.get("description", "")
-    return f"- {tool['name']}({', '.join(args)}){': ' + desc if desc else ''}"
+Progress = Callable[[int, int, list[Trajectory], float], None]
 
 
-def system_prompt(tools: list[dict[str, Any]], extra: str = "") -> str:
-    """The system message: instruction, the tools as signatures, then insights/reflections if any."""
-    lines = [INSTRUCTION, "", "Tools:", *(_tool_signature(t) for t in tools)]
-    if extra:
-        lines += ["", extra]
-    return "\n".join(lines)
+@dataclass
+class Episode:
+    """One task's trials within a batch."""
+
+    task: Task
+    episode_id: str = field(default_factory=new_id)
+    trial: int = 0
+    memory: MemoryUsed = field(default_factory=MemoryUsed)
+    shots: list[Exemplar] = field(default_factory=list)
+    rules: list[Insight] = field(default_factory=list)
+    notes: list[Reflection] = field(default_factory=list)
+    prompt: list[Message] = field(default_factory=list)
+    output: str = ""
+    constrained: bool = False
+    trajectory: Trajectory | None = None
+    done: list[Trajectory] = field(default_factory=list)
+    finished: bool = False
 
 
-def task_messages(messages: list[Message]) -> list[Message]:
-    """A task's conversation as the user turn the agent answers.
-
-    A one-message request stays as it is. A longer conversation (a technician asking back, a system
-    alert) becomes one transcript with each speaker named: the agent's own turns are tool calls
-    only, so a technician's words must not look like something the agent said (a small model then
-    answers in chat instead of calling a tool).
-    """
-    if len(messages) == 1 and messages[0].role == "user":
-        return [Message(role="user", content=messages[0].content)]
-    return [Message(role="user", content="\n".join(f"{m.role.capitalize()}: {m.content}" for m in messages))]
-
-
-def build_prompt(task: Task, shots: list[Exemplar], extra: str = "") -> list[Message]:
-    """The full prompt: system message, exemplars as (conversation, tool call) turns, then the task."""
-    prompt = [Message(role="system", content=system_prompt(task.tools, extra))]
-    for shot in shots:
-        prompt += task_messages(shot.input)
-        prompt.append(Message(role="assistant", content=format_tool_call(shot.call)))
-    return prompt + task_messages(task.input)
+class State(TypedDict, total=False):
+    episodes: list[Episode]
 
 
 def _to_langchain(messages: list[Message]) -> list[BaseMessage]:
@@ -83,50 +78,17 @@ def _to_langchain(messages: list[Message]) -> list[BaseMessage]:
     return [kinds[m.role](content=m.content) for m in messages]
 
 
-@dataclass
-class RunOptions:
-    """How to run: which memory to use and how many Reflexion trials."""
+def token_budget(ws: Workspace, suite: str, cap: int) -> int:
+    """New tokens an answer may take: the suite's longest reference call plus a margin, within `cap`.
 
-    method: str = "none"
-    k: int = 3
-    exemplar_mode: str = "semantic"
-    trials: int = 1
-    adapter_id: str = ""
-    source: str = "agent"
-    temperature: float = 0.0
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.method == "reflexion" and self.trials < 2:
-            self.trials = 3  # Reflexion with one trial would never use a reflection
-        if self.exemplar_mode not in exemplars.MODES:
-            raise ValueError(f"unknown exemplar mode {self.exemplar_mode!r}; choose one of {exemplars.MODES}")
-
-    @property
-    def uses_exemplars(self) -> bool:
-        return self.method in ("exemplars", "all")
-
-    @property
-    def uses_insights(self) -> bool:
-        return self.method in ("insights", "all")
-
-    @property
-    def uses_reflexion(self) -> bool:
-        return self.method in ("reflexion", "all") and self.trials > 1
-
-
-class State(TypedDict, total=False):
-    task: Task
-    trial: int
-    episode_id: str
-    shots: list[Exemplar]
-    memory: MemoryUsed
-    prompt: list[Message]
-    output: str
-    trajectory: Trajectory
-    done: list[Trajectory]
+    Reference calls are the train split's expected calls (what exemplars show); counted at ~3.2
+    characters a token, which over-counts for JSON and so errs on the generous side.
+    """
+    calls = [t.expected for t in ws.repo.find(Task, suite=suite) if t.split == "train"]
+    if not calls:
+        return min(cap, 128)
+    longest = max(len(format_tool_call(c)) for c in calls)
+    return max(32, min(cap, math.ceil(longest / 3.2 * 1.25) + 16))
 
 
 @dataclass
@@ -145,16 +107,14 @@ class Agent:
             adapter_dir = adapter.path
         self.chat = self.ws.chat(adapter_dir=adapter_dir, temperature=self.options.temperature,
                                  seed=self.options.seed)
+        self._suites: dict[str, Suite | None] = {}
+        self._budgets: dict[str, int] = {}
         self.graph = self._compile()
 
     def _compile(self):
         g = StateGraph(State)
-        g.add_node("recall", self.recall)
-        g.add_node("prompt", self.prompt)
-        g.add_node("act", self.act)
-        g.add_node("verify", self.verify)
-        g.add_node("store", self.store)
-        g.add_node("reflect", self.reflect)
+        for name in ("recall", "prompt", "act", "verify", "store", "reflect"):
+            g.add_node(name, getattr(self, name))
         g.add_edge(START, "recall")
         g.add_edge("recall", "prompt")
         g.add_edge("prompt", "act")
@@ -164,65 +124,116 @@ class Agent:
         g.add_edge("reflect", "recall")
         return g.compile()
 
-    # --- nodes --------------------------------------------------------------------------------
+    def suite(self, name: str) -> Suite | None:
+        if name not in self._suites:
+            self._suites[name] = self.ws.repo.get(Suite, name)
+        return self._suites[name]
+
+    def retrieval_for(self, suite: str) -> tuple[str, int, bool]:
+        """(mode, k, tool_aware) for a suite, with "auto" resolved to the suite's chosen retrieval."""
+        o = self.options
+        return retrieval.resolve(self.ws, suite, o.exemplar_mode, o.k, o.tool_aware)
+
+    # --- nodes: each works on every unfinished episode of the batch ----------------------------
 
     def recall(self, state: State) -> State:
-        task, o = state["task"], self.options
-        shots = [s.exemplar for s in exemplars.select(self.ws, task, o.exemplar_mode, k=o.k)] if o.uses_exemplars else []
-        rules = insights.active(self.ws, task.suite) if o.uses_insights else []
-        notes = reflexion.recent(self.ws, task.id, n=3, episode_id=state["episode_id"]) if o.uses_reflexion else []
-        memory = MemoryUsed(
-            method=o.method, exemplar_ids=[s.id for s in shots], exemplar_mode=o.exemplar_mode if shots else "",
-            insight_ids=[r.id for r in rules],
-            insights_version=insights.insights_version(self.ws, task.suite) if rules else 0,
-            reflections=[r.text for r in notes],
-        )
-        extra = "\n\n".join(b for b in (insights.prompt_block(rules) if rules else "",
-                                        reflexion.prompt_block(notes) if notes else "") if b)
-        return {"shots": shots, "memory": memory, "prompt": build_prompt(task, shots, extra)}
+        o = self.options
+        for ep in _active(state):
+            task = ep.task
+            shots, mode = [], ""
+            if o.uses_exemplars:
+                mode, k, tool_aware = self.retrieval_for(task.suite)
+                shots = [s.exemplar for s in exemplars.select(self.ws, task, mode, k=k, tool_aware=tool_aware,
+                                                              bank_size=o.bank_size, bank_seed=o.bank_seed)]
+            rules = insights.active(self.ws, task.suite) if o.uses_insights else []
+            notes = reflexion.recent(self.ws, task.id, n=3, episode_id=ep.episode_id) if o.uses_reflexion else []
+            ep.memory = MemoryUsed(
+                method=o.method, exemplar_ids=[s.id for s in shots], exemplar_mode=mode if shots else "",
+                insight_ids=[r.id for r in rules],
+                insights_version=insights.insights_version(self.ws, task.suite) if rules else 0,
+                reflections=[r.text for r in notes],
+            )
+            ep.shots, ep.rules, ep.notes = shots, rules, notes
+        return {"episodes": state["episodes"]}
 
     def prompt(self, state: State) -> State:
-        return {}  # the prompt is built in recall; a node of its own keeps the graph readable in traces
+        for ep in _active(state):
+            blocks = (insights.prompt_block(ep.rules) if ep.rules else "",
+                      reflexion.prompt_block(ep.notes) if ep.notes else "")
+            instruction = prompts.instruction_for(self.suite(ep.task.suite))
+            ep.prompt = prompts.build_prompt(ep.task, prompts.order_shots(ep.shots), instruction,
+                                             "\n\n".join(b for b in blocks if b))
+        return {"episodes": state["episodes"]}
 
     def act(self, state: State) -> State:
-        reply = self.chat.invoke(_to_langchain(state["prompt"]))
-        return {"output": str(reply.content)}
+        active = _active(state)
+        if not active:
+            return {"episodes": state["episodes"]}
+        budget = max(self._budget(ep.task.suite) for ep in active)
+        outputs, constrained = complete(self.chat, [ep.prompt for ep in active], [ep.task.tools for ep in active],
+                                        constrained=self.options.constrained, max_new_tokens=budget,
+                                        concurrency=self.ws.settings.concurrency)
+        for ep, out in zip(active, outputs, strict=True):
+            ep.output, ep.constrained = out, constrained
+        return {"episodes": state["episodes"]}
 
     def verify(self, state: State) -> State:
-        task, output = state["task"], state["output"]
-        parsed = parse_tool_call(output)
-        verdict = graders.grade(output, parsed.call, task.expected, task.tools)
-        observation = _observation(output, parsed, task)
-        trajectory = Trajectory(
-            task_id=task.id, suite=task.suite, split=task.split, prompt=state["prompt"],
-            steps=[Step(thought=parsed.thought, action=output, observation=observation)],
-            output=output, tool_call=parsed.call, verdict=verdict, model=self.model_name,
-            adapter=self.options.adapter_id, memory=state["memory"], trial=state["trial"],
-            episode_id=state["episode_id"], source=self.options.source,
-        )
-        return {"trajectory": trajectory}
+        for ep in _active(state):
+            task, output = ep.task, ep.output
+            parsed = parse_tool_call(output)
+            kinds = arg_kinds.kinds_for(self.suite(task.suite)).get(task.expected.name) if self.suite(task.suite) else None
+            verdict = graders.grade(output, parsed.call, task.expected, task.tools, kinds=kinds)
+            ep.trajectory = Trajectory(
+                task_id=task.id, suite=task.suite, split=task.split, prompt=ep.prompt,
+                steps=[Step(thought=parsed.thought, action=output, observation=_observation(output, parsed, task))],
+                output=output, tool_call=parsed.call, verdict=verdict, model=self.model_name,
+                adapter=self.options.adapter_id, memory=ep.memory, trial=ep.trial, episode_id=ep.episode_id,
+                source=self.options.source, constrained=ep.constrained,
+            )
+        return {"episodes": state["episodes"]}
 
     def store(self, state: State) -> State:
-        self.ws.repo.put(state["trajectory"])
-        return {"done": [*state.get("done", []), state["trajectory"]]}
+        active = _active(state)
+        if self.options.store and active:
+            self.ws.repo.put_many([ep.trajectory for ep in active])
+        for ep in active:
+            ep.done.append(ep.trajectory)
+            failed = not (ep.trajectory.verdict and ep.trajectory.verdict.success)
+            ep.finished = not (failed and self.options.uses_reflexion and ep.trial + 1 < self.options.trials)
+        return {"episodes": state["episodes"]}
 
     def retry_or_end(self, state: State) -> str:
-        t = state["trajectory"]
-        failed = not (t.verdict and t.verdict.success)
-        more = state["trial"] + 1 < self.options.trials
-        return "reflect" if failed and more and self.options.uses_reflexion else "end"
+        return "reflect" if _active(state) else "end"
 
     def reflect(self, state: State) -> State:
-        reflexion.reflect(self.ws, state["task"], state["trajectory"], chat=self.chat)
-        return {"trial": state["trial"] + 1}
+        active = _active(state)
+        reflexion.reflect_many(self.ws, [(ep.task, ep.trajectory) for ep in active], chat=self.chat)
+        for ep in active:
+            ep.trial += 1
+        return {"episodes": state["episodes"]}
+
+    def _budget(self, suite: str) -> int:
+        if suite not in self._budgets:
+            self._budgets[suite] = token_budget(self.ws, suite, self.ws.settings.max_new_tokens)
+        return self._budgets[suite]
 
     # --- entry --------------------------------------------------------------------------------
 
+    def run_batch(self, tasks: list[Task]) -> list[list[Trajectory]]:
+        """Run the tasks together (all their trials); returns each task's trials in order."""
+        if not tasks:
+            return []
+        episodes = [Episode(task=t) for t in tasks]
+        self.graph.invoke({"episodes": episodes}, {"recursion_limit": 8 * self.options.trials + 8})
+        return [ep.done for ep in episodes]
+
     def run(self, task: Task) -> list[Trajectory]:
-        """Run the task (all its trials); every trial is stored. Returns the trials in order."""
-        state = self.graph.invoke({"task": task, "trial": 0, "episode_id": new_id(), "done": []},
-                                  {"recursion_limit": 8 * self.options.trials + 8})
-        return state["done"]
+        """Run one task (all its trials). Returns the trials in order."""
+        return self.run_batch([task])[0]
+
+
+def _active(state: State) -> list[Episode]:
+    return [ep for ep in state["episodes"] if not ep.finished]
 
 
 def _observation(output: str, parsed: Any, task: Task) -> str:
@@ -239,24 +250,86 @@ def _observation(output: str, parsed: Any, task: Task) -> str:
     return f"{parsed.call.name} accepted the arguments {args}"
 
 
-def run_task(ws: Workspace, task: Task, method: str = "none", k: int = 3, exemplar_mode: str = "semantic",
-             trials: int = 1, adapter_id: str = "", source: str = "agent", temperature: float = 0.0,
-             seed: int | None = None) -> list[Trajectory]:
-    """Run one task with the given memory method (greedy unless temperature > 0); returns the stored trials."""
-    agent = Agent(ws, RunOptions(method=method, k=k, exemplar_mode=exemplar_mode, trials=trials,
-                                 adapter_id=adapter_id, source=source, temperature=temperature, seed=seed))
-    return agent.run(task)
+# --- talking to the model ------------------------------------------------------------------------
 
 
-def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress=None) -> list[list[Trajectory]]:
-    """Run many tasks with one agent (the model loads once); `progress(i, n, trials)` after each."""
+def complete(chat: BaseChatModel, prompts_: list[list[Message]], tools: list[list[dict[str, Any]]],
+             constrained: bool, max_new_tokens: int, concurrency: int = 4) -> tuple[list[str], bool]:
+    """The model's answers to many prompts, and whether they were decoded under the tool-call grammar.
+
+    - The embedded model generates them in batches, under the grammar when `constrained`.
+    - An OpenAI-compatible endpoint gets concurrent requests (at most `concurrency` in flight); when
+      `constrained`, through native tool calling with a required tool choice.
+    - Any other chat model (tests' fakes) answers one prompt after another, in order.
+    """
+    from agentlearn.llm import LocalChatModel
+
+    chats = [_to_langchain(p) for p in prompts_]
+    if isinstance(chat, LocalChatModel):
+        dicts = [[{"role": m.role, "content": m.content} for m in p] for p in prompts_]
+        return chat.complete(dicts, tools=tools if constrained else None, max_new_tokens=max_new_tokens), constrained
+    if type(chat).__name__ == "ChatOpenAI":
+        return _complete_openai(chat, chats, tools, constrained, concurrency)
+    return [str(chat.invoke(c).content) for c in chats], False
+
+
+def _complete_openai(chat: BaseChatModel, chats: list[list[BaseMessage]], tools: list[list[dict[str, Any]]],
+                     constrained: bool, concurrency: int) -> tuple[list[str], bool]:
+    config = {"max_concurrency": max(1, concurrency)}
+    if constrained:
+        try:
+            bound = [chat.bind_tools([{"type": "function", "function": t} for t in ts], tool_choice="required")
+                     for ts in tools]
+            replies = _batch_each(bound, chats, config)
+            return [_openai_text(r) for r in replies], True
+        except Exception as e:  # an endpoint without tool calling: say so once, then answer in text
+            import sys
+
+            print(f"[agent] the endpoint refused tool calling ({type(e).__name__}: {e}); answering in text",
+                  file=sys.stderr)
+    replies = chat.batch(chats, config=config)
+    return [str(r.content) for r in replies], False
+
+
+def _batch_each(models: list[Any], chats: list[list[BaseMessage]], config: dict) -> list[AIMessage]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=config["max_concurrency"]) as pool:
+        return list(pool.map(lambda pair: pair[0].invoke(pair[1]), zip(models, chats, strict=True)))
+
+
+def _openai_text(reply: AIMessage) -> str:
+    calls = getattr(reply, "tool_calls", None) or []
+    if calls:
+        return format_tool_call(ToolCall(name=calls[0]["name"], arguments=calls[0].get("args") or {}))
+    return str(reply.content)
+
+
+# --- convenience -----------------------------------------------------------------------------------
+
+
+def run_task(ws: Workspace, task: Task, **options: Any) -> list[Trajectory]:
+    """Run one task with the given RunOptions fields (greedy unless temperature > 0); returns the trials."""
+    return Agent(ws, RunOptions(**options)).run(task)
+
+
+def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: Progress | None = None,
+              chunk: int | None = None) -> list[list[Trajectory]]:
+    """Run many tasks with one agent, a batch at a time; `progress(i, n, trials, seconds)` after each task.
+
+    Batches are `settings.batch_size` tasks (or `chunk`), so progress moves every batch and a stopped
+    run keeps what it finished.
+    """
     agent = Agent(ws, options)
     if options.uses_exemplars and tasks:
-        exemplars.sync_bank(ws, tasks[0].suite)
-    results = []
+        for suite in sorted({t.suite for t in tasks}):
+            exemplars.sync_bank(ws, suite)
+    size = max(1, chunk or ws.settings.batch_size)
+    results: list[list[Trajectory]] = []
     started = time.perf_counter()
-    for i, task in enumerate(tasks, 1):
-        results.append(agent.run(task))
-        if progress:
-            progress(i, len(tasks), results[-1], time.perf_counter() - started)
+    for start in range(0, len(tasks), size):
+        for trials in agent.run_batch(tasks[start:start + size]):
+            results.append(trials)
+            if progress:
+                progress(len(results), len(tasks), trials, time.perf_counter() - started)
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from functools import lru_cache
@@ -12,8 +13,10 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from agentlearn import grammar
 from agentlearn.models import chat_model_dir, one_thread
 from agentlearn.settings import Settings
+from agentlearn.toolcall import CLOSE, OPEN
 
 _ROLE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 _generate_lock = threading.Lock()  # one generation at a time: the model is shared
@@ -26,6 +29,9 @@ def load_local(model_dir: str, adapter_dir: str = ""):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir or model_dir)
+    tokenizer.padding_side = "left"  # batched generation: every row's answer starts at the same column
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if adapter_dir:
         from peft import PeftModel
@@ -38,13 +44,17 @@ def load_local(model_dir: str, adapter_dir: str = ""):
 
 
 class LocalChatModel(BaseChatModel):
-    """A transformers model on this machine as a LangChain chat model. Greedy unless temperature > 0."""
+    """A transformers model on this machine as a LangChain chat model. Greedy unless temperature > 0.
+
+    `complete` is the batched entry the agent uses; `invoke` (one prompt) goes through it too.
+    """
 
     model_dir: str
     adapter_dir: str = ""
-    max_new_tokens: int = 96
+    max_new_tokens: int = 160
     temperature: float = 0.0
     seed: int | None = None
+    batch_size: int = 16
 
     @property
     def _llm_type(self) -> str:
@@ -52,28 +62,76 @@ class LocalChatModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        chat = [{"role": _ROLE.get(m.type, m.type), "content": str(m.content)} for m in messages]
+        text = self.complete([chat], stop=stop)[0]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    def complete(self, chats: list[list[dict[str, str]]], tools: list[list[dict[str, Any]]] | None = None,
+                 max_new_tokens: int | None = None, stop: list[str] | None = None) -> list[str]:
+        """Answers to many chats, `batch_size` at a time (shortest prompts together).
+
+        With `tools` (one tool list per chat) each answer is constrained to one call of those tools
+        (grammar.py) and comes back as `<tool_call>{json}</tool_call>`. Without, generation stops at the
+        end of a tool call or at a `stop` string, row by row.
+        """
+        model, tokenizer = load_local(self.model_dir, self.adapter_dir)
+        budget = max_new_tokens or self.max_new_tokens
+        texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
+        if tools is not None:
+            texts = [t + OPEN for t in texts]  # the grammar writes the JSON; the tags are fixed text
+        lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])  # less padding per batch
+        out: list[str] = [""] * len(texts)
+        size = max(1, self.batch_size)
+        for start in range(0, len(order), size):
+            rows = order[start:start + size]
+            answers = self._generate_rows(model, tokenizer, [texts[i] for i in rows],
+                                          [tools[i] for i in rows] if tools is not None else None, budget, stop)
+            for i, text in zip(rows, answers, strict=True):
+                out[i] = text
+        return out
+
+    def _generate_rows(self, model: Any, tokenizer: Any, texts: list[str], tools: list[list[dict]] | None,
+                       budget: int, stop: list[str] | None) -> list[str]:
         import torch
 
-        model, tokenizer = load_local(self.model_dir, self.adapter_dir)
-        chat = [{"role": _ROLE.get(m.type, m.type), "content": str(m.content)} for m in messages]
-        ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         sample = self.temperature > 0
-        with _generate_lock, torch.no_grad(), one_thread():
+        kwargs: dict[str, Any] = dict(max_new_tokens=budget, do_sample=sample,
+                                      temperature=self.temperature if sample else None, top_p=None, top_k=None,
+                                      pad_token_id=tokenizer.pad_token_id)
+        if tools is not None:
+            compiler = grammar_compiler(self.model_dir, self.adapter_dir)
+            kwargs["logits_processor"] = [grammar.logits_processor([compiler.compile(t) for t in tools])]
+            kwargs["eos_token_id"] = sorted({*compiler.stop_token_ids, tokenizer.eos_token_id})
+        else:
+            # A finished tool call ends the answer: generating past it only costs time.
+            kwargs["stop_strings"], kwargs["tokenizer"] = [CLOSE, *(stop or [])], tokenizer
+        # One short answer gains little from a second thread and loses 4x when the other core is busy;
+        # a batch keeps both cores busy with matrix products.
+        threads = one_thread() if len(texts) == 1 else contextlib.nullcontext()
+        with _generate_lock, torch.no_grad(), threads:
             if self.seed is not None:
                 torch.manual_seed(self.seed)
-            out = model.generate(
-                **ids, max_new_tokens=self.max_new_tokens, do_sample=sample,
-                temperature=self.temperature if sample else None, top_p=None, top_k=None,
-                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-                # A finished tool call ends the answer: generating past it only costs time.
-                stop_strings=["</tool_call>", *(stop or [])], tokenizer=tokenizer,
-            )
-        text = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=False)
-        for end in [tokenizer.eos_token, "<|im_end|>", *(stop or [])]:
-            if end and end in text:
-                text = text.split(end)[0]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text.strip()))])
+            generated = model.generate(**enc, **kwargs)
+        answers = []
+        for row in generated[:, enc["input_ids"].shape[1]:]:
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            if tools is not None:
+                answers.append(f"{OPEN}{text.strip()}{CLOSE}")
+                continue
+            for end in [tokenizer.eos_token, "<|im_end|>", *(stop or [])]:
+                if end and end in text:
+                    text = text.split(end)[0]
+            answers.append(text.strip())
+        return answers
+
+
+@lru_cache(maxsize=4)
+def grammar_compiler(model_dir: str, adapter_dir: str = "") -> grammar.Compiler:
+    """The tool-call grammar compiler for a loaded model's tokenizer (once per process)."""
+    model, tokenizer = load_local(model_dir, adapter_dir)
+    return grammar.Compiler(tokenizer, vocab_size=model.config.vocab_size)
 
 
 def chat_model(settings: Settings, adapter_dir: str = "", temperature: float = 0.0,
@@ -96,5 +154,5 @@ def chat_model(settings: Settings, adapter_dir: str = "", temperature: float = 0
         )
     return LocalChatModel(
         model_dir=str(chat_model_dir(Path(settings.models_dir))), adapter_dir=adapter_dir,
-        max_new_tokens=settings.max_new_tokens, temperature=temperature, seed=seed,
+        max_new_tokens=settings.max_new_tokens, temperature=temperature, seed=seed, batch_size=settings.batch_size,
     )

@@ -126,16 +126,41 @@ def fallback(trajectory: Trajectory) -> str:
 
 def reflect(ws: Workspace, task: Task, trajectory: Trajectory, chat: BaseChatModel | None = None) -> Reflection:
     """Write, store and return a reflection on a failed trial (greedy decoding)."""
-    if trajectory.task_id != task.id:
-        raise ValueError(f"trajectory {trajectory.id} belongs to task {trajectory.task_id}, not {task.id}")
-    previous = [r.text for r in recent(ws, task.id, MEMORY_WINDOW, episode_id=trajectory.episode_id or None)]
+    return reflect_many(ws, [(task, trajectory)], chat=chat)[0]
+
+
+REFLECTION_TOKENS = 96
+
+
+def reflect_many(ws: Workspace, failed: Sequence[tuple[Task, Trajectory]],
+                 chat: BaseChatModel | None = None) -> list[Reflection]:
+    """Reflections on many failed trials, written together (one batch on the embedded model) and stored."""
+    for task, trajectory in failed:
+        if trajectory.task_id != task.id:
+            raise ValueError(f"trajectory {trajectory.id} belongs to task {trajectory.task_id}, not {task.id}")
+    if not failed:
+        return []
+    queries = []
+    for task, trajectory in failed:
+        previous = [r.text for r in recent(ws, task.id, MEMORY_WINDOW, episode_id=trajectory.episode_id or None)]
+        queries.append(reflection_messages(task, trajectory, previous))
     model = chat if chat is not None else ws.chat()
-    answer = model.invoke(reflection_messages(task, trajectory, previous))
-    content = answer.content if isinstance(answer.content, str) else str(answer.content)
-    text = clean(content) or fallback(trajectory)
-    reflection = Reflection(task_id=task.id, trajectory_id=trajectory.id, episode_id=trajectory.episode_id,
-                            trial=trajectory.trial, text=text)
-    return ws.repo.put(reflection)
+    contents = _answers(model, queries)
+    out = [Reflection(task_id=task.id, trajectory_id=trajectory.id, episode_id=trajectory.episode_id,
+                      trial=trajectory.trial, text=clean(content) or fallback(trajectory))
+           for (task, trajectory), content in zip(failed, contents, strict=True)]
+    ws.repo.put_many(out)
+    return out
+
+
+def _answers(model: BaseChatModel, queries: list[list[BaseMessage]]) -> list[str]:
+    from agentlearn.llm import LocalChatModel
+
+    if isinstance(model, LocalChatModel):
+        roles = {"system": "system", "human": "user", "ai": "assistant"}
+        chats = [[{"role": roles[m.type], "content": str(m.content)} for m in q] for q in queries]
+        return model.complete(chats, max_new_tokens=REFLECTION_TOKENS, stop=["\n\n"])
+    return [a.content if isinstance(a.content, str) else str(a.content) for a in (model.invoke(q) for q in queries)]
 
 
 def recent(ws: Workspace, task_id: str, n: int = MEMORY_WINDOW, episode_id: str | None = None) -> list[Reflection]:

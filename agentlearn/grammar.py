@@ -1,0 +1,102 @@
+"""The tool-call grammar: what a constrained decoder may write for a set of tools.
+
+The model writes the JSON object of one call, `{"name": <an offered tool>, "arguments": {...}}`, with the
+argument keys of that tool's schema and values typed by it; the agent puts it between `<tool_call>` tags.
+xgrammar compiles the JSON schema (an `anyOf` with one object per tool) against the tokenizer once per
+tool set, and its transformers logits processor masks every token that would leave the grammar, row by
+row in a batch.
+
+Schemas come from users' suites, so they are cleaned before compiling: references and keywords xgrammar
+cannot honour are dropped, free strings get a length bound (a small model otherwise runs on inside a
+string until the budget ends), and a tool whose schema still fails to compile falls back to "any JSON
+object" for its arguments rather than losing the constraint on the name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from functools import lru_cache
+from typing import Any
+
+MAX_STRING_CHARS = 160  # longer free text is not a tool argument a small model should write
+_DROP = ("$ref", "$defs", "definitions", "$schema", "$id", "format", "pattern", "patternProperties",
+         "dependencies", "dependentSchemas", "if", "then", "else", "not")
+_lock = threading.Lock()
+
+
+def _clean(schema: Any, depth: int = 0) -> Any:
+    """A copy of a JSON schema that xgrammar compiles: no references, bounded strings, no boolean quirks."""
+    if depth > 12 or schema is True or not isinstance(schema, dict):
+        return {}
+    out = {k: v for k, v in schema.items() if k not in _DROP}
+    for key in ("properties",):
+        if isinstance(out.get(key), dict):
+            out[key] = {name: _clean(sub, depth + 1) for name, sub in out[key].items()}
+    for key in ("items", "additionalProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = _clean(out[key], depth + 1)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(out.get(key), list):
+            out[key] = [_clean(sub, depth + 1) for sub in out[key]]
+    types = out.get("type")
+    if (types == "string" or (isinstance(types, list) and "string" in types)) and "enum" not in out:
+        out["maxLength"] = min(int(out.get("maxLength", MAX_STRING_CHARS)), MAX_STRING_CHARS)
+    if isinstance(out.get("required"), list) and isinstance(out.get("properties"), dict):
+        out["required"] = [r for r in out["required"] if r in out["properties"]]
+    return out
+
+
+def _arguments_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    params = tool.get("parameters") if isinstance(tool.get("parameters"), dict) else {}
+    cleaned = _clean(params)
+    cleaned.setdefault("type", "object")
+    return cleaned
+
+
+def call_schema(tools: list[dict[str, Any]], loose: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The JSON schema of one call to one of `tools` (arguments of tools in `loose`: any object)."""
+    options = []
+    for tool in tools:
+        args = {"type": "object"} if tool["name"] in loose else _arguments_schema(tool)
+        options.append({"type": "object", "properties": {"name": {"const": tool["name"]}, "arguments": args},
+                        "required": ["name", "arguments"]})
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+class Compiler:
+    """Compiles tool sets for one tokenizer, caching by the tools' JSON."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
+        import xgrammar as xgr
+
+        self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+        self.compiler = xgr.GrammarCompiler(self.info)
+        self._compile = lru_cache(maxsize=64)(self._compile_uncached)
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        return list(self.info.stop_token_ids)
+
+    def compile(self, tools: list[dict[str, Any]]) -> Any:
+        """The compiled grammar of one call to one of `tools`."""
+        with _lock:
+            return self._compile(json.dumps(tools, sort_keys=True))
+
+    def _compile_uncached(self, tools_json: str) -> Any:
+        tools = json.loads(tools_json)
+        loose: set[str] = set()
+        for tool in tools:  # find the tools whose own schema does not compile
+            try:
+                self.compiler.compile_json_schema(call_schema([tool]), any_whitespace=False)
+            except Exception:  # xgrammar raises RuntimeError/ValueError for schemas it cannot honour
+                loose.add(tool["name"])
+        return self.compiler.compile_json_schema(call_schema(tools, frozenset(loose)), any_whitespace=False)
+
+
+def logits_processor(compiled: list[Any]) -> Any:
+    """A fresh transformers logits processor for one generate() call (one compiled grammar per row)."""
+    import xgrammar as xgr
+
+    return xgr.contrib.hf.LogitsProcessor(copy.copy(compiled))
