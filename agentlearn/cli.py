@@ -100,9 +100,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _progress(i: int, n: int, trials: list, seconds: float) -> None:
+    """After each task: a line on stderr for people, a progress record for the dashboard (processes)."""
+    from agentlearn import processes
+
     last = trials[-1]
     mark = "ok " if last.verdict and last.verdict.success else "FAIL"
     print(f"[{i}/{n}] {mark} {last.task_id} trials={len(trials)} ({seconds:.0f}s)", file=sys.stderr, flush=True)
+    processes.report(None, i, n, f"{mark.strip()} {last.task_id}")
 
 
 def cmd_tasks_import(args: argparse.Namespace) -> int:
@@ -255,13 +259,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status. Errors print one clear line, not a traceback."""
-    args = _parser().parse_args(argv)
+    """Entry point; returns the exit status. Errors print one clear line, not a traceback.
+
+    Started by the dashboard (processes.start), it also records how it ended on its Process record;
+    a crash that gets no further than this still leaves a reason there.
+    """
+    from agentlearn import processes
+
     try:
-        return int(args.func(args) or 0)
+        args = _parser().parse_args(argv)
+        code = int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
+        processes.finish(None, error=str(e))
         return 2
+    except SystemExit as e:  # argparse refused the arguments (or --help): it printed why
+        processes.finish(None, error="" if e.code in (0, None) else f"bad arguments (exit status {e.code}); see the log")
+        raise
+    except BaseException as e:
+        processes.finish(None, error=f"{type(e).__name__}: {e}")
+        raise
+    processes.finish(None, error="" if code == 0 else f"the command ended with exit status {code}; see the log")
+    return code
 
 
 if __name__ == "__main__":

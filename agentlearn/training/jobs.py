@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentlearn import processes
+from agentlearn.paths import confined
 from agentlearn.training import preflight, runner
 from agentlearn.training.config import JobConfig, preset
 from agentlearn.training.control import STOP, STOP_AND_SAVE, request
@@ -33,7 +34,6 @@ ACTIVE = ("queued", "running", "stopping")
 DONE = ("succeeded", "failed", "stopped")
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 180.0
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _PROCS: dict[str, subprocess.Popen] = {}  # children of this process, kept so they can be reaped
 
 
@@ -75,15 +75,8 @@ def launch(ws: Workspace, config: JobConfig) -> Job:
     if errors:
         raise ValueError("the job cannot start:\n- " + "\n- ".join(errors))
     job = new_job(ws, config)
-    env = {**os.environ, "AGENTLEARN_HOME": str(ws.settings.home), "PYTHONUNBUFFERED": "1",
-           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    with open(job.log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agentlearn.training", "--config", job.config_path, "--job-id", job.id],
-            cwd=str(PROJECT_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = processes.spawn(ws, "agentlearn.training", ["--config", job.config_path, "--job-id", job.id],
+                           job.log_path, {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"})
     _PROCS[job.id] = proc
     return ws.repo.update(Job, job.id, lambda j: j.model_copy(update={"pid": j.pid or proc.pid}))
 
@@ -213,11 +206,14 @@ def metric_rows(job: Job) -> list[dict[str, Any]]:
             for e in job.events for k, v in e.values.items() if k in chart_of]
 
 
-def log_tail(job: Job, lines: int = 40) -> str:
-    """The last lines of a job's log ("" if there is none yet)."""
-    if not job.log_path or not Path(job.log_path).exists():
+def log_tail(ws: Workspace, job: Job, lines: int = 40) -> str:
+    """The last lines of a job's log ("" if there is none yet); a log outside the workspace is refused."""
+    if not job.log_path:
         return ""
-    with open(job.log_path, "rb") as f:
+    path = confined(ws.settings.home, job.log_path, f"the log of job {job.id}")
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
         f.seek(max(0, f.tell() - 64_000))
         text = f.read().decode("utf-8", errors="replace")

@@ -1,0 +1,225 @@
+"""Child processes: the one way to start long work (agent runs, evaluations, the demo, curves) and watch it.
+
+    start(ws, kind, args)   Process record (running) -> `python -m agentlearn <args>`, detached, logged
+    the child               report(ws, done, total) while it works; finish(ws, result | error) at the end
+    get / running           read the record; a running record whose process is gone reads as failed
+    stop(ws, id)            SIGTERM to the child's process group; the record reads stopped
+
+The dashboard must not run long work on its own threads (Streamlit's API is not thread-safe and a
+rerun would cut it off), and a rerun of any session must find the work again: the state lives in
+the store, not in this process. The child gets only the environment it needs, so secrets that the
+dashboard happens to hold (cloud keys, tokens) do not reach every child and its log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agentlearn.workspace import Workspace, open_workspace
+from storage.records import Process, now
+
+PROCESS_ID_ENV = "AGENTLEARN_PROCESS_ID"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REPORT_EVERY_S = 1.0  # at most about one progress write a second: a store write costs an fsync
+# Passed to every child as they are. Anything else (cloud credentials, tokens) stays with the parent.
+KEEP_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "VIRTUAL_ENV",
+              "TOKENIZERS_PARALLELISM", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+KEEP_PREFIXES = ("AGENTLEARN_", "HF_", "TRANSFORMERS_", "PYTHON", "LC_", "CUDA_")  # CUDA_*: which GPU
+KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+_children: dict[str, subprocess.Popen] = {}  # started by this process: polled so that none stays a zombie
+_lock = threading.Lock()
+_reported: dict[str, float] = {}  # process id -> when this child last wrote its progress
+_own_ws: list[Workspace] = []  # the child's workspace, opened once when report/finish get none
+
+
+def child_env(ws: Workspace, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a child needs: the allowlist above, OPENAI_* only for the openai backend."""
+    keep_openai = ws.settings.backend == "openai"
+    env = {k: v for k, v in os.environ.items()
+           if k in KEEP_NAMES or k.startswith(KEEP_PREFIXES) or (keep_openai and k.startswith("OPENAI_"))}
+    env.pop(PROCESS_ID_ENV, None)  # a grandchild is not the process its parent reports for
+    pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.update(AGENTLEARN_HOME=str(ws.settings.home), PYTHONUNBUFFERED="1", PYTHONPATH=pythonpath)
+    env.update(extra or {})
+    return env
+
+
+def spawn(ws: Workspace, module: str, args: Sequence[str], log_path: str | Path,
+          extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `python -m <module> <args>` detached (own session), appending its output to log_path."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=str(PROJECT_ROOT),
+                                env=child_env(ws, extra_env), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    with _lock:
+        _children[f"pid-{proc.pid}"] = proc
+    return proc
+
+
+def start(ws: Workspace, kind: str, args: Sequence[str]) -> Process:
+    """Store a Process record and start `python -m agentlearn <args>` for it; returns the record with its pid."""
+    if not KIND.match(kind):
+        raise ValueError(f"a process kind is a short lower-case word (run, eval, demo, curve), not {kind!r}")
+    if not args:
+        raise ValueError("give the agentlearn command to run, e.g. ['eval', '--suite', 'NAME']")
+    record = Process(kind=kind, args=[str(a) for a in args])
+    log_path = ws.settings.jobs_dir / "processes" / f"{kind}-{record.id}.log"
+    record = ws.repo.put(record.model_copy(update={"log_path": str(log_path), "heartbeat": now()}))
+    try:
+        proc = spawn(ws, "agentlearn", record.args, log_path, {PROCESS_ID_ENV: record.id})
+    except OSError as e:
+        return _end(ws, record.id, "failed", error=f"the process could not start: {e}")
+    return ws.repo.update(Process, record.id, lambda p: p.model_copy(update={"pid": proc.pid}))
+
+
+def get(ws: Workspace, process_id: str) -> Process | None:
+    """The process record, None if unknown; a running one whose process is gone is marked failed first."""
+    record = ws.repo.get(Process, process_id)
+    if record is None or record.status != "running":
+        return record
+    return _check(ws, record)
+
+
+def running(ws: Workspace, kind: str | None = None) -> list[Process]:
+    """Processes still running (optionally of one kind), newest first."""
+    found = [p for p in ws.repo.all(Process) if p.status == "running" and (kind is None or p.kind == kind)]
+    alive = [p for p in (_check(ws, p) for p in found) if p.status == "running"]
+    return sorted(alive, key=lambda p: p.created, reverse=True)
+
+
+def latest(ws: Workspace, kind: str) -> Process | None:
+    """The newest process of a kind, whatever its status (a page shows the last one it started)."""
+    found = [p for p in ws.repo.all(Process) if p.kind == kind]
+    newest = max(found, key=lambda p: p.created, default=None)
+    return None if newest is None else get(ws, newest.id)
+
+
+def stop(ws: Workspace, process_id: str) -> Process:
+    """End a running child and everything it started (its process group); the record reads stopped."""
+    record = get(ws, process_id)
+    if record is None:
+        raise ValueError(f"no process with id {process_id!r}")
+    if record.status != "running":
+        return record
+    if record.pid is not None and pid_alive(record.pid):
+        try:
+            os.killpg(record.pid, signal.SIGTERM)  # start_new_session made its pid the group id
+        except ProcessLookupError:
+            pass
+    return _end(ws, process_id, "stopped", error="stopped by request")
+
+
+def tail(process: Process, lines: int = 30) -> str:
+    """The last lines of a child's output ("" before it wrote any); progress bars show their last redraw."""
+    if not process.log_path or not Path(process.log_path).exists():
+        return ""
+    with open(process.log_path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 64_000))
+        text = f.read().decode("utf-8", errors="replace")
+    shown = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
+    return "\n".join(shown[-lines:])
+
+
+def command(process: Process) -> str:
+    """The command line the process runs, for people to read or copy."""
+    return "python -m agentlearn " + " ".join(process.args)
+
+
+def fraction(process: Process) -> float:
+    """How far it is, 0 to 1 (1 once it succeeded)."""
+    if process.status == "succeeded":
+        return 1.0
+    return min(1.0, process.done / process.total) if process.total else 0.0
+
+
+# --- the child's side ----------------------------------------------------------------------------
+
+
+def current_id() -> str:
+    """The id of the Process record this process reports for ("" when it was not started by start())."""
+    return os.environ.get(PROCESS_ID_ENV, "")
+
+
+def report(ws: Workspace | None, done: int, total: int, message: str = "") -> None:
+    """Record progress (done of total); a no-op outside a started child, about one write a second."""
+    process_id = current_id()
+    if not process_id:
+        return
+    moment = time.monotonic()
+    if done < total and moment - _reported.get(process_id, -REPORT_EVERY_S) < REPORT_EVERY_S:
+        return
+    _reported[process_id] = moment
+    change = {"done": int(done), "total": int(total), "message": str(message)[:500], "heartbeat": now()}
+    _workspace(ws).repo.update(Process, process_id, lambda p: p.model_copy(update=change))
+
+
+def finish(ws: Workspace | None, result: dict[str, Any] | None = None, error: str = "") -> None:
+    """Record the end: succeeded with `result`, or failed with `error`; a no-op outside a started child."""
+    process_id = current_id()
+    if not process_id:
+        return
+    _end(_workspace(ws), process_id, "failed" if error else "succeeded", result=result, error=error)
+
+
+# --- internals -----------------------------------------------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists and is not a zombie."""
+    _reap()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _reap() -> None:
+    with _lock:
+        for key, proc in list(_children.items()):
+            if proc.poll() is not None:
+                del _children[key]
+
+
+def _check(ws: Workspace, record: Process) -> Process:
+    if record.pid is None or pid_alive(record.pid):
+        return record
+    return _end(ws, record.id, "failed", error=f"the process (pid {record.pid}) ended without reporting a result: "
+                "it was killed or crashed; see its log")
+
+
+def _end(ws: Workspace, process_id: str, status: str, result: dict[str, Any] | None = None,
+         error: str = "") -> Process:
+    def change(p: Process) -> Process:
+        if p.status != "running":  # the first end wins: a stopped child's own exit changes nothing
+            return p
+        return p.model_copy(update={"status": status, "error": error[:2000], "finished": now(), "heartbeat": now(),
+                                    "result": {**p.result, **(result or {})}})
+
+    return ws.repo.update(Process, process_id, change)
+
+
+def _workspace(ws: Workspace | None) -> Workspace:
+    if ws is not None:
+        return ws
+    if not _own_ws:
+        _own_ws.append(open_workspace())
+    return _own_ws[0]
