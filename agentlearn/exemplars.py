@@ -2,7 +2,8 @@
 
 The bank holds Exemplar records of one suite: "reference" ones written when a suite's train split is
 imported, "learned" ones made by `sync_bank` from train trajectories that succeeded, and "manual" ones
-a person adds. Only active exemplars are retrieved. Selection modes:
+a person adds. Only active exemplars are retrieved. Selection modes (agentlearn.methods.RETRIEVAL_MODES;
+"auto" is not one of them: agentlearn.retrieval.resolve turns it into a concrete mode per suite):
 
 - fixed:    the same first k exemplars (oldest first) for every task; score 1.0.
 - type:     exemplars sharing a tag with the task, ranked by cosine similarity. The task's expected
@@ -11,19 +12,35 @@ a person adds. Only active exemplars are retrieved. Selection modes:
 - bm25:     rank_bm25 BM25Okapi (k1=1.5, b=0.75) over lower-cased word tokens of the input text
             (its scores, computed through a sparse matrix so that 100k exemplars take milliseconds).
 - semantic: cosine similarity of sentence embeddings (ws.encoder, MiniLM by default).
+- hybrid:   reciprocal rank fusion of the BM25 and the cosine rankings: score = sum over the two lists
+            of 1 / (60 + rank), rank 1 the best (Cormack, Clarke and Buettcher 2009, with their k = 60).
+            Ranks are fused rather than scores because BM25 scores (0 to tens, growing with the
+            query's length) and cosine similarities (-1 to 1) are on different scales. Each list
+            contributes its best RRF_WINDOW rows; a row with no word in common with the task has no
+            BM25 rank, so a task no word matches is ranked by cosine alone.
 - mmr:      LangChain's maximal marginal relevance (lambda 0.5) over the 20 most similar candidates;
             the score shown is the candidate's cosine similarity to the task.
 
 Every mode leaves out exemplars of the task itself (they would leak its answer) and of
 `exclude_task_id`, and keeps one exemplar per task (the best scored).
 
+Two options apply to every mode:
+- tool_aware: from the mode's best TOOL_AWARE_POOL * k candidates, take the best one of each distinct
+  tool first, then fill up to k by the mode's order, so the shots cover the likely tools instead of
+  being k copies of one call. The shots keep the mode's order.
+- bank_size / bank_seed: use only a deterministic random draw of `bank_size` active exemplars (a learning
+  curve's 0, 4, 8, 16 ... experiences). Each exemplar's place in a draw is a hash of (seed, its id), so
+  for one seed a smaller draw is always inside a larger one, and adding exemplars to the bank never
+  reorders the ones already there. BM25 keeps the whole bank's word statistics (idf, mean length).
+
 The index of a suite (exemplars, their vectors, a BM25 model) is kept in memory and rebuilt only when
 the exemplar table or the vector file changes, so a query at 100k exemplars is one matrix-vector
-product plus an argpartition.
+product plus an argpartition (hybrid: plus one sparse BM25 product and two small sorts).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -35,15 +52,18 @@ from typing import Any
 
 import numpy as np
 
+from agentlearn.methods import RETRIEVAL_MODES
 from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
 from storage.records import Exemplar, Label, Message, Task, ToolCall, Trajectory, new_id
 from storage.vectors import VectorTable
 
-MODES = ("fixed", "type", "bm25", "semantic", "mmr")
+MODES = RETRIEVAL_MODES  # the CLI's and the agent's choices today; methods.RETRIEVAL_MODES is the declaration
 VECTOR_TABLE = "exemplars"
 BM25_K1, BM25_B = 1.5, 0.75
 MMR_LAMBDA, MMR_FETCH_K = 0.5, 20
+RRF_K, RRF_WINDOW = 60, 100  # reciprocal rank fusion constant; rows each ranking contributes
+TOOL_AWARE_POOL = 4  # tool-aware selection looks at the best 4k candidates
 
 
 @dataclass(frozen=True)
@@ -159,6 +179,8 @@ class _Index:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _bm25: Bm25 | None = None
     _tag_rows: dict[str, np.ndarray] | None = None
+    _tools: np.ndarray | None = None
+    _draw_orders: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     def bm25(self) -> Bm25:
         with self._lock:
@@ -166,7 +188,7 @@ class _Index:
                 self._bm25 = Bm25([tokenize(t) for t in self.texts])
             return self._bm25
 
-    def tag_rows(self, tags: Iterable[str]) -> np.ndarray:
+    def _tags_built(self) -> dict[str, np.ndarray]:
         with self._lock:
             if self._tag_rows is None:
                 rows: dict[str, list[int]] = {}
@@ -174,8 +196,39 @@ class _Index:
                     for tag in set(e.tags):
                         rows.setdefault(tag, []).append(n)
                 self._tag_rows = {t: np.asarray(r, dtype=np.int64) for t, r in rows.items()}
-            parts = [self._tag_rows[t] for t in sorted(set(tags)) if t in self._tag_rows]
+            return self._tag_rows
+
+    def tag_rows(self, tags: Iterable[str]) -> np.ndarray:
+        built = self._tags_built()
+        parts = [built[t] for t in sorted(set(tags)) if t in built]
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def tag_counts(self) -> dict[str, int]:
+        return {t: len(r) for t, r in sorted(self._tags_built().items())}
+
+    def tools(self) -> np.ndarray:
+        with self._lock:
+            if self._tools is None:
+                self._tools = np.asarray([e.tool for e in self.exemplars], dtype=object)
+            return self._tools
+
+    def drawn(self, size: int, seed: int) -> np.ndarray:
+        """Rows of a `size`-exemplar draw: the smallest hashes of (seed, id), so draws nest as size grows."""
+        with self._lock:
+            order = self._draw_orders.get(seed)
+            if order is None:
+                # One pass over the bank per seed and index build, not per query.
+                keys = np.fromiter((_draw_key(seed, e.id) for e in self.exemplars), dtype=np.uint64,
+                                   count=len(self.exemplars))
+                order = np.lexsort((np.arange(len(keys)), keys))  # a hash tie goes to the older row
+                if len(self._draw_orders) >= 16:
+                    self._draw_orders.pop(next(iter(self._draw_orders)))
+                self._draw_orders[seed] = order
+        return np.sort(order[:size])
+
+
+def _draw_key(seed: int, exemplar_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}\0{exemplar_id}".encode(), digest_size=8).digest(), "big")
 
 
 class Bm25:
@@ -336,30 +389,90 @@ def _query_vector(ws: Workspace, task: Task, query_vector: np.ndarray | None, di
     return q
 
 
+def _check_mode(mode: str) -> None:
+    if mode == "auto":
+        raise ValueError("exemplar mode 'auto' is chosen per suite: resolve it with agentlearn.retrieval.resolve "
+                         f"first; select takes one of {', '.join(RETRIEVAL_MODES)}")
+    if mode not in RETRIEVAL_MODES:
+        raise ValueError(f"unknown exemplar mode {mode!r}; choose one of {', '.join(RETRIEVAL_MODES)}")
+
+
+def _best_rows(scores: np.ndarray, window: int, floor: float = -np.inf) -> np.ndarray:
+    """Rows of the `window` best scores above `floor`, best first, ties by row order."""
+    if floor > -np.inf:
+        scores = np.where(scores > floor, scores, -np.inf)
+    rows = np.argpartition(-scores, window - 1)[:window] if window < len(scores) else np.arange(len(scores))
+    rows = rows[scores[rows] > -np.inf]
+    return rows[np.lexsort((rows, -scores[rows]))]
+
+
+def rrf(rankings: Sequence[np.ndarray], n: int, k: int = RRF_K) -> np.ndarray:
+    """Reciprocal rank fusion of ranked row lists: sum of 1 / (k + rank), rank 1 the best; -inf where unranked."""
+    total = np.zeros(n, dtype=np.float64)
+    ranked = np.zeros(n, dtype=bool)
+    for rows in rankings:
+        total[rows] += 1.0 / (k + np.arange(1, len(rows) + 1))
+        ranked[rows] = True
+    return np.where(ranked, total, -np.inf)
+
+
+def cover_tools(rows: Sequence[int], tools: np.ndarray, k: int) -> list[int]:
+    """From candidate rows in rank order: the best of each distinct tool first, then the rest by rank, in rank order."""
+    picked: list[int] = []
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        if len(picked) == k:
+            break
+        if tools[row] not in seen:
+            seen.add(tools[row])
+            picked.append(i)
+    firsts = set(picked)
+    rest = [i for i in range(len(rows)) if i not in firsts][: k - len(picked)]
+    return [rows[i] for i in sorted(picked + rest)]
+
+
 def select(ws: Workspace, task: Task, mode: str, k: int = 3, exclude_task_id: str | None = None,
-           suite: str | None = None, query_vector: np.ndarray | None = None) -> list[Scored]:
-    """The k exemplars of the task's suite that `mode` ranks best for this task (never its own)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown exemplar mode {mode!r}; choose one of {', '.join(MODES)}")
-    if k <= 0:
+           suite: str | None = None, query_vector: np.ndarray | None = None, *, tool_aware: bool = False,
+           bank_size: int | None = None, bank_seed: int = 0) -> list[Scored]:
+    """The k exemplars of the task's suite that `mode` ranks best for this task (never its own).
+
+    tool_aware: the shots cover the distinct tools of the best candidates first. bank_size: retrieve from
+    a deterministic draw of that many exemplars only (bank_seed picks the draw; 0 returns nothing).
+    """
+    _check_mode(mode)
+    if bank_size is not None and bank_size < 0:
+        raise ValueError(f"bank_size must be 0 or more (or None for the whole bank), not {bank_size}")
+    if k <= 0 or bank_size == 0:
         return []
     index = _index(ws, suite or task.suite)
     n = len(index.exemplars)
     if n == 0:
         return []
     base = np.zeros(n, dtype=np.float32)
+    if bank_size is not None and bank_size < n:
+        base[:] = -np.inf
+        base[index.drawn(bank_size, bank_seed)] = 0.0
     for task_id in {task.id, exclude_task_id} - {None, ""}:
         g = index.group_of_task.get(task_id)  # type: ignore[arg-type]
         if g is not None:
             base[index.group == g] = -np.inf
 
+    want = TOOL_AWARE_POOL * k if tool_aware else k
+    rows, scores = _rank(ws, index, task, mode, want, base, query_vector)
+    if tool_aware:
+        rows = cover_tools(rows, index.tools(), k)
+    return [Scored(index.exemplars[r], float(scores[r])) for r in rows]
+
+
+def _rank(ws: Workspace, index: _Index, task: Task, mode: str, want: int, base: np.ndarray,
+          query_vector: np.ndarray | None) -> tuple[list[int], np.ndarray]:
+    """The mode's best `want` rows (one per task) in its order, and the score of every row."""
+    n = len(index.exemplars)
     if mode == "fixed":
-        rows = _top_unique(base + 1.0, index.group, k)
-        return [Scored(index.exemplars[r], 1.0) for r in rows]
+        return _top_unique(base + 1.0, index.group, want), np.ones(n)
     if mode == "bm25":
         scores = base + index.bm25().get_scores(tokenize(text_of(task.input)))  # float64, as rank_bm25
-        rows = _top_unique(scores, index.group, k)
-        return [Scored(index.exemplars[r], float(scores[r])) for r in rows]
+        return _top_unique(scores, index.group, want), scores
 
     q = _query_vector(ws, task, query_vector, index.matrix.shape[1])
     if mode == "type":
@@ -370,11 +483,27 @@ def select(ws: Workspace, task: Task, mode: str, k: int = 3, exclude_task_id: st
         elif len(rows):  # a common one: copying its rows out costs more than one full product
             full = index.matrix @ q + base
             scores[rows] = full[rows]
-    else:
-        scores = index.matrix @ q + base
-    if mode != "mmr":
-        rows = _top_unique(scores, index.group, k)
-        return [Scored(index.exemplars[r], float(scores[r])) for r in rows]
-    cand = _top_unique(scores, index.group, MMR_FETCH_K)
-    picked = mmr(q, index.matrix[cand], k)
-    return [Scored(index.exemplars[cand[i]], float(scores[cand[i]])) for i in picked]
+        return _top_unique(scores, index.group, want), scores
+    cosine = index.matrix @ q + base
+    if mode == "semantic":
+        return _top_unique(cosine, index.group, want), cosine
+    if mode == "hybrid":
+        lexical = base + index.bm25().get_scores(tokenize(text_of(task.input)))
+        window = max(RRF_WINDOW, 4 * want)
+        fused = rrf([_best_rows(lexical, window, floor=0.0), _best_rows(cosine, window)], n)
+        return _top_unique(fused, index.group, want), fused
+    cand = _top_unique(cosine, index.group, max(MMR_FETCH_K, want))
+    picked = mmr(q, index.matrix[cand], want)
+    return [cand[i] for i in picked], cosine
+
+
+def tag_counts(ws: Workspace, suite: str) -> dict[str, int]:
+    """The tags on the suite's active exemplars (what the 'type' mode can match), with how many carry each."""
+    return _index(ws, suite).tag_counts()
+
+
+def bank(ws: Workspace, suite: str, kinds: Iterable[str] = ("reference", "learned", "manual"),
+         include_retired: bool = False) -> list[Exemplar]:
+    """The suite's exemplars of the given kinds, oldest first (retired ones only if asked)."""
+    wanted = set(kinds)
+    return [e for e in ws.repo.find(Exemplar, suite=suite) if e.kind in wanted and (include_retired or e.active)]

@@ -13,6 +13,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from agentlearn import exemplars
 from agentlearn.embeddings import hash_encode
+from agentlearn.methods import RETRIEVAL_MODES
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage.records import Exemplar, Label, Message, Task, ToolCall, Trajectory, Verdict
@@ -145,7 +146,7 @@ def test_mmr_mode_matches_reference_over_the_fetched_candidates(tmp_path):
 # --- exclusion, dedupe, determinism -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", exemplars.MODES)
+@pytest.mark.parametrize("mode", RETRIEVAL_MODES)
 def test_own_task_and_excluded_task_never_selected_and_one_per_task(ws, mode):
     make_exemplar(ws, "printer jammed paper tray", tags=["printer"], task_id="me", n=0)
     make_exemplar(ws, "printer jammed paper tray again", tags=["printer"], task_id="twin", n=1)
@@ -156,7 +157,7 @@ def test_own_task_and_excluded_task_never_selected_and_one_per_task(ws, mode):
                            exclude_task_id="ban")
     ids = [s.exemplar.task_id for s in got]
     assert sorted(ids) == ["far", "twin"]
-    if mode in ("semantic", "bm25", "type"):
+    if mode in ("semantic", "bm25", "hybrid", "type"):
         assert ids[0] == "twin"
 
 
@@ -167,7 +168,7 @@ def test_other_suites_are_not_retrieved(ws, bank):
     assert exemplars.select(ws, query("vpn", suite="empty"), "semantic") == []
 
 
-@pytest.mark.parametrize("mode", exemplars.MODES)
+@pytest.mark.parametrize("mode", RETRIEVAL_MODES)
 def test_same_inputs_give_identical_selection(tmp_path, mode):
     ws = open_workspace(Settings(home=tmp_path), encoder=hash_encode)
     for n, (t, tool, tags) in enumerate(BANK * 3):  # duplicates: ties must break the same way
@@ -181,8 +182,12 @@ def test_same_inputs_give_identical_selection(tmp_path, mode):
 
 
 def test_unknown_mode_is_a_clear_error(ws, bank):
-    with pytest.raises(ValueError, match="unknown exemplar mode 'nearest'.*fixed, type, bm25, semantic, mmr"):
+    with pytest.raises(ValueError, match="unknown exemplar mode 'nearest'.*fixed, type, bm25, semantic, hybrid, mmr"):
         exemplars.select(ws, query("x"), "nearest")
+    with pytest.raises(ValueError, match="'auto' is chosen per suite.*retrieval.resolve"):
+        exemplars.select(ws, query("x"), "auto")
+    with pytest.raises(ValueError, match="bank_size must be 0 or more"):
+        exemplars.select(ws, query("x"), "semantic", bank_size=-1)
     assert exemplars.select(ws, query("x"), "semantic", k=0) == []
 
 
@@ -195,12 +200,12 @@ def test_add_manual_is_retrievable_immediately_and_retire_removes_it(ws, bank):
     ex = exemplars.add_manual(ws, SUITE, [{"role": "user", "content": "external monitor flickers when docking"}],
                               {"name": "diagnose_hardware_issue", "arguments": {"component": "monitor"}}, ["hardware"])
     assert ex.kind == "manual" and ex.tool == "diagnose_hardware_issue" and ex.active
-    for mode in ("semantic", "bm25", "mmr"):
+    for mode in ("semantic", "bm25", "hybrid", "mmr"):
         assert exemplars.select(ws, task, mode, k=3)[0].exemplar.id == ex.id
     assert exemplars.select(ws, query("monitor", tags=["hardware"]), "type", k=3)[0].exemplar.id == ex.id
     retired = exemplars.retire(ws, ex.id)
     assert retired.active is False and ws.repo.get(Exemplar, ex.id).active is False
-    for mode in exemplars.MODES:
+    for mode in RETRIEVAL_MODES:
         assert ex.id not in [s.exemplar.id for s in exemplars.select(ws, task, mode, k=10)]
 
 

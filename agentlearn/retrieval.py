@@ -1,0 +1,219 @@
+"""Retrieval that adapts to the suite: resolve the "auto" mode, and choose mode, k and tool-awareness per suite.
+
+`choose` picks by leave-one-out over the suite's train split (exemplars.select never returns a task's own
+exemplars, so every train task is retrieved for as if it were new), in two stages:
+
+(a) model-free, over every candidate configuration (modes bm25, semantic, hybrid, mmr, fixed, and type
+    when the suite has tags; k in 1, 3, 5; tool-aware off and on). For each train task the shots are
+    scored against the task's expected tool:
+        task score = (recall + TOP1_BONUS * top1 + SHARE_WEIGHT * share) / (1 + TOP1_BONUS + SHARE_WEIGHT)
+    recall: 1 if some shot calls the expected tool; top1: 1 if the best-ranked shot does; share: the
+    fraction of shots that do. Recall alone always prefers the largest k; a small model tends to copy the
+    tool most shots show, so the share of right shots counts too. A configuration's score is the mean.
+(b) the best FINALISTS configurations (configurations that retrieve the very same shots for every task
+    count once) run through the real agent on the train split, batched, nothing stored. The choice is
+    the best by name accuracy, then call accuracy, then the stage-a score, then smaller k.
+
+The choice is stored in Suite.retrieval with the figures behind it. `resolve` turns "auto" into that
+choice, or into DEFAULT_CHOICE for a suite that has none yet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from agentlearn import exemplars
+from agentlearn.methods import RETRIEVAL_MODES
+from agentlearn.workspace import Workspace
+from storage.records import Suite, Task, Trajectory
+
+# Before any choice: fused ranks are the safest single mode when nothing is known about the suite's
+# wording, and covering the likely tools helps most where similar requests call different tools.
+DEFAULT_CHOICE: dict[str, Any] = {"mode": "hybrid", "k": 3, "tool_aware": True}
+CANDIDATE_MODES = ("bm25", "semantic", "hybrid", "mmr", "fixed", "type")
+CANDIDATE_KS = (1, 3, 5)
+FINALISTS = 3
+TOP1_BONUS = 0.5
+SHARE_WEIGHT = 0.5
+
+Progress = Callable[[int, int, str], None]  # (steps done, steps in all, what was just done)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One retrieval configuration: how many shots, chosen how."""
+
+    mode: str
+    k: int
+    tool_aware: bool
+
+    def label(self) -> str:
+        """A short name, e.g. 'hybrid k=3 tool-aware'."""
+        return f"{self.mode} k={self.k}" + (" tool-aware" if self.tool_aware else "")
+
+
+Runner = Callable[[Workspace, list[Task], Config], list[list[Trajectory]]]
+
+
+# --- using a choice ---------------------------------------------------------------------------------
+
+
+def current(ws: Workspace, suite_name: str) -> dict[str, Any]:
+    """The suite's stored auto choice with its figures, or {} when none was made (or the suite is unknown)."""
+    suite = ws.repo.get(Suite, suite_name)
+    if suite is None or suite.retrieval.get("mode") not in RETRIEVAL_MODES:
+        return {}
+    return dict(suite.retrieval)
+
+
+def resolve(ws: Workspace, suite_name: str, mode: str, k: int, tool_aware: bool) -> tuple[str, int, bool]:
+    """(mode, k, tool_aware) to retrieve with: "auto" becomes the suite's choice (or DEFAULT_CHOICE); others pass."""
+    if mode != "auto":
+        if mode not in RETRIEVAL_MODES:
+            raise ValueError(f"unknown exemplar mode {mode!r}; choose auto or one of {', '.join(RETRIEVAL_MODES)}")
+        return mode, k, tool_aware
+    choice = current(ws, suite_name) or DEFAULT_CHOICE
+    return str(choice["mode"]), int(choice["k"]), bool(choice["tool_aware"])
+
+
+# --- stage a: retrieval alone -----------------------------------------------------------------------
+
+
+def candidates(with_type: bool) -> list[Config]:
+    """Every configuration stage a scores, in the order that breaks its ties."""
+    modes = [m for m in CANDIDATE_MODES if with_type or m != "type"]
+    return [Config(m, k, ta) for k in CANDIDATE_KS for m in modes for ta in (False, True)]
+
+
+def _task_score(tools: list[str], expected: str) -> tuple[float, float, float]:
+    if not tools:
+        return 0.0, 0.0, 0.0
+    right = [t == expected for t in tools]
+    return float(any(right)), float(right[0]), sum(right) / len(right)
+
+
+def score_retrieval(ws: Workspace, tasks: Sequence[Task], configs: Sequence[Config],
+                    progress: Progress | None = None, total: int | None = None) -> list[dict[str, Any]]:
+    """Stage a: for each configuration, how well its leave-one-out shots point at each task's expected tool."""
+    vectors = ws.encoder([exemplars.text_of(t.input) for t in tasks]) if tasks else np.zeros((0, 0))
+    out = []
+    for n, config in enumerate(configs, 1):
+        recall, top1, share, picks = [], [], [], []
+        for task, vector in zip(tasks, vectors, strict=True):
+            shots = exemplars.select(ws, task, config.mode, k=config.k, tool_aware=config.tool_aware,
+                                     query_vector=vector)
+            r, f, s = _task_score([x.exemplar.tool for x in shots], task.expected.name)
+            recall.append(r)
+            top1.append(f)
+            share.append(s)
+            picks.append(tuple(x.exemplar.id for x in shots))
+        per_task = (np.asarray(recall) + TOP1_BONUS * np.asarray(top1) + SHARE_WEIGHT * np.asarray(share)) \
+            / (1 + TOP1_BONUS + SHARE_WEIGHT)
+        out.append({**asdict(config), "score": round(float(per_task.mean()), 4),
+                    "recall": round(float(np.mean(recall)), 4), "top1": round(float(np.mean(top1)), 4),
+                    "share": round(float(np.mean(share)), 4), "_picks": tuple(picks)})
+        if progress:
+            progress(n, total or len(configs), f"stage a: {config.label()} score {out[-1]['score']:.3f}")
+    return out
+
+
+def finalists(stage_a: Sequence[dict[str, Any]], how_many: int = FINALISTS) -> list[Config]:
+    """The best stage-a configurations (smaller k first on a tie); ones that pick the same shots count once."""
+    order = sorted(range(len(stage_a)), key=lambda i: (-stage_a[i]["score"], stage_a[i]["k"], i))
+    chosen, seen = [], set()
+    for i in order:
+        row = stage_a[i]
+        if row["_picks"] in seen:
+            continue
+        seen.add(row["_picks"])
+        chosen.append(Config(row["mode"], row["k"], row["tool_aware"]))
+        if len(chosen) == how_many:
+            break
+    return chosen
+
+
+# --- stage b: the real agent ------------------------------------------------------------------------
+
+
+def run_with_agent(ws: Workspace, tasks: list[Task], config: Config) -> list[list[Trajectory]]:
+    """Run the agent with exemplars retrieved by `config` on the tasks, batched, storing nothing."""
+    from agentlearn.agent import run_tasks
+    from agentlearn.methods import RunOptions
+
+    options = RunOptions(method="exemplars", exemplar_mode=config.mode, k=config.k, tool_aware=config.tool_aware,
+                         store=False, source="auto")
+    return run_tasks(ws, tasks, options)
+
+
+def _agent_figures(runs: list[list[Trajectory]]) -> dict[str, Any]:
+    last = [r[-1] for r in runs if r]
+    scores = [t.verdict.scores if t.verdict else {} for t in last]
+    names = [float(s.get("name_match", 0.0)) for s in scores]
+    calls = [float(s.get("call_match", 0.0)) for s in scores]
+    args = [float(s.get("args_score", 0.0)) for s, name in zip(scores, names, strict=True) if name]
+    n = len(last)
+    return {"n": n, "name_accuracy": round(sum(names) / n, 4) if n else 0.0,
+            "call_accuracy": round(sum(calls) / n, 4) if n else 0.0,
+            "args_score": round(sum(args) / len(args), 4) if args else None}
+
+
+# --- choosing ---------------------------------------------------------------------------------------
+
+
+def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, runner: Runner | None = None,
+           how_many: int = FINALISTS) -> dict[str, Any]:
+    """Choose the suite's retrieval mode, k and tool-awareness by leave-one-out on its train split; store and return it."""
+    from agentlearn.tasks import get_suite, load_tasks
+
+    get_suite(ws, suite_name)
+    train = load_tasks(ws, suite_name, "train")
+    if len(train) < 2:
+        raise ValueError(f"suite {suite_name!r} has {len(train)} train task(s); choosing retrieval by leave-one-out "
+                         "needs at least 2")
+    exemplars.sync_bank(ws, suite_name)  # the bank the agent's runs will retrieve from
+    if not exemplars.bank(ws, suite_name):
+        raise ValueError(f"suite {suite_name!r} has no active exemplars to retrieve; import its train split or add "
+                         "exemplars first")
+    with_type = any(t.tags for t in train) and bool(exemplars.tag_counts(ws, suite_name))
+    configs = candidates(with_type)
+    total = len(configs) + how_many
+    stage_a = score_retrieval(ws, train, configs, progress, total)
+    best = finalists(stage_a, how_many)
+    score_of = {(r["mode"], r["k"], r["tool_aware"]): r["score"] for r in stage_a}
+
+    stage_b = []
+    for n, config in enumerate(best, len(configs) + 1):
+        started = time.perf_counter()
+        figures = _agent_figures((runner or run_with_agent)(ws, train, config))
+        stage_b.append({**asdict(config), **figures, "stage_a_score": score_of[(config.mode, config.k,
+                                                                                 config.tool_aware)],
+                        "seconds": round(time.perf_counter() - started, 1)})
+        if progress:
+            progress(n, total, f"stage b: {config.label()} name accuracy {figures['name_accuracy']:.1%}")
+    winner = min(stage_b, key=lambda r: (-r["name_accuracy"], -r["call_accuracy"], -r["stage_a_score"], r["k"]))
+    choice = {"mode": winner["mode"], "k": winner["k"], "tool_aware": winner["tool_aware"],
+              "chosen_at": datetime.now(UTC).isoformat(timespec="seconds"), "n_train": len(train),
+              "stage_a": [{k: v for k, v in r.items() if k != "_picks"} for r in stage_a], "stage_b": stage_b,
+              "model": ws.settings.model_label}
+    ws.repo.update(Suite, suite_name, lambda s: s.model_copy(update={"retrieval": choice}))
+    return choice
+
+
+def summary(choice: dict[str, Any]) -> str:
+    """One line that says what was chosen and on what evidence."""
+    if not choice:
+        d = DEFAULT_CHOICE
+        return (f"no choice yet: auto uses {Config(d['mode'], d['k'], d['tool_aware']).label()} "
+                "until `retrieval choose` runs")
+    config = Config(choice["mode"], choice["k"], choice["tool_aware"])
+    row = next((r for r in choice.get("stage_b", []) if (r["mode"], r["k"], r["tool_aware"]) ==
+                (config.mode, config.k, config.tool_aware)), {})
+    figures = f": name accuracy {row['name_accuracy']:.1%}, call accuracy {row['call_accuracy']:.1%}" if row else ""
+    return (f"{config.label()}, chosen {choice.get('chosen_at', '?')} by leave-one-out on {choice.get('n_train', '?')} "
+            f"train tasks with {choice.get('model', '?')}{figures}")
