@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,7 +162,10 @@ class Agent:
             blocks = (insights.prompt_block(ep.rules) if ep.rules else "",
                       reflexion.prompt_block(ep.notes) if ep.notes else "")
             instruction = prompts.instruction_for(self.suite(ep.task.suite))
-            ep.prompt = prompts.build_prompt(ep.task, prompts.order_shots(ep.shots), instruction,
+            shots = prompts.order_shots(ep.shots)
+            if self.options.shot_seed is not None:
+                random.Random(f"{self.options.shot_seed}:{ep.task.id}").shuffle(shots)
+            ep.prompt = prompts.build_prompt(ep.task, shots, instruction,
                                              "\n\n".join(b for b in blocks if b))
         return {"episodes": state["episodes"]}
 
