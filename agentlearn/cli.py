@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, RunOptions
 from agentlearn.workspace import open_workspace
 
 
@@ -49,8 +50,22 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a method (or adapter) on held-out tasks and store the result")
     _add_run_options(ev)
     ev.add_argument("--split", default="heldout", choices=["train", "heldout"])
+    ev.add_argument("--repeats", type=int, default=1,
+                    help="run N times with sampling and a shuffled shot order, and report the spread")
+    ev.add_argument("--baseline", default="none",
+                    help="compare with this method's latest run on the same tasks and decoding ('' for none)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)
+
+    cu = sub.add_parser("curve", help="measure held-out accuracy against the number of experiences in the bank")
+    cu.add_argument("--suite", required=True)
+    cu.add_argument("--sizes", default="0,4,8,16,all", help="bank sizes, comma separated (default 0,4,8,16,all)")
+    cu.add_argument("--draws", type=int, default=3, help="random draws of the bank per size (default 3)")
+    cu.add_argument("--mode", dest="exemplar_mode", default=DEFAULT_MODE, choices=list(MODES))
+    cu.add_argument("--k", type=int, default=DEFAULT_K)
+    cu.add_argument("--limit", type=int, default=None, help="only the first N heldout tasks")
+    cu.add_argument("--json", action="store_true", help="print one JSON object")
+    cu.set_defaults(func=cmd_curve)
 
     ad = sub.add_parser("adapters", help="list trained LoRA adapters")
     ad.set_defaults(func=cmd_adapters)
@@ -61,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", default="", help="output file (default: a new file in the exports folder)")
     exp.add_argument("--pairs-from", default="preferences",
                      help="DPO pair sources, comma separated: preferences,ratings,verifier")
+    exp.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     exp.set_defaults(func=cmd_export)
 
     train = sub.add_parser("train", help="train a LoRA adapter (runs the job process and waits for it)")
@@ -74,7 +90,95 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print one JSON object with the result")
     train.set_defaults(func=cmd_train)
 
+    users = sub.add_parser("users", help="dashboard accounts and roles (annotator < reviewer < admin)")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    add = users_sub.add_parser("add", help="create an account (asks for the password)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["annotator", "reviewer", "admin"])
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    add.set_defaults(func=cmd_users_add)
+    users_sub.add_parser("list", help="list accounts and their roles").set_defaults(func=cmd_users_list)
+    rm = users_sub.add_parser("remove", help="delete an account (their labels stay)")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_users_remove)
+    role = users_sub.add_parser("set-role", help="change an account's role")
+    role.add_argument("name")
+    role.add_argument("role", choices=["annotator", "reviewer", "admin"])
+    role.set_defaults(func=cmd_users_set_role)
+    pw = users_sub.add_parser("set-password", help="replace an account's password (asks for it)")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    pw.set_defaults(func=cmd_users_set_password)
+    check = users_sub.add_parser("check-address", help="exit 1 if the dashboard may not serve this address")
+    check.add_argument("address")
+    check.set_defaults(func=cmd_users_check_address)
+
     return p
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """The password from stdin's first line (--password-stdin) or typed twice at a prompt (never an argument)."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ; nothing was changed")
+    return first
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from agentlearn import accounts
+
+    account = accounts.add_user(open_workspace().repo, args.name, args.role, _read_password(args))
+    print(f"added {account.name} ({account.role})")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from agentlearn import accounts
+
+    users = accounts.list_users(open_workspace().repo)
+    for account in users:
+        print(f"{account.name}\t{account.role}\tsince {account.created:%Y-%m-%d}")
+    if not users:
+        print("no accounts: the dashboard runs as one local user on 127.0.0.1", file=sys.stderr)
+    return 0
+
+
+def cmd_users_remove(args: argparse.Namespace) -> int:
+    from agentlearn import accounts
+
+    account = accounts.remove_user(open_workspace().repo, args.name)
+    print(f"removed {account.name}; their labels, preferences and reviews stay under that name")
+    return 0
+
+
+def cmd_users_set_role(args: argparse.Namespace) -> int:
+    from agentlearn import accounts
+
+    account = accounts.set_role(open_workspace().repo, args.name, args.role)
+    print(f"{account.name} is now {account.role}")
+    return 0
+
+
+def cmd_users_set_password(args: argparse.Namespace) -> int:
+    from agentlearn import accounts
+
+    account = accounts.set_password(open_workspace().repo, args.name, _read_password(args))
+    print(f"new password set for {account.name}")
+    return 0
+
+
+def cmd_users_check_address(args: argparse.Namespace) -> int:
+    from agentlearn import accounts
+
+    problem = accounts.serving_problem(args.address, open_workspace().repo)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -87,13 +191,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    from agentlearn.agent import METHODS
-    from agentlearn.exemplars import MODES
-
     p.add_argument("--suite", required=True)
-    p.add_argument("--method", default="none", choices=METHODS)
-    p.add_argument("--k", type=int, default=3, help="exemplars per prompt")
-    p.add_argument("--mode", dest="exemplar_mode", default="semantic", choices=MODES, help="exemplar retrieval")
+    p.add_argument("--method", default="none", choices=list(METHODS))
+    p.add_argument("--k", type=int, default=DEFAULT_K, help="exemplars per prompt (auto: the suite's choice)")
+    p.add_argument("--mode", dest="exemplar_mode", default=DEFAULT_MODE, choices=list(MODES),
+                   help="exemplar retrieval (default auto: the suite's chosen mode and k)")
+    p.add_argument("--tool-aware", action="store_true", help="shots cover the likely tools, not k copies of one")
+    p.add_argument("--no-constrained", dest="constrained", action="store_false",
+                   help="decode freely instead of under the suite's tool-call grammar")
     p.add_argument("--trials", type=int, default=3, help="Reflexion trials per task")
     p.add_argument("--limit", type=int, default=None, help="only the first N tasks")
     p.add_argument("--adapter", default="", help="id of a trained LoRA adapter to run with")
@@ -107,6 +212,14 @@ def _progress(i: int, n: int, trials: list, seconds: float) -> None:
     mark = "ok " if last.verdict and last.verdict.success else "FAIL"
     print(f"[{i}/{n}] {mark} {last.task_id} trials={len(trials)} ({seconds:.0f}s)", file=sys.stderr, flush=True)
     processes.report(None, i, n, f"{mark.strip()} {last.task_id}")
+
+
+def _progress_line(i: int, n: int, message: str) -> None:
+    """Progress of a multi-step command (curve, retrieval choice): stderr and the dashboard's record."""
+    from agentlearn import processes
+
+    print(f"[{i}/{n}] {message}", file=sys.stderr, flush=True)
+    processes.report(None, i, n, message)
 
 
 def cmd_tasks_import(args: argparse.Namespace) -> int:
@@ -133,14 +246,15 @@ def cmd_tasks_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agentlearn.agent import RunOptions, run_tasks
+    from agentlearn.agent import run_tasks
     from agentlearn.tasks import load_tasks
 
     ws = open_workspace()
     tasks = load_tasks(ws, args.suite, args.split)[: args.limit or None]
     if not tasks:
         raise ValueError(f"suite {args.suite!r} has no {args.split} tasks")
-    options = RunOptions(method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
+    options = RunOptions(method=args.method, k=args.k, exemplar_mode=args.exemplar_mode, tool_aware=args.tool_aware,
+                         constrained=args.constrained and ws.settings.constrained,
                          trials=args.trials if args.method in ("reflexion", "all") else 1, adapter_id=args.adapter)
     runs = run_tasks(ws, tasks, options, progress=_progress)
     solved = sum(1 for r in runs if r[-1].verdict and r[-1].verdict.success)
@@ -174,20 +288,40 @@ def cmd_insights_list(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from agentlearn.evaluate import evaluate
+    from agentlearn.evaluate import evaluate, evaluate_repeats, summary
 
     ws = open_workspace()
-    run = evaluate(ws, args.suite, split=args.split, method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
-                   trials=args.trials, limit=args.limit, adapter_id=args.adapter,
-                   progress=_progress)  # progress goes to stderr, so --json output stays one object
-    if args.json:
-        _print_json({"id": run.id, "suite": run.suite, "split": run.split, "method": run.method,
-                     "exemplar_mode": run.exemplar_mode, "k": run.k, "adapter": run.adapter, "n": run.n,
-                     "name_accuracy": run.name_accuracy, "call_accuracy": run.call_accuracy,
-                     "seconds": round(run.seconds, 1)})
+    common = dict(split=args.split, method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
+                  tool_aware=args.tool_aware, constrained=args.constrained and ws.settings.constrained,
+                  trials=args.trials, limit=args.limit, adapter_id=args.adapter,
+                  progress=_progress)  # progress goes to stderr, so --json output stays one object
+    if args.repeats > 1:
+        runs = evaluate_repeats(ws, args.suite, args.repeats, **common)
     else:
-        print(f"{run.method} on {run.suite}/{run.split}: name accuracy {run.name_accuracy:.1%}, "
-              f"call accuracy {run.call_accuracy:.1%} (n={run.n}, {run.seconds:.0f}s)")
+        runs = [evaluate(ws, args.suite, **common)]
+    result = summary(ws, runs, baseline=args.baseline)
+    if args.json:
+        _print_json(result)
+        return 0
+    for line in result["lines"]:
+        print(line)
+    return 0
+
+
+def cmd_curve(args: argparse.Namespace) -> int:
+    from agentlearn.curve import learning_curve, parse_sizes
+
+    ws = open_workspace()
+    curve = learning_curve(ws, args.suite, sizes=parse_sizes(args.sizes), draws=args.draws,
+                           exemplar_mode=args.exemplar_mode, k=args.k, limit=args.limit,
+                           progress=lambda i, n, msg: _progress_line(i, n, msg))
+    if args.json:
+        _print_json({"id": curve.id, "suite": curve.suite, "exemplar_mode": curve.exemplar_mode, "k": curve.k,
+                     "points": curve.points, "seconds": round(curve.seconds, 1)})
+        return 0
+    for p in curve.points:
+        print(f"bank {p['bank_size']:4d}  draw {p['draw']}  name {p['name_accuracy']:.1%}  "
+              f"call {p['call_accuracy']:.1%}  (n={p['n']})")
     return 0
 
 
@@ -203,7 +337,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from agentlearn.datasets import export
 
     pairs = tuple(p.strip() for p in args.pairs_from.split(",") if p.strip())
-    record = export(open_workspace(), args.kind, args.suite, out_path=args.out or None, pairs_from=pairs)
+    record = export(open_workspace(), args.kind, args.suite, out_path=args.out or None, pairs_from=pairs,
+                    force=args.force)
     _print_json({"id": record.id, "kind": record.kind, "suite": record.suite, "path": record.path,
                  "rows": record.rows, "trajectories": len(record.trajectory_ids), "labels": len(record.label_ids),
                  "preferences": len(record.preference_ids), "exemplars": len(record.exemplar_ids)})
