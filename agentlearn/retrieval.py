@@ -152,15 +152,12 @@ def run_with_agent(ws: Workspace, tasks: list[Task], config: Config) -> list[lis
 
 
 def _agent_figures(runs: list[list[Trajectory]]) -> dict[str, Any]:
-    last = [r[-1] for r in runs if r]
-    scores = [t.verdict.scores if t.verdict else {} for t in last]
-    names = [float(s.get("name_match", 0.0)) for s in scores]
-    calls = [float(s.get("call_match", 0.0)) for s in scores]
-    args = [float(s.get("args_score", 0.0)) for s, name in zip(scores, names, strict=True) if name]
-    n = len(last)
-    return {"n": n, "name_accuracy": round(sum(names) / n, 4) if n else 0.0,
-            "call_accuracy": round(sum(calls) / n, 4) if n else 0.0,
-            "args_score": round(sum(args) / len(args), 4) if args else None}
+    """Name and call accuracy and args_score of each task's last trial, by the same rule as evaluations."""
+    from agentlearn.evaluate import score
+
+    figures = score([trials[-1] for trials in runs if trials])
+    return {"n": figures["n"], **{key: round(figures[key], 4) for key in ("name_accuracy", "call_accuracy",
+                                                                          "args_score")}}
 
 
 # --- choosing ---------------------------------------------------------------------------------------

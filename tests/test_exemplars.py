@@ -381,3 +381,134 @@ def test_type_equals_semantic_restricted_to_the_tag(ws, tag):
     assert [s.exemplar.id for s in got] == [i for i, _ in expected]
     assert [s.score for s in got] == pytest.approx([sc for _, sc in expected], abs=1e-6)
     assert len(got) == (2 if tag == "rare" else 3)
+
+
+# --- hybrid: reciprocal rank fusion -----------------------------------------------------------------
+
+
+def _unit(cos: float, twist: int = 0) -> np.ndarray:
+    """A unit vector whose cosine with the query [1, 0, 0, 0] is `cos` (twist: which other axis)."""
+    v = np.zeros(4, dtype=np.float32)
+    v[0], v[1 + twist % 3] = cos, np.sqrt(1 - cos * cos)
+    return v
+
+
+def test_hybrid_fuses_bm25_and_cosine_ranks_by_rrf(tmp_path):
+    # BM25 order: A (both query words), B (one). Cosine order: B, C, A, D, then the fillers.
+    vecs = {"alpha beta": _unit(1.0), "alpha beta gamma": _unit(0.7), "alpha delta": _unit(0.9),
+            "zeta eta": _unit(0.8, 1), "theta": _unit(0.6, 2)}
+    fillers = [f"filler{n} word{n}" for n in range(6)]
+    vecs.update({f: _unit(-0.5 + n * 0.01, n) for n, f in enumerate(fillers)})
+    ws = open_workspace(Settings(home=tmp_path), encoder=_vector_encoder(vecs))
+    for n, t in enumerate(["alpha beta gamma", "alpha delta", "zeta eta", "theta", *fillers]):
+        make_exemplar(ws, t, task_id=f"t{n}", n=n)
+    task = query("alpha beta")
+    assert texts(exemplars.select(ws, task, "bm25", k=2)) == ["alpha beta gamma", "alpha delta"]
+    assert texts(exemplars.select(ws, task, "semantic", k=4)) == ["alpha delta", "zeta eta", "alpha beta gamma",
+                                                                   "theta"]
+    got = exemplars.select(ws, task, "hybrid", k=4)
+    # B: 1/(60+2) + 1/(60+1); A: 1/(60+1) + 1/(60+3); C: cosine rank 2 only; D: cosine rank 4 only.
+    assert texts(got) == ["alpha delta", "alpha beta gamma", "zeta eta", "theta"]
+    assert [s.score for s in got] == pytest.approx([1 / 62 + 1 / 61, 1 / 61 + 1 / 63, 1 / 62, 1 / 64])
+
+
+def test_rrf_of_one_ranking_keeps_its_order_and_marks_unranked_rows():
+    fused = exemplars.rrf([np.array([2, 0])], 4)
+    assert fused[2] > fused[0] and np.isinf(fused[[1, 3]]).all()
+    both = exemplars.rrf([np.array([2, 0]), np.array([0, 3])], 4)
+    assert both[0] == pytest.approx(1 / 62 + 1 / 61) and both[3] == pytest.approx(1 / 62)
+
+
+def test_hybrid_without_shared_words_ranks_like_semantic(ws, bank):
+    task = query("zzz qqq unmatched")
+    assert texts(exemplars.select(ws, task, "hybrid", k=4)) == texts(exemplars.select(ws, task, "semantic", k=4))
+
+
+# --- tool-aware selection ---------------------------------------------------------------------------
+
+
+TOOL_BANK = [  # the printer wording dominates; two other tools share some of its words
+    ("printer jammed paper tray floor two", "troubleshoot_printer"),
+    ("printer jammed paper tray floor three", "troubleshoot_printer"),
+    ("printer jammed paper tray lobby", "troubleshoot_printer"),
+    ("printer jammed paper again", "troubleshoot_printer"),
+    ("printer driver install access request", "provision_user_access"),
+    ("printer network unreachable", "troubleshoot_network"),
+    ("laptop battery drains", "diagnose_hardware_issue"),
+]
+
+
+@pytest.fixture
+def tool_bank(ws):
+    return [make_exemplar(ws, t, tool, task_id=f"t{n}", n=n) for n, (t, tool) in enumerate(TOOL_BANK)]
+
+
+@pytest.mark.parametrize("mode", ["bm25", "semantic", "hybrid", "mmr", "fixed"])
+def test_tool_aware_covers_the_distinct_tools_of_the_best_candidates(ws, tool_bank, mode):
+    task = query("printer jammed paper tray")
+    plain = exemplars.select(ws, task, mode, k=3)
+    aware = exemplars.select(ws, task, mode, k=3, tool_aware=True)
+    pool = exemplars.select(ws, task, mode, k=12)
+    distinct = list(dict.fromkeys(s.exemplar.tool for s in pool))[:3]
+    assert {s.exemplar.tool for s in aware} == set(distinct)
+    assert aware[0].exemplar.id == plain[0].exemplar.id  # the best candidate always stays
+    ranks = [[s.exemplar.id for s in pool].index(s.exemplar.id) for s in aware]
+    assert ranks == sorted(ranks)  # the shots keep the mode's order
+    if mode in ("bm25", "semantic"):
+        assert {s.exemplar.tool for s in plain} == {"troubleshoot_printer"}  # k copies of one call
+
+
+def test_tool_aware_fills_by_rank_when_tools_run_out(ws, tool_bank):
+    task = query("printer jammed paper tray")
+    got = exemplars.select(ws, task, "bm25", k=5, tool_aware=True)
+    pool = [s.exemplar.id for s in exemplars.select(ws, task, "bm25", k=20)]
+    tools = [s.exemplar.tool for s in got]
+    assert len(got) == 5 and len(set(tools)) == 4  # every tool in the pool, then the next-best printer case
+    assert [pool.index(s.exemplar.id) for s in got] == sorted(pool.index(s.exemplar.id) for s in got)
+
+
+def test_cover_tools_picks_firsts_then_fills_in_rank_order():
+    tools = np.asarray(["a", "a", "b", "a", "c"], dtype=object)
+    assert exemplars.cover_tools([0, 1, 2, 3, 4], tools, 2) == [0, 2]
+    assert exemplars.cover_tools([0, 1, 2, 3, 4], tools, 4) == [0, 1, 2, 4]
+    assert exemplars.cover_tools([3, 1], tools, 3) == [3, 1]
+
+
+# --- bank draws -------------------------------------------------------------------------------------
+
+
+def _drawn(ws, size, seed=0, task=None):
+    got = exemplars.select(ws, task or query("anything"), "fixed", k=1000, bank_size=size, bank_seed=seed)
+    return {s.exemplar.id for s in got}
+
+
+@pytest.fixture
+def big_bank(ws):
+    return [make_exemplar(ws, f"case {n} words", tool=f"tool{n % 5}", task_id=f"t{n}", n=n, ex_id=f"ex{n:02d}")
+            for n in range(40)]
+
+
+def test_bank_size_draws_are_deterministic_and_nested(ws, big_bank):
+    draws = {size: _drawn(ws, size) for size in (0, 1, 4, 8, 16, 40, 100)}
+    assert [len(draws[s]) for s in (0, 1, 4, 8, 16, 40, 100)] == [0, 1, 4, 8, 16, 40, 40]
+    assert draws[1] <= draws[4] <= draws[8] <= draws[16] <= draws[40]  # a learning curve's banks nest
+    assert draws[0] == set() and exemplars.select(ws, query("x"), "semantic", bank_size=0) == []
+    exemplars.clear_cache()
+    again = open_workspace(ws.settings, encoder=hash_encode)  # a new process draws the same
+    assert all(_drawn(again, s) == draws[s] for s in (4, 8, 16))
+    assert _drawn(ws, 8, seed=1) != draws[8]  # another seed, another draw
+
+
+def test_bank_size_applies_to_every_mode_and_still_leaves_the_task_out(ws, big_bank):
+    allowed = _drawn(ws, 8)
+    me = query("case 3 words", task_id="t3", tags=[])
+    for mode in ("bm25", "semantic", "hybrid", "mmr", "fixed"):
+        got = {s.exemplar.id for s in exemplars.select(ws, me, mode, k=20, bank_size=8)}
+        assert got <= allowed - {"ex03"} and len(got) == len(allowed - {"ex03"})
+
+
+def test_adding_exemplars_keeps_the_place_of_the_others_in_a_draw(ws, big_bank):
+    before = _drawn(ws, 10)
+    make_exemplar(ws, "a new case", task_id="t-new", n=99, ex_id="ex-new")
+    after = _drawn(ws, 10)
+    assert len(before - after) <= 1 and len(after - before) <= 1

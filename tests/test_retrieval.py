@@ -1,0 +1,252 @@
+"""Retrieval per suite: resolve "auto", choose by leave-one-out in two stages, store the choice, the CLI.
+
+Stage b runs through an injected runner that scores configurations as the test wants, except in the
+tests that run the real agent with the fake chat model (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentlearn import cli, retrieval
+from agentlearn.embeddings import hash_encode
+from agentlearn.methods import RETRIEVAL_MODES
+from agentlearn.retrieval import Config
+from agentlearn.tasks import import_jsonl, load_tasks
+from agentlearn.workspace import open_workspace
+from storage.records import Suite, Task, ToolCall, Trajectory, Verdict
+
+SUITE = "desk"
+REQUESTS = [  # (request, tool, tag)
+    ("the printer on floor two is jammed with paper", "troubleshoot_printer", "printer"),
+    ("printer in the lobby shows a paper jam", "troubleshoot_printer", "printer"),
+    ("toner is empty on the third floor printer", "troubleshoot_printer", "printer"),
+    ("wifi is slow in the meeting room", "troubleshoot_network", "network"),
+    ("the vpn connection drops every hour", "troubleshoot_network", "network"),
+    ("internet is down in the warehouse office", "troubleshoot_network", "network"),
+    ("reset the expired password of akhan", "reset_password", "password"),
+    ("bob forgot his email password, please reset it", "reset_password", "password"),
+    ("new hire needs access to the finance drive", "provision_user_access", "access"),
+    ("grant dana access to the design share", "provision_user_access", "access"),
+]
+
+
+def write_suite(tmp_path, ws, with_tags=True, rows=REQUESTS, name=SUITE):
+    lines = []
+    for n, (text, tool, tag) in enumerate(rows):
+        line = {"sample_id": f"{tag}_{n}" if with_tags else f"case{chr(97 + n)}",
+                "input": [{"role": "user", "content": text}],
+                "expected_function_call": {"name": tool, "arguments": {}}}
+        if not with_tags:
+            line["tags"] = []
+        lines.append(json.dumps(line))
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("\n".join(lines))
+    return import_jsonl(ws, path, name, heldout=0.0)  # every task in train: leave-one-out uses them all
+
+
+def scripted_runner(figures_for):
+    """A stage-b runner: every task's trajectory gets the (name, call) scores figures_for(config) says."""
+    seen: list[Config] = []
+
+    def runner(ws, tasks: list[Task], config: Config) -> list[list[Trajectory]]:
+        seen.append(config)
+        name, call = figures_for(config)
+        out = []
+        for n, task in enumerate(tasks):
+            right_name = n < round(name * len(tasks))
+            right_call = n < round(call * len(tasks))
+            scores = {"name_match": float(right_name), "call_match": float(right_call), "args_score": 1.0}
+            out.append([Trajectory(task_id=task.id, suite=task.suite, split=task.split,
+                                   tool_call=ToolCall(name=task.expected.name if right_name else "other"),
+                                   verdict=Verdict(success=right_call, reward=float(right_call), reason="",
+                                                   scores=scores))])
+        return out
+
+    runner.seen = seen  # type: ignore[attr-defined]
+    return runner
+
+
+# --- resolve ----------------------------------------------------------------------------------------
+
+
+def test_resolve_auto_before_and_after_a_choice(ws, tmp_path):
+    write_suite(tmp_path, ws)
+    d = retrieval.DEFAULT_CHOICE
+    assert retrieval.resolve(ws, SUITE, "auto", 7, False) == (d["mode"], d["k"], d["tool_aware"])
+    assert retrieval.resolve(ws, "no-such-suite", "auto", 7, False) == (d["mode"], d["k"], d["tool_aware"])
+    assert retrieval.resolve(ws, SUITE, "bm25", 5, False) == ("bm25", 5, False)  # concrete modes pass through
+    with pytest.raises(ValueError, match="unknown exemplar mode 'nearest'; choose auto or one of fixed"):
+        retrieval.resolve(ws, SUITE, "nearest", 3, False)
+    ws.repo.update(Suite, SUITE, lambda s: s.model_copy(update={"retrieval": {"mode": "mmr", "k": 5,
+                                                                              "tool_aware": False}}))
+    assert retrieval.resolve(ws, SUITE, "auto", 3, True) == ("mmr", 5, False)
+    assert retrieval.resolve(ws, SUITE, "semantic", 1, True) == ("semantic", 1, True)
+
+
+def test_a_stored_choice_with_an_unknown_mode_falls_back_to_the_default(ws, tmp_path):
+    write_suite(tmp_path, ws)
+    ws.repo.update(Suite, SUITE, lambda s: s.model_copy(update={"retrieval": {"mode": "gone", "k": 2}}))
+    assert retrieval.current(ws, SUITE) == {}
+    assert retrieval.resolve(ws, SUITE, "auto", 3, False)[0] == retrieval.DEFAULT_CHOICE["mode"]
+
+
+# --- stage a ----------------------------------------------------------------------------------------
+
+
+def test_candidates_cover_every_mode_k_and_tool_awareness():
+    with_type = retrieval.candidates(with_type=True)
+    assert {c.mode for c in with_type} == set(RETRIEVAL_MODES)
+    assert len(with_type) == len(RETRIEVAL_MODES) * 3 * 2
+    assert "type" not in {c.mode for c in retrieval.candidates(with_type=False)}
+
+
+def test_stage_a_scores_recall_top1_and_share_of_the_expected_tool(ws, tmp_path):
+    write_suite(tmp_path, ws)
+    train = load_tasks(ws, SUITE, "train")
+    rows = retrieval.score_retrieval(ws, train, [Config("bm25", 1, False), Config("bm25", 5, False),
+                                                 Config("fixed", 1, False)])
+    k1, k5, fixed = rows
+    assert k1["recall"] == k1["top1"] == k1["share"]  # one shot: all three are the same question
+    assert k5["recall"] >= k1["recall"] and k5["share"] <= k5["recall"]
+    assert fixed["score"] < k1["score"]  # the first exemplar is right for few tasks; BM25's best for most
+    for row in rows:
+        expected = (row["recall"] + 0.5 * row["top1"] + 0.5 * row["share"]) / 2
+        assert row["score"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_finalists_skip_configurations_that_pick_the_same_shots():
+    rows = [{"mode": "bm25", "k": 1, "tool_aware": False, "score": 0.9, "_picks": (("a",),)},
+            {"mode": "bm25", "k": 1, "tool_aware": True, "score": 0.9, "_picks": (("a",),)},
+            {"mode": "semantic", "k": 3, "tool_aware": False, "score": 0.95, "_picks": (("b",),)},
+            {"mode": "hybrid", "k": 1, "tool_aware": False, "score": 0.9, "_picks": (("c",),)},
+            {"mode": "fixed", "k": 1, "tool_aware": False, "score": 0.1, "_picks": (("d",),)}]
+    assert retrieval.finalists(rows, 3) == [Config("semantic", 3, False), Config("bm25", 1, False),
+                                            Config("hybrid", 1, False)]
+
+
+# --- choose -----------------------------------------------------------------------------------------
+
+
+def test_choose_picks_what_the_agent_does_best_and_stores_it(ws, tmp_path):
+    write_suite(tmp_path, ws)
+    train = load_tasks(ws, SUITE, "train")
+    expected_finalists = retrieval.finalists(retrieval.score_retrieval(ws, train, retrieval.candidates(True)))
+    target = expected_finalists[1]  # not the stage-a favourite: stage b must decide
+    runner = scripted_runner(lambda c: (0.9, 0.5) if c == target else (0.4, 0.4))
+    steps = []
+    choice = retrieval.choose(ws, SUITE, progress=lambda i, n, what: steps.append((i, n, what)), runner=runner)
+
+    assert runner.seen == expected_finalists and len(runner.seen) == 3
+    assert (choice["mode"], choice["k"], choice["tool_aware"]) == (target.mode, target.k, target.tool_aware)
+    assert choice["n_train"] == len(train) == len(REQUESTS)
+    assert len(choice["stage_a"]) == len(retrieval.candidates(True)) and "_picks" not in choice["stage_a"][0]
+    assert [r["name_accuracy"] for r in choice["stage_b"]] == [0.4, 0.9, 0.4]
+    assert choice["model"] == ws.settings.model_label and choice["chosen_at"]
+    assert ws.repo.get(Suite, SUITE).retrieval == choice
+    assert retrieval.resolve(ws, SUITE, "auto", 1, False) == (target.mode, target.k, target.tool_aware)
+    total = len(retrieval.candidates(True)) + 3
+    assert [s[0] for s in steps] == list(range(1, total + 1)) and {s[1] for s in steps} == {total}
+    assert steps[-1][2].startswith("stage b: ")
+
+
+def test_choose_breaks_ties_by_call_accuracy_then_stage_a_then_smaller_k(ws, tmp_path):
+    write_suite(tmp_path, ws)
+    train = load_tasks(ws, SUITE, "train")
+    finalists = retrieval.finalists(retrieval.score_retrieval(ws, train, retrieval.candidates(True)))
+    by_call = retrieval.choose(ws, SUITE, runner=scripted_runner(
+        lambda c: (0.5, 0.5 if c == finalists[2] else 0.2)))
+    assert (by_call["mode"], by_call["k"], by_call["tool_aware"]) == \
+        (finalists[2].mode, finalists[2].k, finalists[2].tool_aware)
+    by_stage_a = retrieval.choose(ws, SUITE, runner=scripted_runner(lambda c: (0.5, 0.5)))
+    assert (by_stage_a["mode"], by_stage_a["k"]) == (finalists[0].mode, finalists[0].k)
+
+
+def test_type_is_a_candidate_only_when_the_suite_has_tags(ws, tmp_path):
+    write_suite(tmp_path, ws, with_tags=False)
+    choice = retrieval.choose(ws, SUITE, runner=scripted_runner(lambda c: (0.5, 0.5)))
+    assert "type" not in {r["mode"] for r in choice["stage_a"]}
+    write_suite(tmp_path, ws, name="tagged")
+    tagged = retrieval.choose(ws, "tagged", runner=scripted_runner(lambda c: (0.5, 0.5)))
+    assert "type" in {r["mode"] for r in tagged["stage_a"]}
+
+
+def test_choose_refuses_a_suite_with_fewer_than_two_train_tasks_and_stores_nothing(ws, tmp_path):
+    write_suite(tmp_path, ws, rows=REQUESTS[:1], name="tiny")
+    with pytest.raises(ValueError, match="'tiny' has 1 train task.*at least 2"):
+        retrieval.choose(ws, "tiny", runner=scripted_runner(lambda c: (1.0, 1.0)))
+    assert ws.repo.get(Suite, "tiny").retrieval == {}
+    with pytest.raises(ValueError, match="no suite named 'nope'"):
+        retrieval.choose(ws, "nope")
+
+
+def test_choose_with_the_real_agent_and_a_fake_model(ws, tmp_path, make_fake_chat):
+    write_suite(tmp_path, ws)
+    ws.chat_factory = make_fake_chat(['<tool_call>{"name": "troubleshoot_printer", "arguments": {}}</tool_call>'])
+    before = ws.repo.count(Trajectory)
+    choice = retrieval.choose(ws, SUITE)  # the default runner: agent.run_tasks, nothing stored
+    assert ws.repo.count(Trajectory) == before
+    printer = sum(tool == "troubleshoot_printer" for _, tool, _ in REQUESTS) / len(REQUESTS)
+    assert [r["name_accuracy"] for r in choice["stage_b"]] == [pytest.approx(printer)] * 3
+    assert len(ws.chat_factory.seen) >= 3 * len(REQUESTS)  # every finalist ran every train task
+    assert choice["mode"] in RETRIEVAL_MODES
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_ws(ws, tmp_path, monkeypatch):
+    write_suite(tmp_path, ws)
+    monkeypatch.setattr(cli, "open_workspace", lambda *a, **kw: open_workspace(ws.settings, encoder=hash_encode))
+    monkeypatch.setattr(retrieval, "run_with_agent", scripted_runner(lambda c: (0.7, 0.3)))
+    return ws
+
+
+def test_cli_choose_and_show(cli_ws, capsys):
+    assert cli.main(["retrieval", "show", "--suite", SUITE]) == 0
+    assert "no choice yet: auto uses hybrid k=3 tool-aware" in capsys.readouterr().out
+    assert cli.main(["retrieval", "choose", "--suite", SUITE, "--json"]) == 0
+    captured = capsys.readouterr()
+    choice = json.loads(captured.out)
+    assert choice == cli_ws.repo.get(Suite, SUITE).retrieval
+    assert "stage a: " in captured.err and "stage b: " in captured.err
+    assert cli.main(["retrieval", "show", "--suite", SUITE]) == 0
+    out = capsys.readouterr().out
+    assert f"by leave-one-out on {len(REQUESTS)} train tasks" in out and "name accuracy 70.0%" in out
+    assert out.count("  agent  ") == 3 and out.count("  shots  ") == 10
+    assert cli.main(["retrieval", "show", "--suite", SUITE, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == choice
+
+
+def test_cli_refusals_are_one_clear_line(cli_ws, capsys, tmp_path):
+    write_suite(tmp_path, cli_ws, rows=REQUESTS[:1], name="tiny")
+    assert cli.main(["retrieval", "choose", "--suite", "tiny"]) == 2
+    assert capsys.readouterr().err.startswith("error: suite 'tiny' has 1 train task(s)")
+    assert cli.main(["retrieval", "show", "--suite", "nope"]) == 2
+    assert "no suite named 'nope'" in capsys.readouterr().err
+
+
+# --- the real encoder -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_choose_with_real_minilm(tmp_path, make_fake_chat):
+    from agentlearn.embeddings import encode
+    from agentlearn.settings import Settings
+
+    ws = open_workspace(Settings(home=tmp_path / "home"), encoder=encode, chat_factory=make_fake_chat())
+    write_suite(tmp_path, ws)
+    train = load_tasks(ws, SUITE, "train")
+    rows = {(r["mode"], r["k"], r["tool_aware"]): r
+            for r in retrieval.score_retrieval(ws, train, retrieval.candidates(True))}
+    # With real embeddings, the best shot of a help-desk request calls its tool for most tasks.
+    for mode in ("semantic", "hybrid", "bm25"):
+        assert rows[(mode, 1, False)]["top1"] >= 0.6, (mode, rows[(mode, 1, False)])
+    assert rows[("hybrid", 5, True)]["recall"] >= rows[("hybrid", 5, False)]["recall"]
+    assert rows[("fixed", 1, False)]["top1"] < rows[("semantic", 1, False)]["top1"]
+    choice = retrieval.choose(ws, SUITE, runner=scripted_runner(lambda c: (0.5, 0.5)))
+    best_a = max(choice["stage_a"], key=lambda r: r["score"])
+    assert choice["stage_b"][0]["stage_a_score"] == best_a["score"]
