@@ -113,6 +113,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("address")
     check.set_defaults(func=cmd_users_check_address)
 
+    ret = sub.add_parser("retrieval", help="how exemplars are retrieved per suite (the auto mode's choice)")
+    ret_sub = ret.add_subparsers(dest="action", required=True)
+    choose = ret_sub.add_parser("choose", help="choose mode, k and tool-awareness by leave-one-out on the train split")
+    choose.add_argument("--suite", required=True)
+    choose.add_argument("--json", action="store_true", help="print the stored choice as one JSON object")
+    choose.set_defaults(func=cmd_retrieval_choose)
+    show = ret_sub.add_parser("show", help="the suite's stored choice and the figures behind it")
+    show.add_argument("--suite", required=True)
+    show.add_argument("--json", action="store_true", help="print the stored choice as one JSON object")
+    show.set_defaults(func=cmd_retrieval_show)
+
     return p
 
 
@@ -391,6 +402,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"{job.status}: adapter {result['adapter'] or '-'}" + (f"; error: {job.error}" if job.error else ""))
     return 0 if job.status in ("succeeded", "stopped") else 1
+
+
+def cmd_retrieval_choose(args: argparse.Namespace) -> int:
+    from agentlearn import retrieval
+
+    choice = retrieval.choose(open_workspace(), args.suite, progress=_progress_line)
+    if args.json:
+        _print_json(choice)
+    else:
+        print(retrieval.summary(choice))
+    return 0
+
+
+def cmd_retrieval_show(args: argparse.Namespace) -> int:
+    from agentlearn import retrieval
+    from agentlearn.tasks import get_suite
+
+    ws = open_workspace()
+    get_suite(ws, args.suite)
+    choice = retrieval.current(ws, args.suite)
+    if args.json:
+        _print_json(choice)
+        return 0
+    print(retrieval.summary(choice))
+    for row in choice.get("stage_b", []):
+        print(f"  agent  {retrieval.Config(row['mode'], row['k'], row['tool_aware']).label():28} "
+              f"name {row['name_accuracy']:6.1%}  call {row['call_accuracy']:6.1%}  args {row['args_score']:.2f}  "
+              f"n={row['n']}")
+    for row in sorted(choice.get("stage_a", []), key=lambda r: -r["score"])[:10]:
+        print(f"  shots  {retrieval.Config(row['mode'], row['k'], row['tool_aware']).label():28} "
+              f"score {row['score']:.3f}  recall {row['recall']:.3f}  top1 {row['top1']:.3f}  share {row['share']:.3f}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
