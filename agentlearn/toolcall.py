@@ -8,8 +8,12 @@ Parsing is lenient because small models are sloppy: the closing tag may be missi
 a `<think>...</think>` block may come first, the JSON may stand bare in the text, "arguments" may be
 a JSON string and "parameters" is accepted for "arguments". The first call found wins.
 
+Parsing never raises, not even on JSON nested too deeply for Python's recursion limit.
+
 A tool is kept in one form everywhere: {"name": str, "description": str, "parameters": JSON schema}.
-OpenAI-style definitions ({"type": "function", "function": {...}}) are unwrapped to it.
+OpenAI-style definitions ({"type": "function", "function": {...}}) are unwrapped to it. Its schema is
+checked with `schema_validator`, which never fetches a `$ref`: references resolve inside the schema
+or fail with a clear message.
 """
 
 from __future__ import annotations
@@ -17,13 +21,20 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry
 
 from storage.records import ToolCall
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 _decoder = json.JSONDecoder()
+_TOO_DEEP = "JSON nested too deeply to read"
+# Deeper arguments are refused: grading, storing and prompting recurse into them.
+MAX_NESTING = 64
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,8 @@ def _parse_tagged(body: str, offset: int, thought: str) -> ParsedCall:
         obj, _ = _decoder.raw_decode(body, lead)
     except json.JSONDecodeError as e:
         return ParsedCall(None, f"invalid JSON at char {offset + e.pos}: {e.msg}", thought)
+    except RecursionError:
+        return ParsedCall(None, f"{_TOO_DEEP} at char {offset + lead}", thought)
     call, error = _to_call(obj)
     return ParsedCall(call, error, thought)
 
@@ -94,6 +107,8 @@ def _parse_bare(text: str, offset: int, thought: str) -> ParsedCall:
             first_error = first_error or f"invalid JSON at char {offset + e.pos}: {e.msg}"
             i = text.find("{", i + 1)
             continue
+        except RecursionError:  # later "{"s are likely inside this deep object; trying each would take quadratic time
+            return ParsedCall(None, first_error or f"{_TOO_DEEP} at char {offset + i}", thought)
         call, error = _to_call(obj)
         if call is not None:
             return ParsedCall(call, "", thought or text[:i].strip())
@@ -118,8 +133,12 @@ def _to_call(obj: Any) -> tuple[ToolCall | None, str]:
             args = json.loads(args) if args.strip() else {}
         except json.JSONDecodeError as e:
             return None, f"'arguments' is a string that is not valid JSON (char {e.pos}: {e.msg})"
+        except RecursionError:
+            return None, f"'arguments' is a string of {_TOO_DEEP}"
     if not isinstance(args, dict):
         return None, f"'arguments' must be a JSON object, not {type(args).__name__}"
+    if nesting_depth(args) > MAX_NESTING:
+        return None, f"'arguments' are nested more than {MAX_NESTING} levels deep"
     return ToolCall(name=name.strip(), arguments=args), ""
 
 
@@ -152,3 +171,43 @@ def tool_by_name(tools: list[dict[str, Any]], name: str) -> dict[str, Any] | Non
         if inner.get("name") == name:
             return normalise_tool(tool)
     return None
+
+
+def schema_validator(parameters: dict[str, Any]) -> Draft202012Validator:
+    """A validator for a tool's parameters; SchemaError if the schema is broken. It never fetches a `$ref`."""
+    return _validator(json.dumps(parameters, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Draft202012Validator:
+    schema = json.loads(schema_json)
+    Draft202012Validator.check_schema(schema)
+    # A registry without a retrieve function: an http or file reference is unresolvable, never downloaded.
+    return Draft202012Validator(schema, registry=Registry())
+
+
+def nesting_depth(value: Any) -> int:
+    """How many arrays and objects deep a JSON value goes (a scalar is 0); iterative, so any depth is fine."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def external_refs(schema: Any) -> list[str]:
+    """Every `$ref` in a schema that points outside it (not starting with '#'), in document order."""
+    found, stack = [], [schema]
+    while stack:  # iterative: a deeply nested schema must not hit the recursion limit
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                found.append(ref)
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return found

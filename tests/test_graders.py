@@ -1,4 +1,4 @@
-"""Graders: each aspect alone, normalisation rules, and the combined verdict."""
+"""Graders: each aspect alone, normalisation rules, each argument kind's rule, and the combined verdict."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ import pytest
 
 from agentlearn import graders
 from agentlearn.graders import (
+    FREE_TEXT_THRESHOLD,
     WEIGHTS,
     args_exact,
     args_normalised,
+    args_score,
+    argument_grades,
+    call_match,
     grade,
     name_match,
     required_args,
     schema_valid,
+    token_f1,
     valid_json,
     values_match,
 )
@@ -95,7 +100,7 @@ def test_args_normalised_vs_exact():
     v = grade(format_tool_call(loose), loose, EXPECTED, TOOLS)
     assert v.success and v.reward < 1.0
     assert v.scores["schema_valid"] == 0.0  # "60" is not an integer
-    assert v.reason.startswith("Correct after normalisation, but arguments break")
+    assert v.reason.startswith("Correct under each argument's rule, but arguments break")
 
 
 def test_args_normalised_partial_credit_and_reasons():
@@ -135,13 +140,118 @@ def test_reward_is_the_documented_weighted_mean():
     v = grade(format_tool_call(wrong_room), wrong_room, EXPECTED, TOOLS)
     expected = sum(WEIGHTS[n] * s for n, s in v.scores.items()) / sum(WEIGHTS.values())
     assert v.reward == pytest.approx(expected, abs=1e-4)
-    assert v.scores["args_normalised"] == pytest.approx(2 / 3, abs=1e-4)
+    assert v.scores["args_score"] == pytest.approx(2 / 3, abs=1e-4)
     assert 0.0 < v.reward < 1.0 and not v.success
-    assert v.reason == "Failed args_normalised: argument 'room' is \"Vega\", expected \"Orion\"."
+    assert v.reason == "Failed call_match: argument 'room' is \"Vega\", expected \"Orion\"."
 
 
 def test_every_grader_has_the_shared_signature_and_a_weight():
-    assert set(graders.GRADERS) == set(WEIGHTS) == set(graders.CHECK_ORDER)
+    assert set(graders.GRADERS) == set(WEIGHTS) == set(graders.CHECK_ORDER) | {"args_score"}
     for name, g in graders.GRADERS.items():
         result = g("", EXPECTED, EXPECTED, TOOLS)
         assert result.name == name and 0.0 <= result.score <= 1.0 and result.reason
+        assert g("", EXPECTED, EXPECTED, TOOLS, {"room": "free_text"}).name == name
+
+
+# --- argument kinds ------------------------------------------------------------------------------
+
+TICKET = ToolCall(name="escalate", arguments={
+    "ticket_id": "INC-0042", "priority": "high", "reason": "The mail server has been down since this morning",
+})
+TICKET_KINDS = {"ticket_id": "extractive", "priority": "categorical", "reason": "free_text"}
+ESCALATE = {"name": "escalate", "parameters": {"type": "object", "properties": {
+    "ticket_id": {"type": "string"}, "priority": {"enum": ["low", "high"]}, "reason": {"type": "string"}}}}
+
+
+def ticket(**changes) -> ToolCall:
+    return ToolCall(name="escalate", arguments={**TICKET.arguments, **changes})
+
+
+def test_token_f1():
+    assert token_f1("mail server down", "the mail server is down") == pytest.approx(2 * 1 * 0.6 / 1.6)
+    assert token_f1("password_expired", "Password expired!") == 1.0  # `_` splits words, case and punctuation go
+    assert token_f1("expired password", "password expired") == 1.0  # order does not matter
+    assert token_f1("printer jam", "vpn down") == 0.0
+    assert token_f1("", "") == 1.0 and token_f1("x", "") == 0.0 and token_f1(None, "a") == 0.0
+    assert token_f1(["a b", "c"], "c b a") == 1.0  # arrays are compared as their text together
+
+
+def test_free_text_is_right_by_similarity_and_ids_must_match():
+    paraphrase = ticket(reason="mail server down since the morning")
+    v = grade("", paraphrase, TICKET, [ESCALATE], TICKET_KINDS)
+    assert v.success and v.scores["call_match"] == 1.0 and v.scores["args_exact"] == 0.0
+    reason = next(a for a in v.arguments if a.name == "reason")
+    assert reason.kind == "free_text" and reason.status == "right" and FREE_TEXT_THRESHOLD <= reason.score < 1
+    assert v.scores["args_score"] == pytest.approx((1 + 1 + reason.score) / 3, abs=1e-4)
+    assert v.reason.startswith("Correct under each argument's rule, but argument 'reason' differs")
+    # The same paraphrase with no kinds: a sentence is free text by the value-based fallback.
+    assert grade("", paraphrase, TICKET, []).success
+    # Everything categorical (the kind-free rule) wants the words exactly.
+    assert not grade("", paraphrase, TICKET, [], dict.fromkeys(TICKET_KINDS, "categorical")).success
+
+    unrelated = grade("", ticket(reason="user asked for a new laptop"), TICKET, [], TICKET_KINDS)
+    assert not unrelated.success
+    assert "(free text, similarity 0.00 < 0.5)" in unrelated.reason
+    wrong_id = grade("", ticket(ticket_id="INC-0043"), TICKET, [], TICKET_KINDS)
+    assert not wrong_id.success and wrong_id.reason == ("Failed call_match: argument 'ticket_id' is \"INC-0043\", "
+                                                        "expected \"INC-0042\".")
+    assert grade("", ticket(ticket_id="inc 0042", priority="HIGH"), TICKET, [], TICKET_KINDS).success  # normalised
+    assert not grade("", ticket(priority="low"), TICKET, [], TICKET_KINDS).success
+
+
+def test_argument_grades_statuses_and_scores():
+    got = ToolCall(name="escalate", arguments={"ticket_id": "INC-0042", "priority": "low", "team": "network",
+                                               "note": None})
+    grades = {a.name: a for a in argument_grades(got, TICKET, TICKET_KINDS)}
+    assert list(grades) == ["ticket_id", "priority", "reason", "team"]  # expected first, then unexpected; nulls absent
+    assert [(a.status, a.score) for a in grades.values()] == [("right", 1.0), ("wrong", 0.0), ("missing", 0.0),
+                                                              ("unexpected", 0.0)]
+    assert grades["reason"].expected == TICKET.arguments["reason"] and grades["team"].got == "network"
+    assert grades["priority"].kind == "categorical" and grades["team"].kind == "extractive"  # fallback for unknown
+    assert args_score("", got, TICKET, [], TICKET_KINDS).score == pytest.approx(1 / 4)
+    assert call_match("", got, TICKET, [], TICKET_KINDS).reason == "argument 'priority' is \"low\", expected \"high\""
+    v = grade("", got, TICKET, [], TICKET_KINDS)
+    assert [a.name for a in v.arguments] == list(grades) and not v.success
+
+
+def test_a_wrong_name_scores_no_arguments():
+    other = ToolCall(name="close_ticket", arguments=TICKET.arguments)
+    v = grade("", other, TICKET, [], TICKET_KINDS)
+    assert v.scores["name_match"] == v.scores["call_match"] == v.scores["args_score"] == 0.0
+    assert v.arguments == []
+
+
+def test_arrays_by_kind():
+    want = ToolCall(name="t", arguments={"tags": ["vpn", "urgent"]})
+    assert grade("", ToolCall(name="t", arguments={"tags": ["URGENT", "vpn"]}), want, [], {"tags": "categorical"}).success
+    assert not grade("", ToolCall(name="t", arguments={"tags": ["vpn"]}), want, [], {"tags": "categorical"}).success
+    labels = ToolCall(name="t", arguments={"steps": ["check_cables", "restart_router"]})
+    split_differently = ToolCall(name="t", arguments={"steps": ["restart the router", "check cables"]})
+    assert grade("", split_differently, labels, [], {"steps": "free_text"}).success
+    assert not grade("", split_differently, labels, [], {"steps": "extractive"}).success
+
+
+def test_schema_refs_are_never_fetched(monkeypatch):
+    import urllib.request
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a schema reference was fetched")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    for ref in ("http://example.com/schema.json", "file:///etc/passwd"):
+        tools = [{"name": "t", "parameters": {"type": "object", "properties": {"a": {"$ref": ref}}}}]
+        g = schema_valid("", ToolCall(name="t", arguments={"a": 1}), ToolCall(name="t"), tools)
+        assert g.score == 0.0 and g.reason == (f"t's schema refers to {ref!r}, which is not inside the schema "
+                                               "(references are never fetched)")
+    local = [{"name": "t", "parameters": {"type": "object", "$defs": {"n": {"type": "integer"}},
+                                          "properties": {"a": {"$ref": "#/$defs/n"}}}}]
+    assert schema_valid("", ToolCall(name="t", arguments={"a": 1}), ToolCall(name="t"), local).score == 1.0
+    assert schema_valid("", ToolCall(name="t", arguments={"a": "x"}), ToolCall(name="t"), local).score == 0.0
+
+
+def test_boolean_subschemas_grade_without_crashing():
+    tools = [{"name": "t", "parameters": {"type": "object", "properties": {"a": True, "b": False}}}]
+    want = ToolCall(name="t", arguments={"a": {"any": ["thing"]}})
+    v = grade("", want, want, tools)
+    assert v.success and v.scores["schema_valid"] == 1.0
+    assert grade("", ToolCall(name="t", arguments={"a": 1, "b": 2}), want, tools).scores["schema_valid"] == 0.0

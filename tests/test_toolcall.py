@@ -1,10 +1,19 @@
-"""Parsing and writing tool calls, and normalising tool definitions."""
+"""Parsing and writing tool calls (also deeply nested input), normalising tool definitions, their schemas."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentlearn.toolcall import format_tool_call, normalise_tool, parse_tool_call, tool_by_name
+from agentlearn.toolcall import (
+    MAX_NESTING,
+    external_refs,
+    format_tool_call,
+    nesting_depth,
+    normalise_tool,
+    parse_tool_call,
+    schema_validator,
+    tool_by_name,
+)
 from storage.records import ToolCall
 
 
@@ -96,3 +105,34 @@ def test_normalise_tool_accepts_both_forms():
         normalise_tool({"description": "no name"})
     with pytest.raises(ValueError, match="'parameters' must be a JSON schema object"):
         normalise_tool({"name": "v", "parameters": []})
+
+
+@pytest.mark.parametrize("text", [
+    '<tool_call>{"name": "x", "arguments": {"a": ' + "[" * 100_000 + "</tool_call>",
+    '<tool_call>{"name": "x", "arguments": ' + "{\"a\": " * 5_000 + "1" + "}" * 5_000 + "}</tool_call>",
+    '{"name": "x", "arguments": {"a": ' + "[" * 50_000 + "]" * 50_000 + "}}",
+    '{"name": "x", "arguments": "' + "[" * 50_000 + '"}',
+])
+def test_deeply_nested_json_never_raises(text):
+    parsed = parse_tool_call(text)
+    assert parsed.call is None and ("nested too deeply" in parsed.error or "nested more than" in parsed.error)
+
+
+def test_arguments_deeper_than_the_limit_are_refused():
+    def nested(depth: int) -> str:
+        return '{"name": "x", "arguments": {"a": ' + "[" * depth + "]" * depth + "}}"
+
+    assert parse_tool_call(nested(MAX_NESTING - 1)).ok
+    assert parse_tool_call(nested(MAX_NESTING)).error == f"'arguments' are nested more than {MAX_NESTING} levels deep"
+    assert nesting_depth(1) == 0 and nesting_depth({"a": [1]}) == 2
+
+
+def test_external_refs_and_a_validator_that_fetches_nothing():
+    schema = {"type": "object", "$defs": {"n": {"type": "integer"}},
+              "properties": {"a": {"$ref": "#/$defs/n"}, "b": {"items": [{"$ref": "http://x/s.json"}]},
+                             "c": {"$ref": "file:///etc/passwd"}, "d": True}}
+    assert external_refs(schema) == ["http://x/s.json", "file:///etc/passwd"]
+    assert external_refs({"a": "[" * 10}) == []
+    validator = schema_validator({"type": "object", "properties": {"a": {"$ref": "#/$defs/n"}},
+                                  "$defs": {"n": {"type": "integer"}}})
+    assert not list(validator.iter_errors({"a": 3})) and list(validator.iter_errors({"a": "x"}))
