@@ -35,6 +35,7 @@ from tinydb.table import Table
 
 from storage import migrations
 from storage.errors import CorruptStoreError, SchemaVersionError, StoreError
+from storage.files import BACKUP_HINT, read_json_object, write_atomic
 from storage.records import ALL_RECORDS, Record
 
 R = TypeVar("R", bound=Record)
@@ -65,42 +66,6 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes so that a crash leaves either the old file or the new one, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """Parse a store file, or raise CorruptStoreError naming it. Never changes the file."""
-    raw = path.read_bytes()
-    if not raw.strip():
-        # We never write an empty file; TinyDB's in-place writes can leave one after a crash, and
-        # reading it as "no records" would let the next write replace everything that was there.
-        raise CorruptStoreError(f"{path} is empty; the file was left as it is. Restore it from a backup "
-                                "or delete it to start that shard afresh.")
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f" ({e.msg} at line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
-        raise CorruptStoreError(
-            f"{path} is not valid JSON{where}; the file was left as it is. "
-            "Restore it from a backup or move it away."
-        ) from None
-    if not isinstance(data, dict):
-        raise CorruptStoreError(f"{path} does not hold a JSON object; left as it is.")
-    return data
 
 
 class AtomicJSONStorage(Storage):
@@ -235,6 +200,42 @@ def _first_error(e: ValidationError) -> str:
     return f"{where}: {err['msg']}"
 
 
+def _shard_files(folder: Path) -> dict[int, Path]:
+    """The shard files of one table folder, by shard index."""
+    return {int(p.stem): p for p in folder.glob("*.json") if p.stem.isdigit()}
+
+
+def _fits(ids_by_shard: dict[int, list[str]], n: int) -> bool:
+    """Whether every record sits in the shard that `n` shards would put it in."""
+    return all(index < n and all(zlib.crc32(i.encode()) % n == index for i in ids)
+               for index, ids in ids_by_shard.items()) if n > 1 else set(ids_by_shard) <= {0}
+
+
+def recover_shard_counts(root: Path, bases: list[dict[str, int]]) -> dict[str, int]:
+    """Shard counts that hold every record where it lies, read off the files (meta.json lost or old).
+
+    Tries each known layout whole, then searches per table; refuses if no count fits a table.
+    """
+    layouts = {folder.name: {index: list(read_json_object(path).get(TABLE, {}))
+                             for index, path in _shard_files(folder).items()}
+               for folder in sorted(root.iterdir()) if folder.is_dir() and not folder.name.startswith(".")}
+    layouts = {table: shards for table, shards in layouts.items() if shards}
+    for base in bases:
+        if all(_fits(shards, base.get(table, 1)) for table, shards in layouts.items()):
+            return dict(base)
+    counts = dict(bases[0])
+    for table, shards in layouts.items():
+        tried = [bases[0].get(table, 1), *(b.get(table, 1) for b in bases[1:]), *range(max(shards) + 1, 4097)]
+        n = next((n for n in tried if _fits(shards, n)), None)
+        if n is None:
+            raise CorruptStoreError(
+                f"{root / 'meta.json'} is missing and the files in {root / table} fit no shard layout; the "
+                f"store was left as it is. Restore meta.json from a backup made with `python -m agentlearn backup`."
+            )
+        counts[table] = n
+    return counts
+
+
 class TinyDBRepository:
     """Repository on TinyDB files under one folder. Safe across threads and processes."""
 
@@ -250,25 +251,28 @@ class TinyDBRepository:
     def _check_schema(self) -> None:
         meta_path = self.root / "meta.json"
         with FileLock(str(self.root / ".meta.lock")):
-            if not meta_path.exists():
-                has_data = any(p.is_dir() for p in self.root.iterdir() if not p.name.startswith("."))
-                meta = {"schema_version": 1 if has_data else migrations.current_version(),
-                        "shards": LEGACY_SHARDS if has_data else SHARDS}
-                if not has_data:
-                    self._write_meta(meta)
+            meta = self._read_meta(meta_path) if meta_path.exists() else None
+            has_data = any(_shard_files(p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if meta is None:
+                # No meta.json: a new store, or one whose meta.json was lost. Version 1 is the safe guess
+                # for data (its migration only adds defaults, and the old files are copied aside first).
+                meta = {"schema_version": 1 if has_data else migrations.current_version()}
+                bases = [SHARDS, LEGACY_SHARDS]
             else:
-                meta = self._read_meta(meta_path)
+                bases = [LEGACY_SHARDS, SHARDS]  # a meta.json without counts predates them
             version, current = meta["schema_version"], migrations.current_version()
             if version > current:
                 raise SchemaVersionError(
                     f"{self.root} has schema version {version}, newer than this agentlearn "
                     f"({current}). Upgrade agentlearn to open it."
                 )
-            # Shard counts are fixed when a store is made: changing them would hide records.
-            self._shard_counts: dict[str, int] = dict(meta.get("shards") or LEGACY_SHARDS)
+            # Shard counts are fixed when a store is made: changing them would hide records. Without
+            # them in meta.json they are read off the files present, never assumed.
+            recorded = meta.get("shards")
+            self._shard_counts: dict[str, int] = dict(recorded) if recorded else recover_shard_counts(self.root, bases)
             if version < current:
                 self._migrate(version)
-            elif "shards" not in meta:
+            elif not recorded:
                 self._write_meta({"schema_version": version, "shards": self._shard_counts})
 
     @staticmethod
@@ -280,7 +284,10 @@ class TinyDBRepository:
             if not all(isinstance(n, int) and n > 0 for n in shards.values()):
                 raise ValueError(f"bad shard counts {shards}")
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise CorruptStoreError(f"{meta_path} is unreadable ({e}); left as it is.") from None
+            raise CorruptStoreError(
+                f"{meta_path} is unreadable ({e}); left as it is. {BACKUP_HINT}, or move it aside: the "
+                "shard layout is then read off the files present."
+            ) from None
         return meta
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
@@ -329,6 +336,16 @@ class TinyDBRepository:
     def _check_kind(kind: type[Record]) -> None:
         if kind not in ALL_RECORDS:
             raise StoreError(f"{kind.__name__} is not a stored record kind")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Hold every shard: reads inside the block see one consistent store; writers wait until it ends."""
+        shards = {(kind.table, i): self._shard(kind, i)
+                  for kind in ALL_RECORDS for i in range(self._shard_counts.get(kind.table, 1))}
+        with ExitStack() as held:
+            for key in sorted(shards):  # the order put_many locks in, so that the two cannot deadlock
+                held.enter_context(shards[key].locked())
+            yield
 
     # --- the Repository interface -------------------------------------------------------------
 

@@ -111,3 +111,93 @@ def seeded(ws: Workspace) -> Iterator[Workspace]:
     review.clear_caches()
     yield ws
     review.clear_caches()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------------
+
+
+def _postgres_bindir() -> Path:
+    """Debian keeps initdb and pg_ctl off PATH; pg_config names their folder."""
+    import glob
+    import shutil
+    import subprocess
+
+    candidates = []
+    if shutil.which("pg_config"):
+        candidates.append(Path(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()))
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    for folder in candidates:
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            return folder
+    pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found: `./manage test` installs them "
+                "(apt-get install -y postgresql)")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server for the session, on a free local port in a temp folder; its base URL.
+
+    fsync is off: the tests kill clients, never the server, and the 2-core CI machine is slow enough.
+    """
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    bindir = _postgres_bindir()
+    folder = Path(tempfile.mkdtemp(prefix="agentlearn-pg-"))  # not under pytest's 0700 temp: postgres must enter it
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(folder, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data, log = folder / "data", folder / "server.log"
+
+    def run(*cmd: str) -> None:
+        done = subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            pytest.fail(f"{' '.join(cmd)} failed: {done.stderr or done.stdout}"
+                        + (f"\n{log.read_text()}" if log.exists() else ""))
+
+    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> Iterator[str]:
+    """A URL to an empty schema of its own on the session's server (dropped after the test)."""
+    import uuid
+
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{postgres_server}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["tinydb", "postgres"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's store lives, once per backend: a folder, or a postgresql:// URL."""
+    if request.param == "tinydb":
+        return str(tmp_path / "store")
+    return request.getfixturevalue("pg_url")
+
+
+def open_store(location: str):  # noqa: ANN201 - a Repository
+    """A new repository instance on a store location (a folder or a postgresql:// URL)."""
+    from storage import is_database_url, open_repository
+
+    return open_repository(location, location if is_database_url(location) else "")

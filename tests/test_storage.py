@@ -1,4 +1,5 @@
-"""The TinyDB repository on real files: behaviour, corruption, migrations, vector tables."""
+"""The repository on both backends (TinyDB files, a real PostgreSQL), then TinyDB's files: corruption,
+lost meta.json, migrations, vector tables."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ import numpy as np
 import pytest
 
 import storage.tinydb_store as tinydb_store
-from storage import CorruptStoreError, SchemaVersionError, StoreError, TinyDBRepository, open_repository
+from storage import (
+    CorruptStoreError,
+    SchemaVersionError,
+    StoreError,
+    TinyDBRepository,
+    open_repository,
+    open_vector_table,
+)
 from storage.records import Insight, Label, Message, Step, Suite, Trajectory, Verdict
-from storage.vectors import VectorTable
+from storage.vectors import VectorTable, text_hash
+from tests.conftest import open_store
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -42,8 +51,8 @@ def shard_of(repo: TinyDBRepository, record) -> Path:
 # --- repository behaviour ------------------------------------------------------------------------
 
 
-def test_put_get_roundtrip_and_missing(tmp_path):
-    repo = open_repository(str(tmp_path))
+def test_put_get_roundtrip_and_missing(store_location):
+    repo = open_store(store_location)
     t = trajectory(1)
     assert repo.put(t) is t
     got = repo.get(Trajectory, t.id)
@@ -53,28 +62,27 @@ def test_put_get_roundtrip_and_missing(tmp_path):
     assert repo.get(Label, t.id) is None  # ids are per kind
 
 
-def test_put_replaces_by_id(tmp_path):
-    repo = open_repository(str(tmp_path))
+def test_put_replaces_by_id(store_location):
+    repo = open_store(store_location)
     repo.put(label(1, comment="first"))
     repo.put(label(1, comment="second"))
     assert repo.count(Label) == 1
     assert repo.get(Label, "label-0001").comment == "second"
-    assert TinyDBRepository(tmp_path).get(Label, "label-0001").comment == "second"
+    assert open_store(store_location).get(Label, "label-0001").comment == "second"
 
 
-def test_all_is_oldest_first_across_shards(tmp_path):
-    repo = open_repository(str(tmp_path))
+def test_all_is_oldest_first_across_shards(store_location):
+    repo = open_store(store_location)
     order = [5, 0, 17, 3, 11, 2, 9]
     for i in order:
         repo.put(label(i))
     assert [r.id for r in repo.all(Label)] == [f"label-{i:04d}" for i in sorted(order)]
-    assert len({shard_of(repo, label(i)) for i in order}) > 1, "the test should span shards"
-    fresh = TinyDBRepository(tmp_path)
+    fresh = open_store(store_location)
     assert [r.id for r in fresh.all(Label)] == [f"label-{i:04d}" for i in sorted(order)]
 
 
-def test_find_by_fields(tmp_path):
-    repo = open_repository(str(tmp_path))
+def test_find_by_fields(store_location):
+    repo = open_store(store_location)
     repo.put_many(label(i) for i in range(30))
     fails = repo.find(Label, verdict="fail")
     assert [r.id for r in fails] == [f"label-{i:04d}" for i in range(30) if i % 3 == 0]
@@ -83,23 +91,23 @@ def test_find_by_fields(tmp_path):
     assert repo.find(Label, annotator="nobody") == []
 
 
-def test_update_delete_count(tmp_path):
-    repo = open_repository(str(tmp_path))
+def test_update_delete_count(store_location):
+    repo = open_store(store_location)
     repo.put(Insight(id="rule", suite="s", text="Check the tool name."))
     new = repo.update(Insight, "rule", lambda r: r.model_copy(update={"importance": r.importance + 1}))
     assert new.importance == 3
-    assert TinyDBRepository(tmp_path).get(Insight, "rule").importance == 3
+    assert open_store(store_location).get(Insight, "rule").importance == 3
     with pytest.raises(StoreError, match="no Insight with id 'missing'"):
         repo.update(Insight, "missing", lambda r: r)
     assert repo.count(Insight) == 1
     assert repo.delete(Insight, "rule") is True
     assert repo.delete(Insight, "rule") is False
     assert repo.count(Insight) == 0 and repo.get(Insight, "rule") is None
-    assert TinyDBRepository(tmp_path).count(Insight) == 0
+    assert open_store(store_location).count(Insight) == 0
 
 
-def test_update_does_not_change_the_cached_record_on_failure(tmp_path):
-    repo = open_repository(str(tmp_path))
+def test_update_does_not_change_the_cached_record_on_failure(store_location):
+    repo = open_store(store_location)
     repo.put(Insight(id="rule", suite="s", text="a"))
 
     def broken(r):
@@ -111,8 +119,8 @@ def test_update_does_not_change_the_cached_record_on_failure(tmp_path):
     assert repo.get(Insight, "rule").text == "a"
 
 
-def test_version_changes_only_on_writes(tmp_path):
-    repo = open_repository(str(tmp_path))
+def test_version_changes_only_on_writes(store_location):
+    repo = open_store(store_location)
     v0 = repo.version(Label)
     repo.put(label(1))
     v1 = repo.version(Label)
@@ -124,7 +132,7 @@ def test_version_changes_only_on_writes(tmp_path):
     assert v2 != v1
     repo.delete(Label, "label-0001")
     assert repo.version(Label) != v2
-    assert repo.version(Trajectory) == TinyDBRepository(tmp_path).version(Trajectory)
+    assert repo.version(Trajectory) == open_store(store_location).version(Trajectory)
 
 
 def test_put_many_writes_each_shard_once(tmp_path, monkeypatch):
@@ -140,21 +148,21 @@ def test_put_many_writes_each_shard_once(tmp_path, monkeypatch):
     assert TinyDBRepository(tmp_path).count(Label) == 500
 
 
-def test_put_many_empty_and_unknown_kind(tmp_path):
+def test_put_many_empty_and_unknown_kind(store_location):
     from storage.records import Record
 
     class NotStored(Record):
         table = "not_stored"
 
-    repo = open_repository(str(tmp_path))
+    repo = open_store(store_location)
     assert repo.put_many([]) == 0
     with pytest.raises(StoreError, match="NotStored is not a stored record kind"):
         repo.put_many([label(1), NotStored()])
     assert repo.count(Label) == 0  # the batch is checked before anything is written
 
 
-def test_two_instances_see_each_others_writes(tmp_path):
-    a, b = TinyDBRepository(tmp_path), TinyDBRepository(tmp_path)
+def test_two_instances_see_each_others_writes(store_location):
+    a, b = open_store(store_location), open_store(store_location)
     assert a.all(Label) == [] and b.all(Label) == []  # both have parsed (empty) shards cached
     a.put(label(1))
     assert b.get(Label, "label-0001") == label(1)
@@ -269,6 +277,54 @@ def test_unreadable_meta_is_refused(tmp_path):
     assert (tmp_path / "meta.json").read_text() == '{"schema_vers'
 
 
+def test_lost_meta_json_recovers_the_shard_layout_from_the_files(tmp_path):
+    root = tmp_path / "store"
+    TinyDBRepository(root).put_many(trajectory(i) for i in range(400))
+    (root / "meta.json").unlink()
+    repo = TinyDBRepository(root)
+    assert repo.count(Trajectory) == 400  # not 109: the old default of 64 shards would hide most of them
+    assert json.loads((root / "meta.json").read_text())["shards"]["trajectories"] == 256
+    assert TinyDBRepository(root).count(Trajectory) == 400
+
+
+def test_lost_meta_json_of_an_unusual_layout_is_found_by_search(tmp_path, monkeypatch):
+    root = tmp_path / "store"
+    monkeypatch.setattr(tinydb_store, "SHARDS", {"trajectories": 7})
+    TinyDBRepository(root).put_many(trajectory(i) for i in range(100))
+    monkeypatch.undo()
+    (root / "meta.json").unlink()
+    assert TinyDBRepository(root).count(Trajectory) == 100
+    assert json.loads((root / "meta.json").read_text())["shards"]["trajectories"] == 7
+
+
+def test_lost_meta_json_with_files_no_layout_fits_is_refused(tmp_path):
+    root = tmp_path / "store"
+    TinyDBRepository(root).put(label(1))
+    (root / "meta.json").unlink()
+    doc = label(1).model_dump(mode="json")
+    for index in (0, 1):  # one id in two shards: no shard count puts it in both
+        (root / "labels" / f"{index:02d}.json").write_text(json.dumps({"records": {doc["id"]: doc}}))
+    before = {p: p.read_bytes() for p in root.rglob("*.json")}
+    with pytest.raises(CorruptStoreError, match="meta.json is missing .* fit no shard layout") as e:
+        TinyDBRepository(root)
+    assert "python -m agentlearn backup" in str(e.value) and "delete" not in str(e.value)
+    assert {p: p.read_bytes() for p in root.rglob("*.json")} == before and not (root / "meta.json").exists()
+
+
+def test_corrupt_store_errors_name_the_backup_command_and_never_say_delete(tmp_path):
+    _, path, _ = _store_with_labels(tmp_path)
+    for content in (b"", b'{"records": {', b"\xff\xfe"):
+        path.write_bytes(content)
+        with pytest.raises(CorruptStoreError) as e:
+            TinyDBRepository(tmp_path).all(Label)
+        assert str(path) in str(e.value) and "python -m agentlearn backup" in str(e.value)
+        assert "delete" not in str(e.value)
+    (tmp_path / "meta.json").write_text("{")
+    with pytest.raises(CorruptStoreError, match="meta.json is unreadable") as e:
+        TinyDBRepository(tmp_path)
+    assert "delete" not in str(e.value)
+
+
 # --- migrations ------------------------------------------------------------------------------------
 
 
@@ -350,9 +406,14 @@ class CountingEncoder:
         return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
-def test_vector_table_encodes_only_what_changed(tmp_path):
+def vector_table(store_location: str, tmp_path: Path, name: str = "tasks"):
+    """A new instance of a vector table beside the store (file for TinyDB, rows for PostgreSQL)."""
+    return open_vector_table(open_store(store_location), tmp_path / "vectors", name)
+
+
+def test_vector_table_encodes_only_what_changed(store_location, tmp_path):
     enc = CountingEncoder()
-    table = VectorTable(tmp_path, "tasks")
+    table = vector_table(store_location, tmp_path)
     assert table.sync({"a": "alpha", "b": "beta", "c": "gamma"}, enc) == 3
     assert enc.calls == [["alpha", "beta", "gamma"]]
     assert table.ids == ["a", "b", "c"] and table.matrix.shape == (3, 8) and table.matrix.dtype == np.float32
@@ -365,40 +426,114 @@ def test_vector_table_encodes_only_what_changed(tmp_path):
     assert enc.calls[-1] == ["GAMMA", "delta"]
     assert table.sync({"b": "beta", "c": "GAMMA", "d": "delta"}, enc) == 0  # a removal encodes nothing
     assert len(enc.calls) == 2
-    assert sorted(table.ids) == ["b", "c", "d"] and table.matrix.shape == (3, 8)
+    assert table.ids == ["b", "c", "d"] and table.matrix.shape == (3, 8)
     np.testing.assert_array_equal(table.rows(["b"]), b_row)
 
-    other = VectorTable(tmp_path, "tasks").load()  # a second instance (another process) reads the files
-    assert other.ids == table.ids
+    other = vector_table(store_location, tmp_path).load()  # a second instance (another process) reads it
+    assert other.ids == table.ids and other.hashes == table.hashes
     np.testing.assert_array_equal(other.matrix, table.matrix)
     assert other.sync({"b": "beta", "c": "GAMMA", "d": "delta"}, enc) == 0
     assert len(enc.calls) == 2
+    before = other.version()
     table.sync({"b": "beta"}, enc)
-    assert other.load().ids == ["b"]
+    assert other.version() != before and other.load().ids == ["b"]
 
 
-def test_vector_table_corruption_is_reported_and_left_alone(tmp_path):
+def test_vector_table_is_one_file_and_reads_the_old_pair_once(tmp_path):
+    enc = CountingEncoder()
+    VectorTable(tmp_path, "tasks").sync({"a": "alpha"}, enc)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["tasks.npz"]
+    # Written by an older version: a matrix and its index in two files.
+    old = tmp_path / "old"
+    old.mkdir()
+    np.save(old / "t.npy", enc(["x", "y"]))
+    (old / "t.json").write_text(json.dumps({"ids": ["x", "y"], "hashes": [text_hash("x"), text_hash("y")]}))
+    table = VectorTable(old, "t").load()
+    assert table.ids == ["x", "y"]
+    assert table.sync({"x": "x", "y": "y", "z": "z"}, enc) == 1
+    assert sorted(p.name for p in old.iterdir() if not p.name.startswith(".")) == ["t.npz"]
+    assert VectorTable(old, "t").load().ids == ["x", "y", "z"]
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not a zip"])
+def test_unreadable_vector_file_is_named_then_rebuilt_from_the_store(tmp_path, damage):
     enc = CountingEncoder()
     VectorTable(tmp_path, "tasks").sync({"a": "alpha", "b": "beta"}, enc)
+    path = tmp_path / "tasks.npz"
+    good = path.read_bytes()
+    path.write_bytes({"empty": b"", "truncated": good[: len(good) // 2], "not a zip": b"\x93NUMPY junk"}[damage])
+    bad = path.read_bytes()
+    with pytest.raises(CorruptStoreError, match=rf"{path} is (empty|unreadable)"):
+        VectorTable(tmp_path, "tasks").load()
+    assert path.read_bytes() == bad  # reading never changes it
+    table = VectorTable(tmp_path, "tasks")
+    assert table.sync({"a": "alpha", "b": "beta"}, enc) == 2  # rebuilt from the texts the store gives
+    assert VectorTable(tmp_path, "tasks").load().ids == ["a", "b"]
+    assert (tmp_path / "tasks.npz.corrupt").read_bytes() == bad  # kept aside, not deleted
+
+
+def test_old_pair_that_disagrees_is_named_then_rebuilt(tmp_path):
+    enc = CountingEncoder()
+    np.save(tmp_path / "tasks.npy", enc(["a", "b"]))
     index = tmp_path / "tasks.json"
     index.write_text(json.dumps({"ids": ["a", "b", "c"], "hashes": ["1", "2", "3"]}))
-    files = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     with pytest.raises(CorruptStoreError, match="lists 3 ids but .*tasks.npy has 2 rows"):
         VectorTable(tmp_path, "tasks").load()
-    with pytest.raises(CorruptStoreError):
-        VectorTable(tmp_path, "tasks").sync({"a": "alpha"}, enc)
-    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files
-
-    matrix = tmp_path / "tasks.npy"
-    matrix.write_bytes(files[matrix][:40])
-    with pytest.raises(CorruptStoreError, match="tasks.npy"):
+    (tmp_path / "tasks.npy").write_bytes(b"")
+    with pytest.raises(CorruptStoreError, match=r"tasks.npy / .*tasks.json unreadable \(0 bytes\)"):
         VectorTable(tmp_path, "tasks").load()
-    assert matrix.read_bytes() == files[matrix][:40]
-    assert len(enc.calls) == 1
+    assert VectorTable(tmp_path, "tasks").sync({"a": "alpha"}, enc) == 1
+    assert VectorTable(tmp_path, "tasks").load().ids == ["a"]
 
 
-def test_update_must_keep_the_id(tmp_path):
-    repo = open_repository(str(tmp_path))
+def test_workspace_rebuilds_an_unreadable_vector_table(ws):
+    ws.vectors("tasks").sync({"a": "alpha"}, CountingEncoder())
+    (ws.settings.vectors_dir / "tasks.npz").write_bytes(b"")
+    ws._vectors.clear()  # as a newly started server would
+    table = ws.vectors("tasks")
+    assert table.ids == []  # unreadable: empty, not an exception on every page
+    assert table.sync({"a": "alpha"}, CountingEncoder()) == 1
+
+
+SYNCER = """
+import sys, time
+import numpy as np
+from storage import open_repository, open_vector_table, is_database_url
+loc, folder = sys.argv[1], sys.argv[2]
+table = open_vector_table(open_repository(loc, loc if is_database_url(loc) else ""), folder, "tasks")
+enc = lambda texts: np.ones((len(texts), 8), dtype=np.float32)
+print("ready", flush=True)
+end, n = time.time() + float(sys.argv[3]), 0
+while time.time() < end:
+    n += 1
+    table.sync({f"id-{i}": f"text {n} {i}" for i in range(50 + n % 50)}, enc)
+print(n, flush=True)
+"""
+
+
+def test_loads_during_concurrent_syncs_never_fail(store_location, tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "vectors"
+    vector_table(store_location, tmp_path).sync({"x": "x"}, CountingEncoder())
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", SYNCER, store_location, str(folder), "3"], stdout=subprocess.PIPE,
+                            text=True, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert proc.stdout.readline().strip() == "ready"
+    loads, seen = 0, set()
+    while proc.poll() is None:
+        table = vector_table(store_location, tmp_path).load()  # a fresh reader each time: always a full read
+        assert len(table.ids) == len(table.hashes) == len(table.matrix)
+        seen.add(len(table.ids))
+        loads += 1
+    syncs = int(proc.stdout.readline())
+    assert proc.wait() == 0 and syncs > 10 and loads > 10
+    assert len(seen) > 2, "the loads should have seen the table change"
+
+
+def test_update_must_keep_the_id(store_location):
+    repo = open_store(store_location)
     repo.put(label(1))
     with pytest.raises(StoreError, match="must return a Label with the same id"):
         repo.update(Label, "label-0001", lambda r: r.model_copy(update={"id": "label-0002"}))
