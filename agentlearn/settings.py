@@ -42,6 +42,7 @@ class Settings:
     batch_size: int = 16  # prompts generated together by the embedded model
     concurrency: int = 4  # requests in flight to an OpenAI-compatible endpoint
     constrained: bool = True  # decode under the suite's tool-call grammar (embedded model)
+    database_url: str = field(default="", repr=False)  # PostgreSQL for the store (its password stays out of repr)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,6 +61,7 @@ class Settings:
             batch_size=_int(env, "AGENTLEARN_BATCH_SIZE", 16, 1, 256),
             concurrency=_int(env, "AGENTLEARN_CONCURRENCY", 4, 1, 64),
             constrained=env.get("AGENTLEARN_CONSTRAINED", "1").strip().lower() not in ("0", "false", "no", "off"),
+            database_url=env.get("AGENTLEARN_DATABASE_URL", "").strip(),
         )
 
     def with_(self, **changes: object) -> Settings:

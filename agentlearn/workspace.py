@@ -9,8 +9,8 @@ import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agentlearn.settings import Settings
-from storage import Repository, open_repository
-from storage.vectors import VectorTable
+from storage import CorruptStoreError, Repository, open_repository, open_vector_table
+from storage.vectors import VectorTableBase
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
 ChatFactory = Callable[..., BaseChatModel]
@@ -37,14 +37,20 @@ class Workspace:
     repo: Repository
     encoder: Encoder = _real_encoder
     chat_factory: ChatFactory = _real_chat
-    _vectors: dict[str, VectorTable] = field(default_factory=dict, repr=False)
+    _vectors: dict[str, VectorTableBase] = field(default_factory=dict, repr=False)
 
-    def vectors(self, name: str) -> VectorTable:
-        """A named embedding table under the workspace's vectors folder (loaded on first use)."""
+    def vectors(self, name: str) -> VectorTableBase:
+        """A named embedding table beside the store (loaded on first use).
+
+        An unreadable table comes back empty: its next sync rebuilds it from the store.
+        """
         table = self._vectors.get(name)
         if table is None:
-            table = self._vectors[name] = VectorTable(self.settings.vectors_dir, name)
-        return table.load()
+            table = self._vectors[name] = open_vector_table(self.repo, self.settings.vectors_dir, name)
+        try:
+            return table.load()
+        except CorruptStoreError:
+            return table
 
     def chat(self, adapter_dir: str = "", temperature: float = 0.0, seed: int | None = None) -> BaseChatModel:
         """The configured chat model, optionally with a LoRA adapter or sampling."""
@@ -56,7 +62,7 @@ def open_workspace(settings: Settings | None = None, encoder: Encoder | None = N
     """Open the workspace at settings.home (AGENTLEARN_HOME by default), creating folders."""
     settings = settings or Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
-    ws = Workspace(settings=settings, repo=open_repository(str(settings.store_dir)))
+    ws = Workspace(settings=settings, repo=open_repository(str(settings.store_dir), settings.database_url))
     if encoder is not None:
         ws.encoder = encoder
     if chat_factory is not None:
