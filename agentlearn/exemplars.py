@@ -224,7 +224,7 @@ class _Index:
                 if len(self._draw_orders) >= 16:
                     self._draw_orders.pop(next(iter(self._draw_orders)))
                 self._draw_orders[seed] = order
-        return np.sort(order[:size])
+        return order[:size]  # in draw order, which is all a mask needs
 
 
 def _draw_key(seed: int, exemplar_id: str) -> int:

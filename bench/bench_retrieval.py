@@ -8,7 +8,7 @@ vectors plus Gaussian noise, renormalised (encoding 100k texts with MiniLM on 2 
 `--real` equal to `--n` encodes every text for real. Then it measures, in the same process:
   - select(mode="semantic", k=5) given a precomputed query vector, against matrix @ q + argpartition;
   - the same including the real MiniLM query embedding, against encode + matrix @ q + argpartition;
-  - the other modes, for information.
+  - the other modes (hybrid and tool-aware too, and a half-bank draw), for information.
 It checks that select returns the reference's top 5, prints a table and writes bench/results/retrieval.json.
 """
 
@@ -190,13 +190,23 @@ def main() -> int:
     results["semantic, with MiniLM query"] = {"select": pct(t_sel), "reference": pct(t_ref)}
 
     other = {}
-    for mode in ("fixed", "type", "mmr", "bm25"):
-        n_q = 20 if mode == "bm25" else len(ids)
+    for mode, aware in [("fixed", False), ("type", False), ("mmr", False), ("bm25", False), ("hybrid", False),
+                        ("hybrid", True), ("semantic", True)]:
+        name = mode + (" tool-aware" if aware else "")
+        n_q = 20 if mode in ("bm25", "hybrid") else len(ids)
         first = time.perf_counter()
         exemplars.select(ws, tasks[0], mode, k=args.k, query_vector=qvecs[0])  # bm25 builds its index here
         other_build = time.perf_counter() - first
-        times, _ = timed(lambda t, v, m=mode: exemplars.select(ws, t, m, k=args.k, query_vector=v), ids[:n_q])
-        other[mode] = {**pct(times), "queries": n_q, "first_call_s": round(other_build, 2)}
+        times, _ = timed(lambda t, v, m=mode, a=aware: exemplars.select(ws, t, m, k=args.k, query_vector=v,
+                                                                       tool_aware=a), ids[:n_q])
+        other[name] = {**pct(times), "queries": n_q, "first_call_s": round(other_build, 2)}
+    # A learning curve's bank: the draw is made once per seed, then each query costs as on the whole bank.
+    first = time.perf_counter()
+    exemplars.select(ws, tasks[0], "semantic", k=args.k, query_vector=qvecs[0], bank_size=args.n // 2)
+    draw_build = time.perf_counter() - first
+    times, _ = timed(lambda t, v: exemplars.select(ws, t, "semantic", k=args.k, query_vector=v, bank_size=args.n // 2),
+                     ids)
+    other[f"semantic, bank_size {args.n // 2}"] = {**pct(times), "queries": len(ids), "first_call_s": round(draw_build, 2)}
 
     sel = results["semantic, query vector given"]
     withq = results["semantic, with MiniLM query"]

@@ -1,4 +1,5 @@
-"""Exemplars: the bank of solved cases the agent retrieves as few-shot examples; compare retrieval modes."""
+"""Exemplars: the bank of solved cases the agent retrieves as few-shot examples; the suite's retrieval choice;
+what each retrieval mode returns for a typed task."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 
 import streamlit as st
 
-from agentlearn import exemplars, review
-from pages import _ui
+from agentlearn import exemplars, retrieval, review
+from agentlearn.methods import MODES, RETRIEVAL_MODES
+from pages import _progress, _ui
 from storage.records import Exemplar, Message, Task, ToolCall
 
 ws = _ui.workspace()
@@ -27,7 +29,7 @@ with top[3]:
         _ui.flash(f"{n} learned exemplars are active in this suite.", "info")
         st.rerun()
 
-bank = [e for e in ws.repo.find(Exemplar, suite=suite) if e.kind in kinds and (retired or e.active)]
+bank = exemplars.bank(ws, suite, kinds, include_retired=retired)
 st.subheader(f"Bank ({len(bank):,} exemplars)")
 
 
@@ -76,28 +78,72 @@ with st.expander("Add an exemplar by hand"):
         except ValueError as e:
             st.error(_ui.plain(str(e)))
 
+st.subheader("How this suite retrieves (auto)")
+st.dataframe([{"mode": m, "what it does": what} for m, what in MODES.items()], hide_index=True, width="stretch",
+             key="ex_modes")
+st.caption("Every mode can also be **tool-aware**: from its best 4k candidates it takes the best case of each "
+           "distinct tool first, then fills up to k, so the shots cover the likely tools instead of k copies "
+           "of one call.")
+choice = retrieval.current(ws, suite)
+st.text(retrieval.summary(choice))
+if choice:
+    st.caption("Stage b: the best configurations of stage a, run through the agent on the train split "
+               "(each task left out of its own shots). The choice is the best name accuracy, then call accuracy, "
+               "then stage-a score, then smaller k.")
+    st.dataframe(choice.get("stage_b", []), hide_index=True, width="stretch", key="ex_choice_b")
+    with st.expander("Stage a: every configuration, without the model"):
+        st.caption("score = (recall + 0.5 top1 + 0.5 share) / 2 over the train tasks: recall, whether some shot "
+                   "calls the task's expected tool; top1, whether the best-ranked one does; share, the fraction "
+                   "of shots that do.")
+        st.dataframe(sorted(choice.get("stage_a", []), key=lambda r: -r["score"]), hide_index=True,
+                     width="stretch", key="ex_choice_a")
+running = _progress.is_running("auto")
+if st.button("Choose retrieval for this suite", key="ex_choose", disabled=running or not _ui.can("reviewer"),
+             help="Runs `retrieval choose` in the background: scores every mode, k and tool-awareness without "
+                  "the model, then runs the best three through the agent on the train split. Needs the "
+                  "reviewer role."):
+    _progress.start("auto", ["retrieval", "choose", "--suite", suite])
+_progress.watch("auto", "steps")
+
 st.subheader("What each retrieval mode returns")
 q = st.columns([4, 1, 2])
 query = q[0].text_area("Type a task", key="ex_query", height=80, placeholder="e.g. reset the password of akhan by sms")
 k = q[1].number_input("k", 1, 10, 3, key="ex_k")
-tags_q = q[2].text_input("Task tags (for the 'type' mode)", key="ex_query_tags")
-if query.strip():
+tool_aware = q[1].checkbox("tool-aware", key="ex_tool_aware", help="cover distinct tools first (see above)")
+shown = q[2].multiselect("Modes", list(MODES), default=list(MODES), key="ex_modes_shown",
+                         help="auto shows what the suite's choice (or the default) retrieves")
+tags_q: list[str] = []
+if "type" in shown:
+    counts = exemplars.tag_counts(ws, suite)
+    tags_q = q[2].multiselect("Task tags (for the 'type' mode)", list(counts), key="ex_query_tags",
+                              format_func=lambda t: f"{t} ({counts[t]})",
+                              placeholder="choose tags" if counts else "no exemplar of this suite has tags")
+st.caption("Scores are on different scales: BM25 scores grow with the number and rarity of shared words "
+           "(0 to tens), cosine similarity lies between -1 and 1, hybrid shows its fused rank score "
+           "(sum of 1/(60 + rank), at most 2/61 ≈ 0.033), and fixed gives every exemplar 1. Compare ranks "
+           "within a column, not scores across columns.")
+if query.strip() and shown:
     probe = Task(id="probe", suite=suite, sample_id="probe", split="heldout", input=[Message(role="user", content=query)],
-                 expected=ToolCall(name=""), tags=[t.strip() for t in tags_q.split(",") if t.strip()])
-    cols = st.columns(len(exemplars.MODES))
-    for col, mode in zip(cols, exemplars.MODES, strict=True):
-        with col:
-            st.markdown(f"**{mode}**")
-            try:
-                hits = exemplars.select(ws, probe, mode, k=int(k))
-            except ValueError as e:
-                st.text(str(e))
-                continue
-            if not hits:
-                st.text("(nothing)")
-            for h in hits:
-                with st.container(border=True):
-                    st.text(f"score {h.score:.3f} · {h.exemplar.tool}")
-                    st.text(_request(h.exemplar)[:160])
+                 expected=ToolCall(name=""), tags=tags_q)
+    per_row = 4
+    for start in range(0, len(shown), per_row):
+        cols = st.columns(per_row)
+        for col, mode in zip(cols, shown[start:start + per_row], strict=False):
+            with col:
+                used, used_k, used_aware = retrieval.resolve(ws, suite, mode, int(k), tool_aware)
+                st.markdown(f"**{mode}**")
+                if mode == "auto":
+                    st.caption(f"= {retrieval.Config(used, used_k, used_aware).label()}")
+                try:
+                    hits = exemplars.select(ws, probe, used, k=used_k, tool_aware=used_aware)
+                except ValueError as e:
+                    st.text(str(e))
+                    continue
+                if not hits:
+                    st.text("(nothing: choose a tag)" if used == "type" and not tags_q else "(nothing)")
+                for h in hits:
+                    with st.container(border=True):
+                        st.text(f"score {h.score:.3f} · {h.exemplar.tool}")
+                        st.text(_request(h.exemplar)[:160])
 else:
-    st.caption("Type a task to see the exemplars that fixed, type, BM25, semantic and MMR retrieval would give.")
+    st.caption(f"Type a task to see the exemplars that {', '.join(RETRIEVAL_MODES)} and auto retrieval would give.")

@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from agentlearn import cli, retrieval
+from agentlearn import cli, exemplars, retrieval
 from agentlearn.embeddings import hash_encode
-from agentlearn.methods import RETRIEVAL_MODES
+from agentlearn.methods import MODES, RETRIEVAL_MODES
 from agentlearn.retrieval import Config
 from agentlearn.tasks import import_jsonl, load_tasks
 from agentlearn.workspace import open_workspace
@@ -227,6 +227,67 @@ def test_cli_refusals_are_one_clear_line(cli_ws, capsys, tmp_path):
     assert capsys.readouterr().err.startswith("error: suite 'tiny' has 1 train task(s)")
     assert cli.main(["retrieval", "show", "--suite", "nope"]) == 2
     assert "no suite named 'nope'" in capsys.readouterr().err
+
+
+# --- the Exemplars page ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def page_ws(ws, monkeypatch):
+    """The seeded page-test workspace (tests/seed.py), opened by the app the way test_pages does."""
+    from pages import _ui
+    from tests.seed import seed_workspace
+
+    monkeypatch.setenv("AGENTLEARN_DEMO", "0")
+    monkeypatch.setenv("AGENTLEARN_LOCAL_USER", "alice")
+    monkeypatch.setattr(_ui, "ENCODER", hash_encode)
+    monkeypatch.setattr(_ui, "CHAT_FACTORY", ws.chat_factory)
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    seed_workspace(ws.repo)
+    _ui.clear()
+    yield ws
+    _ui.clear()
+
+
+def test_exemplars_page_shows_modes_choice_tags_and_starts_a_choice(page_ws, monkeypatch):
+    from agentlearn import processes
+    from tests.seed import SUITE as SEEDED
+    from tests.test_pages import open_page
+
+    at = open_page("pages/exemplars.py")
+    modes = [d for d in at.dataframe if "what it does" in d.value.columns][0].value
+    assert list(modes["mode"]) == list(MODES)
+    assert any(t.value.startswith("no choice yet: auto uses hybrid k=3 tool-aware") for t in at.text)
+
+    started = []
+    monkeypatch.setattr(processes, "start", lambda ws, kind, args: started.append((kind, list(args))))
+    at.button(key="ex_choose").click().run()
+    assert started == [("auto", ["retrieval", "choose", "--suite", SEEDED])]
+
+    choice = retrieval.choose(page_ws, SEEDED, runner=scripted_runner(lambda c: (0.5, 0.5)))
+    at = open_page("pages/exemplars.py")
+    assert any("by leave-one-out on" in t.value for t in at.text)
+    stage_b = [d for d in at.dataframe if "name_accuracy" in d.value.columns][0].value
+    assert list(stage_b["mode"]) == [r["mode"] for r in choice["stage_b"]]
+    counts = exemplars.tag_counts(page_ws, SEEDED)
+    assert counts and at.multiselect(key="ex_query_tags").options == [f"{t} ({n})" for t, n in counts.items()]
+    at.multiselect(key="ex_query_tags").select("accounts")
+    at.checkbox(key="ex_tool_aware").check()
+    at.text_area(key="ex_query").input("password reset for akhan").run()
+    assert not at.exception
+    headers = [m.value for m in at.markdown]
+    assert all(f"**{m}**" in headers for m in MODES)
+    assert any(c.value.startswith("= ") for c in at.caption)  # what auto resolved to
+    assert any("different scales" in c.value for c in at.caption)
+    assert any(t.value.startswith("score ") for t in at.text)
 
 
 # --- the real encoder -------------------------------------------------------------------------------
