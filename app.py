@@ -88,6 +88,7 @@ def _pages() -> list:
         st.Page("pages/preferences.py", title="Preferences", icon=":material/compare:"),
         st.Page("pages/insights.py", title="Insights", icon=":material/lightbulb:"),
         st.Page("pages/exemplars.py", title="Exemplars", icon=":material/library_books:"),
+        st.Page("pages/suites.py", title="Suites", icon=":material/inventory_2:"),
         st.Page("pages/run.py", title="Run", icon=":material/play_arrow:"),
         st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/bar_chart:"),

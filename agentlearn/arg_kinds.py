@@ -13,10 +13,11 @@
 1. Schema: `enum` or `const` (for an array, on its items) or type boolean -> categorical.
 2. Observed values (non-null; arrays and objects count their scalar leaves):
    a. all booleans -> categorical;
-   b. a small reused set -> categorical: counted over every argument of that name in the suite (one
-      suite tends to mean one thing by one name), at least MIN_REUSE_OBSERVATIONS values, at most
-      CATEGORICAL_MAX_VALUES distinct ones after normalisation, and no more distinct values than half
-      the observations;
+   b. a small reused set of short labels -> categorical: counted over every argument of that name in
+      the suite (one suite tends to mean one thing by one name), at least MIN_REUSE_OBSERVATIONS
+      values, at most CATEGORICAL_MAX_VALUES distinct ones after normalisation, no more distinct values
+      than half the observations, and none longer than CATEGORICAL_MAX_WORDS words (a repeated
+      sentence is still a sentence);
    c. otherwise each value of this tool's argument votes: extractive if it appears in its task's
       conversation (its lower-cased alphanumeric tokens occur there in a row, so "2_hours" is found in
       "locked out for 2 hours"), is a number, or looks like an identifier (a single word with a digit:
@@ -44,6 +45,7 @@ from storage.records import ArgKind, Suite, Task
 KINDS: tuple[str, ...] = get_args(ArgKind)
 MIN_REUSE_OBSERVATIONS = 3
 CATEGORICAL_MAX_VALUES = 10
+CATEGORICAL_MAX_WORDS = 3
 FALLBACK_MAX_EXTRACTIVE_WORDS = 2
 
 Kinds = dict[str, dict[str, str]]
@@ -128,8 +130,10 @@ def _schema_is_categorical(spec: dict[str, Any]) -> bool:
 def _reused_set(values: list[Any]) -> bool:
     if len(values) < MIN_REUSE_OBSERVATIONS:
         return False
-    distinct = len(Counter(_norm(v) for v in values))
-    return distinct <= CATEGORICAL_MAX_VALUES and distinct * 2 <= len(values)
+    counts = Counter(_norm(v) for v in values)
+    if any(len(label.split()) > CATEGORICAL_MAX_WORDS for label in counts):
+        return False
+    return len(counts) <= CATEGORICAL_MAX_VALUES and len(counts) * 2 <= len(values)
 
 
 def _looks_extractive(value: Any, text: list[str]) -> bool:

@@ -27,11 +27,29 @@ def _parser() -> argparse.ArgumentParser:
     tasks = sub.add_parser("tasks", help="import and list task suites").add_subparsers(dest="action", required=True)
     imp = tasks.add_parser("import", help="import tool-calling tasks from a JSONL file")
     imp.add_argument("file")
-    imp.add_argument("--suite", required=True)
+    imp.add_argument("--suite", default="", help="suite name (required unless the card names the suite)")
     imp.add_argument("--heldout", type=float, default=0.5, help="fraction held out for evaluation (default 0.5)")
+    imp.add_argument("--card", default="", help="suite card, YAML or JSON: name, description, instruction, tools, "
+                                                "arg_kinds (tool -> argument -> kind)")
+    imp.add_argument("--instruction", default="", help="the agent's role and rules for this suite (wins over the card)")
+    imp.add_argument("--description", default="", help="what the suite is about (wins over the card)")
     imp.set_defaults(func=cmd_tasks_import)
     ls = tasks.add_parser("list", help="list suites and their task counts")
     ls.set_defaults(func=cmd_tasks_list)
+
+    suite = sub.add_parser("suite", help="show or edit a suite's card").add_subparsers(dest="action", required=True)
+    sh = suite.add_parser("show", help="name, description, instruction, tools and argument kinds")
+    sh.add_argument("name")
+    sh.add_argument("--json", action="store_true", help="print one JSON object")
+    sh.set_defaults(func=cmd_suite_show)
+    ed = suite.add_parser("edit", help="change the instruction, description or argument kinds")
+    ed.add_argument("name")
+    ed.add_argument("--instruction", default=None, help="new instruction ('' for the default one)")
+    ed.add_argument("--description", default=None, help="new description")
+    ed.add_argument("--kind", action="append", default=[], metavar="TOOL.ARG=KIND",
+                    help="set an argument's kind: categorical, extractive or free_text (repeatable); "
+                         "setting the inferred kind removes the override")
+    ed.set_defaults(func=cmd_suite_edit)
 
     run = sub.add_parser("run", help="run the agent on a suite split and store the trajectories")
     _add_run_options(run)
@@ -234,14 +252,15 @@ def _progress_line(i: int, n: int, message: str) -> None:
 
 
 def cmd_tasks_import(args: argparse.Namespace) -> int:
-    from agentlearn.tasks import import_jsonl, load_tasks
+    from agentlearn.tasks import import_suite, load_tasks
 
     ws = open_workspace()
-    suite = import_jsonl(ws, args.file, args.suite, heldout=args.heldout)
+    suite = import_suite(ws, args.file, args.suite, heldout=args.heldout, card=args.card,
+                         instruction=args.instruction, description=args.description)
     tasks = load_tasks(ws, suite.name)
     train = sum(1 for t in tasks if t.split == "train")
     print(f"imported {len(tasks)} tasks into suite {suite.name!r}: {train} train, {len(tasks) - train} heldout, "
-          f"{len(suite.tools)} tools")
+          f"{len(suite.tools)} tools; instruction: {'own' if suite.instruction else 'the default'}")
     return 0
 
 
@@ -252,7 +271,47 @@ def cmd_tasks_list(args: argparse.Namespace) -> int:
     for suite in suites(ws):
         tasks = load_tasks(ws, suite.name)
         train = sum(1 for t in tasks if t.split == "train")
-        print(f"{suite.name}\t{len(tasks)} tasks ({train} train, {len(tasks) - train} heldout)\t{len(suite.tools)} tools")
+        print(f"{suite.name}\t{len(tasks)} tasks ({train} train, {len(tasks) - train} heldout)\t{len(suite.tools)} tools"
+              f"\t{suite.description}")
+    return 0
+
+
+def cmd_suite_show(args: argparse.Namespace) -> int:
+    from agentlearn import arg_kinds
+    from agentlearn.prompts import instruction_for, tool_signature
+    from agentlearn.tasks import card_of, get_suite
+
+    suite = get_suite(open_workspace(), args.name)
+    if args.json:
+        _print_json(card_of(suite))
+        return 0
+    print(f"suite: {suite.name}\ndescription: {suite.description or '-'}")
+    print("instruction" + ("" if suite.instruction else " (the default)") + f":\n  {instruction_for(suite)}")
+    print("tools:")
+    for tool in suite.tools:
+        print(f"  {tool_signature(tool)}")
+    print("argument kinds (tool.argument kind [inferred] [set by a person]):")
+    for row in arg_kinds.table(suite):
+        mark = "  (set by a person)" if row["set_by"] == "person" else ""
+        print(f"  {row['tool']}.{row['argument']}\t{row['kind'] or '(from the value)'}"
+              f"\t[{row['inferred'] or 'from the value'}]{mark}")
+    return 0
+
+
+def cmd_suite_edit(args: argparse.Namespace) -> int:
+    from agentlearn.tasks import parse_kind_override, update_suite
+
+    overrides: dict[str, dict[str, str]] = {}
+    for text in args.kind:
+        tool, arg, kind = parse_kind_override(text)
+        overrides.setdefault(tool, {})[arg] = kind
+    if args.instruction is None and args.description is None and not overrides:
+        raise ValueError("nothing to change: give --instruction, --description or --kind")
+    suite = update_suite(open_workspace(), args.name, instruction=args.instruction, description=args.description,
+                         kind_overrides=overrides)
+    people = sum(len(a) for a in suite.arg_kind_overrides.values())
+    print(f"suite {suite.name!r} saved; instruction: {'own' if suite.instruction else 'the default'}; "
+          f"{people} argument kind(s) set by a person")
     return 0
 
 

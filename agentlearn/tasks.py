@@ -14,9 +14,21 @@ the suite's tools: those passed to import_jsonl, those defined on other lines, a
 still unknown a schema inferred from its expected calls.
 
 Import is all-or-nothing: every line is validated first and the first bad line raises ValueError
-with the file and line number; only then is everything written in one put_many. Ids are
+with the file and line number (bad JSON, text that is not UTF-8, arguments nested too deeply, a
+schema with a `$ref` outside itself); only then is everything written in one put_many. Ids are
 deterministic (task `suite:sample_id`, suite = its name, reference exemplar `suite:sample_id:reference`),
 so importing again updates in place.
+
+A suite carries a name, a description and an instruction (the agent's role and rules; see
+prompts.instruction_for). The instruction comes, first found wins, from the `instruction` given at
+import (or a suite card's), the one already stored (a person's edit survives a re-import), or the
+file itself: when every line starts with a `system` message of the same content and has more
+messages after it, that message is the suite's instruction and is taken off the task inputs (a lone
+system alert stays a task message). A suite card (`load_card`, YAML or JSON) gives name,
+description, instruction, tools and argument kinds in one file.
+
+Argument kinds (agentlearn.arg_kinds) are inferred at every import from the tools and all the
+suite's tasks; a person's overrides (card, `update_suite`, the Suites page) are kept and win.
 """
 
 from __future__ import annotations
@@ -28,11 +40,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentlearn.toolcall import normalise_tool
+from agentlearn import arg_kinds
+from agentlearn.toolcall import MAX_NESTING, external_refs, nesting_depth, normalise_tool
 from agentlearn.workspace import Workspace
 from storage.records import Exemplar, Message, Record, Suite, Task, ToolCall, now
 
@@ -77,7 +91,20 @@ def _check_tool(tool: dict[str, Any]) -> dict[str, Any]:
         Draft202012Validator.check_schema(tool["parameters"])
     except SchemaError as e:
         raise ValueError(f"tool {tool['name']!r}: 'parameters' is not a valid JSON schema: {e.message}") from None
+    outside = external_refs(tool["parameters"])
+    if outside:
+        raise ValueError(f"tool {tool['name']!r}: $ref {outside[0]!r} points outside the schema; only references "
+                         "inside it ('#/...') are allowed, nothing is fetched")
     return tool
+
+
+def _decode(raw: bytes, n: int, where: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line is {raw[e.start]:#04x}); "
+                         "save the file as UTF-8") from None
+    return text.removeprefix("\ufeff") if n == 1 else text  # a byte order mark some editors write
 
 
 def _read_lines(path: Path) -> list[tuple[int, _Line]]:
@@ -86,21 +113,27 @@ def _read_lines(path: Path) -> list[tuple[int, _Line]]:
         raise FileNotFoundError(f"no such task file: {path}")
     out: list[tuple[int, _Line]] = []
     first_seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for n, text in enumerate(f, start=1):
+    with path.open("rb") as f:  # bytes, so that a non-UTF-8 line is reported with its number
+        for n, raw in enumerate(f, start=1):
+            where = f"{path}, line {n}"
+            text = _decode(raw, n, where)
             if not text.strip():
                 continue
-            where = f"{path}, line {n}"
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from None
+            except RecursionError:
+                raise ValueError(f"{where}: JSON nested too deeply to read") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{where}: a task must be a JSON object, not {type(obj).__name__}")
             try:
                 line = _Line.model_validate(obj)
             except ValidationError as e:
                 raise ValueError(f"{where}: {_pydantic_error(e)}") from None
+            if nesting_depth(line.expected_function_call.arguments) > MAX_NESTING:
+                raise ValueError(f"{where}: expected_function_call.arguments are nested more than "
+                                 f"{MAX_NESTING} levels deep")
             if line.sample_id in first_seen:
                 raise ValueError(f"{where}: duplicate sample_id {line.sample_id!r} "
                                  f"(first on line {first_seen[line.sample_id]})")
@@ -115,6 +148,13 @@ def _read_lines(path: Path) -> list[tuple[int, _Line]]:
     if not out:
         raise ValueError(f"{path}: no tasks in the file")
     return out
+
+
+def _shared_system_message(lines: list[tuple[int, _Line]]) -> str:
+    """The content of a `system` message that opens every line (with more after it), else ''."""
+    first = {line.input[0].content.strip() if line.input[0].role == "system" and len(line.input) > 1 else ""
+             for _, line in lines}
+    return first.pop() if len(first) == 1 else ""
 
 
 def _check_offered(line: _Line, tools: list[dict[str, Any]], where: str) -> None:
@@ -221,8 +261,14 @@ def reference_id(suite: str, sample_id: str) -> str:
 
 
 def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0.5, *,
-                 tools: list[dict[str, Any]] | None = None, description: str = "", source: str = "") -> Suite:
-    """Import (or re-import) a JSONL task file into `suite`; all lines are checked before anything is written."""
+                 tools: list[dict[str, Any]] | None = None, description: str = "", source: str = "",
+                 instruction: str = "", kind_overrides: dict[str, dict[str, str]] | None = None) -> Suite:
+    """Import (or re-import) a JSONL task file into `suite`; all lines are checked before anything is written.
+
+    An empty `description` or `instruction` keeps the stored one (the instruction then falls back on
+    the file's shared leading system message); `kind_overrides` (tool -> argument -> kind) are added
+    to the suite's overrides.
+    """
     path = Path(path)
     if not suite or not suite.strip():
         raise ValueError("the suite needs a name")
@@ -233,6 +279,10 @@ def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0
     except ValueError as e:
         raise ValueError(f"tools for suite {suite!r}: {e}") from None
     lines = _read_lines(path)
+    shared = _shared_system_message(lines)
+    if shared:
+        for _, line in lines:
+            line.input = line.input[1:]
     catalog = _catalog(lines, given)
     if given is not None:  # tools were named: a task calling anything else is a mistake, not a new tool
         defined = given + [t for _, line in lines for t in line.tools or []]
@@ -244,15 +294,26 @@ def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0
     merged = {t["name"]: t for t in (old_suite.tools if old_suite else [])}
     merged.update({t["name"]: t for t in catalog})
     start = now()
-    records: list[Record] = [Suite(
-        id=suite, name=suite, tools=list(merged.values()), heldout_fraction=heldout,
-        description=description or (old_suite.description if old_suite else ""),
-        source=source or str(path), created=old_suite.created if old_suite else start,
-    )]
+    records: list[Record] = []
     for i, (_, line) in enumerate(lines):
         records.extend(_task_records(ws, suite, line, catalog, heldout, start + timedelta(microseconds=i)))
-    ws.repo.put_many(records)
-    return records[0]  # type: ignore[return-value]
+    new_tasks = [r for r in records if isinstance(r, Task)]
+    fresh = {t.id for t in new_tasks}
+    all_tasks = new_tasks + [t for t in ws.repo.find(Task, suite=suite) if t.id not in fresh]
+    suite_tools = list(merged.values())
+    inferred = arg_kinds.infer(all_tasks, suite_tools)
+    overrides = _merged_overrides(old_suite.arg_kind_overrides if old_suite else {}, kind_overrides or {},
+                                  suite_tools, inferred)
+    record = Suite(
+        id=suite, name=suite, tools=suite_tools, heldout_fraction=heldout,
+        description=description or (old_suite.description if old_suite else ""),
+        instruction=instruction or (old_suite.instruction if old_suite else "") or shared,
+        arg_kinds=inferred, arg_kind_overrides=overrides,
+        retrieval=old_suite.retrieval if old_suite else {},
+        source=source or str(path), created=old_suite.created if old_suite else start,
+    )
+    ws.repo.put_many([record, *records])
+    return record
 
 
 def _task_records(ws: Workspace, suite: str, line: _Line, catalog: list[dict[str, Any]], heldout: float,
@@ -277,6 +338,119 @@ def _task_records(ws: Workspace, suite: str, line: _Line, catalog: list[dict[str
     elif ref is not None and ref.active:
         out.append(ref.model_copy(update={"active": False}))  # a held-out answer must not leak as an exemplar
     return out
+
+
+# --- suite cards and edits ---------------------------------------------------------------------
+
+
+class SuiteCard(BaseModel):
+    """What a suite says about itself: name, description, instruction, tools, argument kinds."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    description: str = ""
+    instruction: str = ""
+    tools: list[dict[str, Any]] | None = None
+    arg_kinds: dict[str, dict[str, str]] = Field(default_factory=dict)  # tool -> argument -> kind
+
+
+def load_card(path: str | Path) -> SuiteCard:
+    """A suite card from a YAML or JSON file; ValueError saying what is wrong and where."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such suite card: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start + 1})") from None
+    try:  # JSON is YAML, so one parser reads both
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply to read") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a suite card is a mapping with name, description, instruction, tools, arg_kinds")
+    try:
+        return SuiteCard.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(f"{path}: {_pydantic_error(e)}") from None
+
+
+def import_suite(ws: Workspace, path: str | Path, suite: str = "", heldout: float = 0.5, *, card: str | Path = "",
+                 instruction: str = "", description: str = "") -> Suite:
+    """Import a task file, with an optional suite card; `suite`, `instruction` and `description` win over the card's."""
+    found = load_card(card) if card else SuiteCard()
+    name = suite or found.name
+    if not name.strip():
+        raise ValueError("the suite needs a name: give one, or a card with 'name'")
+    return import_jsonl(ws, path, name, heldout, tools=found.tools, description=description or found.description,
+                        instruction=instruction or found.instruction, kind_overrides=found.arg_kinds)
+
+
+def update_suite(ws: Workspace, name: str, instruction: str | None = None, description: str | None = None,
+                 kind_overrides: dict[str, dict[str, str]] | None = None) -> Suite:
+    """Change a suite's instruction, description or argument kinds (None leaves a field as it is).
+
+    An override equal to the inferred kind is dropped, so that argument follows inference again.
+    """
+    suite = get_suite(ws, name)
+    update: dict[str, Any] = {}
+    if instruction is not None:
+        update["instruction"] = instruction.strip()
+    if description is not None:
+        update["description"] = description.strip()
+    if kind_overrides:
+        update["arg_kind_overrides"] = _merged_overrides(suite.arg_kind_overrides, kind_overrides, suite.tools,
+                                                         suite.arg_kinds)
+    if not update:
+        return suite
+    changed = suite.model_copy(update=update)
+    ws.repo.put(changed)
+    return changed
+
+
+def _merged_overrides(old: dict[str, dict[str, str]], new: dict[str, dict[str, str]], tools: list[dict[str, Any]],
+                      inferred: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """`old` overrides with `new` ones applied; ValueError for an unknown tool, argument or kind."""
+    args_of = {t["name"]: list((t.get("parameters") or {}).get("properties") or {}) for t in tools}
+    for tool, args in inferred.items():
+        args_of.setdefault(tool, []).extend(a for a in args if a not in args_of[tool])
+    out = {tool: dict(args) for tool, args in old.items()}
+    for tool, args in new.items():
+        if tool not in args_of:
+            raise ValueError(f"arg_kinds: no tool {tool!r} in the suite (tools: {', '.join(args_of) or 'none'})")
+        if not isinstance(args, dict):
+            raise ValueError(f"arg_kinds: {tool!r} needs a mapping of argument -> kind")
+        for arg, kind in args.items():
+            if arg not in args_of[tool]:
+                raise ValueError(f"arg_kinds: tool {tool!r} has no argument {arg!r} "
+                                 f"(arguments: {', '.join(args_of[tool]) or 'none'})")
+            try:
+                arg_kinds.check_kind(kind)
+            except ValueError as e:
+                raise ValueError(f"arg_kinds: {tool}.{arg}: {e}") from None
+            if inferred.get(tool, {}).get(arg) == kind:
+                out.get(tool, {}).pop(arg, None)
+            else:
+                out.setdefault(tool, {})[arg] = kind
+    return {tool: args for tool, args in out.items() if args}
+
+
+def parse_kind_override(text: str) -> tuple[str, str, str]:
+    """('tool', 'argument', 'kind') from 'TOOL.ARG=KIND'; ValueError saying what the form is."""
+    target, sep, kind = text.partition("=")
+    tool, dot, arg = target.rpartition(".")
+    if not (sep and dot and tool and arg and kind):
+        raise ValueError(f"--kind {text!r}: write it as TOOL.ARGUMENT=KIND, e.g. reset_password.reason=free_text")
+    return tool.strip(), arg.strip(), arg_kinds.check_kind(kind.strip())
+
+
+def card_of(suite: Suite) -> dict[str, Any]:
+    """The suite as a JSON-able card: name, description, instruction, tools, kinds in use, inferred, overrides."""
+    return {"name": suite.name, "description": suite.description, "instruction": suite.instruction,
+            "tools": suite.tools, "arg_kinds": arg_kinds.kinds_for(suite), "inferred_kinds": suite.arg_kinds,
+            "kind_overrides": suite.arg_kind_overrides, "source": suite.source}
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -215,3 +216,187 @@ def test_demo_values_are_in_the_text():
                     continue  # relative dates ("tomorrow") are meant to be worked out
                 if isinstance(value, str) and "enum" not in props[key]:
                     assert value.lower() in text, f"{row['sample_id']}: {key}={value!r} not in the text"
+
+
+# --- instructions, cards, edits, argument kinds ------------------------------------------------
+
+RULES = "You answer for the facilities team. Book rooms only through the tools."
+
+
+def with_system(sample_id: str, content: str = RULES, **extra) -> dict:
+    row = line(sample_id, **extra)
+    row["input"] = [{"role": "system", "content": content}, *row["input"]]
+    return row
+
+
+def test_a_shared_leading_system_message_becomes_the_instruction(ws, tmp_path):
+    suite = tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [with_system(f"s{i}") for i in range(8)]), "sys")
+    assert suite.instruction == RULES
+    assert all([m.role for m in t.input] == ["user"] for t in tasks.load_tasks(ws, "sys"))
+    assert all(e.input[0].role == "user" for e in ws.repo.find(Exemplar, suite="sys"))
+
+
+@pytest.mark.parametrize("rows", [
+    [with_system("a"), line("b")],  # not every line
+    [with_system("a"), with_system("b", content="Another rule.")],  # not the same content
+    [with_system("a"), {**line("b"), "input": [{"role": "system", "content": RULES}]}],  # a lone system alert
+])
+def test_other_system_messages_stay_task_messages(ws, tmp_path, rows):
+    suite = tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", rows), "sys")
+    assert suite.instruction == ""
+    assert [t.input[0].role for t in tasks.load_tasks(ws, "sys")] == ["system", rows[1]["input"][0]["role"]]
+
+
+def test_reimport_keeps_a_persons_instruction_unless_a_new_one_is_given(ws, tmp_path):
+    path = write(tmp_path / "a.jsonl", [with_system(f"s{i}") for i in range(4)])
+    tasks.import_jsonl(ws, path, "sys")
+    tasks.update_suite(ws, "sys", instruction="  A person's rules.  ", description="rooms")
+    again = tasks.import_jsonl(ws, path, "sys")
+    assert again.instruction == "A person's rules." and again.description == "rooms"
+    assert tasks.import_jsonl(ws, path, "sys", instruction="Given at import.").instruction == "Given at import."
+    assert tasks.update_suite(ws, "sys", instruction="").instruction == ""  # back to the default
+
+
+KIND_ROWS = [
+    line(f"t{i}", name="escalate", args={
+        "ticket": f"INC-{100 + i}", "priority": ["low", "high"][i % 2], "notify": i % 3 == 0,
+        "reason": ["users report that mail is slow", "the printer keeps jamming on floor two",
+                   "a laptop will not boot after the update", "nobody can reach the wiki"][i % 4]},
+        input=[{"role": "user", "content": f"Ticket INC-{100 + i} needs escalating, something broke."}])
+    for i in range(8)
+]
+ESCALATE = {"name": "escalate", "description": "Escalate a ticket.", "parameters": {"type": "object", "properties": {
+    "ticket": {"type": "string"}, "priority": {"type": "string"}, "notify": {"type": "boolean"},
+    "reason": {"type": "string"}, "team": {"type": "string", "enum": ["network", "desktop"]}}}}
+
+
+def test_import_infers_argument_kinds(ws, tmp_path):
+    suite = tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", KIND_ROWS), "kinds", tools=[ESCALATE])
+    assert suite.arg_kinds == {"escalate": {"ticket": "extractive", "priority": "categorical", "notify": "categorical",
+                                            "reason": "free_text", "team": "categorical"}}
+    assert suite.arg_kind_overrides == {}
+
+
+def test_a_card_sets_description_instruction_tools_and_kinds(ws, tmp_path):
+    card = tmp_path / "card.yaml"
+    card.write_text("name: from-card\ndescription: Escalations\ninstruction: |\n  You escalate tickets.\n"
+                    "tools:\n  - " + json.dumps(ESCALATE) + "\narg_kinds:\n  escalate:\n    ticket: free_text\n"
+                    "    priority: categorical\n")
+    suite = tasks.import_suite(ws, write(tmp_path / "a.jsonl", KIND_ROWS), card=card)
+    assert (suite.name, suite.description, suite.instruction) == ("from-card", "Escalations", "You escalate tickets.\n")
+    assert suite.tools == [ESCALATE]
+    assert suite.arg_kind_overrides == {"escalate": {"ticket": "free_text"}}  # the inferred kind needs no override
+    from agentlearn import arg_kinds
+
+    assert arg_kinds.kinds_for(suite)["escalate"]["ticket"] == "free_text"
+    as_json = tmp_path / "card.json"
+    as_json.write_text(json.dumps({"name": "other", "instruction": "Be brief."}))
+    renamed = tasks.import_suite(ws, tmp_path / "a.jsonl", "named", card=as_json, instruction="Given wins.")
+    assert (renamed.name, renamed.instruction) == ("named", "Given wins.")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: x\ncolour: red\n", "colour: Extra inputs are not permitted"),
+    ("- a\n- b\n", "a suite card is a mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+    ("arg_kinds:\n  nope:\n    a: free_text\n", "arg_kinds: no tool 'nope' in the suite (tools: escalate)"),
+    ("arg_kinds:\n  escalate:\n    colour: free_text\n", "arg_kinds: tool 'escalate' has no argument 'colour'"),
+    ("arg_kinds:\n  escalate:\n    reason: prose\n", "arg_kinds: escalate.reason: unknown argument kind 'prose'"),
+])
+def test_bad_cards_are_refused_and_store_nothing(ws, tmp_path, text, message):
+    card = tmp_path / "card.yaml"
+    card.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tasks.import_suite(ws, write(tmp_path / "a.jsonl", KIND_ROWS), "bad", card=card)
+    assert store_sizes(ws) == (0, 0, 0)
+
+
+def test_update_suite_kinds_and_errors(ws, tmp_path):
+    tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", KIND_ROWS), "kinds", tools=[ESCALATE])
+    suite = tasks.update_suite(ws, "kinds", kind_overrides={"escalate": {"reason": "extractive"}})
+    assert suite.arg_kind_overrides == {"escalate": {"reason": "extractive"}}
+    assert tasks.get_suite(ws, "kinds").arg_kind_overrides == suite.arg_kind_overrides
+    # Re-import infers again and keeps the person's override.
+    assert tasks.import_jsonl(ws, tmp_path / "a.jsonl", "kinds").arg_kind_overrides == suite.arg_kind_overrides
+    # Setting the inferred kind again removes the override.
+    assert tasks.update_suite(ws, "kinds", kind_overrides={"escalate": {"reason": "free_text"}}).arg_kind_overrides == {}
+    with pytest.raises(ValueError, match="no suite named 'nope'"):
+        tasks.update_suite(ws, "nope", instruction="x")
+    with pytest.raises(ValueError, match="has no argument 'colour'"):
+        tasks.update_suite(ws, "kinds", kind_overrides={"escalate": {"colour": "free_text"}})
+    assert tasks.parse_kind_override("files.read.path=extractive") == ("files.read", "path", "extractive")
+    for bad in ("escalate=free_text", "escalate.reason", "escalate.reason=prose"):
+        with pytest.raises(ValueError):
+            tasks.parse_kind_override(bad)
+
+
+def test_cli_import_show_and_edit(ws, tmp_path, capsys):
+    from agentlearn import cli
+
+    path = write(tmp_path / "a.jsonl", [with_system(f"s{i}", name="escalate", args=r["expected_function_call"]
+                                                    ["arguments"]) for i, r in enumerate(KIND_ROWS)])
+    assert cli.main(["tasks", "import", str(path), "--suite", "esc", "--description", "Escalations"]) == 0
+    assert "instruction: own" in capsys.readouterr().out
+    assert cli.main(["suite", "edit", "esc", "--instruction", "Escalate carefully.", "--kind",
+                     "escalate.priority=free_text"]) == 0
+    assert "1 argument kind(s) set by a person" in capsys.readouterr().out
+    assert cli.main(["suite", "show", "esc", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["instruction"] == "Escalate carefully." and card["description"] == "Escalations"
+    assert card["arg_kinds"]["escalate"]["priority"] == "free_text"
+    assert card["kind_overrides"] == {"escalate": {"priority": "free_text"}}
+    assert cli.main(["suite", "show", "esc"]) == 0
+    text = capsys.readouterr().out
+    assert "Escalate carefully." in text and "- escalate(" in text and "escalate.priority\tfree_text" in text
+    assert cli.main(["suite", "edit", "esc", "--kind", "escalate.priority=prose"]) == 2
+    assert "unknown argument kind 'prose'" in capsys.readouterr().err
+    assert cli.main(["suite", "edit", "esc"]) == 2
+    assert cli.main(["tasks", "import", str(path)]) == 2
+    assert "the suite needs a name" in capsys.readouterr().err
+
+
+def test_non_utf8_file_names_the_file_and_line(ws, tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps(line("a")).encode() + b"\n" + json.dumps(line("caf\u00e9"), ensure_ascii=False).encode("latin-1") + b"\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 2: not UTF-8 text")):
+        tasks.import_jsonl(ws, path, "enc")
+    assert store_sizes(ws) == (0, 0, 0)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(line("a")).encode() + b"\n")
+    assert tasks.import_jsonl(ws, bom, "bom").name == "bom"
+
+
+def test_deeply_nested_lines_name_the_line(ws, tmp_path):
+    deep = '{"sample_id": "d", "input": [' + "[" * 100_000 + "]" * 100_000 + "]}"
+    with pytest.raises(ValueError, match=r"line 2: JSON nested too deeply"):
+        tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line("a"), deep]), "deep")
+    nested: dict = {}
+    for _ in range(100):
+        nested = {"n": nested}
+    with pytest.raises(ValueError, match=r"line 1: expected_function_call.arguments are nested more than"):
+        tasks.import_jsonl(ws, write(tmp_path / "b.jsonl", [line("a", args=nested)]), "deep")
+
+
+def test_schemas_with_outside_refs_are_refused_and_boolean_subschemas_work(ws, tmp_path):
+    for ref in ("http://example.com/s.json", "file:///etc/passwd"):
+        remote = {"name": "reset_password", "parameters": {"type": "object", "properties": {"username": {"$ref": ref}}}}
+        with pytest.raises(ValueError, match=re.escape(f"$ref {ref!r} points outside the schema")):
+            tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line("a")]), "refs", tools=[remote])
+    loose = {"name": "reset_password", "parameters": {"type": "object", "properties": {"username": True, "x": False}}}
+    suite = tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line("a", args={"username": "a"}), line("b", args={"username": "b"})]), "bools",
+                               tools=[loose])
+    assert suite.arg_kinds == {"reset_password": {"username": "extractive"}}
+    from agentlearn.graders import grade
+    from agentlearn.prompts import tool_signature
+
+    assert tool_signature(suite.tools[0]).startswith("- reset_password(username?: any, x?: any)")
+    task = tasks.load_tasks(ws, "bools")[0]
+    assert grade("", task.expected, task.expected, task.tools).success
+
+
+def test_derived_schemas_require_what_every_example_has_in_first_seen_order(ws, tmp_path):
+    rows = [line("a", args={"b": 1, "a": "x", "c": None}), line("b", args={"z": True, "a": "y", "b": 2}),
+            line("c", args={"a": "z", "b": 3, "c": "w"})]
+    tool = tasks.derive_tools([tasks.ToolCall(**r["expected_function_call"]) for r in rows])[0]
+    assert list(tool["parameters"]["properties"]) == ["b", "a", "c", "z"]
+    assert tool["parameters"]["required"] == ["b", "a"]

@@ -1,0 +1,75 @@
+"""Suites: each suite's card (description, instruction, tools) and how each of its arguments is graded."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from agentlearn import arg_kinds, tasks
+from agentlearn.prompts import DEFAULT_INSTRUCTION, tool_signature
+from pages import _ui
+
+FROM_VALUE = ""  # no kind stored: graders decide from each value (arg_kinds.kind_of)
+KIND_HELP = ("categorical: one of a known set, compared after normalisation · extractive: copied from the "
+             "conversation (ids, numbers, dates, names), compared after normalisation · free_text: the caller's "
+             "own words, compared by token F1 with a threshold")
+
+ws = _ui.workspace()
+_ui.keep("su_suite", "su_tool")
+st.title("Suites")
+_ui.show_flash()
+names = _ui.suites_or_stop(ws, "su_suite", "import tasks with `python -m agentlearn tasks import FILE --suite NAME`")
+name = st.selectbox("Suite", names, key="su_suite")
+try:
+    suite = tasks.get_suite(ws, name)
+except ValueError:
+    st.info("This suite has runs but no card in the store: import its tasks to make one.")
+    st.stop()
+
+all_tasks = tasks.load_tasks(ws, name)
+train = sum(1 for t in all_tasks if t.split == "train")
+st.text(f"{len(all_tasks)} tasks ({train} train, {len(all_tasks) - train} heldout) · {len(suite.tools)} tools"
+        f" · source: {suite.source or '-'}")
+
+st.subheader("Card")
+with st.form(f"su_card_{name}"):
+    description = st.text_input("Description", value=suite.description, key=f"su_description_{name}")
+    instruction = st.text_area("Instruction: the agent's role and rules", value=suite.instruction, height=140,
+                               key=f"su_instruction_{name}", placeholder=DEFAULT_INSTRUCTION,
+                               help="Empty: the agent gets the default instruction, which names no domain.")
+    if st.form_submit_button("Save card", type="primary", key="su_save_card"):
+        tasks.update_suite(ws, name, instruction=instruction, description=description)
+        _ui.flash(f"Saved the card of {name}.")
+        st.rerun()
+if not suite.instruction:
+    st.caption("In use: the default instruction")
+    st.text(DEFAULT_INSTRUCTION)
+
+st.subheader("Tools")
+st.code("\n".join(tool_signature(t) for t in suite.tools) or "(no tools)", language=None, wrap_lines=True)
+
+st.subheader("Argument kinds")
+st.caption(KIND_HELP)
+rows = arg_kinds.table(suite)
+st.dataframe([{**r, "kind": r["kind"] or "(from the value)", "inferred": r["inferred"] or "(from the value)"}
+              for r in rows], hide_index=True, width="stretch")
+tools = list(dict.fromkeys(r["tool"] for r in rows))
+if tools:
+    if st.session_state.get("su_tool") not in tools:
+        st.session_state["su_tool"] = tools[0]
+    tool = st.selectbox("Change the kinds of", tools, key="su_tool")
+    with st.form(f"su_kinds_{name}_{tool}"):
+        chosen = {}
+        for row in (r for r in rows if r["tool"] == tool):
+            options = ([FROM_VALUE] if not row["kind"] else []) + list(arg_kinds.KINDS)
+            chosen[row["argument"]] = st.selectbox(
+                _ui.plain(row["argument"]), options, index=options.index(row["kind"]),
+                key=f"su_kind_{name}_{tool}_{row['argument']}",
+                format_func=lambda k: k or "(decided from each value)")
+        if st.form_submit_button("Save kinds", key="su_save_kinds"):
+            current = {r["argument"]: r["kind"] for r in rows if r["tool"] == tool}
+            changed = {arg: kind for arg, kind in chosen.items() if kind != current[arg] and kind != FROM_VALUE}
+            if changed:
+                tasks.update_suite(ws, name, kind_overrides={tool: changed})
+            _ui.flash(f"Saved {len(changed)} argument kind(s) of {tool}." if changed else "Nothing changed.",
+                      "success" if changed else "info")
+            st.rerun()
