@@ -149,21 +149,30 @@ class PostgresRepository:
 
     @staticmethod
     def _create_tables(cur: psycopg.Cursor) -> None:
-        cur.execute("CREATE TABLE IF NOT EXISTS al_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
-        cur.execute("CREATE TABLE IF NOT EXISTS al_versions (tbl text PRIMARY KEY, version bigint NOT NULL, "
-                    "deletes bigint NOT NULL)")
+        # Only what is missing: DDL on a table in use (even IF NOT EXISTS) takes locks that deadlock with
+        # writers of other servers already running.
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        present = {row[0] for row in cur.fetchall()}
+        if "al_meta" not in present:
+            cur.execute("CREATE TABLE al_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
+        if "al_versions" not in present:
+            cur.execute("CREATE TABLE al_versions (tbl text PRIMARY KEY, version bigint NOT NULL, deletes bigint NOT NULL)")
         for kind in ALL_RECORDS:
             name = table_name(kind)
+            if name in present:
+                continue
             columns = "".join(f", {f} text GENERATED ALWAYS AS (doc->>'{f}') STORED" for f in _indexed(kind))
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {name} (id text PRIMARY KEY, created timestamptz NOT NULL, "
+            cur.execute(f"CREATE TABLE {name} (id text PRIMARY KEY, created timestamptz NOT NULL, "
                         f"seq bigint NOT NULL, doc jsonb NOT NULL{columns})")
             for column in ("seq", *_indexed(kind)):
-                cur.execute(f"CREATE INDEX IF NOT EXISTS {name}_{column} ON {name} ({column})")
+                cur.execute(f"CREATE INDEX {name}_{column} ON {name} ({column})")
             cur.execute("INSERT INTO al_versions VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (kind.table,))
-        cur.execute("CREATE TABLE IF NOT EXISTS al_vector_versions (name text PRIMARY KEY, version bigint NOT NULL, "
-                    "dim integer NOT NULL)")
-        cur.execute("CREATE TABLE IF NOT EXISTS al_vectors (name text NOT NULL, id text NOT NULL, hash text NOT NULL, "
-                    "seq bigint NOT NULL, vec bytea NOT NULL, PRIMARY KEY (name, id))")
+        if "al_vector_versions" not in present:
+            cur.execute("CREATE TABLE al_vector_versions (name text PRIMARY KEY, version bigint NOT NULL, "
+                        "dim integer NOT NULL)")
+        if "al_vectors" not in present:
+            cur.execute("CREATE TABLE al_vectors (name text NOT NULL, id text NOT NULL, hash text NOT NULL, "
+                        "seq bigint NOT NULL, vec bytea NOT NULL, PRIMARY KEY (name, id))")
 
     def _check_schema(self, cur: psycopg.Cursor) -> None:
         current = migrations.current_version()
