@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, RunOptions
+from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
+from storage import StoreError, is_database_url, open_repository
+from storage.postgres_store import redact
+from storage.transfer import Location, copy_store
 
 
 def _print_json(obj: object) -> None:
@@ -141,6 +148,20 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--suite", required=True)
     show.add_argument("--json", action="store_true", help="print the stored choice as one JSON object")
     show.set_defaults(func=cmd_retrieval_show)
+
+    db = sub.add_parser("db", help="move the store between TinyDB folders and PostgreSQL").add_subparsers(
+        dest="action", required=True)
+    cp = db.add_parser("copy", help="copy the whole store and its vectors, then check the counts")
+    cp.add_argument("--to", required=True, help="a postgresql:// URL, or a workspace folder (its store/ and vectors/)")
+    cp.add_argument("--from", dest="source", default="",
+                    help="copy from this URL or folder (a backup, say) instead of this workspace's store")
+    cp.add_argument("--force", action="store_true", help="replace what the target holds")
+    cp.set_defaults(func=cmd_db_copy)
+
+    bk = sub.add_parser("backup", help="write a consistent copy of the store and its vectors (safe while serving); "
+                                       "restore with `db copy --from DIR --to TARGET --force`")
+    bk.add_argument("--out", default="", help="a new folder (default: backups/<UTC time> in AGENTLEARN_HOME)")
+    bk.set_defaults(func=cmd_backup)
 
     return p
 
@@ -492,6 +513,50 @@ def cmd_retrieval_show(args: argparse.Namespace) -> int:
     for row in sorted(choice.get("stage_a", []), key=lambda r: -r["score"])[:10]:
         print(f"  shots  {retrieval.Config(row['mode'], row['k'], row['tool_aware']).label():28} "
               f"score {row['score']:.3f}  recall {row['recall']:.3f}  top1 {row['top1']:.3f}  share {row['share']:.3f}")
+    return 0
+
+
+def _store_location(spec: str) -> Location:
+    """This workspace's store for "", else a postgresql:// URL or a workspace folder."""
+    settings = Settings.from_env()
+    if not spec:
+        label = redact(settings.database_url) if settings.database_url else str(settings.store_dir)
+    elif is_database_url(spec):
+        settings, label = settings.with_(database_url=spec), redact(spec)
+    else:
+        settings = settings.with_(home=Path(spec).expanduser(), database_url="")
+        label = str(settings.store_dir)
+    return Location(open_repository(str(settings.store_dir), settings.database_url), settings.vectors_dir, label)
+
+
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    source, target = _store_location(args.source), _store_location(args.to)
+    if source.label == target.label:
+        raise ValueError(f"--from and --to are both {source.label}")
+    start = time.perf_counter()
+    try:
+        counts = copy_store(source, target, force=args.force)
+    except StoreError as e:
+        raise RuntimeError(str(e)) from None
+    print(f"copied {source.label} -> {target.label} in {time.perf_counter() - start:.1f} s; verified: "
+          + (", ".join(f"{n} {table}" for table, n in counts.items()) or "empty store"))
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    out = Path(args.out).expanduser() if args.out else (
+        settings.home / "backups" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} already exists and is not empty; choose another --out")
+    start = time.perf_counter()
+    try:
+        counts = copy_store(_store_location(""), _store_location(str(out)))
+    except StoreError as e:
+        raise RuntimeError(str(e)) from None
+    print(f"backup written to {out} in {time.perf_counter() - start:.1f} s: "
+          + (", ".join(f"{n} {table}" for table, n in counts.items()) or "empty store")
+          + f". Restore with: python -m agentlearn db copy --from {out} --to TARGET --force")
     return 0
 
 
