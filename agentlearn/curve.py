@@ -2,8 +2,9 @@
 
 For each bank size (e.g. 0, 4, 8, 16, all) and each draw, the bank is cut to a deterministic random
 subset of that many exemplars (exemplars.select's bank_size / bank_seed) and the heldout split is
-evaluated with the chosen retrieval. Size 0 is zero-shot under the same decoding; sizes 0 and "all"
-have one draw (every draw would be the same). Each point is a stored EvalRun of one group, so the
+evaluated with the chosen retrieval. Size 0 is a zero-shot run (method none) under the same decoding and
+"all" a plain exemplars run, so both also count as ordinary evaluations; they have one draw each (every
+draw would be the same). Each point is a stored EvalRun of one group, so the
 curve's figures can be traced to the trajectories behind them.
 """
 
@@ -56,9 +57,13 @@ def learning_curve(ws: Workspace, suite: str, sizes: Sequence[int | None] = DEFA
     curve = LearningCurve(suite=suite, split=split, exemplar_mode=exemplar_mode, k=k, model=ws.settings.model_label)
     started = time.perf_counter()
     for i, (size, draw) in enumerate(plan, 1):
-        run = evaluate(ws, suite, split=split, method="exemplars", k=k, exemplar_mode=exemplar_mode, limit=limit,
-                       bank_size=size, bank_seed=draw, group=group)
-        curve.exemplar_mode, curve.k = run.exemplar_mode or exemplar_mode, run.k or k
+        # The ends of the curve are ordinary evaluations (zero-shot, and the whole bank), so they also
+        # serve as the baseline and the result of the method wherever evaluations are compared.
+        method = "none" if size == 0 else "exemplars"
+        run = evaluate(ws, suite, split=split, method=method, k=k, exemplar_mode=exemplar_mode, limit=limit,
+                       bank_size=None if size in (0, None) else size, bank_seed=draw, group=group)
+        if run.exemplar_mode:
+            curve.exemplar_mode, curve.k = run.exemplar_mode, run.k
         curve.points.append({"bank_size": bank if size is None else size, "draw": draw, "n": run.n,
                              "name_accuracy": run.name_accuracy, "call_accuracy": run.call_accuracy,
                              "args_score": run.args_score, "eval_id": run.id})

@@ -1,7 +1,10 @@
 """The demo workspace: the built-in suite plus real runs of the embedded model, made on first start.
 
-Nothing here is canned: the trajectories, verdicts, insight proposals and eval scores come from
-running the agent, so the first screen shows what the product does on this machine.
+Nothing here is canned: the trajectories, verdicts, evaluations and the learning curve come from
+running the agent, so the first screen shows what the product does on this machine, and that the agent
+gets better with experience (zero-shot, then 4, 12 and all exemplars in the bank, on the same heldout
+tasks). Every step reports progress: a bar in the terminal, and the Process record the dashboard
+draws its own bar from (processes.report).
 """
 
 from __future__ import annotations
@@ -9,41 +12,80 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from agentlearn import insights
-from agentlearn.agent import RunOptions, run_tasks
-from agentlearn.evaluate import evaluate
+from tqdm import tqdm
+
+from agentlearn import insights, processes
+from agentlearn.agent import run_tasks
+from agentlearn.curve import learning_curve
+from agentlearn.methods import RunOptions
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.workspace import Workspace
-from storage.records import EvalRun, InsightProposal, Trajectory
+from storage.records import EvalRun, InsightProposal, LearningCurve, Trajectory
+
+CURVE_SIZES = (0, 4, 12, None)  # zero-shot, a few experiences, more, the whole bank
 
 
 def _say(message: str) -> None:
     print(f"[demo] {message}", file=sys.stderr, flush=True)
 
 
-def ensure_demo_workspace(ws: Workspace, runs: int = 24, eval_limit: int = 12) -> dict[str, Any]:
-    """Create the demo suite and its first runs if the workspace has none; return what is there."""
+class _Bar:
+    """One progress bar over every generation the demo makes, in the terminal and in the store."""
+
+    def __init__(self, ws: Workspace, total: int) -> None:
+        self.ws, self.total, self.done = ws, total, 0
+        self.bar = tqdm(total=total, desc="[demo]", unit="task", file=sys.stderr, dynamic_ncols=True)
+
+    def step(self, message: str) -> None:
+        self.bar.set_description(f"[demo] {message}")
+        processes.report(self.ws, self.done, self.total, message)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self.bar.update(n)
+        processes.report(self.ws, self.done, self.total, self.bar.desc.removeprefix("[demo] "))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def ensure_demo_workspace(ws: Workspace, runs: int = 16, eval_limit: int = 16) -> dict[str, Any]:
+    """Create the demo suite, its first runs and its learning curve if missing; return what is there."""
     ensure_demo_suite(ws)
-    if not ws.repo.find(Trajectory, suite=DEMO_SUITE):
-        train = load_tasks(ws, DEMO_SUITE, "train")[:runs]
-        # The same tasks without and with exemplars: failures and successes of one task are what
-        # ExpeL compares and what the Preferences page pairs.
-        for method in ("none", "exemplars"):
-            _say(f"running the agent on {len(train)} train tasks, method={method}")
-            run_tasks(ws, train, RunOptions(method=method, k=3))
-        # Once, right after the first runs: the small model may propose nothing, and a later start
-        # should not spend a minute asking again.
-        _say("proposing insights from the runs (ExpeL)")
-        insights.extract(ws, DEMO_SUITE)
-    if not ws.repo.find(EvalRun, suite=DEMO_SUITE):
-        for method in ("none", "exemplars"):
-            _say(f"evaluating method={method} on {eval_limit} heldout tasks")
-            evaluate(ws, DEMO_SUITE, method=method, limit=eval_limit)
-    return {
+    need_runs = not ws.repo.find(Trajectory, suite=DEMO_SUITE)
+    need_curve = not ws.repo.find(LearningCurve, suite=DEMO_SUITE)
+    train = load_tasks(ws, DEMO_SUITE, "train")[:runs]
+    heldout = len(load_tasks(ws, DEMO_SUITE, "heldout")[:eval_limit])
+    total = (2 * len(train) if need_runs else 0) + (len(CURVE_SIZES) * heldout if need_curve else 0)
+    bar = _Bar(ws, total)
+    try:
+        if need_runs:
+            # The same tasks without and with exemplars: failures and successes of one task are what
+            # insights compare, what the Preferences page pairs and what people label first.
+            for method in ("none", "exemplars"):
+                bar.step(f"running the agent on {len(train)} train tasks ({method})")
+                run_tasks(ws, train, RunOptions(method=method), progress=lambda *_: bar.advance())
+            # Once, right after the first runs: the small model may propose nothing, and a later start
+            # should not spend a minute asking again.
+            bar.step("proposing insights from the runs")
+            insights.extract(ws, DEMO_SUITE)
+        if need_curve:
+            bar.step("measuring the learning curve on heldout tasks")
+            learning_curve(ws, DEMO_SUITE, sizes=CURVE_SIZES, draws=1, limit=eval_limit,
+                           progress=lambda i, n, message: (bar.advance(heldout), bar.step(message)))
+    finally:
+        bar.close()
+    curve = max(ws.repo.find(LearningCurve, suite=DEMO_SUITE), key=lambda c: c.created, default=None)
+    summary = {
         "home": str(ws.settings.home),
         "suite": DEMO_SUITE,
         "tasks": len(load_tasks(ws, DEMO_SUITE)),
         "trajectories": len(ws.repo.find(Trajectory, suite=DEMO_SUITE)),
         "insight_proposals": len(ws.repo.find(InsightProposal, suite=DEMO_SUITE)),
         "eval_runs": len(ws.repo.find(EvalRun, suite=DEMO_SUITE)),
+        "curve": [(p["bank_size"], round(p["name_accuracy"], 3)) for p in curve.points] if curve else [],
     }
+    if curve:
+        _say("learning curve (bank size: heldout name accuracy): "
+             + ", ".join(f"{size}: {acc:.0%}" for size, acc in summary["curve"]))
+    return summary

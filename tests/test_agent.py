@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from agentlearn import insights
-from agentlearn.agent import RunOptions, build_prompt, run_task, run_tasks, system_prompt
+from agentlearn import insights, prompts
+from agentlearn.agent import RunOptions, run_task, run_tasks, token_budget
+from agentlearn.prompts import build_prompt, system_prompt
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.toolcall import format_tool_call
-from storage.records import Reflection, Trajectory
+from storage.records import Reflection, Suite, Trajectory
 
 
 def _right(task) -> str:
@@ -20,7 +21,7 @@ def _right(task) -> str:
 def test_system_prompt_lists_every_tool_with_its_arguments(ws):
     ensure_demo_suite(ws)
     task = load_tasks(ws, DEMO_SUITE, "heldout")[0]
-    text = system_prompt(task.tools)
+    text = system_prompt(prompts.DEFAULT_INSTRUCTION, task.tools)
     for tool in task.tools:
         assert f"- {tool['name']}(" in text
         for arg in tool["parameters"].get("properties", {}):
@@ -106,12 +107,90 @@ def test_a_multi_turn_conversation_becomes_one_transcript_turn(ws):
     assert "Technician: " in prompt[1].content and "User: " in prompt[1].content
 
 
+def test_the_suite_instruction_replaces_the_default_and_names_no_domain(ws, make_fake_chat):
+    ensure_demo_suite(ws)
+    assert "help desk" not in prompts.DEFAULT_INSTRUCTION.lower()
+    suite = ws.repo.get(Suite, DEMO_SUITE)
+    ws.repo.put(suite.model_copy(update={"instruction": "You route warehouse requests."}))
+    task = load_tasks(ws, DEMO_SUITE, "heldout")[0]
+    ws.chat_factory = make_fake_chat([_right(task)])
+    [t] = run_task(ws, task)
+    assert t.prompt[0].content.startswith("You route warehouse requests.")
+    assert "<tool_call>" in t.prompt[0].content  # the output format is always stated
+
+
+def test_many_tasks_run_as_one_batch_and_each_reports_progress(ws, make_fake_chat):
+    ensure_demo_suite(ws)
+    tasks = load_tasks(ws, DEMO_SUITE, "heldout")[:5]
+    ws.chat_factory = make_fake_chat([_right(t) for t in tasks])
+    seen = []
+    runs = run_tasks(ws, tasks, RunOptions(), progress=lambda i, n, trials, s: seen.append((i, n)))
+    assert seen == [(i, 5) for i in range(1, 6)]
+    assert [r[0].task_id for r in runs] == [t.id for t in tasks]
+    assert all(r[0].verdict.success for r in runs)  # answers came back in task order
+
+
+def test_reflexion_retries_only_the_failed_tasks_together(ws, make_fake_chat):
+    ensure_demo_suite(ws)
+    a, b = load_tasks(ws, DEMO_SUITE, "train")[:2]
+    wrong = '<tool_call>{"name": "no_such_tool", "arguments": {}}</tool_call>'
+    # trial 0: a right, b wrong; b's reflection; trial 1: b right
+    ws.chat_factory = make_fake_chat([_right(a), wrong, "Use the tool the user asks for.", _right(b)])
+    runs = run_tasks(ws, [a, b], RunOptions(method="reflexion", trials=3))
+    assert [len(r) for r in runs] == [1, 2]
+    assert runs[1][1].verdict.success and runs[1][1].memory.reflections == ["Use the tool the user asks for."]
+
+
+def test_store_false_returns_trajectories_without_writing_them(ws, make_fake_chat):
+    ensure_demo_suite(ws)
+    task = load_tasks(ws, DEMO_SUITE, "train")[0]
+    ws.chat_factory = make_fake_chat([_right(task)])
+    [[t]] = run_tasks(ws, [task], RunOptions(store=False))
+    assert t.verdict.success and ws.repo.get(Trajectory, t.id) is None
+
+
+def test_the_token_budget_follows_the_longest_reference_call(ws):
+    ensure_demo_suite(ws)
+    longest = max(len(format_tool_call(t.expected)) for t in load_tasks(ws, DEMO_SUITE, "train"))
+    budget = token_budget(ws, DEMO_SUITE, cap=512)
+    assert longest / 4 < budget < longest  # tokens, not characters: several characters a token
+    assert token_budget(ws, DEMO_SUITE, cap=40) == 40
+
+
+@pytest.mark.slow
+def test_batched_greedy_generation_matches_sequential_on_the_real_model(real_ws):
+    """The batched path (left padding, one forward pass a step) gives the sequential answers."""
+    from agentlearn.llm import LocalChatModel
+    from agentlearn.models import chat_model_dir
+
+    ws = real_ws
+    ensure_demo_suite(ws)
+    tasks = load_tasks(ws, DEMO_SUITE, "heldout")[:8]
+    chats = [[m.model_dump() for m in build_prompt(t, [])] for t in tasks]
+    tools = [t.tools for t in tasks]
+    model_dir = str(chat_model_dir(ws.settings.models_dir))
+    one = LocalChatModel(model_dir=model_dir, batch_size=1).complete(chats, tools=tools, max_new_tokens=48)
+    many = LocalChatModel(model_dir=model_dir, batch_size=8).complete(chats, tools=tools, max_new_tokens=48)
+    same = sum(a == b for a, b in zip(one, many, strict=True))
+    assert same >= 7, [(a, b) for a, b in zip(one, many, strict=True) if a != b]
+    # Under the grammar every answer is one call of an offered tool.
+    names = {t["name"] for t in tools[0]}
+    assert all(prompts_parse(a) in names for a in many)
+
+
+def prompts_parse(text: str) -> str:
+    from agentlearn.toolcall import parse_tool_call
+
+    parsed = parse_tool_call(text)
+    return parsed.call.name if parsed.call else ""
+
+
 @pytest.mark.slow
 def test_the_real_embedded_model_runs_tasks_with_exemplars(real_ws):
     ws = real_ws
     ensure_demo_suite(ws)
     tasks = load_tasks(ws, DEMO_SUITE, "heldout")[:4]
-    runs = run_tasks(ws, tasks, RunOptions(method="exemplars", k=3))
+    runs = run_tasks(ws, tasks, RunOptions(method="exemplars", k=3, exemplar_mode="bm25"))
     stored = ws.repo.find(Trajectory, suite=DEMO_SUITE)
     assert len(stored) == 4 and all(t.output and t.verdict for t in stored)
     assert all(len(r[0].memory.exemplar_ids) == 3 for r in runs)
