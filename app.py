@@ -7,7 +7,7 @@ import os
 
 import streamlit as st
 
-from agentlearn import background
+from agentlearn import processes
 from agentlearn.settings import Settings
 from pages import _ui
 from storage.records import Adapter, Task, Trajectory
@@ -43,26 +43,38 @@ def _annotator_sidebar() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _demo_child(home: str) -> background.Child | None:
-    """On a fresh default workspace, create the demo (real agent runs) in a child process, once per server."""
+def _demo_child(home: str) -> str | None:
+    """On a fresh default workspace, create the demo (real agent runs) in a child process, once per server.
+
+    Returns the id of its Process record; a demo already running (another server, a restart) is watched
+    instead of started twice.
+    """
     if os.environ.get("AGENTLEARN_DEMO", "1") == "0" or home != str(Settings.from_env().home):
         return None  # switched off, or a folder chosen in the sidebar: shown as it is
     ws = _ui.workspace()
+    already = processes.running(ws, "demo")
+    if already:
+        return already[0].id
     if ws.repo.count(Task) or ws.repo.count(Trajectory):
         return None
-    return background.start(home, ["demo"], name="demo")
+    return processes.start(ws, "demo", ["demo"]).id
 
 
 @st.fragment(run_every=5)
-def _demo_progress(child: background.Child) -> None:
-    code = background.returncode(child)
-    if code is None:
-        runs = _ui.workspace().repo.count(Trajectory)
-        st.info(f"Creating the demo workspace in the background: the agent runs real tasks ({runs} runs stored "
-                "so far). Pages fill in as results arrive.", icon=":material/hourglass_top:")
-    elif code != 0:
+def _demo_progress(process_id: str) -> None:
+    process = processes.get(_ui.workspace(), process_id)
+    if process is None:
+        return
+    if process.status == "running":
+        steps = f"step {process.done} of {process.total}" if process.total else "starting"
+        st.progress(processes.fraction(process), text=f"Creating the demo workspace: {steps}")
+        st.info("The agent runs real tasks in the background; pages fill in as results arrive.",
+                icon=":material/hourglass_top:")
+        if process.message:
+            st.text(process.message)
+    elif process.status != "succeeded":
         st.error("The demo workspace could not be created (`python -m agentlearn demo` failed):")
-        st.code(background.tail(child), language=None)
+        st.code(f"{process.error}\n{processes.tail(process)}", language=None)
     elif not st.session_state.get("demo_seen"):
         st.session_state["demo_seen"] = True
         st.rerun()  # redraw the page with the finished demo

@@ -137,6 +137,12 @@ def command(process: Process) -> str:
     return "python -m agentlearn " + " ".join(process.args)
 
 
+def option(process: Process, name: str) -> str:
+    """The value given to an option of the command (e.g. "--suite"), "" if it was not given."""
+    args = process.args
+    return args[args.index(name) + 1] if name in args[:-1] else ""
+
+
 def fraction(process: Process) -> float:
     """How far it is, 0 to 1 (1 once it succeeded)."""
     if process.status == "succeeded":

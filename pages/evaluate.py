@@ -1,104 +1,121 @@
-"""Evaluate: what each method bought on held-out tasks — base model, adapters, exemplars, Reflexion, insights."""
+"""Evaluate: what each method bought on held-out tasks, with n, 95% intervals and paired p-values."""
 
 from __future__ import annotations
 
-import re
-
-import plotly.express as px
 import streamlit as st
 
-from agentlearn import background, review
-from pages import _ui
-from storage.records import Adapter
-
-METHODS = ("none", "exemplars", "reflexion", "insights", "all")
-MODES = ("fixed", "type", "bm25", "semantic", "mmr")
+from agentlearn import reports, review
+from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, USES_EXEMPLARS
+from pages import _charts, _progress, _ui
 
 ws = _ui.workspace()
-_ui.keep("ev_suite", "ev_method", "ev_mode", "ev_k", "ev_adapter", "ev_limit")
+_ui.keep("ev_suite", "ev_method", "ev_mode", "ev_k", "ev_tool_aware", "ev_constrained", "ev_repeats", "ev_adapter",
+         "ev_limit", "ev_baseline", "ev_metric", "ev_argument_run", "cu_sizes", "cu_draws", "cu_mode", "cu_k")
 st.title("Evaluate")
-suites = _ui.suites(ws)
-if not suites:
-    st.info("No suites yet: import tasks first.")
-    st.stop()
-if st.session_state.get("ev_suite") not in suites:
-    st.session_state["ev_suite"] = suites[0]
+suites = _ui.suites_or_stop(ws, "ev_suite", "import tasks with `python -m agentlearn tasks import FILE --suite NAME`")
 suite = st.selectbox("Suite", suites, key="ev_suite")
 
-table = review.eval_table(ws, suite=suite)
-heldout = table[table["split"] == "heldout"] if len(table) else table
-if len(heldout):
-    # The latest run of each configuration, so that a re-run replaces its bar instead of adding one.
-    latest = heldout.drop_duplicates(["method", "exemplar mode", "k", "adapter"]).copy()
-    latest["order"] = latest["method"].map({m: n for n, m in enumerate(METHODS)}).fillna(len(METHODS))
-    latest = latest.sort_values(["adapter", "order"])
-    latest["configuration"] = latest.apply(
-        lambda r: r["method"] + (f" ({r['exemplar mode']}, k={r['k']})" if r["exemplar mode"] else "")
-        + ("" if r["adapter"] == "(base)" else f" + {r['adapter']}"), axis=1)
-    long = latest.melt(id_vars=["configuration", "n"], value_vars=["call accuracy", "name accuracy"],
-                       var_name="metric", value_name="accuracy")
-    fig = px.bar(long, x="configuration", y="accuracy", color="metric", barmode="group", hover_data=["n"],
-                 range_y=[0, 1], text_auto=".2f")
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10))
-    st.subheader("Held-out accuracy, latest run per configuration")
-    st.plotly_chart(fig, key="ev_chart")
+summary = reports.eval_summary(ws, suite)
+st.subheader("Held-out accuracy per configuration")
+if len(summary):
+    st.caption("Each bar names its n. Error bars: Wilson 95% intervals. Per configuration the run with the "
+               "largest n is shown, so a smaller run never replaces a larger one.")
+    st.plotly_chart(_charts.accuracy_bars(reports.accuracy_chart_rows(summary)), key="ev_chart")
+    st.dataframe(summary.drop(columns=["id"]), hide_index=True, width="stretch")
+    for _, row in summary[summary["note"].str.contains("newer")].iterrows():
+        st.text(f"{row['configuration']}: {row['note']} (open All evaluation runs to see them)")
 else:
     st.text("No held-out evaluation of this suite yet.")
 
+if len(summary) > 1:
+    st.subheader("Compared with a baseline on the same tasks")
+    st.caption("Paired on the tasks both runs have: difference with Newcombe's 95% interval and the exact "
+               "McNemar p-value (two-sided) on the tasks only one of the two got right.")
+    choices = reports.baseline_choices(ws, suite)
+    if st.session_state.get("ev_baseline") not in choices:
+        st.session_state["ev_baseline"] = ""
+    c = st.columns([3, 1])
+    baseline = c[0].selectbox("Baseline", list(choices), key="ev_baseline", format_func=choices.get)
+    metric = c[1].selectbox("Metric", ["name", "call", "exact"], key="ev_metric")
+    compared = reports.comparison(ws, suite, baseline_id=baseline, metric=metric)
+    if len(compared):
+        st.dataframe(compared, hide_index=True, width="stretch")
+    else:
+        st.text("No run here has a baseline with per-task results on the same tasks yet (evaluate `none` with "
+                "the same decoding).")
+
+if len(summary):
+    st.subheader("Per-argument accuracy")
+    runs = dict(zip(summary["id"], summary["configuration"] + " (n=" + summary["n"].astype(str) + ")", strict=True))
+    if st.session_state.get("ev_argument_run") not in runs:
+        st.session_state["ev_argument_run"] = next(iter(runs))
+    run_id = st.selectbox("Run", list(runs), key="ev_argument_run", format_func=runs.get)
+    arguments = reports.per_argument(ws, run_id)
+    if len(arguments):
+        st.caption("Over the calls that named the right tool; an argument is right under its kind's rule.")
+        st.dataframe(arguments, hide_index=True, width="stretch")
+    else:
+        st.text("This run has no per-argument grades (no call named the right tool, or it predates them).")
+
+st.subheader("Learning curve")
+curve = reports.latest_curve(ws, suite)
+if curve is not None:
+    table = reports.curve_table(curve)
+    st.caption(f"Held-out accuracy against the exemplars in the bank ({curve.exemplar_mode or 'auto'}, k={curve.k}); "
+               "mean over draws, error bars one standard deviation.")
+    st.plotly_chart(_charts.learning_curve(table), key="ev_curve")
+    st.dataframe(table, hide_index=True, width="stretch")
+else:
+    st.text("No learning curve of this suite yet: measure one below.")
+
+spreads = reports.repeat_spreads(ws, suite)
+if len(spreads):
+    st.subheader("Repeats")
+    st.caption("Runs repeated with sampling and a shuffled shot order: how much a result moves.")
+    st.dataframe(spreads, hide_index=True, width="stretch")
+
 st.subheader("All evaluation runs")
+table = review.eval_table(ws, suite=suite)
 st.dataframe(table.drop(columns=["id"]) if len(table) else table, hide_index=True, width="stretch")
 
 st.subheader("Run an evaluation")
-c = st.columns(5)
-method = c[0].selectbox("Method", METHODS, key="ev_method")
-mode = c[1].selectbox("Exemplar retrieval", MODES, index=MODES.index("semantic"), key="ev_mode",
-                      disabled=method not in ("exemplars", "all"))
-k = int(c[2].number_input("k", 1, 8, 3, key="ev_k", disabled=method not in ("exemplars", "all")))
-adapters = {a.id: a.name for a in ws.repo.all(Adapter)}
+n_heldout = reports.split_size(ws, suite, "heldout")
+adapters = reports.adapter_names(ws)
+c = st.columns(4)
+method = c[0].selectbox("Method", list(METHODS), key="ev_method", help="\n".join(f"{m}: {d}" for m, d in METHODS.items()))
+uses = method in USES_EXEMPLARS
+mode = c[1].selectbox("Exemplar retrieval", list(MODES), index=list(MODES).index(DEFAULT_MODE), key="ev_mode",
+                      disabled=not uses, help="\n".join(f"{m}: {d}" for m, d in MODES.items()))
+k = int(c[2].number_input("k", 1, 8, DEFAULT_K, key="ev_k", disabled=not uses))
 adapter = c[3].selectbox("Adapter", [""] + list(adapters), key="ev_adapter",
                          format_func=lambda i: adapters.get(i, i) if i else "base model")
-n_heldout = sum(1 for t in review.task_map(ws).values() if t.suite == suite and t.split == "heldout")
-limit = int(c[4].number_input("Tasks", 1, max(n_heldout, 1), max(n_heldout, 1), key="ev_limit"))
-args = ["eval", "--suite", suite, "--split", "heldout", "--method", method, "--k", k, "--mode", mode,
-        "--limit", limit, "--json"] + (["--adapter", adapter] if adapter else [])
+c = st.columns(4)
+tool_aware = c[0].checkbox("Tool-aware shots", key="ev_tool_aware", disabled=not uses)
+constrained = c[1].checkbox("Constrained decoding", value=ws.settings.constrained, key="ev_constrained")
+repeats = int(c[2].number_input("Repeats (sampled)", 1, 10, 1, key="ev_repeats",
+                                help="more than 1: rerun with sampling and a shuffled shot order, and report the spread"))
+limit = int(c[3].number_input("Tasks", 1, max(n_heldout, 1), max(n_heldout, 1), key="ev_limit"))
+args: list[object] = ["eval", "--suite", suite, "--method", method]
+if uses:
+    args += ["--mode", mode, "--k", k] + (["--tool-aware"] if tool_aware else [])
+args += ([] if constrained else ["--no-constrained"]) + (["--repeats", repeats] if repeats > 1 else [])
+args += (["--adapter", adapter] if adapter else []) + (["--limit", limit] if limit < n_heldout else [])
 st.code("python -m agentlearn " + " ".join(str(a) for a in args), language="bash")
-child = st.session_state.get("ev_child")
-running = child is not None and background.returncode(child) is None
-if st.button("Evaluate", key="ev_start", type="primary", disabled=running or n_heldout == 0):
-    st.session_state["ev_child"] = background.start(_ui.home(), args, name="eval")
-    st.session_state["ev_child_total"] = limit
+if st.button("Evaluate", key="ev_start", type="primary", disabled=_progress.is_running("eval") or n_heldout == 0):
+    _progress.start("eval", args)
     st.rerun()
+_progress.watch("eval")
 
-
-@st.fragment(run_every=2)
-def _watch() -> None:
-    child = st.session_state.get("ev_child")
-    if child is None:
-        return
-    total = st.session_state.get("ev_child_total", 1)
-    code = background.returncode(child)
-    log = background.tail(child, 30)
-    steps = re.findall(r"\[(\d+)/(\d+)\]", log)
-    stored = len(review.queue(ws, review.Filters(suite=st.session_state.get("ev_suite") or "", since=child.started)))
-    done = int(steps[-1][0]) if steps else min(stored, total)  # --json keeps stdout for the result
-    st.progress(min(done / max(total, 1), 1.0), text=f"{done} of {total} tasks · {stored} runs stored")
-    if code is None:
-        st.code(log or "(loading the model…)", language=None)
-        if st.button("Stop", key="ev_stop"):
-            background.stop(child)
-            st.rerun(scope="fragment")
-        return
-    result = background.last_json(child)
-    if code == 0 and isinstance(result, dict):
-        st.text(f"done: call accuracy {float(result.get('call_accuracy', 0)):.2f}, "
-                f"name accuracy {float(result.get('name_accuracy', 0)):.2f} on {result.get('n', '?')} tasks")
-        st.json(result, expanded=False)
-        if st.session_state.get("ev_shown") != child.id:
-            st.session_state["ev_shown"] = child.id
-            st.rerun()  # redraw the table and the chart with the new run
-    else:
-        st.text(f"the evaluation stopped (exit status {code})")
-        st.code(log, language=None)
-
-
-_watch()
+st.subheader("Measure the learning curve")
+c = st.columns(4)
+sizes = c[0].text_input("Bank sizes", "0,4,8,16,all", key="cu_sizes", help="comma separated; all = the whole bank")
+draws = int(c[1].number_input("Draws per size", 1, 10, 3, key="cu_draws"))
+curve_mode = c[2].selectbox("Retrieval", list(MODES), index=list(MODES).index(DEFAULT_MODE), key="cu_mode")
+curve_k = int(c[3].number_input("k", 1, 8, DEFAULT_K, key="cu_k"))
+curve_args: list[object] = ["curve", "--suite", suite, "--sizes", sizes.replace(" ", ""), "--draws", draws,
+                            "--mode", curve_mode, "--k", curve_k]
+st.code("python -m agentlearn " + " ".join(str(a) for a in curve_args), language="bash")
+if st.button("Measure", key="cu_start", disabled=_progress.is_running("curve") or n_heldout == 0):
+    _progress.start("curve", curve_args)
+    st.rerun()
+_progress.watch("curve", "points")

@@ -1,12 +1,13 @@
-"""Overview: where things stand — counts, label progress, success rates, agreement, latest evaluations."""
+"""Overview: where things stand — what learning bought, counts, label progress, success rates, agreement."""
 
 from __future__ import annotations
 
 import plotly.express as px
 import streamlit as st
 
-from agentlearn import review
-from pages import _ui
+from agentlearn import reports, review
+from agentlearn.methods import METHODS
+from pages import _charts, _ui
 
 ws = _ui.workspace()
 st.title("Overview")
@@ -44,6 +45,43 @@ st.write(f"{todo:,} run{'s' if todo != 1 else ''} wait{'' if todo != 1 else 's'}
 if c["trajectories"] == 0:
     st.info("The store is empty: run the agent on the Run page (or `python -m agentlearn demo`).")
     st.stop()
+
+
+def _learning() -> None:
+    """The suite's learning curve and the latest gain of a method over zero-shot, paired on the same tasks."""
+    suites = _ui.suites(ws)
+    if not suites:
+        return
+    st.subheader("What learning bought")
+    if st.session_state.get("ov_suite") not in suites:
+        st.session_state["ov_suite"] = suites[0]
+    cols = st.columns([2, 2, 4])
+    suite = cols[0].selectbox("Suite", suites, key="ov_suite")
+    method = cols[1].selectbox("Method", [m for m in METHODS if m != "none"], key="ov_method",
+                            help="\n".join(f"{m}: {d}" for m, d in METHODS.items()))
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        gain = reports.latest_gain(ws, suite, method)
+        if gain is None:
+            st.text(f"No held-out evaluation of {method} with a zero-shot run on the same tasks yet (Evaluate page).")
+        else:
+            p = gain.paired
+            st.metric("Name accuracy gain over zero-shot", f"{100 * p.difference:+.1f} points",
+                      f"n={p.n} · 95% CI {100 * p.low:+.0f} to {100 * p.high:+.0f} · p={p.p_value:.2g}",
+                      delta_color="off", delta_arrow="off", border=True,
+                      help="Paired on the same held-out tasks: Newcombe's 95% interval, exact McNemar p-value")
+            st.text(f"{gain.label}: {p.accuracy_a:.0%} against zero-shot {p.accuracy_b:.0%} "
+                    f"({p.only_a} tasks only it solved, {p.only_b} only zero-shot solved)")
+    with right:
+        curve = reports.latest_curve(ws, suite)
+        if curve is None:
+            st.text("No learning curve yet: `python -m agentlearn curve --suite NAME` or the Evaluate page.")
+        else:
+            st.caption("Learning curve: held-out accuracy against the exemplars in the bank")
+            st.plotly_chart(_charts.learning_curve(reports.curve_table(curve)), key="chart_curve")
+
+
+_learning()
 
 left, right = st.columns(2, gap="large")
 with left:

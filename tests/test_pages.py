@@ -151,33 +151,33 @@ def test_every_frequent_action_has_a_letter_key(seeded):
         assert any("Keys:" in c.value for c in at.caption), page  # the visible cheatsheet
 
 
-def test_a_fresh_workspace_gets_the_demo_from_a_child_process(ws, monkeypatch, tmp_path, _navigation_like_a_server):
-    from agentlearn import background
+def test_a_fresh_workspace_gets_the_demo_from_a_child_process(ws, monkeypatch, _navigation_like_a_server):
+    from agentlearn import processes
+    from storage.records import Process
 
     monkeypatch.delenv("AGENTLEARN_DEMO", raising=False)
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
     started = []
 
-    def start(home, args, name=""):
-        started.append((str(home), list(args)))
-        return background.Child(id="demo", args=list(args), log_path=str(tmp_path / "demo.log"))
+    def start(ws_, kind, args):
+        started.append((str(ws_.settings.home), kind, list(args)))
+        return ws_.repo.put(Process(kind=kind, args=list(args), done=2, total=5))  # running, no pid yet
 
-    monkeypatch.setattr(background, "start", start)
-    monkeypatch.setattr(background, "returncode", lambda child: None)  # still running
+    monkeypatch.setattr(processes, "start", start)
     _ui.clear()
     at = open_page(None)
-    assert started == [(str(ws.settings.home), ["demo"])]
-    assert any("Creating the demo workspace" in i.value for i in at.info)
+    assert started == [(str(ws.settings.home), "demo", ["demo"])]
+    assert any("Creating the demo workspace: step 2 of 5" in p.proto.text for p in at.get("progress"))
     at.run()
     assert len(started) == 1  # once per server, not per run or per session
     _ui.clear()
 
 
 def test_a_workspace_with_data_gets_no_demo(seeded, monkeypatch):
-    from agentlearn import background
+    from agentlearn import processes
 
     monkeypatch.delenv("AGENTLEARN_DEMO", raising=False)
-    monkeypatch.setattr(background, "start", lambda *a, **k: pytest.fail("must not start the demo"))
+    monkeypatch.setattr(processes, "start", lambda *a, **k: pytest.fail("must not start the demo"))
     open_page(None)
 
 
@@ -470,39 +470,40 @@ def test_every_page_renders_without_exception(seeded):
 
 @pytest.mark.slow
 def test_evaluate_and_run_start_the_real_cli_in_a_child_process(seeded, shared_models):
-    """The Evaluate and Run pages start `python -m agentlearn ...` with the real SmolLM2 and watch it."""
-    from agentlearn import background
+    """The Evaluate and Run pages start `python -m agentlearn ...` with the real SmolLM2 and watch its record."""
+    from agentlearn import processes
 
     home = seeded.settings.home
     if not (home / "models").exists():
         (home / "models").symlink_to(shared_models, target_is_directory=True)
 
-    def finish(child) -> int:
+    def finish(kind: str):
+        record = processes.latest(seeded, kind)
         deadline = time.time() + 600
-        while background.returncode(child) is None and time.time() < deadline:
+        while record.status == "running" and time.time() < deadline:
             time.sleep(1)
-        code = background.returncode(child)
-        assert code == 0, background.tail(child)
-        return code
+            record = processes.get(seeded, record.id)
+        assert record.status == "succeeded", (record.error, processes.tail(record))
+        return record
 
     at = open_page("pages/evaluate.py")
     at.number_input(key="ev_limit").set_value(1).run()
     click(at, "ev_start")
-    finish(at.session_state["ev_child"])
+    done = finish("eval")
+    assert (done.done, done.total) == (1, 1)  # progress came from the record, written by the child
     at.run()
     new = [r for r in seeded.repo.all(EvalRun) if r.n == 1]
-    assert len(new) == 1 and new[0].method == "none" and new[0].model
-    assert any(t.value.startswith("done: call accuracy") for t in at.text)
+    assert len(new) == 1 and new[0].method == "none" and new[0].model and new[0].results
+    assert any("1 of 1 tasks" in p.proto.text for p in at.get("progress"))
 
     at.switch_page("pages/run.py").run()
     at.selectbox(key="run_scope").select("a whole split").run()
     at.number_input(key="run_limit").set_value(1).run()
     before = seeded.repo.count(Trajectory)
     click(at, "run_start")
-    finish(at.session_state["run_child"])
+    started = finish("run")
     at.run()
     assert seeded.repo.count(Trajectory) == before + 1
-    assert any("1 trajectories stored since the start" in p.proto.text for p in at.get("progress"))
+    assert "1 trajectories stored by the last run" in [t.value for t in at.text]
     click(at, "run_to_queue")
-    assert seeded.repo.get(Trajectory, at.session_state["traj_current"]).created >= \
-        at.session_state["run_child"].started
+    assert seeded.repo.get(Trajectory, at.session_state["traj_current"]).created >= started.created

@@ -1,0 +1,64 @@
+"""The widget every page uses to start a child process (processes.start) and watch it from its record.
+
+Progress comes from the Process record that the child updates (processes.report), never from its
+output; the newest process of a kind is shown to every session, so a reload or a second browser
+finds the work again. The log is shown as plain text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import streamlit as st
+
+from agentlearn import processes
+from pages import _ui
+from storage.records import Process
+
+POLL_S = 2
+
+
+def start(kind: str, args: Sequence[object]) -> Process | None:
+    """Start `python -m agentlearn <args>` as a `kind` process; shows the error and returns None if it cannot."""
+    try:
+        return processes.start(_ui.workspace(), kind, [str(a) for a in args])
+    except (OSError, ValueError) as e:
+        st.error(_ui.plain(f"The process could not start: {e}"))
+        return None
+
+
+def is_running(kind: str) -> bool:
+    """True while a process of this kind runs (its Start button stays disabled)."""
+    return bool(processes.running(_ui.workspace(), kind))
+
+
+@st.fragment(run_every=POLL_S)
+def watch(kind: str, what: str = "tasks") -> None:
+    """Progress bar, message, Stop button and log of the newest `kind` process; a full rerun once it ends."""
+    ws = _ui.workspace()
+    process = processes.latest(ws, kind)
+    if process is None:
+        return
+    with st.container(border=True):
+        st.caption(f"{kind} process · started {process.created:%H:%M:%S} · {process.status}")
+        st.code(processes.command(process), language="bash")
+        counted = f"{process.done} of {process.total} {what}" if process.total else "starting…"
+        st.progress(processes.fraction(process), text=counted)
+        if process.message:
+            st.text(process.message)
+        if process.status == "running":
+            if st.button("Stop", key=f"{kind}_stop", icon=":material/stop:"):
+                processes.stop(ws, process.id)
+                st.rerun()  # the whole page: its Start button comes back
+        elif process.status == "succeeded":
+            st.text("finished")
+        else:
+            st.text(f"{process.status}: {process.error or 'no reason recorded'}")
+        with st.expander("log", expanded=process.status == "failed"):
+            st.code(processes.tail(process, 40) or "(no output yet)", language=None)
+    watched = st.session_state.setdefault("_processes_watched", set())
+    if process.status == "running":
+        watched.add(process.id)
+    elif process.id in watched:
+        watched.discard(process.id)
+        st.rerun()  # it ended while this session watched: redraw the tables and charts with its results
