@@ -1,14 +1,17 @@
-"""What each learning method buys: held-out accuracy of the embedded model, one row per method.
+"""What each learning method buys on a suite: heldout accuracy of the embedded model, with n, intervals, p.
 
-    .venv/bin/python bench/bench_learning.py                       # the built-in demo suite
-    .venv/bin/python bench/bench_learning.py --file tasks.jsonl    # a suite in the public JSONL format
+    python -m bench.bench_learning                                  # the built-in demo suite
+    python -m bench.bench_learning --file tasks.jsonl               # a suite in the public JSONL format
+    python -m bench.bench_learning --file tasks.jsonl --reflexion   # also Reflexion (1 and 3 trials)
 
-Runs in its own AGENTLEARN_HOME (a temp folder unless --home is given):
-1. none, then exemplars with each retrieval mode (k=3), on the heldout split;
-2. Reflexion on the heldout split (up to 3 trials a task, success if the last trial succeeds);
-3. experience for ExpeL: the train split run with Reflexion, insights extracted from it and all
-   approved, then the heldout split with those insights in the prompt.
-Prints a Markdown table and writes bench/results/learning-<suite>.json.
+Runs in its own AGENTLEARN_HOME (a temp folder unless --home is given), default settings:
+1. `retrieval choose` (auto: leave-one-out on the train split picks mode, k and tool-awareness);
+2. for constrained decoding on and off: zero-shot, then exemplars with every retrieval mode and auto;
+3. with --reflexion, Reflexion with 3 trials (constrained).
+Every row gives n, name accuracy with its Wilson 95% interval, call accuracy, args_score, exact accuracy,
+and the paired difference in name accuracy against zero-shot under the same decoding with its exact
+McNemar p. Also printed: how many heldout tasks call a tool that some train task calls (what exemplars
+alone can reach). Prints a Markdown table and writes bench/results/learning-<suite>.json.
 """
 
 from __future__ import annotations
@@ -16,12 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
-from agentlearn import insights
-from agentlearn.agent import RunOptions, run_tasks
+from agentlearn import retrieval, stats
 from agentlearn.evaluate import evaluate
+from agentlearn.methods import RETRIEVAL_MODES
 from agentlearn.settings import Settings
 from agentlearn.tasks import ensure_demo_suite, import_jsonl, load_tasks
 from agentlearn.workspace import open_workspace
@@ -32,59 +34,72 @@ def main() -> None:
     ap.add_argument("--file", help="a JSONL task file to import (default: the built-in demo suite)")
     ap.add_argument("--suite", default="", help="suite name for --file")
     ap.add_argument("--home", default="", help="AGENTLEARN_HOME to use (default: a new temp folder)")
-    ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="only the first N heldout tasks")
-    ap.add_argument("--train-limit", type=int, default=None, help="only the first N train tasks gather experience")
+    ap.add_argument("--modes", default=",".join(RETRIEVAL_MODES), help="retrieval modes to measure")
+    ap.add_argument("--decoding", default="constrained,free", help="constrained, free, or both")
+    ap.add_argument("--reflexion", action="store_true", help="also Reflexion with 3 trials")
     args = ap.parse_args()
 
     home = Path(args.home or tempfile.mkdtemp(prefix="agentlearn-bench-"))
-    ws = open_workspace(Settings(home=home))
+    ws = open_workspace(Settings.from_env().with_(home=home))
     if args.file:
-        suite = args.suite or Path(args.file).stem
+        suite = args.suite or Path(args.file).stem.replace("_", "-")
         import_jsonl(ws, args.file, suite)
     else:
         suite = ensure_demo_suite(ws).name
-    n_train, n_heldout = len(load_tasks(ws, suite, "train")), len(load_tasks(ws, suite, "heldout"))
-    print(f"suite {suite}: {n_train} train / {n_heldout} heldout tasks; home {home}", flush=True)
+    train, heldout = load_tasks(ws, suite, "train"), load_tasks(ws, suite, "heldout")[: args.limit]
+    train_tools = {t.expected.name for t in train}
+    reachable = sum(1 for t in heldout if t.expected.name in train_tools)
+    print(f"suite {suite}: {len(train)} train / {len(heldout)} heldout tasks; {reachable} of {len(heldout)} heldout "
+          f"tasks call a tool that some train task calls; home {home}", flush=True)
+
+    choice = retrieval.choose(ws, suite)
+    print(f"auto chose {choice['mode']}, k={choice['k']}, tool_aware={choice['tool_aware']}", flush=True)
 
     rows = []
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    has_tags = any(t.tags for t in train)
+    for decoding in [d.strip() for d in args.decoding.split(",") if d.strip()]:
+        constrained = decoding == "constrained"
+        base = evaluate(ws, suite, method="none", limit=args.limit, constrained=constrained)
+        rows.append(_row("none (zero-shot)", decoding, base, None))
+        configs = [("auto", "auto")] + [(m, m) for m in modes if m != "type" or has_tags]
+        for label, mode in configs:
+            run = evaluate(ws, suite, method="exemplars", exemplar_mode=mode, limit=args.limit,
+                           constrained=constrained, k=choice["k"], tool_aware=choice["tool_aware"])
+            rows.append(_row(f"exemplars, {label}", decoding, run, base))
+        if args.reflexion and constrained:
+            run = evaluate(ws, suite, method="reflexion", trials=3, limit=args.limit, constrained=True)
+            rows.append(_row("reflexion, 3 trials", decoding, run, base))
 
-    def row(label: str, **kw) -> None:
-        run = evaluate(ws, suite, limit=args.limit, k=args.k, **kw)
-        rows.append({"method": label, "n": run.n, "name_accuracy": run.name_accuracy,
-                     "call_accuracy": run.call_accuracy, "seconds": round(run.seconds, 1)})
-        print(f"{label:28} name {run.name_accuracy:6.1%}  call {run.call_accuracy:6.1%}  ({run.seconds:.0f}s)",
-              flush=True)
-
-    row("none (zero-shot)", method="none")
-    for mode in ("fixed", "type", "bm25", "semantic", "mmr"):
-        row(f"exemplars, {mode}", method="exemplars", exemplar_mode=mode)
-    row("reflexion, 3 trials", method="reflexion", trials=3)
-
-    started = time.perf_counter()
-    train = load_tasks(ws, suite, "train")[: args.train_limit]
-    run_tasks(ws, train, RunOptions(method="reflexion", trials=3))
-    proposals = insights.extract(ws, suite)
-    for p in proposals:
-        try:
-            insights.approve(ws, p.id, reviewer="bench")
-        except ValueError as e:  # e.g. an earlier proposal removed its target
-            print(f"left pending: {p.operation} {p.text!r}: {e}")
-    active = insights.active(ws, suite)
-    print(f"ExpeL: {len(proposals)} proposals from {len(train)} train tasks, {len(active)} active insights "
-          f"({time.perf_counter() - started:.0f}s)", flush=True)
-    for rule in active:
-        print(f"  [{rule.importance}] {rule.text}")
-    row("insights (ExpeL)", method="insights")
-    row("all (exemplars+insights+reflexion)", method="all", trials=3)
-
-    print("\n| method | n | name accuracy | call accuracy |\n|---|---|---|---|")
+    print("\n| method | decoding | n | name accuracy [95% CI] | call accuracy [95% CI] | args_score | exact | "
+          "name vs zero-shot (McNemar p) | s |\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['n']} | {r['name_accuracy']:.1%} | {r['call_accuracy']:.1%} |")
+        print(f"| {r['method']} | {r['decoding']} | {r['n']} | {r['name_accuracy']:.1%} "
+              f"[{r['name_ci'][0]:.0%}, {r['name_ci'][1]:.0%}] | {r['call_accuracy']:.1%} "
+              f"[{r['call_ci'][0]:.0%}, {r['call_ci'][1]:.0%}] | {r['args_score']:.2f} | {r['exact_accuracy']:.1%} | "
+              + (f"{r['difference']:+.1%} (p={r['p_value']:.3g})" if "p_value" in r else "-")
+              + f" | {r['seconds']:.0f} |")
     out = Path(__file__).parent / "results" / f"learning-{suite}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"suite": suite, "train": n_train, "heldout": n_heldout, "k": args.k,
-                               "insights": [r.text for r in active], "rows": rows}, indent=2))
+    out.write_text(json.dumps({"suite": suite, "train": len(train), "heldout": len(heldout),
+                               "heldout_reachable": reachable, "auto": choice, "rows": rows}, indent=2, default=str))
+    print(f"\nwrote {out}")
+
+
+def _row(label: str, decoding: str, run, base) -> dict:
+    row = {"method": label, "decoding": decoding, "n": run.n, "name_accuracy": run.name_accuracy,
+           "call_accuracy": run.call_accuracy, "args_score": run.args_score, "exact_accuracy": run.exact_accuracy,
+           "name_ci": stats.wilson(round(run.name_accuracy * run.n), run.n),
+           "call_ci": stats.wilson(round(run.call_accuracy * run.n), run.n), "seconds": round(run.seconds, 1),
+           "mode": run.exemplar_mode, "k": run.k}
+    if base is not None:
+        p = stats.paired(run, base, "name")
+        row.update(difference=p.difference, p_value=p.p_value, diff_ci=(p.low, p.high))
+    print(f"{label:24} {decoding:11} name {run.name_accuracy:6.1%} call {run.call_accuracy:6.1%} "
+          f"args {run.args_score:.2f}" + (f"  {row['difference']:+.1%} p={row['p_value']:.3g}" if base else "")
+          + f" ({run.seconds:.0f}s)", flush=True)
+    return row
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentlearn import datasets
-from agentlearn.agent import build_prompt
+from agentlearn.prompts import build_prompt
 from agentlearn.settings import Settings
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, import_jsonl
 from agentlearn.toolcall import format_tool_call, parse_tool_call
