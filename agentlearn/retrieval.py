@@ -4,7 +4,7 @@
 exemplars, so every train task is retrieved for as if it were new), in two stages:
 
 (a) model-free, over every candidate configuration (modes bm25, semantic, hybrid, mmr, fixed, and type
-    when the suite has tags; k in 1, 3, 5; tool-aware off and on). For each train task the shots are
+    when at least two of the suite's exemplars share a tag; k in 1, 3, 5; tool-aware off and on). For each train task the shots are
     scored against the task's expected tool:
         task score = (recall + TOP1_BONUS * top1 + SHARE_WEIGHT * share) / (1 + TOP1_BONUS + SHARE_WEIGHT)
     recall: 1 if some shot calls the expected tool; top1: 1 if the best-ranked shot does; share: the
@@ -177,7 +177,8 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     if not exemplars.bank(ws, suite_name):
         raise ValueError(f"suite {suite_name!r} has no active exemplars to retrieve; import its train split or add "
                          "exemplars first")
-    with_type = any(t.tags for t in train) and bool(exemplars.tag_counts(ws, suite_name))
+    # A tag that only one exemplar carries can never be shared with another task: type would retrieve nothing.
+    with_type = any(t.tags for t in train) and max(exemplars.tag_counts(ws, suite_name).values(), default=0) > 1
     configs = candidates(with_type)
     total = len(configs) + how_many
     stage_a = score_retrieval(ws, train, configs, progress, total)

@@ -164,9 +164,14 @@ def test_choose_breaks_ties_by_call_accuracy_then_stage_a_then_smaller_k(ws, tmp
     assert (by_stage_a["mode"], by_stage_a["k"]) == (finalists[0].mode, finalists[0].k)
 
 
-def test_type_is_a_candidate_only_when_the_suite_has_tags(ws, tmp_path):
+def test_type_is_a_candidate_only_when_exemplars_share_a_tag(ws, tmp_path):
     write_suite(tmp_path, ws, with_tags=False)
     choice = retrieval.choose(ws, SUITE, runner=scripted_runner(lambda c: (0.5, 0.5)))
+    assert "type" not in {r["mode"] for r in choice["stage_a"]}
+    unique = [(text, tool, f"only{n}x") for n, (text, tool, _) in enumerate(REQUESTS)]  # one tag per task
+    write_suite(tmp_path, ws, rows=unique, name="unique")
+    assert all(t.tags for t in load_tasks(ws, "unique"))
+    choice = retrieval.choose(ws, "unique", runner=scripted_runner(lambda c: (0.5, 0.5)))
     assert "type" not in {r["mode"] for r in choice["stage_a"]}
     write_suite(tmp_path, ws, name="tagged")
     tagged = retrieval.choose(ws, "tagged", runner=scripted_runner(lambda c: (0.5, 0.5)))
