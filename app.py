@@ -1,5 +1,9 @@
-"""The agentlearn dashboard: `streamlit run app.py`. Pages are registered here; the sidebar holds the
-workspace folder, the annotator's name and the model backend in use."""
+"""The agentlearn dashboard: `streamlit run app.py`. Pages are registered here; the sidebar shows who is
+signed in (or the local user), the workspace folder and the model backend in use.
+
+The workspace is AGENTLEARN_HOME of whoever starts the server. Without accounts the dashboard is one
+local user and serves 127.0.0.1 only; on any other address it shows nothing until accounts exist.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +11,58 @@ import os
 
 import streamlit as st
 
-from agentlearn import processes
-from agentlearn.settings import Settings
+from agentlearn import accounts, processes
 from pages import _ui
 from storage.records import Adapter, Task, Trajectory
 
 st.set_page_config(page_title="agentlearn", page_icon=":material/psychology:", layout="wide")
 
 
-def _auth_configured() -> bool:
-    try:
-        return "auth" in st.secrets
-    except Exception:  # no secrets file at all
-        return False
+def _sign_in_form(repo) -> None:
+    """The username/password form; a correct pair puts the identity in this session's state."""
+    st.title("agentlearn")
+    st.caption("Sign in: every label, preference and review is recorded under your name.")
+    with st.form("sign_in"):
+        name = st.text_input("Name", key="signin_name", max_chars=accounts.MAX_NAME)
+        password = st.text_input("Password", type="password", key="signin_password")
+        sent = st.form_submit_button("Sign in", type="primary")
+    if sent:
+        try:
+            st.session_state[_ui.IDENTITY_KEY] = accounts.sign_in(repo, name, password)
+        except ValueError as e:
+            st.error(_ui.plain(str(e)))
+        else:
+            st.session_state.pop("signin_password", None)
+            st.rerun()
+    st.stop()
 
 
-def _annotator_sidebar() -> None:
-    if _auth_configured():
-        if not st.user.is_logged_in:
-            st.sidebar.info("This dashboard asks you to log in: labels record who made them.")
-            st.sidebar.button("Log in", on_click=st.login)
-            st.stop()
-        name = str(st.user.get("name") or st.user.get("email") or "")
-        st.session_state["annotator_name"] = name
-        st.sidebar.text(f"Annotator: {name}")
-        st.sidebar.button("Log out", on_click=st.logout)
-        return
-    if "annotator_name" not in st.session_state:
-        st.session_state["annotator_name"] = st.query_params.get("annotator", "")
-    name = st.sidebar.text_input("Annotator", key="annotator_name", max_chars=80,
-                                 help="Your name: recorded on every label, preference and review.",
-                                 placeholder="your name")
-    if name.strip() and st.query_params.get("annotator") != name.strip():
-        st.query_params["annotator"] = name.strip()  # a bookmark or reload keeps it
+def _sign_out() -> None:
+    for key in list(st.session_state):
+        del st.session_state[key]  # nothing of the last person's session stays
+
+
+def _identity_sidebar() -> accounts.Identity:
+    """Who this session acts for: the local user without accounts, else the signed-in account (or the form)."""
+    repo = _ui.workspace().repo
+    problem = accounts.serving_problem(st.get_option("server.address"), repo)
+    if problem:
+        st.error(_ui.plain(problem))
+        st.stop()
+    if not accounts.configured(repo):
+        who = st.session_state[_ui.IDENTITY_KEY] = accounts.local_identity()
+        st.sidebar.text(f"Local mode: {who.name} (admin)")
+        st.sidebar.caption("No accounts: served on this machine only (127.0.0.1). Add accounts with "
+                           "`python -m agentlearn users add NAME --role ROLE` to serve a team.")
+        return who
+    who = accounts.current(repo, st.session_state.get(_ui.IDENTITY_KEY))
+    if who is None:  # never signed in, signed in locally before accounts existed, or the account is gone
+        st.session_state.pop(_ui.IDENTITY_KEY, None)
+        _sign_in_form(repo)
+    st.session_state[_ui.IDENTITY_KEY] = who
+    st.sidebar.text(f"Signed in: {who.name} ({who.role})")
+    st.sidebar.button("Sign out", key="sign_out", on_click=_sign_out, icon=":material/logout:")
+    return who
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,8 +72,8 @@ def _demo_child(home: str) -> str | None:
     Returns the id of its Process record; a demo already running (another server, a restart) is watched
     instead of started twice.
     """
-    if os.environ.get("AGENTLEARN_DEMO", "1") == "0" or home != str(Settings.from_env().home):
-        return None  # switched off, or a folder chosen in the sidebar: shown as it is
+    if os.environ.get("AGENTLEARN_DEMO", "1") == "0":
+        return None
     ws = _ui.workspace()
     already = processes.running(ws, "demo")
     if already:
@@ -82,12 +105,9 @@ def _demo_progress(process_id: str) -> None:
 
 def _sidebar() -> None:
     with st.sidebar:
-        if "home" not in st.session_state:
-            st.session_state["home"] = str(Settings.from_env().home)
-        st.text_input("Workspace (AGENTLEARN_HOME)", key="home",
-                      help="The folder that holds the store, vectors, models, exports and adapters.")
-        _annotator_sidebar()
         settings = _ui.workspace().settings
+        st.caption("Workspace")
+        st.text(str(settings.home))
         adapters = _ui.workspace().repo.count(Adapter)
         st.caption("Model backend")
         st.text(f"{settings.backend}: {settings.model_label or '(no model set)'}\n{adapters} trained adapter(s)")
@@ -104,11 +124,21 @@ def _pages() -> list:
         st.Page("pages/run.py", title="Run", icon=":material/play_arrow:"),
         st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/bar_chart:"),
+        st.Page("pages/users.py", title="Users", icon=":material/group:"),
     ]
     return pages
 
 
-page = st.navigation(_pages())
+# Pages only a role may open; the others are not registered for the session, so they cannot be reached.
+NEEDS_ROLE = {"training": "admin", "users": "admin"}
+
+
+def _allowed(pages: list, who: accounts.Identity) -> list:
+    return [p for p in pages if who.can(NEEDS_ROLE.get(p.url_path, "annotator"))]
+
+
+who = _identity_sidebar()
+page = st.navigation(_allowed(_pages(), who))
 _sidebar()
 demo = _demo_child(_ui.home())
 if demo is not None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentlearn.agent import build_prompt, task_messages
+from agentlearn.paths import file_part, inside
+from agentlearn.prompts import build_prompt, task_messages
 from agentlearn.toolcall import format_tool_call, normalise_tool
 from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
@@ -53,8 +54,13 @@ class _Rows:
 
 
 def export(ws: Workspace, kind: str, suite: str, out_path: str | Path | None = None,
-           pairs_from: tuple[str, ...] = ("preferences",)) -> DatasetExport:
-    """Write one training file for a suite's train split, check it loads as TRL loads it, store its lineage."""
+           pairs_from: tuple[str, ...] = ("preferences",), force: bool = False) -> DatasetExport:
+    """Write one training file for a suite's train split, check it loads as TRL loads it, store its lineage.
+
+    `out_path` may not lie in the store or vectors folders, and replaces an existing file only with force.
+    """
+    if out_path:
+        check_out_path(ws, out_path, force)
     if kind not in KINDS:
         raise ValueError(f"unknown export kind {kind!r}; choose one of {', '.join(KINDS)}")
     unknown = [p for p in pairs_from if p not in PAIR_SOURCES]
@@ -66,7 +72,7 @@ def export(ws: Workspace, kind: str, suite: str, out_path: str | Path | None = N
     if len(data.rows) < MIN_ROWS:
         raise ValueError(_empty_message(kind, suite, pairs_from))
     export_id = new_id()
-    path = Path(out_path) if out_path else ws.settings.exports_dir / f"{suite}-{kind}-{export_id}.jsonl"
+    path = Path(out_path) if out_path else ws.settings.exports_dir / f"{file_part(suite, 'suite')}-{kind}-{export_id}.jsonl"
     write_jsonl(path, data.rows)
     check_file(path, kind, cache_dir=ws.settings.home / "cache" / "datasets")
     record = DatasetExport(id=export_id, kind=kind, suite=suite, path=str(path.resolve()), rows=len(data.rows),
@@ -74,6 +80,20 @@ def export(ws: Workspace, kind: str, suite: str, out_path: str | Path | None = N
                            preference_ids=_unique(data.preference_ids), exemplar_ids=_unique(data.exemplar_ids))
     ws.repo.put(record)
     return record
+
+
+def check_out_path(ws: Workspace, out_path: str | Path, force: bool = False) -> Path:
+    """The output file, or a ValueError if writing it could break the store or replace a file unasked."""
+    path = Path(out_path)
+    for folder in (ws.settings.store_dir, ws.settings.vectors_dir):
+        if inside(folder, path):
+            raise ValueError(f"--out {path}: that is inside the store folder {folder}; an export must never "
+                             "replace a store file. Write it elsewhere (default: the exports folder)")
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; name a file")
+    if path.exists() and not force:
+        raise ValueError(f"--out {path} exists; pass --force to replace it, or name another file")
+    return path
 
 
 def train_tasks(ws: Workspace, suite: str) -> dict[str, Task]:

@@ -1,4 +1,4 @@
-"""Small helpers shared by the pages: the workspace, the annotator, the key cheatsheet, safe rendering.
+"""Small helpers shared by the pages: the workspace, who is signed in, the key cheatsheet, safe rendering.
 
 Everything that comes from data (task text, model output, tool output, reasons, names) is shown with
 st.text / st.code / st.json / st.dataframe, never as markdown or HTML.
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from agentlearn import accounts
 from agentlearn.settings import Settings
 from agentlearn.workspace import Workspace, open_workspace
 from storage.records import Exemplar, Insight, Task, Trajectory
@@ -19,6 +20,7 @@ from storage.records import Exemplar, Insight, Task, Trajectory
 # Tests replace these (a hashing encoder, a fake chat model) before running the app.
 ENCODER = None
 CHAT_FACTORY = None
+IDENTITY_KEY = "identity"  # session state: the accounts.Identity app.py signed in
 
 
 @st.cache_resource(show_spinner=False)
@@ -27,8 +29,8 @@ def _open(home: str) -> Workspace:
 
 
 def home() -> str:
-    """The workspace folder this session works on (sidebar choice, else AGENTLEARN_HOME)."""
-    return st.session_state.get("home") or str(Settings.from_env().home)
+    """The workspace folder: AGENTLEARN_HOME of whoever started the server, never a visitor's choice."""
+    return str(Settings.from_env().home)
 
 
 def through_app() -> None:
@@ -60,17 +62,41 @@ def clear() -> None:
     review.clear_caches()
 
 
+def identity() -> accounts.Identity:
+    """The signed-in person (app.py signs in before any page runs; the local user when there are no accounts)."""
+    found = st.session_state.get(IDENTITY_KEY)
+    if not isinstance(found, accounts.Identity):
+        st.error("Nobody is signed in: open the dashboard from its start page.")
+        st.stop()
+    return found
+
+
 def annotator() -> str:
-    """The name recorded on labels, preferences and reviews ('' if none chosen yet)."""
-    return str(st.session_state.get("annotator_name", "")).strip()
+    """The signed-in person's name: recorded on every label, preference and review."""
+    return identity().name
 
 
-def need_annotator() -> str:
-    """The annotator's name, or a warning and '' when none is set."""
-    name = annotator()
-    if not name:
-        st.warning("Type your name in the sidebar (Annotator) first: every label records who made it.")
-    return name
+def can(role: str) -> bool:
+    """True if the signed-in person's role is `role` or above (annotator < reviewer < admin)."""
+    return identity().can(role)
+
+
+def allowed(role: str, action: str) -> bool:
+    """In a callback: True if the role allows `action`, else False and an error message for the next run."""
+    try:
+        accounts.require(identity(), role, action)
+    except accounts.AccessDenied as e:
+        flash(str(e), "error")
+        return False
+    return True
+
+
+def require_page(role: str, what: str) -> None:
+    """Stop the page with a message unless the signed-in person has `role` (or above)."""
+    if not can(role):
+        st.info(f"{what} needs the {role} role; you are signed in as {plain(annotator())} "
+                f"({identity().role}). Ask an admin.")
+        st.stop()
 
 
 def cheatsheet(keys: list[tuple[str, str]]) -> None:

@@ -29,12 +29,9 @@ def _current(suite: str) -> InsightProposal | None:
 def _act(action: str) -> None:
     suite = st.session_state.get("ins_suite") or ""
     proposal = _current(suite)
+    if proposal is None or not _ui.allowed("reviewer", "reviewing insight proposals"):
+        return
     name = _ui.annotator()
-    if proposal is None:
-        return
-    if not name:
-        _ui.flash("Type your name in the sidebar first: every review records who made it.", "error")
-        return
     queue = _pending(suite)
     nxt = review.next_after([p.id for p in queue], proposal.id)
     try:
@@ -59,12 +56,10 @@ def _skip() -> None:
 
 
 def _manage(fn, *args) -> None:
-    name = _ui.annotator()
-    if not name:
-        _ui.flash("Type your name in the sidebar first: every change records who made it.", "error")
+    if not _ui.allowed("reviewer", "changing insights"):
         return
     try:
-        fn(ws, *args, name)
+        fn(ws, *args, _ui.annotator())
     except ValueError as e:
         _ui.flash(str(e), "error")
         return
@@ -83,9 +78,14 @@ _ui.show_flash()
 suites = _ui.suites_or_stop(ws, "ins_suite", "import tasks and run the agent first")
 top = st.columns([2, 3])
 suite = top[0].selectbox("Suite", suites, key="ins_suite")
+reviewer = _ui.can("reviewer")  # annotators see the proposals and rules; reviewers act on them
+if not reviewer:
+    st.info("You can read the proposals and rules here; approving, rejecting and editing them needs the "
+            "reviewer role.")
 with top[1]:
-    if st.button("Propose operations from the stored runs (ExpeL)", key="ins_extract",
-                 help="Runs the model over successes and failures of the train split; proposals wait for review."):
+    if st.button("Propose operations from the stored runs (ExpeL)", key="ins_extract", disabled=not reviewer,
+                 help="Runs the model over successes and failures of the train split; proposals wait for review.") \
+            and _ui.allowed("reviewer", "proposing insight operations"):
         with st.spinner("Asking the model for insight operations…"):
             try:
                 made = insights.extract(ws, suite)
@@ -124,10 +124,11 @@ else:
             st.text_area("Edit before approving (then press E)", key=key, height=80)
         b = st.columns(4)
         b[0].button("Approve", key="ins_approve", shortcut="A", type="primary", width="stretch",
-                    on_click=_act, args=("approve",))
+                    on_click=_act, args=("approve",), disabled=not reviewer)
         b[1].button("Approve my edit", key="ins_edit", shortcut="E", width="stretch", on_click=_act,
-                    args=("edit",), disabled=proposal.operation not in ("ADD", "EDIT"))
-        b[2].button("Reject", key="ins_reject", shortcut="X", width="stretch", on_click=_act, args=("reject",))
+                    args=("edit",), disabled=not reviewer or proposal.operation not in ("ADD", "EDIT"))
+        b[2].button("Reject", key="ins_reject", shortcut="X", width="stretch", on_click=_act, args=("reject",),
+                    disabled=not reviewer)
         b[3].button("Next", key="ins_next", shortcut="N", width="stretch", on_click=_skip)
         st.caption(f"evidence: {len(proposal.evidence)} trajectories")
         tasks = review.task_map(ws)
@@ -152,8 +153,8 @@ else:
     st.text("No active insights yet.")
 
 with st.expander("Add an insight"):
-    st.text_area("New insight", key="ins_new_text", height=70)
-    st.button("Add", key="ins_add", on_click=_add_manual, args=(suite,))
+    st.text_area("New insight", key="ins_new_text", height=70, disabled=not reviewer)
+    st.button("Add", key="ins_add", on_click=_add_manual, args=(suite,), disabled=not reviewer)
 
 every = sorted(ws.repo.find(Insight, suite=suite), key=lambda i: (i.status != "active", -i.importance))
 if every:
@@ -165,14 +166,14 @@ if every:
         st.text(ins.text)
         c = st.columns(3)
         c[0].button("Promote (+1)", key="ins_promote", on_click=_manage, args=(insights.promote, ins.id),
-                    disabled=ins.status != "active")
+                    disabled=not reviewer or ins.status != "active")
         c[1].button("Demote (−1)", key="ins_demote", on_click=_manage, args=(insights.demote, ins.id),
-                    disabled=ins.status != "active")
+                    disabled=not reviewer or ins.status != "active")
         edit_key = f"ins_text_{ins.id}"
         if edit_key not in st.session_state:
             st.session_state[edit_key] = ins.text
         st.text_area("Text", key=edit_key, height=70)
-        st.button("Save text", key="ins_save", disabled=ins.status != "active",
+        st.button("Save text", key="ins_save", disabled=not reviewer or ins.status != "active",
                   on_click=lambda: _manage(insights.edit, ins.id, st.session_state.get(edit_key, "")))
         st.caption("history (oldest first)")
         st.dataframe([{"#": n, "when": h.at.strftime("%Y-%m-%d %H:%M"), "by": h.by, "operation": h.operation,
@@ -181,5 +182,5 @@ if every:
         if ins.history:
             back = st.number_input("Restore version #", 0, len(ins.history) - 1, len(ins.history) - 1,
                                    key="ins_restore_n")
-            st.button("Restore this version", key="ins_restore", on_click=_manage,
+            st.button("Restore this version", key="ins_restore", on_click=_manage, disabled=not reviewer,
                       args=(insights.restore, ins.id, int(back)))

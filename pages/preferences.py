@@ -28,9 +28,6 @@ def _choose(choice: str) -> None:
     name = _ui.annotator()
     if pair is None:
         return
-    if not name:
-        _ui.flash("Type your name in the sidebar first: every choice records who made it.", "error")
-        return
     fix = st.session_state.get("pref_fix_text", "") if st.session_state.get("pref_fix_open") else ""
     preferences.record_choice(ws, pair, choice, name, corrected=fix)
     words = {"A": "left is better", "B": "right is better", "tie": "tie", "both_bad": "both bad"}[choice]

@@ -14,6 +14,7 @@ import plotly.express as px
 import streamlit as st
 
 from agentlearn import datasets
+from agentlearn.paths import confined
 from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight
 from pages import _ui
@@ -28,6 +29,7 @@ HINTS = {
 }
 
 ws = _ui.workspace()
+_ui.require_page("admin", "Training")
 _ui.keep("tr_method", "tr_suite", "tr_preset", "tr_pairs", "tr_steps", "tr_export", "tr_init", "tr_job")
 st.title("Training")
 _ui.show_flash()
@@ -97,30 +99,35 @@ with st.expander("Settings"):
 
 
 def _config() -> jc.JobConfig:
-    return jc.preset(method, preset_name, max_steps=steps, dataset_path=chosen.path if chosen else "",
+    """The job config from the form; paths read from records must lie inside the workspace."""
+    home = ws.settings.home
+    dataset = str(confined(home, chosen.path, f"the file of dataset export {chosen.id}")) if chosen else ""
+    start = str(confined(home, adapters[init].path, f"the folder of adapter {init}")) if init else ""
+    return jc.preset(method, preset_name, max_steps=steps, dataset_path=dataset,
                      export_id=chosen.id if chosen else "", suite=suite, learning_rate=float(lr),
                      per_device_train_batch_size=batch, max_length=max_length, lora_r=rank, lora_alpha=2 * rank,
-                     init_adapter=adapters[init].path if init else "", **extra)
+                     init_adapter=start, **extra)
 
 
 c = st.columns([1, 1, 4])
-if c[0].button("Check", icon=":material/fact_check:", key="tr_check", disabled=chosen is None):
-    st.session_state["tr_report"] = preflight.check(_config(), ws.settings.models_dir)
-if c[1].button("Launch", icon=":material/rocket_launch:", type="primary", key="tr_launch", disabled=chosen is None):
-    try:
+try:
+    if c[0].button("Check", icon=":material/fact_check:", key="tr_check", disabled=chosen is None):
+        st.session_state["tr_report"] = preflight.check(_config(), ws.settings.models_dir)
+    if c[1].button("Launch", icon=":material/rocket_launch:", type="primary", key="tr_launch",
+                   disabled=chosen is None):
         launched = jobs.launch(ws, _config())
         st.session_state["tr_job"] = launched.id
         _ui.flash(f"Job {launched.id} started")
         st.session_state.pop("tr_report", None)
         st.rerun()
-    except ValueError as e:
-        st.error(str(e))
+except ValueError as e:
+    st.error(_ui.plain(str(e)))
 report = st.session_state.get("tr_report")
 if report is not None:
     for error in report.errors:
-        st.error(error)
+        st.error(_ui.plain(error))
     for warning in report.warnings:
-        st.warning(warning)
+        st.warning(_ui.plain(warning))
     if report.ok:
         st.success(f"Ready: {report.rows} rows, the longest needs {report.longest} tokens.")
 
@@ -148,6 +155,13 @@ def _progress(job: Job) -> None:
     st.progress(p.fraction, text=f"{job.status} · step {job.step}/{job.max_steps} · {p.elapsed_s:.0f} s{eta}")
 
 
+def _log(job: Job, lines: int, empty: str) -> None:
+    try:
+        st.code(jobs.log_tail(ws, job, lines) or empty, language=None)
+    except ValueError as e:  # a record naming a file outside the workspace
+        st.error(_ui.plain(str(e)))
+
+
 def _stop(job_id: str, save: bool) -> None:
     try:
         jobs.stop(ws, job_id, save=save)
@@ -168,7 +182,8 @@ def live() -> None:
         return
     for job in running:
         with st.container(border=True):
-            st.markdown(f"**{job.method.upper()} job `{job.id}`** · {job.config.get('suite', '')}")
+            st.markdown(f"**{job.method.upper()} job**")
+            st.text(f"job {job.id} · suite {job.config.get('suite', '')}")
             _progress(job)
             c = st.columns([1, 1, 4])
             stopping = job.status == "stopping"
@@ -176,7 +191,7 @@ def live() -> None:
             c[1].button("Stop and save", key=f"tr_save_{job.id}", on_click=_stop, args=(job.id, True),
                         disabled=stopping, help="save the adapter at the next step, then stop")
             _charts(job, f"live_{job.id}")
-            st.code(jobs.log_tail(job, 15) or "(no output yet)", language=None)
+            _log(job, 15, "(no output yet)")
 
 
 st.subheader("Running")
@@ -200,7 +215,8 @@ job = by_job[st.selectbox("Job", ids, key="tr_job",
                           format_func=lambda i: f"{i} · {by_job[i].method} · {by_job[i].status}")]
 _progress(job)
 if job.error:
-    st.error(job.error)
+    st.error("The job failed:")
+    st.code(job.error, language=None, wrap_lines=True)
 c = st.columns(2)
 with c[0]:
     st.markdown("**Final metrics**")
@@ -220,4 +236,4 @@ with c[1]:
     st.json({k: v for k, v in job.config.items() if k in known or k == "method"}, expanded=False)
 _charts(job, f"hist_{job.id}")
 with st.expander("Log"):
-    st.code(jobs.log_tail(job, 200) or "(no log)", language=None)
+    _log(job, 200, "(no log)")

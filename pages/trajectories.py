@@ -38,7 +38,7 @@ def _queue() -> list[str]:
 def _draft(tid: str) -> dict:
     drafts = st.session_state.setdefault("drafts", {})
     if tid not in drafts:
-        mine = review.latest_label(ws, tid, _ui.annotator()) if _ui.annotator() else None
+        mine = review.latest_label(ws, tid, _ui.annotator())
         drafts[tid] = {"verdict": mine.verdict if mine else None, "score": mine.score if mine else None}
         if mine and f"comment_{tid}" not in st.session_state:
             st.session_state[f"comment_{tid}"] = mine.comment
@@ -73,9 +73,6 @@ def _submit() -> None:
         return
     draft = _draft(tid)
     name = _ui.annotator()
-    if not name:
-        _ui.flash("Type your name in the sidebar first: every label records who made it.", "error")
-        return
     if not draft.get("verdict"):
         _ui.flash("Choose success (S) or fail (F) before submitting.", "error")
         return
@@ -154,10 +151,10 @@ with st.expander(f"Bulk action on the whole filtered set ({len(ids):,} trajector
     name = _ui.annotator()
     st.write("Accept the verifier's verdict as your label on every trajectory of the filtered set that has a "
              "verdict and that you have not labeled yet.")
-    if st.button("Accept the verifier's verdicts…", key="bulk_ask", disabled=not (name and ids)):
+    if st.button("Accept the verifier's verdicts…", key="bulk_ask", disabled=not ids):
         st.session_state["bulk_confirm"] = True
     if st.session_state.get("bulk_confirm"):
-        todo = review.bulk_accept_count(ws, ids, name) if name else []
+        todo = review.bulk_accept_count(ws, ids, name)
         st.warning(f"This writes {len(todo):,} label records, one per trajectory, under your name. Confirm?")
         b = st.columns(2)
         if b[0].button(f"Confirm: write {len(todo):,} labels", key="bulk_confirm_yes", type="primary",

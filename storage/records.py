@@ -366,7 +366,19 @@ class LearningCurve(Record):
     seconds: float = 0.0
 
 
+class Account(Record):
+    """A person who may use the dashboard: a unique name, a role and an argon2 password hash.
+
+    The id is the name's key (NFKC, case folded), so two spellings of one name are one account.
+    """
+
+    table: ClassVar[str] = "accounts"
+    name: str  # as the person wrote it (NFKC); shown on labels, preferences and reviews
+    role: Literal["annotator", "reviewer", "admin"]
+    password_hash: str
+
+
 ALL_RECORDS: tuple[type[Record], ...] = (
     Task, Suite, Trajectory, Label, Preference, Insight, InsightProposal, Reflection, Exemplar,
-    DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve,
+    DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account,
 )

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentlearn import review
+from agentlearn import accounts, review
 from agentlearn.embeddings import hash_encode
+from agentlearn.settings import Settings
 from pages import _ui
+from storage import open_repository
 from storage.records import (
     EvalRun,
     Exemplar,
@@ -28,6 +30,7 @@ from tests.seed import HOSTILE, SUITE, seed_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
+PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -57,8 +60,9 @@ def seeded(raw_seeded, _navigation_like_a_server):
 
 @pytest.fixture
 def raw_seeded(ws, monkeypatch):
-    """The test workspace with seed records; the app will open the same folder."""
+    """The test workspace with seed records, no accounts (local user "alice"); the app opens the same folder."""
     monkeypatch.setenv("AGENTLEARN_DEMO", "0")
+    monkeypatch.setenv("AGENTLEARN_LOCAL_USER", "alice")
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
     monkeypatch.setattr(_ui, "CHAT_FACTORY", ws.chat_factory)
     seed_workspace(ws.repo)
@@ -67,10 +71,13 @@ def raw_seeded(ws, monkeypatch):
     _ui.clear()
 
 
-def open_page(page: str | None, annotator: str = "alice", **query) -> AppTest:
+def open_page(page: str | None, annotator: str = "", role: str = "admin", **query) -> AppTest:
+    """Open the app (and a page) as the local user, or signed in as `annotator` (an account made if missing)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     if annotator:
-        at.query_params["annotator"] = annotator
+        repo = open_repository(str(Settings.from_env().store_dir))
+        account = accounts.find(repo, annotator) or accounts.add_user(repo, annotator, role, PASSWORD)
+        at.session_state[_ui.IDENTITY_KEY] = accounts.identity_of(account)  # as the sign-in form leaves it
     at.query_params.update(query)
     at.run()
     if page:
@@ -100,38 +107,18 @@ def plain_texts(at: AppTest) -> list[str]:
 # --- app shell ----------------------------------------------------------------------------------
 
 
-def test_sidebar_annotator_comes_from_query_and_is_kept(seeded):
-    at = open_page(None, annotator="carol")
-    assert at.sidebar.text_input(key="annotator_name").value == "carol"
-    at.sidebar.text_input(key="annotator_name").input("dave").run()
-    assert at.query_params["annotator"] == "dave"
-    assert any("embedded" in t.value for t in at.sidebar.text)
+def test_sidebar_shows_the_local_user_and_the_backend(seeded):
+    at = open_page(None)
+    sidebar = [t.value for t in at.sidebar.text]
+    assert "Local mode: alice (admin)" in sidebar
+    assert any("embedded" in t for t in sidebar)
 
 
 def test_a_page_requested_first_still_runs_inside_app(raw_seeded):
-    """A server's first request for /trajectories must still get the sidebar (annotator) from app.py."""
+    """A server's first request for /trajectories must still get the sidebar (who is signed in) from app.py."""
     at = open_page("pages/trajectories.py", annotator="erin")
-    assert at.sidebar.text_input(key="annotator_name").value == "erin"
+    assert "Signed in: erin (admin)" in [t.value for t in at.sidebar.text]
     assert at.title[0].value == "Trajectories"
-
-
-def test_with_login_configured_the_signed_in_user_is_the_annotator(seeded):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s",
-                          "client_id": "c", "client_secret": "x",
-                          "server_metadata_url": "https://id.example.com/.well-known/openid-configuration"}
-    at.user = {"is_logged_in": False}
-    at.run()
-    assert [b.label for b in at.sidebar.button] == ["Log in"]
-    assert not at.title  # nothing to see before logging in
-    at.user = {"is_logged_in": True, "name": "Kim Lee", "email": "kim@example.com"}
-    at.query_params["trajectory"] = "tr4ok"
-    at.run()
-    at.switch_page("pages/trajectories.py").run()
-    assert at.session_state["traj_current"] == "tr4ok"
-    click(at, "btn_fail")
-    click(at, "btn_submit")
-    assert [lb.annotator for lb in seeded.repo.all(Label) if lb.annotator != "bob"] == ["Kim Lee"]
 
 
 def test_every_frequent_action_has_a_letter_key(seeded):
@@ -202,12 +189,10 @@ def test_label_with_keys_is_stored_and_moves_on(seeded):
     assert at.session_state["traj_current"] != first  # submit and next
 
 
-def test_submit_without_verdict_or_name_stores_nothing(seeded):
-    at = open_page("pages/trajectories.py", annotator="")
-    click(at, "btn_success")
-    click(at, "btn_submit")
+def test_submit_without_verdict_stores_nothing(seeded):
+    at = open_page("pages/trajectories.py")
+    assert at.button(key="btn_submit").disabled  # no verdict chosen yet
     assert seeded.repo.count(Label) == 1  # only the seeded label
-    assert any("name in the sidebar" in e.value for e in at.error)
 
 
 def test_two_people_labeling_one_trajectory_make_two_records(seeded):

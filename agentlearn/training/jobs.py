@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn import processes
+from agentlearn.paths import confined
 from agentlearn.training import preflight, runner
 from agentlearn.training.config import JobConfig, preset
 from agentlearn.training.control import STOP, STOP_AND_SAVE, request
@@ -205,11 +206,14 @@ def metric_rows(job: Job) -> list[dict[str, Any]]:
             for e in job.events for k, v in e.values.items() if k in chart_of]
 
 
-def log_tail(job: Job, lines: int = 40) -> str:
-    """The last lines of a job's log ("" if there is none yet)."""
-    if not job.log_path or not Path(job.log_path).exists():
+def log_tail(ws: Workspace, job: Job, lines: int = 40) -> str:
+    """The last lines of a job's log ("" if there is none yet); a log outside the workspace is refused."""
+    if not job.log_path:
         return ""
-    with open(job.log_path, "rb") as f:
+    path = confined(ws.settings.home, job.log_path, f"the log of job {job.id}")
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
         f.seek(max(0, f.tell() - 64_000))
         text = f.read().decode("utf-8", errors="replace")

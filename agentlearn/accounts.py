@@ -1,0 +1,293 @@
+"""Who is using the dashboard: accounts with roles, password checks, and where the server may listen.
+
+    annotator < reviewer < admin
+    annotators label and judge preferences; reviewers also approve insights and resolve disagreements;
+    admins also train, import and manage users.
+
+Names are unique after NFKC normalisation and case folding ("Alice" and "ＡＬＩＣＥ" are one account),
+and a name that mixes scripts (a Cyrillic "а" in a Latin "alice") is refused: it would look like
+someone else's. Passwords are hashed with argon2id (argon2-cffi); only the hash is stored.
+
+With no account in the store the dashboard is one local user on 127.0.0.1; listening anywhere else
+needs accounts (`python -m agentlearn users add NAME --role admin`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import ipaddress
+import os
+import threading
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from storage import Repository
+from storage.records import Account
+
+ROLES = ("annotator", "reviewer", "admin")
+MAX_NAME = 64
+MIN_PASSWORD = 8
+# Letters of these scripts are written together (Japanese, Korean): one script for the mixing rule.
+_SCRIPT_GROUPS = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK", "IDEOGRAPHIC": "CJK"}
+_NAME_PUNCTUATION = set(" .-_'@")
+_HASHER = PasswordHasher()
+# Verified when a name has no account, so an unknown name takes as long to refuse as a wrong password.
+_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+class AccessDenied(PermissionError):
+    """The signed-in person's role does not allow this action."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The person a session acts for. `local` means no accounts: the one user of a loopback server."""
+
+    name: str
+    role: str
+    local: bool = False
+
+    def can(self, role: str) -> bool:
+        """True if this identity's role is `role` or above."""
+        return ROLES.index(self.role) >= ROLES.index(_role(role))
+
+
+# --- names and roles ---------------------------------------------------------------------------
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    return role
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    first = name.split(" ", 1)[0] if name else "UNKNOWN"
+    return _SCRIPT_GROUPS.get(first, first)
+
+
+def clean_name(name: str) -> str:
+    """The name as stored (NFKC, trimmed), or a ValueError saying what is wrong with it."""
+    text = unicodedata.normalize("NFKC", str(name)).strip()
+    if not text:
+        raise ValueError("a user name cannot be empty")
+    if len(text) > MAX_NAME:
+        raise ValueError(f"a user name has at most {MAX_NAME} characters, not {len(text)}")
+    odd = [ch for ch in text if not (ch.isalnum() or ch in _NAME_PUNCTUATION
+                                     or unicodedata.category(ch).startswith("M"))]  # marks: Devanagari vowels
+    if odd:
+        raise ValueError(f"user name {text!r}: use letters, digits, spaces and . - _ ' @ only, not {odd[0]!r}")
+    scripts = sorted({_script(ch) for ch in text if ch.isalpha()})
+    if len(scripts) > 1:
+        raise ValueError(f"user name {text!r} mixes scripts ({', '.join(s.title() for s in scripts)}): it could "
+                         "pass for someone else's name; write it in one script")
+    return text
+
+
+def name_key(name: str) -> str:
+    """The key two spellings of one name share: NFKC, case folded, NFKC again (the account's id)."""
+    return unicodedata.normalize("NFKC", clean_name(name).casefold())
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+
+def configured(repo: Repository) -> bool:
+    """True once at least one account exists (then everyone signs in)."""
+    return repo.count(Account) > 0
+
+
+def list_users(repo: Repository) -> list[Account]:
+    """Every account, by name."""
+    return sorted(repo.all(Account), key=lambda a: a.id)
+
+
+def find(repo: Repository, name: str) -> Account | None:
+    """The account for a name in any spelling, or None (also for a name that is not valid)."""
+    try:
+        return repo.get(Account, name_key(name))
+    except ValueError:
+        return None
+
+
+def _existing(repo: Repository, name: str) -> Account:
+    account = repo.get(Account, name_key(name))
+    if account is None:
+        raise ValueError(f"no user named {clean_name(name)!r}; `python -m agentlearn users list` shows them")
+    return account
+
+
+def _check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
+    return password
+
+
+def add_user(repo: Repository, name: str, role: str, password: str) -> Account:
+    """Create an account; refuses a name taken in any spelling, an unknown role, a short password."""
+    shown, key = clean_name(name), name_key(name)
+    _role(role)
+    if role != "admin" and not configured(repo):
+        raise ValueError("the first account must be an admin (--role admin): someone has to manage the others")
+    taken = repo.get(Account, key)
+    if taken is not None:
+        raise ValueError(f"the name {shown!r} is taken (by {taken.name!r}): names are unique regardless of case "
+                         "and Unicode form")
+    return repo.put(Account(id=key, name=shown, role=role, password_hash=_HASHER.hash(_check_password(password))))
+
+
+def _admins_after(repo: Repository, key: str, role: str | None) -> int:
+    return sum(1 for a in repo.all(Account) if (role if a.id == key else a.role) == "admin")
+
+
+def set_role(repo: Repository, name: str, role: str) -> Account:
+    """Change an account's role; the last admin keeps theirs (someone must manage users)."""
+    account = _existing(repo, name)
+    _role(role)
+    if account.role == "admin" and role != "admin" and not _admins_after(repo, account.id, role):
+        raise ValueError(f"{account.name!r} is the last admin: make another admin first")
+    return repo.update(Account, account.id, lambda a: a.model_copy(update={"role": role}))
+
+
+def set_password(repo: Repository, name: str, password: str) -> Account:
+    """Replace an account's password."""
+    account = _existing(repo, name)
+    digest = _HASHER.hash(_check_password(password))
+    return repo.update(Account, account.id, lambda a: a.model_copy(update={"password_hash": digest}))
+
+
+def remove_user(repo: Repository, name: str) -> Account:
+    """Delete an account (their labels stay, under their name); refuses the last admin while others remain."""
+    account = _existing(repo, name)
+    others = repo.count(Account) - 1
+    if account.role == "admin" and others and not _admins_after(repo, account.id, None):
+        raise ValueError(f"{account.name!r} is the last admin: make another admin first")
+    repo.delete(Account, account.id)
+    return account
+
+
+def identity_of(account: Account) -> Identity:
+    """The identity a session holds for an account."""
+    return Identity(name=account.name, role=account.role)
+
+
+def current(repo: Repository, identity: Identity | None) -> Identity | None:
+    """The identity as the store says now (role changes apply at once); None if the account is gone."""
+    if identity is None or identity.local:
+        return None
+    account = find(repo, identity.name)
+    return identity_of(account) if account is not None else None
+
+
+def local_identity() -> Identity:
+    """The one user of a server without accounts: AGENTLEARN_LOCAL_USER, else the login name."""
+    name = os.environ.get("AGENTLEARN_LOCAL_USER", "").strip()
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no login name (some containers)
+            name = "local"
+    return Identity(name=clean_name(name), role="admin", local=True)
+
+
+def require(identity: Identity | None, role: str, action: str) -> Identity:
+    """The identity, if its role allows `action`; else AccessDenied saying which role it needs."""
+    if identity is None:
+        raise AccessDenied(f"sign in to {action}")
+    if not identity.can(role):
+        raise AccessDenied(f"{action} needs the {role} role; {identity.name} is {identity.role}")
+    return identity
+
+
+# --- signing in --------------------------------------------------------------------------------
+
+
+class LoginThrottle:
+    """Failed sign-ins per name: after FREE failures each further try waits twice as long (to MAX_WAIT_S)."""
+
+    FREE = 5
+    MAX_WAIT_S = 300.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[str, tuple[int, float]] = {}  # key -> (failures, time of the last one)
+
+    def wait_s(self, key: str) -> float:
+        """Seconds before this name may try again (0 when it may try now)."""
+        with self._lock:
+            count, last = self._failures.get(key, (0, 0.0))
+        if count < self.FREE:
+            return 0.0
+        delay = min(self.MAX_WAIT_S, 2.0 ** (count - self.FREE + 1))
+        return max(0.0, last + delay - self._clock())
+
+    def failed(self, key: str) -> None:
+        """Count a failed sign-in."""
+        with self._lock:
+            count, _ = self._failures.get(key, (0, 0.0))
+            self._failures[key] = (count + 1, self._clock())
+
+    def succeeded(self, key: str) -> None:
+        """Forget the failures of a name that signed in."""
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+THROTTLE = LoginThrottle()  # one per server process: every session's failures count
+
+
+def sign_in(repo: Repository, name: str, password: str, throttle: LoginThrottle | None = None) -> Identity:
+    """The identity for a name and password; ValueError (the same for a wrong name or password) otherwise."""
+    throttle = throttle or THROTTLE
+    try:
+        key = name_key(name)
+    except ValueError:
+        key = unicodedata.normalize("NFKC", str(name)).casefold().strip()
+    wait = throttle.wait_s(key)
+    if wait > 0:
+        raise ValueError(f"too many failed sign-ins for this name: try again in {wait:.0f} s")
+    account = repo.get(Account, key) if key else None
+    try:
+        _HASHER.verify(account.password_hash if account else _DUMMY_HASH, password)
+        if account is None:
+            raise VerificationError("no such account")
+    except (VerificationError, InvalidHashError):
+        throttle.failed(key)
+        raise ValueError("wrong name or password") from None
+    throttle.succeeded(key)
+    if _HASHER.check_needs_rehash(account.password_hash):  # parameters got stronger since it was made
+        digest = _HASHER.hash(password)
+        account = repo.update(Account, account.id, lambda a: a.model_copy(update={"password_hash": digest}))
+    return identity_of(account)
+
+
+# --- where the server listens ------------------------------------------------------------------
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for addresses only this machine reaches (127.x, ::1, localhost). Unset means every interface."""
+    text = (address or "").strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def serving_problem(address: str | None, repo: Repository) -> str:
+    """Why the dashboard must not serve pages on this address ('' when it may)."""
+    if is_loopback(address) or configured(repo):
+        return ""
+    where = f"address {address}" if (address or "").strip() else "every network interface (no server.address set)"
+    return (f"This dashboard is listening on {where}, but no accounts exist, so anyone who reaches it would "
+            "act as the local user. Add an account first: `python -m agentlearn users add NAME --role admin`, "
+            "then restart; or serve on 127.0.0.1 only (the default of `./manage dashboard` and "
+            ".streamlit/config.toml).")

@@ -1,0 +1,172 @@
+"""Accounts: unique names after NFKC and case folding, mixed scripts refused, roles, argon2 sign-in, throttle,
+the loopback rule, the `users` command group, and paths from data kept safe (suite names, --out, records)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from agentlearn import accounts, cli, datasets, paths
+from agentlearn.training import jobs
+from storage.records import Account, Job
+
+PASSWORD = "correct horse battery"
+
+
+def test_names_are_unique_after_normalisation_and_case_folding(ws):
+    accounts.add_user(ws.repo, "alice", "admin", PASSWORD)
+    for twin in ("Alice", "ALICE", "ａｌｉｃｅ", " alice "):
+        with pytest.raises(ValueError, match="is taken"):
+            accounts.add_user(ws.repo, twin, "annotator", PASSWORD)
+    assert [a.name for a in accounts.list_users(ws.repo)] == ["alice"]
+    assert accounts.find(ws.repo, "ALİCE".replace("İ", "I")).name == "alice"
+
+
+def test_a_name_mixing_scripts_is_refused_clearly(ws):
+    with pytest.raises(ValueError, match="mixes scripts.*Cyrillic.*Latin|mixes scripts.*Latin"):
+        accounts.add_user(ws.repo, "\u0430lice", "admin", PASSWORD)  # Cyrillic а + Latin lice
+    assert ws.repo.count(Account) == 0
+    accounts.add_user(ws.repo, "алиса", "admin", PASSWORD)  # one script: a different person
+    accounts.add_user(ws.repo, "山田たろう", "annotator", PASSWORD)  # Han and Hiragana are written together
+    accounts.add_user(ws.repo, "José Núñez", "annotator", PASSWORD)
+    with pytest.raises(ValueError, match="letters, digits"):
+        accounts.add_user(ws.repo, "bob<script>", "annotator", PASSWORD)
+
+
+def test_passwords_are_argon2_hashes_and_sign_in_checks_them(ws):
+    account = accounts.add_user(ws.repo, "Bob", "admin", PASSWORD)
+    assert account.password_hash.startswith("$argon2id$") and PASSWORD not in account.password_hash
+    assert accounts.sign_in(ws.repo, "bob", PASSWORD, accounts.LoginThrottle()) == accounts.Identity("Bob", "admin")
+    for name, password in (("bob", "wrong password"), ("nobody", PASSWORD)):
+        with pytest.raises(ValueError, match="wrong name or password"):  # the same message for both
+            accounts.sign_in(ws.repo, name, password, accounts.LoginThrottle())
+    with pytest.raises(ValueError, match="at least 8"):
+        accounts.add_user(ws.repo, "carol", "annotator", "short")
+
+
+def test_failed_sign_ins_are_rate_limited_per_name(ws):
+    accounts.add_user(ws.repo, "dana", "admin", PASSWORD)
+    accounts.add_user(ws.repo, "erin", "annotator", PASSWORD)
+    clock = [1000.0]
+    throttle = accounts.LoginThrottle(clock=lambda: clock[0])
+    for _ in range(accounts.LoginThrottle.FREE):
+        with pytest.raises(ValueError, match="wrong"):
+            accounts.sign_in(ws.repo, "dana", "guess", throttle)
+    with pytest.raises(ValueError, match="too many failed sign-ins"):
+        accounts.sign_in(ws.repo, "DANA", PASSWORD, throttle)  # even the right password waits
+    assert accounts.sign_in(ws.repo, "erin", PASSWORD, throttle).name == "erin"  # other names are not held up
+    clock[0] += 3
+    assert accounts.sign_in(ws.repo, "dana", PASSWORD, throttle).name == "dana"
+    assert throttle.wait_s("dana") == 0
+
+
+def test_roles_order_and_the_last_admin_stays(ws):
+    with pytest.raises(ValueError, match="first account must be an admin"):
+        accounts.add_user(ws.repo, "ann", "annotator", PASSWORD)
+    accounts.add_user(ws.repo, "root", "admin", PASSWORD)
+    accounts.add_user(ws.repo, "ann", "annotator", PASSWORD)
+    ann = accounts.identity_of(accounts.find(ws.repo, "ann"))
+    assert ann.can("annotator") and not ann.can("reviewer")
+    with pytest.raises(accounts.AccessDenied, match="needs the admin role; ann is annotator"):
+        accounts.require(ann, "admin", "training")
+    assert accounts.set_role(ws.repo, "ANN", "reviewer").role == "reviewer"
+    assert accounts.current(ws.repo, ann) == accounts.Identity("ann", "reviewer")  # role changes apply at once
+    with pytest.raises(ValueError, match="last admin"):
+        accounts.set_role(ws.repo, "root", "reviewer")
+    with pytest.raises(ValueError, match="last admin"):
+        accounts.remove_user(ws.repo, "root")
+    with pytest.raises(ValueError, match="unknown role"):
+        accounts.set_role(ws.repo, "ann", "owner")
+    accounts.remove_user(ws.repo, "ann")
+    assert accounts.current(ws.repo, ann) is None  # a removed account's session ends
+
+
+def test_loopback_rule(ws):
+    for address in ("127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"):
+        assert accounts.is_loopback(address) and not accounts.serving_problem(address, ws.repo)
+    for address in ("0.0.0.0", "", None, "192.168.1.5", "::", "example.com"):
+        assert not accounts.is_loopback(address)
+        assert "users add" in accounts.serving_problem(address, ws.repo)
+    accounts.add_user(ws.repo, "root", "admin", PASSWORD)
+    assert not accounts.serving_problem("0.0.0.0", ws.repo)
+
+
+def test_users_commands(ws, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main(["users", "add", "Root", "--role", "admin", "--password-stdin"]) == 0
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": PASSWORD)  # typed at the prompt, twice
+    assert cli.main(["users", "add", "kim", "--role", "annotator"]) == 0
+    assert cli.main(["users", "set-role", "KIM", "reviewer"]) == 0
+    assert cli.main(["users", "add", "kIm", "--role", "annotator"]) == 2
+    assert "is taken" in capsys.readouterr().err
+    assert cli.main(["users", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "Root\tadmin" in out and "kim\treviewer" in out
+    assert cli.main(["users", "check-address", "0.0.0.0"]) == 0
+    assert cli.main(["users", "remove", "kim"]) == 0
+    assert [a.name for a in accounts.list_users(ws.repo)] == ["Root"]
+    assert accounts.sign_in(ws.repo, "root", PASSWORD, accounts.LoginThrottle()).role == "admin"
+
+
+def test_check_address_refuses_the_network_without_accounts(ws, capsys):
+    assert cli.main(["users", "check-address", "127.0.0.1"]) == 0
+    assert cli.main(["users", "check-address", "0.0.0.0"]) == 1
+    assert "users add" in capsys.readouterr().err
+
+
+def test_local_user_comes_from_the_server_environment(monkeypatch):
+    monkeypatch.setenv("AGENTLEARN_LOCAL_USER", "Sam")
+    assert accounts.local_identity() == accounts.Identity("Sam", "admin", local=True)
+
+
+# --- paths from data ----------------------------------------------------------------------------
+
+
+def test_suite_names_never_reach_file_paths_unsanitised():
+    assert paths.file_part("../../x/y") == "x_y"
+    assert paths.file_part("helpdesk v2") == "helpdesk_v2"
+    assert "/" not in paths.file_part("a/../../b") and ".." not in paths.file_part("..a..b..")
+    with pytest.raises(ValueError, match="no letters or digits"):
+        paths.file_part("../..", "suite")
+
+
+def test_export_of_a_hostile_suite_name_stays_in_exports(seeded):
+    from storage.records import Task
+
+    task = seeded.repo.find(Task, split="train")[0]
+    evil = "../../x/y"
+    seeded.repo.put(task.model_copy(update={"id": "evil-task", "suite": evil}))
+    record = datasets.export(seeded, "grpo", evil)
+    assert Path(record.path).parent == seeded.settings.exports_dir.resolve()
+    assert not (seeded.settings.home.parent / "x").exists()
+
+
+def test_export_out_never_overwrites_the_store_or_a_file_unasked(seeded, tmp_path):
+    from tests.seed import SUITE
+
+    shard = next(seeded.settings.store_dir.rglob("*.json"))
+    before = shard.read_bytes()
+    for target in (shard, seeded.settings.store_dir / "new.jsonl", seeded.settings.vectors_dir / "v.jsonl"):
+        with pytest.raises(ValueError, match="inside the store folder"):
+            datasets.export(seeded, "grpo", SUITE, out_path=target, force=True)
+    assert shard.read_bytes() == before
+    out = tmp_path / "out.jsonl"
+    out.write_text("keep me")
+    with pytest.raises(ValueError, match="--force"):
+        datasets.export(seeded, "grpo", SUITE, out_path=out)
+    assert out.read_text() == "keep me"
+    assert datasets.export(seeded, "grpo", SUITE, out_path=out, force=True).rows > 0
+
+
+def test_a_job_log_outside_the_workspace_is_refused(ws, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("password=hunter2")
+    job = ws.repo.put(Job(method="sft", config={}, log_path=str(outside)))
+    with pytest.raises(ValueError, match="outside the workspace"):
+        jobs.log_tail(ws, job)
+    inside = ws.settings.jobs_dir / "j" / "train.log"
+    inside.parent.mkdir(parents=True)
+    inside.write_text("step 1\nstep 2\n")
+    assert jobs.log_tail(ws, job.model_copy(update={"log_path": str(inside)}), 1) == "step 2"
