@@ -15,7 +15,7 @@ from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import StoreError, is_database_url, open_repository
 from storage.postgres_store import redact
-from storage.transfer import Location, copy_store
+from storage.transfer import Location, backup_store, copy_store
 
 
 def _print_json(obj: object) -> None:
@@ -551,7 +551,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         raise ValueError(f"{out} already exists and is not empty; choose another --out")
     start = time.perf_counter()
     try:
-        counts = copy_store(_store_location(""), _store_location(str(out)))
+        copy = settings.with_(home=out)
+        counts = backup_store(_store_location(""), copy.store_dir, copy.vectors_dir)
     except StoreError as e:
         raise RuntimeError(str(e)) from None
     print(f"backup written to {out} in {time.perf_counter() - start:.1f} s: "

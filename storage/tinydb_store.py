@@ -10,6 +10,8 @@ Why it looks like this (figures measured on a 2-core machine, see README "Storag
 - TinyDB has no locking. Each shard has a re-entrant lock for threads and a file lock for processes
   (the dashboard, the CLI and training jobs write at the same time). Writes to different shards do
   not wait for each other, so concurrent fsyncs overlap (the file system commits them together).
+- Shard counts are fixed per store in meta.json. If it is lost (or predates the counts), they are read
+  off the files present (the count that puts every record where it lies); the store never guesses.
 - Parsed records are cached per shard and revalidated by the file's (inode, mtime, size), so reads
   after another process writes see its records, and reads of unchanged shards cost a stat call.
 """
@@ -346,6 +348,15 @@ class TinyDBRepository:
             for key in sorted(shards):  # the order put_many locks in, so that the two cannot deadlock
                 held.enter_context(shards[key].locked())
             yield
+
+    def read_files(self) -> dict[str, bytes]:
+        """Every file of the store (meta.json and shards) by relative path, read as one consistent state.
+
+        The shards are held only while their bytes are read: writers wait milliseconds, not for a copy.
+        """
+        with self.snapshot():
+            files = [self.root / "meta.json", *sorted(self.root.glob("*/*.json"))]
+            return {str(p.relative_to(self.root)): p.read_bytes() for p in files if p.is_file()}
 
     # --- the Repository interface -------------------------------------------------------------
 
