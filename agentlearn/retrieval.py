@@ -58,7 +58,8 @@ class Config:
         return f"{self.mode} k={self.k}" + (" tool-aware" if self.tool_aware else "")
 
 
-Runner = Callable[[Workspace, list[Task], Config], list[list[Trajectory]]]
+# (workspace, tasks, configuration, on_task(tasks done so far)) -> each task's trials
+Runner = Callable[[Workspace, list[Task], Config, Callable[[int], None]], list[list[Trajectory]]]
 
 
 # --- using a choice ---------------------------------------------------------------------------------
@@ -141,14 +142,15 @@ def finalists(stage_a: Sequence[dict[str, Any]], how_many: int = FINALISTS) -> l
 # --- stage b: the real agent ------------------------------------------------------------------------
 
 
-def run_with_agent(ws: Workspace, tasks: list[Task], config: Config) -> list[list[Trajectory]]:
+def run_with_agent(ws: Workspace, tasks: list[Task], config: Config,
+                   on_task: Callable[[int], None] = lambda done: None) -> list[list[Trajectory]]:
     """Run the agent with exemplars retrieved by `config` on the tasks, batched, storing nothing."""
     from agentlearn.agent import run_tasks
     from agentlearn.methods import RunOptions
 
     options = RunOptions(method="exemplars", exemplar_mode=config.mode, k=config.k, tool_aware=config.tool_aware,
                          store=False, source="auto")
-    return run_tasks(ws, tasks, options)
+    return run_tasks(ws, tasks, options, progress=lambda done, n, trials, seconds: on_task(done))
 
 
 def _agent_figures(runs: list[list[Trajectory]]) -> dict[str, Any]:
@@ -180,20 +182,27 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     # A tag that only one exemplar carries can never be shared with another task: type would retrieve nothing.
     with_type = any(t.tags for t in train) and max(exemplars.tag_counts(ws, suite_name).values(), default=0) > 1
     configs = candidates(with_type)
-    total = len(configs) + how_many
+    total = len(configs) + how_many * len(train)  # stage b counts every task it runs: it takes the time
     stage_a = score_retrieval(ws, train, configs, progress, total)
     best = finalists(stage_a, how_many)
     score_of = {(r["mode"], r["k"], r["tool_aware"]): r["score"] for r in stage_a}
 
     stage_b = []
-    for n, config in enumerate(best, len(configs) + 1):
+    for n, config in enumerate(best):
+        first = len(configs) + n * len(train)
+
+        def on_task(done: int, first: int = first, config: Config = config) -> None:
+            if progress and done < len(train):  # the last task is reported with the figures below
+                progress(first + done, total, f"stage b: {config.label()}, {done} of {len(train)} tasks")
+
         started = time.perf_counter()
-        figures = _agent_figures((runner or run_with_agent)(ws, train, config))
+        figures = _agent_figures((runner or run_with_agent)(ws, train, config, on_task))
         stage_b.append({**asdict(config), **figures, "stage_a_score": score_of[(config.mode, config.k,
                                                                                  config.tool_aware)],
                         "seconds": round(time.perf_counter() - started, 1)})
         if progress:
-            progress(n, total, f"stage b: {config.label()} name accuracy {figures['name_accuracy']:.1%}")
+            progress(first + len(train), total,
+                     f"stage b: {config.label()} name accuracy {figures['name_accuracy']:.1%}")
     winner = min(stage_b, key=lambda r: (-r["name_accuracy"], -r["call_accuracy"], -r["stage_a_score"], r["k"]))
     choice = {"mode": winner["mode"], "k": winner["k"], "tool_aware": winner["tool_aware"],
               "chosen_at": datetime.now(UTC).isoformat(timespec="seconds"), "n_train": len(train),

@@ -51,7 +51,7 @@ def scripted_runner(figures_for):
     """A stage-b runner: every task's trajectory gets the (name, call) scores figures_for(config) says."""
     seen: list[Config] = []
 
-    def runner(ws, tasks: list[Task], config: Config) -> list[list[Trajectory]]:
+    def runner(ws, tasks: list[Task], config: Config, on_task) -> list[list[Trajectory]]:
         seen.append(config)
         name, call = figures_for(config)
         out = []
@@ -63,6 +63,7 @@ def scripted_runner(figures_for):
                                    tool_call=ToolCall(name=task.expected.name if right_name else "other"),
                                    verdict=Verdict(success=right_call, reward=float(right_call), reason="",
                                                    scores=scores))])
+            on_task(n + 1)
         return out
 
     runner.seen = seen  # type: ignore[attr-defined]
@@ -147,9 +148,10 @@ def test_choose_picks_what_the_agent_does_best_and_stores_it(ws, tmp_path):
     assert choice["model"] == ws.settings.model_label and choice["chosen_at"]
     assert ws.repo.get(Suite, SUITE).retrieval == choice
     assert retrieval.resolve(ws, SUITE, "auto", 1, False) == (target.mode, target.k, target.tool_aware)
-    total = len(retrieval.candidates(True)) + 3
+    total = len(retrieval.candidates(True)) + 3 * len(train)  # stage b reports each task it ran
     assert [s[0] for s in steps] == list(range(1, total + 1)) and {s[1] for s in steps} == {total}
-    assert steps[-1][2].startswith("stage b: ")
+    assert steps[-1][2].startswith("stage b: ") and "name accuracy" in steps[-1][2]
+    assert steps[-2][2].endswith(f"{len(train) - 1} of {len(train)} tasks")
 
 
 def test_choose_breaks_ties_by_call_accuracy_then_stage_a_then_smaller_k(ws, tmp_path):
