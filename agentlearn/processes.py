@@ -205,8 +205,16 @@ def _reap() -> None:
                 del _children[key]
 
 
+def _runs_agentlearn(pid: int) -> bool:
+    """False when the pid now belongs to some other program (pids are reused after a reboot or a long time)."""
+    try:
+        return b"\0-m\0agentlearn" in Path(f"/proc/{pid}/cmdline").read_bytes()  # python -m agentlearn...
+    except OSError:
+        return True  # no /proc here: trust the pid
+
+
 def _check(ws: Workspace, record: Process) -> Process:
-    if record.pid is None or pid_alive(record.pid):
+    if record.pid is None or (pid_alive(record.pid) and _runs_agentlearn(record.pid)):
         return record
     return _end(ws, record.id, "failed", error=f"the process (pid {record.pid}) ended without reporting a result: "
                 "it was killed or crashed; see its log")

@@ -123,3 +123,8 @@ def test_bad_kind_or_empty_command_is_refused(ws):
     with pytest.raises(ValueError, match="command"):
         processes.start(ws, "eval", [])
     assert ws.repo.count(Process) == 0
+
+
+def test_a_record_whose_pid_now_belongs_to_another_program_reads_as_failed(ws):
+    record = ws.repo.put(Process(kind="eval", args=["eval"], pid=os.getpid()))  # pytest: alive, not agentlearn's
+    assert processes.get(ws, record.id).status == "failed"
