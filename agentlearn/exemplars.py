@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 from collections import Counter
@@ -273,15 +272,8 @@ _CACHE_MAX = 16
 
 
 def _files_key(ws: Workspace) -> tuple:
-    """Identity of the vector files on disk, without reading them."""
-    out = []
-    for suffix in (".npy", ".json"):
-        try:
-            st = os.stat(ws.settings.vectors_dir / f"{VECTOR_TABLE}{suffix}")
-            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
-        except FileNotFoundError:
-            out.append(None)
-    return tuple(out)
+    """Identity of the stored vector table, without reading its vectors (a stat, or one small query)."""
+    return ws.vectors(VECTOR_TABLE).version()
 
 
 def _index(ws: Workspace, suite: str) -> _Index:
