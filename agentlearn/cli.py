@@ -142,6 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     ret_sub = ret.add_subparsers(dest="action", required=True)
     choose = ret_sub.add_parser("choose", help="choose mode, k and tool-awareness by leave-one-out on the train split")
     choose.add_argument("--suite", required=True)
+    choose.add_argument("--finalists", type=int, default=None,
+                        help="configurations run through the agent after the model-free stage (default 3)")
     choose.add_argument("--json", action="store_true", help="print the stored choice as one JSON object")
     choose.set_defaults(func=cmd_retrieval_choose)
     show = ret_sub.add_parser("show", help="the suite's stored choice and the figures behind it")
@@ -487,7 +489,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_retrieval_choose(args: argparse.Namespace) -> int:
     from agentlearn import retrieval
 
-    choice = retrieval.choose(open_workspace(), args.suite, progress=_progress_line)
+    finalists = retrieval.FINALISTS if args.finalists is None else args.finalists
+    choice = retrieval.choose(open_workspace(), args.suite, progress=_progress_line, how_many=finalists)
     if args.json:
         _print_json(choice)
     else:

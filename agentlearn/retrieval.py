@@ -170,6 +170,8 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     """Choose the suite's retrieval mode, k and tool-awareness by leave-one-out on its train split; store and return it."""
     from agentlearn.tasks import get_suite, load_tasks
 
+    if how_many < 1:
+        raise ValueError(f"at least one configuration must run through the agent, not {how_many}")
     get_suite(ws, suite_name)
     train = load_tasks(ws, suite_name, "train")
     if len(train) < 2:

@@ -234,6 +234,10 @@ def test_cli_refusals_are_one_clear_line(cli_ws, capsys, tmp_path):
     assert capsys.readouterr().err.startswith("error: suite 'tiny' has 1 train task(s)")
     assert cli.main(["retrieval", "show", "--suite", "nope"]) == 2
     assert "no suite named 'nope'" in capsys.readouterr().err
+    assert cli.main(["retrieval", "choose", "--suite", SUITE, "--finalists", "0"]) == 2
+    assert "at least one configuration must run through the agent" in capsys.readouterr().err
+    assert cli.main(["retrieval", "choose", "--suite", SUITE, "--finalists", "1", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["stage_b"]) == 1
 
 
 # --- the Exemplars page ----------------------------------------------------------------------------
