@@ -11,8 +11,9 @@ exemplars, so every train task is retrieved for as if it were new), in two stage
     fraction of shots that do. Recall alone always prefers the largest k; a small model tends to copy the
     tool most shots show, so the share of right shots counts too. A configuration's score is the mean.
 (b) the best FINALISTS configurations (configurations that retrieve the very same shots for every task
-    count once) run through the real agent on the train split, batched, nothing stored. The choice is
-    the best by name accuracy, then call accuracy, then the stage-a score, then smaller k.
+    count once) run through the real agent on the train split, batched, nothing stored; a task whose shots
+    an earlier finalist already ran is not run again. The choice is the best by name accuracy, then call
+    accuracy, then the stage-a score, then smaller k.
 
 The choice is stored in Suite.retrieval with the figures behind it. `resolve` turns "auto" into that
 choice, or into DEFAULT_CHOICE for a suite that has none yet.
@@ -162,6 +163,43 @@ def _agent_figures(runs: list[list[Trajectory]]) -> dict[str, Any]:
                                                                           "args_score")}}
 
 
+def _reporter(progress: Progress | None, step: int, total: int, config: Config, reused: int,
+              n_tasks: int) -> Callable[[int], None]:
+    """on_task for one finalist: `step` steps were done before it, `reused` of its tasks need no run."""
+    def on_task(done: int) -> None:
+        if progress and reused + done < n_tasks:  # the last task is reported with the figures
+            progress(step + reused + done, total, f"stage b: {config.label()}, {reused + done} of {n_tasks} tasks")
+    return on_task
+
+
+def run_finalists(ws: Workspace, tasks: list[Task], stage_a: Sequence[dict[str, Any]], best: Sequence[Config],
+                  runner: Runner, progress: Progress | None, total: int) -> list[dict[str, Any]]:
+    """Stage b: each finalist through the agent; a task whose shots an earlier finalist already ran is not run again.
+
+    The same shots make the same prompt, and greedy decoding gives the same answer to the same prompt, so
+    the earlier trajectory counts for both: configurations that differ only on some tasks cost only those.
+    """
+    row_of = {(r["mode"], r["k"], r["tool_aware"]): r for r in stage_a}
+    answered: dict[tuple[str, tuple[str, ...]], list[Trajectory]] = {}
+    out = []
+    for n, config in enumerate(best):
+        row = row_of[(config.mode, config.k, config.tool_aware)]
+        keys = [(task.id, picks) for task, picks in zip(tasks, row["_picks"], strict=True)]
+        todo = [i for i, key in enumerate(keys) if key not in answered]
+        step = len(stage_a) + n * len(tasks)
+        on_task = _reporter(progress, step, total, config, len(tasks) - len(todo), len(tasks))
+        started = time.perf_counter()
+        runs = runner(ws, [tasks[i] for i in todo], config, on_task) if todo else []
+        answered.update({keys[i]: trials for i, trials in zip(todo, runs, strict=True)})
+        figures = _agent_figures([answered[key] for key in keys])
+        out.append({**asdict(config), **figures, "stage_a_score": row["score"], "ran": len(todo),
+                    "seconds": round(time.perf_counter() - started, 1)})
+        if progress:
+            progress(step + len(tasks), total, f"stage b: {config.label()} name accuracy "
+                     f"{figures['name_accuracy']:.1%}")
+    return out
+
+
 # --- choosing ---------------------------------------------------------------------------------------
 
 
@@ -186,25 +224,8 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     configs = candidates(with_type)
     total = len(configs) + how_many * len(train)  # stage b counts every task it runs: it takes the time
     stage_a = score_retrieval(ws, train, configs, progress, total)
-    best = finalists(stage_a, how_many)
-    score_of = {(r["mode"], r["k"], r["tool_aware"]): r["score"] for r in stage_a}
-
-    stage_b = []
-    for n, config in enumerate(best):
-        first = len(configs) + n * len(train)
-
-        def on_task(done: int, first: int = first, config: Config = config) -> None:
-            if progress and done < len(train):  # the last task is reported with the figures below
-                progress(first + done, total, f"stage b: {config.label()}, {done} of {len(train)} tasks")
-
-        started = time.perf_counter()
-        figures = _agent_figures((runner or run_with_agent)(ws, train, config, on_task))
-        stage_b.append({**asdict(config), **figures, "stage_a_score": score_of[(config.mode, config.k,
-                                                                                 config.tool_aware)],
-                        "seconds": round(time.perf_counter() - started, 1)})
-        if progress:
-            progress(first + len(train), total,
-                     f"stage b: {config.label()} name accuracy {figures['name_accuracy']:.1%}")
+    stage_b = run_finalists(ws, train, stage_a, finalists(stage_a, how_many), runner or run_with_agent,
+                            progress, total)
     winner = min(stage_b, key=lambda r: (-r["name_accuracy"], -r["call_accuracy"], -r["stage_a_score"], r["k"]))
     choice = {"mode": winner["mode"], "k": winner["k"], "tool_aware": winner["tool_aware"],
               "chosen_at": datetime.now(UTC).isoformat(timespec="seconds"), "n_train": len(train),

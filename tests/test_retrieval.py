@@ -47,17 +47,24 @@ def write_suite(tmp_path, ws, with_tags=True, rows=REQUESTS, name=SUITE):
     return import_jsonl(ws, path, name, heldout=0.0)  # every task in train: leave-one-out uses them all
 
 
-def scripted_runner(figures_for):
-    """A stage-b runner: every task's trajectory gets the (name, call) scores figures_for(config) says."""
-    seen: list[Config] = []
+def shots(ws, task, config: Config) -> list[str]:
+    """The exemplar ids the agent is shown for a task under a configuration."""
+    return [x.exemplar.id for x in exemplars.select(ws, task, config.mode, k=config.k, tool_aware=config.tool_aware)]
+
+
+def scripted_runner(judge):
+    """A stage-b runner: judge(ws, task, config) -> (name right, call right) for each task it is given.
+
+    A real model answers the same prompt the same way, so a judge should depend on the shots, not the name
+    of the configuration: choose reuses an answer where an earlier finalist showed the same shots.
+    """
+    seen: list[tuple[Config, int]] = []
 
     def runner(ws, tasks: list[Task], config: Config, on_task) -> list[list[Trajectory]]:
-        seen.append(config)
-        name, call = figures_for(config)
+        seen.append((config, len(tasks)))
         out = []
         for n, task in enumerate(tasks):
-            right_name = n < round(name * len(tasks))
-            right_call = n < round(call * len(tasks))
+            right_name, right_call = judge(ws, task, config)
             scores = {"name_match": float(right_name), "call_match": float(right_call), "args_score": 1.0}
             out.append([Trajectory(task_id=task.id, suite=task.suite, split=task.split,
                                    tool_call=ToolCall(name=task.expected.name if right_name else "other"),
@@ -68,6 +75,23 @@ def scripted_runner(figures_for):
 
     runner.seen = seen  # type: ignore[attr-defined]
     return runner
+
+
+def first_tasks(share: float, call_share: float | None = None):
+    """A judge that gets the first `share` of REQUESTS right by name (and `call_share` by call), whatever the shots."""
+    texts = [text for text, _, _ in REQUESTS]
+
+    def judge(ws, task, config):
+        content = task.input[0].content
+        n = texts.index(content) if content in texts else 0
+        return n < round(share * len(REQUESTS)), n < round((share if call_share is None else call_share)
+                                                           * len(REQUESTS))
+    return judge
+
+
+def like(ws, target: Config):
+    """A judge that is right exactly where the shots are those `target` shows."""
+    return lambda ws_, task, config: (shots(ws, task, config) == shots(ws, task, target),) * 2
 
 
 # --- resolve ----------------------------------------------------------------------------------------
@@ -136,22 +160,30 @@ def test_choose_picks_what_the_agent_does_best_and_stores_it(ws, tmp_path):
     train = load_tasks(ws, SUITE, "train")
     expected_finalists = retrieval.finalists(retrieval.score_retrieval(ws, train, retrieval.candidates(True)))
     target = expected_finalists[1]  # not the stage-a favourite: stage b must decide
-    runner = scripted_runner(lambda c: (0.9, 0.5) if c == target else (0.4, 0.4))
+    runner = scripted_runner(like(ws, target))
     steps = []
     choice = retrieval.choose(ws, SUITE, progress=lambda i, n, what: steps.append((i, n, what)), runner=runner)
 
-    assert runner.seen == expected_finalists and len(runner.seen) == 3
+    assert [c for c, _ in runner.seen] == expected_finalists
+    same_as_first = sum(shots(ws, t, target) == shots(ws, t, expected_finalists[0]) for t in train)
+    assert [n for _, n in runner.seen][:2] == [len(train), len(train) - same_as_first]  # shown shots run once
     assert (choice["mode"], choice["k"], choice["tool_aware"]) == (target.mode, target.k, target.tool_aware)
     assert choice["n_train"] == len(train) == len(REQUESTS)
     assert len(choice["stage_a"]) == len(retrieval.candidates(True)) and "_picks" not in choice["stage_a"][0]
-    assert [r["name_accuracy"] for r in choice["stage_b"]] == [0.4, 0.9, 0.4]
+    rows = {Config(r["mode"], r["k"], r["tool_aware"]): r for r in choice["stage_b"]}
+    assert rows[target]["name_accuracy"] == 1.0 and rows[target]["ran"] == len(train) - same_as_first
+    assert all(r["name_accuracy"] < 1.0 for c, r in rows.items() if c != target)
     assert choice["model"] == ws.settings.model_label and choice["chosen_at"]
     assert ws.repo.get(Suite, SUITE).retrieval == choice
     assert retrieval.resolve(ws, SUITE, "auto", 1, False) == (target.mode, target.k, target.tool_aware)
-    total = len(retrieval.candidates(True)) + 3 * len(train)  # stage b reports each task it ran
-    assert [s[0] for s in steps] == list(range(1, total + 1)) and {s[1] for s in steps} == {total}
+    total = len(retrieval.candidates(True)) + 3 * len(train)  # stage b counts every task, run or reused
+    n_a = len(retrieval.candidates(True))
+    assert [s[0] for s in steps[:n_a + len(train)]] == list(range(1, n_a + len(train) + 1))  # stage a, first finalist
+    assert steps[-1][0] == total and {s[1] for s in steps} == {total}
     assert steps[-1][2].startswith("stage b: ") and "name accuracy" in steps[-1][2]
-    assert steps[-2][2].endswith(f"{len(train) - 1} of {len(train)} tasks")
+    assert steps[n_a + len(train) - 2][2] == f"stage b: {expected_finalists[0].label()}, {len(train) - 1} of " \
+        f"{len(train)} tasks"
+    assert [s[0] for s in steps] == sorted(s[0] for s in steps)
 
 
 def test_choose_breaks_ties_by_call_accuracy_then_stage_a_then_smaller_k(ws, tmp_path):
@@ -159,31 +191,31 @@ def test_choose_breaks_ties_by_call_accuracy_then_stage_a_then_smaller_k(ws, tmp
     train = load_tasks(ws, SUITE, "train")
     finalists = retrieval.finalists(retrieval.score_retrieval(ws, train, retrieval.candidates(True)))
     by_call = retrieval.choose(ws, SUITE, runner=scripted_runner(
-        lambda c: (0.5, 0.5 if c == finalists[2] else 0.2)))
+        lambda ws_, task, config: (True, like(ws, finalists[2])(ws_, task, config)[1])))
     assert (by_call["mode"], by_call["k"], by_call["tool_aware"]) == \
         (finalists[2].mode, finalists[2].k, finalists[2].tool_aware)
-    by_stage_a = retrieval.choose(ws, SUITE, runner=scripted_runner(lambda c: (0.5, 0.5)))
+    by_stage_a = retrieval.choose(ws, SUITE, runner=scripted_runner(first_tasks(0.5)))
     assert (by_stage_a["mode"], by_stage_a["k"]) == (finalists[0].mode, finalists[0].k)
 
 
 def test_type_is_a_candidate_only_when_exemplars_share_a_tag(ws, tmp_path):
     write_suite(tmp_path, ws, with_tags=False)
-    choice = retrieval.choose(ws, SUITE, runner=scripted_runner(lambda c: (0.5, 0.5)))
+    choice = retrieval.choose(ws, SUITE, runner=scripted_runner(first_tasks(0.5)))
     assert "type" not in {r["mode"] for r in choice["stage_a"]}
     unique = [(text, tool, f"only{n}x") for n, (text, tool, _) in enumerate(REQUESTS)]  # one tag per task
     write_suite(tmp_path, ws, rows=unique, name="unique")
     assert all(t.tags for t in load_tasks(ws, "unique"))
-    choice = retrieval.choose(ws, "unique", runner=scripted_runner(lambda c: (0.5, 0.5)))
+    choice = retrieval.choose(ws, "unique", runner=scripted_runner(first_tasks(0.5)))
     assert "type" not in {r["mode"] for r in choice["stage_a"]}
     write_suite(tmp_path, ws, name="tagged")
-    tagged = retrieval.choose(ws, "tagged", runner=scripted_runner(lambda c: (0.5, 0.5)))
+    tagged = retrieval.choose(ws, "tagged", runner=scripted_runner(first_tasks(0.5)))
     assert "type" in {r["mode"] for r in tagged["stage_a"]}
 
 
 def test_choose_refuses_a_suite_with_fewer_than_two_train_tasks_and_stores_nothing(ws, tmp_path):
     write_suite(tmp_path, ws, rows=REQUESTS[:1], name="tiny")
     with pytest.raises(ValueError, match="'tiny' has 1 train task.*at least 2"):
-        retrieval.choose(ws, "tiny", runner=scripted_runner(lambda c: (1.0, 1.0)))
+        retrieval.choose(ws, "tiny", runner=scripted_runner(first_tasks(1.0)))
     assert ws.repo.get(Suite, "tiny").retrieval == {}
     with pytest.raises(ValueError, match="no suite named 'nope'"):
         retrieval.choose(ws, "nope")
@@ -197,7 +229,8 @@ def test_choose_with_the_real_agent_and_a_fake_model(ws, tmp_path, make_fake_cha
     assert ws.repo.count(Trajectory) == before
     printer = sum(tool == "troubleshoot_printer" for _, tool, _ in REQUESTS) / len(REQUESTS)
     assert [r["name_accuracy"] for r in choice["stage_b"]] == [pytest.approx(printer)] * 3
-    assert len(ws.chat_factory.seen) >= 3 * len(REQUESTS)  # every finalist ran every train task
+    assert len(ws.chat_factory.seen) == sum(r["ran"] for r in choice["stage_b"])  # each distinct prompt once
+    assert choice["stage_b"][0]["ran"] == len(REQUESTS)
     assert choice["mode"] in RETRIEVAL_MODES
 
 
@@ -208,7 +241,7 @@ def test_choose_with_the_real_agent_and_a_fake_model(ws, tmp_path, make_fake_cha
 def cli_ws(ws, tmp_path, monkeypatch):
     write_suite(tmp_path, ws)
     monkeypatch.setattr(cli, "open_workspace", lambda *a, **kw: open_workspace(ws.settings, encoder=hash_encode))
-    monkeypatch.setattr(retrieval, "run_with_agent", scripted_runner(lambda c: (0.7, 0.3)))
+    monkeypatch.setattr(retrieval, "run_with_agent", scripted_runner(first_tasks(0.7, 0.3)))
     return ws
 
 
@@ -283,7 +316,7 @@ def test_exemplars_page_shows_modes_choice_tags_and_starts_a_choice(page_ws, mon
     at.button(key="ex_choose").click().run()
     assert started == [("auto", ["retrieval", "choose", "--suite", SEEDED])]
 
-    choice = retrieval.choose(page_ws, SEEDED, runner=scripted_runner(lambda c: (0.5, 0.5)))
+    choice = retrieval.choose(page_ws, SEEDED, runner=scripted_runner(first_tasks(0.5)))
     at = open_page("pages/exemplars.py")
     assert any("by leave-one-out on" in t.value for t in at.text)
     stage_b = [d for d in at.dataframe if "name_accuracy" in d.value.columns][0].value
@@ -319,6 +352,6 @@ def test_choose_with_real_minilm(tmp_path, make_fake_chat):
         assert rows[(mode, 1, False)]["top1"] >= 0.6, (mode, rows[(mode, 1, False)])
     assert rows[("hybrid", 5, True)]["recall"] >= rows[("hybrid", 5, False)]["recall"]
     assert rows[("fixed", 1, False)]["top1"] < rows[("semantic", 1, False)]["top1"]
-    choice = retrieval.choose(ws, SUITE, runner=scripted_runner(lambda c: (0.5, 0.5)))
+    choice = retrieval.choose(ws, SUITE, runner=scripted_runner(first_tasks(0.5)))
     best_a = max(choice["stage_a"], key=lambda r: r["score"])
     assert choice["stage_b"][0]["stage_a_score"] == best_a["score"]
