@@ -82,6 +82,19 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 
 
 @contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch on `n` threads inside the block (generation; see Settings.threads)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextmanager
 def one_thread() -> Iterator[None]:
     """Run torch on one thread inside the block.
 

@@ -37,9 +37,10 @@ class Settings:
     backend: str = "embedded"  # embedded | openai
     openai_model: str = ""
     openai_base_url: str = ""
-    max_new_tokens: int = 160  # a cap; each suite's own budget comes from its longest reference call
+    max_new_tokens: int = 384  # a cap; each suite's own budget comes from its longest reference call
     auto_apply_insights: bool = False  # apply ExpeL operations without human review
     batch_size: int = 16  # prompts generated together by the embedded model
+    threads: int = 1  # torch threads for generation: a second one costs far more than it gives on a busy 2-core machine
     concurrency: int = 4  # requests in flight to an OpenAI-compatible endpoint
     constrained: bool = True  # decode under the suite's tool-call grammar (embedded model)
     database_url: str = field(default="", repr=False)  # PostgreSQL for the store (its password stays out of repr)
@@ -57,8 +58,9 @@ class Settings:
             openai_model=env.get("AGENTLEARN_OPENAI_MODEL", env.get("OPENAI_MODEL", "")),
             openai_base_url=env.get("OPENAI_BASE_URL", ""),
             auto_apply_insights=env.get("AGENTLEARN_AUTO_APPLY_INSIGHTS", "") in ("1", "true", "yes"),
-            max_new_tokens=_int(env, "AGENTLEARN_MAX_NEW_TOKENS", 160, 8, 4096),
+            max_new_tokens=_int(env, "AGENTLEARN_MAX_NEW_TOKENS", 384, 8, 4096),
             batch_size=_int(env, "AGENTLEARN_BATCH_SIZE", 16, 1, 256),
+            threads=_int(env, "AGENTLEARN_THREADS", 1, 1, 256),
             concurrency=_int(env, "AGENTLEARN_CONCURRENCY", 4, 1, 64),
             constrained=env.get("AGENTLEARN_CONSTRAINED", "1").strip().lower() not in ("0", "false", "no", "off"),
             database_url=env.get("AGENTLEARN_DATABASE_URL", "").strip(),
