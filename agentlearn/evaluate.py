@@ -107,13 +107,14 @@ _RESULT_KEY = {"name_accuracy": "name", "call_accuracy": "call", "exact_accuracy
 
 
 def baseline_for(ws: Workspace, run: EvalRun, method: str = "none") -> EvalRun | None:
-    """The latest `method` run on the same suite, split, decoding and adapter that covers the run's tasks."""
+    """The newest `method` run on the same suite and split, under the same decoding (grammar, temperature)
+    and adapter, with the whole bank, that covers the run's tasks: what `run` is compared with."""
     if not method or run.method == method:
         return None
     candidates = [r for r in ws.repo.find(EvalRun, suite=run.suite)
                   if r.method == method and r.split == run.split and r.constrained == run.constrained
-                  and r.adapter == run.adapter and r.id != run.id and r.bank_size is None
-                  and set(run.results) <= set(r.results)]
+                  and round(r.temperature, 3) == round(run.temperature, 3) and r.adapter == run.adapter
+                  and r.id != run.id and r.bank_size is None and r.results and set(run.results) <= set(r.results)]
     return max(candidates, key=lambda r: r.created, default=None)
 
 

@@ -18,6 +18,7 @@ from datetime import datetime
 import pandas as pd
 
 from agentlearn import stats
+from agentlearn.evaluate import baseline_for
 from agentlearn.methods import METHODS, USES_EXEMPLARS
 from agentlearn.workspace import Workspace
 from storage.records import Adapter, EvalRun, LearningCurve, Task, Trajectory
@@ -145,14 +146,8 @@ def baseline_choices(ws: Workspace, suite: str, split: str = "heldout") -> dict[
 
 
 def default_baseline(ws: Workspace, run: EvalRun) -> EvalRun | None:
-    """The newest zero-shot run under the same decoding (constrained, temperature) and adapter with the run's tasks."""
-    if run.method == "none":
-        return None
-    covering = [r for r in runs(ws, run.suite, run.split)
-                if r.method == "none" and r.id != run.id and r.constrained == run.constrained
-                and round(r.temperature, 3) == round(run.temperature, 3) and r.adapter == run.adapter
-                and r.results and set(run.results) <= set(r.results)]
-    return max(covering, key=lambda r: r.created, default=None)
+    """The zero-shot run `run` is compared with (evaluate.baseline_for owns the rule)."""
+    return baseline_for(ws, run, "none")
 
 
 def comparison(ws: Workspace, suite: str, baseline_id: str = "", metric: str = "name",
