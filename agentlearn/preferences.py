@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from agentlearn.methods import DEFAULT_MODE
 from agentlearn.review import task_map, trajectory_index
 from agentlearn.workspace import Workspace
 from storage.records import Message, Preference, Task, Trajectory
@@ -47,7 +48,7 @@ class RunSpec:
     adapter_id: str = ""
     temperature: float = 0.0
     k: int = 3
-    exemplar_mode: str = "semantic"
+    exemplar_mode: str = DEFAULT_MODE
 
     def describe(self) -> str:
         """A short human-readable summary."""
