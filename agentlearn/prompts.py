@@ -95,6 +95,12 @@ def build_prompt(task: Task, shots: list[Exemplar], instruction: str = DEFAULT_I
 SHOT_ORDER = "nearest_last"
 
 
-def order_shots(shots: list[Exemplar], order: str = SHOT_ORDER) -> list[Exemplar]:
-    """Shots, best first as retrieved, put in prompt order."""
+SHOT_ORDERS = ("nearest_last", "nearest_first")
+
+
+def order_shots(shots: list[Exemplar], order: str | None = None) -> list[Exemplar]:
+    """Shots, best first as retrieved, put in prompt order (SHOT_ORDER unless `order` is given)."""
+    order = order or SHOT_ORDER
+    if order not in SHOT_ORDERS:
+        raise ValueError(f"unknown shot order {order!r}; choose one of {', '.join(SHOT_ORDERS)}")
     return list(reversed(shots)) if order == "nearest_last" else list(shots)

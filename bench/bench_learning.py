@@ -21,7 +21,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from agentlearn import retrieval, stats
+from agentlearn import prompts, retrieval, stats
 from agentlearn.evaluate import evaluate
 from agentlearn.methods import RETRIEVAL_MODES
 from agentlearn.settings import Settings
@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--modes", default=",".join(RETRIEVAL_MODES), help="retrieval modes to measure")
     ap.add_argument("--decoding", default="constrained,free", help="constrained, free, or both")
     ap.add_argument("--reflexion", action="store_true", help="also Reflexion with 3 trials")
+    ap.add_argument("--shot-order", action="store_true",
+                    help="also auto with the other shot order (prompts.SHOT_ORDERS), constrained")
     args = ap.parse_args()
 
     home = Path(args.home or tempfile.mkdtemp(prefix="agentlearn-bench-"))
@@ -68,6 +70,14 @@ def main() -> None:
             run = evaluate(ws, suite, method="exemplars", exemplar_mode=mode, limit=args.limit,
                            constrained=constrained, k=choice["k"], tool_aware=choice["tool_aware"])
             rows.append(_row(f"exemplars, {label}", decoding, run, base))
+        if args.shot_order and constrained:
+            default = prompts.SHOT_ORDER
+            for order in (o for o in prompts.SHOT_ORDERS if o != default):
+                prompts.SHOT_ORDER = order
+                run = evaluate(ws, suite, method="exemplars", exemplar_mode="auto", limit=args.limit,
+                               constrained=True)
+                rows.append(_row(f"exemplars, auto, {order}", decoding, run, base))
+            prompts.SHOT_ORDER = default
         if args.reflexion and constrained:
             run = evaluate(ws, suite, method="reflexion", trials=3, limit=args.limit, constrained=True)
             rows.append(_row("reflexion, 3 trials", decoding, run, base))
