@@ -8,6 +8,7 @@ local user and serves 127.0.0.1 only; on any other address it shows nothing unti
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -18,8 +19,38 @@ from storage.records import Adapter, Task, Trajectory
 st.set_page_config(page_title="agentlearn", page_icon=":material/psychology:", layout="wide")
 
 
-def _sign_in_form(repo) -> None:
+WANTED_KEY = "_wanted_url"
+
+
+def _back_to_the_link(pages: list, current) -> None:
+    """After signing in, open the page and query the visitor's link asked for (e.g. ?trajectory=ID)."""
+    wanted = st.session_state.pop(WANTED_KEY, None)
+    if not wanted:
+        return
+    path, query = wanted
+    target = next((p for p in pages if p.url_path == path.rstrip("/").rsplit("/", 1)[-1]), None)
+    if target is not None and target is not current:
+        st.switch_page(target, query_params=query)
+
+
+def _alone(page_function) -> None:
+    """Run one page and nothing else, whichever page the link named: no real page is registered or listed."""
+    paths = [p.url_path for p in _pages() if p.url_path]  # the default page's is ""
+    st.navigation([st.Page(page_function, title="agentlearn", default=True)]
+                  + [st.Page(page_function, title="agentlearn", url_path=path) for path in paths],
+                  position="hidden").run()
+    st.stop()
+
+
+def _refusal() -> None:
+    st.error(_ui.plain(accounts.serving_problem(st.get_option("server.address"), _ui.workspace().repo)))
+
+
+def _sign_in_form() -> None:
     """The username/password form; a correct pair puts the identity in this session's state."""
+    repo = _ui.workspace().repo
+    # The link opened (page and query, e.g. ?trajectory=ID): shown once signed in.
+    st.session_state.setdefault(WANTED_KEY, (urlsplit(st.context.url or "").path, st.query_params.to_dict()))
     st.title("agentlearn")
     st.caption("Sign in: every label, preference and review is recorded under your name.")
     with st.form("sign_in"):
@@ -34,7 +65,6 @@ def _sign_in_form(repo) -> None:
         else:
             st.session_state.pop("signin_password", None)
             st.rerun()
-    st.stop()
 
 
 def _sign_out() -> None:
@@ -47,8 +77,7 @@ def _identity_sidebar() -> accounts.Identity:
     repo = _ui.workspace().repo
     problem = accounts.serving_problem(st.get_option("server.address"), repo)
     if problem:
-        st.error(_ui.plain(problem))
-        st.stop()
+        _alone(_refusal)
     if not accounts.configured(repo):
         who = st.session_state[_ui.IDENTITY_KEY] = accounts.local_identity()
         st.sidebar.text(f"Local mode: {who.name} (admin)")
@@ -58,7 +87,7 @@ def _identity_sidebar() -> accounts.Identity:
     who = accounts.current(repo, st.session_state.get(_ui.IDENTITY_KEY))
     if who is None:  # never signed in, signed in locally before accounts existed, or the account is gone
         st.session_state.pop(_ui.IDENTITY_KEY, None)
-        _sign_in_form(repo)
+        _alone(_sign_in_form)
     st.session_state[_ui.IDENTITY_KEY] = who
     st.sidebar.text(f"Signed in: {who.name} ({who.role})")
     st.sidebar.button("Sign out", key="sign_out", on_click=_sign_out, icon=":material/logout:")
@@ -138,7 +167,9 @@ def _allowed(pages: list, who: accounts.Identity) -> list:
 
 
 who = _identity_sidebar()
-page = st.navigation(_allowed(_pages(), who))
+allowed = _allowed(_pages(), who)
+page = st.navigation(allowed)
+_back_to_the_link(allowed, page)
 _sidebar()
 demo = _demo_child(_ui.home())
 if demo is not None:

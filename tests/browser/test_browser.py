@@ -18,11 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from agentlearn import accounts
 from storage import open_repository
 from storage.records import InsightProposal, Label, Preference
 from tests.seed import seed_workspace
 
 ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"
+TEAM = {"alice": "admin", "carol": "annotator", "dave": "reviewer"}
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -46,8 +49,8 @@ def _free_port() -> int:
 class Server:
     """`streamlit run app.py` on a workspace, restartable."""
 
-    def __init__(self, home: Path) -> None:
-        self.home = home
+    def __init__(self, home: Path, address: str = "127.0.0.1") -> None:
+        self.home, self.address = home, address
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -59,7 +62,7 @@ class Server:
         env = dict(os.environ, AGENTLEARN_HOME=str(self.home), AGENTLEARN_DEMO="0", HF_HUB_OFFLINE="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+             "--server.port", str(self.port), "--server.address", self.address, "--server.fileWatcherType", "none",
              "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 60
@@ -81,7 +84,10 @@ class Server:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("browser-home")
-    seed_workspace(open_repository(str(home / "store")))
+    repo = open_repository(str(home / "store"))
+    seed_workspace(repo)
+    for name, role in TEAM.items():  # everyone signs in through the real form
+        accounts.add_user(repo, name, role, PASSWORD)
     return home
 
 
@@ -126,11 +132,27 @@ def settle(page, quiet: float = 0.6, timeout: float = 30) -> None:
     raise AssertionError("the page kept running")
 
 
-def open_page(page, server: Server, path: str, **query) -> None:
+def open_page(page, server: Server, path: str, annotator: str = "alice", **query) -> None:
+    """Open a page; a new browser session signs in as `annotator` through the sign-in form first."""
     qs = "&".join(f"{k}={v}" for k, v in query.items())
     page.goto(f"{server.url}/{path}" + (f"?{qs}" if qs else ""))
     settle(page)
+    sign_in_if_asked(page, annotator)
     page.get_by_role("heading", level=1).first.wait_for(timeout=30_000)
+    settle(page)
+
+
+def sign_in_if_asked(page, name: str, password: str = PASSWORD) -> None:
+    """Fill the sign-in form when the app shows it (each page load is a new Streamlit session)."""
+    form = page.get_by_role("button", name="Sign in")
+    form.or_(page.get_by_text("Signed in:")).or_(page.get_by_text("Local mode:")).first.wait_for(timeout=30_000)
+    settle(page, quiet=1.0)  # the first run may rerun once (through_app): fill the form of the last one
+    if not form.count():
+        return
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text(f"Signed in: {name}", exact=False).first.wait_for(timeout=20_000)
     settle(page)
 
 
@@ -177,10 +199,11 @@ def test_keyboard_label_preference_and_review_survive_reload_and_restart(server,
     reviewed = wait_for(lambda: [p for p in repo.all(InsightProposal) if p.status == "approved"])
     assert reviewed[0].reviewer == "alice"
 
-    # A reload starts a new session: what was stored is shown again.
+    # A reload starts a new session (sign in again): what was stored is shown again.
     open_page(page, server, "", annotator="alice")
     page.reload()
     settle(page)
+    sign_in_if_asked(page, "alice")
     assert _metric(page, "Preferences") == "1"
     assert _metric(page, "Labeled") == "2"  # bob's seed label and alice's
     assert _metric(page, "To review") == "1"
@@ -220,6 +243,36 @@ def test_two_browsers_labeling_at_once_lose_nothing(server, home, browser):
     assert sorted((lb.annotator, lb.verdict) for lb in labels) == [("carol", "success"), ("dave", "fail")]
     for p in pages:
         p.context.close()
+
+
+def test_sign_in_roles_and_no_network_without_accounts(server, browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{server.url}/trajectories?annotator=alice")  # the old name link signs nobody in
+    settle(page)
+    page.get_by_label("Name").fill("carol")
+    page.get_by_label("Password", exact=True).fill("a wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("wrong name or password").first.wait_for(timeout=20_000)
+    assert page.get_by_role("link", name="Trajectories").count() == 0  # no page before signing in
+    sign_in_if_asked(page, "carol")
+    page.get_by_role("heading", name="Trajectories").first.wait_for(timeout=30_000)
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Trajectories" in nav and "Training" not in nav and "Users" not in nav  # carol annotates only
+    context.close()
+
+    lonely = Server(tmp_path / "no-accounts", address="0.0.0.0")  # serving the network, no accounts
+    lonely.start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(lonely.url)
+        page.get_by_text("no accounts exist", exact=False).first.wait_for(timeout=30_000)
+        assert page.get_by_role("heading", level=1).count() == 0
+        assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+        context.close()
+    finally:
+        lonely.stop()
 
 
 def test_hostile_text_is_inert(server, page):
