@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--free", action="store_true", help="no grammar: free decoding with the </tool_call> stop")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the batched run (default 1)")
+    ap.add_argument("--skip-sequential", action="store_true", help="only the batched run")
     args = ap.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-gen-"))
@@ -50,17 +52,31 @@ def main() -> None:
     warm = LocalChatModel(model_dir=model_dir, batch_size=1)
     warm.complete(chats[:1], tools=tools[:1] if tools else None, max_new_tokens=budget)  # load, compile
 
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    def count(messages: list[dict]) -> int:
+        return len(tok(tok.apply_chat_template(messages, tokenize=False), add_special_tokens=False)["input_ids"])
+
+    lengths = [count(c) for c in chats]
+    system = count(chats[0][:1])
+    print(f"prompt tokens: mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}; "
+          f"system message {system} (shared by every prompt)")
+
+    started = time.perf_counter()
+    batched = LocalChatModel(model_dir=model_dir, batch_size=args.batch, threads=args.threads).complete(
+        chats, tools=tools, max_new_tokens=budget)
+    bat_s = time.perf_counter() - started
+    print(f"batched (batch {args.batch}, {args.threads} thread(s)): {bat_s:.1f} s, {len(chats) / bat_s:.2f} tasks/s",
+          flush=True)
+    if args.skip_sequential:
+        return
     started = time.perf_counter()
     sequential = LocalChatModel(model_dir=model_dir, batch_size=1).complete(chats, tools=tools, max_new_tokens=budget)
     seq_s = time.perf_counter() - started
-    started = time.perf_counter()
-    batched = LocalChatModel(model_dir=model_dir, batch_size=args.batch).complete(chats, tools=tools,
-                                                                                  max_new_tokens=budget)
-    bat_s = time.perf_counter() - started
 
     same = sum(a == b for a, b in zip(sequential, batched, strict=True))
     print(f"sequential: {seq_s:.1f} s, {len(chats) / seq_s:.2f} tasks/s")
-    print(f"batched (batch {args.batch}): {bat_s:.1f} s, {len(chats) / bat_s:.2f} tasks/s")
     print(f"speed-up: {seq_s / bat_s:.2f}x; identical rows: {same}/{len(chats)}")
     for i, (a, b) in enumerate(zip(sequential, batched, strict=True)):
         if a != b:
