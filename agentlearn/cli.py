@@ -313,7 +313,7 @@ def cmd_suite_show(args: argparse.Namespace) -> int:
     print("tools:")
     for tool in suite.tools:
         print(f"  {tool_signature(tool)}")
-    print("argument kinds (tool.argument kind [inferred] [set by a person]):")
+    print("argument kinds (tool.argument, kind in use, [inferred]):")
     for row in arg_kinds.table(suite):
         mark = "  (set by a person)" if row["set_by"] == "person" else ""
         print(f"  {row['tool']}.{row['argument']}\t{row['kind'] or '(from the value)'}"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from agentlearn import preferences, review
+from agentlearn.methods import METHODS
 from pages import _ui
 from storage.records import Adapter
 
 KEYS = [("A", "left is better"), ("B", "right is better"), ("T", "tie"), ("X", "both bad"),
         ("E", "edit to fix"), ("N", "next pair")]
-METHODS = ("none", "exemplars", "reflexion", "insights", "all")
 
 ws = _ui.workspace()
 _ui.keep("pref_source", "pref_suite")
