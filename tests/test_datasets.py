@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentlearn import datasets
-from agentlearn.prompts import build_prompt
+from agentlearn.prompts import DEFAULT_INSTRUCTION, build_prompt
 from agentlearn.settings import Settings
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, import_jsonl
 from agentlearn.toolcall import format_tool_call, parse_tool_call
@@ -242,4 +242,4 @@ def test_trl_reads_every_export(ws, tmp_path, tokenizer):
         assert is_conversational(example)
         rendered = maybe_apply_chat_template(example, tokenizer)
         assert keys <= set(rendered) and all(isinstance(rendered[k], str) for k in keys)
-        assert "<|im_start|>system\nYou are an IT help desk agent" in rendered.get("text", rendered.get("prompt"))
+        assert f"<|im_start|>system\n{DEFAULT_INSTRUCTION}" in rendered.get("text", rendered.get("prompt"))
