@@ -27,7 +27,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 
-from agentlearn import arg_kinds, exemplars, graders, insights, prompts, reflexion, retrieval
+from agentlearn import arg_kinds, exemplars, graders, insights, prompts, reflexion, retrieval, tool_retrieval
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.toolcall import format_tool_call, parse_tool_call
 from agentlearn.workspace import Workspace
@@ -62,6 +62,7 @@ class Episode:
     shots: list[Exemplar] = field(default_factory=list)
     rules: list[Insight] = field(default_factory=list)
     notes: list[Reflection] = field(default_factory=list)
+    tools: list[dict[str, Any]] = field(default_factory=list)  # the tools offered (all, or a shortlist)
     prompt: list[Message] = field(default_factory=list)
     output: str = ""
     constrained: bool = False
@@ -141,16 +142,25 @@ class Agent:
         o = self.options
         for ep in _active(state):
             task = ep.task
-            shots, mode = [], ""
+            shots, mode, ep.tools = [], "", list(task.tools)
             if o.uses_exemplars:
                 mode, k, tool_aware = self.retrieval_for(task.suite)
                 shots = [s.exemplar for s in exemplars.select(self.ws, task, mode, k=k, tool_aware=tool_aware,
                                                               bank_size=o.bank_size, bank_seed=o.bank_seed)]
+                m = retrieval.resolve_tools(self.ws, task.suite, o.tools)
+                if m is not None and o.bank_size is None:  # a learning curve measures the bank alone
+                    ranked = [name for name, _ in tool_retrieval.rank_tools(self.ws, task)]
+                    ep.tools = [t for t in task.tools if t["name"] in ranked[:m]]
+                    # Shots of the likeliest tool first (so nearest the task in the prompt): a small model
+                    # leans on the closest example.
+                    rank = {name: n for n, name in enumerate(ranked)}
+                    shots.sort(key=lambda e: rank.get(e.tool, len(rank)))
             rules = insights.active(self.ws, task.suite) if o.uses_insights else []
             notes = reflexion.recent(self.ws, task.id, n=3, episode_id=ep.episode_id) if o.uses_reflexion else []
             ep.memory = MemoryUsed(
                 method=o.method, exemplar_ids=[s.id for s in shots], exemplar_mode=mode if shots else "",
                 insight_ids=[r.id for r in rules],
+                tools_offered=[t["name"] for t in ep.tools] if len(ep.tools) < len(task.tools) else [],
                 insights_version=insights.insights_version(self.ws, task.suite) if rules else 0,
                 reflections=[r.text for r in notes],
             )
@@ -165,8 +175,8 @@ class Agent:
             shots = prompts.order_shots(ep.shots)
             if self.options.shot_seed is not None:
                 random.Random(f"{self.options.shot_seed}:{ep.task.id}").shuffle(shots)
-            ep.prompt = prompts.build_prompt(ep.task, shots, instruction,
-                                             "\n\n".join(b for b in blocks if b))
+            ep.prompt = prompts.build_prompt(ep.task, shots, instruction, "\n\n".join(b for b in blocks if b),
+                                             tools=ep.tools)
         return {"episodes": state["episodes"]}
 
     def act(self, state: State) -> State:
@@ -174,7 +184,7 @@ class Agent:
         if not active:
             return {"episodes": state["episodes"]}
         budget = max(self._budget(ep.task.suite) for ep in active)
-        outputs, constrained = complete(self.chat, [ep.prompt for ep in active], [ep.task.tools for ep in active],
+        outputs, constrained = complete(self.chat, [ep.prompt for ep in active], [ep.tools for ep in active],
                                         constrained=self.options.constrained, max_new_tokens=budget,
                                         concurrency=self.ws.settings.concurrency)
         for ep, out in zip(active, outputs, strict=True):

@@ -249,6 +249,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", dest="exemplar_mode", default=DEFAULT_MODE, choices=list(MODES),
                    help="exemplar retrieval (default auto: the suite's chosen mode and k)")
     p.add_argument("--tool-aware", action="store_true", help="shots cover the likely tools, not k copies of one")
+    p.add_argument("--tools", default="auto",
+                   help="with exemplars, offer only the N likeliest tools: auto (the suite's choice), all, or N")
     p.add_argument("--no-constrained", dest="constrained", action="store_false",
                    help="decode freely instead of under the suite's tool-call grammar")
     p.add_argument("--trials", type=int, default=3, help="Reflexion trials per task")
@@ -347,6 +349,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not tasks:
         raise ValueError(f"suite {args.suite!r} has no {args.split} tasks")
     options = RunOptions(method=args.method, k=args.k, exemplar_mode=args.exemplar_mode, tool_aware=args.tool_aware,
+                         tools=args.tools,
                          constrained=args.constrained and ws.settings.constrained,
                          trials=args.trials if args.method in ("reflexion", "all") else 1, adapter_id=args.adapter)
     runs = run_tasks(ws, tasks, options, progress=_progress)
@@ -385,7 +388,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     common = dict(split=args.split, method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
-                  tool_aware=args.tool_aware, constrained=args.constrained and ws.settings.constrained,
+                  tool_aware=args.tool_aware, tools=args.tools, constrained=args.constrained and ws.settings.constrained,
                   trials=args.trials, limit=args.limit, adapter_id=args.adapter,
                   progress=_progress)  # progress goes to stderr, so --json output stays one object
     if args.repeats > 1:

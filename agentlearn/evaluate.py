@@ -59,7 +59,7 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
              exemplar_mode: str = DEFAULT_MODE, trials: int = 3, limit: int | None = None, adapter_id: str = "",
              progress: Callable | None = None, constrained: bool | None = None, temperature: float = 0.0,
              seed: int | None = None, tool_aware: bool = False, bank_size: int | None = None, bank_seed: int = 0,
-             shot_seed: int | None = None, group: str = "") -> EvalRun:
+             shot_seed: int | None = None, group: str = "", tools: str = "auto") -> EvalRun:
     """Run every task of a split once (Reflexion: up to `trials`), store and return the scores."""
     tasks = load_tasks(ws, suite, split)
     if not tasks:
@@ -69,20 +69,22 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
                          trials=trials if method in ("reflexion", "all") else 1, adapter_id=adapter_id, source="eval",
                          temperature=temperature, seed=seed,
                          constrained=ws.settings.constrained if constrained is None else constrained,
-                         bank_size=bank_size, bank_seed=bank_seed, shot_seed=shot_seed)
+                         bank_size=bank_size, bank_seed=bank_seed, shot_seed=shot_seed, tools=tools)
     started = time.perf_counter()
     runs = run_tasks(ws, tasks, options, progress=progress)
     finals = [trials_[-1] for trials_ in runs]
     figures = score(finals)
-    used_mode, used_k, used_tool_aware = "", 0, False
+    used_mode, used_k, used_tool_aware, used_tools = "", 0, False, 0
     if options.uses_exemplars:
         from agentlearn import retrieval
 
         used_mode, used_k, used_tool_aware = retrieval.resolve(ws, suite, exemplar_mode, k, tool_aware)
+        used_tools = 0 if bank_size is not None else (retrieval.resolve_tools(ws, suite, options.tools) or 0)
         if exemplar_mode == "auto":
             used_mode = f"auto:{used_mode}"
     run = EvalRun(
         suite=suite, split=split, method=method, exemplar_mode=used_mode, k=used_k, tool_aware=used_tool_aware,
+        tools=used_tools,
         adapter=adapter_id, model=ws.settings.model_label,
         constrained=any(t.constrained for t in finals), temperature=temperature, group=group, bank_size=bank_size,
         trajectory_ids=[t.id for trials_ in runs for t in trials_], seconds=time.perf_counter() - started,
@@ -126,11 +128,11 @@ def summary(ws: Workspace, runs: list[EvalRun], baseline: str = "none") -> dict[
     first = runs[0]
     out: dict[str, Any] = {"id": first.id, "ids": [r.id for r in runs], "suite": first.suite, "split": first.split,
                            "method": first.method, "exemplar_mode": first.exemplar_mode, "k": first.k,
-                           "tool_aware": first.tool_aware, "constrained": first.constrained, "adapter": first.adapter,
+                           "tool_aware": first.tool_aware, "tools": first.tools, "constrained": first.constrained, "adapter": first.adapter,
                            "n": first.n, "repeats": len(runs), "seconds": round(sum(r.seconds for r in runs), 1),
                            "per_argument": first.per_argument}
-    label = first.method + (f" ({first.exemplar_mode}, k={first.k}{', tool-aware' if first.tool_aware else ''})"
-                            if first.exemplar_mode else "")
+    label = first.method + (f" ({first.exemplar_mode}, k={first.k}{', tool-aware' if first.tool_aware else ''}"
+                            f"{f', {first.tools} tools offered' if first.tools else ''})" if first.exemplar_mode else "")
     lines = [f"{label} on {first.suite}/{first.split}, n={first.n}, "
              f"{'constrained' if first.constrained else 'free'} decoding, {out['seconds']:.0f}s"]
     for metric in METRICS:

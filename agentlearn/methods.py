@@ -42,6 +42,9 @@ class RunOptions:
     k: int = DEFAULT_K
     exemplar_mode: str = DEFAULT_MODE
     tool_aware: bool = False  # shots cover the likely tools instead of k copies of one call
+    # With exemplars, offer only the m likeliest tools (tool_retrieval): "auto" (the suite's choice),
+    # "all", or a number.
+    tools: str = "auto"
     trials: int = 1
     adapter_id: str = ""
     source: str = "agent"
@@ -60,6 +63,9 @@ class RunOptions:
             self.trials = 3  # Reflexion with one trial would never use a reflection
         if self.exemplar_mode not in MODES:
             raise ValueError(f"unknown exemplar mode {self.exemplar_mode!r}; choose one of {', '.join(MODES)}")
+        self.tools = str(self.tools).strip().lower()
+        if self.tools not in ("auto", "all") and not (self.tools.isdigit() and int(self.tools) >= 1):
+            raise ValueError(f"tools must be auto, all or a number of tools of at least 1, not {self.tools!r}")
         if self.k < 1:
             raise ValueError(f"k must be at least 1, not {self.k}")
 

@@ -77,13 +77,14 @@ def _speaker(role: str) -> str:
 
 
 def build_prompt(task: Task, shots: list[Exemplar], instruction: str = DEFAULT_INSTRUCTION,
-                 extra: str = "") -> list[Message]:
+                 extra: str = "", tools: list[dict[str, Any]] | None = None) -> list[Message]:
     """The full prompt: system message, exemplars as (conversation, tool call) turns, then the task.
 
     Shots come in the order given; the agent passes them least similar first, so the closest case
     sits right before the task (SHOT_ORDER).
     """
-    prompt = [Message(role="system", content=system_prompt(instruction, task.tools, extra))]
+    offered = task.tools if tools is None else tools  # a shortlist (tool_retrieval) or every tool
+    prompt = [Message(role="system", content=system_prompt(instruction, offered, extra))]
     for shot in shots:
         prompt += task_messages(shot.input)
         prompt.append(Message(role="assistant", content=format_tool_call(shot.call)))

@@ -10,8 +10,10 @@ exemplars, so every train task is retrieved for as if it were new), in two stage
     recall: 1 if some shot calls the expected tool; top1: 1 if the best-ranked shot does; share: the
     fraction of shots that do. Recall alone always prefers the largest k; a small model tends to copy the
     tool most shots show, so the share of right shots counts too. A configuration's score is the mean.
+(t) model-free too: how many tools to offer (tool_retrieval.shortlist), the shortest list that still holds
+    the expected tool as often as the best list does (score_tool_lists);
 (b) the best FINALISTS configurations (configurations that retrieve the very same shots for every task
-    count once) run through the real agent on the train split, batched, nothing stored; a task whose shots
+    count once) run through the real agent, with stage t's tool list, on the train split, batched, nothing stored; a task whose shots
     an earlier finalist already ran is not run again. The choice is the best by name accuracy, then call
     accuracy, then the stage-a score, then smaller k.
 
@@ -36,7 +38,9 @@ from storage.records import Suite, Task, Trajectory
 
 # Before any choice: fused ranks are the safest single mode when nothing is known about the suite's
 # wording, and covering the likely tools helps most where similar requests call different tools.
-DEFAULT_CHOICE: dict[str, Any] = {"mode": "hybrid", "k": 3, "tool_aware": True}
+DEFAULT_CHOICE: dict[str, Any] = {"mode": "hybrid", "k": 3, "tool_aware": True, "tools": None}
+TOOL_LIST_SIZES = (2, 3, 5, 8)  # shortlist sizes stage t scores (None, every tool, is always a candidate)
+TOOL_RECALL_SLACK = 0.05  # the shortest list whose recall is within this of the best one wins
 CANDIDATE_MODES = ("bm25", "semantic", "hybrid", "mmr", "fixed", "type")
 CANDIDATE_KS = (1, 3, 5)
 FINALISTS = 3
@@ -82,6 +86,38 @@ def resolve(ws: Workspace, suite_name: str, mode: str, k: int, tool_aware: bool)
         return mode, k, tool_aware
     choice = current(ws, suite_name) or DEFAULT_CHOICE
     return str(choice["mode"]), int(choice["k"]), bool(choice["tool_aware"])
+
+
+def resolve_tools(ws: Workspace, suite_name: str, tools: str) -> int | None:
+    """How many tools to offer with exemplars: "auto" is the suite's choice, "all" (or None) every tool."""
+    if tools == "all":
+        return None
+    if tools != "auto":
+        return int(tools)
+    value = (current(ws, suite_name) or DEFAULT_CHOICE).get("tools")
+    return int(value) if value else None
+
+
+def score_tool_lists(ws: Workspace, tasks: Sequence[Task], sizes: Sequence[int] = TOOL_LIST_SIZES) -> dict[str, Any]:
+    """Stage t: leave-one-out recall of each task's expected tool in shortlists of each size; the chosen size.
+
+    Model-free (tool_retrieval.rank_tools with the task's own exemplars left out, as select always does).
+    The shortest list whose recall is within TOOL_RECALL_SLACK of the best wins; every tool (None) when no
+    list is shorter than the suite's tool set.
+    """
+    from agentlearn import tool_retrieval
+
+    vectors = ws.encoder([exemplars.text_of(t.input) for t in tasks]) if tasks else []
+    ranks = [[name for name, _ in tool_retrieval.rank_tools(ws, task, v)] for task, v in zip(tasks, vectors,
+                                                                                             strict=True)]
+    n_tools = max((len(t.tools) for t in tasks), default=0)
+    rows = []
+    for m in [s for s in sizes if s < n_tools]:
+        hits = [task.expected.name in r[:m] for task, r in zip(tasks, ranks, strict=True)]
+        rows.append({"tools": m, "recall": round(float(np.mean(hits)), 4) if hits else 0.0})
+    best = max((r["recall"] for r in rows), default=1.0)
+    chosen = next((r["tools"] for r in rows if r["recall"] >= min(best, 1.0) - TOOL_RECALL_SLACK), None)
+    return {"tools": chosen, "rows": rows, "n_tools": n_tools}
 
 
 # --- stage a: retrieval alone -----------------------------------------------------------------------
@@ -144,13 +180,13 @@ def finalists(stage_a: Sequence[dict[str, Any]], how_many: int = FINALISTS) -> l
 
 
 def run_with_agent(ws: Workspace, tasks: list[Task], config: Config,
-                   on_task: Callable[[int], None] = lambda done: None) -> list[list[Trajectory]]:
+                   on_task: Callable[[int], None] = lambda done: None, tools: int | None = None) -> list[list[Trajectory]]:
     """Run the agent with exemplars retrieved by `config` on the tasks, batched, storing nothing."""
     from agentlearn.agent import run_tasks
     from agentlearn.methods import RunOptions
 
     options = RunOptions(method="exemplars", exemplar_mode=config.mode, k=config.k, tool_aware=config.tool_aware,
-                         store=False, source="auto")
+                         store=False, source="auto", tools=str(tools) if tools else "all")
     return run_tasks(ws, tasks, options, progress=lambda done, n, trials, seconds: on_task(done))
 
 
@@ -224,10 +260,14 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     configs = candidates(with_type)
     total = len(configs) + how_many * len(train)  # stage b counts every task it runs: it takes the time
     stage_a = score_retrieval(ws, train, configs, progress, total)
-    stage_b = run_finalists(ws, train, stage_a, finalists(stage_a, how_many), runner or run_with_agent,
-                            progress, total)
+    stage_t = score_tool_lists(ws, train)
+    if runner is None:
+        def runner(ws_: Workspace, tasks: list[Task], config: Config, on_task: Callable[[int], None]):
+            return run_with_agent(ws_, tasks, config, on_task, tools=stage_t["tools"])
+    stage_b = run_finalists(ws, train, stage_a, finalists(stage_a, how_many), runner, progress, total)
     winner = min(stage_b, key=lambda r: (-r["name_accuracy"], -r["call_accuracy"], -r["stage_a_score"], r["k"]))
     choice = {"mode": winner["mode"], "k": winner["k"], "tool_aware": winner["tool_aware"],
+              "tools": stage_t["tools"], "stage_t": stage_t["rows"],
               "chosen_at": datetime.now(UTC).isoformat(timespec="seconds"), "n_train": len(train),
               "stage_a": [{k: v for k, v in r.items() if k != "_picks"} for r in stage_a], "stage_b": stage_b,
               "model": ws.settings.model_label}
@@ -245,5 +285,6 @@ def summary(choice: dict[str, Any]) -> str:
     row = next((r for r in choice.get("stage_b", []) if (r["mode"], r["k"], r["tool_aware"]) ==
                 (config.mode, config.k, config.tool_aware)), {})
     figures = f": name accuracy {row['name_accuracy']:.1%}, call accuracy {row['call_accuracy']:.1%}" if row else ""
-    return (f"{config.label()}, chosen {choice.get('chosen_at', '?')} by leave-one-out on {choice.get('n_train', '?')} "
+    tools = f", {choice['tools']} likeliest tools offered" if choice.get("tools") else ""
+    return (f"{config.label()}{tools}, chosen {choice.get('chosen_at', '?')} by leave-one-out on {choice.get('n_train', '?')} "
             f"train tasks with {choice.get('model', '?')}{figures}")

@@ -125,6 +125,7 @@ class MemoryUsed(BaseModel):
     insight_ids: list[str] = Field(default_factory=list)
     insights_version: int = 0
     reflections: list[str] = Field(default_factory=list)
+    tools_offered: list[str] = Field(default_factory=list)  # a tool shortlist, when not every tool was offered
 
 
 class Trajectory(Record):
@@ -327,6 +328,7 @@ class EvalRun(Record):
     constrained: bool = False
     temperature: float = 0.0
     tool_aware: bool = False
+    tools: int = 0  # with exemplars: how many likeliest tools were offered (0 = every tool)
     group: str = ""  # runs made together (repeats, a learning curve) share it
     bank_size: int | None = None  # exemplars the bank was cut to (learning curve), None = all
     trajectory_ids: list[str] = Field(default_factory=list)

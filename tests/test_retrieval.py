@@ -60,7 +60,7 @@ def scripted_runner(judge):
     """
     seen: list[tuple[Config, int]] = []
 
-    def runner(ws, tasks: list[Task], config: Config, on_task) -> list[list[Trajectory]]:
+    def runner(ws, tasks: list[Task], config: Config, on_task, tools=None) -> list[list[Trajectory]]:
         seen.append((config, len(tasks)))
         out = []
         for n, task in enumerate(tasks):

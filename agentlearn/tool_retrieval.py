@@ -1,0 +1,82 @@
+"""Tool retrieval: offer the model the few tools a request most likely needs, not every tool of the suite.
+
+A 135M model choosing among a dozen tools mostly copies the closest exemplar or guesses; among three
+likely ones it chooses far better, and a shorter tool list is a shorter prompt. Tools are ranked by two
+lists fused with reciprocal rank fusion (score = sum of 1 / (RRF_C + rank)):
+- the tools that the suite's closest exemplars call (the RANK_SHOTS most similar by MiniLM cosine, those
+  at VOTE_MIN_COSINE or more, in order of first appearance): what solved similar requests;
+- MiniLM cosine between the request and each tool's text (its name with words split, its description,
+  its argument names): how a request names what it needs, for tools no exemplar calls yet.
+`shortlist(ws, task, m)` keeps the m best, in the suite's own tool order. Only exemplar-based methods use
+it (it is memory); zero-shot always sees every tool. retrieval.choose picks m per suite by leave-one-out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from agentlearn import exemplars
+from agentlearn.workspace import Workspace
+from storage.records import Task
+
+RRF_C = 2  # small lists (a suite's tools): the top ranks must count far more than the tail
+RANK_SHOTS = 10
+VOTE_MIN_COSINE = 0.25  # an exemplar less similar than this to the request is no evidence for its tool
+_GENERIC = re.compile(r"\(schema inferred from \d+ example calls?\)")
+_cache: dict[tuple[int, str], np.ndarray] = {}
+
+
+def tool_text(tool: dict[str, Any]) -> str:
+    """The words a tool is known by: its name split into words, its description, its argument names."""
+    name = re.sub(r"[_\-.]+", " ", tool["name"])
+    description = _GENERIC.sub("", tool.get("description") or "").strip()
+    if description == tool["name"]:
+        description = ""  # a derived tool's description is its own name again
+    props = (tool.get("parameters") or {}).get("properties") or {}
+    args = ", ".join(re.sub(r"[_\-.]+", " ", a) for a in props)
+    return ". ".join(p for p in (name, description, f"arguments: {args}" if args else "") if p)
+
+
+def _tool_vectors(ws: Workspace, texts: list[str]) -> np.ndarray:
+    key = id(ws.encoder)
+    missing = [t for t in texts if (key, t) not in _cache]
+    if missing:
+        for text, vector in zip(missing, ws.encoder(missing), strict=True):
+            _cache[(key, text)] = np.asarray(vector, dtype=np.float32)
+    return np.stack([_cache[(key, t)] for t in texts])
+
+
+def rank_tools(ws: Workspace, task: Task, query_vector: np.ndarray | None = None) -> list[tuple[str, float]]:
+    """Every tool of the task, best first, with its fused score."""
+    tools = task.tools
+    if not tools:
+        return []
+    query = query_vector if query_vector is not None else ws.encoder([exemplars.text_of(task.input)])[0]
+    matrix = _tool_vectors(ws, [tool_text(t) for t in tools])
+    q = np.asarray(query, dtype=np.float32)
+    cosine = matrix @ q / np.maximum(np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(q)), 1e-12), 1e-12)
+    score = {t["name"]: 0.0 for t in tools}
+    for rank, i in enumerate(np.argsort(-cosine, kind="stable"), 1):
+        score[tools[int(i)]["name"]] += 1.0 / (RRF_C + rank)
+    shots = exemplars.select(ws, task, "semantic", k=RANK_SHOTS, query_vector=query)
+    seen: list[str] = []
+    for s in shots:
+        if s.score >= VOTE_MIN_COSINE and s.exemplar.tool in score and s.exemplar.tool not in seen:
+            seen.append(s.exemplar.tool)
+    for rank, name in enumerate(seen, 1):
+        score[name] += 1.0 / (RRF_C + rank)
+    order = {t["name"]: n for n, t in enumerate(tools)}
+    return sorted(score.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+def shortlist(ws: Workspace, task: Task, m: int | None, query_vector: np.ndarray | None = None) -> list[dict]:
+    """The m most likely tools of the task, in the suite's order (all of them when m is None or covers them)."""
+    if m is None or m >= len(task.tools):
+        return list(task.tools)
+    if m < 1:
+        raise ValueError(f"a tool shortlist keeps at least 1 tool, not {m}")
+    keep = {name for name, _ in rank_tools(ws, task, query_vector)[:m]}
+    return [t for t in task.tools if t["name"] in keep]

@@ -1,0 +1,84 @@
+"""Tool retrieval: the likeliest tools for a request, from exemplar votes and tool-text similarity."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentlearn import retrieval, tool_retrieval
+from agentlearn.agent import run_tasks
+from agentlearn.methods import RunOptions
+from agentlearn.tasks import import_jsonl, load_tasks
+from agentlearn.toolcall import format_tool_call
+
+LINES = [
+    ("ship_1", "Where is the shipment from Rotterdam? The container is late.", "track_shipment", {"origin": "Rotterdam"}),
+    ("ship_2", "Track the shipment from Hamburg, it is late again.", "track_shipment", {"origin": "Hamburg"}),
+    ("stock_1", "Inventory of SKU-1 is low, reorder stock now.", "manage_inventory", {"sku": "SKU-1"}),
+    ("stock_2", "Stock for SKU-9 is almost gone: inventory reorder please.", "manage_inventory", {"sku": "SKU-9"}),
+    ("pay_1", "Pay the invoice 77 of supplier Acme.", "pay_invoice", {"invoice": "77"}),
+    ("hire_1", "Schedule interview: driver candidate.", "schedule_interview", {"role": "driver"}),
+]
+
+
+@pytest.fixture
+def suite(ws, tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("\n".join(json.dumps({"sample_id": s, "input": [{"role": "user", "content": text}],
+                                          "expected_function_call": {"name": name, "arguments": args}})
+                              for s, text, name, args in LINES))
+    import_jsonl(ws, path, "logi", heldout=0.0)
+    return {t.sample_id: t for t in load_tasks(ws, "logi")}
+
+
+def test_tool_text_splits_names_and_drops_the_derived_description():
+    tool = {"name": "track_shipment", "description": "track_shipment (schema inferred from 2 example calls)",
+            "parameters": {"properties": {"delay_reason": {"type": "string"}}}}
+    assert tool_retrieval.tool_text(tool) == "track shipment. arguments: delay reason"
+
+
+def test_a_tool_no_exemplar_calls_still_reaches_the_shortlist_by_its_name(ws, suite):
+    task = suite["hire_1"]  # its own exemplar is never used: no exemplar calls schedule_interview
+    ranked = [name for name, _ in tool_retrieval.rank_tools(ws, task)]
+    assert ranked[0] == "schedule_interview" and sorted(ranked) == sorted({t["name"] for t in task.tools})
+
+
+def test_exemplar_votes_rank_the_tool_similar_requests_called(ws, suite):
+    ranked = [name for name, _ in tool_retrieval.rank_tools(ws, suite["ship_2"])]
+    assert ranked[0] == "track_shipment"
+
+
+def test_shortlist_keeps_m_tools_in_the_suite_order(ws, suite):
+    task = suite["stock_1"]
+    short = tool_retrieval.shortlist(ws, task, 2)
+    assert len(short) == 2 and "manage_inventory" in [t["name"] for t in short]
+    order = [t["name"] for t in task.tools]
+    assert [t["name"] for t in short] == [n for n in order if n in {t["name"] for t in short}]
+    assert tool_retrieval.shortlist(ws, task, None) == task.tools
+    with pytest.raises(ValueError, match="at least 1 tool"):
+        tool_retrieval.shortlist(ws, task, 0)
+
+
+def test_stage_t_picks_the_shortest_list_that_holds_the_expected_tool(ws, suite):
+    result = retrieval.score_tool_lists(ws, list(suite.values()), sizes=(1, 2, 3))
+    recalls = {r["tools"]: r["recall"] for r in result["rows"]}
+    assert set(recalls) == {1, 2, 3} and recalls[1] <= recalls[2] <= recalls[3]
+    best = max(recalls.values())
+    assert result["tools"] == min(m for m, r in recalls.items() if r >= best - retrieval.TOOL_RECALL_SLACK)
+
+
+def test_the_agent_offers_only_the_shortlist_and_records_it(ws, suite, make_fake_chat):
+    task = suite["stock_2"]
+    ws.chat_factory = make_fake_chat([format_tool_call(task.expected)])
+    [[t]] = run_tasks(ws, [task], RunOptions(method="exemplars", exemplar_mode="bm25", tools="2"))
+    assert len(t.memory.tools_offered) == 2 and "manage_inventory" in t.memory.tools_offered
+    listed = [line for line in t.prompt[0].content.splitlines() if line.startswith("- ")]
+    assert len(listed) == 2
+    [[z]] = run_tasks(ws, [task], RunOptions(method="none", tools="2"))  # zero-shot always sees every tool
+    assert z.memory.tools_offered == [] and sum(line.startswith("- ") for line in z.prompt[0].content.splitlines()) == 4
+
+
+def test_tools_option_is_checked():
+    with pytest.raises(ValueError, match="tools must be auto, all or a number"):
+        RunOptions(tools="many")
