@@ -42,9 +42,10 @@ _reported: dict[str, float] = {}  # process id -> when this child last wrote its
 _own_ws: list[Workspace] = []  # the child's workspace, opened once when report/finish get none
 
 
-def child_env(ws: Workspace, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a child needs: the allowlist above, OPENAI_* only for the openai backend."""
-    keep_openai = ws.settings.backend == "openai"
+def child_env(ws: Workspace, extra: dict[str, str] | None = None, model_access: bool = True) -> dict[str, str]:
+    """The environment a child needs: the allowlist above, OPENAI_* only for a child that talks to the
+    openai backend (`model_access`; training jobs train the local model and never do)."""
+    keep_openai = model_access and ws.settings.backend == "openai"
     env = {k: v for k, v in os.environ.items()
            if k in KEEP_NAMES or k.startswith(KEEP_PREFIXES) or (keep_openai and k.startswith("OPENAI_"))}
     env.pop(PROCESS_ID_ENV, None)  # a grandchild is not the process its parent reports for
@@ -55,12 +56,12 @@ def child_env(ws: Workspace, extra: dict[str, str] | None = None) -> dict[str, s
 
 
 def spawn(ws: Workspace, module: str, args: Sequence[str], log_path: str | Path,
-          extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+          extra_env: dict[str, str] | None = None, model_access: bool = True) -> subprocess.Popen:
     """Start `python -m <module> <args>` detached (own session), appending its output to log_path."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=str(PROJECT_ROOT),
-                                env=child_env(ws, extra_env), stdin=subprocess.DEVNULL, stdout=log,
+                                env=child_env(ws, extra_env, model_access), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     with _lock:
         _children[f"pid-{proc.pid}"] = proc

@@ -128,3 +128,10 @@ def test_bad_kind_or_empty_command_is_refused(ws):
 def test_a_record_whose_pid_now_belongs_to_another_program_reads_as_failed(ws):
     record = ws.repo.put(Process(kind="eval", args=["eval"], pid=os.getpid()))  # pytest: alive, not agentlearn's
     assert processes.get(ws, record.id).status == "failed"
+
+
+def test_training_jobs_never_get_the_endpoint_key(ws, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    openai_ws = type(ws)(settings=ws.settings.with_(backend="openai"), repo=ws.repo)
+    assert processes.child_env(openai_ws)["OPENAI_API_KEY"] == "sk-secret"  # an agent run needs it
+    assert "OPENAI_API_KEY" not in processes.child_env(openai_ws, model_access=False)

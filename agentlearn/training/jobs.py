@@ -76,7 +76,8 @@ def launch(ws: Workspace, config: JobConfig) -> Job:
         raise ValueError("the job cannot start:\n- " + "\n- ".join(errors))
     job = new_job(ws, config)
     proc = processes.spawn(ws, "agentlearn.training", ["--config", job.config_path, "--job-id", job.id],
-                           job.log_path, {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"})
+                           job.log_path, {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"},
+                           model_access=False)
     _PROCS[job.id] = proc
     return ws.repo.update(Job, job.id, lambda j: j.model_copy(update={"pid": j.pid or proc.pid}))
 
@@ -225,23 +226,8 @@ def log_tail(ws: Workspace, job: Job, lines: int = 40) -> str:
 # --- internals ---------------------------------------------------------------------------------
 
 
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
 def _why_dead(job: Job, stale_after: float) -> str:
-    if job.pid is not None and not pid_alive(job.pid):
+    if job.pid is not None and not processes.pid_alive(job.pid):
         return (f"the job process (pid {job.pid}) ended without reporting a result: it was killed or crashed "
                 "(out of memory?); see the log")
     last = job.heartbeat or job.created
