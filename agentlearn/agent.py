@@ -29,6 +29,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agentlearn import arg_kinds, exemplars, graders, insights, prompts, reflexion, retrieval, tool_retrieval
 from agentlearn.methods import METHODS, RunOptions
+from agentlearn.paths import confined
 from agentlearn.toolcall import format_tool_call, parse_tool_call
 from agentlearn.workspace import Workspace
 from storage.records import (
@@ -106,7 +107,8 @@ class Agent:
             adapter = self.ws.repo.get(Adapter, self.options.adapter_id)
             if adapter is None:
                 raise ValueError(f"no adapter with id {self.options.adapter_id!r}; see `python -m agentlearn adapters`")
-            adapter_dir = adapter.path
+            # A record names the folder; only one inside the workspace is ever loaded.
+            adapter_dir = str(confined(self.ws.settings.home, adapter.path, f"the folder of adapter {adapter.id}"))
         self.chat = self.ws.chat(adapter_dir=adapter_dir, temperature=self.options.temperature,
                                  seed=self.options.seed)
         self._suites: dict[str, Suite | None] = {}
