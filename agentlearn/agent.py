@@ -27,7 +27,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 
-from agentlearn import arg_kinds, exemplars, graders, insights, prompts, reflexion, retrieval, tool_retrieval
+from agentlearn import arg_kinds, exemplars, graders, grammar, insights, prompts, reflexion, retrieval, tool_retrieval
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
 from agentlearn.toolcall import format_tool_call, parse_tool_call
@@ -113,6 +113,7 @@ class Agent:
                                  seed=self.options.seed)
         self._suites: dict[str, Suite | None] = {}
         self._budgets: dict[str, int] = {}
+        self._string_limits: dict[str, dict[str, int]] = {}
         self.graph = self._compile()
 
     def _compile(self):
@@ -186,7 +187,8 @@ class Agent:
         if not active:
             return {"episodes": state["episodes"]}
         budget = max(self._budget(ep.task.suite) for ep in active)
-        outputs, constrained = complete(self.chat, [ep.prompt for ep in active], [ep.tools for ep in active],
+        tools = [grammar.with_string_limits(ep.tools, self._limits(ep.task.suite)) for ep in active]
+        outputs, constrained = complete(self.chat, [ep.prompt for ep in active], tools,
                                         constrained=self.options.constrained, max_new_tokens=budget,
                                         concurrency=self.ws.settings.concurrency)
         for ep, out in zip(active, outputs, strict=True):
@@ -227,6 +229,13 @@ class Agent:
         for ep in active:
             ep.trial += 1
         return {"episodes": state["episodes"]}
+
+    def _limits(self, suite: str) -> dict[str, int]:
+        """String lengths the grammar allows, from the suite's reference calls (grammar.string_limits)."""
+        if suite not in self._string_limits:
+            calls = [t.expected for t in self.ws.repo.find(Task, suite=suite) if t.split == "train"]
+            self._string_limits[suite] = grammar.string_limits(calls) if calls else {}
+        return self._string_limits[suite]
 
     def _budget(self, suite: str) -> int:
         if suite not in self._budgets:

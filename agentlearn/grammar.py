@@ -55,6 +55,58 @@ def _arguments_schema(tool: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def string_limits(calls: list[Any]) -> dict[str, Any]:
+    """How long each argument's strings may be, from a suite's reference calls (ToolCall-like objects).
+
+    {"tool.argument": chars, "*": chars for arguments never seen}: the longest value seen, plus half
+    again and a few characters. A small model that starts repeating a word inside a string runs on to
+    the end of the budget; a bound from the suite's own data stops it where a real value would end.
+    """
+    longest: dict[str, int] = {}
+
+    def visit(key: str, value: Any) -> None:
+        if isinstance(value, str):
+            longest[key] = max(longest.get(key, 0), len(value))
+        elif isinstance(value, list):
+            for item in value:
+                visit(key, item)
+
+    for call in calls:
+        for name, value in (call.arguments or {}).items():
+            visit(f"{call.name}.{name}", value)
+    bound = {key: min(MAX_STRING_CHARS, int(n * 1.5) + 8) for key, n in longest.items()}
+    bound["*"] = min(MAX_STRING_CHARS, int(max(longest.values(), default=MAX_STRING_CHARS // 2) * 1.5) + 8)
+    return bound
+
+
+def with_string_limits(tools: list[dict[str, Any]], limits: dict[str, Any]) -> list[dict[str, Any]]:
+    """Copies of the tools whose string arguments (and string items of arrays) carry maxLength from `limits`."""
+    if not limits:
+        return tools
+    out = []
+    for tool in tools:
+        params = tool.get("parameters") if isinstance(tool.get("parameters"), dict) else {}
+        props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
+        new_props = {}
+        for name, spec in props.items():
+            limit = limits.get(f"{tool['name']}.{name}", limits.get("*"))
+            new_props[name] = _bounded(spec, limit) if limit else spec
+        out.append({**tool, "parameters": {**params, "properties": new_props}} if props else tool)
+    return out
+
+
+def _bounded(spec: Any, limit: int) -> Any:
+    if not isinstance(spec, dict) or "enum" in spec:
+        return spec
+    spec = dict(spec)
+    types = spec.get("type")
+    if types == "string" or (isinstance(types, list) and "string" in types):
+        spec["maxLength"] = min(int(spec.get("maxLength", limit)), limit)
+    if isinstance(spec.get("items"), dict):
+        spec["items"] = _bounded(spec["items"], limit)
+    return spec
+
+
 def call_schema(tools: list[dict[str, Any]], loose: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The JSON schema of one call to one of `tools` (arguments of tools in `loose`: any object)."""
     options = []

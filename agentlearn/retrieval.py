@@ -239,6 +239,11 @@ def run_finalists(ws: Workspace, tasks: list[Task], stage_a: Sequence[dict[str, 
 # --- choosing ---------------------------------------------------------------------------------------
 
 
+def type_is_usable(ws: Workspace, suite_name: str, train: Sequence[Task]) -> bool:
+    """True if retrieval by tag can find anything: a tag only one exemplar carries is never shared."""
+    return any(t.tags for t in train) and max(exemplars.tag_counts(ws, suite_name).values(), default=0) > 1
+
+
 def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, runner: Runner | None = None,
            how_many: int = FINALISTS) -> dict[str, Any]:
     """Choose the suite's retrieval mode, k and tool-awareness by leave-one-out on its train split; store and return it."""
@@ -255,9 +260,7 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     if not exemplars.bank(ws, suite_name):
         raise ValueError(f"suite {suite_name!r} has no active exemplars to retrieve; import its train split or add "
                          "exemplars first")
-    # A tag that only one exemplar carries can never be shared with another task: type would retrieve nothing.
-    with_type = any(t.tags for t in train) and max(exemplars.tag_counts(ws, suite_name).values(), default=0) > 1
-    configs = candidates(with_type)
+    configs = candidates(type_is_usable(ws, suite_name, train))
     total = len(configs) + how_many * len(train)  # stage b counts every task it runs: it takes the time
     stage_a = score_retrieval(ws, train, configs, progress, total)
     stage_t = score_tool_lists(ws, train)

@@ -60,7 +60,7 @@ def main() -> None:
 
     rows = []
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    has_tags = any(t.tags for t in train)
+    has_tags = retrieval.type_is_usable(ws, suite, train)
     for decoding in [d.strip() for d in args.decoding.split(",") if d.strip()]:
         constrained = decoding == "constrained"
         base = evaluate(ws, suite, method="none", limit=args.limit, constrained=constrained)
