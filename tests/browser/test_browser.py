@@ -49,8 +49,8 @@ def _free_port() -> int:
 class Server:
     """`streamlit run app.py` on a workspace, restartable."""
 
-    def __init__(self, home: Path, address: str = "127.0.0.1") -> None:
-        self.home, self.address = home, address
+    def __init__(self, home: Path, address: str = "127.0.0.1", env: dict[str, str] | None = None) -> None:
+        self.home, self.address, self.extra_env = home, address, dict(env or {})
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -59,7 +59,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = dict(os.environ, AGENTLEARN_HOME=str(self.home), AGENTLEARN_DEMO="0", HF_HUB_OFFLINE="1")
+        env = dict(os.environ, AGENTLEARN_HOME=str(self.home), AGENTLEARN_DEMO="0", HF_HUB_OFFLINE="1",
+                   **self.extra_env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", self.address, "--server.fileWatcherType", "none",
@@ -243,6 +244,40 @@ def test_two_browsers_labeling_at_once_lose_nothing(server, home, browser):
     assert sorted((lb.annotator, lb.verdict) for lb in labels) == [("carol", "success"), ("dave", "fail")]
     for p in pages:
         p.context.close()
+
+
+def test_two_servers_on_one_postgresql_database_with_two_people_each_lose_nothing(browser, pg_url, tmp_path):
+    """A team's set-up: two dashboard servers share one database; four people label one item at once."""
+    repo = open_repository("", pg_url)
+    seed_workspace(repo)
+    people = {"alice": "admin", "carol": "annotator", "dave": "reviewer", "erin": "annotator"}
+    for name, role in people.items():
+        accounts.add_user(repo, name, role, PASSWORD)
+    servers = [Server(tmp_path / f"home-{n}", env={"AGENTLEARN_DATABASE_URL": pg_url}) for n in (1, 2)]
+    pages = []
+    try:
+        for srv in servers:
+            srv.start()
+        for n, name in enumerate(people):
+            p = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            open_page(p, servers[n % 2], "trajectories", annotator=name, trajectory="tr3ok")
+            pages.append(p)
+        verdicts = ("s", "f", "s", "f")
+        for p, k in zip(pages, verdicts, strict=True):
+            key(p, k)
+        for p in pages:
+            p.keyboard.press("n")  # all four submit at (nearly) the same time, through two servers
+        for p in pages:
+            settle(p)
+        labels = wait_for(lambda: len(repo.find(Label, trajectory_id="tr3ok")) >= 4
+                          and repo.find(Label, trajectory_id="tr3ok"))
+        assert sorted((lb.annotator, lb.verdict) for lb in labels) == [
+            ("alice", "success"), ("carol", "fail"), ("dave", "success"), ("erin", "fail")]
+    finally:
+        for p in pages:
+            p.context.close()
+        for srv in servers:
+            srv.stop()
 
 
 def test_sign_in_roles_and_no_network_without_accounts(server, browser, tmp_path):
