@@ -152,8 +152,7 @@ class Agent:
                                                               bank_size=o.bank_size, bank_seed=o.bank_seed)]
                 m = retrieval.resolve_tools(self.ws, task.suite, o.tools)
                 if m is not None and o.bank_size is None:  # a learning curve measures the bank alone
-                    ranked = [name for name, _ in tool_retrieval.rank_tools(self.ws, task)]
-                    ep.tools = [t for t in task.tools if t["name"] in ranked[:m]]
+                    ep.tools, ranked = tool_retrieval.shortlist(self.ws, task, m)
                     # Shots of the likeliest tool first (so nearest the task in the prompt): a small model
                     # leans on the closest example.
                     rank = {name: n for n, name in enumerate(ranked)}

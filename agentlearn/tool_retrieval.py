@@ -72,11 +72,12 @@ def rank_tools(ws: Workspace, task: Task, query_vector: np.ndarray | None = None
     return sorted(score.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
 
-def shortlist(ws: Workspace, task: Task, m: int | None, query_vector: np.ndarray | None = None) -> list[dict]:
-    """The m most likely tools of the task, in the suite's order (all of them when m is None or covers them)."""
-    if m is None or m >= len(task.tools):
-        return list(task.tools)
-    if m < 1:
+def shortlist(ws: Workspace, task: Task, m: int | None,
+              query_vector: np.ndarray | None = None) -> tuple[list[dict], list[str]]:
+    """The m most likely tools of the task in the suite's order (all when m is None or covers them), and
+    every tool's name best first."""
+    if m is not None and m < 1:
         raise ValueError(f"a tool shortlist keeps at least 1 tool, not {m}")
-    keep = {name for name, _ in rank_tools(ws, task, query_vector)[:m]}
-    return [t for t in task.tools if t["name"] in keep]
+    ranked = [name for name, _ in rank_tools(ws, task, query_vector)]
+    keep = set(ranked if m is None else ranked[:m])
+    return [t for t in task.tools if t["name"] in keep], ranked

@@ -51,11 +51,12 @@ def test_exemplar_votes_rank_the_tool_similar_requests_called(ws, suite):
 
 def test_shortlist_keeps_m_tools_in_the_suite_order(ws, suite):
     task = suite["stock_1"]
-    short = tool_retrieval.shortlist(ws, task, 2)
+    short, ranked = tool_retrieval.shortlist(ws, task, 2)
+    assert {t["name"] for t in short} == set(ranked[:2])
     assert len(short) == 2 and "manage_inventory" in [t["name"] for t in short]
     order = [t["name"] for t in task.tools]
     assert [t["name"] for t in short] == [n for n in order if n in {t["name"] for t in short}]
-    assert tool_retrieval.shortlist(ws, task, None) == task.tools
+    assert tool_retrieval.shortlist(ws, task, None)[0] == task.tools
     with pytest.raises(ValueError, match="at least 1 tool"):
         tool_retrieval.shortlist(ws, task, 0)
 
