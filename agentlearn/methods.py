@@ -31,6 +31,7 @@ MODES: dict[str, str] = {
 }
 RETRIEVAL_MODES = tuple(m for m in MODES if m != "auto")  # the concrete modes
 DEFAULT_MODE = "auto"
+TOOL_CHOICES = ("auto", "all", "2", "3", "5", "8")  # RunOptions.tools: the suite's choice, every tool, or N
 DEFAULT_K = 3
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from agentlearn import reports, review
-from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, USES_EXEMPLARS
+from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, TOOL_CHOICES, USES_EXEMPLARS
 from pages import _charts, _progress, _ui
 
 ws = _ui.workspace()
-_ui.keep("ev_suite", "ev_method", "ev_mode", "ev_k", "ev_tool_aware", "ev_constrained", "ev_repeats", "ev_adapter",
+_ui.keep("ev_suite", "ev_method", "ev_mode", "ev_k", "ev_tool_aware", "ev_tools", "ev_constrained", "ev_repeats", "ev_adapter",
          "ev_limit", "ev_baseline", "ev_metric", "ev_argument_run", "cu_sizes", "cu_draws", "cu_mode", "cu_k")
 st.title("Evaluate")
 suites = _ui.suites_or_stop(ws, "ev_suite", "import tasks with `python -m agentlearn tasks import FILE --suite NAME`")
@@ -89,15 +89,17 @@ mode = c[1].selectbox("Exemplar retrieval", list(MODES), index=list(MODES).index
 k = int(c[2].number_input("k", 1, 8, DEFAULT_K, key="ev_k", disabled=not uses))
 adapter = c[3].selectbox("Adapter", [""] + list(adapters), key="ev_adapter",
                          format_func=lambda i: adapters.get(i, i) if i else "base model")
-c = st.columns(4)
+c = st.columns(5)
 tool_aware = c[0].checkbox("Tool-aware shots", key="ev_tool_aware", disabled=not uses)
 constrained = c[1].checkbox("Constrained decoding", value=ws.settings.constrained, key="ev_constrained")
+tools = c[4].selectbox("Tools offered", TOOL_CHOICES, key="ev_tools", disabled=not uses,
+                       help="with exemplars: auto (the suite's choice), every tool, or only the N likeliest")
 repeats = int(c[2].number_input("Repeats (sampled)", 1, 10, 1, key="ev_repeats",
                                 help="more than 1: rerun with sampling and a shuffled shot order, and report the spread"))
 limit = int(c[3].number_input("Tasks", 1, max(n_heldout, 1), max(n_heldout, 1), key="ev_limit"))
 args: list[object] = ["eval", "--suite", suite, "--method", method]
 if uses:
-    args += ["--mode", mode, "--k", k] + (["--tool-aware"] if tool_aware else [])
+    args += ["--mode", mode, "--k", k] + (["--tool-aware"] if tool_aware else []) + ["--tools", tools]
 args += ([] if constrained else ["--no-constrained"]) + (["--repeats", repeats] if repeats > 1 else [])
 args += (["--adapter", adapter] if adapter else []) + (["--limit", limit] if limit < n_heldout else [])
 st.code("python -m agentlearn " + " ".join(str(a) for a in args), language="bash")

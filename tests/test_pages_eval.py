@@ -169,7 +169,7 @@ def test_evaluate_starts_an_eval_child_with_the_chosen_options(evals, monkeypatc
     at.number_input(key="ev_limit").set_value(2).run()
     click(at, "ev_start")
     assert started == [("eval", ["eval", "--suite", SUITE, "--method", "exemplars", "--mode", "hybrid", "--k", "3",
-                                 "--tool-aware", "--no-constrained", "--repeats", "3", "--limit", "2"])]
+                                 "--tool-aware", "--tools", "auto", "--no-constrained", "--repeats", "3", "--limit", "2"])]
     assert any("1 of 3 tasks" in p.proto.text for p in at.get("progress"))
     assert at.button(key="ev_start").disabled  # one evaluation at a time
     click(at, "eval_stop")
