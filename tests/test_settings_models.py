@@ -183,3 +183,22 @@ def test_openai_backend_against_a_real_local_server(model_home, openai_server):
     local = chat_model(settings.with_(backend="embedded")).invoke("What is the capital of France?").content
     # Same weights, both greedy: the server and the embedded model should agree on the first words.
     assert answer.split()[:3] == local.split()[:3], (answer, local)
+
+
+def test_the_agent_sends_a_batch_to_a_real_openai_compatible_server_concurrently(model_home, openai_server):
+    """Batched runs on the OpenAI path: concurrent requests, native tool calling or, if refused, text."""
+    from agentlearn.agent import run_tasks
+    from agentlearn.methods import RunOptions
+    from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
+    from agentlearn.workspace import open_workspace
+
+    base_url, model_dir = openai_server
+    settings = Settings(home=model_home, backend="openai", openai_model=str(model_dir), openai_base_url=base_url,
+                        max_new_tokens=48, concurrency=2)
+    ws = open_workspace(settings)
+    ensure_demo_suite(ws)
+    tasks = load_tasks(ws, DEMO_SUITE, "heldout")[:3]
+    runs = run_tasks(ws, tasks, RunOptions(method="none"))
+    assert [r[0].task_id for r in runs] == [t.id for t in tasks]  # answers come back in task order
+    assert all(r[0].output.strip() and r[0].verdict is not None for r in runs)
+    assert all(r[0].model == str(model_dir) for r in runs)
