@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     choose = ret_sub.add_parser("choose", help="choose mode, k and tool-awareness by leave-one-out on the train split")
     choose.add_argument("--suite", required=True)
     choose.add_argument("--finalists", type=int, default=None,
-                        help="configurations run through the agent after the model-free stage (default 3)")
+                        help="configurations run through the agent after the model-free stage (default 3; 0: model-free only)")
     choose.add_argument("--json", action="store_true", help="print the stored choice as one JSON object")
     choose.set_defaults(func=cmd_retrieval_choose)
     show = ret_sub.add_parser("show", help="the suite's stored choice and the figures behind it")

@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from agentlearn import insights, processes
+from agentlearn import insights, processes, retrieval
 from agentlearn.agent import run_tasks
 from agentlearn.curve import learning_curve
 from agentlearn.methods import RunOptions
@@ -59,6 +59,11 @@ def ensure_demo_workspace(ws: Workspace, runs: int = 16, eval_limit: int = 16) -
     total = (2 * len(train) if need_runs else 0) + (len(CURVE_SIZES) * heldout if need_curve else 0)
     bar = _Bar(ws, total)
     try:
+        if not retrieval.current(ws, DEMO_SUITE):
+            # auto, model-free: leave-one-out on the train split scores every retrieval configuration in
+            # seconds; running finalists through the model (`retrieval choose`) is left to the user.
+            bar.step("choosing retrieval for the demo suite (model-free leave-one-out)")
+            retrieval.choose(ws, DEMO_SUITE, how_many=0)
         if need_runs:
             # The same tasks without and with exemplars: failures and successes of one task are what
             # insights compare, what the Preferences page pairs and what people label first.

@@ -249,8 +249,8 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     """Choose the suite's retrieval mode, k and tool-awareness by leave-one-out on its train split; store and return it."""
     from agentlearn.tasks import get_suite, load_tasks
 
-    if how_many < 1:
-        raise ValueError(f"at least one configuration must run through the agent, not {how_many}")
+    if how_many < 0:
+        raise ValueError(f"the number of configurations run through the agent cannot be negative ({how_many})")
     get_suite(ws, suite_name)
     train = load_tasks(ws, suite_name, "train")
     if len(train) < 2:
@@ -267,8 +267,13 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     if runner is None:
         def runner(ws_: Workspace, tasks: list[Task], config: Config, on_task: Callable[[int], None]):
             return run_with_agent(ws_, tasks, config, on_task, tools=stage_t["tools"])
-    stage_b = run_finalists(ws, train, stage_a, finalists(stage_a, how_many), runner, progress, total)
-    winner = min(stage_b, key=lambda r: (-r["name_accuracy"], -r["call_accuracy"], -r["stage_a_score"], r["k"]))
+    stage_b = run_finalists(ws, train, stage_a, finalists(stage_a, how_many), runner, progress, total) \
+        if how_many else []
+    if stage_b:
+        winner = min(stage_b, key=lambda r: (-r["name_accuracy"], -r["call_accuracy"], -r["stage_a_score"], r["k"]))
+    else:  # model-free: stage a alone decides (how_many=0, e.g. the demo on first start)
+        best = finalists(stage_a, 1)[0]
+        winner = {"mode": best.mode, "k": best.k, "tool_aware": best.tool_aware}
     choice = {"mode": winner["mode"], "k": winner["k"], "tool_aware": winner["tool_aware"],
               "tools": stage_t["tools"], "stage_t": stage_t["rows"],
               "chosen_at": datetime.now(UTC).isoformat(timespec="seconds"), "n_train": len(train),

@@ -186,6 +186,18 @@ def test_choose_picks_what_the_agent_does_best_and_stores_it(ws, tmp_path):
     assert [s[0] for s in steps] == sorted(s[0] for s in steps)
 
 
+def test_a_model_free_choice_takes_stage_a_best_and_runs_nothing(ws, tmp_path):
+    write_suite(tmp_path, ws)
+    train = load_tasks(ws, SUITE, "train")
+    best = retrieval.finalists(retrieval.score_retrieval(ws, train, retrieval.candidates(True)), 1)[0]
+    runner = scripted_runner(like(ws, best))
+    choice = retrieval.choose(ws, SUITE, runner=runner, how_many=0)
+    assert runner.seen == [] and choice["stage_b"] == []
+    assert (choice["mode"], choice["k"], choice["tool_aware"]) == (best.mode, best.k, best.tool_aware)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        retrieval.choose(ws, SUITE, runner=runner, how_many=-1)
+
+
 def test_choose_breaks_ties_by_call_accuracy_then_stage_a_then_smaller_k(ws, tmp_path):
     write_suite(tmp_path, ws)
     train = load_tasks(ws, SUITE, "train")
@@ -267,8 +279,8 @@ def test_cli_refusals_are_one_clear_line(cli_ws, capsys, tmp_path):
     assert capsys.readouterr().err.startswith("error: suite 'tiny' has 1 train task(s)")
     assert cli.main(["retrieval", "show", "--suite", "nope"]) == 2
     assert "no suite named 'nope'" in capsys.readouterr().err
-    assert cli.main(["retrieval", "choose", "--suite", SUITE, "--finalists", "0"]) == 2
-    assert "at least one configuration must run through the agent" in capsys.readouterr().err
+    assert cli.main(["retrieval", "choose", "--suite", SUITE, "--finalists", "-1"]) == 2
+    assert "cannot be negative" in capsys.readouterr().err
     assert cli.main(["retrieval", "choose", "--suite", SUITE, "--finalists", "1", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["stage_b"]) == 1
 
