@@ -21,6 +21,10 @@ from functools import lru_cache
 from typing import Any
 
 MAX_STRING_CHARS = 160  # longer free text is not a tool argument a small model should write
+# Keys in the schema's order. xgrammar's any_order applies to every object, the call itself included, and
+# then the model may write the arguments before the name: on one public suite (14 heldout tasks) name
+# accuracy fell from 57% to 43% with it, for +0.01 args_score.
+ANY_ORDER = False
 _DROP = ("$ref", "$defs", "definitions", "$schema", "$id", "format", "pattern", "patternProperties",
          "dependencies", "dependentSchemas", "if", "then", "else", "not")
 _lock = threading.Lock()
@@ -144,7 +148,8 @@ class Compiler:
                 self.compiler.compile_json_schema(call_schema([tool]), any_whitespace=False)
             except Exception:  # xgrammar raises RuntimeError/ValueError for schemas it cannot honour
                 loose.add(tool["name"])
-        return self.compiler.compile_json_schema(call_schema(tools, frozenset(loose)), any_whitespace=False)
+        return self.compiler.compile_json_schema(call_schema(tools, frozenset(loose)), any_whitespace=False,
+                                                 any_order=ANY_ORDER)
 
 
 def logits_processor(compiled: list[Any]) -> Any:
