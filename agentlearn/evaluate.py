@@ -100,8 +100,16 @@ def evaluate_repeats(ws: Workspace, suite: str, repeats: int, temperature: float
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, not {repeats}")
     group = uuid.uuid4().hex[:12]
-    return [evaluate(ws, suite, temperature=temperature, seed=i, shot_seed=i, group=group,
-                     progress=progress, **kwargs) for i in range(repeats)]
+    runs: list[EvalRun] = []
+
+    def overall(i: int, n: int, trials: list[Trajectory], seconds: float) -> None:
+        if progress:  # one count over every repeat, so a progress bar never starts again
+            progress(len(runs) * n + i, repeats * n, trials, seconds)
+
+    for i in range(repeats):
+        runs.append(evaluate(ws, suite, temperature=temperature, seed=i, shot_seed=i, group=group,
+                             progress=overall, **kwargs))
+    return runs
 
 
 METRICS = ("name_accuracy", "call_accuracy", "args_score", "exact_accuracy")

@@ -72,3 +72,14 @@ def test_cli_eval_json_with_the_real_model(tmp_path, shared_models):
     assert {"n", "name_accuracy", "call_accuracy", "method"} <= result.keys()
     assert result["n"] == 3 and result["method"] == "exemplars"
     assert 0.0 <= result["name_accuracy"] <= 1.0
+
+
+def test_repeats_report_one_running_count(ws, make_fake_chat):
+    from agentlearn.evaluate import evaluate_repeats
+    from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite
+
+    ensure_demo_suite(ws)
+    seen = []
+    runs = evaluate_repeats(ws, DEMO_SUITE, 2, limit=3, progress=lambda i, n, trials, s: seen.append((i, n)))
+    assert seen == [(i, 6) for i in range(1, 7)]
+    assert len({r.group for r in runs}) == 1 and [r.temperature for r in runs] == [0.7, 0.7]
