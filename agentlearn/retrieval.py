@@ -18,7 +18,9 @@ exemplars, so every train task is retrieved for as if it were new), in two stage
     accuracy, then the stage-a score, then smaller k.
 
 The choice is stored in Suite.retrieval with the figures behind it. `resolve` turns "auto" into that
-choice, or into DEFAULT_CHOICE for a suite that has none yet.
+choice. A suite with no choice yet gets a model-free one on first use (stages a and t alone, stored like any
+choice); `retrieval choose` later confirms it with the model. DEFAULT_CHOICE is only for a suite where even
+that cannot be made (fewer than 2 train tasks, or an empty bank).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def resolve(ws: Workspace, suite_name: str, mode: str, k: int, tool_aware: bool)
         if mode not in RETRIEVAL_MODES:
             raise ValueError(f"unknown exemplar mode {mode!r}; choose auto or one of {', '.join(RETRIEVAL_MODES)}")
         return mode, k, tool_aware
-    choice = current(ws, suite_name) or DEFAULT_CHOICE
+    choice = _choice(ws, suite_name)
     return str(choice["mode"]), int(choice["k"]), bool(choice["tool_aware"])
 
 
@@ -94,8 +96,22 @@ def resolve_tools(ws: Workspace, suite_name: str, tools: str) -> int | None:
         return None
     if tools != "auto":
         return int(tools)
-    value = (current(ws, suite_name) or DEFAULT_CHOICE).get("tools")
+    value = _choice(ws, suite_name).get("tools")
     return int(value) if value else None
+
+
+def _choice(ws: Workspace, suite_name: str) -> dict[str, Any]:
+    """The suite's stored choice; on first use a model-free one is made and stored (seconds, no model run),
+    so a suite adapts from its first run; DEFAULT_CHOICE where even that cannot be made."""
+    stored = current(ws, suite_name)
+    if stored:
+        return stored
+    if ws.repo.get(Suite, suite_name) is None:
+        return DEFAULT_CHOICE
+    try:
+        return choose(ws, suite_name, how_many=0)
+    except ValueError:  # fewer than 2 train tasks, or nothing in the bank
+        return DEFAULT_CHOICE
 
 
 def score_tool_lists(ws: Workspace, tasks: Sequence[Task], sizes: Sequence[int] = TOOL_LIST_SIZES) -> dict[str, Any]:
@@ -286,13 +302,13 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
 def summary(choice: dict[str, Any]) -> str:
     """One line that says what was chosen and on what evidence."""
     if not choice:
-        d = DEFAULT_CHOICE
-        return (f"no choice yet: auto uses {Config(d['mode'], d['k'], d['tool_aware']).label()} "
-                "until `retrieval choose` runs")
+        return ("no choice yet: the first run with auto makes a model-free one, and `retrieval choose` "
+                "checks the best configurations with the model")
     config = Config(choice["mode"], choice["k"], choice["tool_aware"])
     row = next((r for r in choice.get("stage_b", []) if (r["mode"], r["k"], r["tool_aware"]) ==
                 (config.mode, config.k, config.tool_aware)), {})
     figures = f": name accuracy {row['name_accuracy']:.1%}, call accuracy {row['call_accuracy']:.1%}" if row else ""
     tools = f", {choice['tools']} likeliest tools offered" if choice.get("tools") else ""
-    return (f"{config.label()}{tools}, chosen {choice.get('chosen_at', '?')} by leave-one-out on {choice.get('n_train', '?')} "
+    how = "" if choice.get("stage_b") else " (model-free)"
+    return (f"{config.label()}{tools}{how}, chosen {choice.get('chosen_at', '?')} by leave-one-out on {choice.get('n_train', '?')} "
             f"train tasks with {choice.get('model', '?')}{figures}")

@@ -100,7 +100,11 @@ def like(ws, target: Config):
 def test_resolve_auto_before_and_after_a_choice(ws, tmp_path):
     write_suite(tmp_path, ws)
     d = retrieval.DEFAULT_CHOICE
-    assert retrieval.resolve(ws, SUITE, "auto", 7, False) == (d["mode"], d["k"], d["tool_aware"])
+    train = load_tasks(ws, SUITE, "train")
+    best = retrieval.finalists(retrieval.score_retrieval(ws, train, retrieval.candidates(True)), 1)[0]
+    # First use: a model-free choice is made and stored, so the suite adapts before any model run.
+    assert retrieval.resolve(ws, SUITE, "auto", 7, False) == (best.mode, best.k, best.tool_aware)
+    assert ws.repo.get(Suite, SUITE).retrieval["stage_b"] == []
     assert retrieval.resolve(ws, "no-such-suite", "auto", 7, False) == (d["mode"], d["k"], d["tool_aware"])
     assert retrieval.resolve(ws, SUITE, "bm25", 5, False) == ("bm25", 5, False)  # concrete modes pass through
     with pytest.raises(ValueError, match="unknown exemplar mode 'nearest'; choose auto or one of fixed"):
@@ -111,11 +115,22 @@ def test_resolve_auto_before_and_after_a_choice(ws, tmp_path):
     assert retrieval.resolve(ws, SUITE, "semantic", 1, True) == ("semantic", 1, True)
 
 
-def test_a_stored_choice_with_an_unknown_mode_falls_back_to_the_default(ws, tmp_path):
+def test_a_stored_choice_with_an_unknown_mode_is_made_again(ws, tmp_path):
     write_suite(tmp_path, ws)
     ws.repo.update(Suite, SUITE, lambda s: s.model_copy(update={"retrieval": {"mode": "gone", "k": 2}}))
     assert retrieval.current(ws, SUITE) == {}
-    assert retrieval.resolve(ws, SUITE, "auto", 3, False)[0] == retrieval.DEFAULT_CHOICE["mode"]
+    mode = retrieval.resolve(ws, SUITE, "auto", 3, False)[0]
+    assert mode in retrieval.CANDIDATE_MODES and retrieval.current(ws, SUITE)["mode"] == mode
+
+
+def test_a_suite_too_small_to_choose_for_gets_the_default(ws, tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"sample_id": "a", "input": [{"role": "user", "content": "reset my password"}],
+                                "expected_function_call": {"name": "reset", "arguments": {}}}))
+    import_jsonl(ws, path, "tiny", heldout=0.0)
+    d = retrieval.DEFAULT_CHOICE
+    assert retrieval.resolve(ws, "tiny", "auto", 3, False) == (d["mode"], d["k"], d["tool_aware"])
+    assert retrieval.current(ws, "tiny") == {}
 
 
 # --- stage a ----------------------------------------------------------------------------------------
@@ -259,7 +274,7 @@ def cli_ws(ws, tmp_path, monkeypatch):
 
 def test_cli_choose_and_show(cli_ws, capsys):
     assert cli.main(["retrieval", "show", "--suite", SUITE]) == 0
-    assert "no choice yet: auto uses hybrid k=3 tool-aware" in capsys.readouterr().out
+    assert "no choice yet: the first run with auto makes a model-free one" in capsys.readouterr().out
     assert cli.main(["retrieval", "choose", "--suite", SUITE, "--json"]) == 0
     captured = capsys.readouterr()
     choice = json.loads(captured.out)
@@ -321,7 +336,7 @@ def test_exemplars_page_shows_modes_choice_tags_and_starts_a_choice(page_ws, mon
     at = open_page("pages/exemplars.py")
     modes = [d for d in at.dataframe if "what it does" in d.value.columns][0].value
     assert list(modes["mode"]) == list(MODES)
-    assert any(t.value.startswith("no choice yet: auto uses hybrid k=3 tool-aware") for t in at.text)
+    assert any(t.value.startswith("no choice yet: the first run with auto") for t in at.text)
 
     started = []
     monkeypatch.setattr(processes, "start", lambda ws, kind, args: started.append((kind, list(args))))
