@@ -27,13 +27,23 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 
-from agentlearn import arg_kinds, exemplars, graders, grammar, insights, prompts, reflexion, retrieval, tool_retrieval
+from agentlearn import (
+    adapters,
+    arg_kinds,
+    exemplars,
+    graders,
+    grammar,
+    insights,
+    prompts,
+    reflexion,
+    retrieval,
+    tool_retrieval,
+)
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
 from agentlearn.toolcall import format_tool_call, parse_tool_call
 from agentlearn.workspace import Workspace
 from storage.records import (
-    Adapter,
     Exemplar,
     Insight,
     MemoryUsed,
@@ -104,9 +114,8 @@ class Agent:
     def __post_init__(self) -> None:
         adapter_dir, self.model_name = "", self.ws.settings.model_label
         if self.options.adapter_id:
-            adapter = self.ws.repo.get(Adapter, self.options.adapter_id)
-            if adapter is None:
-                raise ValueError(f"no adapter with id {self.options.adapter_id!r}; see `python -m agentlearn adapters`")
+            adapter = adapters.find(self.ws, self.options.adapter_id)
+            self.options.adapter_id = adapter.id  # runs record the adapter's id, however it was named
             # A record names the folder; only one inside the workspace is ever loaded.
             adapter_dir = str(confined(self.ws.settings.home, adapter.path, f"the folder of adapter {adapter.id}"))
         self.chat = self.ws.chat(adapter_dir=adapter_dir, temperature=self.options.temperature,

@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default="", help="cpu-tiny, cpu-small or cuda-qlora (default: by hardware)")
     train.add_argument("--max-steps", type=int, default=None, help="override the preset's number of steps")
     train.add_argument("--pairs-from", default="preferences", help="DPO pair sources (see export)")
-    train.add_argument("--init-adapter", default="", help="start from this adapter (id or folder)")
+    train.add_argument("--init-adapter", default="", help="start from this adapter (id, its job's id, or a folder)")
     train.add_argument("--json", action="store_true", help="print one JSON object with the result")
     train.set_defaults(func=cmd_train)
 
@@ -255,7 +255,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="decode freely instead of under the suite's tool-call grammar")
     p.add_argument("--trials", type=int, default=3, help="Reflexion trials per task")
     p.add_argument("--limit", type=int, default=None, help="only the first N tasks")
-    p.add_argument("--adapter", default="", help="id of a trained LoRA adapter to run with")
+    p.add_argument("--adapter", default="", help="a trained LoRA adapter to run with: its id, its job's id or its folder")
 
 
 def _progress(i: int, n: int, trials: list, seconds: float) -> None:
@@ -451,8 +451,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps
     if args.init_adapter:
-        known = ws.repo.get(Adapter, args.init_adapter)
-        overrides["init_adapter"] = known.path if known else args.init_adapter
+        from pathlib import Path
+
+        from agentlearn import adapters
+
+        # A registered adapter by any of its names, or a folder of adapter files from elsewhere.
+        unregistered = Path(args.init_adapter).is_dir() and not any(
+            Path(a.path).resolve() == Path(args.init_adapter).resolve() for a in ws.repo.all(Adapter))
+        overrides["init_adapter"] = args.init_adapter if unregistered else adapters.find(ws, args.init_adapter).path
     if args.config:
         config = job_config.load(args.config)
         if config.method != args.method:

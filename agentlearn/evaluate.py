@@ -65,6 +65,10 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
     if not tasks:
         raise ValueError(f"suite {suite!r} has no {split} tasks; import one with `python -m agentlearn tasks import`")
     tasks = tasks[:limit] if limit else tasks
+    if adapter_id:
+        from agentlearn import adapters
+
+        adapter_id = adapters.find(ws, adapter_id).id  # an adapter's id, its job's id or its folder
     options = RunOptions(method=method, k=k, exemplar_mode=exemplar_mode, tool_aware=tool_aware,
                          trials=trials if method in ("reflexion", "all") else 1, adapter_id=adapter_id, source="eval",
                          temperature=temperature, seed=seed,

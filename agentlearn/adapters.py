@@ -1,0 +1,34 @@
+"""One way to name a trained LoRA adapter: its id, the id of the job that made it, or its folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agentlearn.workspace import Workspace
+from storage.records import Adapter, Job
+
+
+def find(ws: Workspace, ref: str) -> Adapter:
+    """The adapter `ref` names (adapter id, job id or folder); ValueError saying what exists otherwise."""
+    ref = (ref or "").strip()
+    if not ref:
+        raise ValueError("name an adapter: its id, the id of the job that made it, or its folder")
+    adapter = ws.repo.get(Adapter, ref)
+    if adapter is not None:
+        return adapter
+    job = ws.repo.get(Job, ref)
+    if job is not None:
+        if not job.adapter_id:
+            raise ValueError(f"job {ref} ({job.status}) made no adapter" + (f": {job.error}" if job.error else ""))
+        found = ws.repo.get(Adapter, job.adapter_id)
+        if found is not None:
+            return found
+    folder = Path(ref).expanduser()
+    if folder.exists():
+        target = folder.resolve()
+        for candidate in ws.repo.all(Adapter):
+            if Path(candidate.path).resolve() == target:
+                return candidate
+    known = ", ".join(a.id for a in ws.repo.all(Adapter)) or "none yet"
+    raise ValueError(f"no adapter, job or adapter folder {ref!r} (adapters: {known}; see `python -m agentlearn "
+                     "adapters`)")
