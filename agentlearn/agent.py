@@ -91,17 +91,21 @@ def _to_langchain(messages: list[Message]) -> list[BaseMessage]:
     return [kinds[m.role](content=m.content) for m in messages]
 
 
+CHARS_PER_TOKEN = 2.5
+
+
 def token_budget(ws: Workspace, suite: str, cap: int) -> int:
     """New tokens an answer may take: the suite's longest reference call plus a margin, within `cap`.
 
-    Reference calls are the train split's expected calls (what exemplars show); counted at ~3.2
-    characters a token, which over-counts for JSON and so errs on the generous side.
+    Reference calls are the train split's expected calls (what exemplars show), counted at
+    CHARS_PER_TOKEN characters a token (fewer than typical JSON, where a made-up value can break
+    into short pieces), plus half again: a row stops at the end of its call, so room costs nothing.
     """
     calls = [t.expected for t in ws.repo.find(Task, suite=suite) if t.split == "train"]
     if not calls:
         return min(cap, 128)
     longest = max(len(format_tool_call(c)) for c in calls)
-    return max(32, min(cap, math.ceil(longest / 3.2 * 1.25) + 16))
+    return max(32, min(cap, math.ceil(longest / CHARS_PER_TOKEN * 1.5) + 16))
 
 
 @dataclass

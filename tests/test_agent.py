@@ -167,15 +167,19 @@ def test_batched_greedy_generation_matches_sequential_on_the_real_model(real_ws)
     ensure_demo_suite(ws)
     tasks = load_tasks(ws, DEMO_SUITE, "heldout")[:8]
     chats = [[m.model_dump() for m in build_prompt(t, [])] for t in tasks]
-    tools = [t.tools for t in tasks]
+    from agentlearn import grammar
+
+    limits = grammar.string_limits([t.expected for t in load_tasks(ws, DEMO_SUITE, "train")])
+    tools = [grammar.with_string_limits(t.tools, limits) for t in tasks]  # as the agent bounds them
     model_dir = str(chat_model_dir(ws.settings.models_dir))
-    one = LocalChatModel(model_dir=model_dir, batch_size=1).complete(chats, tools=tools, max_new_tokens=48)
-    many = LocalChatModel(model_dir=model_dir, batch_size=8).complete(chats, tools=tools, max_new_tokens=48)
+    budget = token_budget(ws, DEMO_SUITE, cap=512)  # room for the suite's longest call: none is cut off
+    one = LocalChatModel(model_dir=model_dir, batch_size=1).complete(chats, tools=tools, max_new_tokens=budget)
+    many = LocalChatModel(model_dir=model_dir, batch_size=8).complete(chats, tools=tools, max_new_tokens=budget)
     same = sum(a == b for a, b in zip(one, many, strict=True))
     assert same >= 7, [(a, b) for a, b in zip(one, many, strict=True) if a != b]
     # Under the grammar every answer is one call of an offered tool.
     names = {t["name"] for t in tools[0]}
-    assert all(prompts_parse(a) in names for a in many)
+    assert all(prompts_parse(a) in names for a in many), many
 
 
 def prompts_parse(text: str) -> str:
