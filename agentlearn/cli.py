@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="create the demo workspace (suite, runs, labels) if it is missing")
-    demo.add_argument("--runs", type=int, default=24, help="agent runs to store on first creation")
+    demo.add_argument("--runs", type=int, default=8, help="train tasks run with and without exemplars on first creation")
     demo.set_defaults(func=cmd_demo)
 
     tasks = sub.add_parser("tasks", help="import and list task suites").add_subparsers(dest="action", required=True)

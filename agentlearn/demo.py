@@ -49,7 +49,7 @@ class _Bar:
         self.bar.close()
 
 
-def ensure_demo_workspace(ws: Workspace, runs: int = 16, eval_limit: int = 16) -> dict[str, Any]:
+def ensure_demo_workspace(ws: Workspace, runs: int = 8, eval_limit: int = 12) -> dict[str, Any]:
     """Create the demo suite, its first runs and its learning curve if missing; return what is there."""
     ensure_demo_suite(ws)
     need_runs = not ws.repo.find(Trajectory, suite=DEMO_SUITE)

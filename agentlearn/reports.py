@@ -45,29 +45,26 @@ def configuration(run: EvalRun) -> tuple:
     """The key of what a run was asked to do (see the module docstring)."""
     uses = run.method in USES_EXEMPLARS
     return (run.method, run.exemplar_mode if uses else "", run.k if uses else 0, run.tool_aware and uses,
-            run.constrained, round(run.temperature, 3), run.adapter)
+            run.constrained, round(run.temperature, 3), run.adapter, run.tools if uses else 0)
 
 
 def label(run: EvalRun, adapters: dict[str, str] | None = None) -> str:
     """A short readable name of a run's configuration."""
-    method, mode, k, tool_aware, constrained, temperature, adapter = configuration(run)
+    method, mode, k, tool_aware, constrained, temperature, adapter, tools = configuration(run)
     parts = [method] + ([f"{mode} k={k}"] if mode else []) + (["tool-aware"] if tool_aware else [])
+    parts += [f"{tools} tools"] if tools else []
     parts += [] if constrained else ["free decoding"]
     parts += [f"T={temperature:g}"] if temperature else []
     text = " · ".join(parts)
     return text + (f" + {(adapters or {}).get(adapter, adapter)}" if adapter else "")
 
 
-def curve_runs(ws: Workspace, suite: str) -> set[str]:
-    """Ids of the evaluation runs that are points of the suite's learning curves."""
-    return {str(p.get("eval_id", "")) for c in ws.repo.find(LearningCurve, suite=suite) for p in c.points}
-
-
 def runs(ws: Workspace, suite: str, split: str = "heldout") -> list[EvalRun]:
-    """The suite's evaluation runs on a split, oldest first, without learning-curve points."""
-    points = curve_runs(ws, suite)
-    return [r for r in ws.repo.find(EvalRun, suite=suite)
-            if r.split == split and r.bank_size is None and r.id not in points]
+    """The suite's evaluation runs on a split, oldest first, without the cut-bank points of learning curves.
+
+    A curve's two ends (zero-shot, and the whole bank) are ordinary evaluations and count as such.
+    """
+    return [r for r in ws.repo.find(EvalRun, suite=suite) if r.split == split and r.bank_size is None]
 
 
 @dataclass(frozen=True)
