@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agentlearn import exemplars, prompts
+from agentlearn import exemplars, grammar, prompts
 from agentlearn.agent import token_budget
 from agentlearn.llm import LocalChatModel
 from agentlearn.models import chat_model_dir
@@ -44,7 +44,9 @@ def main() -> None:
     for task in tasks:
         shots = [s.exemplar for s in exemplars.select(ws, task, "bm25", k=3)]
         chats.append([m.model_dump() for m in prompts.build_prompt(task, prompts.order_shots(shots), instruction)])
-    tools = None if args.free else [t.tools for t in tasks]
+    # The grammar the agent uses: every string bounded by the suite's longest reference value.
+    limits = grammar.string_limits([t.expected for t in load_tasks(ws, DEMO_SUITE, "train")])
+    tools = None if args.free else [grammar.with_string_limits(t.tools, limits) for t in tasks]
     budget = token_budget(ws, DEMO_SUITE, 512)
     model_dir = str(chat_model_dir(Settings.from_env().models_dir))
     print(f"{len(chats)} prompts, budget {budget} new tokens, {'free' if args.free else 'constrained'} decoding")
