@@ -201,3 +201,22 @@ def open_store(location: str):  # noqa: ANN201 - a Repository
     from storage import is_database_url, open_repository
 
     return open_repository(location, location if is_database_url(location) else "")
+
+
+@pytest.fixture
+def _navigation_like_a_server(monkeypatch):
+    """Run app.py on every AppTest run, as a server does once st.navigation has been called.
+
+    A folder named pages/ makes Streamlit guess the old multipage mode until st.navigation runs; a
+    server remembers the answer for the process, but AppTest forgets it before each run and would
+    then run only the page script, without the sidebar.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

@@ -34,25 +34,6 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def _navigation_like_a_server(monkeypatch):
-    """Run app.py on every AppTest run, as a server does once st.navigation has been called.
-
-    A folder named pages/ makes Streamlit guess the old multipage mode until st.navigation runs; a
-    server remembers the answer for the process, but AppTest forgets it before each run and would
-    then run only the page script, without the sidebar.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture
 def seeded(raw_seeded, _navigation_like_a_server):
     """The seeded workspace, with the app run the way a server runs it."""
     return raw_seeded

@@ -35,19 +35,10 @@ def eval_run(method: str, right: set[int], tasks=TASKS, days_ago: float = 1, **f
 
 
 @pytest.fixture
-def seeded(ws, monkeypatch):
+def seeded(ws, monkeypatch, _navigation_like_a_server):
     """The seeded test workspace, run by the app as a server runs it (see tests/test_pages.py)."""
-    from streamlit.runtime.pages_manager import PagesManager
-
     from agentlearn.embeddings import hash_encode
 
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
     monkeypatch.setenv("AGENTLEARN_DEMO", "0")
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
     monkeypatch.setattr(_ui, "CHAT_FACTORY", ws.chat_factory)

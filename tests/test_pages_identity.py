@@ -16,7 +16,6 @@ from tests.test_pages import PASSWORD, ROOT, TIMEOUT, click, markdown_texts, pla
 
 # The page tests' fixtures: a seeded workspace, no accounts (local user "alice"), the app run as a server runs it.
 seeded, raw_seeded = test_pages.seeded, test_pages.raw_seeded
-_navigation_like_a_server = test_pages._navigation_like_a_server
 EVIL = "![x](http://evil.example/x.png) [click](http://evil.example) **bold**"
 
 

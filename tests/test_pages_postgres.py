@@ -10,14 +10,14 @@ from storage import open_repository
 from storage.records import Label
 from tests.conftest import fake_chat_factory
 from tests.seed import seed_workspace
-from tests.test_pages import _navigation_like_a_server, click, open_page  # noqa: F401 (a fixture)
+from tests.test_pages import click, open_page
 
 PAGES = ["pages/overview.py", "pages/trajectories.py", "pages/preferences.py", "pages/insights.py",
          "pages/exemplars.py", "pages/suites.py", "pages/run.py", "pages/evaluate.py", "pages/training.py"]
 
 
 @pytest.fixture
-def pg_repo(pg_url, monkeypatch, _navigation_like_a_server):  # noqa: F811
+def pg_repo(pg_url, monkeypatch, _navigation_like_a_server):
     monkeypatch.setenv("AGENTLEARN_DATABASE_URL", pg_url)
     monkeypatch.setenv("AGENTLEARN_DEMO", "0")
     monkeypatch.setenv("AGENTLEARN_LOCAL_USER", "alice")

@@ -11,7 +11,6 @@ from tests.test_pages import click, markdown_texts, open_page, plain_texts
 
 # The page tests' fixtures, which pytest finds by name in this module.
 seeded, raw_seeded = test_pages.seeded, test_pages.raw_seeded
-_navigation_like_a_server = test_pages._navigation_like_a_server
 
 PAGE = "pages/suites.py"
 

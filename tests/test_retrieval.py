@@ -304,7 +304,7 @@ def test_cli_refusals_are_one_clear_line(cli_ws, capsys, tmp_path):
 
 
 @pytest.fixture
-def page_ws(ws, monkeypatch):
+def page_ws(ws, monkeypatch, _navigation_like_a_server):
     """The seeded page-test workspace (tests/seed.py), opened by the app the way test_pages does."""
     from pages import _ui
     from tests.seed import seed_workspace
@@ -313,15 +313,6 @@ def page_ws(ws, monkeypatch):
     monkeypatch.setenv("AGENTLEARN_LOCAL_USER", "alice")
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
     monkeypatch.setattr(_ui, "CHAT_FACTORY", ws.chat_factory)
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
     seed_workspace(ws.repo)
     _ui.clear()
     yield ws

@@ -271,20 +271,11 @@ def test_cli_export_and_train_json(ws, tmp_path, base_model, capsys):
 
 
 @pytest.fixture
-def page_ws(ws, monkeypatch, base_model):
+def page_ws(ws, monkeypatch, base_model, _navigation_like_a_server):
     """The test workspace opened by the app, with the converted model linked in (not converted again)."""
-    from streamlit.runtime.pages_manager import PagesManager
-
     from agentlearn.embeddings import hash_encode
     from pages import _ui
 
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):  # run app.py's navigation on every AppTest run, as a server does
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
     monkeypatch.setenv("AGENTLEARN_DEMO", "0")
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
     ws.settings.models_dir.mkdir(parents=True, exist_ok=True)
