@@ -57,7 +57,7 @@ from storage.records import (
     new_id,
 )
 
-__all__ = ["METHODS", "Agent", "RunOptions", "run_task", "run_tasks", "token_budget"]
+__all__ = ["METHODS", "Agent", "RunOptions", "reference_calls", "run_task", "run_tasks", "token_budget"]
 
 Progress = Callable[[int, int, list[Trajectory], float], None]
 
@@ -94,14 +94,19 @@ def _to_langchain(messages: list[Message]) -> list[BaseMessage]:
 CHARS_PER_TOKEN = 2.5
 
 
-def token_budget(ws: Workspace, suite: str, cap: int) -> int:
+def reference_calls(ws: Workspace, suite: str) -> list[ToolCall]:
+    """The suite's reference calls: the train split's expected calls, what exemplars show."""
+    return [t.expected for t in ws.repo.find(Task, suite=suite) if t.split == "train"]
+
+
+def token_budget(ws: Workspace, suite: str, cap: int, calls: list[ToolCall] | None = None) -> int:
     """New tokens an answer may take: the suite's longest reference call plus a margin, within `cap`.
 
     Reference calls are the train split's expected calls (what exemplars show), counted at
     CHARS_PER_TOKEN characters a token (fewer than typical JSON, where a made-up value can break
     into short pieces), plus half again: a row stops at the end of its call, so room costs nothing.
     """
-    calls = [t.expected for t in ws.repo.find(Task, suite=suite) if t.split == "train"]
+    calls = reference_calls(ws, suite) if calls is None else calls
     if not calls:
         return min(cap, 128)
     longest = max(len(format_tool_call(c)) for c in calls)
@@ -125,8 +130,7 @@ class Agent:
         self.chat = self.ws.chat(adapter_dir=adapter_dir, temperature=self.options.temperature,
                                  seed=self.options.seed)
         self._suites: dict[str, Suite | None] = {}
-        self._budgets: dict[str, int] = {}
-        self._string_limits: dict[str, dict[str, int]] = {}
+        self._decoding: dict[str, tuple[int, dict[str, int]]] = {}
         self.graph = self._compile()
 
     def _compile(self):
@@ -198,8 +202,8 @@ class Agent:
         active = _active(state)
         if not active:
             return {"episodes": state["episodes"]}
-        budget = max(self._budget(ep.task.suite) for ep in active)
-        tools = [grammar.with_string_limits(ep.tools, self._limits(ep.task.suite)) for ep in active]
+        budget = max(self._decoding_for(ep.task.suite)[0] for ep in active)
+        tools = [grammar.with_string_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
         outputs, constrained = complete(self.chat, [ep.prompt for ep in active], tools,
                                         constrained=self.options.constrained, max_new_tokens=budget,
                                         concurrency=self.ws.settings.concurrency)
@@ -242,17 +246,13 @@ class Agent:
             ep.trial += 1
         return {"episodes": state["episodes"]}
 
-    def _limits(self, suite: str) -> dict[str, int]:
-        """String lengths the grammar allows, from the suite's reference calls (grammar.string_limits)."""
-        if suite not in self._string_limits:
-            calls = [t.expected for t in self.ws.repo.find(Task, suite=suite) if t.split == "train"]
-            self._string_limits[suite] = grammar.string_limits(calls) if calls else {}
-        return self._string_limits[suite]
-
-    def _budget(self, suite: str) -> int:
-        if suite not in self._budgets:
-            self._budgets[suite] = token_budget(self.ws, suite, self.ws.settings.max_new_tokens)
-        return self._budgets[suite]
+    def _decoding_for(self, suite: str) -> tuple[int, dict[str, int]]:
+        """(token budget, string bounds) for a suite's answers, both from its reference calls, read once."""
+        if suite not in self._decoding:
+            calls = reference_calls(self.ws, suite)
+            self._decoding[suite] = (token_budget(self.ws, suite, self.ws.settings.max_new_tokens, calls),
+                                     grammar.string_limits(calls) if calls else {})
+        return self._decoding[suite]
 
     # --- entry --------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from agentlearn import exemplars, grammar, prompts
-from agentlearn.agent import token_budget
+from agentlearn.agent import reference_calls, token_budget
 from agentlearn.llm import LocalChatModel
 from agentlearn.models import chat_model_dir
 from agentlearn.settings import Settings
@@ -45,7 +45,7 @@ def main() -> None:
         shots = [s.exemplar for s in exemplars.select(ws, task, "bm25", k=3)]
         chats.append([m.model_dump() for m in prompts.build_prompt(task, prompts.order_shots(shots), instruction)])
     # The grammar the agent uses: every string bounded by the suite's longest reference value.
-    limits = grammar.string_limits([t.expected for t in load_tasks(ws, DEMO_SUITE, "train")])
+    limits = grammar.string_limits(reference_calls(ws, DEMO_SUITE))
     tools = None if args.free else [grammar.with_string_limits(t.tools, limits) for t in tasks]
     budget = token_budget(ws, DEMO_SUITE, 512)
     model_dir = str(chat_model_dir(Settings.from_env().models_dir))

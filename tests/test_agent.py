@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agentlearn import insights, prompts
-from agentlearn.agent import RunOptions, run_task, run_tasks, token_budget
+from agentlearn.agent import RunOptions, reference_calls, run_task, run_tasks, token_budget
 from agentlearn.prompts import build_prompt, system_prompt
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.toolcall import format_tool_call
@@ -169,7 +169,7 @@ def test_batched_greedy_generation_matches_sequential_on_the_real_model(real_ws)
     chats = [[m.model_dump() for m in build_prompt(t, [])] for t in tasks]
     from agentlearn import grammar
 
-    limits = grammar.string_limits([t.expected for t in load_tasks(ws, DEMO_SUITE, "train")])
+    limits = grammar.string_limits(reference_calls(ws, DEMO_SUITE))
     tools = [grammar.with_string_limits(t.tools, limits) for t in tasks]  # as the agent bounds them
     model_dir = str(chat_model_dir(ws.settings.models_dir))
     budget = token_budget(ws, DEMO_SUITE, cap=512)  # room for the suite's longest call: none is cut off
