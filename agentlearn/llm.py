@@ -79,23 +79,22 @@ class LocalChatModel(BaseChatModel):
         texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
         if tools is not None:
             texts = [t + OPEN for t in texts]  # the grammar writes the JSON; the tags are fixed text
-        lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: lengths[i])  # less padding per batch
-        out: list[str] = [""] * len(texts)
+        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # less padding per batch
+        out: list[str] = [""] * len(ids)
         size = max(1, self.batch_size)
         for start in range(0, len(order), size):
             rows = order[start:start + size]
-            answers = self._generate_rows(model, tokenizer, [texts[i] for i in rows],
+            answers = self._generate_rows(model, tokenizer, [ids[i] for i in rows],
                                           [tools[i] for i in rows] if tools is not None else None, budget, stop)
             for i, text in zip(rows, answers, strict=True):
                 out[i] = text
         return out
 
-    def _generate_rows(self, model: Any, tokenizer: Any, texts: list[str], tools: list[list[dict]] | None,
+    def _generate_rows(self, model: Any, tokenizer: Any, ids: list[list[int]], tools: list[list[dict]] | None,
                        budget: int, stop: list[str] | None) -> list[str]:
         import torch
 
-        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         enc, cache = _with_shared_prefix(model, ids, tokenizer.pad_token_id)
         sample = self.temperature > 0
         kwargs: dict[str, Any] = dict(max_new_tokens=budget, do_sample=sample,

@@ -102,14 +102,8 @@ def one_thread() -> Iterator[None]:
     idle machine and costs 4x when the cores are busy (measured: 64 tokens in 12.5 s on one thread,
     57 s on two, with a training job running beside it).
     """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @lru_cache(maxsize=1)
