@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentlearn import verdicts
 from agentlearn.paths import file_part, inside
 from agentlearn.prompts import build_prompt, task_messages
 from agentlearn.toolcall import format_tool_call, normalise_tool
-from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
 from storage.records import DatasetExport, Exemplar, Label, Preference, Task, ToolCall, Trajectory, new_id
 
@@ -186,13 +186,13 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 def sft_targets(ws: Workspace, tasks: dict[str, Task]) -> tuple[dict[str, ToolCall], _Rows]:
     """One correct call per train task: a successful trajectory first, else a reference/manual exemplar."""
     labels = _labels_by_trajectory(ws)
+    judge = verdicts.judge(ws)
     chosen: dict[str, ToolCall] = {}
     lineage = _Rows()
     for t in _trajectories(ws, tasks):
         if t.task_id in chosen or t.tool_call is None:
             continue
-        people = human_verdict(labels.get(t.id, []))
-        ok = people == "success" if people is not None else bool(t.verdict and t.verdict.success)
+        ok = judge.succeeded(t) is True
         if ok:
             chosen[t.task_id] = t.tool_call
             lineage.trajectory_ids.append(t.id)
@@ -298,13 +298,12 @@ def rating_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
 
 
 def verifier_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
-    """Pairs from outcomes on the same task: a success against each failure (people's verdict first)."""
-    labels = _labels_by_trajectory(ws)
+    """Pairs from outcomes on the same task: a success against each failure (the learning verdict)."""
+    judge = verdicts.judge(ws)
     good: dict[str, Trajectory] = {}
     bad: dict[str, list[Trajectory]] = defaultdict(list)
     for t in _trajectories(ws, tasks):
-        people = human_verdict(labels.get(t.id, []))
-        ok = people == "success" if people is not None else bool(t.verdict and t.verdict.success)
+        ok = judge.succeeded(t) is True
         if ok and t.tool_call is not None:
             good.setdefault(t.task_id, t)
         elif not ok and t.output.strip():
@@ -312,7 +311,7 @@ def verifier_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
     pairs = []
     for task_id, winner in good.items():
         for loser in bad.get(task_id, []):
-            used = labels.get(winner.id, []) + labels.get(loser.id, [])
+            used = judge.labels.get(winner.id, []) + judge.labels.get(loser.id, [])
             pairs.append(Pair(task_id, _answer(winner), loser.output, [winner.id, loser.id], [lab.id for lab in used]))
     return pairs
 

@@ -51,10 +51,10 @@ from typing import Any
 
 import numpy as np
 
+from agentlearn import verdicts
 from agentlearn.methods import RETRIEVAL_MODES
-from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
-from storage.records import Exemplar, Label, Message, Task, ToolCall, Trajectory, new_id
+from storage.records import Exemplar, Message, Task, ToolCall, Trajectory, new_id
 from storage.vectors import VectorTable
 
 MODES = RETRIEVAL_MODES  # the CLI's and the agent's choices today; methods.RETRIEVAL_MODES is the declaration
@@ -100,29 +100,18 @@ def learned_id(trajectory_id: str) -> str:
     return f"learned-{trajectory_id}"
 
 
-def _qualifies(trajectory: Trajectory, labels: list[Label]) -> bool:
-    if trajectory.tool_call is None:
-        return False
-    people = human_verdict(labels)
-    if people is not None:  # people win over the verifier, in both directions
-        return people == "success"
-    return trajectory.verdict is not None and trajectory.verdict.success
-
-
 def sync_bank(ws: Workspace, suite: str) -> int:
     """Create or refresh learned exemplars from the suite's successful train trajectories; returns how many are active."""
     repo = ws.repo
     tasks = {t.id: t for t in repo.find(Task, suite=suite) if t.split == "train"}
-    labels: dict[str, list[Label]] = {}
-    for label in repo.all(Label):
-        labels.setdefault(label.trajectory_id, []).append(label)
+    judge = verdicts.judge(ws)
     # find(Exemplar, kind=...) would clash with find's own `kind` parameter: filter here.
     existing = {e.id: e for e in repo.find(Exemplar, suite=suite) if e.kind == "learned"}
 
     wanted: dict[str, Exemplar] = {}
     for traj in repo.find(Trajectory, suite=suite):
         task = tasks.get(traj.task_id)
-        if task is None or traj.split != "train" or not _qualifies(traj, labels.get(traj.id, [])):
+        if task is None or traj.split != "train" or traj.tool_call is None or judge.succeeded(traj) is not True:
             continue
         assert traj.tool_call is not None
         ex_id = learned_id(traj.id)

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from agentlearn import verdicts
 from agentlearn.reflexion import task_text, transcript
-from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
-from storage.records import Insight, InsightChange, InsightProposal, Label, Task, Trajectory, now
+from storage.records import Insight, InsightChange, InsightProposal, Task, Trajectory, now
 
 OPERATIONS = ("ADD", "EDIT", "REMOVE", "AGREE")
 ORDER = ("REMOVE", "AGREE", "EDIT", "ADD")  # the order ExpeL applies one answer's operations in
@@ -273,21 +273,6 @@ def pending(ws: Workspace, suite: str) -> list[InsightProposal]:
     return ws.repo.find(InsightProposal, suite=suite, status="pending")
 
 
-def _outcomes(ws: Workspace) -> dict[str, bool]:
-    """Trajectory id -> success according to the people who labeled it (the exemplar bank's rule)."""
-    by_trajectory: dict[str, list[Label]] = {}
-    for label in ws.repo.all(Label):
-        by_trajectory.setdefault(label.trajectory_id, []).append(label)
-    return {tid: human_verdict(labels) == "success" for tid, labels in by_trajectory.items()}
-
-
-def is_success(trajectory: Trajectory, labels: dict[str, bool]) -> bool | None:
-    """Success by people's labels (they win), else by the verifier; None when neither has judged it."""
-    if trajectory.id in labels:
-        return labels[trajectory.id]
-    return trajectory.verdict.success if trajectory.verdict else None
-
-
 # --- proposals --------------------------------------------------------------------------------------
 
 
@@ -321,7 +306,7 @@ def extract(ws: Workspace, suite: str, chat: BaseChatModel | None = None, max_nu
     if success_chunk < 1:
         raise ValueError(f"success_chunk must be at least 1, not {success_chunk}")
     model = chat if chat is not None else ws.chat()
-    labels = _outcomes(ws)
+    judge = verdicts.judge(ws)
     by_task: dict[str, list[Trajectory]] = {}
     for t in ws.repo.find(Trajectory, suite=suite, split="train"):
         by_task.setdefault(t.task_id, []).append(t)
@@ -351,7 +336,7 @@ def extract(ws: Workspace, suite: str, chat: BaseChatModel | None = None, max_nu
 
     splits = {}
     for task in tasks:
-        judged = [(t, is_success(t, labels)) for t in by_task[task.id]]
+        judged = [(t, judge.succeeded(t)) for t in by_task[task.id]]
         splits[task.id] = ([t for t, ok in judged if ok is True], [t for t, ok in judged if ok is False])
     for task in tasks:
         successes, failures = splits[task.id]

@@ -164,6 +164,16 @@ class Label(Record):
     step_flags: list[int] = Field(default_factory=list)  # indices of steps flagged as wrong
 
 
+class Resolution(Record):
+    """A reviewer's ruling on a trajectory people disagreed about: the verdict learning uses from then on."""
+
+    table: ClassVar[str] = "resolutions"
+    trajectory_id: str
+    reviewer: str
+    verdict: Literal["success", "fail"]
+    note: str = ""
+
+
 class Preference(Record):
     """A pairwise choice between two responses to the same prompt."""
 
@@ -381,6 +391,6 @@ class Account(Record):
 
 
 ALL_RECORDS: tuple[type[Record], ...] = (
-    Task, Suite, Trajectory, Label, Preference, Insight, InsightProposal, Reflection, Exemplar,
+    Task, Suite, Trajectory, Label, Resolution, Preference, Insight, InsightProposal, Reflection, Exemplar,
     DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account,
 )
