@@ -201,6 +201,39 @@ def render_verdict(traj: Trajectory) -> None:
                          hide_index=True, width="stretch")
 
 
+STATUS_COLOURS = {"right": "#d6f5d6", "wrong": "#f9d0d0", "missing": "#fde7c2", "unexpected": "#e3dcf7"}
+
+
+def reference_panel(ws: Workspace, task: Task | None, trajectory: Trajectory) -> None:
+    """The task's expected call beside the run's call, each argument coloured by the grader's status."""
+    from agentlearn.feedback import call_diff
+
+    if task is None:
+        st.text(f"(task {trajectory.task_id} is not in the store: there is no expected call to compare with)")
+        return
+    d = call_diff.diff_for(ws, task, trajectory)
+    st.text(d.summary)
+    expected_col, got_col = st.columns(2)
+    with expected_col:
+        st.caption("expected call (the task's reference)")
+        st.json(d.expected.model_dump(), expanded=True)
+    with got_col:
+        st.caption("agent's call")
+        if d.got is not None:
+            st.json(d.got.model_dump(), expanded=True)
+        else:
+            st.text("(no tool call could be parsed)")
+    if d.grades:
+        styled = d.table().style.apply(
+            lambda row: [f"background-color: {STATUS_COLOURS[row['status']]}; color: #1f1f1f"] * len(row), axis=1)
+        st.dataframe(styled, hide_index=True, width="stretch", column_config={
+            "score": st.column_config.NumberColumn("score", format="%.2f",
+                                                   help="1 or 0; for free text the similarity itself"),
+            "status": st.column_config.TextColumn("status", help="right · wrong · missing · unexpected")})
+    if d.graded_now and d.got is not None and d.name_right:
+        st.caption("Graded now under the suite's argument kinds: this run has no stored per-argument grades.")
+
+
 def render_memory(ws: Workspace, traj: Trajectory) -> None:
     """The memory the agent was given for this run: exemplars, insights, reflections."""
     mem = traj.memory

@@ -233,4 +233,7 @@ with right:
 with left:
     st.text(f"trajectory {traj.id} · suite {traj.suite} · split {traj.split} · "
             f"{traj.created.strftime('%Y-%m-%d %H:%M')}")
+    with st.container(border=True):
+        st.markdown("**Expected call beside the agent's**")
+        _ui.reference_panel(ws, task, traj)
     _ui.render_trajectory(ws, traj, task, flag_prefix=f"flag_{current}_")
