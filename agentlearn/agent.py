@@ -39,6 +39,7 @@ from agentlearn import (
     retrieval,
     tool_retrieval,
 )
+from agentlearn.memory import playbook
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
 from agentlearn.toolcall import format_tool_call, parse_tool_call
@@ -174,7 +175,8 @@ class Agent:
                     # leans on the closest example.
                     rank = {name: n for n, name in enumerate(ranked)}
                     shots.sort(key=lambda e: rank.get(e.tool, len(rank)))
-            rules = insights.active(self.ws, task.suite) if o.uses_insights else []
+            rules = (playbook.for_prompt(insights.active(self.ws, task.suite), self.ws.settings.playbook_tokens,
+                                         exclude=o.ablate) if o.uses_insights else [])
             notes = reflexion.recent(self.ws, task.id, n=3, episode_id=ep.episode_id) if o.uses_reflexion else []
             ep.memory = MemoryUsed(
                 method=o.method, exemplar_ids=[s.id for s in shots], exemplar_mode=mode if shots else "",
@@ -188,7 +190,7 @@ class Agent:
 
     def prompt(self, state: State) -> State:
         for ep in _active(state):
-            blocks = (insights.prompt_block(ep.rules) if ep.rules else "",
+            blocks = (prompts.playbook_block(playbook.grouped(ep.rules)) if ep.rules else "",
                       reflexion.prompt_block(ep.notes) if ep.notes else "")
             instruction = prompts.instruction_for(self.suite(ep.task.suite))
             shots = prompts.order_shots(ep.shots)
@@ -230,6 +232,7 @@ class Agent:
         active = _active(state)
         if self.options.store and active:
             self.ws.repo.put_many([ep.trajectory for ep in active])
+            playbook.count_outcomes(self.ws, [ep.trajectory for ep in active])
         for ep in active:
             ep.done.append(ep.trajectory)
             failed = not (ep.trajectory.verdict and ep.trajectory.verdict.success)

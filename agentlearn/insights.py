@@ -29,6 +29,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agentlearn import verdicts
+from agentlearn.memory import playbook
 from agentlearn.reflexion import task_text, transcript
 from agentlearn.workspace import Workspace
 from storage.records import Insight, InsightChange, InsightProposal, Task, Trajectory, now
@@ -96,11 +97,6 @@ Here are the EXISTING RULES:
 By examining the successful trials, and the list of existing rules, you can perform the following operations: add, edit, remove, or agree so that the new list of rules are general and high level insights of the successful trials or proposed way of Thought so they can be used as helpful tips to different tasks in the future. Have an emphasis on tips that help the agent perform better Thought and Action. Follow the below format:
 
 """ + FORMAT_RULES_OPERATION_TEMPLATE  # noqa: E501
-
-RULE_TEMPLATE = (
-    "The following are some experiences (in decreasing order of importance) you gathered on similar "
-    "tool-calling tasks. Use these experiences as useful references to help you perform better on this "
-    "task:\n{rules}\n")
 
 
 # --- the ExpeL algorithm ------------------------------------------------------------------------------
@@ -257,15 +253,6 @@ def active(ws: Workspace, suite: str) -> list[Insight]:
 def insights_version(ws: Workspace, suite: str) -> int:
     """A number that grows with every change to a suite's insights (for MemoryUsed.insights_version)."""
     return sum(len(i.history) for i in ws.repo.find(Insight, suite=suite))
-
-
-def prompt_block(insights: Sequence[Insight | str]) -> str:
-    """The insight block for the actor's prompt ("" when there are none)."""
-    texts = [i.text if isinstance(i, Insight) else str(i) for i in insights]
-    texts = [t.strip() for t in texts if t and t.strip()]
-    if not texts:
-        return ""
-    return RULE_TEMPLATE.format(rules="\n".join(f"{n}. {t}" for n, t in enumerate(texts, 1)))
 
 
 def pending(ws: Workspace, suite: str) -> list[InsightProposal]:
@@ -450,8 +437,11 @@ def _apply_proposal(ws: Workspace, proposal: InsightProposal, target: Insight | 
                     reviewer: str, full: bool) -> Insight:
     args = {"evidence": proposal.evidence, "proposal_id": proposal.id}
     if target is None:
-        insight = Insight(suite=proposal.suite, text=text, importance=0)
+        section = playbook.check_section(proposal.section) if proposal.section else playbook.section_for(text)
+        insight = Insight(suite=proposal.suite, text=text, importance=0, section=section)
         return ws.repo.put(_change(insight, reviewer, "ADD", text, 2, **args))
+    if op == "MERGE":
+        return _merge(ws, proposal, target, text, reviewer)
 
     def change(current: Insight) -> Insight:
         if current.status != "active":
@@ -463,6 +453,30 @@ def _apply_proposal(ws: Workspace, proposal: InsightProposal, target: Insight | 
         return _change(current, reviewer, op, text, current.importance + 1, **args)
 
     return ws.repo.update(Insight, target.id, change)
+
+
+def _merge(ws: Workspace, proposal: InsightProposal, target: Insight, text: str, reviewer: str) -> Insight:
+    """Fold the other bullets into the target: one text, the highest importance plus one, counters summed."""
+    others = []
+    for other_id in proposal.merge_ids:
+        other = ws.repo.get(Insight, other_id)
+        if other is None or other.status != "active":
+            raise ValueError(f"MERGE proposal {proposal.id}: insight {other_id} is no longer active; reject this "
+                             "proposal or restore that insight")
+        others.append(other)
+    args = {"evidence": proposal.evidence, "proposal_id": proposal.id}
+
+    def fold(current: Insight) -> Insight:
+        merged = _change(current, reviewer, "MERGE", text, max([current.importance, *(o.importance for o in others)]) + 1,
+                         **args)
+        return merged.model_copy(update={"helpful": current.helpful + sum(o.helpful for o in others),
+                                         "harmful": current.harmful + sum(o.harmful for o in others),
+                                         "neutral": current.neutral + sum(o.neutral for o in others)})
+
+    kept = ws.repo.update(Insight, target.id, fold)
+    for other in others:
+        ws.repo.update(Insight, other.id, lambda cur: _change(cur, reviewer, "MERGED", cur.text, 0, **args))
+    return kept
 
 
 def reject(ws: Workspace, proposal_id: str, reviewer: str) -> InsightProposal:
@@ -481,10 +495,11 @@ def reject(ws: Workspace, proposal_id: str, reviewer: str) -> InsightProposal:
 # --- people editing insights directly ---------------------------------------------------------------
 
 
-def add_manual(ws: Workspace, suite: str, text: str, by: str) -> Insight:
-    """A person's own insight (importance 2, like an approved ADD)."""
+def add_manual(ws: Workspace, suite: str, text: str, by: str, section: str = "") -> Insight:
+    """A person's own insight (importance 2, like an approved ADD); the section is inferred when not given."""
     by, text = _check_person(by), _check_text(text, f"new insight for suite {suite!r}")
-    return ws.repo.put(_change(Insight(suite=suite, text=text, importance=0), by, "ADD", text, 2))
+    section = playbook.check_section(section) if section else playbook.section_for(text)
+    return ws.repo.put(_change(Insight(suite=suite, text=text, importance=0, section=section), by, "ADD", text, 2))
 
 
 def _update_active(ws: Workspace, insight_id: str, what: str, fn: Callable[[Insight], Insight]) -> Insight:

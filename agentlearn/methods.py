@@ -56,6 +56,7 @@ class RunOptions:
     bank_size: int | None = None  # learning curves: use only this many exemplars of the bank
     bank_seed: int = 0  # which draw of `bank_size` exemplars
     shot_seed: int | None = None  # repeats: shuffle the order of the shots in the prompt with this seed
+    ablate: tuple[str, ...] = ()  # insight ids left out of the playbook (A/B of one bullet)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

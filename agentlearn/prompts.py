@@ -59,6 +59,20 @@ def system_prompt(instruction: str, tools: list[dict[str, Any]], extra: str = ""
     return "\n".join(lines)
 
 
+PLAYBOOK_HEADER = ("The following are lessons gathered on earlier runs of these tasks (best first in each "
+                   "section). Use them where they apply:")
+
+
+def playbook_block(sections: list[tuple[str, list[str]]]) -> str:
+    """The playbook for the system message: bullets under their section ("" when there are none)."""
+    parts = [PLAYBOOK_HEADER]
+    for section, texts in sections:
+        texts = [t.strip() for t in texts if t and t.strip()]
+        if texts:
+            parts += [f"{section.capitalize()}:", *(f"- {t}" for t in texts)]
+    return "\n".join(parts) if len(parts) > 1 else ""
+
+
 def task_messages(messages: list[Message]) -> list[Message]:
     """A task's conversation as the user turn the agent answers.
 

@@ -198,7 +198,7 @@ class InsightChange(BaseModel):
 
     at: datetime = Field(default_factory=now)
     by: str
-    operation: str  # ADD | EDIT | AGREE | REMOVE | PROMOTE | DEMOTE | MANUAL_EDIT | RESTORE
+    operation: str  # ADD | EDIT | AGREE | REMOVE | MERGE | MERGED | PROMOTE | DEMOTE | MANUAL_EDIT | RESTORE | OUTCOMES
     text: str
     importance: int
     evidence: list[str] = Field(default_factory=list)  # trajectory ids
@@ -206,24 +206,36 @@ class InsightChange(BaseModel):
 
 
 class Insight(Record):
-    """An ExpeL rule with its importance count and full history."""
+    """A playbook bullet: an ExpeL rule with its importance, ACE-style outcome counters and full history.
+
+    helpful / harmful / neutral count the train runs that were shown the bullet (memory/playbook.py).
+    """
 
     table: ClassVar[str] = "insights"
     suite: str
     text: str
     importance: int = 2
     status: Literal["active", "removed"] = "active"
+    section: str = "domain rules"  # memory.playbook.SECTIONS
+    helpful: int = 0
+    harmful: int = 0
+    neutral: int = 0
     history: list[InsightChange] = Field(default_factory=list)
 
 
 class InsightProposal(Record):
-    """An ADD/EDIT/REMOVE/AGREE operation waiting for (or past) human review."""
+    """An ADD/EDIT/REMOVE/AGREE/MERGE operation waiting for (or past) human review."""
 
     table: ClassVar[str] = "insight_proposals"
     suite: str
-    operation: Literal["ADD", "EDIT", "REMOVE", "AGREE"]
-    target_id: str = ""  # insight id for EDIT/REMOVE/AGREE
+    operation: Literal["ADD", "EDIT", "REMOVE", "AGREE", "MERGE"]
+    target_id: str = ""  # insight id for EDIT/REMOVE/AGREE/MERGE (MERGE: the bullet that stays)
+    merge_ids: list[str] = Field(default_factory=list)  # MERGE: the other bullets folded into the target
     text: str
+    section: str = ""  # the playbook section an ADD goes to ("" = inferred from the text)
+    source: str = "model"  # model (ExpeL), curator (ACE deltas), errors (error analysis), person, attribution
+    rationale: str = ""  # why it was drafted, in words (counts, the pattern, who asked)
+    pattern: str = ""  # error analysis: the failure pattern's key, so a rerun does not propose it twice
     evidence: list[str] = Field(default_factory=list)
     status: Literal["pending", "approved", "rejected"] = "pending"
     reviewer: str = ""

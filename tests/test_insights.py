@@ -6,9 +6,10 @@ import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from agentlearn import insights
+from agentlearn import insights, prompts
 from agentlearn.embeddings import hash_encode
 from agentlearn.insights import apply_operations, parse_operations
+from agentlearn.memory import playbook
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage.records import Insight, InsightProposal, Label, Message, Step, Task, ToolCall, Trajectory, Verdict
@@ -308,11 +309,10 @@ def test_active_order_version_and_prompt_block(ws):
     insights.promote(ws, c.id, by="ana")
     assert insights.insights_version(ws, "s") == version + 1
     assert [i.id for i in insights.active(ws, "s")] == [c.id, a.id, b.id]
-    block = insights.prompt_block(insights.active(ws, "s"))
-    assert block.startswith("The following are some experiences (in decreasing order of importance) you "
-                            "gathered on similar tool-calling tasks.")
-    assert block.endswith("\n1. Most important.\n2. Older tie.\n3. Newer tie.\n")
-    assert insights.prompt_block([]) == ""
+    block = prompts.playbook_block(playbook.grouped(playbook.for_prompt(insights.active(ws, "s"), 300)))
+    assert block.startswith(prompts.PLAYBOOK_HEADER)
+    assert block.endswith("\nDomain rules:\n- Most important.\n- Older tie.\n- Newer tie.")
+    assert prompts.playbook_block([]) == ""
 
 
 def test_validate_operations_resolves_targets_by_text(ws):
