@@ -66,6 +66,9 @@ class Task(Record):
 ArgKind = Literal["categorical", "extractive", "free_text"]
 
 
+DEFAULT_ERROR_CATEGORIES = ("wrong tool", "wrong argument", "missing argument", "invented value", "format")
+
+
 class Suite(Record):
     """A named set of tasks with its tools, how it was split, and what the agent is told about it."""
 
@@ -82,6 +85,9 @@ class Suite(Record):
     arg_kind_overrides: dict[str, dict[str, ArgKind]] = Field(default_factory=dict)
     # The retrieval chosen by `auto` (retrieval.choose): mode, k, tool_aware, and the figures behind it.
     retrieval: dict[str, Any] = Field(default_factory=dict)
+    # The labeling rubric: what a failure can be ticked as, and the owner's guidance (Markdown) for labelers.
+    error_categories: list[str] = Field(default_factory=lambda: list(DEFAULT_ERROR_CATEGORIES))
+    guidelines: str = ""
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -162,6 +168,7 @@ class Label(Record):
     score: int | None = Field(default=None, ge=1, le=5)
     comment: str = ""
     step_flags: list[int] = Field(default_factory=list)  # indices of steps flagged as wrong
+    categories: list[str] = Field(default_factory=list)  # the suite's error categories the person ticked
 
 
 class Resolution(Record):
@@ -171,6 +178,18 @@ class Resolution(Record):
     trajectory_id: str
     reviewer: str
     verdict: Literal["success", "fail"]
+    note: str = ""
+
+
+class Correction(Record):
+    """A person's fix of a run's call: the chosen answer for its task (SFT) and over the run's own (DPO)."""
+
+    table: ClassVar[str] = "corrections"
+    trajectory_id: str
+    task_id: str
+    suite: str
+    author: str
+    call: ToolCall
     note: str = ""
 
 
@@ -284,6 +303,7 @@ class DatasetExport(Record):
     label_ids: list[str] = Field(default_factory=list)
     preference_ids: list[str] = Field(default_factory=list)
     exemplar_ids: list[str] = Field(default_factory=list)
+    correction_ids: list[str] = Field(default_factory=list)
 
 
 class JobEvent(BaseModel):
@@ -403,6 +423,6 @@ class Account(Record):
 
 
 ALL_RECORDS: tuple[type[Record], ...] = (
-    Task, Suite, Trajectory, Label, Resolution, Preference, Insight, InsightProposal, Reflection, Exemplar,
+    Task, Suite, Trajectory, Label, Resolution, Correction, Preference, Insight, InsightProposal, Reflection, Exemplar,
     DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account,
 )
