@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from agentlearn.feedback.index import task_map, trajectory_index
 from agentlearn.methods import DEFAULT_MODE
-from agentlearn.review import task_map, trajectory_index
 from agentlearn.workspace import Workspace
 from storage.records import Message, Preference, Task, Trajectory
 

@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from agentlearn import review
 from agentlearn.embeddings import hash_encode
+from agentlearn.feedback import index, labels, queue
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import open_repository
@@ -119,24 +119,24 @@ def bench_library(home: Path, rows: list) -> None:
     ws = open_workspace(Settings(home=home), encoder=hash_encode)
     with timed(rows, "store parsed cold (repo.all, once per process)"):
         ws.repo.all(Trajectory)
-    review.clear_caches()
-    with timed(rows, "review.trajectory_index, built (then saved)"):
-        review.trajectory_index(ws)
-    review.clear_caches()
-    with timed(rows, "review.trajectory_index, from its file (after a restart)"):
-        review.trajectory_index(ws)
-    with timed(rows, "review.label_index, built"):
-        review.label_index(ws)
-    f = review.Filters(status="not labeled by me")
-    with timed(rows, "review.queue (not labeled by me)"):
-        ids = review.queue(ws, f, me="zoe")
-    with timed(rows, "review.queue (suite + verifier fail + search)"):
-        review.queue(ws, review.Filters(suite=SUITE, verifier="fail", search="printer"), me="zoe")
-    with timed(rows, "review.submit_label + queue again"):
-        review.submit_label(ws, ids[0], "zoe", "success", 4)
-        review.queue(ws, f, me="zoe")
-    with timed(rows, "review.bulk_accept_count over the whole queue"):
-        review.bulk_accept_count(ws, ids, "zoe")
+    index.clear_caches()
+    with timed(rows, "index.trajectory_index, built (then saved)"):
+        index.trajectory_index(ws)
+    index.clear_caches()
+    with timed(rows, "index.trajectory_index, from its file (after a restart)"):
+        index.trajectory_index(ws)
+    with timed(rows, "labels.label_index, built"):
+        labels.label_index(ws)
+    f = queue.Filters(status="not labeled by me")
+    with timed(rows, "queue.queue (not labeled by me)"):
+        ids = queue.queue(ws, f, me="zoe")
+    with timed(rows, "queue.queue (suite + verifier fail + search)"):
+        queue.queue(ws, queue.Filters(suite=SUITE, verifier="fail", search="printer"), me="zoe")
+    with timed(rows, "labels.submit_label + queue again"):
+        labels.submit_label(ws, ids[0], "zoe", "success", 4)
+        queue.queue(ws, f, me="zoe")
+    with timed(rows, "labels.bulk_accept_count over the whole queue"):
+        labels.bulk_accept_count(ws, ids, "zoe")
 
 
 def bench_apptest(home: Path, rows: list) -> None:

@@ -55,11 +55,11 @@ def workspace() -> Workspace:
 
 def clear() -> None:
     """Forget the cached workspace and indices (tests; after the folder changed on disk)."""
-    from agentlearn import review
+    from agentlearn.feedback.index import clear_caches
 
     st.cache_resource.clear()
     st.cache_data.clear()
-    review.clear_caches()
+    clear_caches()
 
 
 def identity() -> accounts.Identity:
@@ -276,11 +276,11 @@ def suites_or_stop(ws: Workspace, key: str = "", hint: str = "import tasks first
 
 def suites(ws: Workspace) -> list[str]:
     """Suite names known to the store (tasks, suites, trajectories)."""
-    from agentlearn import review
+    from agentlearn.feedback import index, queue
     from storage.records import Suite
 
-    names = {s.name for s in ws.repo.all(Suite)} | {t.suite for t in review.task_map(ws).values()}
-    return sorted(names | set(review.facets(ws)["suite"]))
+    names = {s.name for s in ws.repo.all(Suite)} | {t.suite for t in index.task_map(ws).values()}
+    return sorted(names | set(queue.facets(ws)["suite"]))
 
 
 def agentlearn_cmd() -> list[str]:

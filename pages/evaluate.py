@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from agentlearn import reports, review
+from agentlearn import reports
+from agentlearn.feedback import reports as feedback_reports
 from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, TOOL_CHOICES, USES_EXEMPLARS
 from pages import _charts, _progress, _ui
 
@@ -75,7 +76,7 @@ if len(spreads):
     st.dataframe(spreads, hide_index=True, width="stretch")
 
 st.subheader("All evaluation runs")
-table = review.eval_table(ws, suite=suite)
+table = feedback_reports.eval_table(ws, suite=suite)
 st.dataframe(table.drop(columns=["id"]) if len(table) else table, hide_index=True, width="stretch")
 
 st.subheader("Run an evaluation")

@@ -7,7 +7,8 @@ import json
 
 import streamlit as st
 
-from agentlearn import exemplars, retrieval, review
+from agentlearn import exemplars, retrieval
+from agentlearn.feedback import index
 from agentlearn.methods import MODES, RETRIEVAL_MODES
 from pages import _progress, _ui
 from storage.records import Exemplar, Message, Task, ToolCall
@@ -55,7 +56,7 @@ if st.button(f"Retire {len(chosen)} exemplar(s)", key="ex_retire", disabled=not 
     st.rerun()
 
 with st.expander("Add an exemplar by hand"):
-    tools = {t.get("name", ""): t for t in next((t.tools for t in review.task_map(ws).values() if t.suite == suite), [])}
+    tools = {t.get("name", ""): t for t in next((t.tools for t in index.task_map(ws).values() if t.suite == suite), [])}
     with st.form("ex_add_form", clear_on_submit=False):
         request = st.text_area("User request", key="ex_add_request", height=80)
         tool = st.selectbox("Tool", sorted(tools) or [""], key="ex_add_tool", accept_new_options=True)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from agentlearn import insights, review
+from agentlearn import insights
+from agentlearn.feedback import index
+from agentlearn.feedback import queue as feedback_queue
+from agentlearn.feedback import reports as feedback_reports
 from pages import _ui
 from storage.records import Insight, InsightProposal, Trajectory
 
@@ -33,7 +36,7 @@ def _act(action: str) -> None:
         return
     name = _ui.annotator()
     queue = _pending(suite)
-    nxt = review.next_after([p.id for p in queue], proposal.id)
+    nxt = feedback_queue.next_after([p.id for p in queue], proposal.id)
     try:
         if action == "approve":
             insights.approve(ws, proposal.id, name)
@@ -52,7 +55,7 @@ def _skip() -> None:
     suite = st.session_state.get("ins_suite") or ""
     proposal = _current(suite)
     if proposal is not None:
-        st.session_state["ins_current"] = review.next_after([p.id for p in _pending(suite)], proposal.id)
+        st.session_state["ins_current"] = feedback_queue.next_after([p.id for p in _pending(suite)], proposal.id)
 
 
 def _manage(fn, *args) -> None:
@@ -115,7 +118,7 @@ else:
             st.caption("target")
             st.text(f"the rule that proposal {proposal.target_id} would add")
         st.caption("diff against the current text")
-        st.code(review.text_diff(before, "" if proposal.operation == "REMOVE" else proposal.text),
+        st.code(feedback_reports.text_diff(before, "" if proposal.operation == "REMOVE" else proposal.text),
                 language="diff", wrap_lines=True)
         if proposal.operation in ("ADD", "EDIT"):
             key = f"ins_edit_{proposal.id}"
@@ -131,7 +134,7 @@ else:
                     disabled=not reviewer)
         b[3].button("Next", key="ins_next", shortcut="N", width="stretch", on_click=_skip)
         st.caption(f"evidence: {len(proposal.evidence)} trajectories")
-        tasks = review.task_map(ws)
+        tasks = index.task_map(ws)
         for tid in proposal.evidence:
             traj = ws.repo.get(Trajectory, tid)
             cols = st.columns([5, 1])
@@ -139,7 +142,7 @@ else:
                 cols[0].text(f"{tid} (not in the store)")
                 continue
             ok = "no verdict" if traj.verdict is None else ("success" if traj.verdict.success else "fail")
-            cols[0].text(f"{ok}: {review.task_text(tasks.get(traj.task_id))[:100]}\n→ {traj.output[:140]}")
+            cols[0].text(f"{ok}: {index.task_text(tasks.get(traj.task_id))[:100]}\n→ {traj.output[:140]}")
             cols[1].page_link("pages/trajectories.py", label="open", icon=":material/open_in_new:", query_params={"trajectory": tid})
 
 # --- the active rules ---------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from agentlearn import reports, review
+from agentlearn import reports
+from agentlearn.feedback import reports as feedback_reports
 from agentlearn.methods import METHODS
 from pages import _charts, _ui
 
@@ -13,12 +14,12 @@ ws = _ui.workspace()
 st.title("Overview")
 
 with st.spinner("Reading the store…"):
-    c = review.counts(ws)
-    people_machine = review.kappa_human_verifier(ws)
-    people = review.kappa_between_people(ws)
+    c = feedback_reports.counts(ws)
+    people_machine = feedback_reports.kappa_human_verifier(ws)
+    people = feedback_reports.kappa_between_people(ws)
 
 
-def _kappa_text(a: review.Agreement) -> str:
+def _kappa_text(a: feedback_reports.Agreement) -> str:
     return "—" if a.kappa is None else f"{a.kappa:.2f}"
 
 
@@ -86,7 +87,7 @@ _learning()
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Success rate over time")
-    over_time = review.success_over_time(ws)
+    over_time = feedback_reports.success_over_time(ws)
     if len(over_time):
         fig = px.line(over_time, x="period", y="success %", color="method", markers=True,
                       hover_data=["runs"], range_y=[0, 100])
@@ -96,7 +97,7 @@ with left:
         st.text("No verified runs yet.")
 with right:
     st.subheader("Success rate per learning method")
-    by_method = review.success_by_method(ws)
+    by_method = feedback_reports.success_by_method(ws)
     if len(by_method):
         long = by_method.melt(id_vars=["method", "runs"], value_vars=["verifier success %", "human success %"],
                               var_name="judged by", value_name="success %").dropna()
@@ -108,7 +109,7 @@ with right:
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Label progress per suite")
-    st.dataframe(review.progress_by_suite(ws), hide_index=True, width="stretch")
+    st.dataframe(feedback_reports.progress_by_suite(ws), hide_index=True, width="stretch")
     st.subheader("Agreement")
     st.dataframe([
         {"between": "people and the verifier", "Cohen's κ": _kappa_text(people_machine), "runs": people_machine.n,
@@ -118,13 +119,13 @@ with left:
     ], hide_index=True, width="stretch")
 with right:
     st.subheader("Label progress per annotator")
-    per_person = review.progress_by_annotator(ws)
+    per_person = feedback_reports.progress_by_annotator(ws)
     if len(per_person):
         st.dataframe(per_person, hide_index=True, width="stretch")
     else:
         st.text("Nobody has labeled yet.")
     st.subheader("Latest evaluations")
-    evals = review.eval_table(ws, limit=5)
+    evals = feedback_reports.eval_table(ws, limit=5)
     if len(evals):
         st.dataframe(evals[["when", "suite", "method", "adapter", "n", "call accuracy", "name accuracy"]],
                      hide_index=True, width="stretch")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from agentlearn import preferences, review
+from agentlearn import preferences
+from agentlearn.feedback import index
 from agentlearn.methods import METHODS
 from pages import _ui
 from storage.records import Adapter
@@ -49,7 +50,7 @@ def _toggle_fix() -> None:
 
 
 def _run_fresh(task_id: str, first: preferences.RunSpec, second: preferences.RunSpec) -> None:
-    task = review.task_map(ws).get(task_id)
+    task = index.task_map(ws).get(task_id)
     if task is None:
         return
     try:
@@ -69,15 +70,15 @@ c[1].selectbox("Suite", [""] + suites, key="pref_suite", format_func=lambda v: v
                on_change=_new_stored_pair if source == "stored trajectories" else None)
 
 if source == "fresh agent runs":
-    tasks = [t for t in review.task_map(ws).values() if not st.session_state.get("pref_suite")
+    tasks = [t for t in index.task_map(ws).values() if not st.session_state.get("pref_suite")
              or t.suite == st.session_state["pref_suite"]]
     with st.expander("Run the agent twice on one task", expanded=st.session_state.get("pair") is None):
         if not tasks:
             st.info("No tasks in the store yet: import a suite first.")
         else:
             task_id = st.selectbox("Task", [t.id for t in tasks], key="pref_task",
-                                   format_func=lambda i: f"{review.task_map(ws)[i].sample_id}: "
-                                   f"{review.task_text(review.task_map(ws)[i])[:80]}")
+                                   format_func=lambda i: f"{index.task_map(ws)[i].sample_id}: "
+                                   f"{index.task_text(index.task_map(ws)[i])[:80]}")
             adapters = [""] + [a.id for a in ws.repo.all(Adapter)]
             specs = []
             for side, col in zip(("first", "second"), st.columns(2), strict=True):

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import streamlit as st
 
-from agentlearn import processes, reports, review
+from agentlearn import processes, reports
+from agentlearn.feedback import index, queue
 from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, USES_EXEMPLARS, USES_REFLEXION
 from pages import _progress, _ui
 from storage.records import now
@@ -49,14 +50,14 @@ constrained = c[3].checkbox("Constrained decoding", value=ws.settings.constraine
 trials = int(c[4].number_input("Reflexion trials", 1, 5, 3, key="run_trials", disabled=not reflects))
 trials = trials if reflects else 1
 
-tasks = [t for t in review.task_map(ws).values() if t.suite == suite]
+tasks = [t for t in index.task_map(ws).values() if t.suite == suite]
 if scope == "one task":
     if not tasks:
         st.info("This suite has no tasks.")
         st.stop()
     by_id = {t.id: t for t in tasks}
     task_id = st.selectbox("Task", list(by_id), key="run_task",
-                           format_func=lambda i: f"{by_id[i].split} · {by_id[i].sample_id}: {review.task_text(by_id[i])[:90]}")
+                           format_func=lambda i: f"{by_id[i].split} · {by_id[i].sample_id}: {index.task_text(by_id[i])[:90]}")
     _ui.messages([m for m in by_id[task_id].input if m.role != "system"])
     if st.button("Run the agent", key="run_one", type="primary", shortcut="G"):
         started = now() - timedelta(seconds=1)
@@ -104,7 +105,7 @@ else:
     finished = processes.latest(ws, "run")
     run_suite = processes.option(finished, "--suite") if finished is not None else ""
     if finished is not None and finished.status != "running" and run_suite:
-        stored = len(review.queue(ws, review.Filters(suite=run_suite, since=finished.created)))
+        stored = len(queue.queue(ws, queue.Filters(suite=run_suite, since=finished.created)))
         st.text(f"{stored} trajectories stored by the last run")
         if st.button("Label these runs", key="run_to_queue", shortcut="L"):
             _send_to_queue(run_suite, finished.created)

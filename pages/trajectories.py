@@ -6,7 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from agentlearn import review
+from agentlearn.feedback import index, labels, queue, similar
 from pages import _ui
 from storage.records import Trajectory
 
@@ -20,10 +20,10 @@ _ui.keep(*FILTER_KEYS)
 st.session_state.setdefault("f_status", "not labeled by me")
 
 
-def _filters() -> review.Filters:
+def _filters() -> queue.Filters:
     s = st.session_state
     since = s.get("f_since")
-    return review.Filters(
+    return queue.Filters(
         suite=s.get("f_suite") or "", split=s.get("f_split") or "", verifier=s.get("f_verifier", "any"),
         status=s.get("f_status", "not labeled by me"), model=s.get("f_model") or "",
         adapter=s.get("f_adapter") or "", method=s.get("f_method") or "", annotator=s.get("f_annotator") or "",
@@ -32,13 +32,13 @@ def _filters() -> review.Filters:
 
 
 def _queue() -> list[str]:
-    return review.queue(ws, _filters(), me=_ui.annotator())
+    return queue.queue(ws, _filters(), me=_ui.annotator())
 
 
 def _draft(tid: str) -> dict:
     drafts = st.session_state.setdefault("drafts", {})
     if tid not in drafts:
-        mine = review.latest_label(ws, tid, _ui.annotator())
+        mine = labels.latest_label(ws, tid, _ui.annotator())
         drafts[tid] = {"verdict": mine.verdict if mine else None, "score": mine.score if mine else None}
         if mine and f"comment_{tid}" not in st.session_state:
             st.session_state[f"comment_{tid}"] = mine.comment
@@ -51,7 +51,7 @@ def _unpin() -> None:
 
 def _go(step: int) -> None:
     _unpin()
-    st.session_state["traj_current"] = review.next_after(_queue(), st.session_state.get("traj_current"), step)
+    st.session_state["traj_current"] = queue.next_after(_queue(), st.session_state.get("traj_current"), step)
 
 
 def _set(field: str, value) -> None:
@@ -77,10 +77,10 @@ def _submit() -> None:
         _ui.flash("Choose success (S) or fail (F) before submitting.", "error")
         return
     ids = _queue()
-    nxt = review.next_after(ids, tid)
+    nxt = queue.next_after(ids, tid)
     flags = [i for i in range(len(traj.steps)) if st.session_state.get(f"flag_{tid}_{i}")]
     try:
-        review.submit_label(ws, tid, name, draft["verdict"], draft.get("score"),
+        labels.submit_label(ws, tid, name, draft["verdict"], draft.get("score"),
                             st.session_state.get(f"comment_{tid}", ""), flags)
     except ValueError as e:
         _ui.flash(str(e), "error")
@@ -103,7 +103,7 @@ _ui.cheatsheet(KEYS)
 _ui.show_flash()
 
 with st.spinner("Indexing trajectories…"):
-    facets = review.facets(ws)
+    facets = queue.facets(ws)
 
 active = sum(bool(st.session_state.get(k)) and st.session_state.get(k) not in ("any", "newest", "not labeled by me")
              for k in FILTER_KEYS)
@@ -111,9 +111,9 @@ with st.expander("Filters and search" + (f" ({active} active)" if active else ""
     c = st.columns(5)
     c[0].selectbox("Suite", [""] + facets["suite"], key="f_suite", on_change=_unpin, format_func=lambda v: v or "all suites")
     c[1].selectbox("Split", ["", "train", "heldout"], key="f_split", on_change=_unpin, format_func=lambda v: v or "all splits")
-    c[2].selectbox("Verifier result", review.VERIFIER_RESULTS, key="f_verifier", on_change=_unpin)
-    c[3].selectbox("Label status", review.LABEL_STATUSES, key="f_status", on_change=_unpin)
-    c[4].selectbox("Order", review.ORDERS, key="f_order", on_change=_unpin)
+    c[2].selectbox("Verifier result", queue.VERIFIER_RESULTS, key="f_verifier", on_change=_unpin)
+    c[3].selectbox("Label status", queue.LABEL_STATUSES, key="f_status", on_change=_unpin)
+    c[4].selectbox("Order", queue.ORDERS, key="f_order", on_change=_unpin)
     c = st.columns(5)
     c[0].selectbox("Model", [""] + facets["model"], key="f_model", on_change=_unpin, format_func=lambda v: v or "all models")
     c[1].selectbox("Adapter", ["", "(none)"] + facets["adapter"], key="f_adapter", on_change=_unpin,
@@ -154,12 +154,12 @@ with st.expander(f"Bulk action on the whole filtered set ({len(ids):,} trajector
     if st.button("Accept the verifier's verdicts…", key="bulk_ask", disabled=not ids):
         st.session_state["bulk_confirm"] = True
     if st.session_state.get("bulk_confirm"):
-        todo = review.bulk_accept_count(ws, ids, name)
+        todo = labels.bulk_accept_count(ws, ids, name)
         st.warning(f"This writes {len(todo):,} label records, one per trajectory, under your name. Confirm?")
         b = st.columns(2)
         if b[0].button(f"Confirm: write {len(todo):,} labels", key="bulk_confirm_yes", type="primary",
                        disabled=not todo):
-            written = review.bulk_accept_verifier(ws, ids, name)
+            written = labels.bulk_accept_verifier(ws, ids, name)
             st.session_state["bulk_confirm"] = False
             _ui.flash(f"Wrote {written:,} labels from the verifier's verdicts.")
             st.rerun()
@@ -171,7 +171,7 @@ if current is None:
     st.info("Nothing to label with these filters. Change the filters, or run the agent on the Run page.")
     st.stop()
 
-idx = review.trajectory_index(ws)
+idx = index.trajectory_index(ws)
 page_size = 25
 start = max(0, min(position - 1 - page_size // 2, len(ids) - page_size)) if position else 0
 window = ids[start:start + page_size]
@@ -181,7 +181,7 @@ with st.expander("Queue list (click a row to open it)"):
         n = idx.position[tid]
         rows.append({"id": tid, "suite": idx.suite[n], "split": idx.split[n], "method": idx.method[n],
                      "verifier": {1: "success", 0: "fail"}.get(int(idx.verifier[n]), "-"),
-                     "labels": len(review.labels_of(ws, tid)), "request and output": idx.text[n][:160]})
+                     "labels": len(labels.labels_of(ws, tid)), "request and output": idx.text[n][:160]})
     st.dataframe(rows, hide_index=True, width="stretch", key="queue_table", on_select=lambda: _pick_from(
         "queue_table", window), selection_mode="single-row")
 
@@ -189,7 +189,7 @@ similar_of = st.session_state.get("similar_of")
 if similar_of:
     with st.expander("Similar trajectories", expanded=True):
         with st.spinner("Embedding trajectories (only new ones)…"):
-            hits = review.similar(ws, similar_of, k=10)
+            hits = similar.similar(ws, similar_of, k=10)
         sim_ids = [t for t, _ in hits]
         st.dataframe([{"id": t, "similarity": round(s, 3), "suite": idx.suite[idx.position[t]],
                        "verifier": {1: "success", 0: "fail"}.get(int(idx.verifier[idx.position[t]]), "-"),
@@ -199,7 +199,7 @@ if similar_of:
         st.button("Close", key="similar_close", on_click=lambda: st.session_state.update(similar_of=None))
 
 traj = ws.repo.get(Trajectory, current)
-task = review.task_map(ws).get(traj.task_id)
+task = index.task_map(ws).get(traj.task_id)
 draft = _draft(current)
 left, right = st.columns([3, 2], gap="large")
 with right:
@@ -221,7 +221,7 @@ with right:
         st.text_area("Comment", key=f"comment_{current}", height=80, placeholder="optional")
         st.button("Submit and next", key="btn_submit", shortcut="N", type="primary", width="stretch",
                   on_click=_submit, disabled=not draft["verdict"])
-        others = review.labels_of(ws, current)
+        others = labels.labels_of(ws, current)
         if others:
             st.caption("Labels on this trajectory (latest per person)")
             st.dataframe([{"annotator": a, "verdict": lb.verdict, "score": lb.score, "comment": lb.comment,

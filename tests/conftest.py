@@ -104,13 +104,13 @@ def real_ws(_agentlearn_home: Path, shared_models: Path) -> Workspace:
 @pytest.fixture
 def seeded(ws: Workspace) -> Iterator[Workspace]:
     """The `ws` workspace seeded with the page-test records of tests/seed.py (no model runs)."""
-    from agentlearn import review
+    from agentlearn.feedback import index
     from tests.seed import seed_workspace
 
     seed_workspace(ws.repo)
-    review.clear_caches()
+    index.clear_caches()
     yield ws
-    review.clear_caches()
+    index.clear_caches()
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------

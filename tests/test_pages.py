@@ -7,13 +7,15 @@ before and after, so no workspace leaks from one test into another.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentlearn import accounts, review
+from agentlearn import accounts
 from agentlearn.embeddings import hash_encode
+from agentlearn.feedback import labels, queue
 from agentlearn.settings import Settings
 from pages import _ui
 from storage import open_repository
@@ -190,9 +192,9 @@ def test_filters_and_search_narrow_the_queue(seeded):
     at = open_page("pages/trajectories.py")
     at.selectbox(key="f_status").select("any").run()
     at.selectbox(key="f_verifier").select("success").run()
-    queue = review.queue(seeded, review.Filters(verifier="success"))
-    assert len(queue) == 6
-    assert any(f"{len(queue)} trajectories" in m.value for m in at.markdown)
+    ids = queue.queue(seeded, queue.Filters(verifier="success"))
+    assert len(ids) == 6
+    assert any(f"{len(ids)} trajectories" in m.value for m in at.markdown)
     assert seeded.repo.get(Trajectory, at.session_state["traj_current"]).verdict.success
     at.text_input(key="f_search").input("printer").run()
     assert at.session_state["traj_current"] == "tr1ok"
@@ -212,7 +214,7 @@ def test_bulk_accept_says_how_many_and_writes_them(seeded):
     at = open_page("pages/trajectories.py")
     at.selectbox(key="f_split").select("train").run()
     click(at, "bulk_ask")
-    expected = len(review.bulk_accept_count(seeded, review.queue(seeded, review.Filters(
+    expected = len(labels.bulk_accept_count(seeded, queue.queue(seeded, queue.Filters(
         split="train", status="not labeled by me"), me="alice"), "alice"))
     assert expected == 6
     assert any(f"writes {expected} label records" in w.value for w in at.warning)
@@ -407,7 +409,7 @@ def test_run_one_task_and_send_it_to_the_queue(seeded, make_fake_chat):
     assert len(new) == 1 and new[0].verdict.success and new[0].task_id == f"{SUITE}:t0"
     click(at, "run_to_queue_one")
     assert at.session_state["traj_current"] == new[0].id
-    assert review.queue(seeded, review.Filters(since=review.datetime.fromisoformat(at.session_state["f_since"]))) \
+    assert queue.queue(seeded, queue.Filters(since=datetime.fromisoformat(at.session_state["f_since"]))) \
         == [new[0].id]
 
 

@@ -1,0 +1,125 @@
+"""People's labels: writing them, the latest label per annotator, bulk accept, and the label index.
+
+A label written through `submit_label` is folded into the cached index without a rebuild, so
+submit-and-next stays fast on a big store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agentlearn.feedback.index import cached, put_cached, trajectory_index
+from agentlearn.workspace import Workspace
+from storage.records import Label, Trajectory
+
+
+@dataclass
+class LabelIndex:
+    """The latest label of each annotator on each trajectory, plus everyone who labeled."""
+
+    version: tuple
+    latest: dict[str, dict[str, Label]]  # trajectory id -> annotator -> latest label
+    by_annotator: dict[str, set[str]]  # annotator -> trajectory ids
+    count: int
+
+    def add(self, label: Label) -> None:
+        """Fold one label in (it is newer than everything already seen)."""
+        self.latest.setdefault(label.trajectory_id, {})[label.annotator] = label
+        self.by_annotator.setdefault(label.annotator, set()).add(label.trajectory_id)
+        self.count += 1
+
+
+def _build_label_index(labels: Sequence[Label], version: tuple) -> LabelIndex:
+    index = LabelIndex(version=version, latest={}, by_annotator={}, count=0)
+    for label in labels:  # oldest first, so later labels replace earlier ones
+        index.add(label)
+    return index
+
+
+def label_index(ws: Workspace) -> LabelIndex:
+    """The cached label index (rebuilt when another writer changed the label table)."""
+    version = ws.repo.version(Label)
+    return cached(ws, "labels", version, lambda: _build_label_index(ws.repo.all(Label), version))
+
+
+def submit_label(ws: Workspace, trajectory_id: str, annotator: str, verdict: str, score: int | None = None,
+                 comment: str = "", step_flags: Sequence[int] = ()) -> Label:
+    """Store one person's label (a new record each time: nothing is overwritten)."""
+    annotator = annotator.strip()
+    if not annotator:
+        raise ValueError("annotator name is empty: choose a name in the sidebar before labeling")
+    if verdict not in ("success", "fail"):
+        raise ValueError(f"verdict must be 'success' or 'fail', not {verdict!r}")
+    traj = ws.repo.get(Trajectory, trajectory_id)
+    if traj is None:
+        raise ValueError(f"no trajectory with id {trajectory_id!r}")
+    bad = [i for i in step_flags if not 0 <= i < len(traj.steps)]
+    if bad:
+        raise ValueError(f"step flags {bad} are outside the trajectory's {len(traj.steps)} steps")
+    label = Label(trajectory_id=trajectory_id, annotator=annotator, verdict=verdict, score=score,
+                  comment=comment, step_flags=sorted(set(step_flags)))
+    write_labels(ws, [label])
+    return label
+
+
+def write_labels(ws: Workspace, labels: list[Label]) -> None:
+    """Store labels and fold them into the cached index."""
+    before = label_index(ws)
+    ws.repo.put_many(labels)
+    after = ws.repo.version(Label)
+    # Fold the new labels into a copy of the index instead of re-reading every label. An unchanged
+    # total proves nobody else wrote meanwhile; otherwise the next read rebuilds from the store.
+    if ws.repo.count(Label) != before.count + len(labels):
+        return
+    latest = dict(before.latest)
+    by_annotator = dict(before.by_annotator)
+    for label in labels:
+        latest[label.trajectory_id] = {**latest.get(label.trajectory_id, {}), label.annotator: label}
+    for name in {lb.annotator for lb in labels}:
+        by_annotator[name] = set(by_annotator.get(name, ())) | {lb.trajectory_id for lb in labels
+                                                                if lb.annotator == name}
+    put_cached(ws, "labels", after, LabelIndex(version=after, latest=latest, by_annotator=by_annotator,
+                                               count=before.count + len(labels)))
+
+
+def latest_label(ws: Workspace, trajectory_id: str, annotator: str | None = None) -> Label | None:
+    """The newest label on a trajectory (by this annotator, if given)."""
+    by = label_index(ws).latest.get(trajectory_id, {})
+    if annotator is not None:
+        return by.get(annotator)
+    return max(by.values(), key=lambda lb: lb.created) if by else None
+
+
+def labels_of(ws: Workspace, trajectory_id: str) -> dict[str, Label]:
+    """Each annotator's latest label on one trajectory."""
+    return dict(label_index(ws).latest.get(trajectory_id, {}))
+
+
+def bulk_accept_verifier(ws: Workspace, trajectory_ids: Sequence[str], annotator: str,
+                         overwrite_mine: bool = False) -> int:
+    """Label each trajectory with its verifier verdict, as `annotator`; returns how many labels were written.
+
+    Skips trajectories without a verdict and (unless overwrite_mine) those this annotator already labeled.
+    """
+    annotator = annotator.strip()
+    if not annotator:
+        raise ValueError("annotator name is empty: choose a name in the sidebar before a bulk action")
+    todo = bulk_accept_count(ws, trajectory_ids, annotator, overwrite_mine)
+    idx = trajectory_index(ws)
+    labels = [Label(trajectory_id=tid, annotator=annotator,
+                    verdict="success" if idx.verifier[idx.position[tid]] == 1 else "fail",
+                    comment="accepted the verifier's verdict (bulk)") for tid in todo]
+    for start in range(0, len(labels), 5000):
+        write_labels(ws, labels[start:start + 5000])
+    return len(labels)
+
+
+def bulk_accept_count(ws: Workspace, trajectory_ids: Sequence[str], annotator: str,
+                      overwrite_mine: bool = False) -> list[str]:
+    """The trajectories a bulk accept would label (to say how many before asking to confirm)."""
+    idx = trajectory_index(ws)
+    mine = label_index(ws).by_annotator.get(annotator.strip(), set())
+    return [tid for tid in trajectory_ids
+            if (n := idx.position.get(tid)) is not None and idx.verifier[n] >= 0
+            and (overwrite_mine or tid not in mine)]

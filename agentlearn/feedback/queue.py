@@ -1,0 +1,122 @@
+"""The labeling queue: filters over the trajectory index, the order, and the next item."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from agentlearn.feedback.index import TrajectoryIndex, isin, lock, register_cache, trajectory_index
+from agentlearn.feedback.labels import LabelIndex, label_index
+from agentlearn.verdicts import human_verdict
+from agentlearn.workspace import Workspace
+
+LABEL_STATUSES = ("any", "unlabeled", "labeled", "labeled by me", "not labeled by me", "human ≠ verifier")
+VERIFIER_RESULTS = ("any", "success", "fail", "none")
+ORDERS = ("newest", "oldest", "verifier fail first")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the labeling queue shows. Empty strings and 'any' mean no restriction."""
+
+    suite: str = ""
+    split: str = ""
+    verifier: str = "any"  # any | success | fail | none
+    status: str = "any"  # one of LABEL_STATUSES
+    model: str = ""
+    adapter: str = ""  # "" any; "(none)" base model only
+    method: str = ""
+    annotator: str = ""  # only trajectories this person labeled
+    search: str = ""
+    since: datetime | None = None  # only trajectories created at or after this time
+    order: str = "newest"
+
+    def __post_init__(self) -> None:
+        if self.verifier not in VERIFIER_RESULTS:
+            raise ValueError(f"verifier filter must be one of {VERIFIER_RESULTS}, not {self.verifier!r}")
+        if self.status not in LABEL_STATUSES:
+            raise ValueError(f"label status filter must be one of {LABEL_STATUSES}, not {self.status!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, not {self.order!r}")
+
+
+def _human_disagrees(idx: TrajectoryIndex, labels: LabelIndex) -> np.ndarray:
+    mask = np.zeros(len(idx), dtype=bool)
+    for tid, by in labels.latest.items():
+        n = idx.position.get(tid)
+        if n is None or idx.verifier[n] < 0:
+            continue
+        mask[n] = (human_verdict(by.values()) == "success") != bool(idx.verifier[n])
+    return mask
+
+
+_queues: dict[tuple, tuple[tuple, list[str]]] = register_cache({})
+
+
+def queue(ws: Workspace, filters: Filters, me: str = "") -> list[str]:
+    """Trajectory ids that match the filters, in queue order (cached until trajectories or labels change)."""
+    idx = trajectory_index(ws)
+    labels = label_index(ws)
+    key, versions = (id(ws.repo), filters, me), (idx.version, labels.version)
+    with lock:
+        hit = _queues.get(key)
+    if hit is not None and hit[0] == versions:
+        return hit[1]
+    ids = _queue(idx, labels, filters, me)
+    with lock:
+        if len(_queues) > 64:
+            _queues.clear()
+        _queues[key] = (versions, ids)
+    return ids
+
+
+def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str) -> list[str]:
+    mask = np.ones(len(idx), dtype=bool)
+    for column, value in (("suite", filters.suite), ("split", filters.split), ("model", filters.model),
+                          ("method", filters.method)):
+        if value:
+            mask &= getattr(idx, column) == value
+    if filters.adapter:
+        mask &= idx.adapter == ("" if filters.adapter == "(none)" else filters.adapter)
+    if filters.verifier != "any":
+        mask &= idx.verifier == {"success": 1, "fail": 0, "none": -1}[filters.verifier]
+    if filters.status != "any":
+        labeled = isin(idx.ids, labels.latest.keys())
+        mine = isin(idx.ids, labels.by_annotator.get(me, ()))
+        mask &= {
+            "unlabeled": ~labeled, "labeled": labeled, "labeled by me": mine, "not labeled by me": ~mine,
+            "human ≠ verifier": _human_disagrees(idx, labels) if labels.latest else np.zeros(len(idx), bool),
+        }[filters.status]
+    if filters.annotator:
+        mask &= isin(idx.ids, labels.by_annotator.get(filters.annotator, ()))
+    if filters.since is not None:
+        since = filters.since if filters.since.tzinfo else filters.since.replace(tzinfo=UTC)
+        mask &= idx.created >= since.timestamp()
+    if filters.search.strip():
+        mask &= pd.Series(idx.text, dtype=object).str.contains(filters.search.strip().lower(), regex=False).to_numpy()
+    hits = np.flatnonzero(mask)
+    if filters.order == "newest":
+        hits = hits[::-1]
+    elif filters.order == "verifier fail first":
+        hits = hits[np.argsort(idx.verifier[hits] != 0, kind="stable")]
+    return idx.ids[hits].tolist()
+
+
+def next_after(ids: Sequence[str], current: str | None, step: int = 1) -> str | None:
+    """The id `step` places after `current` in `ids` (wraps; the first one if current is gone)."""
+    if not ids:
+        return None
+    try:
+        n = list(ids).index(current) if current is not None else -step
+    except ValueError:
+        return ids[0]
+    return ids[(n + step) % len(ids)]
+
+
+def facets(ws: Workspace) -> dict[str, list[str]]:
+    """Distinct values for each filter's select box."""
+    return {**trajectory_index(ws).facets, "annotator": sorted(label_index(ws).by_annotator)}

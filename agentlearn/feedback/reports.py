@@ -1,0 +1,174 @@
+"""What Overview and Evaluate show about people's work: agreement, progress, success rates, counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from agentlearn import verdicts
+from agentlearn.feedback.index import isin, task_map, trajectory_index
+from agentlearn.feedback.labels import label_index
+from agentlearn.verdicts import human_verdict
+from agentlearn.workspace import Workspace
+from storage.records import EvalRun, Label, Trajectory
+
+
+@dataclass
+class Agreement:
+    """Cohen's kappa with how many items it rests on (kappa is None when undefined)."""
+
+    kappa: float | None
+    n: int
+    agree: float | None  # raw fraction of agreement
+
+
+def _kappa(a: list[str], b: list[str]) -> Agreement:
+    from sklearn.metrics import cohen_kappa_score
+
+    if not a:
+        return Agreement(None, 0, None)
+    agree = float(np.mean([x == y for x, y in zip(a, b, strict=True)]))
+    if len(set(a) | set(b)) < 2:
+        return Agreement(None, len(a), agree)  # one class only: kappa is undefined
+    return Agreement(float(cohen_kappa_score(a, b, labels=["success", "fail"])), len(a), agree)
+
+
+def kappa_human_verifier(ws: Workspace, suite: str = "") -> Agreement:
+    """Agreement between the people's verdict and the automatic verifier on labeled trajectories."""
+    idx = trajectory_index(ws)
+    human, machine = [], []
+    for tid, by in label_index(ws).latest.items():
+        n = idx.position.get(tid)
+        if n is None or idx.verifier[n] < 0 or (suite and idx.suite[n] != suite):
+            continue
+        human.append(human_verdict(by.values()))
+        machine.append("success" if idx.verifier[n] == 1 else "fail")
+    return _kappa(human, machine)
+
+
+def kappa_between_people(ws: Workspace, suite: str = "") -> Agreement:
+    """Agreement between pairs of people on trajectories both labeled (pooled over all pairs)."""
+    idx = trajectory_index(ws)
+    a, b = [], []
+    for tid, by in label_index(ws).latest.items():
+        n = idx.position.get(tid)
+        if len(by) < 2 or (suite and (n is None or idx.suite[n] != suite)):
+            continue
+        people = sorted(by)
+        for i, p in enumerate(people):
+            for q in people[i + 1:]:
+                a.append(by[p].verdict)
+                b.append(by[q].verdict)
+    return _kappa(a, b)
+
+
+def progress_by_suite(ws: Workspace) -> pd.DataFrame:
+    """Per suite: trajectories, how many are labeled, the share, and the verifier's success rate."""
+    idx = trajectory_index(ws)
+    labeled = isin(idx.ids, label_index(ws).latest.keys())
+    df = pd.DataFrame({"suite": idx.suite, "labeled": labeled, "verified": idx.verifier >= 0,
+                       "success": idx.verifier == 1})
+    if df.empty:
+        return pd.DataFrame(columns=["suite", "trajectories", "labeled", "labeled %", "verifier success %"])
+    g = df.groupby("suite")
+    out = pd.DataFrame({"trajectories": g.size(), "labeled": g["labeled"].sum()})
+    out["labeled %"] = (100 * out["labeled"] / out["trajectories"]).round(1)
+    out["verifier success %"] = (100 * g["success"].sum() / g["verified"].sum().clip(lower=1)).round(1)
+    return out.reset_index()
+
+
+def progress_by_annotator(ws: Workspace) -> pd.DataFrame:
+    """Per annotator: trajectories labeled, labels written, share judged success, last label time."""
+    rows = []
+    latest = label_index(ws).latest
+    per: dict[str, list[Label]] = {}
+    for by in latest.values():
+        for name, label in by.items():
+            per.setdefault(name, []).append(label)
+    total = len(trajectory_index(ws))
+    for name, labels in sorted(per.items()):
+        rows.append({"annotator": name, "trajectories labeled": len(labels),
+                     "% of store": round(100 * len(labels) / max(total, 1), 1),
+                     "success %": round(100 * sum(lb.verdict == "success" for lb in labels) / len(labels), 1),
+                     "last label": max(lb.created for lb in labels).strftime("%Y-%m-%d %H:%M")})
+    return pd.DataFrame(rows, columns=["annotator", "trajectories labeled", "% of store", "success %", "last label"])
+
+
+def success_over_time(ws: Workspace, freq: str = "D") -> pd.DataFrame:
+    """Verifier success rate per period and learning method (columns: period, method, runs, success %)."""
+    idx = trajectory_index(ws)
+    ok = idx.verifier >= 0
+    if not ok.any():
+        return pd.DataFrame(columns=["period", "method", "runs", "success %"])
+    df = pd.DataFrame({"created": pd.to_datetime(idx.created[ok], unit="s"), "method": idx.method[ok],
+                       "success": idx.verifier[ok] == 1})
+    df["period"] = df["created"].dt.to_period(freq).dt.start_time
+    g = df.groupby(["period", "method"])["success"]
+    out = pd.DataFrame({"runs": g.size(), "success %": (100 * g.mean()).round(1)}).reset_index()
+    return out
+
+
+def success_by_method(ws: Workspace) -> pd.DataFrame:
+    """Per learning method: the verifier's success rate, and the learning verdict on runs people judged.
+
+    "human success %" is verdicts' rule (a resolution first, then people's labels) over the runs that
+    people labeled or a reviewer resolved.
+    """
+    idx = trajectory_index(ws)
+    judge = verdicts.judge(ws)
+    judged = [tid for tid in idx.ids if judge.judged_by_people(tid)] if (judge.labels or judge.resolutions) else []
+    human = np.full(len(idx), -1, np.int8)
+    for tid in judged:
+        traj = ws.repo.get(Trajectory, tid)
+        if traj is not None:
+            human[idx.position[tid]] = int(bool(judge.succeeded(traj)))
+    df = pd.DataFrame({"method": idx.method, "verifier": idx.verifier, "human": human})
+    rows = []
+    for method, part in df.groupby("method"):
+        v, h = part["verifier"], part["human"]
+        rows.append({"method": method or "(none)", "runs": len(part),
+                     "verifier success %": round(100 * (v == 1).sum() / max((v >= 0).sum(), 1), 1),
+                     "labeled": int((h >= 0).sum()),
+                     "human success %": round(100 * (h == 1).sum() / (h >= 0).sum(), 1) if (h >= 0).any() else None})
+    return pd.DataFrame(rows, columns=["method", "runs", "verifier success %", "labeled", "human success %"])
+
+
+def eval_table(ws: Workspace, suite: str = "", limit: int | None = None) -> pd.DataFrame:
+    """Stored evaluation runs, newest first, as a table."""
+    runs = [r for r in ws.repo.all(EvalRun) if not suite or r.suite == suite][::-1]
+    if limit is not None:
+        runs = runs[:limit]
+    rows = [{"when": r.created.strftime("%Y-%m-%d %H:%M"), "suite": r.suite, "split": r.split,
+             "method": r.method, "exemplar mode": r.exemplar_mode, "k": r.k, "adapter": r.adapter or "(base)",
+             "n": r.n, "name accuracy": round(r.name_accuracy, 3), "call accuracy": round(r.call_accuracy, 3),
+             "seconds": round(r.seconds, 1), "id": r.id} for r in runs]
+    return pd.DataFrame(rows, columns=["when", "suite", "split", "method", "exemplar mode", "k", "adapter", "n",
+                                       "name accuracy", "call accuracy", "seconds", "id"])
+
+
+def counts(ws: Workspace) -> dict[str, int]:
+    """Headline counts for the overview."""
+    from storage.records import Insight, InsightProposal, Preference
+
+    idx = trajectory_index(ws)
+    labels = label_index(ws)
+    return {"trajectories": len(idx), "labeled": sum(1 for t in labels.latest if t in idx.position),
+            "labels": labels.count, "preferences": ws.repo.count(Preference),
+            "insights": sum(1 for i in ws.repo.all(Insight) if i.status == "active"),
+            "pending proposals": len(ws.repo.find(InsightProposal, status="pending")),
+            "tasks": len(task_map(ws))}
+
+
+def text_diff(old: str, new: str) -> str:
+    """A line diff from old to new ('-' removed, '+' added, '?' marks the changed characters)."""
+    import difflib
+
+    if old == new:
+        return "  " + old if old else "(no text)"
+    if not old.strip():
+        return "\n".join("+ " + line for line in new.splitlines())
+    if not new.strip():
+        return "\n".join("- " + line for line in old.splitlines())
+    return "\n".join(difflib.ndiff(old.splitlines(), new.splitlines()))
