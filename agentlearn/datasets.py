@@ -3,7 +3,9 @@
 Only TRAIN-split tasks feed an export, so held-out tasks never leak into training. Prompts are rebuilt
 from the task with the agent's own zero-shot prompt (system message with the tools, then the
 conversation), because that is the prompt an adapter is run with. People win over the verifier: a
-trajectory whose labels say "fail" is never an SFT target, one they call "success" is.
+trajectory whose labels say "fail" is never an SFT target, one they call "success" is. A person's
+correction of a run (feedback.corrections) wins over both: it is the SFT answer for its task, and in DPO
+(with the "preferences" source, since it is a person's choice too) it is chosen over the run it corrects.
 
 Every export is written as JSONL, read back with `datasets.load_dataset("json", ...)` the way TRL reads
 it, checked for the columns its trainer needs, and stored as a DatasetExport with its lineage.
@@ -19,11 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn import verdicts
+from agentlearn.feedback import corrections
 from agentlearn.paths import file_part, inside
 from agentlearn.prompts import build_prompt, task_messages
 from agentlearn.toolcall import format_tool_call, normalise_tool
 from agentlearn.workspace import Workspace
-from storage.records import DatasetExport, Exemplar, Label, Preference, Task, ToolCall, Trajectory, new_id
+from storage.records import (
+    Correction,
+    DatasetExport,
+    Exemplar,
+    Label,
+    Preference,
+    Task,
+    ToolCall,
+    Trajectory,
+    new_id,
+)
 
 KINDS = ("sft", "dpo", "grpo", "openai-sft", "openai-dpo")
 PAIR_SOURCES = ("preferences", "ratings", "verifier")
@@ -48,6 +61,7 @@ class _Rows:
     label_ids: list[str] = field(default_factory=list)
     preference_ids: list[str] = field(default_factory=list)
     exemplar_ids: list[str] = field(default_factory=list)
+    correction_ids: list[str] = field(default_factory=list)
 
 
 # --- public ------------------------------------------------------------------------------------
@@ -77,7 +91,8 @@ def export(ws: Workspace, kind: str, suite: str, out_path: str | Path | None = N
     check_file(path, kind, cache_dir=ws.settings.home / "cache" / "datasets")
     record = DatasetExport(id=export_id, kind=kind, suite=suite, path=str(path.resolve()), rows=len(data.rows),
                            trajectory_ids=_unique(data.trajectory_ids), label_ids=_unique(data.label_ids),
-                           preference_ids=_unique(data.preference_ids), exemplar_ids=_unique(data.exemplar_ids))
+                           preference_ids=_unique(data.preference_ids), exemplar_ids=_unique(data.exemplar_ids),
+                           correction_ids=_unique(data.correction_ids))
     ws.repo.put(record)
     return record
 
@@ -184,11 +199,15 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def sft_targets(ws: Workspace, tasks: dict[str, Task]) -> tuple[dict[str, ToolCall], _Rows]:
-    """One correct call per train task: a successful trajectory first, else a reference/manual exemplar."""
+    """One correct call per train task: a person's newest correction, else a success, else a reference/manual exemplar."""
     labels = _labels_by_trajectory(ws)
     judge = verdicts.judge(ws)
     chosen: dict[str, ToolCall] = {}
     lineage = _Rows()
+    for task_id, fix in corrections.latest_by_task(ws, list(tasks)).items():
+        chosen[task_id] = fix.call
+        lineage.correction_ids.append(fix.id)
+        lineage.trajectory_ids.append(fix.trajectory_id)
     for t in _trajectories(ws, tasks):
         if t.task_id in chosen or t.tool_call is None:
             continue
@@ -260,6 +279,18 @@ class Pair:
     trajectory_ids: list[str] = field(default_factory=list)
     label_ids: list[str] = field(default_factory=list)
     preference_ids: list[str] = field(default_factory=list)
+    correction_ids: list[str] = field(default_factory=list)
+
+
+def correction_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
+    """Pairs from corrections on Trajectories: the corrected call chosen over the run's own output."""
+    pairs = []
+    for fix in sorted(ws.repo.all(Correction), key=lambda c: (c.created, c.id)):
+        run = ws.repo.get(Trajectory, fix.trajectory_id)
+        if fix.task_id in tasks and run is not None and run.output.strip():
+            pairs.append(Pair(fix.task_id, format_tool_call(fix.call), run.output, [run.id],
+                              correction_ids=[fix.id]))
+    return pairs
 
 
 def preference_pairs(ws: Workspace, suite: str, tasks: dict[str, Task]) -> list[Pair]:
@@ -319,7 +350,7 @@ def verifier_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
 def _pair_rows(ws: Workspace, suite: str, tasks: dict[str, Task], sources: tuple[str, ...], openai: bool) -> _Rows:
     pairs: list[Pair] = []
     if "preferences" in sources:
-        pairs += preference_pairs(ws, suite, tasks)
+        pairs += preference_pairs(ws, suite, tasks) + correction_pairs(ws, tasks)
     if "ratings" in sources:
         pairs += rating_pairs(ws, tasks)
     if "verifier" in sources:
@@ -341,6 +372,7 @@ def _pair_rows(ws: Workspace, suite: str, tasks: dict[str, Task], sources: tuple
         out.trajectory_ids += pair.trajectory_ids
         out.label_ids += pair.label_ids
         out.preference_ids += pair.preference_ids
+        out.correction_ids += pair.correction_ids
     return out
 
 
@@ -390,7 +422,7 @@ def _unique(ids: list[str]) -> list[str]:
 
 def _empty_message(kind: str, suite: str, pairs_from: tuple[str, ...]) -> str:
     if kind in ("dpo", "openai-dpo"):
-        hints = {"preferences": "choose A or B on the Preferences page",
+        hints = {"preferences": "choose A or B on the Preferences page, or correct a call on Trajectories",
                  "ratings": "give 1-5 scores to two or more runs of one task on the Labeling page",
                  "verifier": "run the agent until a task has both a success and a failure"}
         how = "; or ".join(hints[p] for p in pairs_from)
