@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agentlearn.feedback import rubric
 from agentlearn.feedback.index import cached, put_cached, trajectory_index
 from agentlearn.workspace import Workspace
 from storage.records import Label, Trajectory
@@ -44,8 +45,11 @@ def label_index(ws: Workspace) -> LabelIndex:
 
 
 def submit_label(ws: Workspace, trajectory_id: str, annotator: str, verdict: str, score: int | None = None,
-                 comment: str = "", step_flags: Sequence[int] = ()) -> Label:
-    """Store one person's label (a new record each time: nothing is overwritten)."""
+                 comment: str = "", step_flags: Sequence[int] = (), categories: Sequence[str] = ()) -> Label:
+    """Store one person's label (a new record each time: nothing is overwritten).
+
+    `categories` are error categories of the run's suite (feedback.rubric); only a fail may carry them.
+    """
     annotator = annotator.strip()
     if not annotator:
         raise ValueError("annotator name is empty: choose a name in the sidebar before labeling")
@@ -57,8 +61,11 @@ def submit_label(ws: Workspace, trajectory_id: str, annotator: str, verdict: str
     bad = [i for i in step_flags if not 0 <= i < len(traj.steps)]
     if bad:
         raise ValueError(f"step flags {bad} are outside the trajectory's {len(traj.steps)} steps")
+    if categories and verdict != "fail":
+        raise ValueError("error categories describe a failure: choose fail, or untick the categories")
+    ticked = rubric.check_label_categories(ws, traj.suite, categories) if categories else []
     label = Label(trajectory_id=trajectory_id, annotator=annotator, verdict=verdict, score=score,
-                  comment=comment, step_flags=sorted(set(step_flags)))
+                  comment=comment, step_flags=sorted(set(step_flags)), categories=ticked)
     write_labels(ws, [label])
     return label
 

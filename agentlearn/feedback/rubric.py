@@ -1,0 +1,142 @@
+"""Rubrics per suite: the error categories a failure can be ticked as, and the owner's guidelines.
+
+A suite's categories (Suite.error_categories, a default list until its owner changes it) are what a
+labeler ticks on a failed run (Label.categories). Guidelines are Markdown written by a reviewer or admin;
+they are the one Markdown the dashboard renders, because only those roles can write it.
+
+`failures_by_category` breaks the failed runs down by category for Overview and Evaluate. A failure a
+person labeled counts under the categories that person ticked (the latest label of each annotator); a
+failure nobody labeled counts under the category its verifier verdict implies (no call: format; another
+tool: wrong tool; an argument missing or wrong), so an evaluation that nobody labeled still has a
+breakdown. Which runs failed is decided by verdicts, as everywhere else.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+
+from agentlearn import verdicts
+from agentlearn.feedback.index import task_map
+from agentlearn.workspace import Workspace
+from storage.records import DEFAULT_ERROR_CATEGORIES, Label, Suite, Task, Trajectory
+
+MAX_CATEGORIES = 20
+MAX_CATEGORY_CHARS = 40
+MAX_GUIDELINES_CHARS = 20_000
+UNCATEGORISED = "(no category ticked)"
+COLUMNS = ("category", "failures", "from people", "from the verifier", "share of failures")
+
+
+def categories(ws: Workspace, suite: str) -> list[str]:
+    """The suite's error categories (the default list for a suite without a card)."""
+    found = ws.repo.get(Suite, suite) if suite else None
+    return list(found.error_categories) if found is not None else list(DEFAULT_ERROR_CATEGORIES)
+
+
+def guidelines(ws: Workspace, suite: str) -> str:
+    """The suite's labeling guidelines (Markdown; '' when none were written)."""
+    found = ws.repo.get(Suite, suite) if suite else None
+    return found.guidelines if found is not None else ""
+
+
+def clean_categories(values: Iterable[str]) -> list[str]:
+    """Categories stripped, blank ones dropped, duplicates (ignoring case) removed; ValueError if too many or long."""
+    out: list[str] = []
+    for raw in values:
+        name = " ".join(str(raw).split())
+        if not name or name.casefold() in {c.casefold() for c in out}:
+            continue
+        if len(name) > MAX_CATEGORY_CHARS:
+            raise ValueError(f"category {name[:50]!r} is longer than {MAX_CATEGORY_CHARS} characters")
+        out.append(name)
+    if len(out) > MAX_CATEGORIES:
+        raise ValueError(f"{len(out)} categories: a rubric holds at most {MAX_CATEGORIES}")
+    return out
+
+
+def update(ws: Workspace, suite: str, error_categories: Sequence[str] | None = None,
+           guidelines_text: str | None = None) -> Suite:
+    """Change a suite's categories and/or guidelines (None keeps them); labels already stored keep theirs."""
+    if ws.repo.get(Suite, suite) is None:
+        raise ValueError(f"no suite named {suite!r}")
+    change: dict = {}
+    if error_categories is not None:
+        change["error_categories"] = clean_categories(error_categories)
+    if guidelines_text is not None:
+        if len(guidelines_text) > MAX_GUIDELINES_CHARS:
+            raise ValueError(f"guidelines are {len(guidelines_text):,} characters; at most {MAX_GUIDELINES_CHARS:,}")
+        change["guidelines"] = guidelines_text.strip()
+    return ws.repo.update(Suite, suite, lambda s: s.model_copy(update=change))
+
+
+def check_label_categories(ws: Workspace, suite: str, ticked: Sequence[str]) -> list[str]:
+    """The ticked categories if each is one of the suite's; ValueError naming the unknown ones."""
+    known = categories(ws, suite)
+    unknown = [c for c in ticked if c not in known]
+    if unknown:
+        raise ValueError(f"unknown error categor{'ies' if len(unknown) > 1 else 'y'} {', '.join(map(repr, unknown))} "
+                         f"for suite {suite!r}; its categories are: {', '.join(known)}")
+    return list(dict.fromkeys(ticked))
+
+
+def verifier_category(trajectory: Trajectory, task: Task | None = None) -> str:
+    """The category a failed run's verifier verdict (and its task's expected tool) implies ('' when none)."""
+    if trajectory.tool_call is None:
+        return "format"
+    if task is not None and trajectory.tool_call.name != task.expected.name:
+        return "wrong tool"
+    verdict = trajectory.verdict
+    if verdict is None:
+        return ""
+    if verdict.scores.get("name_match", 1.0) < 1.0:
+        return "wrong tool"
+    statuses = {a.status for a in verdict.arguments}
+    if "missing" in statuses:
+        return "missing argument"
+    if statuses & {"wrong", "unexpected"}:
+        return "wrong argument"
+    if verdict.scores.get("valid_json", 1.0) < 1.0 or verdict.scores.get("schema_valid", 1.0) < 1.0:
+        return "format"
+    return ""
+
+
+def failures_by_category(ws: Workspace, suite: str = "", trajectory_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Failed runs per error category (COLUMNS); every category of the suite has a row, zero included.
+
+    A run with several ticked categories counts once under each, so the counts can add up to more
+    than the number of failures; `share of failures` is each count over the number of failed runs.
+    """
+    if trajectory_ids is not None:
+        wanted = set(trajectory_ids)
+        runs = [t for t in ws.repo.all(Trajectory) if t.id in wanted]
+    else:
+        runs = [t for t in ws.repo.all(Trajectory) if not suite or t.suite == suite]
+    judge = verdicts.judge(ws)
+    tasks = task_map(ws)
+    people, machine, failed = Counter(), Counter(), 0
+    for t in runs:
+        if judge.succeeded(t) is not False:
+            continue
+        failed += 1
+        ticked = _ticked(judge.labels.get(t.id, []))
+        if judge.judged_by_people(t.id):
+            people.update(ticked or [UNCATEGORISED])
+        else:
+            machine[verifier_category(t, tasks.get(t.task_id)) or UNCATEGORISED] += 1
+    names = categories(ws, suite) if suite else list(DEFAULT_ERROR_CATEGORIES)
+    names += [c for c in list(people) + list(machine) if c not in names and c != UNCATEGORISED]
+    names.append(UNCATEGORISED)
+    rows = [{"category": c, "failures": people[c] + machine[c], "from people": people[c],
+             "from the verifier": machine[c], "share of failures": (people[c] + machine[c]) / failed if failed else 0.0}
+            for c in names]
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _ticked(labels: Iterable[Label]) -> list[str]:
+    latest: dict[str, Label] = {}
+    for label in sorted(labels, key=lambda lab: (lab.created, lab.id)):
+        latest[label.annotator] = label
+    return sorted({c for lab in latest.values() if lab.verdict == "fail" for c in lab.categories})
