@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, RunOptions
+from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, PROPOSAL_SOURCES, RunOptions
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import StoreError, is_database_url, open_repository
@@ -63,14 +63,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--split", default="train", choices=["train", "heldout"])
     run.set_defaults(func=cmd_run)
 
-    ins = sub.add_parser("insights", help="ExpeL insights").add_subparsers(dest="action", required=True)
-    ext = ins.add_parser("extract", help="propose insight operations from the suite's train trajectories")
-    ext.add_argument("--suite", required=True)
-    ext.add_argument("--approve", action="store_true", help="apply every proposal at once (reviewer: cli)")
-    ext.set_defaults(func=cmd_insights_extract)
-    lsi = ins.add_parser("list", help="active insights, by importance")
+    ins = sub.add_parser("insights", help="the playbook: proposals, review, bullets").add_subparsers(
+        dest="action", required=True)
+    prop = ins.add_parser("propose", help="propose playbook changes from the suite's train runs (for review)")
+    prop.add_argument("--suite", required=True)
+    prop.add_argument("--sources", default=",".join(PROPOSAL_SOURCES),
+                      help=f"comma-separated, in order: {', '.join(PROPOSAL_SOURCES)} (default: all)")
+    prop.add_argument("--json", action="store_true", help="print the proposals as one JSON array")
+    prop.set_defaults(func=cmd_insights_propose)
+    lsi = ins.add_parser("list", help="bullets (by rank) or proposals of a suite")
     lsi.add_argument("--suite", required=True)
+    lsi.add_argument("--status", default="active", choices=["active", "removed", "pending", "approved", "rejected"],
+                     help="active/removed: bullets; pending/approved/rejected: proposals")
+    lsi.add_argument("--json", action="store_true", help="one JSON array")
     lsi.set_defaults(func=cmd_insights_list)
+    apr = ins.add_parser("approve", help="approve pending proposals, oldest first")
+    apr.add_argument("--suite", required=True)
+    apr.add_argument("--all", action="store_true", required=True, help="every pending proposal of the suite")
+    apr.add_argument("--by", required=True, help="the reviewer's name, recorded on each change")
+    apr.set_defaults(func=cmd_insights_approve)
 
     ev = sub.add_parser("eval", help="evaluate a method (or adapter) on held-out tasks and store the result")
     _add_run_options(ev)
@@ -358,28 +369,68 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_insights_extract(args: argparse.Namespace) -> int:
-    from agentlearn import insights
+def cmd_insights_propose(args: argparse.Namespace) -> int:
+    from agentlearn import processes
+    from agentlearn.memory import proposals
+    from agentlearn.tasks import get_suite
 
     ws = open_workspace()
-    proposals = insights.extract(ws, args.suite)
-    for p in proposals:
-        note = ""
-        if args.approve and p.status == "pending":
-            try:
-                insights.approve(ws, p.id, reviewer="cli")
-            except ValueError as e:  # e.g. an earlier proposal removed its target: leave it for a person
-                note = f"  (left pending: {e})"
-        print(f"{p.operation:6} {p.text}{note}")
-    print(f"{len(proposals)} proposals" + (" applied" if args.approve else " waiting for review on the Insights page"))
+    get_suite(ws, args.suite)
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    made = proposals.propose(ws, args.suite, sources,
+                             on_progress=lambda done, total, what: processes.report(ws, done, total, what))
+    processes.finish(ws, result={"proposals": len(made.proposals), "summary": made.summary(), **{
+        f"from_{src}": n for src, n in made.counts.items()}, **{f"why_{src}": why for src, why in made.reasons.items()}})
+    if args.json:
+        print(json.dumps([p.model_dump(mode="json") for p in made.proposals], ensure_ascii=False, indent=1))
+        return 0
+    for p in made.proposals:
+        print(f"{p.source:8} {p.operation:6} {p.text}   [{p.rationale}]")
+    print(made.summary())
     return 0
 
 
 def cmd_insights_list(args: argparse.Namespace) -> int:
-    from agentlearn import insights
+    from agentlearn.memory import playbook
+    from agentlearn.tasks import get_suite
+    from storage.records import Insight, InsightProposal
 
-    for rule in insights.active(open_workspace(), args.suite):
-        print(f"{rule.importance:3d}  {rule.text}")
+    ws = open_workspace()
+    get_suite(ws, args.suite)
+    if args.status in ("active", "removed"):
+        rows = sorted(ws.repo.find(Insight, suite=args.suite, status=args.status), key=playbook.rank_key)
+    else:
+        rows = ws.repo.find(InsightProposal, suite=args.suite, status=args.status)
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False, indent=1))
+        return 0
+    for r in rows:
+        if isinstance(r, Insight):
+            print(f"+{r.helpful} -{r.harmful} ~{r.neutral}  imp {r.importance}  [{r.section}] {r.text}")
+        else:
+            print(f"{r.source:8} {r.operation:6} {r.text}   [{r.rationale}]")
+    if not rows:
+        print(f"no {args.status} {'bullets' if args.status in ('active', 'removed') else 'proposals'} in "
+              f"suite {args.suite!r}" + ("" if args.status != "pending" else
+                                         f"; run: python -m agentlearn insights propose --suite {args.suite}"))
+    return 0
+
+
+def cmd_insights_approve(args: argparse.Namespace) -> int:
+    from agentlearn import insights
+    from agentlearn.tasks import get_suite
+
+    ws = open_workspace()
+    get_suite(ws, args.suite)
+    approved = left = 0
+    for p in insights.pending(ws, args.suite):
+        try:
+            insights.approve(ws, p.id, reviewer=args.by)
+            approved += 1
+        except ValueError as e:  # e.g. an earlier proposal removed its target: leave it for a person
+            left += 1
+            print(f"left pending: {e}", file=sys.stderr)
+    print(f"{approved} proposals approved" + (f", {left} left pending" if left else ""))
     return 0
 
 

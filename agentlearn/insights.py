@@ -282,13 +282,15 @@ def validate_operations(ws: Workspace, suite: str, ops: Sequence[Operation],
 
 def extract(ws: Workspace, suite: str, chat: BaseChatModel | None = None, max_num_rules: int = 10,
             success_chunk: int = 8, seed: int = 42,
-            on_call: Callable[[list[BaseMessage], str], None] | None = None) -> list[InsightProposal]:
+            on_call: Callable[[list[BaseMessage], str], None] | None = None,
+            screen: Callable[[list[InsightProposal]], list[InsightProposal]] | None = None) -> list[InsightProposal]:
     """Run ExpeL's extraction over the suite's training trajectories; store and return the proposals.
 
     Compare phase: one call per (success, failure) pair of each task. Success phase: the first success
     of each task, shuffled with `seed`, in chunks of at most `success_chunk`. Each call sees the rules as
     they would be if every proposal so far were approved. Proposals stay pending unless the settings
-    ask to apply them automatically (reviewer "auto"). `on_call(messages, answer)` sees every call.
+    ask to apply them automatically (reviewer "auto"). `on_call(messages, answer)` sees every call;
+    `screen` may turn drafts into MERGEs or drop repeats before they are stored (memory.proposals.screen).
     """
     if success_chunk < 1:
         raise ValueError(f"success_chunk must be at least 1, not {success_chunk}")
@@ -308,14 +310,16 @@ def extract(ws: Workspace, suite: str, chat: BaseChatModel | None = None, max_nu
         if on_call is not None:
             on_call(messages, content)
         kept = _in_order(_validate(rules, _parse(content)))
-        made = []
+        drafts = []
         for op in kept:
-            made.append(_proposal(suite, rules, op, evidence))
-            op.ref = made[-1].id  # later proposals may target the rule this ADD would create
+            drafts.append(_proposal(suite, rules, op, evidence))
+            op.ref = drafts[-1].id  # later proposals may target the rule this ADD would create
+        screened = {p.id: p for p in (screen(drafts) if screen else drafts)}
+        made = [screened[d.id] for d in drafts if d.id in screened]
         ws.repo.put_many(made)
         if ws.settings.auto_apply_insights:
-            for op, proposal in zip(kept, made, strict=True):
-                insight = _auto_apply(ws, proposal, max_num_rules)
+            for op, draft in zip(kept, drafts, strict=True):
+                insight = _auto_apply(ws, screened[draft.id], max_num_rules) if draft.id in screened else None
                 if insight is not None and op.kind == "ADD":
                     op.ref = insight.id
         proposals.extend(made)

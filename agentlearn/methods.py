@@ -33,6 +33,8 @@ RETRIEVAL_MODES = tuple(m for m in MODES if m != "auto")  # the concrete modes
 DEFAULT_MODE = "auto"
 TOOL_CHOICES = ("auto", "all", "2", "3", "5", "8")  # RunOptions.tools: the suite's choice, every tool, or N
 DEFAULT_K = 3
+# where playbook proposals come from (memory.proposals), in the order `insights propose` runs them
+PROPOSAL_SOURCES = ("errors", "model", "curator")
 
 
 @dataclass
