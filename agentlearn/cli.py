@@ -115,6 +115,19 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     exp.set_defaults(func=cmd_export)
 
+    lab = sub.add_parser("labels", help="people's labels, preferences and corrections").add_subparsers(
+        dest="action", required=True)
+    lex = lab.add_parser("export", help="write them with each run and task beside them (JSONL, CSV or a "
+                                        "Hugging Face datasets folder)")
+    lex.add_argument("--format", dest="fmt", choices=["jsonl", "csv", "hf"], default="jsonl")
+    lex.add_argument("--out", default="", help="file (jsonl, csv) or folder (hf); default: label-exports/ in the "
+                                               "workspace")
+    lex.add_argument("--suite", default="", help="only this suite")
+    lex.add_argument("--kinds", default="labels,preferences,corrections",
+                     help="comma separated, of labels, preferences, corrections (default all three)")
+    lex.add_argument("--force", action="store_true", help="replace an existing file or folder")
+    lex.set_defaults(func=cmd_labels_export)
+
     train = sub.add_parser("train", help="train a LoRA adapter (runs the job process and waits for it)")
     train.add_argument("method", choices=["sft", "dpo", "grpo"])
     train.add_argument("--config", default="", help="a job YAML config (then --suite/--preset are not used)")
@@ -489,6 +502,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     _print_json({"id": record.id, "kind": record.kind, "suite": record.suite, "path": record.path,
                  "rows": record.rows, "trajectories": len(record.trajectory_ids), "labels": len(record.label_ids),
                  "preferences": len(record.preference_ids), "exemplars": len(record.exemplar_ids)})
+    return 0
+
+
+def cmd_labels_export(args: argparse.Namespace) -> int:
+    from agentlearn.feedback import export
+
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    path, n = export.write(open_workspace(), args.fmt, args.out or None, kinds=kinds, suite=args.suite,
+                           force=args.force)
+    _print_json({"format": args.fmt, "path": str(path), "rows": n})
     return 0
 
 
