@@ -45,6 +45,7 @@ class Settings:
     concurrency: int = 4  # requests in flight to an OpenAI-compatible endpoint
     constrained: bool = True  # decode under the suite's tool-call grammar (embedded model)
     database_url: str = field(default="", repr=False)  # PostgreSQL for the store (its password stays out of repr)
+    claim_seconds: int = 600  # how long an item opened in the labeling queue stays claimed without activity
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,6 +67,7 @@ class Settings:
             concurrency=_int(env, "AGENTLEARN_CONCURRENCY", 4, 1, 64),
             constrained=env.get("AGENTLEARN_CONSTRAINED", "1").strip().lower() not in ("0", "false", "no", "off"),
             database_url=env.get("AGENTLEARN_DATABASE_URL", "").strip(),
+            claim_seconds=_int(env, "AGENTLEARN_CLAIM_SECONDS", 600, 1, 86400),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -85,6 +85,8 @@ class Suite(Record):
     arg_kind_overrides: dict[str, dict[str, ArgKind]] = Field(default_factory=dict)
     # The retrieval chosen by `auto` (retrieval.choose): mode, k, tool_aware, and the figures behind it.
     retrieval: dict[str, Any] = Field(default_factory=dict)
+    # How many different people must label each of its trajectories before the queue stops offering it.
+    overlap: int = Field(default=1, ge=1, le=5)
     # The labeling rubric: what a failure can be ticked as, and the owner's guidance (Markdown) for labelers.
     error_categories: list[str] = Field(default_factory=lambda: list(DEFAULT_ERROR_CATEGORIES))
     guidelines: str = ""
@@ -169,6 +171,20 @@ class Label(Record):
     comment: str = ""
     step_flags: list[int] = Field(default_factory=list)  # indices of steps flagged as wrong
     categories: list[str] = Field(default_factory=list)  # the suite's error categories the person ticked
+    seconds: float | None = None  # from opening the item (its claim) to submitting; None when unknown
+
+
+class Claim(Record):
+    """A person has a trajectory open in the labeling queue; others skip it until `expires`.
+
+    One claim per person (its id is derived from the name): opening the next item replaces it.
+    """
+
+    table: ClassVar[str] = "claims"
+    trajectory_id: str
+    annotator: str
+    since: datetime  # when this person opened this item (time per item is measured from here)
+    expires: datetime
 
 
 class Resolution(Record):
@@ -373,6 +389,7 @@ class EvalRun(Record):
     tools: int = 0  # with exemplars: how many likeliest tools were offered (0 = every tool)
     group: str = ""  # runs made together (repeats, a learning curve) share it
     bank_size: int | None = None  # exemplars the bank was cut to (learning curve), None = all
+    ablated: list[str] = Field(default_factory=list)  # insight ids left out of the playbook (A/B of a bullet)
     trajectory_ids: list[str] = Field(default_factory=list)
     seconds: float = 0.0
 
@@ -423,6 +440,6 @@ class Account(Record):
 
 
 ALL_RECORDS: tuple[type[Record], ...] = (
-    Task, Suite, Trajectory, Label, Resolution, Correction, Preference, Insight, InsightProposal, Reflection, Exemplar,
+    Task, Suite, Trajectory, Label, Claim, Resolution, Correction, Preference, Insight, InsightProposal, Reflection, Exemplar,
     DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account,
 )

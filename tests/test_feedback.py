@@ -150,3 +150,16 @@ def test_text_diff():
     assert reports.text_diff("old rule", "") == "- old rule"
     diff = reports.text_diff("ask for the username", "ask for the username and channel")
     assert "- ask for the username" in diff and "+ ask for the username and channel" in diff
+
+
+def test_success_over_time_buckets_follow_the_time_span(seeded):
+    assert reports.time_bucket(30 * 60)[2] == "5 minutes"  # half an hour: 6 buckets
+    assert reports.time_bucket(3 * 86400)[2] == "6 hours"
+    assert reports.time_bucket(90 * 86400)[2] == "week"
+    span = seeded.repo.all(Trajectory)
+    table = reports.success_over_time(seeded)
+    assert table["runs"].sum() == sum(t.verdict is not None for t in span)
+    # Every bucket start is on the chosen grid, and there are several buckets unless runs share one.
+    width = table.attrs["seconds"]
+    assert all(p.timestamp() % width == 0 for p in table["period"]) or width >= 604800
+    assert table.attrs["bucket"] in [b[2] for b in reports.BUCKETS]

@@ -45,8 +45,11 @@ def label_index(ws: Workspace) -> LabelIndex:
 
 
 def submit_label(ws: Workspace, trajectory_id: str, annotator: str, verdict: str, score: int | None = None,
-                 comment: str = "", step_flags: Sequence[int] = (), categories: Sequence[str] = ()) -> Label:
+                 comment: str = "", step_flags: Sequence[int] = (), categories: Sequence[str] = (),
+                 seconds: float | None = None) -> Label:
     """Store one person's label (a new record each time: nothing is overwritten).
+
+    `seconds` is how long the person had the item open (feedback.claims.held_for), for time per item.
 
     `categories` are error categories of the run's suite (feedback.rubric); only a fail may carry them.
     """
@@ -65,7 +68,7 @@ def submit_label(ws: Workspace, trajectory_id: str, annotator: str, verdict: str
         raise ValueError("error categories describe a failure: choose fail, or untick the categories")
     ticked = rubric.check_label_categories(ws, traj.suite, categories) if categories else []
     label = Label(trajectory_id=trajectory_id, annotator=annotator, verdict=verdict, score=score,
-                  comment=comment, step_flags=sorted(set(step_flags)), categories=ticked)
+                  comment=comment, step_flags=sorted(set(step_flags)), categories=ticked, seconds=seconds)
     write_labels(ws, [label])
     return label
 
@@ -88,6 +91,36 @@ def write_labels(ws: Workspace, labels: list[Label]) -> None:
                                                                 if lb.annotator == name}
     put_cached(ws, "labels", after, LabelIndex(version=after, latest=latest, by_annotator=by_annotator,
                                                count=before.count + len(labels)))
+
+
+def undo(ws: Workspace, label_id: str, annotator: str) -> Label:
+    """Delete one of `annotator`'s own labels (undo of the last submit); the item is back in their queue.
+
+    Returns the removed label, so the page can reopen the item with its verdict as a draft.
+    """
+    label = ws.repo.get(Label, label_id)
+    if label is None:
+        raise ValueError("nothing to undo: that label is not in the store any more")
+    if label.annotator != annotator.strip():
+        raise ValueError(f"that label is {label.annotator}'s; only they can undo it")
+    before = label_index(ws)
+    ws.repo.delete(Label, label_id)
+    after = ws.repo.version(Label)
+    if ws.repo.count(Label) != before.count - 1:
+        return label  # someone else wrote meanwhile: the next read rebuilds the index
+    tid = label.trajectory_id
+    remaining = _build_label_index(ws.repo.find(Label, trajectory_id=tid), ()).latest.get(tid, {})
+    latest = dict(before.latest)
+    if remaining:
+        latest[tid] = remaining
+    else:
+        latest.pop(tid, None)
+    by_annotator = dict(before.by_annotator)
+    if label.annotator not in remaining:
+        by_annotator[label.annotator] = set(by_annotator.get(label.annotator, ())) - {tid}
+    put_cached(ws, "labels", after, LabelIndex(version=after, latest=latest, by_annotator=by_annotator,
+                                               count=before.count - 1))
+    return label
 
 
 def latest_label(ws: Workspace, trajectory_id: str, annotator: str | None = None) -> Label | None:

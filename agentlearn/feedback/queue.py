@@ -1,4 +1,9 @@
-"""The labeling queue: filters over the trajectory index, the order, and the next item."""
+"""The labeling queue: filters over the trajectory index, the order, the next item, and assignment.
+
+Assignment ("needs my label", the default): each suite says how many different people must label each
+of its trajectories (Suite.overlap, 1 to 5). A person is offered the items that still need annotators,
+that they have not labeled, that no reviewer has resolved, and that nobody else has open (claims).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,15 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from agentlearn.feedback.index import TrajectoryIndex, isin, lock, register_cache, trajectory_index
+from agentlearn.feedback import claims
+from agentlearn.feedback.index import TrajectoryIndex, cached, isin, lock, register_cache, task_map, trajectory_index
 from agentlearn.feedback.labels import LabelIndex, label_index
 from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
+from storage.records import Resolution, Suite
 
-LABEL_STATUSES = ("any", "unlabeled", "labeled", "labeled by me", "not labeled by me", "human ≠ verifier")
+ASSIGNED = "needs my label"
+LABEL_STATUSES = ("any", ASSIGNED, "unlabeled", "labeled", "labeled by me", "not labeled by me", "human ≠ verifier")
 VERIFIER_RESULTS = ("any", "success", "fail", "none")
 ORDERS = ("newest", "oldest", "verifier fail first")
 
@@ -54,27 +62,88 @@ def _human_disagrees(idx: TrajectoryIndex, labels: LabelIndex) -> np.ndarray:
     return mask
 
 
+@dataclass
+class Assignment:
+    """What assignment needs besides labels: each suite's overlap and the trajectories a reviewer resolved."""
+
+    version: tuple
+    overlap: dict[str, int]  # suite -> distinct annotators each item needs
+    resolved: set[str]
+
+
+def assignment(ws: Workspace) -> Assignment:
+    """The cached overlap per suite and resolved trajectories (rebuilt when suites or resolutions change)."""
+    version = (ws.repo.version(Suite), ws.repo.version(Resolution))
+    return cached(ws, "assignment", version, lambda: Assignment(
+        version, {s.name: s.overlap for s in ws.repo.all(Suite)},
+        {r.trajectory_id for r in ws.repo.all(Resolution)}))
+
+
+def overlap(ws: Workspace, suite: str) -> int:
+    """How many different people must label each trajectory of this suite (1 unless set)."""
+    return assignment(ws).overlap.get(suite, 1)
+
+
+def set_overlap(ws: Workspace, suite: str, n: int) -> None:
+    """Set a suite's annotators per item (1 to 5)."""
+    if not isinstance(n, int) or not 1 <= n <= 5:
+        raise ValueError(f"annotators per item must be a whole number from 1 to 5, not {n!r}")
+    found = ws.repo.find(Suite, name=suite)
+    if found:
+        ws.repo.update(Suite, found[0].id, lambda s: s.model_copy(update={"overlap": n}))
+    elif suite in task_suites(ws):  # tasks imported before suites had a record of their own
+        ws.repo.put(Suite(name=suite, overlap=n))
+    else:
+        raise ValueError(f"no suite named {suite!r}: import its tasks first")
+
+
+def task_suites(ws: Workspace) -> set[str]:
+    """Suite names that tasks carry."""
+    return {t.suite for t in task_map(ws).values()}
+
+
 _queues: dict[tuple, tuple[tuple, list[str]]] = register_cache({})
 
 
 def queue(ws: Workspace, filters: Filters, me: str = "") -> list[str]:
-    """Trajectory ids that match the filters, in queue order (cached until trajectories or labels change)."""
+    """Trajectory ids that match the filters, in queue order (cached until trajectories or labels change).
+
+    With status "needs my label", items someone else has open now are left out (claims expire, so this
+    part is worked out on every call, on top of the cached rest).
+    """
     idx = trajectory_index(ws)
     labels = label_index(ws)
-    key, versions = (id(ws.repo), filters, me), (idx.version, labels.version)
+    plan = assignment(ws)
+    key, versions = (id(ws.repo), filters, me), (idx.version, labels.version, plan.version)
     with lock:
         hit = _queues.get(key)
     if hit is not None and hit[0] == versions:
-        return hit[1]
-    ids = _queue(idx, labels, filters, me)
-    with lock:
-        if len(_queues) > 64:
-            _queues.clear()
-        _queues[key] = (versions, ids)
+        ids = hit[1]
+    else:
+        ids = _queue(idx, labels, filters, me, plan)
+        with lock:
+            if len(_queues) > 64:
+                _queues.clear()
+            _queues[key] = (versions, ids)
+    if filters.status == ASSIGNED:
+        others = claims.held_by_others(ws, me)
+        if others:
+            ids = [t for t in ids if t not in others]
     return ids
 
 
-def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str) -> list[str]:
+def _needs_annotators(idx: TrajectoryIndex, labels: LabelIndex, plan: Assignment) -> np.ndarray:
+    people = np.zeros(len(idx), dtype=np.int16)
+    for tid, by in labels.latest.items():
+        n = idx.position.get(tid)
+        if n is not None:
+            people[n] = len(by)
+    need = pd.Series(idx.suite, dtype=object).map(plan.overlap).fillna(1).to_numpy(dtype=np.int16)
+    return (people < need) & ~isin(idx.ids, plan.resolved)
+
+
+def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str,
+           plan: Assignment | None = None) -> list[str]:
     mask = np.ones(len(idx), dtype=bool)
     for column, value in (("suite", filters.suite), ("split", filters.split), ("model", filters.model),
                           ("method", filters.method)):
@@ -87,10 +156,13 @@ def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str) 
     if filters.status != "any":
         labeled = isin(idx.ids, labels.latest.keys())
         mine = isin(idx.ids, labels.by_annotator.get(me, ()))
-        mask &= {
-            "unlabeled": ~labeled, "labeled": labeled, "labeled by me": mine, "not labeled by me": ~mine,
-            "human ≠ verifier": _human_disagrees(idx, labels) if labels.latest else np.zeros(len(idx), bool),
-        }[filters.status]
+        if filters.status == ASSIGNED:
+            mask &= ~mine & _needs_annotators(idx, labels, plan or Assignment((), {}, set()))
+        else:
+            mask &= {
+                "unlabeled": ~labeled, "labeled": labeled, "labeled by me": mine, "not labeled by me": ~mine,
+                "human ≠ verifier": _human_disagrees(idx, labels) if labels.latest else np.zeros(len(idx), bool),
+            }[filters.status]
     if filters.annotator:
         mask &= isin(idx.ids, labels.by_annotator.get(filters.annotator, ()))
     if filters.since is not None:

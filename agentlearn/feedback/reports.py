@@ -22,16 +22,23 @@ class Agreement:
     kappa: float | None
     n: int
     agree: float | None  # raw fraction of agreement
+    reason: str = ""  # why kappa is undefined, in words (empty when it is defined)
+
+    def text(self) -> str:
+        """κ to two decimals, or the reason it is undefined."""
+        return self.reason if self.kappa is None else f"{self.kappa:.2f}"
 
 
-def _kappa(a: list[str], b: list[str]) -> Agreement:
+def agreement_of(a: list[str], b: list[str], nothing: str = "nothing to compare yet") -> Agreement:
+    """Cohen's kappa of two aligned verdict lists; `nothing` says in words what is missing when they are empty."""
     from sklearn.metrics import cohen_kappa_score
 
     if not a:
-        return Agreement(None, 0, None)
+        return Agreement(None, 0, None, f"κ undefined: {nothing}")
     agree = float(np.mean([x == y for x, y in zip(a, b, strict=True)]))
     if len(set(a) | set(b)) < 2:
-        return Agreement(None, len(a), agree)  # one class only: kappa is undefined
+        # One class only: chance agreement is already 100%, so kappa divides by zero.
+        return Agreement(None, len(a), agree, f"κ undefined: everyone gave the same verdict ({a[0]})")
     return Agreement(float(cohen_kappa_score(a, b, labels=["success", "fail"])), len(a), agree)
 
 
@@ -45,7 +52,7 @@ def kappa_human_verifier(ws: Workspace, suite: str = "") -> Agreement:
             continue
         human.append(human_verdict(by.values()))
         machine.append("success" if idx.verifier[n] == 1 else "fail")
-    return _kappa(human, machine)
+    return agreement_of(human, machine, "no labeled run has a verifier verdict yet")
 
 
 def kappa_between_people(ws: Workspace, suite: str = "") -> Agreement:
@@ -61,7 +68,7 @@ def kappa_between_people(ws: Workspace, suite: str = "") -> Agreement:
             for q in people[i + 1:]:
                 a.append(by[p].verdict)
                 b.append(by[q].verdict)
-    return _kappa(a, b)
+    return agreement_of(a, b, "no run has labels from two people yet")
 
 
 def progress_by_suite(ws: Workspace) -> pd.DataFrame:
@@ -96,17 +103,41 @@ def progress_by_annotator(ws: Workspace) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["annotator", "trajectories labeled", "% of store", "success %", "last label"])
 
 
-def success_over_time(ws: Workspace, freq: str = "D") -> pd.DataFrame:
-    """Verifier success rate per period and learning method (columns: period, method, runs, success %)."""
+# Bucket widths for success over time: (pandas frequency, seconds, words, plotly tick format).
+BUCKETS = (("1min", 60, "minute", "%H:%M"), ("5min", 300, "5 minutes", "%H:%M"),
+           ("15min", 900, "15 minutes", "%H:%M"), ("h", 3600, "hour", "%b %d %H:%M"),
+           ("6h", 21600, "6 hours", "%b %d %H:%M"), ("D", 86400, "day", "%b %d"),
+           ("W", 604800, "week", "%b %d"), ("MS", 2629746, "month", "%b %Y"))
+MAX_BUCKETS = 24
+
+
+def time_bucket(span_seconds: float) -> tuple[str, float, str, str]:
+    """The narrowest bucket that cuts a time span into at most MAX_BUCKETS periods."""
+    return next((b for b in BUCKETS if span_seconds / b[1] <= MAX_BUCKETS), BUCKETS[-1])
+
+
+def success_over_time(ws: Workspace, freq: str | None = None) -> pd.DataFrame:
+    """Verifier success rate per period and learning method (columns: period, method, runs, success %).
+
+    Without `freq` the bucket is chosen from the runs' time span (time_bucket); `attrs` says which:
+    "bucket" (words), "seconds" and "tickformat".
+    """
     idx = trajectory_index(ws)
     ok = idx.verifier >= 0
     if not ok.any():
         return pd.DataFrame(columns=["period", "method", "runs", "success %"])
-    df = pd.DataFrame({"created": pd.to_datetime(idx.created[ok], unit="s"), "method": idx.method[ok],
+    created = idx.created[ok]
+    bucket = (next((b for b in BUCKETS if b[0] == freq), (freq, 86400.0, freq, "%b %d")) if freq
+              else time_bucket(float(created.max() - created.min())))
+    df = pd.DataFrame({"created": pd.to_datetime(created, unit="s"), "method": idx.method[ok],
                        "success": idx.verifier[ok] == 1})
-    df["period"] = df["created"].dt.to_period(freq).dt.start_time
+    if bucket[0] in ("W", "MS"):
+        df["period"] = df["created"].dt.to_period(bucket[0][0]).dt.start_time
+    else:
+        df["period"] = df["created"].dt.floor(bucket[0])
     g = df.groupby(["period", "method"])["success"]
     out = pd.DataFrame({"runs": g.size(), "success %": (100 * g.mean()).round(1)}).reset_index()
+    out.attrs.update(bucket=bucket[2], seconds=bucket[1], tickformat=bucket[3])
     return out
 
 

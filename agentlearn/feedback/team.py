@@ -1,0 +1,59 @@
+"""The team view on Overview: per annotator, how much, how fast, and how much they agree with the others."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+
+from agentlearn.feedback.labels import label_index
+from agentlearn.feedback.reports import Agreement, agreement_of
+from agentlearn.workspace import Workspace
+from storage.records import Label, now
+
+TEAM_COLUMNS = ["annotator", "labels", "items", "last 24 h", "last 7 days", "per active hour", "per active day",
+                "median s per item", "timed items", "agreement with others %", "κ with others", "pairs"]
+
+
+def _with_others(ws: Workspace, name: str) -> Agreement:
+    """This person's verdicts against every other person's on the items both labeled (pooled pairs)."""
+    mine, theirs = [], []
+    for by in label_index(ws).latest.values():
+        if name in by and len(by) > 1:
+            for other, label in by.items():
+                if other != name:
+                    mine.append(by[name].verdict)
+                    theirs.append(label.verdict)
+    return agreement_of(mine, theirs, "nobody else labeled the same runs yet")
+
+
+def team_table(ws: Workspace) -> pd.DataFrame:
+    """One row per annotator: throughput, time per item (from opening the item to submitting), agreement.
+
+    "per active hour" divides the labels by the clock hours in which the person labeled at all (and
+    "per active day" by the days), so a break does not count as slow work.
+    """
+    labels = ws.repo.all(Label)
+    if not labels:
+        return pd.DataFrame(columns=TEAM_COLUMNS)
+    df = pd.DataFrame({"annotator": [lb.annotator for lb in labels], "trajectory": [lb.trajectory_id for lb in labels],
+                       "created": pd.to_datetime([lb.created for lb in labels], utc=True),
+                       "seconds": [lb.seconds for lb in labels]})
+    at = pd.Timestamp(now())
+    rows = []
+    for name, part in df.groupby("annotator"):
+        hours = part["created"].dt.floor("h").nunique()
+        days = part["created"].dt.floor("D").nunique()
+        timed = part["seconds"].dropna()
+        agreement = _with_others(ws, str(name))
+        rows.append({
+            "annotator": name, "labels": len(part), "items": part["trajectory"].nunique(),
+            "last 24 h": int((part["created"] > at - timedelta(hours=24)).sum()),
+            "last 7 days": int((part["created"] > at - timedelta(days=7)).sum()),
+            "per active hour": round(len(part) / hours, 1), "per active day": round(len(part) / days, 1),
+            "median s per item": round(float(timed.median()), 1) if len(timed) else None,
+            "timed items": len(timed),
+            "agreement with others %": None if agreement.agree is None else round(100 * agreement.agree, 1),
+            "κ with others": agreement.text(), "pairs": agreement.n})
+    return pd.DataFrame(rows, columns=TEAM_COLUMNS)
+
