@@ -33,6 +33,9 @@ def load_local(model_dir: str, adapter_dir: str = ""):
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if adapter_dir:
+        from agentlearn.training import quiet
+
+        quiet.install()  # importing peft imports bitsandbytes, whose CPU-kernel notice would reach run logs
         from peft import PeftModel
 
         if len(tokenizer) != model.get_input_embeddings().weight.shape[0]:

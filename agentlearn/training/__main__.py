@@ -12,6 +12,7 @@ import logging
 import sys
 
 from agentlearn.training import config as job_config
+from agentlearn.training import quiet
 from agentlearn.training.jobs import new_job, run_job
 from agentlearn.workspace import open_workspace
 from storage.records import Job
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--job-id", default="", help="the stored Job to run (default: store a new one)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet.install()
     try:
         config = job_config.load(args.config)
     except (ValueError, FileNotFoundError) as e:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentlearn.training import quiet
 from agentlearn.training.config import DPOJobConfig, GRPOJobConfig, JobConfig, SFTJobConfig
 
 log = logging.getLogger("agentlearn.training")
@@ -328,6 +329,7 @@ def build_trainer(config: JobConfig, model, tokenizer, dataset, device: str, out
 def train(config: JobConfig, models_dir: Path, output_dir: Path, adapter_dir: Path, callbacks: list,
           should_save=lambda: True) -> RunResult:
     """Load, train, and save the adapter to `adapter_dir` (unless `should_save()` says no after a stop)."""
+    quiet.install()  # before peft, TRL and bitsandbytes are first imported
     import torch
 
     if config.num_threads:
