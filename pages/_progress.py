@@ -3,6 +3,10 @@
 Progress comes from the Process record that the child updates (processes.report), never from its
 output; the newest process of a kind is shown to every session, so a reload or a second browser
 finds the work again. The log is shown as plain text.
+
+The page around the widget (its Start button, the tables a run fills) is drawn once from what the
+store said then; the widget polls, and redraws the whole page as soon as the newest process of its
+kind is another one or has another status (started elsewhere, ended, stopped), so nothing stays stale.
 """
 
 from __future__ import annotations
@@ -32,11 +36,27 @@ def is_running(kind: str) -> bool:
     return bool(processes.running(_ui.workspace(), kind))
 
 
-@st.fragment(run_every=POLL_S)
+DRAWN_KEY = "_processes_drawn"  # session state: kind -> (id, status) of the newest process the page was drawn with
+
+
+def _state(process: Process | None) -> tuple[str, str] | None:
+    return None if process is None else (process.id, process.status)
+
+
 def watch(kind: str, what: str = "tasks") -> None:
-    """Progress bar, message, Stop button and log of the newest `kind` process; a full rerun once it ends."""
+    """Progress bar, message, Stop button and log of the newest `kind` process, refreshing by itself."""
+    st.session_state.setdefault(DRAWN_KEY, {})[kind] = _state(processes.latest(_ui.workspace(), kind))
+    _watch(kind, what)
+
+
+@st.fragment(run_every=POLL_S)
+def _watch(kind: str, what: str) -> None:
     ws = _ui.workspace()
     process = processes.latest(ws, kind)
+    drawn = st.session_state.setdefault(DRAWN_KEY, {})
+    if _state(process) != drawn.get(kind):
+        drawn[kind] = _state(process)
+        st.rerun()  # started elsewhere or ended: redraw the page (Start button, tables, charts) with it
     if process is None:
         return
     with st.container(border=True):
@@ -51,14 +71,9 @@ def watch(kind: str, what: str = "tasks") -> None:
                 processes.stop(ws, process.id)
                 st.rerun()  # the whole page: its Start button comes back
         elif process.status == "succeeded":
-            st.text("finished")
+            finished = f" at {process.finished:%H:%M:%S}" if process.finished else ""
+            st.success(f"{kind} process finished{finished}", icon=":material/check_circle:")
         else:
             st.text(f"{process.status}: {process.error or 'no reason recorded'}")
         with st.expander("log", expanded=process.status == "failed"):
             st.code(processes.tail(process, 40) or "(no output yet)", language=None)
-    watched = st.session_state.setdefault("_processes_watched", set())
-    if process.status == "running":
-        watched.add(process.id)
-    elif process.id in watched:
-        watched.discard(process.id)
-        st.rerun()  # it ended while this session watched: redraw the tables and charts with its results

@@ -170,13 +170,41 @@ def _stop(job_id: str, save: bool) -> None:
         _ui.flash(str(e), "error")
 
 
-active_now = [j for j in jobs.list_jobs(ws) if j.status in jobs.ACTIVE]
+history = jobs.list_jobs(ws)
+active_now = [j for j in history if j.status in jobs.ACTIVE]
+st.session_state["tr_drawn"] = jobs.statuses(history)  # what this run of the page shows
+POLL_S, IDLE_POLL_S = 2, 10  # idle: still notice a job started from the CLI or another browser
 
 
-@st.fragment(run_every=2 if active_now else None)
+def _note_endings(found: list[Job]) -> None:
+    """Keep a notice for each job that ended since the page was drawn (they stay until dismissed)."""
+    ended = jobs.ended_since(st.session_state.get("tr_drawn", {}), found)
+    notices = st.session_state.setdefault("tr_notices", [])
+    for job in ended:
+        if job.id not in notices:
+            notices.append(job.id)
+            _ui.flash(jobs.outcome(job), "success" if job.status == "succeeded" else "info")  # a toast after the rerun
+
+
+def _notices() -> None:
+    by_id = {j.id: j for j in history}
+    shown = [by_id[i] for i in st.session_state.get("tr_notices", []) if i in by_id]
+    for job in shown:
+        say = {"succeeded": st.success, "stopped": st.warning}.get(job.status, st.error)
+        say(_ui.plain(f"Finished: {jobs.outcome(job)}"))
+    if shown:
+        st.button("Dismiss", key="tr_dismiss", on_click=lambda: st.session_state.update(tr_notices=[]))
+
+
+@st.fragment(run_every=POLL_S if active_now else IDLE_POLL_S)
 def live() -> None:
-    """Running jobs: progress, charts, log tail and stop buttons (refreshes itself every 2 s)."""
-    running = [j for j in jobs.list_jobs(ws) if j.status in jobs.ACTIVE]
+    """Running jobs: progress, charts, log tail and stop buttons; the whole page redraws when a job
+    starts or ends (history, notices, the adapter list), so nothing on it stays stale."""
+    found = jobs.list_jobs(ws)
+    if jobs.statuses(found) != st.session_state.get("tr_drawn"):
+        _note_endings(found)
+        st.rerun()
+    running = [j for j in found if j.status in jobs.ACTIVE]
     if not running:
         st.text("No job is running.")
         return
@@ -195,10 +223,10 @@ def live() -> None:
 
 
 st.subheader("Running")
+_notices()
 live()
 
 st.subheader("History")
-history = jobs.list_jobs(ws)
 if not history:
     st.text("No jobs yet.")
     st.stop()

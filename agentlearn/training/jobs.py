@@ -169,6 +169,30 @@ def wait(ws: Workspace, job_id: str, timeout: float | None = None, poll: float =
         time.sleep(poll)
 
 
+def statuses(found: list[Job]) -> dict[str, str]:
+    """Job id -> status: what a view was drawn with, to compare with the store later."""
+    return {j.id: j.status for j in found}
+
+
+def ended_since(before: dict[str, str], found: list[Job]) -> list[Job]:
+    """The jobs that were active in `before` (statuses()) and have ended in `found`."""
+    return [j for j in found if before.get(j.id) in ACTIVE and j.status in DONE]
+
+
+def outcome(job: Job) -> str:
+    """One line on how an ended job ended: status, steps, time, train loss, adapter or error."""
+    p = progress(job)
+    parts = [f"{job.method.upper()} job {job.id} {job.status}", f"step {job.step}/{job.max_steps}",
+             f"{p.elapsed_s:.0f} s"]
+    if "train_loss" in job.metrics:
+        parts.append(f"train loss {job.metrics['train_loss']:.3f}")
+    if job.adapter_id:
+        parts.append(f"adapter {job.adapter_id} saved")
+    if job.error:
+        parts.append(job.error.splitlines()[0][:200])
+    return " · ".join(parts)
+
+
 @dataclass
 class Progress:
     """How far a job is and how long it should still take."""
