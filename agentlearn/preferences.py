@@ -8,7 +8,7 @@ shown on the left is random and stored (`swapped`), so position bias can be meas
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,23 @@ def make_pair(ws: Workspace, first: Trajectory, second: Trajectory, rng: random.
     prompt = list(task.input) if task is not None else [m for m in first.prompt if m.role != "system"]
     return Pair(task_id=first.task_id, prompt=prompt, first=first, second=second,
                 swapped=(rng or random).random() < 0.5)
+
+
+def pair_key(pair: Pair) -> str:
+    """The pair as one short text (first id, second id, 1 if the first is on the right), for a link."""
+    return f"{pair.first.id}.{pair.second.id}.{int(pair.swapped)}"
+
+
+def pair_from_key(ws: Workspace, key: str) -> Pair:
+    """The pair that pair_key wrote, with the same sides; a clear error if the text or its runs are wrong."""
+    parts = str(key).split(".")
+    if len(parts) != 3 or not all(parts[:2]) or parts[2] not in ("0", "1"):
+        raise ValueError(f"the pair {key!r} is not FIRST.SECOND.SIDE (two trajectory ids, then 0 or 1)")
+    found = [ws.repo.get(Trajectory, i) for i in parts[:2]]
+    missing = [i for i, t in zip(parts[:2], found, strict=True) if t is None]
+    if missing:
+        raise ValueError(f"the pair {key!r} names trajectory {', '.join(missing)}, which is not in the store")
+    return replace(make_pair(ws, found[0], found[1]), swapped=parts[2] == "1")
 
 
 def _judged(ws: Workspace, annotator: str) -> set[frozenset[str]]:

@@ -13,15 +13,53 @@ from storage.records import Adapter
 KEYS = [("A", "left is better"), ("B", "right is better"), ("T", "tie"), ("X", "both bad"),
         ("E", "edit to fix"), ("N", "next pair")]
 
+SOURCES = {"stored": "stored trajectories", "fresh": "fresh agent runs"}  # as the link names them: shown
+
 ws = _ui.workspace()
 _ui.keep("pref_source", "pref_suite")
 
 
-def _new_stored_pair() -> None:
-    st.session_state["pair"] = preferences.sample_stored_pair(
-        ws, annotator=_ui.annotator(), suite=st.session_state.get("pref_suite") or "")
+def _set_pair(pair: preferences.Pair | None) -> None:
+    """Show this pair (None: none yet) for the current source, with the edit box closed and empty."""
+    st.session_state["pair"] = pair
+    st.session_state["pair_source"] = st.session_state.get("pref_source", SOURCES["stored"])
     st.session_state["pref_fix_open"] = False
     st.session_state.pop("pref_fix_text", None)
+    st.session_state.pop("pref_fix_side", None)
+
+
+def _new_stored_pair() -> None:
+    _set_pair(preferences.sample_stored_pair(ws, annotator=_ui.annotator(),
+                                             suite=st.session_state.get("pref_suite") or ""))
+
+
+def _from_link() -> None:
+    """A new session (a reload, a shared link) starts on the source, suite and pair its address names."""
+    if st.session_state.get("pref_link_read"):
+        return
+    st.session_state["pref_link_read"] = True
+    q = st.query_params
+    if q.get("source") in SOURCES:
+        st.session_state["pref_source"] = SOURCES[q["source"]]
+    if q.get("suite") in _ui.suites(ws):
+        st.session_state["pref_suite"] = q["suite"]
+    if q.get("pair"):
+        try:
+            _set_pair(preferences.pair_from_key(ws, q["pair"]))
+        except ValueError as e:
+            st.session_state["pref_link_error"] = f"The link's pair is not shown: {e}."
+
+
+def _to_link(pair: preferences.Pair | None) -> None:
+    """Keep source, suite and pair in the address, so a reload or a shared link shows the same pair."""
+    short = {v: k for k, v in SOURCES.items()}
+    st.query_params["source"] = short.get(st.session_state.get("pref_source", ""), "stored")
+    for name, value in (("suite", st.session_state.get("pref_suite") or ""),
+                        ("pair", preferences.pair_key(pair) if pair is not None else "")):
+        if value:
+            st.query_params[name] = value
+        else:
+            st.query_params.pop(name, None)
 
 
 def _choose(choice: str) -> None:
@@ -33,20 +71,24 @@ def _choose(choice: str) -> None:
     preferences.record_choice(ws, pair, choice, name, corrected=fix)
     words = {"A": "left is better", "B": "right is better", "tie": "tie", "both_bad": "both bad"}[choice]
     _ui.flash(f"Saved: {words}" + (" with a corrected response" if fix.strip() else ""))
-    if st.session_state.get("pref_source") == "fresh agent runs":
-        st.session_state["pair"] = None
-        st.session_state["pref_fix_open"] = False
-        st.session_state.pop("pref_fix_text", None)
+    if st.session_state.get("pref_source") == SOURCES["fresh"]:
+        _set_pair(None)
     else:
         _new_stored_pair()
 
 
 def _toggle_fix() -> None:
-    pair = st.session_state.get("pair")
-    opening = not st.session_state.get("pref_fix_open")
-    st.session_state["pref_fix_open"] = opening
-    if opening and pair is not None and not st.session_state.get("pref_fix_text"):
-        st.session_state["pref_fix_text"] = pair.left.output
+    st.session_state["pref_fix_open"] = not st.session_state.get("pref_fix_open")
+
+
+def _start_fix_from() -> None:
+    """Fill the edit box with the chosen side's answer, unless the box holds an edit of the person's own."""
+    pair, side = st.session_state.get("pair"), st.session_state.get("pref_fix_side")
+    if pair is None or side not in ("A", "B"):
+        return
+    text = st.session_state.get("pref_fix_text", "")
+    if not text.strip() or text in (pair.left.output, pair.right.output):
+        st.session_state["pref_fix_text"] = (pair.left if side == "A" else pair.right).output
 
 
 def _run_fresh(task_id: str, first: preferences.RunSpec, second: preferences.RunSpec) -> None:
@@ -54,22 +96,29 @@ def _run_fresh(task_id: str, first: preferences.RunSpec, second: preferences.Run
     if task is None:
         return
     try:
-        st.session_state["pair"] = preferences.fresh_pair(ws, task, first, second)
+        _set_pair(preferences.fresh_pair(ws, task, first, second))
     except (ImportError, ValueError, RuntimeError, TypeError) as e:
         _ui.flash(f"Could not run the agent: {e}", "error")
 
 
+_from_link()
 st.title("Preferences")
 _ui.cheatsheet(KEYS)
 _ui.show_flash()
+if st.session_state.get("pref_link_error"):
+    st.warning(_ui.plain(st.session_state.pop("pref_link_error")))
 
 c = st.columns([2, 2, 3])
-source = c[0].selectbox("Pairs from", ["stored trajectories", "fresh agent runs"], key="pref_source")
+source = c[0].selectbox("Pairs from", list(SOURCES.values()), key="pref_source")
 suites = _ui.suites(ws)
 c[1].selectbox("Suite", [""] + suites, key="pref_suite", format_func=lambda v: v or "all suites",
-               on_change=_new_stored_pair if source == "stored trajectories" else None)
+               on_change=_new_stored_pair if source == SOURCES["stored"] else None)
+if "pair" in st.session_state and st.session_state.get("pair_source") != source:
+    _set_pair(None)  # a pair belongs to the source it came from: switching never shows the old one
+    if source == SOURCES["stored"]:
+        _new_stored_pair()
 
-if source == "fresh agent runs":
+if source == SOURCES["fresh"]:
     tasks = [t for t in index.task_map(ws).values() if not st.session_state.get("pref_suite")
              or t.suite == st.session_state["pref_suite"]]
     with st.expander("Run the agent twice on one task", expanded=st.session_state.get("pair") is None):
@@ -91,14 +140,19 @@ if source == "fresh agent runs":
                     temp = st.slider("Temperature", 0.0, 1.5, 0.0 if side == "first" else 0.7, 0.1,
                                      key=f"pref_{side}_temp")
                     specs.append(preferences.RunSpec(method=method, adapter_id=adapter, temperature=temp))
-            st.button("Run both", key="pref_run", shortcut="G", on_click=_run_fresh, args=(task_id, *specs),
-                      help="Runs the agent twice (both runs are stored) and shows the answers side by side.")
+            if st.button("Run both", key="pref_run", shortcut="G",
+                         help="Runs the agent twice (both runs are stored) and shows the answers side by side."):
+                with st.spinner("Running the agent twice on this task (both runs are stored)…"):
+                    _run_fresh(task_id, *specs)
+                st.rerun()
 elif "pair" not in st.session_state:
     _new_stored_pair()
 
 pair = st.session_state.get("pair")
+_to_link(pair)
 summary = preferences.preference_summary(ws)
-c[2].text(f"{int(summary['pairs'].sum()) if len(summary) else 0} preferences stored")
+stored = int(summary["pairs"].sum()) if len(summary) else 0
+c[2].text(f"{stored:,} preference{'' if stored == 1 else 's'} stored")
 
 if pair is None:
     if source == "stored trajectories":
@@ -111,16 +165,13 @@ with st.container(border=True):
     st.markdown("**Task**")
     _ui.messages([m for m in pair.prompt if m.role != "system"])
 
+task = index.task_map(ws).get(pair.task_id)
 sides = st.columns(2, gap="large")
 for col, title, traj in ((sides[0], "A (left)", pair.left), (sides[1], "B (right)", pair.right)):
     with col, st.container(border=True):
         st.markdown(f"**{title}**")
         st.code(traj.output or "(empty response)", language=None, wrap_lines=True)
-        st.caption("parsed tool call")
-        if traj.tool_call is not None:
-            st.json(traj.tool_call.model_dump(), expanded=True)
-        else:
-            st.text("(no tool call could be parsed)")
+        _ui.reference_panel(ws, task, traj)  # the task's expected call beside this answer's call
         with st.expander("verifier's view"):
             _ui.render_verdict(traj)
 
@@ -132,10 +183,12 @@ b[3].button("Both bad", key="pref_x", shortcut="X", on_click=_choose, args=("bot
 b[4].button("Edit to fix", key="pref_e", shortcut="E", on_click=_toggle_fix, width="stretch",
             type="primary" if st.session_state.get("pref_fix_open") else "secondary")
 b[5].button("Next pair", key="pref_n", shortcut="N", width="stretch",
-            on_click=_new_stored_pair if source == "stored trajectories" else
-            (lambda: st.session_state.update(pair=None)))
+            on_click=_new_stored_pair if source == SOURCES["stored"] else (lambda: _set_pair(None)))
 
 if st.session_state.get("pref_fix_open"):
+    st.radio("Start from", ["A", "B"], index=None, key="pref_fix_side", horizontal=True, on_change=_start_fix_from,
+             format_func=lambda s: "A (left)" if s == "A" else "B (right)",
+             help="Fills the box with that answer to edit; what you typed yourself is kept.")
     st.text_area("Corrected response (becomes the chosen one)", key="pref_fix_text", height=120)
     st.caption("Click outside the box, then press A, B, T or X: the choice is saved with this correction.")
 
