@@ -12,11 +12,12 @@ METHODS: dict[str, str] = {
     "none": "the task alone (zero-shot)",
     "exemplars": "k solved cases retrieved from the suite's bank, as few-shot turns",
     "reflexion": "after a failed trial, a written reflection and another trial",
-    "insights": "the suite's active insights (playbook rules) in the system message",
-    "all": "exemplars, insights and Reflexion together",
+    "insights": "the suite's playbook (active insights, by section, best first) in the system message",
+    "exemplars+insights": "exemplars and the playbook together",
+    "all": "exemplars, the playbook and Reflexion together",
 }
-USES_EXEMPLARS = ("exemplars", "all")
-USES_INSIGHTS = ("insights", "all")
+USES_EXEMPLARS = ("exemplars", "exemplars+insights", "all")
+USES_INSIGHTS = ("insights", "exemplars+insights", "all")
 USES_REFLEXION = ("reflexion", "all")
 
 # retrieval mode -> how exemplars are chosen (exemplars.select implements all but "auto")
@@ -30,6 +31,15 @@ MODES: dict[str, str] = {
     "mmr": "maximal marginal relevance over the most similar exemplars",
 }
 RETRIEVAL_MODES = tuple(m for m in MODES if m != "auto")  # the concrete modes
+# retrieval mode -> (what its score is called, what it means): scores of two modes are not comparable
+SCORES: dict[str, tuple[str, str]] = {
+    "fixed": ("fixed", "1 for every exemplar: no ranking"),
+    "type": ("cosine", "cosine similarity, -1 to 1, among the exemplars that share a tag"),
+    "bm25": ("BM25", "0 to tens: grows with the number and rarity of shared words"),
+    "semantic": ("cosine", "cosine similarity of the embeddings, -1 to 1"),
+    "hybrid": ("RRF", "fused rank score, the sum of 1/(60 + rank): at most 2/61 = 0.033"),
+    "mmr": ("cosine", "cosine similarity to the task, -1 to 1; the order also rewards variety"),
+}
 DEFAULT_MODE = "auto"
 TOOL_CHOICES = ("auto", "all", "2", "3", "5", "8")  # RunOptions.tools: the suite's choice, every tool, or N
 DEFAULT_K = 3

@@ -9,7 +9,7 @@ import streamlit as st
 
 from agentlearn import exemplars, retrieval
 from agentlearn.feedback import index
-from agentlearn.methods import MODES, RETRIEVAL_MODES
+from agentlearn.methods import MODES, RETRIEVAL_MODES, SCORES
 from pages import _progress, _ui
 from storage.records import Exemplar, Message, Task, ToolCall
 
@@ -26,7 +26,8 @@ retired = top[2].checkbox("Show retired", key="ex_retired")
 with top[3]:
     if st.button("Learn from labeled successes", key="ex_sync",
                  help="Adds a learned exemplar for each successful train run (people's labels win over the verifier)."):
-        n = exemplars.sync_bank(ws, suite)
+        with st.spinner("Adding an exemplar for each successful train run…"):
+            n = exemplars.sync_bank(ws, suite)
         _ui.flash(f"{n} learned exemplars are active in this suite.", "info")
         st.rerun()
 
@@ -68,9 +69,10 @@ with st.expander("Add an exemplar by hand"):
             arguments = json.loads(args or "{}")
             if not isinstance(arguments, dict):
                 raise ValueError("the arguments must be a JSON object, like {\"username\": \"akhan\"}")
-            ex = exemplars.add_manual(ws, suite, [Message(role="user", content=request)],
-                                      ToolCall(name=tool or "", arguments=arguments),
-                                      [t.strip() for t in tags.split(",") if t.strip()])
+            with st.spinner("Adding the exemplar (its request is embedded for retrieval)…"):
+                ex = exemplars.add_manual(ws, suite, [Message(role="user", content=request)],
+                                          ToolCall(name=tool or "", arguments=arguments),
+                                          [t.strip() for t in tags.split(",") if t.strip()])
             _ui.flash("Added an exemplar.")
             st.session_state["ex_last_added"] = ex.id
             st.rerun()
@@ -114,37 +116,48 @@ tool_aware = q[1].checkbox("tool-aware", key="ex_tool_aware", help="cover distin
 shown = q[2].multiselect("Modes", list(MODES), default=list(MODES), key="ex_modes_shown",
                          help="auto shows what the suite's choice (or the default) retrieves")
 tags_q: list[str] = []
+counts = exemplars.tag_counts(ws, suite)  # the tags the 'type' mode can match, listed to pick from
 if "type" in shown:
-    counts = exemplars.tag_counts(ws, suite)
     tags_q = q[2].multiselect("Task tags (for the 'type' mode)", list(counts), key="ex_query_tags",
                               format_func=lambda t: f"{t} ({counts[t]})",
                               placeholder="choose tags" if counts else "no exemplar of this suite has tags")
-st.caption("Scores are on different scales: BM25 scores grow with the number and rarity of shared words "
-           "(0 to tens), cosine similarity lies between -1 and 1, hybrid shows its fused rank score "
-           "(sum of 1/(60 + rank), at most 2/61 ≈ 0.033), and fixed gives every exemplar 1. Compare ranks "
-           "within a column, not scores across columns.")
+st.caption("Each column ranks with its own score (named under its title, e.g. BM25 runs from 0 to tens, cosine "
+           "from -1 to 1), so compare ranks (#1, #2, …) within a column, not scores across columns.")
+
+
+def _column(mode: str) -> None:
+    """What one mode retrieves for the typed task: rank, score (named), tool and request of each shot."""
+    used, used_k, used_aware = retrieval.resolve(ws, suite, mode, int(k), tool_aware)
+    st.markdown(f"**{mode}**")
+    if mode == "auto":
+        st.caption(f"= {retrieval.Config(used, used_k, used_aware).label()}")
+    name, meaning = SCORES.get(used, ("score", ""))
+    st.caption(f"score: {meaning}")
+    try:
+        hits = exemplars.select(ws, probe, used, k=used_k, tool_aware=used_aware)
+    except ValueError as e:
+        st.text(str(e))
+        return
+    if not hits and used == "type" and not tags_q:
+        have = ", ".join(counts) if counts else "none: no exemplar of this suite has tags"
+        st.text(f"(no tag chosen: 'type' only returns exemplars sharing a tag; pick one above; tags here: {have})")
+    elif not hits:
+        st.text("(nothing)")
+    for rank, h in enumerate(hits, 1):
+        with st.container(border=True):
+            st.text(f"#{rank} · {name} {h.score:.3f} · {h.exemplar.tool}")
+            st.text(_request(h.exemplar)[:160])
+
+
 if query.strip() and shown:
     probe = Task(id="probe", suite=suite, sample_id="probe", split="heldout", input=[Message(role="user", content=query)],
                  expected=ToolCall(name=""), tags=tags_q)
     per_row = 4
-    for start in range(0, len(shown), per_row):
-        cols = st.columns(per_row)
-        for col, mode in zip(cols, shown[start:start + per_row], strict=False):
-            with col:
-                used, used_k, used_aware = retrieval.resolve(ws, suite, mode, int(k), tool_aware)
-                st.markdown(f"**{mode}**")
-                if mode == "auto":
-                    st.caption(f"= {retrieval.Config(used, used_k, used_aware).label()}")
-                try:
-                    hits = exemplars.select(ws, probe, used, k=used_k, tool_aware=used_aware)
-                except ValueError as e:
-                    st.text(str(e))
-                    continue
-                if not hits:
-                    st.text("(nothing: choose a tag)" if used == "type" and not tags_q else "(nothing)")
-                for h in hits:
-                    with st.container(border=True):
-                        st.text(f"score {h.score:.3f} · {h.exemplar.tool}")
-                        st.text(_request(h.exemplar)[:160])
+    with st.spinner("Retrieving with each mode (the first time loads the embedding model, a few seconds)…"):
+        for start in range(0, len(shown), per_row):
+            cols = st.columns(per_row)
+            for col, mode in zip(cols, shown[start:start + per_row], strict=False):
+                with col:
+                    _column(mode)
 else:
     st.caption(f"Type a task to see the exemplars that {', '.join(RETRIEVAL_MODES)} and auto retrieval would give.")

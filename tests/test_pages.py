@@ -380,8 +380,13 @@ def test_exemplar_bank_add_retire_and_retrieval_modes(seeded):
     headers = [m.value for m in at.markdown]
     for mode in ("fixed", "type", "bm25", "semantic", "mmr"):
         assert f"**{mode}**" in headers
-    assert any(t.value.startswith("score ") for t in at.text)
-    assert "ref-0" not in str([t.value for t in at.text])  # retired: never retrieved
+    texts = [t.value for t in at.text]
+    assert any(t.startswith("#1 · BM25 ") for t in texts) and any(t.startswith("#1 · cosine ") for t in texts)
+    assert any(c.value.startswith("score: 0 to tens") for c in at.caption)  # what a BM25 score is
+    assert any("pick one above; tags here: accounts" in t for t in texts)  # type, before a tag is chosen
+    assert "ref-0" not in str(texts)  # retired: never retrieved
+    at.multiselect(key="ex_query_tags").select("accounts").run()
+    assert not any("no tag chosen" in t.value for t in at.text)
 
 
 def test_bad_exemplar_arguments_are_refused_clearly(seeded):
