@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, PROPOSAL_SOURCES, RunOptions
+from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, PROPOSAL_SOURCES, USES_INSIGHTS, RunOptions
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import StoreError, is_database_url, open_repository
@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a method (or adapter) on held-out tasks and store the result")
     _add_run_options(ev)
     ev.add_argument("--split", default="heldout", choices=["train", "heldout"])
+    ev.add_argument("--ablate", action="append", default=[], metavar="INSIGHT_ID",
+                    help="leave this playbook bullet out (repeatable); runs the whole playbook too and compares")
     ev.add_argument("--repeats", type=int, default=1,
                     help="run N times with sampling and a shuffled shot order, and report the spread")
     ev.add_argument("--baseline", default="none",
@@ -455,11 +457,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   tool_aware=args.tool_aware, tools=args.tools, constrained=args.constrained and ws.settings.constrained,
                   trials=args.trials, limit=args.limit, adapter_id=args.adapter,
                   progress=_progress)  # progress goes to stderr, so --json output stays one object
-    if args.repeats > 1:
+    baseline = args.baseline
+    if args.ablate:
+        if args.repeats > 1 or args.method not in USES_INSIGHTS:
+            raise ValueError("--ablate measures one playbook bullet: use it with a method that shows the playbook "
+                             f"({', '.join(USES_INSIGHTS)}) and without --repeats")
+        evaluate(ws, args.suite, **common)  # the whole playbook now, on the same tasks: what the bullet is weighed against
+        runs = [evaluate(ws, args.suite, ablate=args.ablate, **common)]
+        baseline = args.method
+    elif args.repeats > 1:
         runs = evaluate_repeats(ws, args.suite, args.repeats, **common)
     else:
         runs = [evaluate(ws, args.suite, **common)]
-    result = summary(ws, runs, baseline=args.baseline)
+    result = summary(ws, runs, baseline=baseline)
     if args.json:
         _print_json(result)
         return 0

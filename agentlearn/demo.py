@@ -14,9 +14,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from agentlearn import insights, processes, retrieval
+from agentlearn import processes, retrieval
 from agentlearn.agent import run_tasks
 from agentlearn.curve import learning_curve
+from agentlearn.memory import proposals
 from agentlearn.methods import RunOptions
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.workspace import Workspace
@@ -70,10 +71,10 @@ def ensure_demo_workspace(ws: Workspace, runs: int = 8, eval_limit: int = 12) ->
             for method in ("none", "exemplars"):
                 bar.step(f"running the agent on {len(train)} train tasks ({method})")
                 run_tasks(ws, train, RunOptions(method=method), progress=lambda *_: bar.advance())
-            # Once, right after the first runs: the small model may propose nothing, and a later start
-            # should not spend a minute asking again.
-            bar.step("proposing insights from the runs")
-            insights.extract(ws, DEMO_SUITE)
+            # Once, right after the first runs, so the Insights queue has something to review: error
+            # analysis needs no model; ExpeL asks the model. The curator is left to the Insights page.
+            bar.step("proposing playbook rules from the runs")
+            proposals.propose(ws, DEMO_SUITE, sources=("errors", "model"))
         if need_curve:
             bar.step("measuring the learning curve on heldout tasks")
             learning_curve(ws, DEMO_SUITE, sizes=CURVE_SIZES, draws=1, limit=eval_limit,

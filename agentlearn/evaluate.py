@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentlearn.agent import run_tasks
-from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, RunOptions
+from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, USES_REFLEXION, RunOptions
 from agentlearn.tasks import load_tasks
 from agentlearn.workspace import Workspace
 from storage.records import EvalRun, Trajectory
@@ -59,7 +59,8 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
              exemplar_mode: str = DEFAULT_MODE, trials: int = 3, limit: int | None = None, adapter_id: str = "",
              progress: Callable | None = None, constrained: bool | None = None, temperature: float = 0.0,
              seed: int | None = None, tool_aware: bool = False, bank_size: int | None = None, bank_seed: int = 0,
-             shot_seed: int | None = None, group: str = "", tools: str = "auto") -> EvalRun:
+             shot_seed: int | None = None, group: str = "", tools: str = "auto",
+             ablate: Sequence[str] = ()) -> EvalRun:
     """Run every task of a split once (Reflexion: up to `trials`), store and return the scores."""
     tasks = load_tasks(ws, suite, split)
     if not tasks:
@@ -70,10 +71,11 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
 
         adapter_id = adapters.find(ws, adapter_id).id  # an adapter's id, its job's id or its folder
     options = RunOptions(method=method, k=k, exemplar_mode=exemplar_mode, tool_aware=tool_aware,
-                         trials=trials if method in ("reflexion", "all") else 1, adapter_id=adapter_id, source="eval",
+                         trials=trials if method in USES_REFLEXION else 1, adapter_id=adapter_id, source="eval",
                          temperature=temperature, seed=seed,
                          constrained=ws.settings.constrained if constrained is None else constrained,
-                         bank_size=bank_size, bank_seed=bank_seed, shot_seed=shot_seed, tools=tools)
+                         bank_size=bank_size, bank_seed=bank_seed, shot_seed=shot_seed, tools=tools,
+                         ablate=tuple(ablate))
     started = time.perf_counter()
     runs = run_tasks(ws, tasks, options, progress=progress)
     finals = [trials_[-1] for trials_ in runs]
@@ -89,7 +91,7 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
     run = EvalRun(
         suite=suite, split=split, method=method, exemplar_mode=used_mode, k=used_k, tool_aware=used_tool_aware,
         tools=used_tools,
-        adapter=adapter_id, model=ws.settings.model_label,
+        adapter=adapter_id, model=ws.settings.model_label, ablated=list(ablate),
         constrained=any(t.constrained for t in finals), temperature=temperature, group=group, bank_size=bank_size,
         trajectory_ids=[t.id for trials_ in runs for t in trials_], seconds=time.perf_counter() - started,
         **figures,
@@ -123,10 +125,10 @@ _RESULT_KEY = {"name_accuracy": "name", "call_accuracy": "call", "exact_accuracy
 def baseline_for(ws: Workspace, run: EvalRun, method: str = "none") -> EvalRun | None:
     """The newest `method` run on the same suite and split, under the same decoding (grammar, temperature)
     and adapter, with the whole bank, that covers the run's tasks: what `run` is compared with."""
-    if not method or run.method == method:
+    if not method or (run.method == method and not run.ablated):
         return None
     candidates = [r for r in ws.repo.find(EvalRun, suite=run.suite)
-                  if r.method == method and r.split == run.split and r.constrained == run.constrained
+                  if r.method == method and not r.ablated and r.split == run.split and r.constrained == run.constrained
                   and round(r.temperature, 3) == round(run.temperature, 3) and r.adapter == run.adapter
                   and r.id != run.id and r.bank_size is None and r.results and set(run.results) <= set(r.results)]
     return max(candidates, key=lambda r: r.created, default=None)

@@ -105,6 +105,18 @@ def newcombe_paired(both: int, only_a: int, only_b: int, neither: int, z: float 
     return max(-1.0, d - below), min(1.0, d + above)
 
 
+def newcombe_difference(s1: int, n1: int, s2: int, n2: int, z: float = Z95) -> tuple[float, float]:
+    """95% interval of p1 - p2 for two independent proportions (Newcombe 1998, method 10, from Wilson)."""
+    if n1 == 0 or n2 == 0:
+        return (-1.0, 1.0)
+    p1, p2 = s1 / n1, s2 / n2
+    l1, u1 = wilson(s1, n1, z)
+    l2, u2 = wilson(s2, n2, z)
+    d = p1 - p2
+    return (max(-1.0, d - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5),
+            min(1.0, d + ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5))
+
+
 def _outcome(result: dict[str, float], metric: str, task: str) -> bool:
     if metric not in result:
         raise ValueError(f"task {task!r} has no {metric!r} outcome in its results: {sorted(result)}")

@@ -26,6 +26,19 @@ OPS = ("ADD", "EDIT", "REMOVE", "AGREE", "MERGE")
 RUNS_PER_CALL = 3
 MAX_CALLS = 4  # the curator reads at most this many batches of failures per proposing round
 MAX_TOKENS = 200
+def tool(bullet_count: int) -> dict[str, Any]:
+    """The playbook_update tool; with an empty playbook only ADD can apply, so only ADD can be written."""
+    spec = json.loads(json.dumps(TOOL))
+    item = spec["parameters"]["properties"]["operations"]["items"]
+    if bullet_count == 0:
+        item["properties"]["op"]["enum"] = ["ADD"]
+        del item["properties"]["bullet"], item["properties"]["other"]
+    else:
+        for key in ("bullet", "other"):
+            item["properties"][key]["maximum"] = bullet_count - 1
+    return spec
+
+
 TOOL = {
     "name": "playbook_update",
     "description": "Change the playbook by small deltas.",
@@ -86,7 +99,35 @@ def parse(text: str) -> list[dict[str, Any]]:
     return [op for op in args if isinstance(op, dict)]
 
 
-def to_proposals(suite: str, bullets, ops: list[dict[str, Any]], evidence: list[str]) -> list[InsightProposal]:
+_WORD = re.compile(r"[a-z0-9_]{4,}")
+
+
+def readable(text: str, vocabulary: frozenset[str] = frozenset()) -> bool:
+    """A rule a person can use: a few words, no word looping, no run-on token (small models do both), and
+    at least one word of the runs it came from (a tool, an argument or a word of the requests)."""
+    words = text.split()
+    if len(words) < 4 or any(len(w) > 40 for w in words):
+        return False
+    counts: dict[str, int] = {}
+    for w in words:
+        counts[w.lower()] = counts.get(w.lower(), 0) + 1
+    if max(counts.values()) > 3:
+        return False
+    return not vocabulary or bool(set(_WORD.findall(text.lower())) & vocabulary)
+
+
+def vocabulary(runs: list[tuple[Task, Trajectory]]) -> frozenset[str]:
+    words: set[str] = set()
+    for task, _ in runs:
+        words |= set(_WORD.findall(" ".join(m.content for m in task.input).lower()))
+        words.add(task.expected.name.lower())
+        words |= {a.lower() for a in task.expected.arguments}
+        words |= {t["name"].lower() for t in task.tools}
+    return frozenset(words)
+
+
+def to_proposals(suite: str, bullets, ops: list[dict[str, Any]], evidence: list[str],
+                 words: frozenset[str] = frozenset()) -> list[InsightProposal]:
     """Proposals for the operations that can apply to `bullets` (numbered from 0 as the prompt shows them)."""
     out = []
 
@@ -101,6 +142,8 @@ def to_proposals(suite: str, bullets, ops: list[dict[str, Any]], evidence: list[
         target, other = bullet(op.get("bullet")), bullet(op.get("other"))
         common = {"suite": suite, "source": "curator", "evidence": evidence, "raw": json.dumps(op)[:500],
                   "rationale": f"the curator read {len(evidence)} failed runs"}
+        if kind in ("ADD", "EDIT", "MERGE") and text and not readable(text, words):
+            continue
         if kind == "ADD" and len(text) >= 12:
             out.append(InsightProposal(operation="ADD", text=text, section=section, **common))
         elif kind in ("EDIT",) and target is not None and len(text) >= 12 and text != target.text:
@@ -134,13 +177,14 @@ def curate(ws: Workspace, suite: str, on_progress: Callable[[int, int], None] | 
     prompts = [messages(bullets, [(tasks[r.task_id], r) for r in batch]) for batch in batches]
     if on_progress:
         on_progress(0, len(prompts))
-    answers, _ = complete(ws.chat(), prompts, [[TOOL]] * len(prompts), constrained=True,
+    answers, _ = complete(ws.chat(), prompts, [[tool(len(bullets))]] * len(prompts), constrained=True,
                           max_new_tokens=MAX_TOKENS, concurrency=ws.settings.concurrency)
     if on_progress:
         on_progress(len(prompts), len(prompts))
     drafts = []
     for batch, answer in zip(batches, answers, strict=True):
-        drafts += to_proposals(suite, bullets, parse(answer), [r.id for r in batch])
+        pairs = [(tasks[r.task_id], r) for r in batch]
+        drafts += to_proposals(suite, bullets, parse(answer), [r.id for r in batch], vocabulary(pairs))
     if not drafts:
         return [], (f"the model's {len(answers)} answers over {len(runs)} failed runs held no operation that "
                     "applies to the playbook")
