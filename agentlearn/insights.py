@@ -260,6 +260,21 @@ def pending(ws: Workspace, suite: str) -> list[InsightProposal]:
     return ws.repo.find(InsightProposal, suite=suite, status="pending")
 
 
+def every(ws: Workspace, suite: str) -> list[Insight]:
+    """Every bullet of a suite, active ones first, each group in playbook rank order."""
+    return sorted(ws.repo.find(Insight, suite=suite), key=lambda i: (i.status != "active", *playbook.rank_key(i)))
+
+
+def target(ws: Workspace, proposal: InsightProposal) -> Insight | None:
+    """The bullet an EDIT/REMOVE/AGREE/MERGE proposal changes (None for ADD, or a pending ADD's rule)."""
+    return ws.repo.get(Insight, proposal.target_id) if proposal.target_id else None
+
+
+def merged(ws: Workspace, proposal: InsightProposal) -> list[Insight]:
+    """The other bullets a MERGE proposal folds into its target."""
+    return [i for i in (ws.repo.get(Insight, x) for x in proposal.merge_ids) if i is not None]
+
+
 # --- proposals --------------------------------------------------------------------------------------
 
 

@@ -318,10 +318,13 @@ def test_reject_and_manual_curation(seeded):
     click(at, "ins_demote")
     click(at, "ins_demote")
     assert seeded.repo.get(Insight, "ins-1").importance == 1
-    at.text_area(key="ins_text_ins-1").input("Check the username.").run()
+    versions = len(seeded.repo.get(Insight, "ins-1").history)
+    at.text_area(key=f"ins_text_ins-1_{versions}").input("Check the username.").run()
     click(at, "ins_save")
     assert seeded.repo.get(Insight, "ins-1").text == "Check the username."
-    at.number_input(key="ins_restore_n").set_value(0).run()
+    versions += 1  # the restore box starts at the newest version again, not at what was typed before
+    assert at.number_input(key=f"ins_restore_ins-1_{versions}").value == versions - 1
+    at.number_input(key=f"ins_restore_ins-1_{versions}").set_value(0).run()
     click(at, "ins_restore")
     ins = seeded.repo.get(Insight, "ins-1")
     assert ins.text.startswith("Always ask for the username") and ins.history[-1].operation == "RESTORE"

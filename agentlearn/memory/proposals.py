@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agentlearn import insights
+from agentlearn import insights, verdicts
 from agentlearn.memory import curator, error_analysis, playbook
 from agentlearn.methods import PROPOSAL_SOURCES
 from agentlearn.workspace import Workspace
@@ -200,3 +200,20 @@ def retire(ws: Workspace, insight_id: str, by: str, why: str) -> InsightProposal
         return waiting[0]
     return ws.repo.put(InsightProposal(suite=bullet.suite, operation="REMOVE", target_id=insight_id, text=bullet.text,
                                        source="attribution", rationale=f"flagged by {by}: {why}"))
+
+
+def evidence_rows(ws: Workspace, proposal: InsightProposal) -> list[dict]:
+    """The runs a proposal was drawn from: outcome, request and answer, as plain text."""
+    judge = verdicts.judge(ws)
+    rows = []
+    for tid in proposal.evidence:
+        traj = ws.repo.get(Trajectory, tid)
+        if traj is None:
+            rows.append({"trajectory": tid, "outcome": "not in the store", "request": "", "answer": ""})
+            continue
+        task = ws.repo.get(Task, traj.task_id)
+        ok = judge.succeeded(traj)
+        rows.append({"trajectory": tid, "outcome": {True: "success", False: "fail", None: "not judged"}[ok],
+                     "request": _clip(task.input[-1].content, 120) if task and task.input else "",
+                     "answer": _clip(traj.output, 160)})
+    return rows
