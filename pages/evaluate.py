@@ -6,8 +6,9 @@ import streamlit as st
 
 from agentlearn import reports
 from agentlearn.feedback import reports as feedback_reports
+from agentlearn.feedback import rubric
 from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, TOOL_CHOICES, USES_EXEMPLARS
-from pages import _charts, _progress, _ui
+from pages import _charts, _labeling, _progress, _ui
 
 ws = _ui.workspace()
 _ui.keep("ev_suite", "ev_method", "ev_mode", "ev_k", "ev_tool_aware", "ev_tools", "ev_constrained", "ev_repeats", "ev_adapter",
@@ -57,6 +58,8 @@ if len(summary):
         st.dataframe(arguments, hide_index=True, width="stretch")
     else:
         st.text("This run has no per-argument grades (no call named the right tool, or it predates them).")
+    st.caption("Failures of this run by error category")
+    _labeling.failure_categories(rubric.failures_of_eval(ws, run_id), key="ev_categories")
 
 st.subheader("Learning curve")
 curve = reports.latest_curve(ws, suite)

@@ -7,8 +7,9 @@ import streamlit as st
 
 from agentlearn import reports
 from agentlearn.feedback import reports as feedback_reports
+from agentlearn.feedback import rubric
 from agentlearn.methods import METHODS
-from pages import _charts, _ui
+from pages import _charts, _labeling, _ui
 
 ws = _ui.workspace()
 st.title("Overview")
@@ -105,6 +106,9 @@ with right:
                      range_y=[0, 100])
         fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
         st.plotly_chart(fig, key="chart_method")
+
+st.subheader("Failures by error category")
+_labeling.failure_categories(rubric.failures_by_category(ws), key="ov_categories")
 
 left, right = st.columns(2, gap="large")
 with left:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from agentlearn import arg_kinds, tasks
+from agentlearn.feedback import rubric
 from agentlearn.prompts import DEFAULT_INSTRUCTION, tool_signature
 from pages import _ui
 
@@ -73,3 +74,27 @@ if tools:
             _ui.flash(f"Saved {len(changed)} argument kind(s) of {tool}." if changed else "Nothing changed.",
                       "success" if changed else "info")
             st.rerun()
+
+st.subheader("Labeling rubric")
+st.caption("Error categories a labeler can tick on a failed run, and guidelines (Markdown) shown beside every run "
+           "of this suite on Trajectories. Reviewers and admins edit them.")
+if _ui.can("reviewer"):
+    with st.form(f"su_rubric_{name}"):
+        cats = st.text_area("Error categories, one a line", value="\n".join(suite.error_categories), height=140,
+                            key=f"su_categories_{name}")
+        guide = st.text_area("Guidelines (Markdown)", value=suite.guidelines, height=200,
+                             key=f"su_guidelines_{name}", placeholder="## What counts as a success\n…")
+        if st.form_submit_button("Save rubric", key="su_save_rubric"):
+            try:
+                rubric.update(ws, name, cats.splitlines(), guide)
+            except ValueError as e:
+                st.error(_ui.plain(f"Not saved: {e}"))
+            else:
+                _ui.flash(f"Saved the rubric of {name}.")
+                st.rerun()
+else:
+    st.text("Error categories: " + ", ".join(suite.error_categories))
+    st.caption("Changing the rubric needs the reviewer role.")
+if suite.guidelines:
+    with st.expander("Guidelines as labelers see them"):
+        st.markdown(suite.guidelines)  # written by a reviewer or admin; st.markdown escapes HTML

@@ -140,3 +140,11 @@ def _ticked(labels: Iterable[Label]) -> list[str]:
     for label in sorted(labels, key=lambda lab: (lab.created, lab.id)):
         latest[label.annotator] = label
     return sorted({c for lab in latest.values() if lab.verdict == "fail" for c in lab.categories})
+
+
+def failures_of_eval(ws: Workspace, eval_id: str) -> pd.DataFrame:
+    """failures_by_category over one evaluation run's trajectories (empty table if the run is unknown)."""
+    from storage.records import EvalRun
+
+    run = ws.repo.get(EvalRun, eval_id)
+    return failures_by_category(ws, run.suite if run else "", trajectory_ids=run.trajectory_ids if run else [])

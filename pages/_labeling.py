@@ -1,0 +1,235 @@
+"""Parts of the labeling pages: correct in place, error categories, guidelines, label export, search hits.
+
+Data (calls, argument names and values, notes, errors that quote them) is shown with st.text, st.json,
+st.dataframe or escaped with _ui.plain. The guidelines are the one Markdown rendered: reviewers and
+admins write them on the Suites page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+import streamlit as st
+
+from agentlearn.feedback import corrections, export, rubric, snippets
+from agentlearn.feedback.corrections import CorrectionError, FormField
+from agentlearn.workspace import Workspace
+from pages import _ui
+from storage.records import Task, ToolCall, Trajectory
+
+MAX_CATEGORY_KEYS = 9  # Shift+1 … Shift+9
+
+
+# --- rubric ------------------------------------------------------------------------------------------
+
+
+def guidelines_sidebar(ws: Workspace, suite: str) -> None:
+    """The suite's guidelines and error categories in the sidebar, beside whatever is being labeled."""
+    text = rubric.guidelines(ws, suite)
+    with st.sidebar:
+        st.markdown("**Guidelines**")
+        st.caption(f"suite {_ui.plain(suite)}")
+        if text:
+            st.markdown(text)  # written by a reviewer or admin (Suites page); st.markdown escapes HTML
+        else:
+            st.caption("No guidelines for this suite yet: a reviewer or admin writes them on the Suites page.")
+        st.caption("Error categories: " + ", ".join(_ui.plain(c) for c in rubric.categories(ws, suite)))
+
+
+def category_buttons(ws: Workspace, suite: str, ticked: Sequence[str], on_toggle: Callable[[str], None]) -> None:
+    """One toggle per error category (Shift+1 … Shift+9); ticking one marks the run as a fail."""
+    names = rubric.categories(ws, suite)
+    st.caption("Error categories (Shift+1 … ; ticking one marks it a fail)")
+    cols = st.columns(3)
+    for i, name in enumerate(names):
+        shortcut = f"Shift+{i + 1}" if i < MAX_CATEGORY_KEYS else None
+        cols[i % 3].button(_ui.plain(name), key=f"btn_cat_{i}", shortcut=shortcut, width="stretch",
+                           on_click=on_toggle, args=(name,), type="primary" if name in ticked else "secondary")
+
+
+# --- correct in place --------------------------------------------------------------------------------
+
+
+def correction_panel(ws: Workspace, traj: Trajectory, task: Task | None) -> None:
+    """Edit the run's call (a form per tool schema, or JSON), check it, store it as a Correction."""
+    if task is None:
+        st.text("The run's task is not in the store: there is no tool schema to check a correction against.")
+        return
+    mode = st.segmented_control("Edit as", ["form", "JSON"], default="form", key=f"fix_mode_{traj.id}")
+    if mode == "JSON":
+        _json_form(ws, traj, task)
+    else:
+        _schema_form(ws, traj, task)
+    _stored(ws, traj, task)
+
+
+def _schema_form(ws: Workspace, traj: Trajectory, task: Task) -> None:
+    tools = corrections.tool_names(task)
+    if not tools:
+        st.text("The task offers no tools: use the JSON mode.")
+        return
+    current = traj.tool_call.name if traj.tool_call is not None and traj.tool_call.name in tools else tools[0]
+    tool = st.selectbox("Tool", tools, index=tools.index(current), key=f"fix_tool_{traj.id}")
+    fields = corrections.form_fields(task, tool)
+    start_call = traj.tool_call if traj.tool_call is not None and traj.tool_call.name == tool else None
+    with st.form(key=f"fix_form_{traj.id}_{tool}", border=False):
+        values = {f.name: _input(f, corrections.form_value(f, start_call), f"fix_{traj.id}_{tool}_{f.name}")
+                  for f in fields}
+        if not fields:
+            st.text(f"{tool} takes no arguments.")
+        note = st.text_input("Note (optional)", key=f"fix_note_{traj.id}_{tool}")
+        submitted = st.form_submit_button("Save correction", type="primary")
+    if submitted:
+        try:
+            call = ToolCall(name=tool, arguments=corrections.arguments_from_form(fields, values))
+        except CorrectionError as e:
+            _refused(e)
+            return
+        _save(ws, traj, call, note)
+
+
+def _input(f: FormField, start, key: str):
+    label = _ui.plain(f.name) + (" (required)" if f.required else "")
+    hint = _ui.plain(f.description) if f.description else None
+    if f.widget == "text":
+        return st.text_input(label, value=start or "", key=key, help=hint)
+    if f.widget in ("integer", "number"):
+        number = start if isinstance(start, (int, float)) and not isinstance(start, bool) else None
+        if f.widget == "integer":
+            return st.number_input(label, value=int(number) if number is not None else None, step=1, key=key, help=hint)
+        return st.number_input(label, value=float(number) if number is not None else None, key=key, help=hint,
+                               format="%g")
+    if f.widget in ("boolean", "choice"):
+        options = [None, True, False] if f.widget == "boolean" else [None, *f.options]
+        index = options.index(start) if start in options else 0
+        return st.selectbox(label, options, index=index, key=key, help=hint,
+                            format_func=lambda v: "(leave out)" if v is None else json.dumps(v, ensure_ascii=False))
+    return st.text_area(label + " · JSON", value=start or "", height=68, key=key, help=hint)
+
+
+def _json_form(ws: Workspace, traj: Trajectory, task: Task) -> None:
+    start = traj.tool_call.model_dump() if traj.tool_call is not None else {"name": "", "arguments": {}}
+    with st.form(key=f"fix_json_{traj.id}", border=False):
+        text = st.text_area("The call as JSON: {\"name\": …, \"arguments\": {…}}",
+                            value=json.dumps(start, ensure_ascii=False, indent=2), height=180,
+                            key=f"fix_json_text_{traj.id}")
+        note = st.text_input("Note (optional)", key=f"fix_json_note_{traj.id}")
+        submitted = st.form_submit_button("Save correction", type="primary")
+    if submitted:
+        try:
+            call = corrections.parse_call_json(text)
+        except CorrectionError as e:
+            _refused(e)
+            return
+        _save(ws, traj, call, note)
+
+
+def _save(ws: Workspace, traj: Trajectory, call: ToolCall, note: str) -> None:
+    try:
+        corrections.save(ws, traj.id, _ui.annotator(), call, note)
+    except CorrectionError as e:
+        _refused(e)
+        return
+    _ui.flash(f"Correction saved: {call.name}. It is the SFT answer for this task and is chosen over this run in DPO.")
+    st.rerun()
+
+
+def _refused(e: CorrectionError) -> None:
+    st.error("Not saved. " + " · ".join(_ui.plain(p) for p in e.problems))
+
+
+def _stored(ws: Workspace, traj: Trajectory, task: Task) -> None:
+    made = corrections.of_trajectory(ws, traj.id)
+    if not made:
+        return
+    st.caption(f"Corrections of this run ({len(made)}, newest first)")
+    st.dataframe([{"author": c.author, "call": json.dumps(c.call.model_dump(), ensure_ascii=False), "note": c.note,
+                   "when": c.created.strftime("%Y-%m-%d %H:%M")} for c in made], hide_index=True, width="stretch")
+    heldout = task.split != "train"
+    if st.button("Make the newest correction an exemplar", key=f"fix_exemplar_{traj.id}", disabled=heldout,
+                 help="Held-out tasks never become exemplars: the evaluation would see its own answer" if heldout
+                 else "A manual exemplar of this suite, retrievable at once"):
+        try:
+            ex = corrections.to_exemplar(ws, made[0].id)
+        except CorrectionError as e:
+            _refused(e)
+            return
+        _ui.flash(f"Exemplar {ex.id} added to the bank of {ex.suite}.")
+        st.rerun()
+
+
+# --- label export ------------------------------------------------------------------------------------
+
+
+def export_panel(ws: Workspace, key: str, kinds: Sequence[str] = export.KINDS, suite: str = "") -> None:
+    """Download labels, preferences and corrections (JSONL, CSV) or write a Hugging Face datasets folder."""
+    kinds = tuple(kinds)
+    what = ", ".join(kinds) + (f" of suite {suite}" if suite else "")
+    st.caption(f"Exports {_ui.plain(what)}, each row with its run and task.")
+    c = st.columns(3)
+    c[0].download_button("JSONL", data=lambda: export.to_jsonl(export.rows(ws, kinds, suite)),
+                         file_name="labels.jsonl", mime="application/jsonl", key=f"{key}_jsonl", width="stretch",
+                         on_click="ignore")
+    c[1].download_button("CSV", data=lambda: export.to_csv(export.rows(ws, kinds, suite)), file_name="labels.csv",
+                         mime="text/csv", key=f"{key}_csv", width="stretch", on_click="ignore")
+    if c[2].button("Write a datasets folder", key=f"{key}_hf", width="stretch",
+                   help="A Hugging Face datasets folder (one split per kind) under the workspace"):
+        with st.spinner("Writing the Hugging Face dataset…"):
+            try:
+                path, n = export.write(ws, "hf", kinds=kinds, suite=suite)
+            except ValueError as e:
+                st.error(_ui.plain(e))
+                return
+        st.session_state[f"{key}_hf_done"] = (str(path), n)
+    done = st.session_state.get(f"{key}_hf_done")
+    if done:
+        st.text(f"Wrote {done[1]:,} rows to {done[0]}")
+        st.code(f"datasets.load_from_disk({done[0]!r})", language="python")
+
+
+# --- search hits and scrolling -----------------------------------------------------------------------
+
+
+def search_hits(text: str, query: str) -> None:
+    """Where the search matched in this run, as plain text with the hit between » «."""
+    lines = snippets.hit_lines(text, query)
+    if query.strip():
+        st.text("search hits: " + ("  ·  ".join(lines) if lines else "none in the request or output"))
+
+
+_SCROLL_TOP = """<script>
+(() => {{ // run {n}: after a submit, the next run is read from the top
+  const main = window.parent.document.querySelector('[data-testid="stMain"]') || document.querySelector('[data-testid="stMain"]');
+  if (main) main.scrollTo({{top: 0}});
+  window.scrollTo({{top: 0}});
+}})();
+</script>"""
+
+
+def scroll_to_top_if_asked() -> None:
+    """Scroll to the top once after a submit (a constant script: no data goes into it)."""
+    n = st.session_state.pop("_scroll_top", None)
+    if n is not None:
+        st.html(_SCROLL_TOP.format(n=int(n)), unsafe_allow_javascript=True, width="content")
+
+
+def ask_scroll_to_top() -> None:
+    """Make the next run of the page scroll to its top."""
+    st.session_state["_scroll_top"] = st.session_state.get("_scroll_count", 0) + 1
+    st.session_state["_scroll_count"] = st.session_state["_scroll_top"]
+
+
+# --- reports -----------------------------------------------------------------------------------------
+
+
+def failure_categories(table, key: str) -> None:
+    """A failures-by-category table (feedback.rubric) with its share as a bar; zero rows stay visible."""
+    if not len(table) or not table["failures"].sum():
+        st.text("No failed runs here yet.")
+        return
+    st.caption("A failure counts under each category ticked on it (people's latest labels), else under what its "
+               "verifier verdict implies; so counts can add up to more than the failures.")
+    st.dataframe(table, hide_index=True, width="stretch", key=key, column_config={
+        "share of failures": st.column_config.ProgressColumn("share of failures", min_value=0.0, max_value=1.0,
+                                                             format="percent")})
