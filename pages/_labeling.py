@@ -233,3 +233,9 @@ def failure_categories(table, key: str) -> None:
     st.dataframe(table, hide_index=True, width="stretch", key=key, column_config={
         "share of failures": st.column_config.ProgressColumn("share of failures", min_value=0.0, max_value=1.0,
                                                              format="percent")})
+
+
+def row_text(text: str, query: str, width: int = 160) -> str:
+    """A queue row's text: the first search hit when searching, else the start of the text."""
+    hits = snippets.hit_lines(text, query, width=60, limit=1)
+    return hits[0] if hits else text[:width]

@@ -7,7 +7,7 @@ from datetime import datetime
 import streamlit as st
 
 from agentlearn.feedback import index, labels, queue, similar
-from pages import _ui
+from pages import _labeling, _ui
 from storage.records import Trajectory
 
 FILTER_KEYS = ("f_suite", "f_split", "f_verifier", "f_status", "f_model", "f_adapter", "f_method", "f_annotator",
@@ -39,7 +39,8 @@ def _draft(tid: str) -> dict:
     drafts = st.session_state.setdefault("drafts", {})
     if tid not in drafts:
         mine = labels.latest_label(ws, tid, _ui.annotator())
-        drafts[tid] = {"verdict": mine.verdict if mine else None, "score": mine.score if mine else None}
+        drafts[tid] = {"verdict": mine.verdict if mine else None, "score": mine.score if mine else None,
+                       "categories": list(mine.categories) if mine else []}
         if mine and f"comment_{tid}" not in st.session_state:
             st.session_state[f"comment_{tid}"] = mine.comment
     return drafts[tid]
@@ -58,6 +59,20 @@ def _set(field: str, value) -> None:
     tid = st.session_state.get("traj_current")
     if tid:
         _draft(tid)[field] = value
+        if field == "verdict" and value == "success":
+            _draft(tid)["categories"] = []  # error categories describe a failure
+
+
+def _toggle_category(name: str) -> None:
+    tid = st.session_state.get("traj_current")
+    if tid:
+        draft = _draft(tid)
+        ticked = draft.setdefault("categories", [])
+        if name in ticked:
+            ticked.remove(name)
+        else:
+            ticked.append(name)
+            draft["verdict"] = "fail"
 
 
 def _take_verifier() -> None:
@@ -81,7 +96,8 @@ def _submit() -> None:
     flags = [i for i in range(len(traj.steps)) if st.session_state.get(f"flag_{tid}_{i}")]
     try:
         labels.submit_label(ws, tid, name, draft["verdict"], draft.get("score"),
-                            st.session_state.get(f"comment_{tid}", ""), flags)
+                            st.session_state.get(f"comment_{tid}", ""), flags,
+                            categories=draft.get("categories", []))
     except ValueError as e:
         _ui.flash(str(e), "error")
         return
@@ -90,6 +106,7 @@ def _submit() -> None:
     st.session_state["traj_current"] = nxt if nxt != tid else None
     st.session_state["similar_of"] = None
     _unpin()
+    _labeling.ask_scroll_to_top()  # a mouse submit leaves the view at the button; the next run starts at the top
 
 
 def _pick_from(table_key: str, ids: list[str]) -> None:
@@ -101,27 +118,30 @@ def _pick_from(table_key: str, ids: list[str]) -> None:
 st.title("Trajectories")
 _ui.cheatsheet(KEYS)
 _ui.show_flash()
+_labeling.scroll_to_top_if_asked()
 
 with st.spinner("Indexing trajectories…"):
     facets = queue.facets(ws)
 
 active = sum(bool(st.session_state.get(k)) and st.session_state.get(k) not in ("any", "newest", "not labeled by me")
              for k in FILTER_KEYS)
-with st.expander("Filters and search" + (f" ({active} active)" if active else ""), expanded=False):
+with st.expander("Filters and search", expanded=False, key="filters_open"):
+    st.caption(f"{active} filter{'s' if active != 1 else ''} active · filters and the open run are kept in the "
+               "address bar, so a reload or a shared link keeps them")
     c = st.columns(5)
-    c[0].selectbox("Suite", [""] + facets["suite"], key="f_suite", on_change=_unpin, format_func=lambda v: v or "all suites")
-    c[1].selectbox("Split", ["", "train", "heldout"], key="f_split", on_change=_unpin, format_func=lambda v: v or "all splits")
-    c[2].selectbox("Verifier result", queue.VERIFIER_RESULTS, key="f_verifier", on_change=_unpin)
-    c[3].selectbox("Label status", queue.LABEL_STATUSES, key="f_status", on_change=_unpin)
-    c[4].selectbox("Order", queue.ORDERS, key="f_order", on_change=_unpin)
+    c[0].selectbox("Suite", [""] + facets["suite"], key="f_suite", on_change=_unpin, bind="query-params", format_func=lambda v: v or "all suites")
+    c[1].selectbox("Split", ["", "train", "heldout"], key="f_split", on_change=_unpin, bind="query-params", format_func=lambda v: v or "all splits")
+    c[2].selectbox("Verifier result", queue.VERIFIER_RESULTS, key="f_verifier", on_change=_unpin, bind="query-params")
+    c[3].selectbox("Label status", queue.LABEL_STATUSES, key="f_status", on_change=_unpin, bind="query-params")
+    c[4].selectbox("Order", queue.ORDERS, key="f_order", on_change=_unpin, bind="query-params")
     c = st.columns(5)
-    c[0].selectbox("Model", [""] + facets["model"], key="f_model", on_change=_unpin, format_func=lambda v: v or "all models")
-    c[1].selectbox("Adapter", ["", "(none)"] + facets["adapter"], key="f_adapter", on_change=_unpin,
+    c[0].selectbox("Model", [""] + facets["model"], key="f_model", on_change=_unpin, bind="query-params", format_func=lambda v: v or "all models")
+    c[1].selectbox("Adapter", ["", "(none)"] + facets["adapter"], key="f_adapter", on_change=_unpin, bind="query-params",
                    format_func=lambda v: {"": "any adapter", "(none)": "base model"}.get(v, v))
-    c[2].selectbox("Method", [""] + facets["method"], key="f_method", on_change=_unpin, format_func=lambda v: v or "all methods")
-    c[3].selectbox("Labeled by", [""] + facets["annotator"], key="f_annotator", on_change=_unpin,
+    c[2].selectbox("Method", [""] + facets["method"], key="f_method", on_change=_unpin, bind="query-params", format_func=lambda v: v or "all methods")
+    c[3].selectbox("Labeled by", [""] + facets["annotator"], key="f_annotator", on_change=_unpin, bind="query-params",
                    format_func=lambda v: v or "anyone or no one")
-    c[4].text_input("Search text", key="f_search", on_change=_unpin, placeholder="words in the request or output")
+    c[4].text_input("Search text", key="f_search", on_change=_unpin, bind="query-params", placeholder="words in the request or output")
     if st.session_state.get("f_since"):
         st.text(f"Only runs since {st.session_state['f_since']} (sent from the Run page)")
         st.button("Show all runs again", on_click=lambda: st.session_state.update(f_since=None))
@@ -167,6 +187,9 @@ with st.expander(f"Bulk action on the whole filtered set ({len(ids):,} trajector
             st.session_state["bulk_confirm"] = False
             st.rerun()
 
+with st.expander("Export labels, preferences and corrections"):
+    _ui.label_export(ws, "traj_export", suite=st.session_state.get("f_suite") or "")
+
 if current is None:
     st.info("Nothing to label with these filters. Change the filters, or run the agent on the Run page.")
     st.stop()
@@ -181,7 +204,8 @@ with st.expander("Queue list (click a row to open it)"):
         n = idx.position[tid]
         rows.append({"id": tid, "suite": idx.suite[n], "split": idx.split[n], "method": idx.method[n],
                      "verifier": {1: "success", 0: "fail"}.get(int(idx.verifier[n]), "-"),
-                     "labels": len(labels.labels_of(ws, tid)), "request and output": idx.text[n][:160]})
+                     "labels": len(labels.labels_of(ws, tid)),
+                     "request and output": _labeling.row_text(idx.text[n], st.session_state.get("f_search", ""))})
     st.dataframe(rows, hide_index=True, width="stretch", key="queue_table", on_select=lambda: _pick_from(
         "queue_table", window), selection_mode="single-row")
 
@@ -201,6 +225,7 @@ if similar_of:
 traj = ws.repo.get(Trajectory, current)
 task = index.task_map(ws).get(traj.task_id)
 draft = _draft(current)
+_labeling.guidelines_sidebar(ws, traj.suite)
 left, right = st.columns([3, 2], gap="large")
 with right:
     with st.container(border=True):
@@ -217,7 +242,9 @@ with right:
         for n in range(1, 6):
             s[n - 1].button(str(n), key=f"btn_score_{n}", shortcut=str(n), width="stretch", on_click=_set,
                             args=("score", n), type="primary" if draft["score"] == n else "secondary")
-        st.text(f"verdict: {draft['verdict'] or '—'}   score: {draft['score'] or '—'}")
+        _labeling.category_buttons(ws, traj.suite, draft.get("categories", []), _toggle_category)
+        st.text(f"verdict: {draft['verdict'] or '—'}   score: {draft['score'] or '—'}   "
+                f"categories: {', '.join(draft.get('categories', [])) or '—'}")
         st.text_area("Comment", key=f"comment_{current}", height=80, placeholder="optional")
         st.button("Submit and next", key="btn_submit", shortcut="N", type="primary", width="stretch",
                   on_click=_submit, disabled=not draft["verdict"])
@@ -233,7 +260,10 @@ with right:
 with left:
     st.text(f"trajectory {traj.id} · suite {traj.suite} · split {traj.split} · "
             f"{traj.created.strftime('%Y-%m-%d %H:%M')}")
+    _labeling.search_hits(index.task_text(task) + "\n" + traj.output, st.session_state.get("f_search", ""))
     with st.container(border=True):
         st.markdown("**Expected call beside the agent's**")
         _ui.reference_panel(ws, task, traj)
+    with st.expander("Correct the agent's call (stored as a correction: the SFT answer for this task)"):
+        _labeling.correction_panel(ws, traj, task)
     _ui.render_trajectory(ws, traj, task, flag_prefix=f"flag_{current}_")
