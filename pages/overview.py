@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from agentlearn import reports
 from agentlearn.feedback import reports as feedback_reports
-from agentlearn.feedback import rubric
+from agentlearn.feedback import rubric, team
 from agentlearn.methods import METHODS
 from pages import _charts, _labeling, _ui
 
@@ -21,7 +22,7 @@ with st.spinner("Reading the store…"):
 
 
 def _kappa_text(a: feedback_reports.Agreement) -> str:
-    return "—" if a.kappa is None else f"{a.kappa:.2f}"
+    return "undefined" if a.kappa is None else f"{a.kappa:.2f}"
 
 
 share = 100 * c["labeled"] / c["trajectories"] if c["trajectories"] else 0.0
@@ -34,7 +35,9 @@ m[3].metric("Active insights", f"{c['insights']:,}", border=True)
 m[4].metric("To review", f"{c['pending proposals']:,}", border=True,
             help="ExpeL operations waiting on the Insights page")
 runs_word = "run" if people_machine.n == 1 else "runs"
-m[5].metric("κ people/verifier", _kappa_text(people_machine), f"on {people_machine.n:,} {runs_word}",
+m[5].metric("κ people/verifier", _kappa_text(people_machine),
+            f"on {people_machine.n:,} {runs_word}" if people_machine.kappa is not None or not people_machine.n
+            else people_machine.reason.removeprefix("κ undefined: "),
             delta_color="off", delta_arrow="off", border=True, help="Cohen's kappa between people's verdicts and the automatic verifier")
 
 todo = c["trajectories"] - c["labeled"]
@@ -90,8 +93,15 @@ with left:
     st.subheader("Success rate over time")
     over_time = feedback_reports.success_over_time(ws)
     if len(over_time):
+        bucket = over_time.attrs
         fig = px.line(over_time, x="period", y="success %", color="method", markers=True,
                       hover_data=["runs"], range_y=[0, 100])
+        # Ticks at the bucket's grain; one bucket alone gets a bucket of room on each side (plotly would
+        # otherwise zoom into milliseconds around the single point).
+        fig.update_xaxes(tickformat=bucket["tickformat"], title_text=f"period (one point per {bucket['bucket']})")
+        if over_time["period"].nunique() == 1:
+            mid, pad = over_time["period"].iloc[0], pd.Timedelta(seconds=bucket["seconds"])
+            fig.update_xaxes(range=[mid - pad, mid + pad], dtick=bucket["seconds"] * 1000)
         fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="method")
         st.plotly_chart(fig, key="chart_time")
     else:
@@ -102,10 +112,7 @@ with right:
     if len(by_method):
         long = by_method.melt(id_vars=["method", "runs"], value_vars=["verifier success %", "human success %"],
                               var_name="judged by", value_name="success %").dropna()
-        fig = px.bar(long, x="method", y="success %", color="judged by", barmode="group", hover_data=["runs"],
-                     range_y=[0, 100])
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
-        st.plotly_chart(fig, key="chart_method")
+        st.plotly_chart(_charts.percent_bars(long, "method", "success %", "judged by", ["runs"]), key="chart_method")
 
 st.subheader("Failures by error category")
 _labeling.failure_categories(rubric.failures_by_category(ws), key="ov_categories")
@@ -116,9 +123,9 @@ with left:
     st.dataframe(feedback_reports.progress_by_suite(ws), hide_index=True, width="stretch")
     st.subheader("Agreement")
     st.dataframe([
-        {"between": "people and the verifier", "Cohen's κ": _kappa_text(people_machine), "runs": people_machine.n,
+        {"between": "people and the verifier", "Cohen's κ": people_machine.text(), "runs": people_machine.n,
          "raw agreement %": "—" if people_machine.agree is None else f"{100 * people_machine.agree:.1f}"},
-        {"between": "two people", "Cohen's κ": _kappa_text(people), "runs": people.n,
+        {"between": "two people", "Cohen's κ": people.text(), "runs": people.n,
          "raw agreement %": "—" if people.agree is None else f"{100 * people.agree:.1f}"},
     ], hide_index=True, width="stretch")
 with right:
@@ -136,3 +143,18 @@ with right:
     else:
         st.text("No evaluation yet.")
     st.page_link("pages/evaluate.py", label="All evaluations", icon=":material/bar_chart:")
+
+st.subheader("Team")
+crew = team.team_table(ws)
+if len(crew):
+    st.caption("Per annotator: labels written, throughput per clock hour and per day in which they labeled at all, "
+               "median time from opening an item to submitting it, and agreement with the other people on the "
+               f"runs both labeled. Between all people: {people.text()}"
+               + ("" if people.agree is None else f" (raw agreement {100 * people.agree:.0f}% on {people.n:,} pairs)."))
+    st.dataframe(crew, hide_index=True, width="stretch", column_config={
+        "median s per item": st.column_config.NumberColumn(help="Seconds from opening the item to submitting; "
+                                                                 "labels written before timing existed have none"),
+        "κ with others": st.column_config.TextColumn(help="Cohen's κ of this person against every other person "
+                                                           "on shared runs (pooled pairs), or why it is undefined")})
+else:
+    st.text("Nobody has labeled yet.")

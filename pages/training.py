@@ -10,13 +10,13 @@ import dataclasses
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from agentlearn import datasets
 from agentlearn.paths import confined
 from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight
+from pages import _charts as _plots
 from pages import _ui
 from storage.records import Adapter, DatasetExport, Job
 
@@ -143,10 +143,8 @@ def _charts(job: Job, key: str) -> None:
     charts = list(dict.fromkeys(rows["chart"]))
     cols = st.columns(min(len(charts), 3))
     for i, chart in enumerate(charts):
-        part = rows[rows["chart"] == chart]
-        fig = px.line(part, x="step", y="value", color="metric", markers=True, title=chart)
-        fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
-        cols[i % len(cols)].plotly_chart(fig, key=f"{key}_{chart}")
+        cols[i % len(cols)].plotly_chart(_plots.metric_lines(rows[rows["chart"] == chart], chart),
+                                         key=f"{key}_{chart}")
 
 
 def _progress(job: Job) -> None:
