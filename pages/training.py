@@ -62,7 +62,8 @@ exports = sorted((e for e in ws.repo.find(DatasetExport, suite=suite) if e.kind 
 c = st.columns([3, 1])
 if c[1].button("Export dataset", icon=":material/download:", key="tr_do_export"):
     try:
-        made = datasets.export(ws, method, suite, pairs_from=pairs_from or ("preferences",))
+        with st.spinner(f"Exporting the {method.upper()} dataset of {_ui.plain(suite)}…"):
+            made = datasets.export(ws, method, suite, pairs_from=pairs_from or ("preferences",))
         st.session_state["tr_export"] = made.id
         _ui.flash(f"Exported {made.rows} {method} rows to {made.path}")
     except ValueError as e:
@@ -112,10 +113,12 @@ def _config() -> jc.JobConfig:
 c = st.columns([1, 1, 4])
 try:
     if c[0].button("Check", icon=":material/fact_check:", key="tr_check", disabled=chosen is None):
-        st.session_state["tr_report"] = preflight.check(_config(), ws.settings.models_dir)
+        with st.spinner("Checking the settings and measuring every row with the model's tokenizer…"):
+            st.session_state["tr_report"] = preflight.check(_config(), ws.settings.models_dir)
     if c[1].button("Launch", icon=":material/rocket_launch:", type="primary", key="tr_launch",
                    disabled=chosen is None):
-        launched = jobs.launch(ws, _config())
+        with st.spinner("Checking the settings and starting the job process…"):
+            launched = jobs.launch(ws, _config())
         st.session_state["tr_job"] = launched.id
         _ui.flash(f"Job {launched.id} started")
         st.session_state.pop("tr_report", None)
