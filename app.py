@@ -146,6 +146,7 @@ def _pages() -> list:
     pages = [
         st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("pages/trajectories.py", title="Trajectories", icon=":material/label:"),
+        st.Page("pages/review.py", title="Disagreements", icon=":material/gavel:"),
         st.Page("pages/preferences.py", title="Preferences", icon=":material/compare:"),
         st.Page("pages/insights.py", title="Insights", icon=":material/lightbulb:"),
         st.Page("pages/exemplars.py", title="Exemplars", icon=":material/library_books:"),
@@ -159,7 +160,7 @@ def _pages() -> list:
 
 
 # Pages only a role may open; the others are not registered for the session, so they cannot be reached.
-NEEDS_ROLE = {"training": "admin", "users": "admin"}
+NEEDS_ROLE = {"training": "admin", "users": "admin", "review": "reviewer"}
 
 
 def _allowed(pages: list, who: accounts.Identity) -> list:

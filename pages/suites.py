@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from agentlearn import arg_kinds, tasks
-from agentlearn.feedback import rubric
+from agentlearn.feedback import queue, rubric
 from agentlearn.prompts import DEFAULT_INSTRUCTION, tool_signature
 from pages import _ui
 
@@ -74,6 +74,26 @@ if tools:
             _ui.flash(f"Saved {len(changed)} argument kind(s) of {tool}." if changed else "Nothing changed.",
                       "success" if changed else "info")
             st.rerun()
+
+st.subheader("Assignment")
+st.caption("How many different people label each run of this suite. The labeling queue offers a run to each "
+           "person until that many have labeled it, and skips runs someone else has open.")
+overlap_now = queue.overlap(ws, name)
+if _ui.can("reviewer"):
+    with st.form(f"su_overlap_{name}"):
+        wanted = st.number_input("Annotators per item", min_value=1, max_value=5, step=1, value=overlap_now,
+                                 key=f"su_overlap_value_{name}")
+        if st.form_submit_button("Save assignment", key="su_save_overlap"):
+            try:
+                queue.set_overlap(ws, name, int(wanted))
+            except ValueError as e:
+                st.error(_ui.plain(f"Not saved: {e}"))
+            else:
+                _ui.flash(f"{name}: {int(wanted)} annotator(s) per item.")
+                st.rerun()
+else:
+    st.text(f"Annotators per item: {overlap_now}")
+    st.caption("Changing it needs the reviewer role.")
 
 st.subheader("Labeling rubric")
 st.caption("Error categories a labeler can tick on a failed run, and guidelines (Markdown) shown beside every run "

@@ -6,18 +6,18 @@ from datetime import datetime
 
 import streamlit as st
 
-from agentlearn.feedback import index, labels, queue, similar
+from agentlearn.feedback import claims, index, labels, queue, similar
 from pages import _labeling, _ui
 from storage.records import Trajectory
 
 FILTER_KEYS = ("f_suite", "f_split", "f_verifier", "f_status", "f_model", "f_adapter", "f_method", "f_annotator",
                "f_search", "f_order")
 KEYS = [("S", "success"), ("F", "fail"), ("1–5", "score"), ("V", "take the verifier's verdict"),
-        ("N", "submit and next"), ("K", "skip"), ("P", "previous"), ("M", "find similar")]
+        ("N", "submit and next"), ("U", "undo last submit"), ("K", "skip"), ("P", "previous"), ("M", "find similar")]
 
 ws = _ui.workspace()
 _ui.keep(*FILTER_KEYS)
-st.session_state.setdefault("f_status", "not labeled by me")
+st.session_state.setdefault("f_status", queue.ASSIGNED)
 
 
 def _filters() -> queue.Filters:
@@ -25,7 +25,7 @@ def _filters() -> queue.Filters:
     since = s.get("f_since")
     return queue.Filters(
         suite=s.get("f_suite") or "", split=s.get("f_split") or "", verifier=s.get("f_verifier", "any"),
-        status=s.get("f_status", "not labeled by me"), model=s.get("f_model") or "",
+        status=s.get("f_status", queue.ASSIGNED), model=s.get("f_model") or "",
         adapter=s.get("f_adapter") or "", method=s.get("f_method") or "", annotator=s.get("f_annotator") or "",
         search=s.get("f_search", ""), order=s.get("f_order", "newest"),
         since=datetime.fromisoformat(since) if since else None)
@@ -95,18 +95,34 @@ def _submit() -> None:
     nxt = queue.next_after(ids, tid)
     flags = [i for i in range(len(traj.steps)) if st.session_state.get(f"flag_{tid}_{i}")]
     try:
-        labels.submit_label(ws, tid, name, draft["verdict"], draft.get("score"),
-                            st.session_state.get(f"comment_{tid}", ""), flags,
-                            categories=draft.get("categories", []))
+        label = labels.submit_label(ws, tid, name, draft["verdict"], draft.get("score"),
+                                    st.session_state.get(f"comment_{tid}", ""), flags,
+                                    seconds=claims.held_for(ws, tid, name), categories=draft.get("categories", []))
     except ValueError as e:
         _ui.flash(str(e), "error")
         return
+    claims.release(ws, name)  # free for the next person at once, not when the claim expires
+    st.session_state["last_label"] = label.id
     st.session_state["drafts"].pop(tid, None)
     _ui.flash(f"Saved: {draft['verdict']}" + (f", score {draft['score']}" if draft.get("score") else ""))
     st.session_state["traj_current"] = nxt if nxt != tid else None
     st.session_state["similar_of"] = None
     _unpin()
     _labeling.ask_scroll_to_top()  # a mouse submit leaves the view at the button; the next run starts at the top
+
+
+def _undo() -> None:
+    """Remove my last submitted label and reopen its item with that verdict as the draft."""
+    try:
+        removed = labels.undo(ws, st.session_state.get("last_label") or "", _ui.annotator())
+    except ValueError as e:
+        _ui.flash(str(e), "error")
+        return
+    st.session_state["last_label"] = None
+    tid = removed.trajectory_id
+    st.session_state.setdefault("drafts", {})[tid] = {"verdict": removed.verdict, "score": removed.score}
+    st.session_state["traj_current"] = st.session_state["_pinned"] = tid
+    _ui.flash(f"Undone: your {removed.verdict} label is removed; the item is open again.")
 
 
 def _pick_from(table_key: str, ids: list[str]) -> None:
@@ -123,7 +139,7 @@ _labeling.scroll_to_top_if_asked()
 with st.spinner("Indexing trajectories…"):
     facets = queue.facets(ws)
 
-active = sum(bool(st.session_state.get(k)) and st.session_state.get(k) not in ("any", "newest", "not labeled by me")
+active = sum(bool(st.session_state.get(k)) and st.session_state.get(k) not in ("any", "newest", queue.ASSIGNED)
              for k in FILTER_KEYS)
 with st.expander("Filters and search", expanded=False, key="filters_open"):
     st.caption(f"{active} filter{'s' if active != 1 else ''} active · filters and the open run are kept in the "
@@ -156,12 +172,22 @@ if wanted and wanted != st.session_state.get("_written_link"):
 current = st.session_state.get("traj_current")
 if current is None or (current not in ids and current != st.session_state.get("_pinned")):
     current = st.session_state["traj_current"] = ids[0] if ids else None
+# Claim the open item, so the queue skips it for everyone else (renewed on every key press).
+holder = claims.claim(ws, current, _ui.annotator()) if current else None
+if holder is not None and current != st.session_state.get("_pinned") and _filters().status == queue.ASSIGNED:
+    # Someone opened it a moment before this queue was read: take the next free item instead.
+    current = st.session_state["traj_current"] = claims.take(ws, ids[ids.index(current) + 1:], _ui.annotator())
+    holder = None
 if current:
     st.query_params["trajectory"] = st.session_state["_written_link"] = current
 
 position = ids.index(current) + 1 if current in ids else 0
-top = st.columns([4, 1, 1, 1])
+top = st.columns([4, 1, 1, 1, 1])
 top[0].markdown(f"**Queue:** {len(ids):,} trajectories" + (f" · item {position:,}" if position else ""))
+if holder is not None:
+    top[0].warning(f"{_ui.plain(holder.annotator)} has this item open too.")
+top[4].button("Undo", key="btn_undo", shortcut="U", on_click=_undo, width="stretch",
+              disabled=not st.session_state.get("last_label"), help="Remove your last submitted label")
 top[1].button("Previous", key="btn_prev", shortcut="P", on_click=_go, args=(-1,), width="stretch")
 top[2].button("Skip", key="btn_skip", shortcut="K", on_click=_go, args=(1,), width="stretch")
 top[3].button("Find similar", key="btn_similar", shortcut="M", width="stretch",
