@@ -109,6 +109,9 @@ def one_thread() -> Iterator[None]:
 @lru_cache(maxsize=1)
 def embedding_model():
     """The loaded sentence-transformers model (cached per process)."""
+    from agentlearn.training import quiet
+
+    quiet.install()  # sentence-transformers imports peft, and so bitsandbytes, whose CPU-kernel notice is noise
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(embedding_model_dir()), device="cpu")
