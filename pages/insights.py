@@ -233,6 +233,13 @@ if active:
             _progress.start("eval", ["eval", "--suite", suite, "--method", "insights", "--ablate", pick])
         _progress.watch("eval")
 
+with st.expander("Reflections (Reflexion) and what followed them"):
+    notes = attribution.reflections(ws, suite)
+    st.text(attribution.reflection_summary(notes))
+    if not notes.empty:
+        st.dataframe(notes, hide_index=True, width="stretch",
+                     column_config={"text": st.column_config.TextColumn("reflection", width="large")})
+
 with st.expander("Add a bullet"):
     st.text_area("New bullet", key="ins_new_text", height=70, disabled=not reviewer)
     st.button("Add", key="ins_add", on_click=_add_manual, args=(suite,), disabled=not reviewer)

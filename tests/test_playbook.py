@@ -249,3 +249,17 @@ def test_insights_list_pending_json_is_one_array(ws, capsys):
     assert isinstance(rows, list) and len(rows) >= 2 and all(r["evidence"] and r["rationale"] for r in rows)
     assert main(["insights", "approve", "--suite", SUITE, "--all", "--by", "rev"]) == 0
     assert insights.pending(ws, SUITE) == [] and len(insights.active(ws, SUITE)) >= 2
+
+
+def test_reflections_are_counted_by_the_trial_that_followed_them(ws):
+    from storage.records import Reflection
+
+    task = _task(ws, 1)
+    first = ws.repo.put(Trajectory(task_id=task.id, suite=SUITE, split="train", episode_id="e1", trial=0,
+                                   verdict=Verdict(success=False, reward=0, reason="wrong")))
+    ws.repo.put(Trajectory(task_id=task.id, suite=SUITE, split="train", episode_id="e1", trial=1,
+                           verdict=Verdict(success=True, reward=1, reason="ok")))
+    ws.repo.put(Reflection(task_id=task.id, trajectory_id=first.id, episode_id="e1", trial=0, text="Use reset."))
+    table = attribution.reflections(ws, SUITE)
+    assert table.to_dict("records")[0]["next_trial"] == "success"
+    assert attribution.reflection_summary(table).startswith("the trial after a reflection succeeded 1 of 1 times")

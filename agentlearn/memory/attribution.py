@@ -21,7 +21,7 @@ import pandas as pd
 
 from agentlearn import stats, verdicts
 from agentlearn.workspace import Workspace
-from storage.records import Exemplar, Insight, Trajectory
+from storage.records import Exemplar, Insight, Reflection, Trajectory
 
 FLAG_HARMFUL = 3
 
@@ -126,3 +126,31 @@ def exemplars(ws: Workspace, suite: str) -> pd.DataFrame:
     columns = ["id", "kind", "tool", "active", "shown", "success_shown", "not_shown", "success_not_shown",
                "difference", "low", "high", "flag"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def reflections(ws: Workspace, suite: str) -> pd.DataFrame:
+    """One row per Reflexion plan of the suite: the trial it followed, and whether the next trial succeeded."""
+    judge = verdicts.judge(ws)
+    runs = ws.repo.find(Trajectory, suite=suite)
+    by_episode: dict[tuple[str, int], Trajectory] = {(t.episode_id, t.trial): t for t in runs if t.episode_id}
+    task_ids = {t.task_id for t in runs}
+    rows = []
+    for r in ws.repo.all(Reflection):
+        if r.task_id not in task_ids:
+            continue
+        nxt = by_episode.get((r.episode_id, r.trial + 1))
+        ok = judge.succeeded(nxt) if nxt is not None else None
+        rows.append({"id": r.id, "task_id": r.task_id, "trial": r.trial, "text": r.text,
+                     "next_trial": "" if nxt is None else ("success" if ok else "fail" if ok is False else "not judged")})
+    return pd.DataFrame(rows, columns=["id", "task_id", "trial", "text", "next_trial"])
+
+
+def reflection_summary(table: pd.DataFrame) -> str:
+    """The reflections' record in one line."""
+    followed = table[table["next_trial"] != ""]
+    if followed.empty:
+        return "no reflection has been followed by another trial yet (run with Reflexion, 3 trials)"
+    ok = int((followed["next_trial"] == "success").sum())
+    lo, hi = stats.wilson(ok, len(followed))
+    return (f"the trial after a reflection succeeded {ok} of {len(followed)} times ({ok / len(followed):.0%}, "
+            f"95% CI {lo:.0%}-{hi:.0%})")
