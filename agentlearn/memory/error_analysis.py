@@ -218,6 +218,10 @@ def _draft(ws: Workspace, key: tuple, fs: list[_Failure], background: list[str],
         return [Draft(f"missing:{tool}:{arg}", "arguments", f"{tool} always needs {arg}; take its value from the "
                       f"request (for example {arg}={example}).", ids, f"{counts} left out {arg} of {tool}")]
     if kind == "unexpected":
+        schema = next((t for t in fs[0].task.tools if t.get("name") == tool), {})
+        if arg in ((schema.get("parameters") or {}).get("properties") or {}):
+            return [Draft(f"unexpected:{tool}:{arg}", "arguments", f"Leave out {tool}'s optional {arg} unless the "
+                          "request asks for it.", ids, f"{counts} gave {tool} {arg}, which the right call did not have")]
         return [Draft(f"unexpected:{tool}:{arg}", "arguments", f"{tool} takes no argument {arg}; give only the "
                       "arguments its signature lists.", ids, f"{counts} gave {tool} an argument {arg} it does not take")]
     if kind == "never":
