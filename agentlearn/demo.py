@@ -71,10 +71,11 @@ def ensure_demo_workspace(ws: Workspace, runs: int = 8, eval_limit: int = 12) ->
             for method in ("none", "exemplars"):
                 bar.step(f"running the agent on {len(train)} train tasks ({method})")
                 run_tasks(ws, train, RunOptions(method=method), progress=lambda *_: bar.advance())
-            # Once, right after the first runs, so the Insights queue has something to review: error
-            # analysis needs no model; ExpeL asks the model. The curator is left to the Insights page.
+            # Once, right after the first runs, so the Insights queue has something to review. Error
+            # analysis needs no model and takes a second; ExpeL and the curator ask the model (minutes, and
+            # the embedded one rarely writes a usable rule), so they are left to the Insights page.
             bar.step("proposing playbook rules from the runs")
-            proposals.propose(ws, DEMO_SUITE, sources=("errors", "model"))
+            proposals.propose(ws, DEMO_SUITE, sources=("errors",))
         if need_curve:
             bar.step("measuring the learning curve on heldout tasks")
             learning_curve(ws, DEMO_SUITE, sizes=CURVE_SIZES, draws=1, limit=eval_limit,
