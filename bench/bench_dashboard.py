@@ -4,8 +4,12 @@
     .venv/bin/python -m bench.bench_dashboard --sizes 1000 --no-browser
 
 Workspaces are generated once under bench/results/ (gitignored) and reused. Figures printed:
-- review.*: the functions the Trajectories page calls (index from the parsed store, index from its file
-  after a restart, the queue with filters, search, a label written and the queue recomputed);
+- index/labels/queue: the functions the Trajectories page calls (index from the parsed store, index from
+  its file after a restart, the queue with filters, search, a label written and the queue recomputed);
+- assignment: the suite set to 2 annotators per item and 50 items held open by other people (claims),
+  then the default queue ("needs my label") and submit-and-next as the page does it (time held, label,
+  release the claim, queue again, claim the next item). The AppTest and browser runs below use the same
+  workspace, so their S then N / N figures include overlap and claims;
 - AppTest: a full script run of the Trajectories page, first in this process (store parsed cold) and
   then warm, and the runs behind the keys K (next) and S then N (label, submit and next);
 - browser: `streamlit run` + Chromium, the first page load of a fresh server, a page load on a warm
@@ -30,11 +34,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from agentlearn.embeddings import hash_encode
-from agentlearn.feedback import index, labels, queue
+from agentlearn.feedback import claims, index, labels, queue
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import open_repository
 from storage.records import (
+    Claim,
     Label,
     MemoryUsed,
     Message,
@@ -137,6 +142,37 @@ def bench_library(home: Path, rows: list) -> None:
         queue.queue(ws, f, me="zoe")
     with timed(rows, "labels.bulk_accept_count over the whole queue"):
         labels.bulk_accept_count(ws, ids, "zoe")
+    bench_assignment(ws, rows)
+
+
+OTHERS = 50  # people (or tabs) holding an item open while the bench labels
+
+
+def hold_items_open(ws) -> None:
+    """Overlap 2 on the suite and OTHERS items claimed by other people for the next hour."""
+    queue.set_overlap(ws, SUITE, 2)
+    ids = queue.queue(ws, queue.Filters(status=queue.ASSIGNED), me="nobody")
+    until = now() + timedelta(hours=1)
+    ws.repo.put_many([Claim(id=claims.claim_id(f"other{n}"), trajectory_id=tid, annotator=f"other{n}", since=now(),
+                            expires=until) for n, tid in enumerate(ids[:OTHERS])])
+
+
+def bench_assignment(ws, rows: list) -> None:
+    hold_items_open(ws)
+    mine = queue.Filters(status=queue.ASSIGNED)
+    with timed(rows, f"queue.queue (needs my label: overlap 2, {OTHERS} claims)"):
+        ids = queue.queue(ws, mine, me="zoe")
+    held = set(claims.held_by_others(ws, "zoe"))
+    assert len(held) == OTHERS and not held & set(ids), "claimed items must be skipped"
+    current = claims.take(ws, ids, "zoe")
+    for n in range(3):
+        with timed(rows, f"submit-and-next with overlap and claims (library, #{n + 1})"):
+            nxt = queue.next_after(ids, current)
+            labels.submit_label(ws, current, "zoe", "success", 4, seconds=claims.held_for(ws, current, "zoe"))
+            claims.release(ws, "zoe")
+            ids = queue.queue(ws, mine, me="zoe")
+            assert current not in ids
+            current = claims.take(ws, ids[ids.index(nxt):] if nxt in ids else ids, "zoe")
 
 
 def bench_apptest(home: Path, rows: list) -> None:
@@ -155,6 +191,7 @@ def bench_apptest(home: Path, rows: list) -> None:
     os.environ["AGENTLEARN_HOME"], os.environ["AGENTLEARN_DEMO"] = str(home), "0"
     _ui.ENCODER = hash_encode
     _ui.clear()
+    hold_items_open(open_workspace(Settings(home=home), encoder=hash_encode))  # fresh claims for the page runs
     try:
         for label in ("AppTest: open Trajectories, first in this process", "AppTest: open Trajectories, warm"):
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
@@ -202,6 +239,7 @@ def bench_browser(home: Path, rows: list) -> None:
     from playwright.sync_api import sync_playwright
 
     shutil.rmtree(home / "cache", ignore_errors=True)  # the first server builds the index itself
+    hold_items_open(open_workspace(Settings(home=home), encoder=hash_encode))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         for start in ("fresh server, no index file", "restarted server, index file"):
