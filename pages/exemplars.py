@@ -9,12 +9,13 @@ import streamlit as st
 
 from agentlearn import exemplars, retrieval
 from agentlearn.feedback import index
+from agentlearn.memory import attribution
 from agentlearn.methods import MODES, RETRIEVAL_MODES, SCORES
 from pages import _progress, _ui
 from storage.records import Exemplar, Message, Task, ToolCall
 
 ws = _ui.workspace()
-_ui.keep("ex_suite", "ex_kinds", "ex_retired")
+_ui.keep("ex_suite", "ex_kinds", "ex_retired", "ex_sort", "ex_flagged")
 st.title("Exemplars")
 _ui.show_flash()
 suites = _ui.suites_or_stop(ws, "ex_suite", "import tasks first")
@@ -39,11 +40,36 @@ def _request(e: Exemplar) -> str:
     return next((m.content for m in reversed(e.input) if m.role == "user"), "")
 
 
+effects = {r["id"]: r for r in attribution.exemplars(ws, suite).to_dict("records")}
+
+
+def _effect(eid: str) -> dict:
+    r = effects.get(eid) or {}
+    d = r.get("difference")
+    shown = "" if d is None or d != d else f"{d:+.0%} [{r['low']:+.0%}, {r['high']:+.0%}]"  # d != d: NaN
+    return {"shown": int(r.get("shown") or 0), "difference": shown, "flag": r.get("flag") or "",
+            "_d": d if d is not None and d == d else None}
+
+
+s1, s2 = st.columns([2, 1])
+order = s1.selectbox("Sort by", ["newest", "attributed difference (worst first)", "times shown"], key="ex_sort")
+flagged_only = s2.checkbox("flagged only", key="ex_flagged",
+                           help="Exemplars whose runs succeed clearly less often than runs of the same tasks without them.")
 rows = [{"id": e.id, "kind": e.kind, "active": e.active, "tool": e.tool, "request": _request(e)[:200],
-         "call": json.dumps(e.call.arguments, ensure_ascii=False), "tags": ", ".join(e.tags)} for e in bank[-2000:]]
+         "call": json.dumps(e.call.arguments, ensure_ascii=False), "tags": ", ".join(e.tags), **_effect(e.id)}
+        for e in bank[-2000:]]
+if flagged_only:
+    rows = [r for r in rows if r["flag"]]
+if order.startswith("attributed"):
+    rows.sort(key=lambda r: (r["_d"] is None, r["_d"] if r["_d"] is not None else 0))
+elif order == "times shown":
+    rows.sort(key=lambda r: -r["shown"])
 if len(bank) > 2000:
     st.caption("Showing the newest 2,000.")
-st.dataframe(rows, hide_index=True, width="stretch", key="ex_table")
+st.caption("shown: runs that were given the exemplar; difference: their success rate minus that of runs of the "
+           "same tasks without it, with its 95% interval (observational).")
+st.dataframe([{k: v for k, v in r.items() if k != "_d"} for r in rows], hide_index=True, width="stretch",
+             key="ex_table")
 by_id = {e.id: e for e in bank}
 chosen = st.multiselect("Retire exemplars", [e.id for e in bank if e.active], key="ex_retire_ids",
                         format_func=lambda i: f"{i} · {by_id[i].tool} · {_request(by_id[i])[:60]}",
