@@ -41,11 +41,12 @@ def category_buttons(ws: Workspace, suite: str, ticked: Sequence[str], on_toggle
     """One toggle per error category (Shift+1 … Shift+9); ticking one marks the run as a fail."""
     names = rubric.categories(ws, suite)
     st.caption("Error categories (Shift+1 … ; ticking one marks it a fail)")
-    cols = st.columns(3)
+    # Buttons as wide as their words, wrapping onto more lines: a fixed grid cut long names off.
+    row = st.container(horizontal=True, gap="small")
     for i, name in enumerate(names):
         shortcut = f"Shift+{i + 1}" if i < MAX_CATEGORY_KEYS else None
-        cols[i % 3].button(_ui.plain(name), key=f"btn_cat_{i}", shortcut=shortcut, width="stretch",
-                           on_click=on_toggle, args=(name,), type="primary" if name in ticked else "secondary")
+        row.button(_ui.plain(name), key=f"btn_cat_{i}", shortcut=shortcut, width="content",
+                   on_click=on_toggle, args=(name,), type="primary" if name in ticked else "secondary")
 
 
 # --- correct in place --------------------------------------------------------------------------------
