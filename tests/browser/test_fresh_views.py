@@ -1,0 +1,211 @@
+"""Real-browser tests: views that follow the store by themselves, without a reload.
+
+- Training: a job whose record another process moves from running to succeeded, while the page is open,
+  shows a "Finished" notice and the new status in History; the page is never reloaded.
+- Preferences: switching to fresh agent runs drops the stored pair, "Run both" shows the new pair, and
+  the address keeps it, so a reload shows the same pair. The agent talks to a small OpenAI-compatible
+  HTTP server in this test (answers differ per request), through the real openai backend.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from agentlearn import accounts
+from storage import open_repository
+from storage.records import Job, Preference, Trajectory, now
+from tests.browser.test_browser import (  # noqa: F401 (browser is a fixture)
+    CHROMIUM,
+    PASSWORD,
+    SHOTS,
+    Server,
+    browser,
+    no_exception,
+    open_page,
+    settle,
+    sign_in_if_asked,
+    wait_for,
+)
+from tests.seed import SUITE, seed_workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs `apt-get install -y chromium`")]
+
+# Another process: keeps the job's heartbeat while it "trains", and once the test creates the go file,
+# writes the end of the job into the store, the way a real job process does (Repository.update).
+WRITER = """
+import sys, time
+from pathlib import Path
+from storage import open_repository
+from storage.records import Job, now
+store, job_id, go = sys.argv[1:4]
+repo = open_repository(store)
+while not Path(go).exists():
+    repo.update(Job, job_id, lambda j: j.model_copy(update={"heartbeat": now(), "step": 1}))
+    time.sleep(0.5)
+repo.update(Job, job_id, lambda j: j.model_copy(update={
+    "status": "succeeded", "step": 2, "finished": now(), "heartbeat": now(), "metrics": {"train_loss": 1.25}}))
+"""
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """POST /v1/chat/completions: an OpenAI chat completion whose tool call differs on every request."""
+
+    count = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server name
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.lock:
+            type(self).count += 1
+            n = type(self).count
+        call = {"name": "create_ticket", "arguments": {"title": f"fresh answer {n}"}}
+        text = f"<tool_call>{json.dumps(call)}</tool_call>"
+        body = json.dumps({"id": f"c{n}", "object": "chat.completion", "created": 0, "model": "fake",
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": text}}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    http = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{http.server_address[1]}/v1"
+    http.shutdown()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("fresh-home")
+    repo = open_repository(str(home / "store"))
+    seed_workspace(repo)
+    accounts.add_user(repo, "alice", "admin", PASSWORD)
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(home, endpoint):
+    srv = Server(home, env={"AGENTLEARN_BACKEND": "openai", "AGENTLEARN_OPENAI_MODEL": "fake",
+                            "OPENAI_BASE_URL": endpoint, "OPENAI_API_KEY": "not-needed"})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def page(browser):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    yield context.new_page()
+    context.close()
+
+
+def _shoot(page, name: str) -> None:
+    """A screenshot of the whole page (Streamlit scrolls inside the page, so grow the window first)."""
+    SHOTS.mkdir(exist_ok=True)
+    tall = page.evaluate("Math.max(...[...document.querySelectorAll('section, div')].map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": 1500, "height": min(int(tall) + 50, 8000)})
+    settle(page)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1500, "height": 1100})
+
+
+def _choose(page, label: str, option: str) -> None:
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def _query(page) -> dict[str, str]:
+    from urllib.parse import parse_qs, urlparse
+
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def test_a_job_that_ends_while_the_training_page_is_open_shows_finished(server, home, page, tmp_path):
+    repo = open_repository(str(home / "store"))
+    job = repo.put(Job(method="sft", config={"suite": SUITE}, status="running", heartbeat=now(), step=0, max_steps=2))
+    go = tmp_path / "go"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(home / "store"), job.id, str(go)], cwd=ROOT,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    try:
+        open_page(page, server, "training", annotator="alice")
+        page.get_by_text(f"job {job.id} · suite {SUITE}").wait_for(timeout=20_000)  # in Running
+        assert page.get_by_text("Finished:").count() == 0
+        page.evaluate("window.__same_page = 1")  # gone if the page were reloaded
+        go.write_text("go")
+        assert writer.wait(timeout=30) == 0
+        assert repo.get(Job, job.id).status == "succeeded"  # written by the other process
+        page.get_by_text(f"Finished: SFT job {job.id} succeeded").wait_for(timeout=30_000)
+        settle(page)
+        assert page.evaluate("window.__same_page") == 1  # no reload
+        assert page.get_by_text("No job is running.").count() == 1
+        assert page.get_by_text(re.compile(r"^succeeded · step 2/2 · ")).count() >= 1  # History's progress
+        assert "train loss 1.250" in page.get_by_text(f"Finished: SFT job {job.id}").first.inner_text()
+        no_exception(page)
+        _shoot(page, "training")
+        page.get_by_role("button", name="Dismiss").click()  # the notice stays until dismissed
+        settle(page)
+        assert page.get_by_text("Finished:").count() == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+
+
+def test_preferences_switching_to_fresh_runs_shows_a_new_pair_that_a_reload_keeps(server, home, page):
+    repo = open_repository(str(home / "store"))
+    open_page(page, server, "preferences", annotator="alice")
+    page.get_by_role("button", name=re.compile("^A is better")).wait_for(timeout=20_000)
+    old = wait_for(lambda: _query(page).get("pair"))  # the stored pair, in the address
+    old_ids = set(old.split(".")[:2])
+    assert repo.get(Trajectory, old.split(".")[0]) is not None
+
+    _choose(page, "Pairs from", "fresh agent runs")
+    assert page.get_by_role("button", name=re.compile("^A is better")).count() == 0  # the old pair is gone
+    assert _query(page).get("source") == "fresh" and "pair" not in _query(page)
+
+    before = repo.count(Trajectory)
+    page.get_by_role("button", name=re.compile("^Run both")).click()
+    page.get_by_role("button", name=re.compile("^A is better")).wait_for(timeout=60_000)
+    settle(page)
+    assert repo.count(Trajectory) == before + 2
+    new = wait_for(lambda: _query(page).get("pair"))
+    new_ids = set(new.split(".")[:2])
+    assert new_ids.isdisjoint(old_ids)
+    answers = sorted(repo.get(Trajectory, i).output for i in new_ids)
+    assert all("fresh answer" in a for a in answers) and answers[0] != answers[1]
+    for a in answers:
+        assert page.get_by_text(a).count() >= 1
+    assert page.get_by_text("expected call (the task's reference)").count() == 2
+    no_exception(page)
+    _shoot(page, "preferences")
+
+    page.reload()  # a new session: the address brings the pair back
+    settle(page)
+    sign_in_if_asked(page, "alice")
+    page.get_by_role("button", name=re.compile("^A is better")).wait_for(timeout=30_000)
+    settle(page)
+    for a in answers:
+        assert page.get_by_text(a).count() >= 1
+    assert _query(page).get("pair") == new
+    page.keyboard.press("a")
+    pref = wait_for(lambda: repo.find(Preference, annotator="alice"))[0]
+    assert {pref.trajectory_a, pref.trajectory_b} == new_ids
