@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from agentlearn import verdicts
-from agentlearn.feedback.index import task_map
+from agentlearn.feedback.index import cached, task_map
 from agentlearn.workspace import Workspace
-from storage.records import DEFAULT_ERROR_CATEGORIES, Label, Suite, Task, Trajectory
+from storage.records import DEFAULT_ERROR_CATEGORIES, Label, Resolution, Suite, Task, Trajectory
 
 MAX_CATEGORIES = 20
 MAX_CATEGORY_CHARS = 40
@@ -108,7 +108,17 @@ def failures_by_category(ws: Workspace, suite: str = "", trajectory_ids: Sequenc
 
     A run with several ticked categories counts once under each, so the counts can add up to more
     than the number of failures; `share of failures` is each count over the number of failed runs.
+    Over the whole store the table is cached until runs, labels, resolutions or suites change (at 100k
+    runs it takes about 2 s to count, and Overview draws it on every visit).
     """
+    if trajectory_ids is None:
+        version = tuple(ws.repo.version(kind) for kind in (Trajectory, Label, Resolution, Suite, Task))
+        return cached(ws, ("failures_by_category", suite), version,
+                      lambda: _failures(ws, suite, None)).copy()
+    return _failures(ws, suite, trajectory_ids)
+
+
+def _failures(ws: Workspace, suite: str, trajectory_ids: Sequence[str] | None) -> pd.DataFrame:
     if trajectory_ids is not None:
         wanted = set(trajectory_ids)
         runs = [t for t in ws.repo.all(Trajectory) if t.id in wanted]
