@@ -185,9 +185,15 @@ def trajectory_index(ws: Workspace) -> TrajectoryIndex:
     return cached(ws, "trajectories", version, build)
 
 
-def isin(ids: np.ndarray, wanted) -> np.ndarray:
-    """A boolean mask over `ids`: which are in `wanted`."""
-    wanted = list(wanted)
-    if not wanted:
-        return np.zeros(len(ids), dtype=bool)
-    return pd.Index(ids).isin(wanted)
+def mask_of(idx: TrajectoryIndex, wanted) -> np.ndarray:
+    """A boolean mask over the index: which trajectories are in `wanted` (ids not in the index are ignored).
+
+    Looks each wanted id up in `position` instead of hashing all ids (pd.Index.isin): labels cover a
+    small part of a big store, and this runs on every submit.
+    """
+    mask = np.zeros(len(idx), dtype=bool)
+    position = idx.position
+    rows = [n for tid in wanted if (n := position.get(tid)) is not None]
+    if rows:
+        mask[rows] = True
+    return mask

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from agentlearn.feedback import claims
-from agentlearn.feedback.index import TrajectoryIndex, cached, isin, lock, register_cache, task_map, trajectory_index
+from agentlearn.feedback.index import TrajectoryIndex, cached, lock, mask_of, register_cache, task_map, trajectory_index
 from agentlearn.feedback.labels import LabelIndex, label_index
 from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
@@ -139,7 +139,7 @@ def _needs_annotators(idx: TrajectoryIndex, labels: LabelIndex, plan: Assignment
         if n is not None:
             people[n] = len(by)
     need = pd.Series(idx.suite, dtype=object).map(plan.overlap).fillna(1).to_numpy(dtype=np.int16)
-    return (people < need) & ~isin(idx.ids, plan.resolved)
+    return (people < need) & ~mask_of(idx, plan.resolved)
 
 
 def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str,
@@ -154,8 +154,8 @@ def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str,
     if filters.verifier != "any":
         mask &= idx.verifier == {"success": 1, "fail": 0, "none": -1}[filters.verifier]
     if filters.status != "any":
-        labeled = isin(idx.ids, labels.latest.keys())
-        mine = isin(idx.ids, labels.by_annotator.get(me, ()))
+        labeled = mask_of(idx, labels.latest.keys())
+        mine = mask_of(idx, labels.by_annotator.get(me, ()))
         if filters.status == ASSIGNED:
             mask &= ~mine & _needs_annotators(idx, labels, plan or Assignment((), {}, set()))
         else:
@@ -164,7 +164,7 @@ def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str,
                 "human ≠ verifier": _human_disagrees(idx, labels) if labels.latest else np.zeros(len(idx), bool),
             }[filters.status]
     if filters.annotator:
-        mask &= isin(idx.ids, labels.by_annotator.get(filters.annotator, ()))
+        mask &= mask_of(idx, labels.by_annotator.get(filters.annotator, ()))
     if filters.since is not None:
         since = filters.since if filters.since.tzinfo else filters.since.replace(tzinfo=UTC)
         mask &= idx.created >= since.timestamp()

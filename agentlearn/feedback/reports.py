@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from agentlearn import verdicts
-from agentlearn.feedback.index import isin, task_map, trajectory_index
+from agentlearn.feedback.index import mask_of, task_map, trajectory_index
 from agentlearn.feedback.labels import label_index
 from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
@@ -74,7 +74,7 @@ def kappa_between_people(ws: Workspace, suite: str = "") -> Agreement:
 def progress_by_suite(ws: Workspace) -> pd.DataFrame:
     """Per suite: trajectories, how many are labeled, the share, and the verifier's success rate."""
     idx = trajectory_index(ws)
-    labeled = isin(idx.ids, label_index(ws).latest.keys())
+    labeled = mask_of(idx, label_index(ws).latest.keys())
     df = pd.DataFrame({"suite": idx.suite, "labeled": labeled, "verified": idx.verifier >= 0,
                        "success": idx.verifier == 1})
     if df.empty:
