@@ -2,6 +2,8 @@
 
 - Training: a job whose record another process moves from running to succeeded, while the page is open,
   shows a "Finished" notice and the new status in History; the page is never reloaded.
+- Run: a run process that another process starts and ends redraws the whole page (its Start button, the count of
+  stored runs), not only the progress widget.
 - Preferences: switching to fresh agent runs drops the stored pair, "Run both" shows the new pair, and
   the address keeps it, so a reload shows the same pair. The agent talks to a small OpenAI-compatible
   HTTP server in this test (answers differ per request), through the real openai backend.
@@ -21,7 +23,7 @@ import pytest
 
 from agentlearn import accounts
 from storage import open_repository
-from storage.records import Job, Preference, Trajectory, now
+from storage.records import Job, Preference, Process, Trajectory, now
 from tests.browser.test_browser import (  # noqa: F401 (browser is a fixture)
     CHROMIUM,
     PASSWORD,
@@ -209,3 +211,52 @@ def test_preferences_switching_to_fresh_runs_shows_a_new_pair_that_a_reload_keep
     page.keyboard.press("a")
     pref = wait_for(lambda: repo.find(Preference, annotator="alice"))[0]
     assert {pref.trajectory_a, pref.trajectory_b} == new_ids
+
+
+# Another process: a `run` child's end as processes.finish writes it, after two stored trajectories.
+RUN_WRITER = """
+import sys, time
+from pathlib import Path
+from storage import open_repository
+from storage.records import Process, Trajectory, now
+store, process_id, task_id, suite, go = sys.argv[1:6]
+repo = open_repository(store)
+while not Path(go).exists():
+    time.sleep(0.2)
+for n in (1, 2):
+    repo.put(Trajectory(task_id=task_id, suite=suite, split="train", output=f"run {n}"))
+repo.update(Process, process_id, lambda p: p.model_copy(update={
+    "status": "succeeded", "done": 2, "total": 2, "finished": now(), "heartbeat": now()}))
+"""
+
+
+def test_a_run_started_and_ended_elsewhere_redraws_the_open_run_page(server, home, page, tmp_path):
+    repo = open_repository(str(home / "store"))
+    open_page(page, server, "run", annotator="alice")
+    _choose(page, "Run on", "a whole split")
+    start = page.get_by_role("button", name=re.compile("^Start"))
+    assert start.is_enabled()
+    page.evaluate("window.__same_page = 1")  # gone if the page were reloaded
+
+    # Started from another browser or the CLI: this page's Start button must follow, not only its widget.
+    process = repo.put(Process(kind="run", args=["run", "--suite", SUITE, "--split", "train"], total=2, done=1,
+                               heartbeat=now(), message="task 1 of 2"))
+    go = tmp_path / "go-run"
+    writer = subprocess.Popen([sys.executable, "-c", RUN_WRITER, str(home / "store"), process.id,
+                               f"{SUITE}:t0", SUITE, str(go)], cwd=ROOT,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    try:
+        page.get_by_text("1 of 2 tasks").wait_for(timeout=20_000)
+        wait_for(lambda: page.get_by_role("button", name=re.compile("^Start")).is_disabled(), timeout=20)
+        assert page.get_by_text("trajectories stored by the last run").count() == 0
+        go.write_text("go")
+        assert writer.wait(timeout=30) == 0
+        page.get_by_text("2 trajectories stored by the last run").wait_for(timeout=30_000)  # outside the widget
+        page.get_by_text("run process finished").wait_for(timeout=10_000)
+        settle(page)
+        assert page.evaluate("window.__same_page") == 1
+        assert page.get_by_role("button", name=re.compile("^Start")).is_enabled()  # the whole page was redrawn
+        no_exception(page)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
