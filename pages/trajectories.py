@@ -120,7 +120,8 @@ def _undo() -> None:
         return
     st.session_state["last_label"] = None
     tid = removed.trajectory_id
-    st.session_state.setdefault("drafts", {})[tid] = {"verdict": removed.verdict, "score": removed.score}
+    st.session_state.setdefault("drafts", {})[tid] = {"verdict": removed.verdict, "score": removed.score,
+                                                      "categories": list(removed.categories)}
     st.session_state["traj_current"] = st.session_state["_pinned"] = tid
     _ui.flash(f"Undone: your {removed.verdict} label is removed; the item is open again.")
 
