@@ -263,3 +263,21 @@ def test_reflections_are_counted_by_the_trial_that_followed_them(ws):
     table = attribution.reflections(ws, SUITE)
     assert table.to_dict("records")[0]["next_trial"] == "success"
     assert attribution.reflection_summary(table).startswith("the trial after a reflection succeeded 1 of 1 times")
+
+
+def test_ablation_leaves_one_bullet_out_and_is_compared_with_the_whole_playbook(ws, make_fake_chat):
+    from agentlearn.evaluate import baseline_for, evaluate
+    from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite
+
+    ensure_demo_suite(ws)
+    ws.chat_factory = make_fake_chat(["no call"])
+    keep = insights.add_manual(ws, DEMO_SUITE, "Kept bullet about tickets.", by="ana")
+    drop = insights.add_manual(ws, DEMO_SUITE, "Ablated bullet about passwords.", by="ana")
+    whole = evaluate(ws, DEMO_SUITE, method="insights", limit=2)
+    ablated = evaluate(ws, DEMO_SUITE, method="insights", limit=2, ablate=[drop.id])
+    assert ablated.ablated == [drop.id] and whole.ablated == []
+    runs = [ws.repo.get(Trajectory, tid) for tid in ablated.trajectory_ids]
+    assert all(r.memory.insight_ids == [keep.id] for r in runs)
+    assert all("Ablated bullet" not in r.prompt[0].content and "Kept bullet" in r.prompt[0].content for r in runs)
+    assert baseline_for(ws, ablated, "insights").id == whole.id
+    assert baseline_for(ws, whole, "insights") is None  # a whole-playbook run is not its own baseline
