@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentlearn.workspace import Workspace
-from storage.records import Adapter, Job
+from storage.records import Adapter, Job, Suite
 
 
 def find(ws: Workspace, ref: str) -> Adapter:
@@ -32,3 +32,26 @@ def find(ws: Workspace, ref: str) -> Adapter:
     known = ", ".join(a.id for a in ws.repo.all(Adapter)) or "none yet"
     raise ValueError(f"no adapter, job or adapter folder {ref!r} (adapters: {known}; see `python -m agentlearn "
                      "adapters`)")
+
+
+AUTO = "auto"  # the suite's promoted adapter (Suite.adapter), or the base model when it has none
+BASE = ("", "none", "base")  # the base model, whatever the suite has promoted
+
+
+def resolve(ws: Workspace, suite: str, ref: str) -> str:
+    """The adapter id a run on `suite` uses for `ref`: "auto" the suite's model, ""/"none" the base model
+    (returned as ""), anything else what `find` names; ValueError when it names nothing."""
+    ref = (ref or "").strip()
+    if ref.lower() in BASE:
+        return ""
+    if ref.lower() == AUTO:
+        return suite_adapter(ws, suite)
+    return find(ws, ref).id
+
+
+def suite_adapter(ws: Workspace, suite: str) -> str:
+    """The suite's promoted adapter id ("" = the base model; an adapter since deleted reads as the base model)."""
+    record = ws.repo.get(Suite, suite) if suite else None
+    if record is None or not record.adapter:
+        return ""
+    return record.adapter if ws.repo.get(Adapter, record.adapter) is not None else ""

@@ -15,6 +15,7 @@ With Reflexion the failed episodes write reflections and go round again, togethe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -123,6 +124,9 @@ class Agent:
 
     def __post_init__(self) -> None:
         adapter_dir, self.model_name = "", self.ws.settings.model_label
+        if self.options.adapter_id.strip().lower() in (adapters.AUTO, *adapters.BASE):
+            # "auto" is resolved by run_task(s), which know the suite; an agent built without one runs the base model.
+            self.options.adapter_id = ""
         if self.options.adapter_id:
             adapter = adapters.find(self.ws, self.options.adapter_id)
             self.options.adapter_id = adapter.id  # runs record the adapter's id, however it was named
@@ -348,9 +352,19 @@ def _openai_text(reply: AIMessage) -> str:
 # --- convenience -----------------------------------------------------------------------------------
 
 
+def with_adapter(ws: Workspace, options: RunOptions, tasks: list[Task]) -> RunOptions:
+    """The options with "auto" / "none" resolved to an adapter id for these tasks' suite ("" = base model)."""
+    if options.adapter_id.strip().lower() not in (adapters.AUTO, *adapters.BASE):
+        return options
+    suites = {t.suite for t in tasks}
+    # Tasks of several suites could want different models: they run on the base model.
+    chosen = adapters.resolve(ws, next(iter(suites)), options.adapter_id) if len(suites) == 1 else ""
+    return dataclasses.replace(options, adapter_id=chosen)
+
+
 def run_task(ws: Workspace, task: Task, **options: Any) -> list[Trajectory]:
     """Run one task with the given RunOptions fields (greedy unless temperature > 0); returns the trials."""
-    return Agent(ws, RunOptions(**options)).run(task)
+    return Agent(ws, with_adapter(ws, RunOptions(**options), [task])).run(task)
 
 
 def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: Progress | None = None,
@@ -360,6 +374,7 @@ def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: P
     Batches are `settings.batch_size` tasks (or `chunk`), so progress moves every batch and a stopped
     run keeps what it finished.
     """
+    options = with_adapter(ws, options, tasks)
     agent = Agent(ws, options)
     if options.uses_exemplars and tasks:
         for suite in sorted({t.suite for t in tasks}):

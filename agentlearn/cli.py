@@ -105,8 +105,33 @@ def _parser() -> argparse.ArgumentParser:
     cu.add_argument("--json", action="store_true", help="print one JSON object")
     cu.set_defaults(func=cmd_curve)
 
-    ad = sub.add_parser("adapters", help="list trained LoRA adapters")
+    ad = sub.add_parser("adapters", help="trained LoRA adapters: list them, choose a suite's model, roll back")
     ad.set_defaults(func=cmd_adapters)
+    ad_sub = ad.add_subparsers(dest="action")
+    ad_sub.add_parser("list", help="list trained adapters (the default)").set_defaults(func=cmd_adapters)
+    use = ad_sub.add_parser("use", help="make an adapter the suite's model (id, its job's id, folder, or none)")
+    use.add_argument("ref")
+    use.add_argument("--suite", required=True)
+    use.add_argument("--by", default="", help="who decided, recorded with the change")
+    use.set_defaults(func=cmd_adapters_use)
+    rb = ad_sub.add_parser("rollback", help="go back to the suite's previous model")
+    rb.add_argument("--suite", required=True)
+    rb.add_argument("--by", default="", help="who decided, recorded with the change")
+    rb.set_defaults(func=cmd_adapters_rollback)
+    hist = ad_sub.add_parser("history", help="the suite's gate decisions and model changes, newest first")
+    hist.add_argument("--suite", required=True)
+    hist.add_argument("--json", action="store_true", help="one JSON array")
+    hist.set_defaults(func=cmd_adapters_history)
+
+    imp_ = sub.add_parser("improve", help="train, evaluate on heldout, gate and promote a suite's model, in stages")
+    imp_.add_argument("--suite", required=True)
+    imp_.add_argument("--methods", default="sft", help="sft, optionally dpo and grpo on top of it: e.g. sft,dpo,grpo")
+    imp_.add_argument("--preset", default="", help="training preset (default: by hardware)")
+    imp_.add_argument("--resume", nargs="?", const="latest", default="",
+                      help="continue an improvement from its last finished stage (its id; default the suite's latest)")
+    imp_.add_argument("--limit", type=int, default=None, help="evaluate on the first N heldout tasks only")
+    imp_.add_argument("--json", action="store_true", help="print one JSON object: promoted, before, after, p_value")
+    imp_.set_defaults(func=cmd_improve)
 
     exp = sub.add_parser("export", help="write a training file (SFT, DPO, GRPO, OpenAI JSONL) from a suite's train split")
     exp.add_argument("kind", choices=["sft", "dpo", "grpo", "openai-sft", "openai-dpo"])
@@ -281,7 +306,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="decode freely instead of under the suite's tool-call grammar")
     p.add_argument("--trials", type=int, default=3, help="Reflexion trials per task")
     p.add_argument("--limit", type=int, default=None, help="only the first N tasks")
-    p.add_argument("--adapter", default="", help="a trained LoRA adapter to run with: its id, its job's id or its folder")
+    p.add_argument("--adapter", default="auto",
+                   help="the LoRA adapter to run with: auto (default: the suite's promoted model), none (the base "
+                        "model), or an adapter's id, its job's id or its folder")
 
 
 def _progress(i: int, n: int, trials: list, seconds: float) -> None:
@@ -496,11 +523,67 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
 
 def cmd_adapters(args: argparse.Namespace) -> int:
-    from storage.records import Adapter
+    from storage.records import Adapter, Suite
 
-    for a in open_workspace().repo.all(Adapter):
-        print(f"{a.id}\t{a.method}\t{a.name}\t{a.path}")
+    ws = open_workspace()
+    serving = {}
+    for suite in ws.repo.all(Suite):
+        if suite.adapter:
+            serving.setdefault(suite.adapter, []).append(suite.name)
+    for a in ws.repo.all(Adapter):
+        used = f"\tmodel of {', '.join(serving[a.id])}" if a.id in serving else ""
+        print(f"{a.id}\t{a.method}\t{a.name}\t{a.path}{used}")
     return 0
+
+
+def cmd_adapters_use(args: argparse.Namespace) -> int:
+    from agentlearn.training import gate
+
+    change = gate.use(open_workspace(), args.suite, args.ref, by=args.by)
+    print(f"suite {args.suite!r} now runs on {change.adapter_id or 'the base model'} "
+          f"(was {change.previous or 'the base model'})")
+    return 0
+
+
+def cmd_adapters_rollback(args: argparse.Namespace) -> int:
+    from agentlearn.training import gate
+
+    change = gate.rollback(open_workspace(), args.suite, by=args.by)
+    print(f"suite {args.suite!r} rolled back to {change.adapter_id or 'the base model'} "
+          f"(from {change.previous or 'the base model'})")
+    return 0
+
+
+def cmd_adapters_history(args: argparse.Namespace) -> int:
+    from agentlearn.training import gate
+
+    found = gate.history(open_workspace(), args.suite)
+    if args.json:
+        print(json.dumps([p.model_dump(mode="json") for p in found]))
+        return 0
+    for p in found:
+        figures = f" name {p.before:.1%} -> {p.after:.1%}, p={p.p_value:.3g}, n={p.n}" if p.n else ""
+        print(f"{p.created:%Y-%m-%d %H:%M}  {p.decision:8} {p.adapter_id or 'base model'}{figures}")
+    return 0
+
+
+def cmd_improve(args: argparse.Namespace) -> int:
+    from agentlearn import processes
+    from agentlearn.training import improve
+
+    ws = open_workspace()
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    record = improve.run(ws, args.suite, methods=methods, resume=args.resume, preset=args.preset, limit=args.limit,
+                         on_stage=lambda stage: print(f"[improve] {stage.name}: {stage.status}"
+                                                      + (f" ({stage.error})" if stage.error else ""), file=sys.stderr))
+    result = improve.summary(record)
+    processes.finish(ws, result=result, error="" if record.status in ("succeeded", "stopped") else record.error)
+    if args.json:
+        _print_json(result)
+    else:
+        for line in result["lines"]:
+            print(line)
+    return 0 if record.status in ("succeeded", "stopped") else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:

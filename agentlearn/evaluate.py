@@ -56,7 +56,7 @@ def score(finals: list[Trajectory]) -> dict[str, Any]:
 
 
 def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "none", k: int = DEFAULT_K,
-             exemplar_mode: str = DEFAULT_MODE, trials: int = 3, limit: int | None = None, adapter_id: str = "",
+             exemplar_mode: str = DEFAULT_MODE, trials: int = 3, limit: int | None = None, adapter_id: str = "auto",
              progress: Callable | None = None, constrained: bool | None = None, temperature: float = 0.0,
              seed: int | None = None, tool_aware: bool = False, bank_size: int | None = None, bank_seed: int = 0,
              shot_seed: int | None = None, group: str = "", tools: str = "auto",
@@ -66,10 +66,10 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
     if not tasks:
         raise ValueError(f"suite {suite!r} has no {split} tasks; import one with `python -m agentlearn tasks import`")
     tasks = tasks[:limit] if limit else tasks
-    if adapter_id:
-        from agentlearn import adapters
+    from agentlearn import adapters
 
-        adapter_id = adapters.find(ws, adapter_id).id  # an adapter's id, its job's id or its folder
+    # "auto": the suite's promoted model; "" / "none": the base model; else an adapter's id, job id or folder.
+    adapter_id = adapters.resolve(ws, suite, adapter_id)
     options = RunOptions(method=method, k=k, exemplar_mode=exemplar_mode, tool_aware=tool_aware,
                          trials=trials if method in USES_REFLEXION else 1, adapter_id=adapter_id, source="eval",
                          temperature=temperature, seed=seed,

@@ -59,7 +59,9 @@ class RunOptions:
     # "all", or a number.
     tools: str = "auto"
     trials: int = 1
-    adapter_id: str = ""
+    # "auto": the suite's promoted adapter (Suite.adapter; the base model when it has none); "" or "none":
+    # the base model; otherwise an adapter's id, its job's id or its folder (adapters.find).
+    adapter_id: str = "auto"
     source: str = "agent"
     temperature: float = 0.0
     seed: int | None = None

@@ -29,6 +29,19 @@ def _int(env: os._Environ[str] | dict[str, str], name: str, default: int, low: i
     return value
 
 
+def _fraction(env: os._Environ[str] | dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number between 0 and 1, not {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, not {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with `Settings.from_env()`; override fields with `.with_()`."""
@@ -46,6 +59,10 @@ class Settings:
     constrained: bool = True  # decode under the suite's tool-call grammar (embedded model)
     database_url: str = field(default="", repr=False)  # PostgreSQL for the store (its password stays out of repr)
     claim_seconds: int = 600  # how long an item opened in the labeling queue stays claimed without activity
+    # The promotion gate (training.gate): a new adapter must beat the suite's model on heldout name accuracy
+    # with an exact McNemar p below gate_p_value, and lose no argument kind by more than gate_kind_margin.
+    gate_p_value: float = 0.05
+    gate_kind_margin: float = 0.10
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,6 +85,8 @@ class Settings:
             constrained=env.get("AGENTLEARN_CONSTRAINED", "1").strip().lower() not in ("0", "false", "no", "off"),
             database_url=env.get("AGENTLEARN_DATABASE_URL", "").strip(),
             claim_seconds=_int(env, "AGENTLEARN_CLAIM_SECONDS", 600, 1, 86400),
+            gate_p_value=_fraction(env, "AGENTLEARN_GATE_P_VALUE", 0.05),
+            gate_kind_margin=_fraction(env, "AGENTLEARN_GATE_KIND_MARGIN", 0.10),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -310,6 +310,7 @@ def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0
         instruction=instruction or (old_suite.instruction if old_suite else "") or shared,
         arg_kinds=inferred, arg_kind_overrides=overrides,
         retrieval=old_suite.retrieval if old_suite else {},
+        adapter=old_suite.adapter if old_suite else "",  # a re-import keeps the suite's promoted model
         source=source or str(path), created=old_suite.created if old_suite else start,
     )
     ws.repo.put_many([record, *records])

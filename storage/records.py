@@ -90,6 +90,8 @@ class Suite(Record):
     # The labeling rubric: what a failure can be ticked as, and the owner's guidance (Markdown) for labelers.
     error_categories: list[str] = Field(default_factory=lambda: list(DEFAULT_ERROR_CATEGORIES))
     guidelines: str = ""
+    # The suite's model: the id of the promoted LoRA adapter the agent uses by default ("" = the base model).
+    adapter: str = ""
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -427,6 +429,52 @@ class LearningCurve(Record):
     seconds: float = 0.0
 
 
+class Promotion(Record):
+    """A gate's decision on a candidate adapter for a suite, with the figures it was made on."""
+
+    table: ClassVar[str] = "promotions"
+    suite: str
+    adapter_id: str  # the candidate ("" when a rollback returns to the base model)
+    previous: str = ""  # the suite's adapter before ("" = the base model)
+    decision: Literal["promoted", "refused", "rollback", "use"]
+    p_value: float = 1.0
+    before: float = 0.0  # heldout name accuracy of the previous model
+    after: float = 0.0  # heldout name accuracy of the candidate
+    n: int = 0
+    eval_before: str = ""  # EvalRun ids the decision compared
+    eval_after: str = ""
+    per_kind: dict[str, dict[str, float]] = Field(default_factory=dict)  # kind -> before, after, n
+    reasons: list[str] = Field(default_factory=list)
+    by: str = ""
+    improvement_id: str = ""
+
+
+class StageRun(BaseModel):
+    """One stage of an improvement: its status and what it produced."""
+
+    name: str
+    status: Literal["pending", "running", "done", "skipped", "failed", "stopped"] = "pending"
+    output: dict[str, Any] = Field(default_factory=dict)
+    error: str = ""
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+class Improvement(Record):
+    """One improve pipeline for a suite: its stages in order, each stage's output kept for a resume."""
+
+    table: ClassVar[str] = "improvements"
+    suite: str
+    methods: list[str] = Field(default_factory=lambda: ["sft"])
+    status: Literal["running", "succeeded", "failed", "stopped"] = "running"
+    stages: list[StageRun] = Field(default_factory=list)
+    process_id: str = ""
+    promoted: str = ""
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: str = ""
+    finished: datetime | None = None
+
+
 class Account(Record):
     """A person who may use the dashboard: a unique name, a role and an argon2 password hash.
 
@@ -441,5 +489,5 @@ class Account(Record):
 
 ALL_RECORDS: tuple[type[Record], ...] = (
     Task, Suite, Trajectory, Label, Claim, Resolution, Correction, Preference, Insight, InsightProposal, Reflection, Exemplar,
-    DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account,
+    DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account, Promotion, Improvement,
 )

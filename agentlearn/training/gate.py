@@ -1,0 +1,150 @@
+"""The promotion gate: a new adapter becomes a suite's model only when heldout says it is better.
+
+    decide(candidate, current, kinds)  paired exact McNemar on heldout name accuracy (p below
+                                        settings.gate_p_value, candidate ahead) and no argument kind
+                                        worse by more than settings.gate_kind_margin
+    apply(ws, suite, adapter, decision) stores the decision (a Promotion) and, when it passed, sets
+                                        Suite.adapter, the model every run uses by default ("auto")
+    use(ws, suite, ref) / rollback(ws, suite)   a person's choice, one action, also stored
+
+Per-kind accuracy comes from EvalRun.per_argument (counted over the calls that named the right tool),
+so an adapter that names more tools but garbles identifiers is caught even when its name accuracy rose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agentlearn import adapters, arg_kinds, stats
+from agentlearn.workspace import Workspace
+from storage.records import Adapter, EvalRun, Promotion, Suite
+
+
+@dataclass
+class Decision:
+    """What the gate said about a candidate against the current model, and the figures behind it."""
+
+    promote: bool
+    p_value: float
+    before: float  # heldout name accuracy of the current model
+    after: float  # of the candidate
+    n: int  # tasks both runs have
+    per_kind: dict[str, dict[str, float]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+
+def kind_accuracy(run: EvalRun, kinds: arg_kinds.Kinds | None) -> dict[str, tuple[int, int]]:
+    """Argument kind -> (right, graded) over the run's name-correct calls."""
+    out: dict[str, list[int]] = {}
+    for key, (right, total) in run.per_argument.items():
+        tool, _, arg = key.rpartition(".")
+        cell = out.setdefault(arg_kinds.kind_of(kinds, tool, arg, None), [0, 0])
+        cell[0] += right
+        cell[1] += total
+    return {kind: (right, total) for kind, (right, total) in out.items()}
+
+
+def decide(candidate: EvalRun, current: EvalRun, kinds: arg_kinds.Kinds | None = None, p_max: float = 0.05,
+           margin: float = 0.10) -> Decision:
+    """Promote only if the candidate is ahead on name accuracy with p < p_max and loses no kind by > margin."""
+    if candidate.split != current.split or candidate.suite != current.suite:
+        raise ValueError(f"the gate compares runs on one suite and split, not {candidate.suite}/{candidate.split} "
+                         f"with {current.suite}/{current.split}")
+    p = stats.paired(candidate, current, "name")
+    reasons = [f"name accuracy {p.accuracy_b:.1%} -> {p.accuracy_a:.1%} on {p.n} paired heldout tasks "
+               f"({p.only_a} only the new model got right, {p.only_b} only the current one), "
+               f"exact McNemar p={p.p_value:.3g}, difference {p.difference:+.1%} [{p.low:+.1%}, {p.high:+.1%}]"]
+    ok = True
+    if p.n == 0:
+        ok = False
+        reasons.append("the runs share no task: nothing to compare")
+    elif p.difference <= 0:
+        ok = False
+        reasons.append("refused: the new model is not ahead on name accuracy")
+    elif p.p_value >= p_max:
+        ok = False
+        reasons.append(f"refused: p={p.p_value:.3g} is not below {p_max:g}; the gain may be chance")
+    per_kind: dict[str, dict[str, float]] = {}
+    after_kinds, before_kinds = kind_accuracy(candidate, kinds), kind_accuracy(current, kinds)
+    for kind in sorted(set(after_kinds) | set(before_kinds)):
+        a_right, a_n = after_kinds.get(kind, (0, 0))
+        b_right, b_n = before_kinds.get(kind, (0, 0))
+        before_acc = b_right / b_n if b_n else None
+        after_acc = a_right / a_n if a_n else None
+        per_kind[kind] = {"before": -1.0 if before_acc is None else before_acc, "n_before": float(b_n),
+                          "after": -1.0 if after_acc is None else after_acc, "n_after": float(a_n)}
+        if before_acc is not None and after_acc is not None and after_acc < before_acc - margin:
+            ok = False
+            reasons.append(f"refused: {kind} arguments fell from {before_acc:.1%} to {after_acc:.1%} "
+                           f"(more than the {margin:.0%} allowed)")
+    if ok:
+        reasons.append(f"promoted: ahead with p < {p_max:g} and no argument kind down by more than {margin:.0%}")
+    return Decision(promote=ok, p_value=p.p_value, before=p.accuracy_b, after=p.accuracy_a, n=p.n,
+                    per_kind=per_kind, reasons=reasons)
+
+
+def judge(ws: Workspace, candidate: EvalRun, current: EvalRun) -> Decision:
+    """`decide` with the suite's argument kinds and the workspace's gate settings."""
+    suite = ws.repo.get(Suite, candidate.suite)
+    kinds = arg_kinds.kinds_for(suite) if suite else None
+    return decide(candidate, current, kinds, ws.settings.gate_p_value, ws.settings.gate_kind_margin)
+
+
+def apply(ws: Workspace, suite: str, adapter_id: str, decision: Decision, candidate: EvalRun, current: EvalRun,
+          improvement_id: str = "", by: str = "gate") -> Promotion:
+    """Store the gate's decision; when it passed, the adapter becomes the suite's model."""
+    _suite(ws, suite)
+    previous = adapters.suite_adapter(ws, suite)
+    promotion = Promotion(suite=suite, adapter_id=adapter_id, previous=previous,
+                          decision="promoted" if decision.promote else "refused", p_value=decision.p_value,
+                          before=decision.before, after=decision.after, n=decision.n, eval_before=current.id,
+                          eval_after=candidate.id, per_kind=decision.per_kind, reasons=decision.reasons, by=by,
+                          improvement_id=improvement_id)
+    ws.repo.put(promotion)
+    if decision.promote:
+        _set(ws, suite, adapter_id)
+    return promotion
+
+
+def use(ws: Workspace, suite: str, ref: str, by: str = "") -> Promotion:
+    """Make `ref` (an adapter's id, its job's id or its folder; "none" for the base model) the suite's model."""
+    record = _suite(ws, suite)
+    target = adapters.resolve(ws, suite, ref) if ref.strip().lower() != adapters.AUTO else record.adapter
+    promotion = Promotion(suite=suite, adapter_id=target, previous=adapters.suite_adapter(ws, suite), decision="use",
+                          reasons=[f"set by {by or 'a person'}"], by=by)
+    ws.repo.put(promotion)
+    _set(ws, suite, target)
+    return promotion
+
+
+def rollback(ws: Workspace, suite: str, by: str = "") -> Promotion:
+    """Go back to the model the suite used before its current one (the base model at the bottom)."""
+    _suite(ws, suite)
+    current = adapters.suite_adapter(ws, suite)
+    setters = [p for p in history(ws, suite) if p.decision in ("promoted", "use") and p.adapter_id == current]
+    if not current and not setters:
+        raise ValueError(f"suite {suite!r} already runs on the base model; nothing to roll back")
+    target = setters[0].previous if setters else ""
+    if target and ws.repo.get(Adapter, target) is None:
+        target = ""  # the earlier adapter was deleted since: the base model is what is left
+    promotion = Promotion(suite=suite, adapter_id=target, previous=current, decision="rollback",
+                          reasons=[f"rolled back by {by or 'a person'} from {current or 'the base model'}"], by=by)
+    ws.repo.put(promotion)
+    _set(ws, suite, target)
+    return promotion
+
+
+def history(ws: Workspace, suite: str) -> list[Promotion]:
+    """The suite's gate decisions and model changes, newest first."""
+    return sorted(ws.repo.find(Promotion, suite=suite), key=lambda p: (p.created, p.id), reverse=True)
+
+
+def _set(ws: Workspace, suite: str, adapter_id: str) -> None:
+    # An update, not a put: a person editing the suite's card meanwhile keeps their change.
+    ws.repo.update(Suite, suite, lambda s: s.model_copy(update={"adapter": adapter_id}))
+
+
+def _suite(ws: Workspace, suite: str) -> Suite:
+    from agentlearn.tasks import get_suite
+
+    return get_suite(ws, suite)
