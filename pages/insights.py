@@ -211,7 +211,9 @@ else:
         success_shown=view["success_shown"].map(_pct), success_not_shown=view["success_not_shown"].map(_pct),
         difference=[("" if d != d or d is None else f"{d:+.0%} [{lo:+.0%}, {hi:+.0%}]")
                     for d, lo, hi in zip(view["difference"], view["low"], view["high"], strict=True)])
-    st.dataframe(shown.drop(columns=["low", "high"]), hide_index=True, width="stretch",
+    columns = ["text", "section", "helpful", "harmful", "neutral", "shown", "difference", "flag", "success_shown",
+               "not_shown", "success_not_shown", "importance", "status", "id"]  # what a reviewer reads first
+    st.dataframe(shown[columns], hide_index=True, width="stretch",
                  column_config={"text": st.column_config.TextColumn("bullet", width="large"),
                                 "flag": st.column_config.TextColumn("flag", width="medium"),
                                 "id": st.column_config.TextColumn("id", width="small")})
