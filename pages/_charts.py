@@ -12,6 +12,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 MARGIN = dict(l=10, r=10, t=40, b=10)  # t: room for the value labels above a full bar and the legend
+HEADROOM = 1.15  # the axis runs a little past 100%, so the label of a full bar stays clear of the legend
 LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, x=0, xanchor="left", title_text="")
 
 
@@ -28,9 +29,9 @@ def _labelled_bars(fig: go.Figure, template: str) -> go.Figure:
 def accuracy_bars(long: pd.DataFrame) -> go.Figure:
     """Accuracy per configuration and metric with Wilson 95% error bars (reports.accuracy_chart_rows)."""
     fig = px.bar(long, x="configuration", y="accuracy", color="metric", barmode="group", error_y="plus",
-                 error_y_minus="minus", range_y=[0, 1.05])
+                 error_y_minus="minus", range_y=[0, HEADROOM])
     fig.update_layout(height=400, margin=MARGIN, legend=LEGEND)
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".0%", tickvals=[i / 5 for i in range(6)])
     # light error bars, so the value labels they cross stay readable
     fig.update_traces(error_y_color="rgba(40, 40, 40, 0.45)", error_y_thickness=1.5, error_y_width=5)
     return _labelled_bars(fig, "%{y:.0%}")
@@ -38,8 +39,9 @@ def accuracy_bars(long: pd.DataFrame) -> go.Figure:
 
 def percent_bars(long: pd.DataFrame, x: str, y: str, color: str, hover: list[str] | None = None) -> go.Figure:
     """Grouped bars of a percentage (0 to 100), each labelled, zero bars too."""
-    fig = px.bar(long, x=x, y=y, color=color, barmode="group", hover_data=hover or [], range_y=[0, 105])
+    fig = px.bar(long, x=x, y=y, color=color, barmode="group", hover_data=hover or [], range_y=[0, 100 * HEADROOM])
     fig.update_layout(height=320, margin=MARGIN, legend=LEGEND)
+    fig.update_yaxes(tickvals=list(range(0, 101, 20)))
     return _labelled_bars(fig, "%{y:.0f}%")
 
 

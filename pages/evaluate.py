@@ -93,14 +93,15 @@ mode = c[1].selectbox("Exemplar retrieval", list(MODES), index=list(MODES).index
 k = int(c[2].number_input("k", 1, 8, DEFAULT_K, key="ev_k", disabled=not uses))
 adapter = c[3].selectbox("Adapter", [""] + list(adapters), key="ev_adapter",
                          format_func=lambda i: adapters.get(i, i) if i else "base model")
-c = st.columns(5)
+c = st.columns(3)
+tools = c[2].selectbox("Tools offered", TOOL_CHOICES, key="ev_tools", disabled=not uses,
+                       help="with exemplars: auto (the suite's choice), every tool, or only the N likeliest")
+repeats = int(c[0].number_input("Repeats (sampled)", 1, 10, 1, key="ev_repeats",
+                                help="more than 1: rerun with sampling and a shuffled shot order, and report the spread"))
+limit = int(c[1].number_input("Tasks", 1, max(n_heldout, 1), max(n_heldout, 1), key="ev_limit"))
+c = st.columns(3)  # the checkboxes in a row of their own: in a fifth of the width their labels were cut
 tool_aware = c[0].checkbox("Tool-aware shots", key="ev_tool_aware", disabled=not uses)
 constrained = c[1].checkbox("Constrained decoding", value=ws.settings.constrained, key="ev_constrained")
-tools = c[4].selectbox("Tools offered", TOOL_CHOICES, key="ev_tools", disabled=not uses,
-                       help="with exemplars: auto (the suite's choice), every tool, or only the N likeliest")
-repeats = int(c[2].number_input("Repeats (sampled)", 1, 10, 1, key="ev_repeats",
-                                help="more than 1: rerun with sampling and a shuffled shot order, and report the spread"))
-limit = int(c[3].number_input("Tasks", 1, max(n_heldout, 1), max(n_heldout, 1), key="ev_limit"))
 args: list[object] = ["eval", "--suite", suite, "--method", method]
 if uses:
     args += ["--mode", mode, "--k", k] + (["--tool-aware"] if tool_aware else []) + ["--tools", tools]

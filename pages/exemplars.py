@@ -135,7 +135,7 @@ if st.button("Choose retrieval for this suite", key="ex_choose", disabled=runnin
 _progress.watch("auto", "steps")
 
 st.subheader("What each retrieval mode returns")
-q = st.columns([4, 1, 2])
+q = st.columns([4, 2, 3])  # wide enough for "tool-aware" under k
 query = q[0].text_area("Type a task", key="ex_query", height=80, placeholder="e.g. reset the password of akhan by sms")
 k = q[1].number_input("k", 1, 10, 3, key="ex_k")
 tool_aware = q[1].checkbox("tool-aware", key="ex_tool_aware", help="cover distinct tools first (see above)")

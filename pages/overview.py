@@ -102,7 +102,7 @@ with left:
         if over_time["period"].nunique() == 1:
             mid, pad = over_time["period"].iloc[0], pd.Timedelta(seconds=bucket["seconds"])
             fig.update_xaxes(range=[mid - pad, mid + pad], dtick=bucket["seconds"] * 1000)
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="method")
+        fig.update_layout(height=320, margin=_charts.MARGIN, legend=_charts.LEGEND)  # legend above: the plot keeps its width
         st.plotly_chart(fig, key="chart_time")
     else:
         st.text("No verified runs yet.")

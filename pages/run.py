@@ -41,13 +41,14 @@ method = c[2].selectbox("Memory method", list(METHODS), key="run_method",
 adapter = c[3].selectbox("Adapter", [""] + list(adapters), key="run_adapter",
                          format_func=lambda i: adapters.get(i, i) if i else "base model")
 uses, reflects = method in USES_EXEMPLARS, method in USES_REFLEXION
-c = st.columns(5)
+c = st.columns(3)
 mode = c[0].selectbox("Exemplar retrieval", list(MODES), index=list(MODES).index(DEFAULT_MODE), key="run_mode",
                       disabled=not uses, help="\n".join(f"{m}: {d}" for m, d in MODES.items()))
 k = int(c[1].number_input("Exemplars (k)", 1, 8, DEFAULT_K, key="run_k", disabled=not uses))
-tool_aware = c[2].checkbox("Tool-aware shots", key="run_tool_aware", disabled=not uses)
-constrained = c[3].checkbox("Constrained decoding", value=ws.settings.constrained, key="run_constrained")
-trials = int(c[4].number_input("Reflexion trials", 1, 5, 3, key="run_trials", disabled=not reflects))
+trials = int(c[2].number_input("Reflexion trials", 1, 5, 3, key="run_trials", disabled=not reflects))
+c = st.columns(3)  # the checkboxes in a row of their own: in a fifth of the width their labels were cut
+tool_aware = c[0].checkbox("Tool-aware shots", key="run_tool_aware", disabled=not uses)
+constrained = c[1].checkbox("Constrained decoding", value=ws.settings.constrained, key="run_constrained")
 trials = trials if reflects else 1
 
 tasks = [t for t in index.task_map(ws).values() if t.suite == suite]
