@@ -76,8 +76,9 @@ chosen = st.multiselect("Retire exemplars", [e.id for e in bank if e.active], ke
                         placeholder="choose exemplars to retire")
 if st.button(f"Retire {len(chosen)} exemplar(s)", key="ex_retire", disabled=not chosen,
              help="Retired exemplars stay in the store for audit but are never retrieved again."):
-    for eid in chosen:
-        exemplars.retire(ws, eid)
+    with st.spinner(f"Retiring {len(chosen)} exemplar(s)…"):
+        for eid in chosen:
+            exemplars.retire(ws, eid)
     st.session_state.pop("ex_retire_ids", None)
     _ui.flash(f"Retired {len(chosen)} exemplars.")
     st.rerun()

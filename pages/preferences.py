@@ -14,6 +14,7 @@ KEYS = [("A", "left is better"), ("B", "right is better"), ("T", "tie"), ("X", "
         ("E", "edit to fix"), ("N", "next pair")]
 
 SOURCES = {"stored": "stored trajectories", "fresh": "fresh agent runs"}  # as the link names them: shown
+FINDING = "Finding two stored runs of one task with different answers…"  # the first time indexes the store
 
 ws = _ui.workspace()
 _ui.keep("pref_source", "pref_suite")
@@ -116,7 +117,8 @@ c[1].selectbox("Suite", [""] + suites, key="pref_suite", format_func=lambda v: v
 if "pair" in st.session_state and st.session_state.get("pair_source") != source:
     _set_pair(None)  # a pair belongs to the source it came from: switching never shows the old one
     if source == SOURCES["stored"]:
-        _new_stored_pair()
+        with st.spinner(FINDING):
+            _new_stored_pair()
 
 if source == SOURCES["fresh"]:
     tasks = [t for t in index.task_map(ws).values() if not st.session_state.get("pref_suite")
@@ -146,7 +148,8 @@ if source == SOURCES["fresh"]:
                     _run_fresh(task_id, *specs)
                 st.rerun()
 elif "pair" not in st.session_state:
-    _new_stored_pair()
+    with st.spinner(FINDING):
+        _new_stored_pair()
 
 pair = st.session_state.get("pair")
 _to_link(pair)
