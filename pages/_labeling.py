@@ -240,3 +240,24 @@ def row_text(text: str, query: str, width: int = 160) -> str:
     """A queue row's text: the first search hit when searching, else the start of the text."""
     hits = snippets.hit_lines(text, query, width=60, limit=1)
     return hits[0] if hits else text[:width]
+
+
+# --- a rule for the playbook, from what a person wrote ----------------------------------------------
+
+
+def propose_rule(ws: Workspace, suite: str, draft: str, key: str, evidence: Sequence[str], why: str) -> None:
+    """An editable draft of a playbook rule and a button that sends it to the Insights review queue."""
+    from agentlearn.memory import proposals
+
+    box = f"rule_{key}"
+    if box not in st.session_state or not st.session_state[box]:
+        st.session_state[box] = draft
+    st.text_area("Rule for the agent's playbook (edit it first)", key=box, height=70,
+                 help="It waits for a reviewer on the Insights page, like every proposal.")
+    if st.button("Propose as a playbook rule", key=f"propose_{key}", disabled=not st.session_state[box].strip()):
+        try:
+            proposals.from_person(ws, suite, st.session_state[box], _ui.annotator(), evidence=evidence, why=why)
+        except ValueError as e:
+            st.error(_ui.plain(str(e)))
+            return
+        st.success("Proposed: it waits for review on the Insights page.")

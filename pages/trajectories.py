@@ -7,6 +7,7 @@ from datetime import datetime
 import streamlit as st
 
 from agentlearn.feedback import claims, index, labels, queue, similar
+from agentlearn.memory import proposals
 from pages import _labeling, _ui
 from storage.records import Trajectory
 
@@ -273,6 +274,11 @@ with right:
         st.text(f"verdict: {draft['verdict'] or '—'}   score: {draft['score'] or '—'}   "
                 f"categories: {', '.join(draft.get('categories', [])) or '—'}")
         st.text_area("Comment", key=f"comment_{current}", height=80, placeholder="optional")
+        comment = st.session_state.get(f"comment_{current}", "").strip()
+        if comment:
+            with st.expander("Turn this comment into a playbook rule"):
+                _labeling.propose_rule(ws, traj.suite, proposals.draft_from_comment(ws, current, comment),
+                                       f"traj_{current}", [current], f"from {_ui.annotator()}'s rating comment")
         st.button("Submit and next", key="btn_submit", shortcut="N", type="primary", width="stretch",
                   on_click=_submit, disabled=not draft["verdict"])
         others = labels.labels_of(ws, current)

@@ -172,6 +172,20 @@ def test_label_with_keys_is_stored_and_moves_on(seeded):
     assert at.session_state["traj_current"] != first  # submit and next
 
 
+def test_a_rating_comment_becomes_a_playbook_proposal(seeded):
+    at = open_page("pages/trajectories.py")
+    first = at.session_state["traj_current"]
+    at.text_area(key=f"comment_{first}").input("Ask for the asset tag before opening a ticket.").run()
+    rule = at.text_area(key=f"rule_traj_{first}")
+    assert rule.value.endswith("Ask for the asset tag before opening a ticket.")  # drafted from the comment
+    rule.input("Ask for the asset tag before calling create_ticket.").run()
+    click(at, f"propose_traj_{first}")
+    (made,) = [p for p in seeded.repo.find(InsightProposal, source="person")]
+    assert (made.status, made.text, made.evidence) == ("pending", "Ask for the asset tag before calling create_ticket.",
+                                                       [first])
+    assert "rating comment" in made.rationale
+
+
 def test_submit_without_verdict_stores_nothing(seeded):
     at = open_page("pages/trajectories.py")
     assert at.button(key="btn_submit").disabled  # no verdict chosen yet
