@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from tests.browser.test_browser import (  # noqa: F401 (browser is a fixture)
 from tests.seed import SUITE, seed_workspace
 
 ROOT = Path(__file__).resolve().parents[2]
+LATENCY_S = 10  # the views poll every 2 s; a redraw of the page on top of that stays well under this
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs `apt-get install -y chromium`")]
@@ -156,7 +158,11 @@ def test_a_job_that_ends_while_the_training_page_is_open_shows_finished(server, 
         go.write_text("go")
         assert writer.wait(timeout=30) == 0
         assert repo.get(Job, job.id).status == "succeeded"  # written by the other process
+        written = time.monotonic()
         page.get_by_text(f"Finished: SFT job {job.id} succeeded").wait_for(timeout=30_000)
+        latency = time.monotonic() - written
+        print(f"training page showed the job's end {latency:.1f} s after it was written")
+        assert latency < LATENCY_S
         settle(page)
         assert page.evaluate("window.__same_page") == 1  # no reload
         assert page.get_by_text("No job is running.").count() == 1
@@ -251,7 +257,11 @@ def test_a_run_started_and_ended_elsewhere_redraws_the_open_run_page(server, hom
         assert page.get_by_text("trajectories stored by the last run").count() == 0
         go.write_text("go")
         assert writer.wait(timeout=30) == 0
+        written = time.monotonic()
         page.get_by_text("2 trajectories stored by the last run").wait_for(timeout=30_000)  # outside the widget
+        latency = time.monotonic() - written
+        print(f"run page showed the run's end {latency:.1f} s after it was written")
+        assert latency < LATENCY_S
         page.get_by_text("run process finished").wait_for(timeout=10_000)
         settle(page)
         assert page.evaluate("window.__same_page") == 1
