@@ -124,6 +124,9 @@ def _demo_progress(process_id: str) -> None:
                 icon=":material/hourglass_top:")
         if process.message:
             st.text(process.message)
+        if st.session_state.setdefault("demo_done", process.done) != process.done:
+            st.session_state["demo_done"] = process.done
+            st.rerun()  # a step finished: redraw the page with what it stored, as the notice promises
     elif process.status != "succeeded":
         st.error("The demo workspace could not be created (`python -m agentlearn demo` failed):")
         st.code(f"{process.error}\n{processes.tail(process)}", language=None)
