@@ -55,3 +55,8 @@ def suite_adapter(ws: Workspace, suite: str) -> str:
     if record is None or not record.adapter:
         return ""
     return record.adapter if ws.repo.get(Adapter, record.adapter) is not None else ""
+
+
+def newest_first(ws: Workspace) -> list[Adapter]:
+    """Every registered adapter, newest first."""
+    return sorted(ws.repo.all(Adapter), key=lambda a: (a.created, a.id), reverse=True)

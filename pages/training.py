@@ -17,7 +17,7 @@ from agentlearn.paths import confined
 from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight
 from pages import _charts as _plots
-from pages import _ui
+from pages import _improve, _ui
 from storage.records import Adapter, DatasetExport, Job
 
 HINTS = {
@@ -34,6 +34,7 @@ _ui.keep("tr_method", "tr_suite", "tr_preset", "tr_pairs", "tr_steps", "tr_expor
 st.title("Training")
 _ui.show_flash()
 suites = _ui.suites_or_stop(ws, hint="import tasks first")
+_improve.section(suites)  # the suite's model: Improve, the gate's decisions, use and roll back
 
 # --- new job -----------------------------------------------------------------------------------
 

@@ -148,3 +148,11 @@ def _suite(ws: Workspace, suite: str) -> Suite:
     from agentlearn.tasks import get_suite
 
     return get_suite(ws, suite)
+
+
+def history_rows(ws: Workspace, suite: str) -> list[dict[str, object]]:
+    """The suite's decisions as table rows, newest first."""
+    return [{"when": p.created, "decision": p.decision, "adapter": p.adapter_id or "base model",
+             "previous": p.previous or "base model", "before": p.before if p.n else None,
+             "after": p.after if p.n else None, "p_value": p.p_value if p.n else None, "n": p.n or None,
+             "by": p.by, "why": " · ".join(p.reasons)} for p in history(ws, suite)]

@@ -1,0 +1,66 @@
+"""Training sized by the data: the longest row sets max_length (within the model's context), and the
+number of rows sets the steps (epochs over them, with a floor and a cap).
+
+A preset's max_steps is then the cap, not the count: 12 rows at batch 2 need 18 steps for 3 epochs,
+not 40, and a row of 1,235 tokens raises max_length instead of being refused. The cpu-tiny preset is a
+smoke test and keeps its fixed 2 steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from agentlearn.training import runner
+from agentlearn.training.config import JobConfig, SFTJobConfig, from_dict
+
+EPOCHS = {"sft": 3, "dpo": 2, "grpo": 1}
+MIN_STEPS = 4
+LENGTH_MARGIN = 32  # tokens above the longest row: the chat template's own turn markers, rounding
+LENGTH_STEP = 64
+FIXED_PRESETS = ("cpu-tiny",)
+DEFAULT_CONTEXT = 2048
+
+
+def model_context(base_dir: str) -> int:
+    """The base model's context length (config.json max_position_embeddings), DEFAULT_CONTEXT if unknown."""
+    try:
+        data = json.loads((Path(base_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return DEFAULT_CONTEXT
+    return int(data.get("max_position_embeddings") or DEFAULT_CONTEXT)
+
+
+def row_lengths(config: JobConfig, models_dir: Path) -> list[int]:
+    """Tokens each row of the config's dataset needs, measured with the tokenizer the job will use."""
+    tokenizer = runner.load_tokenizer(config, runner.base_model_dir(config, models_dir))
+    if isinstance(config, SFTJobConfig) and config.add_special_tokens:
+        runner.add_special_tokens(tokenizer)
+    return [runner.row_tokens(config, row, tokenizer) for row in runner.read_jsonl(config.dataset_path)]
+
+
+def steps_for(method: str, rows: int, effective_batch: int, cap: int) -> int:
+    """Epochs over the rows, at least MIN_STEPS and at most `cap`."""
+    wanted = math.ceil(EPOCHS.get(method, 1) * rows / max(1, effective_batch))
+    return max(1, min(cap, max(MIN_STEPS, wanted)))
+
+
+def size(config: JobConfig, models_dir: Path, keep: tuple[str, ...] = ()) -> tuple[JobConfig, dict[str, Any]]:
+    """The config with max_length and max_steps from its dataset (fields named in `keep` left alone);
+    returns it and what was measured."""
+    lengths = row_lengths(config, models_dir)
+    context = model_context(runner.base_model_dir(config, models_dir))
+    longest = max(lengths, default=0)
+    facts: dict[str, Any] = {"rows": len(lengths), "longest": longest, "context": context}
+    if config.preset in FIXED_PRESETS or not lengths:
+        return config, facts
+    change: dict[str, Any] = {}
+    if "max_length" not in keep:
+        change["max_length"] = min(context, math.ceil((longest + LENGTH_MARGIN) / LENGTH_STEP) * LENGTH_STEP)
+    if "max_steps" not in keep:
+        change["max_steps"] = steps_for(config.method, len(lengths), config.effective_batch, config.max_steps)
+        change["warmup_steps"] = min(config.warmup_steps, change["max_steps"] // 10)
+    facts.update(change)
+    return from_dict({**config.to_dict(), **change}), facts

@@ -1,0 +1,69 @@
+"""The Training page's "Suite's model" section: the model in use, Improve (and Resume), choose or roll back,
+the latest improvement's stages and the gate's decisions. Work runs in an `improve` child process."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from agentlearn import adapters
+from agentlearn.training import gate, improve
+from pages import _progress, _ui
+
+
+def section(suites: list[str]) -> None:
+    """Draw the section for one chosen suite."""
+    ws = _ui.workspace()
+    st.subheader("Suite's model")
+    if st.session_state.get("im_suite") not in suites:
+        st.session_state["im_suite"] = suites[0]
+    c = st.columns([2, 2, 1, 1])
+    suite = c[0].selectbox("Suite", suites, key="im_suite")
+    methods = c[1].multiselect("Methods", list(improve.TRAINED), default=["sft"], key="im_methods",
+                               help="SFT always; DPO and GRPO continue the SFT adapter and are kept only if the "
+                                    "gate says they beat it")
+    busy = _progress.is_running("improve")
+    current = adapters.suite_adapter(ws, suite)
+    known = {a.id: a for a in adapters.newest_first(ws)}
+    st.text(f"In use: {known[current].name + ' (' + current + ')' if current in known else 'the base model'}")
+    if c[2].button("Improve", icon=":material/auto_awesome:", type="primary", key="im_start", disabled=busy,
+                   help="collect, export, check, train, evaluate on heldout and promote only if better"):
+        chosen = ",".join(m for m in improve.TRAINED if m in ({"sft"} | set(methods)))
+        if _progress.start("improve", ["improve", "--suite", suite, "--methods", chosen]):
+            st.rerun()
+    last = improve.latest(ws, suite)
+    resumable = last is not None and last.status in ("stopped", "failed") and not busy
+    if c[3].button("Resume", icon=":material/play_arrow:", key="im_resume", disabled=not resumable,
+                   help="continue the latest improvement from its first unfinished stage"):
+        if _progress.start("improve", ["improve", "--suite", suite, "--resume", last.id]):
+            st.rerun()
+    _progress.watch("improve", what="stages")
+    if last is not None:
+        st.caption(f"Latest improvement {last.id} · {last.status}")
+        st.dataframe(pd.DataFrame(improve.stage_rows(last)), hide_index=True, width="stretch")
+    _choose(suite, current, known)
+    rows = gate.history_rows(ws, suite)
+    if rows:
+        st.markdown("**Decisions**")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _choose(suite: str, current: str, known: dict) -> None:
+    c = st.columns([3, 1, 1])
+    options = [""] + list(known)
+    pick = c[0].selectbox("Use another model", options, key="im_pick",
+                          format_func=lambda i: f"{known[i].name} ({i})" if i else "the base model")
+    if c[1].button("Use", key="im_use", disabled=pick == current):
+        _act(lambda: gate.use(_ui.workspace(), suite, pick or "none", by=_ui.annotator()))
+    if c[2].button("Roll back", icon=":material/undo:", key="im_rollback", disabled=not current and not
+                   gate.history(_ui.workspace(), suite), help="back to the model used before the current one"):
+        _act(lambda: gate.rollback(_ui.workspace(), suite, by=_ui.annotator()))
+
+
+def _act(do) -> None:
+    try:
+        change = do()
+        _ui.flash(f"The suite now runs on {change.adapter_id or 'the base model'}")
+    except ValueError as e:
+        _ui.flash(str(e), "error")
+    st.rerun()
