@@ -123,10 +123,12 @@ with left:
     st.dataframe(feedback_reports.progress_by_suite(ws), hide_index=True, width="stretch")
     st.subheader("Agreement")
     st.dataframe([
-        {"between": "people and the verifier", "Cohen's κ": people_machine.text(), "runs": people_machine.n,
-         "raw agreement %": "—" if people_machine.agree is None else f"{100 * people_machine.agree:.1f}"},
-        {"between": "two people", "Cohen's κ": people.text(), "runs": people.n,
-         "raw agreement %": "—" if people.agree is None else f"{100 * people.agree:.1f}"},
+        {"between": "people and the verifier", "Cohen's κ": _kappa_text(people_machine), "runs": people_machine.n,
+         "raw agreement %": "—" if people_machine.agree is None else f"{100 * people_machine.agree:.1f}",
+         "why κ is undefined": people_machine.reason.removeprefix("κ undefined: ")},
+        {"between": "two people", "Cohen's κ": _kappa_text(people), "runs": people.n,
+         "raw agreement %": "—" if people.agree is None else f"{100 * people.agree:.1f}",
+         "why κ is undefined": people.reason.removeprefix("κ undefined: ")},
     ], hide_index=True, width="stretch")
 with right:
     st.subheader("Label progress per annotator")
@@ -155,6 +157,7 @@ if len(crew):
         "median s per item": st.column_config.NumberColumn(help="Seconds from opening the item to submitting; "
                                                                  "labels written before timing existed have none"),
         "κ with others": st.column_config.TextColumn(help="Cohen's κ of this person against every other person "
-                                                           "on shared runs (pooled pairs), or why it is undefined")})
+                                                           "on shared runs (pooled pairs)"),
+        "why κ is undefined": st.column_config.TextColumn(width="medium")})
 else:
     st.text("Nobody has labeled yet.")

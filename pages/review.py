@@ -65,11 +65,13 @@ st.dataframe([{"trajectory": d.trajectory_id, "suite": d.suite,
 
 traj = ws.repo.get(Trajectory, current)
 task = index.task_map(ws).get(traj.task_id)
+st.markdown("**Every label on this run** (latest per person)")
+st.dataframe(disagreements.labels_table(ws, current), hide_index=True, width="stretch", column_config={
+    "comment": st.column_config.TextColumn(width="large"), "score": st.column_config.NumberColumn(width="small")})
 left, right = st.columns([3, 2], gap="large")
 with right:
     with st.container(border=True):
-        st.markdown("**Every label on this run** (latest per person)")
-        st.dataframe(disagreements.labels_table(ws, current), hide_index=True, width="stretch")
+        st.markdown("**Your ruling**")
         _ui.render_verdict(traj)
         ruling = disagreements.resolution_of(ws, current)
         if ruling is not None:

@@ -43,9 +43,11 @@ def test_overview_team_table_and_kappa_reason(seeded):  # noqa: F811
     at = open_page(None)
     team = next(d.value for d in at.dataframe if "median s per item" in d.value.columns)
     row = team.set_index("annotator").loc["ann"]
-    assert (row["labels"], row["median s per item"], row["agreement with others %"]) == (1, 12.0, 100.0)
+    assert (row["labels"], row["median s per item"], row["agree %"]) == (1, 12.0, 100.0)
     agreement = next(d.value for d in at.dataframe if "between" in d.value.columns).set_index("between")
-    assert agreement.loc["two people", "Cohen's κ"] == "κ undefined: everyone gave the same verdict (success)"
+    assert agreement.loc["two people", "Cohen's κ"] == "undefined"
+    assert agreement.loc["two people", "why κ is undefined"] == "everyone gave the same verdict (success)"
+    assert agreement.loc["two people", "raw agreement %"] == "100.0"
 
 
 def test_suites_page_sets_annotators_per_item(seeded):  # noqa: F811

@@ -12,7 +12,7 @@ from agentlearn.workspace import Workspace
 from storage.records import Label, now
 
 TEAM_COLUMNS = ["annotator", "labels", "items", "last 24 h", "last 7 days", "per active hour", "per active day",
-                "median s per item", "timed items", "agreement with others %", "κ with others", "pairs"]
+                "median s per item", "timed items", "agree %", "κ with others", "pairs", "why κ is undefined"]
 
 
 def _with_others(ws: Workspace, name: str) -> Agreement:
@@ -53,7 +53,8 @@ def team_table(ws: Workspace) -> pd.DataFrame:
             "per active hour": round(len(part) / hours, 1), "per active day": round(len(part) / days, 1),
             "median s per item": round(float(timed.median()), 1) if len(timed) else None,
             "timed items": len(timed),
-            "agreement with others %": None if agreement.agree is None else round(100 * agreement.agree, 1),
-            "κ with others": agreement.text(), "pairs": agreement.n})
+            "agree %": None if agreement.agree is None else round(100 * agreement.agree, 1),
+            "κ with others": "undefined" if agreement.kappa is None else f"{agreement.kappa:.2f}",
+            "pairs": agreement.n, "why κ is undefined": agreement.reason.removeprefix("κ undefined: ")})
     return pd.DataFrame(rows, columns=TEAM_COLUMNS)
 
