@@ -6,8 +6,9 @@ import streamlit as st
 
 from agentlearn import preferences
 from agentlearn.feedback import index
+from agentlearn.memory import proposals
 from agentlearn.methods import METHODS
-from pages import _ui
+from pages import _labeling, _ui
 from storage.records import Adapter
 
 KEYS = [("A", "left is better"), ("B", "right is better"), ("T", "tie"), ("X", "both bad"),
@@ -194,6 +195,13 @@ if st.session_state.get("pref_fix_open"):
              help="Fills the box with that answer to edit; what you typed yourself is kept.")
     st.text_area("Corrected response (becomes the chosen one)", key="pref_fix_text", height=120)
     st.caption("Click outside the box, then press A, B, T or X: the choice is saved with this correction.")
+    pair = st.session_state.get("pair")
+    fix = st.session_state.get("pref_fix_text", "")
+    if pair is not None and fix.strip() and fix not in (pair.left.output, pair.right.output):
+        with st.expander("Also turn this correction into a playbook rule"):
+            _labeling.propose_rule(ws, pair.first.suite, proposals.draft_from_fix(ws, pair.task_id, fix),
+                                   f"pref_{preferences.pair_key(pair)}", [pair.left.id, pair.right.id],
+                                   f"from {_ui.annotator()}'s edit-to-fix on Preferences")
 
 with st.expander("Preferences per annotator"):
     st.dataframe(summary, hide_index=True, width="stretch")

@@ -276,6 +276,20 @@ def test_edit_to_fix_stores_the_correction(seeded):
     assert (p.choice, p.corrected) == ("both_bad", fixed)
 
 
+def test_an_edit_to_fix_becomes_a_playbook_proposal(seeded):
+    at = open_page("pages/preferences.py")
+    click(at, "pref_e")
+    fixed = '<tool_call>{"name": "reset_password", "arguments": {"username": "akhan"}}</tool_call>'
+    at.text_area(key="pref_fix_text").input(fixed).run()
+    (box,) = [t for t in at.text_area if str(t.key).startswith("rule_pref_")]
+    assert "the way this corrected call does" in box.value and "reset_password" in box.value
+    box.input("Call reset_password with the username the person gives.").run()
+    click(at, "propose_" + str(box.key).removeprefix("rule_"))
+    (made,) = seeded.repo.find(InsightProposal, source="person")
+    assert made.text == "Call reset_password with the username the person gives." and len(made.evidence) == 2
+    assert seeded.repo.find(Preference, annotator="alice") == []  # proposing does not answer the pair
+
+
 def test_two_people_judging_make_two_preferences(seeded):
     for name in ("alice", "bob"):
         at = open_page("pages/preferences.py", annotator=name)

@@ -22,7 +22,7 @@ from agentlearn import insights, verdicts
 from agentlearn.memory import curator, error_analysis, playbook
 from agentlearn.methods import PROPOSAL_SOURCES
 from agentlearn.workspace import Workspace
-from storage.records import Insight, InsightProposal, Preference, Task, Trajectory
+from storage.records import Insight, InsightProposal, Task, Trajectory
 
 SOURCES = PROPOSAL_SOURCES  # what `propose` runs; "person" and "attribution" are one-off
 DUPLICATE = 0.9  # MiniLM cosine at which a new rule restates an active bullet
@@ -175,10 +175,10 @@ def draft_from_comment(ws: Workspace, trajectory_id: str, comment: str) -> str:
     return f"When asked to {task.expected.name.replace('_', ' ')}: {comment}"
 
 
-def draft_from_preference(ws: Workspace, preference: Preference) -> str:
-    """A rule drafted from a preference's edit-to-fix: what the corrected answer does."""
-    task = ws.repo.get(Task, preference.task_id) if preference.task_id else None
-    fix = preference.corrected.strip()
+def draft_from_fix(ws: Workspace, task_id: str, fix: str) -> str:
+    """A rule drafted from an edit-to-fix: what the corrected answer does, for requests like the task's."""
+    task = ws.repo.get(Task, task_id) if task_id else None
+    fix = fix.strip()
     if not fix:
         return ""
     what = f" for requests like {_clip(task.input[-1].content)!r}" if task and task.input else ""
