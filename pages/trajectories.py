@@ -216,7 +216,7 @@ with st.expander(f"Bulk action on the whole filtered set ({len(ids):,} trajector
             st.rerun()
 
 with st.expander("Export labels, preferences and corrections"):
-    _ui.label_export(ws, "traj_export", suite=st.session_state.get("f_suite") or "")
+    _labeling.export_panel(ws, "traj_export", suite=st.session_state.get("f_suite") or "")
 
 if current is None:
     st.info("Nothing to label with these filters. Change the filters, or run the agent on the Run page.")
@@ -228,11 +228,12 @@ start = max(0, min(position - 1 - page_size // 2, len(ids) - page_size)) if posi
 window = ids[start:start + page_size]
 with st.expander("Queue list (click a row to open it)"):
     rows = []
+    people = labels.people_count(ws, window)
     for tid in window:
         n = idx.position[tid]
         rows.append({"id": tid, "suite": idx.suite[n], "split": idx.split[n], "method": idx.method[n],
                      "verifier": {1: "success", 0: "fail"}.get(int(idx.verifier[n]), "-"),
-                     "labels": len(labels.labels_of(ws, tid)),
+                     "labels": people[tid],
                      "request and output": _labeling.row_text(idx.text[n], st.session_state.get("f_search", ""))})
     st.dataframe(rows, hide_index=True, width="stretch", key="queue_table", on_select=lambda: _pick_from(
         "queue_table", window), selection_mode="single-row")

@@ -136,6 +136,12 @@ def labels_of(ws: Workspace, trajectory_id: str) -> dict[str, Label]:
     return dict(label_index(ws).latest.get(trajectory_id, {}))
 
 
+def people_count(ws: Workspace, trajectory_ids: Sequence[str]) -> dict[str, int]:
+    """How many people labeled each of these trajectories (one read of the index for a whole table)."""
+    latest = label_index(ws).latest
+    return {tid: len(latest.get(tid, ())) for tid in trajectory_ids}
+
+
 def bulk_accept_verifier(ws: Workspace, trajectory_ids: Sequence[str], annotator: str,
                          overwrite_mine: bool = False) -> int:
     """Label each trajectory with its verifier verdict, as `annotator`; returns how many labels were written.
