@@ -234,14 +234,6 @@ def reference_panel(ws: Workspace, task: Task | None, trajectory: Trajectory) ->
         st.caption("Graded now under the suite's argument kinds: this run has no stored per-argument grades.")
 
 
-def label_export(ws: Workspace, key: str, kinds: tuple[str, ...] = ("labels", "preferences", "corrections"),
-                 suite: str = "") -> None:
-    """Download buttons (JSONL, CSV) and a Hugging Face datasets folder of labels, preferences, corrections."""
-    from pages import _labeling  # it imports this module
-
-    _labeling.export_panel(ws, key, kinds, suite)
-
-
 def render_memory(ws: Workspace, traj: Trajectory) -> None:
     """The memory the agent was given for this run: exemplars, insights, reflections."""
     mem = traj.memory

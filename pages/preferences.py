@@ -203,5 +203,8 @@ if st.session_state.get("pref_fix_open"):
                                    f"pref_{preferences.pair_key(pair)}", [pair.left.id, pair.right.id],
                                    f"from {_ui.annotator()}'s edit-to-fix on Preferences")
 
+with st.expander("Export labels, preferences and corrections"):
+    _labeling.export_panel(ws, "pref_export", suite=st.session_state.get("pref_suite") or "")
+
 with st.expander("Preferences per annotator"):
     st.dataframe(summary, hide_index=True, width="stretch")
