@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentlearn import verdicts
+from agentlearn import arg_kinds, verdicts
 from agentlearn.feedback import corrections
 from agentlearn.paths import file_part, inside
-from agentlearn.prompts import build_prompt, task_messages
+from agentlearn.prompts import build_prompt, instruction_for, task_messages
 from agentlearn.toolcall import format_tool_call, normalise_tool
 from agentlearn.workspace import Workspace
 from storage.records import (
@@ -32,6 +32,7 @@ from storage.records import (
     Exemplar,
     Label,
     Preference,
+    Suite,
     Task,
     ToolCall,
     Trajectory,
@@ -119,9 +120,21 @@ def train_tasks(ws: Workspace, suite: str) -> dict[str, Task]:
     return tasks
 
 
-def prompt_for(task: Task) -> list[dict[str, str]]:
-    """The zero-shot prompt the agent sends for a task, as chat dicts."""
-    return _dicts(build_prompt(task, []))
+def prompt_for(task: Task, suite: Suite | None = None) -> list[dict[str, str]]:
+    """The zero-shot prompt the agent sends for a task (with its suite's instruction), as chat dicts."""
+    return _dicts(build_prompt(task, [], instruction_for(suite)))
+
+
+def _prompter(ws: Workspace):
+    """prompt_for with each task's suite looked up once: an adapter is run with its suite's instruction."""
+    found: dict[str, Suite | None] = {}
+
+    def prompt(task: Task) -> list[dict[str, str]]:
+        if task.suite not in found:
+            found[task.suite] = ws.repo.get(Suite, task.suite)
+        return prompt_for(task, found[task.suite])
+
+    return prompt
 
 
 def check_file(path: str | Path, kind: str, cache_dir: str | Path | None = None) -> int:
@@ -226,8 +239,9 @@ def sft_targets(ws: Workspace, tasks: dict[str, Task]) -> tuple[dict[str, ToolCa
 def sft_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
     """Conversational SFT rows: the agent's prompt, then the canonical tool call as the assistant turn."""
     targets, out = sft_targets(ws, tasks)
+    prompt = _prompter(ws)
     for task_id, call in targets.items():
-        messages = prompt_for(tasks[task_id]) + [{"role": "assistant", "content": format_tool_call(call)}]
+        messages = prompt(tasks[task_id]) + [{"role": "assistant", "content": format_tool_call(call)}]
         out.rows.append({"messages": messages})
     return out
 
@@ -250,17 +264,23 @@ def openai_sft_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
 
 def grpo_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
     """Prompt-only rows with the ground truth the reward functions grade against."""
-    out = _Rows()
+    out, prompt = _Rows(), _prompter(ws)
+    kinds_by_suite: dict[str, dict[str, dict[str, str]]] = {}
     for task in tasks.values():
+        if task.suite not in kinds_by_suite:
+            suite = ws.repo.get(Suite, task.suite)
+            kinds_by_suite[task.suite] = arg_kinds.kinds_for(suite) if suite else {}
         tools = [normalise_tool(t) for t in task.tools]
         tool = next((t for t in tools if t["name"] == task.expected.name), None)
         required = list(tool["parameters"].get("required", [])) if tool else list(task.expected.arguments)
         out.rows.append({
-            "prompt": prompt_for(task),
+            "prompt": prompt(task),
             "expected_name": task.expected.name,
             "expected_arguments": json.dumps(task.expected.arguments, ensure_ascii=False),
             "required_args": [str(r) for r in required],
             "tools": json.dumps(tools, ensure_ascii=False),
+            # The expected tool's argument kinds, so the reward grades each argument by its kind's rule.
+            "arg_kinds": json.dumps(kinds_by_suite[task.suite].get(task.expected.name, {}), ensure_ascii=False),
             "task_id": task.id,
         })
     return out
@@ -355,13 +375,13 @@ def _pair_rows(ws: Workspace, suite: str, tasks: dict[str, Task], sources: tuple
         pairs += rating_pairs(ws, tasks)
     if "verifier" in sources:
         pairs += verifier_pairs(ws, tasks)
-    out, seen = _Rows(), set()
+    out, seen, prompt_of = _Rows(), set(), _prompter(ws)
     for pair in pairs:
         key = (pair.task_id, pair.chosen.strip(), pair.rejected.strip())
         if pair.chosen.strip() == pair.rejected.strip() or key in seen:
             continue  # identical answers teach nothing
         seen.add(key)
-        prompt = prompt_for(tasks[pair.task_id])
+        prompt = prompt_of(tasks[pair.task_id])
         chosen = [{"role": "assistant", "content": pair.chosen.strip()}]
         rejected = [{"role": "assistant", "content": pair.rejected.strip()}]
         if openai:

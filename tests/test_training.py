@@ -140,8 +140,21 @@ def test_rewards_grade_tool_calls_and_format():
     n = len(completions)
     cols = {"expected_name": ["reset_password"] * n, "expected_arguments": ['{"username": "akhan"}'] * n,
             "tools": [json.dumps([{"name": "reset_password", "parameters": {"type": "object"}}])] * n}
-    assert runner.call_reward(completions, **cols, trainer_state=None) == [1.0, 0.5, 1.0, 0.0, 0.5]
+    # The wrong tool earns nothing for its arguments: they are graded against the expected tool's only.
+    assert runner.call_reward(completions, **cols, trainer_state=None) == [1.0, 0.5, 1.0, 0.0, 0.0]
     assert runner.format_reward(completions, **cols) == [1.0, 1.0, 0.5, 0.0, 1.0]
+
+
+def test_call_reward_grades_each_argument_by_its_kind():
+    want = {"username": "akhan", "reason": "locked out after the password change"}
+    close = call_text("reset_password", username="akhan", reason="locked out after a password change")
+    cols = {"expected_name": ["reset_password"] * 2, "expected_arguments": [json.dumps(want)] * 2,
+            "tools": [json.dumps([{"name": "reset_password", "parameters": {"type": "object"}}])] * 2}
+    free = json.dumps({"username": "extractive", "reason": "free_text"})
+    strict = json.dumps({"username": "extractive", "reason": "categorical"})
+    by_kind = runner.call_reward([close, close], **cols, arg_kinds=[free, strict])
+    assert by_kind[0] == pytest.approx(0.5 + 0.5 * (1 + 5 / 6) / 2, abs=1e-3)  # free text: token F1 of the reason
+    assert by_kind[1] == 0.75  # the same words as a category: wrong unless equal
 
 
 # --- real training -----------------------------------------------------------------------------

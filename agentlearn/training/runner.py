@@ -243,20 +243,26 @@ def _text(completion: Any) -> str:
 
 
 def call_reward(completions: list[Any], expected_name: list[str], expected_arguments: list[str],
-                tools: list[str], **kwargs: Any) -> list[float]:
-    """Tool-call quality: half for the right tool, half for the normalised arguments (the graders)."""
+                tools: list[str], arg_kinds: list[str] | None = None, **kwargs: Any) -> list[float]:
+    """Tool-call quality under the evaluation's graders: half for the right tool, half for the arguments,
+    each scored by its kind's rule (graders.args_score: exact for identifiers and categories, token F1 for
+    free text), so the reward is what heldout accuracy measures. Rows without `arg_kinds` (older exports)
+    decide each argument's kind from its value, as the graders do."""
     from agentlearn import graders
     from agentlearn.toolcall import parse_tool_call
     from storage.records import ToolCall
 
+    kinds = arg_kinds if arg_kinds is not None else ["{}"] * len(completions)
     out = []
-    for completion, name, args, tool_json in zip(completions, expected_name, expected_arguments, tools, strict=True):
+    for completion, name, args, tool_json, kind_json in zip(completions, expected_name, expected_arguments, tools,
+                                                             kinds, strict=True):
         text = _text(completion)
         call = parse_tool_call(text).call
         expected = ToolCall(name=name, arguments=json.loads(args))
         offered = json.loads(tool_json)
+        known = json.loads(kind_json or "{}")
         score = 0.5 * graders.name_match(text, call, expected, offered).score
-        score += 0.5 * graders.args_normalised(text, call, expected, offered).score
+        score += 0.5 * graders.args_score(text, call, expected, offered, kinds=known).score
         out.append(score)
     return out
 
