@@ -167,3 +167,31 @@ def test_team_table(seeded):
     assert (ann["agree %"], ann["pairs"]) == (50.0, 2)
     assert rows.loc["ben", "κ with others"] == "0.00"  # one pair, opposite verdicts
     assert rows.loc["bob", "why κ is undefined"] == "everyone gave the same verdict (success)"
+
+
+def test_assignment_claims_undo_and_rulings_on_postgresql(pg_url, tmp_path):
+    """The same team flow on the PostgreSQL backend, with two servers' worth of repositories."""
+    from agentlearn.embeddings import hash_encode
+    from agentlearn.settings import Settings
+    from agentlearn.workspace import open_workspace
+    from tests.seed import seed_workspace
+
+    settings = Settings(home=tmp_path / "home", database_url=pg_url)
+    one, two = (open_workspace(settings, encoder=hash_encode) for _ in range(2))
+    seed_workspace(one.repo)
+    queue.set_overlap(one, SUITE, 2)
+    assert queue.overlap(two, SUITE) == 2
+    fresh = [t for t in queue.queue(one, MINE, me="ann") if t != "tr0ok"]  # bob labeled tr0ok already
+    first = claims.take(one, fresh, "ann")
+    assert first not in queue.queue(two, MINE, me="ben")  # the other server sees ann's claim
+    label = labels.submit_label(one, first, "ann", "fail", seconds=claims.held_for(one, first, "ann"))
+    claims.release(one, "ann")
+    assert first in queue.queue(two, MINE, me="ben") and first not in queue.queue(one, MINE, me="ann")
+    labels.undo(one, label.id, "ann")
+    assert first in queue.queue(two, MINE, me="ann") and not two.repo.find(Label, annotator="ann")
+    labels.submit_label(one, "tr1ok", "ann", "fail")
+    labels.submit_label(two, "tr1ok", "ben", "success")
+    assert [d.trajectory_id for d in disagreements.disagreements(two)] == ["tr1ok"]
+    disagreements.resolve(two, "tr1ok", "dave", "success")
+    assert verdicts.judge(one).succeeded(one.repo.get(Trajectory, "tr1ok")) is True
+    assert disagreements.disagreements(one) == []
