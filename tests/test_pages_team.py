@@ -6,7 +6,7 @@ import pytest
 
 from agentlearn import accounts, verdicts
 from agentlearn.feedback import labels, queue
-from storage.records import Resolution, Suite, Trajectory
+from storage.records import Label, Resolution, Suite, Trajectory
 from tests.seed import SUITE
 from tests.test_pages import PASSWORD, click, open_page, raw_seeded, seeded  # noqa: F401 (fixtures)
 
@@ -57,3 +57,29 @@ def test_suites_page_sets_annotators_per_item(seeded):  # noqa: F811
     click(at, "su_save_overlap")
     assert seeded.repo.get(Suite, SUITE).overlap == 3
     assert queue.overlap(seeded, SUITE) == 3
+
+
+def test_undo_and_rulings_have_letter_keys(seeded):  # noqa: F811
+    labels.submit_label(seeded, "tr1ok", "ann", "success")
+    labels.submit_label(seeded, "tr1ok", "ben", "fail")
+    at = open_page(None)
+    for page, keys in {"pages/trajectories.py": {"btn_undo": "u"},
+                       "pages/review.py": {"rv_success": "s", "rv_fail": "f", "rv_skip": "k", "rv_prev": "p"}}.items():
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        for key, letter in keys.items():
+            assert at.button(key=key).proto.shortcut.lower() == letter, (page, key)
+        assert any("Keys:" in c.value for c in at.caption), page
+
+
+def test_undo_on_the_page_removes_the_label_and_reopens_the_run(seeded):  # noqa: F811
+    at = open_page("pages/trajectories.py", trajectory="tr2ok")
+    assert at.button(key="btn_undo").disabled  # nothing submitted yet
+    click(at, "btn_fail")
+    click(at, "btn_submit")
+    assert [lb.verdict for lb in seeded.repo.find(Label, trajectory_id="tr2ok", annotator="alice")] == ["fail"]
+    assert at.session_state["traj_current"] != "tr2ok"
+    click(at, "btn_undo")
+    assert not seeded.repo.find(Label, trajectory_id="tr2ok", annotator="alice")
+    assert at.session_state["traj_current"] == "tr2ok"
+    assert any("verdict: fail" in t.value for t in at.text)  # the undone verdict is the draft again
