@@ -65,3 +65,74 @@ def test_max_length_comes_from_the_longest_row_within_the_models_context(ws, tmp
     huge.write_text(json.dumps(row) + "\n")
     capped, _ = sizing.size(jc.from_dict({**small.to_dict(), "dataset_path": str(huge)}), ws.settings.models_dir)
     assert capped.max_length == sizing.model_context(base_model)
+
+
+def test_a_validation_slice_is_held_out_the_same_way_every_time(tmp_path):
+    path = tmp_path / "sft.jsonl"
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                     {"role": "assistant", "content": f"a{i}"}]}) + "\n"
+                            for i in range(20)))
+    train, val = sizing.split_rows(path)
+    held = read(val)
+    assert len(held) == 4 and len(read(train)) == 16 and not {json.dumps(r) for r in held} & {
+        json.dumps(r) for r in read(train)}
+    assert sizing.split_rows(path) == (train, val) and read(val) == held
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(path.read_text().splitlines(keepends=True)[:9]))
+    assert sizing.split_rows(few) == (str(few), "")  # too few rows to spare any
+
+
+def test_the_adapter_kept_is_the_best_checkpoint_on_the_validation_rows(ws, tmp_path, base_model):
+    """A REAL 3-step SFT job in this process, graded by generation on 2 validation rows after every step."""
+    from agentlearn.training import jobs
+    from storage.records import Adapter
+
+    mini_suite(ws, tmp_path)
+    made = datasets.export(ws, "sft", SUITE)
+    rows = read(made.path)
+    val = Path(made.path).with_name("val.jsonl")
+    val.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    config = jc.preset("sft", "cpu-tiny", dataset_path=made.path, base_model=base_model, max_length=384, max_steps=3,
+                       validation_path=str(val), validation_every=1, learning_rate=5e-3)
+    job = jobs.run_job(ws, jobs.new_job(ws, config).id, config)
+    assert job.status == "succeeded", job.error
+    assert 1 <= job.metrics["best_step"] <= 3 and job.metrics["val_rows"] == 2
+    assert 0.0 <= job.metrics["val_name_accuracy"] <= 1.0
+    adapter = ws.repo.get(Adapter, job.adapter_id)
+    assert (Path(adapter.path) / "adapter_config.json").exists() and (Path(adapter.path) / "tokenizer.json").exists()
+
+
+def test_the_best_checkpoint_is_chosen_by_name_then_call_accuracy_and_a_later_tie_wins(tmp_path):
+    from agentlearn.training.validation import BestOnValidation
+
+    def row(name: str, user: str) -> dict:
+        return {"messages": [{"role": "user", "content": f"reset {user}"}, {"role": "assistant", "content":
+                f'<tool_call>{{"name": "{name}", "arguments": {{"username": "{user}"}}}}</tool_call>'}]}
+
+    rows = [row("reset_password", "akhan"), row("unlock_account", "bnovak")]
+    right, wrong_arg = rows[0]["messages"][1]["content"], rows[1]["messages"][1]["content"].replace("bnovak", "x")
+    script = {1: ["no call", "no call"], 2: [right, wrong_arg], 3: [right, "no call"], 4: [right, wrong_arg]}
+
+    class Scripted(BestOnValidation):
+        step = 0
+
+        def answers(self, model):
+            return script[self.step]
+
+    class Model:
+        saved: list[int] = []
+
+        def save_pretrained(self, folder, **kwargs):
+            Model.saved.append(best.step)
+
+    class Tok:
+        def save_pretrained(self, folder):
+            pass
+
+    best = Scripted(rows, Tok(), tmp_path / "adapter", every=1)
+    for step in script:
+        best.step = step
+        best.check(Model(), step)
+    assert Model.saved == [1, 2, 4]  # step 3 (one name right, no call right) is worse than step 2; 4 ties 2
+    assert best.best_step == 4 and best.metrics()["val_name_accuracy"] == 1.0
+    assert best.metrics()["val_call_accuracy"] == 0.5 and [h["step"] for h in best.history] == [1, 2, 3, 4]

@@ -71,6 +71,10 @@ class SFTJobConfig(JobConfig):
     method: ClassVar[str] = "sft"
     add_special_tokens: bool = True  # <think>, </think>, <tool_call>, </tool_call> as single tokens
     completion_only_loss: bool = True  # learn the answer, not the prompt
+    # SFT rows held out of training: the adapter kept is the checkpoint with the best grader accuracy on
+    # them (training.validation), checked every validation_every steps (0 = once an epoch) and at the end.
+    validation_path: str = ""
+    validation_every: int = 0
 
 
 @dataclass

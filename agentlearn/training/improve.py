@@ -196,7 +196,7 @@ def check(ctx: Context) -> dict[str, Any]:
         keep = tuple(k for k in ("max_steps", "max_length") if k in ctx.extra)
         config = jc.preset(method, ctx.preset or jobs.default_preset(), dataset_path=made["path"],
                            export_id=made["id"], suite=ctx.suite, **ctx.extra)
-        config, facts = sizing.size(config, ctx.ws.settings.models_dir, keep=keep)
+        config, facts = sizing.prepare(config, ctx.ws.settings.models_dir, keep=keep)
         report = preflight.check(config, ctx.ws.settings.models_dir)
         if report.errors and method == "sft":
             raise ValueError("the SFT job cannot start:\n- " + "\n- ".join(report.errors))

@@ -63,10 +63,13 @@ def config_for_suite(ws: Workspace, method: str, suite: str, preset_name: str = 
                      pairs_from: tuple[str, ...] = ("preferences",), **overrides: Any) -> JobConfig:
     """Export the method's dataset for a suite and build a config from a preset around it."""
     from agentlearn import datasets
+    from agentlearn.training import sizing
 
     exported = datasets.export(ws, method, suite, pairs_from=pairs_from)
-    return preset(method, preset_name or default_preset(), dataset_path=exported.path, export_id=exported.id,
-                  suite=suite, **overrides)
+    config = preset(method, preset_name or default_preset(), dataset_path=exported.path, export_id=exported.id,
+                    suite=suite, **overrides)
+    # Steps and max_length from the data (a validation slice for SFT), unless they were given.
+    return sizing.prepare(config, ws.settings.models_dir, keep=tuple(overrides))[0]
 
 
 def launch(ws: Workspace, config: JobConfig) -> Job:

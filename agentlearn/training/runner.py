@@ -349,7 +349,9 @@ def train(config: JobConfig, models_dir: Path, output_dir: Path, adapter_dir: Pa
         log.warning("left out %d row(s) longer than max_length=%d tokens", dropped, config.max_length)
     model = load_model(config, base_dir, tokenizer, device, pieces)
     token_ids = [tokenizer.convert_tokens_to_ids(t) for t in pieces]
-    trainer = build_trainer(config, model, tokenizer, dataset, device, str(output_dir), token_ids, callbacks)
+    best = _validation(config, tokenizer, adapter_dir, len(dataset))
+    trainer = build_trainer(config, model, tokenizer, dataset, device, str(output_dir), token_ids,
+                            [*callbacks, best] if best else callbacks)
     restore = expose_trained_token_rows(trainer.model)
     output = trainer.train()
     restore()
@@ -357,6 +359,15 @@ def train(config: JobConfig, models_dir: Path, output_dir: Path, adapter_dir: Pa
                        dropped=dropped)
     for entry in trainer.state.log_history:  # the last value of each logged metric
         result.metrics.update({f"last_{k}": v for k, v in _numbers(entry).items() if k not in output.metrics})
+    if best is not None:
+        result.metrics.update(best.metrics())
+        if not should_save():  # stopped without saving: the best checkpoint written meanwhile goes too
+            import shutil
+
+            shutil.rmtree(adapter_dir, ignore_errors=True)
+            return result
+        result.saved = best.best is not None  # the best checkpoint is in adapter_dir already
+        return result
     if should_save():
         adapter_dir.mkdir(parents=True, exist_ok=True)
         # The added tokens' rows are in the adapter already; a full copy of the resized embedding is not needed.
@@ -364,6 +375,16 @@ def train(config: JobConfig, models_dir: Path, output_dir: Path, adapter_dir: Pa
         tokenizer.save_pretrained(str(adapter_dir))
         result.saved = True
     return result
+
+
+def _validation(config: JobConfig, tokenizer, adapter_dir: Path, rows: int):
+    """The best-checkpoint callback when an SFT config names validation rows, else None."""
+    if not isinstance(config, SFTJobConfig) or not config.validation_path:
+        return None
+    from agentlearn.training.validation import BestOnValidation, read_rows
+
+    every = config.validation_every or max(1, -(-rows // config.effective_batch))  # once an epoch
+    return BestOnValidation(read_rows(config.validation_path), tokenizer, adapter_dir, every)
 
 
 def _numbers(values: dict[str, Any]) -> dict[str, float]:

@@ -8,6 +8,7 @@ smoke test and keeps its fixed 2 steps.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -22,6 +23,8 @@ LENGTH_MARGIN = 32  # tokens above the longest row: the chat template's own turn
 LENGTH_STEP = 64
 FIXED_PRESETS = ("cpu-tiny",)
 DEFAULT_CONTEXT = 2048
+VALIDATION_FRACTION = 0.2
+MIN_ROWS_FOR_VALIDATION = 10  # below this a slice is too small to choose by, and training needs every row
 
 
 def model_context(base_dir: str) -> int:
@@ -64,3 +67,32 @@ def size(config: JobConfig, models_dir: Path, keep: tuple[str, ...] = ()) -> tup
         change["warmup_steps"] = min(config.warmup_steps, change["max_steps"] // 10)
     facts.update(change)
     return from_dict({**config.to_dict(), **change}), facts
+
+
+def split_rows(path: str | Path, fraction: float = VALIDATION_FRACTION,
+               min_rows: int = MIN_ROWS_FOR_VALIDATION) -> tuple[str, str]:
+    """(train file, validation file) from one SFT file; the same rows every time (by a hash of each row).
+    With fewer than `min_rows` rows there is no validation file ("")."""
+    path = Path(path)
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(lines) < min_rows:
+        return str(path), ""
+    ranked = sorted(lines, key=lambda line: hashlib.sha256(line.encode()).hexdigest())
+    val = set(ranked[:max(1, round(len(lines) * fraction))])
+    train = [line for line in lines if line not in val]
+    train_path, val_path = path.with_name(path.stem + ".train.jsonl"), path.with_name(path.stem + ".val.jsonl")
+    train_path.write_text("\n".join(train) + "\n", encoding="utf-8")
+    val_path.write_text("\n".join(line for line in lines if line in val) + "\n", encoding="utf-8")
+    return str(train_path), str(val_path)
+
+
+def prepare(config: JobConfig, models_dir: Path, keep: tuple[str, ...] = ()) -> tuple[JobConfig, dict[str, Any]]:
+    """A job sized by its data: for SFT a validation slice first (best checkpoint), then `size` on the rest."""
+    if isinstance(config, SFTJobConfig) and config.preset not in FIXED_PRESETS and not config.validation_path:
+        train, val = split_rows(config.dataset_path)
+        if val:
+            config = from_dict({**config.to_dict(), "dataset_path": train, "validation_path": val})
+    sized, facts = size(config, models_dir, keep)
+    if isinstance(sized, SFTJobConfig) and sized.validation_path:
+        facts["validation_rows"] = len(runner.read_jsonl(sized.validation_path))
+    return sized, facts
