@@ -8,7 +8,7 @@ Workspaces are generated once under bench/results/ (gitignored) and reused. Figu
   its file after a restart, the queue with filters, search, a label written and the queue recomputed);
 - assignment: the suite set to 2 annotators per item and 50 items held open by other people (claims),
   then the default queue ("needs my label") and submit-and-next as the page does it (time held, label,
-  release the claim, queue again, claim the next item). The AppTest and browser runs below use the same
+  queue again, claim the next item: the one claim moves). The AppTest and browser runs below use the same
   workspace, so their S then N / N figures include overlap and claims;
 - AppTest: a full script run of the Trajectories page, first in this process (store parsed cold) and
   then warm, and the runs behind the keys K (next) and S then N (label, submit and next);
@@ -163,13 +163,12 @@ def bench_assignment(ws, rows: list) -> None:
     with timed(rows, f"queue.queue (needs my label: overlap 2, {OTHERS} claims)"):
         ids = queue.queue(ws, mine, me="zoe")
     held = set(claims.held_by_others(ws, "zoe"))
-    assert len(held) == OTHERS and not held & set(ids), "claimed items must be skipped"
+    assert len(held) >= OTHERS and not held & set(ids), "claimed items must be skipped"
     current = claims.take(ws, ids, "zoe")
     for n in range(3):
         with timed(rows, f"submit-and-next with overlap and claims (library, #{n + 1})"):
             nxt = queue.next_after(ids, current)
             labels.submit_label(ws, current, "zoe", "success", 4, seconds=claims.held_for(ws, current, "zoe"))
-            claims.release(ws, "zoe")
             ids = queue.queue(ws, mine, me="zoe")
             assert current not in ids
             current = claims.take(ws, ids[ids.index(nxt):] if nxt in ids else ids, "zoe")

@@ -102,7 +102,6 @@ def _submit() -> None:
     except ValueError as e:
         _ui.flash(str(e), "error")
         return
-    claims.release(ws, name)  # free for the next person at once, not when the claim expires
     st.session_state["last_label"] = label.id
     st.session_state["drafts"].pop(tid, None)
     _ui.flash(f"Saved: {draft['verdict']}" + (f", score {draft['score']}" if draft.get("score") else ""))
@@ -180,6 +179,8 @@ if holder is not None and current != st.session_state.get("_pinned") and _filter
     # Someone opened it a moment before this queue was read: take the next free item instead.
     current = st.session_state["traj_current"] = claims.take(ws, ids[ids.index(current) + 1:], _ui.annotator())
     holder = None
+if current is None:
+    claims.release(ws, _ui.annotator())  # nothing open: free what was claimed before (one write at most)
 if current:
     st.query_params["trajectory"] = st.session_state["_written_link"] = current
 
