@@ -122,14 +122,13 @@ with left:
     st.subheader("Label progress per suite")
     st.dataframe(feedback_reports.progress_by_suite(ws), hide_index=True, width="stretch")
     st.subheader("Agreement")
-    st.dataframe([
-        {"between": "people and the verifier", "Cohen's κ": _kappa_text(people_machine), "runs": people_machine.n,
-         "raw agreement %": "—" if people_machine.agree is None else f"{100 * people_machine.agree:.1f}",
-         "why κ is undefined": people_machine.reason.removeprefix("κ undefined: ")},
-        {"between": "two people", "Cohen's κ": _kappa_text(people), "runs": people.n,
-         "raw agreement %": "—" if people.agree is None else f"{100 * people.agree:.1f}",
-         "why κ is undefined": people.reason.removeprefix("κ undefined: ")},
-    ], hide_index=True, width="stretch")
+    pairs = {"people and the verifier": people_machine, "two people": people}
+    st.dataframe([{"between": name, "Cohen's κ": _kappa_text(a), "runs": a.n,
+                   "raw agreement %": "—" if a.agree is None else f"{100 * a.agree:.1f}"} for name, a in pairs.items()],
+                 hide_index=True, width="stretch")
+    for name, a in pairs.items():
+        if a.kappa is None:
+            st.text(f"{name}: {a.reason}")
 with right:
     st.subheader("Label progress per annotator")
     per_person = feedback_reports.progress_by_annotator(ws)
@@ -154,10 +153,12 @@ if len(crew):
                f"runs both labeled. Between all people: {people.text()}"
                + ("" if people.agree is None else f" (raw agreement {100 * people.agree:.0f}% on {people.n:,} pairs)."))
     st.dataframe(crew, hide_index=True, width="stretch", column_config={
-        "median s per item": st.column_config.NumberColumn(help="Seconds from opening the item to submitting; "
-                                                                 "labels written before timing existed have none"),
-        "κ with others": st.column_config.TextColumn(help="Cohen's κ of this person against every other person "
-                                                           "on shared runs (pooled pairs)"),
-        "why κ is undefined": st.column_config.TextColumn(width="medium")})
+        "per hour": st.column_config.NumberColumn(help="Labels per clock hour in which the person labeled at all"),
+        "per day": st.column_config.NumberColumn(help="Labels per day on which the person labeled at all"),
+        "median s": st.column_config.NumberColumn(help="Median seconds from opening an item to submitting it"),
+        "timed": st.column_config.NumberColumn(help="Labels with a time (those written before timing have none)"),
+        "κ": st.column_config.TextColumn(help="Cohen's κ of this person against every other person on shared runs "
+                                              "(pooled pairs)"),
+        "why κ is undefined": st.column_config.TextColumn(width="large")})
 else:
     st.text("Nobody has labeled yet.")

@@ -161,11 +161,11 @@ def test_team_table(seeded):
     labels.submit_label(seeded, "tr1ok", "ben", "success")
     rows = team.team_table(seeded).set_index("annotator")
     ann = rows.loc["ann"]
-    assert (ann["labels"], ann["items"], ann["last 24 h"], ann["median s per item"], ann["timed items"]) == (3, 3, 3, 10.0, 3)
-    assert ann["per active hour"] >= 1.5  # 3 labels in one or two clock hours
+    assert (ann["labels"], ann["items"], ann["last 24 h"], ann["median s"], ann["timed"]) == (3, 3, 3, 10.0, 3)
+    assert ann["per hour"] >= 1.5  # 3 labels in one or two clock hours
     # ann agrees with bob on tr0ok and disagrees with ben on tr1ok.
     assert (ann["agree %"], ann["pairs"]) == (50.0, 2)
-    assert rows.loc["ben", "κ with others"] == "0.00"  # one pair, opposite verdicts
+    assert rows.loc["ben", "κ"] == "0.00"  # one pair, opposite verdicts
     assert rows.loc["bob", "why κ is undefined"] == "everyone gave the same verdict (success)"
 
 

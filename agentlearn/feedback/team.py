@@ -11,8 +11,8 @@ from agentlearn.feedback.reports import Agreement, agreement_of
 from agentlearn.workspace import Workspace
 from storage.records import Label, now
 
-TEAM_COLUMNS = ["annotator", "labels", "items", "last 24 h", "last 7 days", "per active hour", "per active day",
-                "median s per item", "timed items", "agree %", "κ with others", "pairs", "why κ is undefined"]
+TEAM_COLUMNS = ["annotator", "labels", "items", "last 24 h", "last 7 days", "per hour", "per day", "median s",
+                "timed", "agree %", "κ", "pairs", "why κ is undefined"]
 
 
 def _with_others(ws: Workspace, name: str) -> Agreement:
@@ -30,8 +30,9 @@ def _with_others(ws: Workspace, name: str) -> Agreement:
 def team_table(ws: Workspace) -> pd.DataFrame:
     """One row per annotator: throughput, time per item (from opening the item to submitting), agreement.
 
-    "per active hour" divides the labels by the clock hours in which the person labeled at all (and
-    "per active day" by the days), so a break does not count as slow work.
+    "per hour" divides the labels by the clock hours in which the person labeled at all (and "per day" by
+    the days), so a break does not count as slow work. "median s" is the median time per item over the
+    "timed" labels; κ is against every other person on shared runs.
     """
     labels = ws.repo.all(Label)
     if not labels:
@@ -50,11 +51,10 @@ def team_table(ws: Workspace) -> pd.DataFrame:
             "annotator": name, "labels": len(part), "items": part["trajectory"].nunique(),
             "last 24 h": int((part["created"] > at - timedelta(hours=24)).sum()),
             "last 7 days": int((part["created"] > at - timedelta(days=7)).sum()),
-            "per active hour": round(len(part) / hours, 1), "per active day": round(len(part) / days, 1),
-            "median s per item": round(float(timed.median()), 1) if len(timed) else None,
-            "timed items": len(timed),
+            "per hour": round(len(part) / hours, 1), "per day": round(len(part) / days, 1),
+            "median s": round(float(timed.median()), 1) if len(timed) else None, "timed": len(timed),
             "agree %": None if agreement.agree is None else round(100 * agreement.agree, 1),
-            "κ with others": "undefined" if agreement.kappa is None else f"{agreement.kappa:.2f}",
+            "κ": "undefined" if agreement.kappa is None else f"{agreement.kappa:.2f}",
             "pairs": agreement.n, "why κ is undefined": agreement.reason.removeprefix("κ undefined: ")})
     return pd.DataFrame(rows, columns=TEAM_COLUMNS)
 
