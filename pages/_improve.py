@@ -45,7 +45,8 @@ def section(suites: list[str]) -> None:
     rows = gate.history_rows(ws, suite)
     if rows:
         st.markdown("**Decisions**")
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        share = {c: st.column_config.NumberColumn(c, format="percent") for c in ("before", "after")}
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=share)
 
 
 def _choose(suite: str, current: str, known: dict) -> None:

@@ -402,6 +402,9 @@ def _said(stage: StageRun) -> str:
     if stage.name == "evaluate" and out:
         return ", ".join(f"{m}: name {c['name_accuracy']:.1%}" for m, c in out.get("candidates", {}).items())
     if stage.name == "decide" and out:
-        return (f"promoted {out['promoted']}" if out.get("promoted") else "refused") + \
-            f" (name {out.get('before', 0):.1%} -> {out.get('after', 0):.1%}, p={out.get('p_value', 1):.3g})"
+        others = "".join(f"; {m.upper()} {'beat' if v['promote'] else 'did not beat'} SFT "
+                         f"({v['sft']:.1%} -> {v[m]:.1%}, p={v['p_value']:.3g})" for m, v in out.get("versus_sft", {}).items())
+        return (f"promoted {out.get('chosen', '').upper()} {out['promoted']}" if out.get("promoted") else
+                f"refused {out.get('chosen', '').upper()}") + \
+            f" (name {out.get('before', 0):.1%} -> {out.get('after', 0):.1%}, p={out.get('p_value', 1):.3g}){others}"
     return ""
