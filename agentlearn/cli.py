@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument("--suite", required=True)
     rb.add_argument("--by", default="", help="who decided, recorded with the change")
     rb.set_defaults(func=cmd_adapters_rollback)
+    imb = ad_sub.add_parser("import", help="register the adapter a trained bundle (train --bundle) produced")
+    imb.add_argument("folder")
+    imb.set_defaults(func=cmd_adapters_import)
     hist = ad_sub.add_parser("history", help="the suite's gate decisions and model changes, newest first")
     hist.add_argument("--suite", required=True)
     hist.add_argument("--json", action="store_true", help="one JSON array")
@@ -164,6 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--pairs-from", default="preferences", help="DPO pair sources (see export)")
     train.add_argument("--init-adapter", default="", help="start from this adapter (id, its job's id, or a folder)")
     train.add_argument("--json", action="store_true", help="print one JSON object with the result")
+    train.add_argument("--bundle", default="", metavar="DIR",
+                       help="write a self-contained job folder (data, job.yaml, run.sh for accelerate launch) to "
+                            "train elsewhere, instead of training here; bring it back with `adapters import DIR`")
     train.set_defaults(func=cmd_train)
 
     users = sub.add_parser("users", help="dashboard accounts and roles (annotator < reviewer < admin)")
@@ -554,6 +560,14 @@ def cmd_adapters_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapters_import(args: argparse.Namespace) -> int:
+    from agentlearn.training import bundle
+
+    adapter = bundle.import_bundle(open_workspace(), args.folder)
+    _print_json({"adapter_id": adapter.id, "job_id": adapter.job_id, "name": adapter.name, "path": adapter.path})
+    return 0
+
+
 def cmd_adapters_history(args: argparse.Namespace) -> int:
     from agentlearn.training import gate
 
@@ -636,6 +650,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = jobs.config_for_suite(ws, args.method, args.suite, args.preset, pairs_from=pairs, **overrides)
     else:
         raise ValueError("give --config FILE or --suite NAME")
+    if args.bundle:
+        from agentlearn.training import bundle
+
+        folder = bundle.write(ws, config, args.bundle)
+        _print_json({"bundle": str(folder), "method": config.method, "max_steps": config.max_steps,
+                     "launch": str(folder / "run.sh"), "then": f"python -m agentlearn adapters import {folder}"})
+        return 0
     job = jobs.launch(ws, config)
     print(f"job {job.id} started (pid {job.pid}); log: {job.log_path}", file=sys.stderr)
     seen = [-1]

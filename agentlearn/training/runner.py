@@ -81,7 +81,9 @@ def load_model(config: JobConfig, base_dir: str, tokenizer, device: str, new_pie
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if device == "cuda":
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        kwargs["device_map"] = {"": 0}
+        import os
+
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}  # one GPU per accelerate process
         if config.quantize_4bit:
             from transformers import BitsAndBytesConfig
 
