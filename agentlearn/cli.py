@@ -587,9 +587,17 @@ def cmd_improve(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    said = {"text": "", "at": 0.0}
+
+    def say(message: str) -> None:  # progress to stderr (so --json stays one object), at most every 5 s
+        if message != said["text"] and time.monotonic() - said["at"] >= 5:
+            said.update(text=message, at=time.monotonic())
+            print(f"[improve] {message}", file=sys.stderr)
+
     record = improve.run(ws, args.suite, methods=methods, resume=args.resume, preset=args.preset, limit=args.limit,
                          on_stage=lambda stage: print(f"[improve] {stage.name}: {stage.status}"
-                                                      + (f" ({stage.error})" if stage.error else ""), file=sys.stderr))
+                                                      + (f" ({stage.error})" if stage.error else ""), file=sys.stderr),
+                         on_message=say)
     result = improve.summary(record)
     processes.finish(ws, result=result, error="" if record.status in ("succeeded", "stopped") else record.error)
     if args.json:

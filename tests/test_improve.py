@@ -122,7 +122,9 @@ def test_cli_improve_json(ws, tmp_path, capsys, monkeypatch):
     fakes = FakeStages(ws, {"current": [0] * 10, "sft": [1] * 9 + [0]})
     monkeypatch.setattr(improve, "STAGE_FUNCTIONS", {**improve.STAGE_FUNCTIONS, **fakes.stages()})
     assert main(["improve", "--suite", SUITE, "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    out = json.loads(printed.out)  # one object; progress went to stderr
+    assert "[improve] decide: done" in printed.err
     assert out["promoted"] and out["promoted"] == ws.repo.get(Suite, SUITE).adapter
     assert (out["before"], out["after"]) == (0.0, 0.9) and out["p_value"] < 0.05
     assert [s["status"] for s in out["stages"]][-2:] == ["done", "done"]
@@ -168,3 +170,33 @@ def test_real_improve_trains_evaluates_and_gates_on_a_tiny_suite(ws, tmp_path, l
     # Two heldout tasks cannot reach p < 0.05 (the smallest exact p with 2 discordant pairs is 0.5): refused.
     assert summary["promoted"] == "" and summary["p_value"] >= 0.5
     assert ws.repo.get(Suite, SUITE).adapter == "" and ws.repo.all(Promotion)[0].decision == "refused"
+
+
+@pytest.mark.slow
+def test_real_stop_of_an_improve_process_stops_its_training_job(ws, tmp_path, linked_model):
+    """`improve` started as a dashboard child (processes.start), stopped during SFT (SIGTERM to its group):
+    the stage reads stopped and the training job obeys its stop request."""
+    import time
+
+    from agentlearn import processes
+    from agentlearn.training import jobs
+    from storage.records import Job
+
+    mini_suite(ws, tmp_path, heldout=0.5)
+    started = processes.start(ws, "improve", ["improve", "--suite", SUITE, "--preset", "cpu-small"])
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not any(j.status == "running" and j.step >= 1 for j in ws.repo.all(Job)):
+        assert processes.get(ws, started.id).status == "running", processes.tail(processes.get(ws, started.id))
+        time.sleep(1)
+    (job,) = ws.repo.all(Job)
+    processes.stop(ws, started.id)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and improve.latest(ws, SUITE).status == "running":
+        time.sleep(0.5)
+    record = improve.latest(ws, SUITE)
+    assert record.status == "stopped", processes.tail(processes.get(ws, started.id), 60)
+    assert {s.name: s.status for s in record.stages}["sft"] == "stopped"
+    job = jobs.wait(ws, job.id, timeout=300)
+    assert job.status == "stopped" and job.step < job.max_steps  # the job obeyed the stop, not ran to its end
+    stages = {s.name: s for s in record.stages}
+    assert stages["check"].output["configs"]["sft"]["max_steps"] == 4  # sized: 3 epochs of 2 rows, floor 4

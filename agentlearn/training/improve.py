@@ -65,6 +65,7 @@ class Context:
     preset: str = ""
     limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # config overrides for every job (tests size them)
+    on_message: Callable[[str], None] | None = None  # a terminal's progress line (the CLI)
 
     def record(self) -> Improvement:
         return self.ws.repo.get(Improvement, self.improvement_id)
@@ -77,6 +78,8 @@ class Context:
     def report(self, message: str) -> None:
         done = sum(s.status in ("done", "skipped") for s in self.record().stages)
         processes.report(self.ws, done, len(STAGES), message)
+        if self.on_message:
+            self.on_message(message)
 
 
 Stage = Callable[[Context], dict[str, Any]]
@@ -87,13 +90,15 @@ Stage = Callable[[Context], dict[str, Any]]
 
 def run(ws: Workspace, suite: str, methods: tuple[str, ...] = ("sft",), resume: str = "", preset: str = "",
         limit: int | None = None, stages: dict[str, Stage] | None = None,
-        on_stage: Callable[[StageRun], None] | None = None, **extra: Any) -> Improvement:
+        on_stage: Callable[[StageRun], None] | None = None, on_message: Callable[[str], None] | None = None,
+        **extra: Any) -> Improvement:
     """Run (or resume) an improvement of a suite's model to its end, a stop or a failure; returns the record."""
     from agentlearn.tasks import get_suite
 
     get_suite(ws, suite)
     record = _resumed(ws, suite, resume) if resume else _new(ws, suite, _checked(methods))
-    ctx = Context(ws, record.id, suite, tuple(record.methods), preset=preset, limit=limit, extra=extra)
+    ctx = Context(ws, record.id, suite, tuple(record.methods), preset=preset, limit=limit, extra=extra,
+                  on_message=on_message)
     steps = {**STAGE_FUNCTIONS, **(stages or {})}
     with _stop_on_sigterm():
         for name in STAGES:
