@@ -53,6 +53,7 @@ def _choose(suite: str, current: str, known: dict) -> None:
     c = st.columns([3, 1, 1])
     options = [""] + list(known)
     pick = c[0].selectbox("Use another model", options, key="im_pick",
+                          index=options.index(current) if current in options else 0,  # Use does nothing by mistake
                           format_func=lambda i: f"{known[i].name} ({i})" if i else "the base model")
     if c[1].button("Use", key="im_use", disabled=pick == current):
         _act(lambda: gate.use(_ui.workspace(), suite, pick or "none", by=_ui.annotator()))
