@@ -234,6 +234,19 @@ def _serve(home: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
+def _settle(page, quiet: float = 0.6, timeout: float = 60) -> None:
+    """Wait until Streamlit has finished its current run (no status widget for `quiet` seconds)."""
+    deadline, calm_since = time.time() + timeout, None
+    while time.time() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').is_visible():
+            calm_since = None
+        elif calm_since is None:
+            calm_since = time.time()
+        elif time.time() - calm_since >= quiet:
+            return
+        time.sleep(0.1)
+
+
 def bench_browser(home: Path, rows: list) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -250,7 +263,7 @@ def bench_browser(home: Path, rows: list) -> None:
                     with timed(rows, label):
                         page.goto(f"{url}/trajectories?annotator=zoe")
                         shown.first.wait_for(timeout=300_000)
-                time.sleep(1.5)  # let the run that fills the query string finish
+                _settle(page)  # let the run that fills the query string finish: a key pressed during it is lost
                 for label, k, wait in (("browser: K until the next trajectory shows", "k", None),
                                        ("browser: S until the verdict shows", "s", "verdict: success"),
                                        ("browser: N (submit) until the next trajectory shows", "n", None)):
@@ -260,10 +273,14 @@ def bench_browser(home: Path, rows: list) -> None:
                     if wait:
                         page.get_by_text(wait).first.wait_for(timeout=60_000)
                     else:
-                        page.wait_for_function("(b) => ![...document.querySelectorAll('div')].some("
-                                               "d => d.innerText === b)", arg=before, timeout=60_000)
+                        try:
+                            page.wait_for_function("(b) => ![...document.querySelectorAll('div')].some("
+                                                   "d => d.innerText === b)", arg=before, timeout=60_000)
+                        except Exception:
+                            page.screenshot(path=str(RESULTS / f"stuck-after-{k}.png"), full_page=True)
+                            raise
                     rows.append((label, time.perf_counter() - t))
-                    time.sleep(1.0)
+                    _settle(page)
                 with timed(rows, "browser: Overview -> Trajectories via the sidebar"):
                     page.get_by_role("link", name="Overview").click()
                     page.get_by_role("heading", name="Overview").wait_for(timeout=60_000)
@@ -290,12 +307,14 @@ def main() -> int:
         print(f"\n== {n:,} trajectories ==")
         home = workspace_for(n)
         rows: list[tuple[str, float]] = []
-        bench_library(home, rows)
-        bench_apptest(home, rows)
-        if not args.no_browser and Path(CHROMIUM).exists():
-            bench_browser(home, rows)
-        for what, seconds in rows:
-            print(f"  {what:<58} {seconds * 1000:9.0f} ms")
+        try:
+            bench_library(home, rows)
+            bench_apptest(home, rows)
+            if not args.no_browser and Path(CHROMIUM).exists():
+                bench_browser(home, rows)
+        finally:  # what was measured before a failure is still worth seeing
+            for what, seconds in rows:
+                print(f"  {what:<58} {seconds * 1000:9.0f} ms")
     return 0
 
 
