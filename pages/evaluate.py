@@ -91,8 +91,10 @@ uses = method in USES_EXEMPLARS
 mode = c[1].selectbox("Exemplar retrieval", list(MODES), index=list(MODES).index(DEFAULT_MODE), key="ev_mode",
                       disabled=not uses, help="\n".join(f"{m}: {d}" for m, d in MODES.items()))
 k = int(c[2].number_input("k", 1, 8, DEFAULT_K, key="ev_k", disabled=not uses))
-adapter = c[3].selectbox("Adapter", [""] + list(adapters), key="ev_adapter",
-                         format_func=lambda i: adapters.get(i, i) if i else "base model")
+adapter = c[3].selectbox("Adapter", ["auto", "none"] + list(adapters), key="ev_adapter",
+                         format_func=lambda i: {"auto": "the suite's model", "none": "base model"}.get(
+                             i, adapters.get(i, i)),
+                         help="the suite's model: the adapter the gate promoted (Training page), else the base model")
 c = st.columns(3)
 tools = c[2].selectbox("Tools offered", TOOL_CHOICES, key="ev_tools", disabled=not uses,
                        help="with exemplars: auto (the suite's choice), every tool, or only the N likeliest")
@@ -106,7 +108,7 @@ args: list[object] = ["eval", "--suite", suite, "--method", method]
 if uses:
     args += ["--mode", mode, "--k", k] + (["--tool-aware"] if tool_aware else []) + ["--tools", tools]
 args += ([] if constrained else ["--no-constrained"]) + (["--repeats", repeats] if repeats > 1 else [])
-args += (["--adapter", adapter] if adapter else []) + (["--limit", limit] if limit < n_heldout else [])
+args += (["--adapter", adapter] if adapter != "auto" else []) + (["--limit", limit] if limit < n_heldout else [])
 st.code("python -m agentlearn " + " ".join(str(a) for a in args), language="bash")
 if st.button("Evaluate", key="ev_start", type="primary", disabled=_progress.is_running("eval") or n_heldout == 0):
     _progress.start("eval", args)

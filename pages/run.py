@@ -38,8 +38,10 @@ suite = c[0].selectbox("Suite", suites, key="run_suite")
 scope = c[1].selectbox("Run on", ["one task", "a whole split"], key="run_scope")
 method = c[2].selectbox("Memory method", list(METHODS), key="run_method",
                         help="\n".join(f"{m}: {d}" for m, d in METHODS.items()))
-adapter = c[3].selectbox("Adapter", [""] + list(adapters), key="run_adapter",
-                         format_func=lambda i: adapters.get(i, i) if i else "base model")
+adapter = c[3].selectbox("Adapter", ["auto", "none"] + list(adapters), key="run_adapter",
+                         format_func=lambda i: {"auto": "the suite's model", "none": "base model"}.get(
+                             i, adapters.get(i, i)),
+                         help="the suite's model: the adapter the gate promoted (Training page), else the base model")
 uses, reflects = method in USES_EXEMPLARS, method in USES_REFLEXION
 c = st.columns(3)
 mode = c[0].selectbox("Exemplar retrieval", list(MODES), index=list(MODES).index(DEFAULT_MODE), key="run_mode",
@@ -96,7 +98,7 @@ else:
     if uses:
         args += ["--mode", mode, "--k", k] + (["--tool-aware"] if tool_aware else [])
     args += ([] if constrained else ["--no-constrained"]) + (["--trials", trials] if reflects else [])
-    args += (["--adapter", adapter] if adapter else []) + (["--limit", limit] if limit < n_tasks else [])
+    args += (["--adapter", adapter] if adapter != "auto" else []) + (["--limit", limit] if limit < n_tasks else [])
     st.code("python -m agentlearn " + " ".join(str(a) for a in args), language="bash")
     if st.button("Start", key="run_start", type="primary", disabled=_progress.is_running("run") or n_tasks == 0,
                  shortcut="G"):

@@ -85,3 +85,24 @@ def test_improve_starts_a_process_and_a_stopped_one_can_resume(page_ws, tmp_path
     resumed = max(ws.repo.all(Process), key=lambda p: p.created)
     assert resumed.args == ["improve", "--suite", SUITE, "--resume", stopped.id]
     processes.stop(ws, resumed.id)
+
+
+def test_the_run_page_uses_the_suites_model_unless_told_otherwise(page_ws, tmp_path):
+    from storage.records import Adapter, Trajectory
+
+    ws = page_ws
+    mini_suite(ws, tmp_path)
+    folder = ws.settings.adapters_dir / "promoted"
+    folder.mkdir(parents=True)
+    promoted = ws.repo.put(Adapter(name="promoted", path=str(folder), base_model="m", method="sft"))
+    gate.use(ws, SUITE, promoted.id)
+    at = open_training()
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key="run_suite").set_value(SUITE).run()
+    assert at.selectbox(key="run_adapter").value == "auto"
+    at.button(key="run_one").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.adapter for t in ws.repo.all(Trajectory)] == [promoted.id]
+    at.selectbox(key="run_adapter").set_value("none").run()
+    at.button(key="run_one").click().run()
+    assert sorted(t.adapter for t in ws.repo.all(Trajectory)) == ["", promoted.id]
