@@ -80,6 +80,10 @@ def test_a_validation_slice_is_held_out_the_same_way_every_time(tmp_path):
     few = tmp_path / "few.jsonl"
     few.write_text("".join(path.read_text().splitlines(keepends=True)[:9]))
     assert sizing.split_rows(few) == (str(few), "")  # too few rows to spare any
+    from agentlearn.training import preflight
+
+    missing = jc.preset("sft", "cpu-tiny", dataset_path=train, validation_path=str(tmp_path / "gone.jsonl"))
+    assert any("validation_path" in e and "does not exist" in e for e in preflight.setting_problems(missing))
 
 
 def test_the_adapter_kept_is_the_best_checkpoint_on_the_validation_rows(ws, tmp_path, base_model):

@@ -65,6 +65,8 @@ def setting_problems(config: JobConfig) -> list[str]:
         out.append(f"init_adapter {config.init_adapter} is not an adapter folder (no adapter_config.json)")
     if config.base_model and not (Path(config.base_model) / "config.json").exists():
         out.append(f"base_model {config.base_model} is not a model folder (no config.json)")
+    if isinstance(config, SFTJobConfig) and config.validation_path and not Path(config.validation_path).exists():
+        out.append(f"validation_path {config.validation_path} does not exist; export the dataset again")
     if isinstance(config, GRPOJobConfig):
         out += _grpo_problems(config)
     return out
