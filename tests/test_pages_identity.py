@@ -85,7 +85,7 @@ def test_an_annotator_cannot_reach_training_users_or_reviews(team):
             at.switch_page(page)
     at.switch_page("pages/insights.py").run()
     assert at.button(key="ins_approve").disabled and at.button(key="ins_reject").disabled
-    assert at.button(key="ins_extract").disabled
+    assert at.button(key="ins_propose").disabled
     assert team.repo.get(InsightProposal, "prop-add").status == "pending"
 
 

@@ -348,8 +348,8 @@ def test_exemplars_page_shows_modes_choice_tags_and_starts_a_choice(page_ws, mon
     headers = [m.value for m in at.markdown]
     assert all(f"**{m}**" in headers for m in MODES)
     assert any(c.value.startswith("= ") for c in at.caption)  # what auto resolved to
-    assert any("different scales" in c.value for c in at.caption)
-    assert any(t.value.startswith("score ") for t in at.text)
+    assert any("not scores across columns" in c.value for c in at.caption)
+    assert any(t.value.startswith("#1 · ") for t in at.text)  # ranked, with the score named
 
 
 # --- the real encoder -------------------------------------------------------------------------------
