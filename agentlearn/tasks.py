@@ -304,14 +304,15 @@ def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0
     inferred = arg_kinds.infer(all_tasks, suite_tools)
     overrides = _merged_overrides(old_suite.arg_kind_overrides if old_suite else {}, kind_overrides or {},
                                   suite_tools, inferred)
+    # A re-import keeps what people set on the suite: its model, retrieval choice, queue and rubric.
+    kept = old_suite.model_dump(include={"retrieval", "adapter", "overlap", "error_categories", "guidelines"}) \
+        if old_suite else {}
     record = Suite(
         id=suite, name=suite, tools=suite_tools, heldout_fraction=heldout,
         description=description or (old_suite.description if old_suite else ""),
         instruction=instruction or (old_suite.instruction if old_suite else "") or shared,
         arg_kinds=inferred, arg_kind_overrides=overrides,
-        retrieval=old_suite.retrieval if old_suite else {},
-        adapter=old_suite.adapter if old_suite else "",  # a re-import keeps the suite's promoted model
-        source=source or str(path), created=old_suite.created if old_suite else start,
+        source=source or str(path), created=old_suite.created if old_suite else start, **kept,
     )
     ws.repo.put_many([record, *records])
     return record

@@ -257,6 +257,18 @@ def test_reimport_keeps_a_persons_instruction_unless_a_new_one_is_given(ws, tmp_
     assert tasks.update_suite(ws, "sys", instruction="").instruction == ""  # back to the default
 
 
+def test_reimport_keeps_the_queue_rubric_and_model_people_set(ws, tmp_path):
+    from storage.records import Suite
+
+    path = write(tmp_path / "a.jsonl", [with_system(f"s{i}") for i in range(4)])
+    tasks.import_jsonl(ws, path, "sys")
+    ws.repo.update(Suite, "sys", lambda s: s.model_copy(update={
+        "overlap": 3, "error_categories": ["wrong room"], "guidelines": "# Rooms", "adapter": "a1"}))
+    again = tasks.import_jsonl(ws, path, "sys")
+    assert (again.overlap, again.error_categories, again.guidelines, again.adapter) == (3, ["wrong room"], "# Rooms",
+                                                                                       "a1")
+
+
 KIND_ROWS = [
     line(f"t{i}", name="escalate", args={
         "ticket": f"INC-{100 + i}", "priority": ["low", "high"][i % 2], "notify": i % 3 == 0,
