@@ -33,12 +33,14 @@ m[1].metric("Labeled", f"{c['labeled']:,}", f"{share:.1f}% of runs", delta_color
 m[2].metric("Preferences", f"{c['preferences']:,}", border=True, help="Pairwise choices (DPO pairs)")
 m[3].metric("Active insights", f"{c['insights']:,}", border=True)
 m[4].metric("To review", f"{c['pending proposals']:,}", border=True,
-            help="ExpeL operations waiting on the Insights page")
+            help="Playbook proposals waiting for review on the Insights page")
 runs_word = "run" if people_machine.n == 1 else "runs"
-m[5].metric("κ people/verifier", _kappa_text(people_machine),
+m[5].metric("κ vs verifier", "n/a" if people_machine.kappa is None else f"{people_machine.kappa:.2f}",
             f"on {people_machine.n:,} {runs_word}" if people_machine.kappa is not None or not people_machine.n
             else people_machine.reason.removeprefix("κ undefined: "),
-            delta_color="off", delta_arrow="off", border=True, help="Cohen's kappa between people's verdicts and the automatic verifier")
+            delta_color="off", delta_arrow="off", border=True,
+            help="Cohen's kappa between people's verdicts and the automatic verifier" + (
+                f"; {people_machine.reason}" if people_machine.kappa is None and people_machine.reason else ""))
 
 todo = c["trajectories"] - c["labeled"]
 pending = c["pending proposals"]

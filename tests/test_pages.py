@@ -377,7 +377,7 @@ def test_overview_counts_agreement_and_evals(seeded):
     human = ["success", "fail", "fail", "fail"]  # tr0ok, tr0bad, tr1ok, tr1bad (a tie is a fail)
     machine = ["success", "fail", "success", "fail"]
     expected = cohen_kappa_score(human, machine)
-    assert metrics["κ people/verifier"].value == f"{expected:.2f}"
+    assert metrics["κ vs verifier"].value == f"{expected:.2f}"
     assert len(at.get("plotly_chart")) == 2
     evals = [d for d in at.dataframe if "call accuracy" in d.value.columns]
     assert len(evals) == 1 and len(evals[0].value) == 2
