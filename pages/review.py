@@ -6,7 +6,6 @@ import streamlit as st
 
 from agentlearn.feedback import disagreements, index, queue
 from pages import _ui
-from storage.records import Trajectory
 
 KEYS = [("S", "resolve as success"), ("F", "resolve as fail"), ("K", "skip"), ("P", "previous")]
 
@@ -63,7 +62,7 @@ st.dataframe([{"trajectory": d.trajectory_id, "suite": d.suite,
                "resolved": d.resolution.verdict if d.resolution else ""} for d in items[:200]],
              hide_index=True, width="stretch", height=min(38 + 35 * len(items), 250))
 
-traj = ws.repo.get(Trajectory, current)
+traj = index.trajectory(ws, current)
 task = index.task_map(ws).get(traj.task_id)
 st.markdown("**Every label on this run** (latest per person)")
 st.dataframe(disagreements.labels_table(ws, current), hide_index=True, width="stretch", column_config={

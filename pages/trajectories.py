@@ -9,7 +9,6 @@ import streamlit as st
 from agentlearn.feedback import claims, index, labels, queue, similar
 from agentlearn.memory import proposals
 from pages import _labeling, _ui
-from storage.records import Trajectory
 
 FILTER_KEYS = ("f_suite", "f_split", "f_verifier", "f_status", "f_model", "f_adapter", "f_method", "f_annotator",
                "f_search", "f_order")
@@ -77,14 +76,14 @@ def _toggle_category(name: str) -> None:
 
 
 def _take_verifier() -> None:
-    traj = ws.repo.get(Trajectory, st.session_state.get("traj_current") or "")
+    traj = index.trajectory(ws, st.session_state.get("traj_current"))
     if traj is not None and traj.verdict is not None:
         _set("verdict", "success" if traj.verdict.success else "fail")
 
 
 def _submit() -> None:
     tid = st.session_state.get("traj_current")
-    traj = ws.repo.get(Trajectory, tid or "")
+    traj = index.trajectory(ws, tid)
     if traj is None:
         return
     draft = _draft(tid)
@@ -168,7 +167,7 @@ wanted = st.query_params.get("trajectory")
 if wanted and wanted != st.session_state.get("_written_link"):
     # A link from outside (evidence on the Insights page, a bookmark, a reload): open that trajectory
     # and keep it open even when the filters would hide it, until the person moves on.
-    if ws.repo.get(Trajectory, wanted) is not None:
+    if index.trajectory(ws, wanted) is not None:
         st.session_state["traj_current"] = st.session_state["_pinned"] = wanted
 current = st.session_state.get("traj_current")
 if current is None or (current not in ids and current != st.session_state.get("_pinned")):
@@ -252,7 +251,7 @@ if similar_of:
                      on_select=lambda: _pick_from("similar_table", sim_ids))
         st.button("Close", key="similar_close", on_click=lambda: st.session_state.update(similar_of=None))
 
-traj = ws.repo.get(Trajectory, current)
+traj = index.trajectory(ws, current)
 task = index.task_map(ws).get(traj.task_id)
 draft = _draft(current)
 _labeling.guidelines_sidebar(ws, traj.suite)

@@ -73,6 +73,11 @@ def task_map(ws: Workspace) -> dict[str, Task]:
     return cached(ws, "tasks", ws.repo.version(Task), lambda: {t.id: t for t in ws.repo.all(Task)})
 
 
+def trajectory(ws: Workspace, trajectory_id: str | None) -> Trajectory | None:
+    """One stored run by id (None when there is none: a stale link, a run removed meanwhile)."""
+    return ws.repo.get(Trajectory, trajectory_id) if trajectory_id else None
+
+
 def task_text(task: Task | None) -> str:
     """The request a person reads first: the last user message of the task."""
     if task is None:
