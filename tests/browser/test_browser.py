@@ -92,31 +92,6 @@ def home(tmp_path_factory) -> Path:
     return home
 
 
-@pytest.fixture(scope="module")
-def server(home):
-    srv = Server(home)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1500, "height": 1100})
-    yield context.new_page()
-    context.close()
-
-
 def settle(page, quiet: float = 0.6, timeout: float = 30) -> None:
     """Wait until Streamlit has finished the current run (no status widget for `quiet` seconds)."""
     page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=timeout * 1000)

@@ -19,7 +19,7 @@ from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import open_repository
 from storage.records import Correction, Label, Suite, Task, ToolCall, Trajectory
-from tests.browser.test_browser import ARGS, CHROMIUM, PASSWORD, SHOTS, Server, open_page, settle, sign_in_if_asked
+from tests.browser.test_browser import CHROMIUM, PASSWORD, SHOTS, open_page, settle, sign_in_if_asked
 from tests.seed import SUITE, seed_workspace
 
 pytestmark = [pytest.mark.browser,
@@ -41,31 +41,6 @@ def home(tmp_path_factory) -> Path:
     for name, role in {"alice": "admin", "carol": "annotator"}.items():
         accounts.add_user(repo, name, role, PASSWORD)
     return home
-
-
-@pytest.fixture(scope="module")
-def server(home):
-    srv = Server(home)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1500, "height": 1100})
-    yield context.new_page()
-    context.close()
 
 
 def _open_run(page) -> str:

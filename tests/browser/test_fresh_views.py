@@ -25,12 +25,11 @@ import pytest
 from agentlearn import accounts
 from storage import open_repository
 from storage.records import Job, Preference, Process, Trajectory, now
-from tests.browser.test_browser import (  # noqa: F401 (browser is a fixture)
+from tests.browser.test_browser import (
     CHROMIUM,
     PASSWORD,
     SHOTS,
     Server,
-    browser,
     no_exception,
     open_page,
     settle,
@@ -113,13 +112,6 @@ def server(home, endpoint):
     srv.start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture
-def page(browser):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1500, "height": 1100})
-    yield context.new_page()
-    context.close()
 
 
 def _shoot(page, name: str) -> None:

@@ -13,15 +13,13 @@ from agentlearn.settings import Settings
 from agentlearn.training import improve
 from agentlearn.workspace import open_workspace
 from storage.records import Adapter, EvalRun, Suite
-from tests.browser.test_browser import (  # noqa: F401 - browser and page are fixtures
+from tests.browser.test_browser import (
     CHROMIUM,
     PASSWORD,
     SHOTS,
     Server,
-    browser,
     no_exception,
     open_page,
-    page,
     settle,
     wait_for,
 )

@@ -19,12 +19,11 @@ from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import open_repository
 from storage.records import Label, Process, Resolution, Trajectory, now
-from tests.browser.test_browser import (  # noqa: F401 (browser is a fixture)
+from tests.browser.test_browser import (
     CHROMIUM,
     PASSWORD,
     SHOTS,
     Server,
-    browser,
     key,
     no_exception,
     open_page,
