@@ -96,7 +96,10 @@ def count_outcomes(ws: Workspace, trajectories: Sequence[Trajectory]) -> list[In
 
     One history entry per bullet and call, naming the runs that caused it.
     """
-    counts = _counts(trajectories, verdicts.judge(ws))
+    counted = [t for t in trajectories if t.split == "train" and t.memory.insight_ids]
+    if not counted:  # most batches (heldout, no playbook): do not read every label and ruling for nothing
+        return []
+    counts = _counts(counted, verdicts.judge(ws))
     changed = []
     for iid, by_kind in counts.items():
         def add(current: Insight, by_kind=by_kind) -> Insight:
