@@ -98,7 +98,7 @@ class LocalChatModel(BaseChatModel):
                        budget: int, stop: list[str] | None) -> list[str]:
         import torch
 
-        enc, cache = _with_shared_prefix(model, ids, tokenizer.pad_token_id)
+        enc, cache = _with_shared_prefix(model, ids, tokenizer.pad_token_id, budget)
         sample = self.temperature > 0
         kwargs: dict[str, Any] = dict(max_new_tokens=budget, do_sample=sample,
                                       temperature=self.temperature if sample else None, top_p=None, top_k=None,
@@ -115,8 +115,7 @@ class LocalChatModel(BaseChatModel):
         with _generate_lock, torch.no_grad(), torch_threads(self.threads):
             if self.seed is not None:
                 torch.manual_seed(self.seed)
-            if cache is not None:
-                kwargs["past_key_values"] = cache(model)
+            kwargs["past_key_values"] = cache(model)
             generated = model.generate(**enc, **kwargs)
         answers = []
         for row in generated[:, enc["input_ids"].shape[1]:]:
@@ -132,17 +131,26 @@ class LocalChatModel(BaseChatModel):
 
 
 MIN_SHARED_PREFIX = 32  # tokens; below this a separate prefix pass costs more than it saves
+PREFILL_ROWS = 4  # prompts prefilled together: rows of similar length, so little padding is computed
 
 
-def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int) -> tuple[dict[str, Any], Any]:
-    """Inputs for one generate() call, and a factory of the shared prefix's KV cache (or None).
+def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: int) -> tuple[dict[str, Any], Any]:
+    """Inputs for one generate() call, and a factory of its KV cache, prefilled up to each row's last token.
 
-    The prompts of one suite share their system message (instruction and tools), often half of every
-    prompt. Its keys and values are computed once and repeated for each row; the rows are laid out as
-    [shared prefix][padding][rest], with the padding masked out. Positions come from the attention mask,
-    so every row sees the same positions as it would alone.
+    Three things make a batch cheap on a CPU:
+    - the cache is a StaticCache of the prompt width plus the token budget: a DynamicCache concatenates
+      every layer's keys and values at every step, a third of a 16-row constrained batch's time here;
+    - the prompts of one suite share their system message (instruction and tools), often half of every
+      prompt: its keys and values are computed once and copied into each row;
+    - the rest of each prompt is prefilled PREFILL_ROWS rows at a time (callers pass rows sorted by
+      length), each group padded only to its own longest row: padding one batch of 32 demo prompts to
+      its longest row computed 46% more prompt tokens than the prompts hold.
+    Rows are laid out as [shared prefix][padding][rest], the padding masked out; positions come from the
+    attention mask, so every row sees the positions it would see alone. generate() then feeds the last
+    token of every row.
     """
     import torch
+    from transformers import StaticCache
 
     shared = len(os.path.commonprefix(ids))  # works on lists of token ids too
     shared = min(shared, min(len(r) for r in ids) - 1)  # every row keeps at least one token to feed
@@ -156,15 +164,62 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int) -> tuple[
         input_ids[n, :shared], mask[n, :shared] = torch.tensor(row[:shared]), 1
         input_ids[n, width - len(rest):], mask[n, width - len(rest):] = torch.tensor(rest), 1
     enc = {"input_ids": input_ids, "attention_mask": mask}
-    if not shared:
-        return enc, None
 
     def cache(model: Any) -> Any:
-        prefix = model(input_ids=input_ids[:1, :shared], use_cache=True).past_key_values
-        prefix.batch_repeat_interleave(len(ids))
-        return prefix
+        static = StaticCache(config=model.config, max_cache_len=width + budget)
+        prefix = model(input_ids=input_ids[:1, :shared], use_cache=True).past_key_values if shared else None
+        for start in range(0, len(ids), PREFILL_ROWS):
+            rows = list(range(start, min(start + PREFILL_ROWS, len(ids))))
+            _prefill_rows(model, static, prefix, [ids[r][shared:-1] for r in rows], rows, len(ids), shared, width,
+                          pad_id)
+        for layer in static.layers:
+            layer.cumulative_length.fill_(width - 1)
+        return static
 
     return enc, cache
+
+
+def _prefill_rows(model: Any, static: Any, prefix: Any, rests: list[list[int]], rows: list[int], batch: int,
+                  shared: int, width: int, pad_id: int) -> None:
+    """Prefill `rows` (their tokens after the shared prefix, less the last) into the static cache, right-aligned
+    to column width - 1."""
+    import torch
+    from transformers import DynamicCache
+
+    span = max(len(r) for r in rests)
+    n = len(rows)
+    new_k = new_v = None
+    if span:
+        sub = torch.full((n, span), pad_id, dtype=torch.long)
+        sub_mask = torch.zeros((n, span), dtype=torch.long)
+        for i, rest in enumerate(rests):
+            if rest:
+                sub[i, span - len(rest):], sub_mask[i, span - len(rest):] = torch.tensor(rest), 1
+        positions = (shared + sub_mask.cumsum(-1) - 1).clamp(min=0)
+        past = DynamicCache()
+        if prefix is not None:
+            for layer_index, layer in enumerate(prefix.layers):
+                past.update(layer.keys.expand(n, -1, -1, -1).contiguous(),
+                            layer.values.expand(n, -1, -1, -1).contiguous(), layer_index)
+        full_mask = torch.cat([torch.ones((n, shared), dtype=torch.long), sub_mask], dim=1)
+        out = model(input_ids=sub, attention_mask=full_mask, position_ids=positions, past_key_values=past,
+                    use_cache=True).past_key_values
+        new_k = [layer.keys[:, :, shared:] for layer in out.layers]
+        new_v = [layer.values[:, :, shared:] for layer in out.layers]
+    index = torch.tensor(rows)
+    for layer_index, layer in enumerate(static.layers):
+        source = prefix.layers[layer_index] if prefix is not None else None
+        if new_k is None and source is None:
+            continue  # one-token prompts: nothing to prefill, generate() fills the cache
+        if not layer.is_initialized:  # allocate the whole batch's tensors, shaped like this model's keys
+            like = (new_k[layer_index] if new_k is not None else source.keys)[:1, :, :1]
+            layer.lazy_initialization(like.expand(batch, -1, -1, -1), like.expand(batch, -1, -1, -1))
+        if source is not None:
+            layer.keys[index, :, :shared] = source.keys
+            layer.values[index, :, :shared] = source.values
+        if new_k is not None:
+            layer.keys[index, :, width - 1 - span:width - 1] = new_k[layer_index]
+            layer.values[index, :, width - 1 - span:width - 1] = new_v[layer_index]
 
 
 @lru_cache(maxsize=4)
