@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, PROPOSAL_SOURCES, USES_INSIGHTS, RunOptions
+from agentlearn.methods import (
+    DEFAULT_K,
+    DEFAULT_MODE,
+    METHODS,
+    MODES,
+    PROPOSAL_SOURCES,
+    TOOL_RANKERS,
+    USES_INSIGHTS,
+    RunOptions,
+)
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import StoreError, is_database_url, open_repository
@@ -307,7 +316,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="exemplar retrieval (default auto: the suite's chosen mode and k)")
     p.add_argument("--tool-aware", action="store_true", help="shots cover the likely tools, not k copies of one")
     p.add_argument("--tools", default="auto",
-                   help="with exemplars, offer only the N likeliest tools: auto (the suite's choice), all, or N")
+                   help="with exemplars, offer only the N likeliest tools: auto (the suite's choice), all, or N "
+                        "(1: the ranker chooses the tool, the model writes the arguments)")
+    p.add_argument("--ranker", default="auto", choices=["auto", *TOOL_RANKERS],
+                   help="how the likeliest tools are ranked: auto (the suite's choice), fused, description "
+                        "(the request against each tool's name and description) or exemplars (what similar "
+                        "requests called)")
     p.add_argument("--no-constrained", dest="constrained", action="store_false",
                    help="decode freely instead of under the suite's tool-call grammar")
     p.add_argument("--trials", type=int, default=3, help="Reflexion trials per task")
@@ -408,7 +422,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not tasks:
         raise ValueError(f"suite {args.suite!r} has no {args.split} tasks")
     options = RunOptions(method=args.method, k=args.k, exemplar_mode=args.exemplar_mode, tool_aware=args.tool_aware,
-                         tools=args.tools,
+                         tools=args.tools, ranker=args.ranker,
                          constrained=args.constrained and ws.settings.constrained,
                          trials=args.trials if args.method in ("reflexion", "all") else 1, adapter_id=args.adapter)
     runs = run_tasks(ws, tasks, options, progress=_progress)
@@ -487,7 +501,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     common = dict(split=args.split, method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
-                  tool_aware=args.tool_aware, tools=args.tools, constrained=args.constrained and ws.settings.constrained,
+                  tool_aware=args.tool_aware, tools=args.tools, ranker=args.ranker,
+                  constrained=args.constrained and ws.settings.constrained,
                   trials=args.trials, limit=args.limit, adapter_id=args.adapter,
                   progress=_progress)  # progress goes to stderr, so --json output stays one object
     baseline = args.baseline
@@ -721,6 +736,10 @@ def cmd_retrieval_show(args: argparse.Namespace) -> int:
     for row in sorted(choice.get("stage_a", []), key=lambda r: -r["score"])[:10]:
         print(f"  shots  {retrieval.Config(row['mode'], row['k'], row['tool_aware']).label():28} "
               f"score {row['score']:.3f}  recall {row['recall']:.3f}  top1 {row['top1']:.3f}  share {row['share']:.3f}")
+    for ranker, top1 in (choice.get("ranker_top1") or {}).items():
+        recalls = "  ".join(f"{r['tools']}: {r['recall']:.2f}" for r in choice.get("stage_t", [])
+                            if r.get("ranker") == ranker)
+        print(f"  tools  {ranker + ' ranker':28} top1 {top1:.3f}  recall by list size  {recalls}")
     return 0
 
 

@@ -59,7 +59,7 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
              exemplar_mode: str = DEFAULT_MODE, trials: int = 3, limit: int | None = None, adapter_id: str = "auto",
              progress: Callable | None = None, constrained: bool | None = None, temperature: float = 0.0,
              seed: int | None = None, tool_aware: bool = False, bank_size: int | None = None, bank_seed: int = 0,
-             shot_seed: int | None = None, group: str = "", tools: str = "auto",
+             shot_seed: int | None = None, group: str = "", tools: str = "auto", ranker: str = "auto",
              ablate: Sequence[str] = ()) -> EvalRun:
     """Run every task of a split once (Reflexion: up to `trials`), store and return the scores."""
     tasks = load_tasks(ws, suite, split)
@@ -75,22 +75,24 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
                          temperature=temperature, seed=seed,
                          constrained=ws.settings.constrained if constrained is None else constrained,
                          bank_size=bank_size, bank_seed=bank_seed, shot_seed=shot_seed, tools=tools,
-                         ablate=tuple(ablate))
+                         ranker=ranker, ablate=tuple(ablate))
     started = time.perf_counter()
     runs = run_tasks(ws, tasks, options, progress=progress)
     finals = [trials_[-1] for trials_ in runs]
     figures = score(finals)
-    used_mode, used_k, used_tool_aware, used_tools = "", 0, False, 0
+    used_mode, used_k, used_tool_aware, used_tools, used_ranker = "", 0, False, 0, ""
     if options.uses_exemplars:
         from agentlearn import retrieval
 
         used_mode, used_k, used_tool_aware = retrieval.resolve(ws, suite, exemplar_mode, k, tool_aware)
         used_tools = 0 if bank_size is not None else (retrieval.resolve_tools(ws, suite, options.tools) or 0)
+        if used_tools:
+            used_ranker = ranker if ranker != "auto" else retrieval.resolve_ranker(ws, suite)
         if exemplar_mode == "auto":
             used_mode = f"auto:{used_mode}"
     run = EvalRun(
         suite=suite, split=split, method=method, exemplar_mode=used_mode, k=used_k, tool_aware=used_tool_aware,
-        tools=used_tools,
+        tools=used_tools, ranker=used_ranker,
         adapter=adapter_id, model=ws.settings.model_label, ablated=list(ablate),
         constrained=any(t.constrained for t in finals), temperature=temperature, group=group, bank_size=bank_size,
         trajectory_ids=[t.id for trials_ in runs for t in trials_], seconds=time.perf_counter() - started,

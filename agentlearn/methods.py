@@ -41,7 +41,9 @@ SCORES: dict[str, tuple[str, str]] = {
     "mmr": ("cosine", "cosine similarity to the task, -1 to 1; the order also rewards variety"),
 }
 DEFAULT_MODE = "auto"
-TOOL_CHOICES = ("auto", "all", "2", "3", "5", "8")  # RunOptions.tools: the suite's choice, every tool, or N
+TOOL_CHOICES = ("auto", "all", "1", "2", "3", "5", "8")  # RunOptions.tools: the suite's choice, every tool, or N
+# How tool_retrieval ranks the tools to offer: both lists fused, the tools' descriptions, the exemplars' votes.
+TOOL_RANKERS = ("fused", "description", "exemplars")
 DEFAULT_K = 3
 # where playbook proposals come from (memory.proposals), in the order `insights propose` runs them
 PROPOSAL_SOURCES = ("errors", "model", "curator")
@@ -58,6 +60,7 @@ class RunOptions:
     # With exemplars, offer only the m likeliest tools (tool_retrieval): "auto" (the suite's choice),
     # "all", or a number.
     tools: str = "auto"
+    ranker: str = "auto"  # which TOOL_RANKERS ranks them: "auto" (the suite's choice) or one by name
     trials: int = 1
     # "auto": the suite's promoted adapter (Suite.adapter; the base model when it has none); "" or "none":
     # the base model; otherwise an adapter's id, its job's id or its folder (adapters.find).
@@ -82,6 +85,8 @@ class RunOptions:
         self.tools = str(self.tools).strip().lower()
         if self.tools not in ("auto", "all") and not (self.tools.isdigit() and int(self.tools) >= 1):
             raise ValueError(f"tools must be auto, all or a number of tools of at least 1, not {self.tools!r}")
+        if self.ranker not in ("auto", *TOOL_RANKERS):
+            raise ValueError(f"unknown tool ranker {self.ranker!r}; choose auto or one of {', '.join(TOOL_RANKERS)}")
         if self.k < 1:
             raise ValueError(f"k must be at least 1, not {self.k}")
 

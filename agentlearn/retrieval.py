@@ -41,7 +41,7 @@ from storage.records import Suite, Task, Trajectory
 # Before any choice: fused ranks are the safest single mode when nothing is known about the suite's
 # wording, and covering the likely tools helps most where similar requests call different tools.
 DEFAULT_CHOICE: dict[str, Any] = {"mode": "hybrid", "k": 3, "tool_aware": True, "tools": None}
-TOOL_LIST_SIZES = (2, 3, 5, 8)  # shortlist sizes stage t scores (None, every tool, is always a candidate)
+TOOL_LIST_SIZES = (1, 2, 3, 5, 8)  # shortlist sizes stage t scores (None, every tool, is always a candidate)
 TOOL_RECALL_SLACK = 0.05  # the shortest list whose recall is within this of the best one wins
 CANDIDATE_MODES = ("bm25", "semantic", "hybrid", "mmr", "fixed", "type")
 CANDIDATE_KS = (1, 3, 5)
@@ -100,6 +100,11 @@ def resolve_tools(ws: Workspace, suite_name: str, tools: str) -> int | None:
     return int(value) if value else None
 
 
+def resolve_ranker(ws: Workspace, suite_name: str) -> str:
+    """The tool ranker the suite's choice names ("fused" before any choice)."""
+    return str(_choice(ws, suite_name).get("ranker") or "fused")
+
+
 def _choice(ws: Workspace, suite_name: str) -> dict[str, Any]:
     """The suite's stored choice; on first use a model-free one is made and stored (seconds, no model run),
     so a suite adapts from its first run; DEFAULT_CHOICE where even that cannot be made."""
@@ -115,25 +120,33 @@ def _choice(ws: Workspace, suite_name: str) -> dict[str, Any]:
 
 
 def score_tool_lists(ws: Workspace, tasks: Sequence[Task], sizes: Sequence[int] = TOOL_LIST_SIZES) -> dict[str, Any]:
-    """Stage t: leave-one-out recall of each task's expected tool in shortlists of each size; the chosen size.
+    """Stage t: leave-one-out recall of each task's expected tool in shortlists of each size, for each ranker;
+    the chosen ranker and size.
 
     Model-free (tool_retrieval.rank_tools with the task's own exemplars left out, as select always does).
-    The shortest list whose recall is within TOOL_RECALL_SLACK of the best wins; every tool (None) when no
-    list is shorter than the suite's tool set.
+    The ranker is the one whose first tool is right most often (`top1`, ties in RANKERS order); its
+    shortest list whose recall is within TOOL_RECALL_SLACK of its best wins; every tool (None) when no list
+    is shorter than the suite's tool set.
     """
     from agentlearn import tool_retrieval
 
     vectors = ws.encoder([exemplars.text_of(t.input) for t in tasks]) if tasks else []
-    ranks = [[name for name, _ in tool_retrieval.rank_tools(ws, task, v)] for task, v in zip(tasks, vectors,
-                                                                                             strict=True)]
     n_tools = max((len(t.tools) for t in tasks), default=0)
-    rows = []
-    for m in [s for s in sizes if s < n_tools]:
-        hits = [task.expected.name in r[:m] for task, r in zip(tasks, ranks, strict=True)]
-        rows.append({"tools": m, "recall": round(float(np.mean(hits)), 4) if hits else 0.0})
-    best = max((r["recall"] for r in rows), default=1.0)
-    chosen = next((r["tools"] for r in rows if r["recall"] >= min(best, 1.0) - TOOL_RECALL_SLACK), None)
-    return {"tools": chosen, "rows": rows, "n_tools": n_tools}
+    rows, top1 = [], {}
+    for ranker in tool_retrieval.RANKERS:
+        ranks = [[name for name, _ in tool_retrieval.rank_tools(ws, task, v, ranker)]
+                 for task, v in zip(tasks, vectors, strict=True)]
+        top1[ranker] = round(float(np.mean([bool(r) and r[0] == t.expected.name for t, r in zip(tasks, ranks,
+                                                                                                 strict=True)])), 4) \
+            if tasks else 0.0
+        for m in [s for s in sizes if s < n_tools]:
+            hits = [task.expected.name in r[:m] for task, r in zip(tasks, ranks, strict=True)]
+            rows.append({"ranker": ranker, "tools": m, "recall": round(float(np.mean(hits)), 4) if hits else 0.0})
+    ranker = max(tool_retrieval.RANKERS, key=lambda r: (top1[r], -tool_retrieval.RANKERS.index(r)))
+    own = [r for r in rows if r["ranker"] == ranker]
+    best = max((r["recall"] for r in own), default=1.0)
+    chosen = next((r["tools"] for r in own if r["recall"] >= min(best, 1.0) - TOOL_RECALL_SLACK), None)
+    return {"tools": chosen, "ranker": ranker, "top1": top1, "rows": rows, "n_tools": n_tools}
 
 
 # --- stage a: retrieval alone -----------------------------------------------------------------------
@@ -196,13 +209,14 @@ def finalists(stage_a: Sequence[dict[str, Any]], how_many: int = FINALISTS) -> l
 
 
 def run_with_agent(ws: Workspace, tasks: list[Task], config: Config,
-                   on_task: Callable[[int], None] = lambda done: None, tools: int | None = None) -> list[list[Trajectory]]:
+                   on_task: Callable[[int], None] = lambda done: None, tools: int | None = None,
+                   ranker: str = "auto") -> list[list[Trajectory]]:
     """Run the agent with exemplars retrieved by `config` on the tasks, batched, storing nothing."""
     from agentlearn.agent import run_tasks
     from agentlearn.methods import RunOptions
 
     options = RunOptions(method="exemplars", exemplar_mode=config.mode, k=config.k, tool_aware=config.tool_aware,
-                         store=False, source="auto", tools=str(tools) if tools else "all")
+                         store=False, source="auto", tools=str(tools) if tools else "all", ranker=ranker)
     return run_tasks(ws, tasks, options, progress=lambda done, n, trials, seconds: on_task(done))
 
 
@@ -282,16 +296,22 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     stage_t = score_tool_lists(ws, train)
     if runner is None:
         def runner(ws_: Workspace, tasks: list[Task], config: Config, on_task: Callable[[int], None]):
-            return run_with_agent(ws_, tasks, config, on_task, tools=stage_t["tools"])
+            return run_with_agent(ws_, tasks, config, on_task, tools=stage_t["tools"], ranker=stage_t["ranker"])
     stage_b = run_finalists(ws, train, stage_a, finalists(stage_a, how_many), runner, progress, total) \
         if how_many else []
+    tools = stage_t["tools"]
     if stage_b:
         winner = min(stage_b, key=lambda r: (-r["name_accuracy"], -r["call_accuracy"], -r["stage_a_score"], r["k"]))
+        # With one tool offered the ranker's first tool is the answer's name, so its leave-one-out top-1 is
+        # that setting's name accuracy, known without running the model: it decides when it beats the model.
+        if stage_t["top1"][stage_t["ranker"]] > winner["name_accuracy"] and stage_t["n_tools"] > 1:
+            tools = 1
     else:  # model-free: stage a alone decides (how_many=0, e.g. the demo on first start)
         best = finalists(stage_a, 1)[0]
         winner = {"mode": best.mode, "k": best.k, "tool_aware": best.tool_aware}
     choice = {"mode": winner["mode"], "k": winner["k"], "tool_aware": winner["tool_aware"],
-              "tools": stage_t["tools"], "stage_t": stage_t["rows"],
+              "tools": tools, "ranker": stage_t["ranker"], "ranker_top1": stage_t["top1"],
+              "stage_t": stage_t["rows"],
               "chosen_at": datetime.now(UTC).isoformat(timespec="seconds"), "n_train": len(train),
               "stage_a": [{k: v for k, v in r.items() if k != "_picks"} for r in stage_a], "stage_b": stage_b,
               "model": ws.settings.model_label}
@@ -308,7 +328,15 @@ def summary(choice: dict[str, Any]) -> str:
     row = next((r for r in choice.get("stage_b", []) if (r["mode"], r["k"], r["tool_aware"]) ==
                 (config.mode, config.k, config.tool_aware)), {})
     figures = f": name accuracy {row['name_accuracy']:.1%}, call accuracy {row['call_accuracy']:.1%}" if row else ""
-    tools = f", {choice['tools']} likeliest tools offered" if choice.get("tools") else ""
+    ranker = choice.get("ranker") or "fused"
+    top1 = (choice.get("ranker_top1") or {}).get(ranker)
+    if choice.get("tools") == 1:
+        tools = f", the tool chosen by the {ranker} ranker"
+        if row and top1 is not None:
+            figures = (f": the ranker's first tool right on {top1:.1%} of them, the model choosing among the "
+                       f"likeliest tools {row['name_accuracy']:.1%}")
+    else:
+        tools = f", {choice['tools']} likeliest tools offered ({ranker} ranker)" if choice.get("tools") else ""
     how = "" if choice.get("stage_b") else " (model-free)"
     return (f"{config.label()}{tools}{how}, chosen {choice.get('chosen_at', '?')} by leave-one-out on {choice.get('n_train', '?')} "
             f"train tasks with {choice.get('model', '?')}{figures}")

@@ -1,14 +1,18 @@
 """Tool retrieval: offer the model the few tools a request most likely needs, not every tool of the suite.
 
 A 135M model choosing among a dozen tools mostly copies the closest exemplar or guesses; among three
-likely ones it chooses far better, and a shorter tool list is a shorter prompt. Tools are ranked by two
-lists fused with reciprocal rank fusion (score = sum of 1 / (RRF_C + rank)):
-- the tools that the suite's closest exemplars call (the RANK_SHOTS most similar by MiniLM cosine, those
-  at VOTE_MIN_COSINE or more, in order of first appearance): what solved similar requests;
-- MiniLM cosine between the request and each tool's text (its name with words split, its description,
-  its argument names): how a request names what it needs, for tools no exemplar calls yet.
-`shortlist(ws, task, m)` keeps the m best, in the suite's own tool order. Only exemplar-based methods use
-it (it is memory); zero-shot always sees every tool. retrieval.choose picks m per suite by leave-one-out.
+likely ones it chooses far better, and a shorter tool list is a shorter prompt. Two lists rank the tools:
+- votes: the tools that the suite's closest exemplars call (the RANK_SHOTS most similar by MiniLM cosine,
+  those at VOTE_MIN_COSINE or more, in order of first appearance): what solved similar requests;
+- description: MiniLM cosine between the request and each tool's text (its name with words split, its
+  description, its argument names): how a request names what it needs, for tools no exemplar calls yet.
+A ranker (RANKERS) uses them: "fused" adds both by reciprocal rank fusion (score = sum of
+1 / (RRF_C + rank)); "description" and "exemplars" use one list, the other only breaking ties. Which one
+serves a suite differs: where most requests need a tool no exemplar calls, the votes point at the wrong
+tools and the description alone ranks best. `shortlist(ws, task, m, ranker)` keeps the m best, in the
+suite's own tool order; with m = 1 the ranker chooses the tool and the model writes the arguments. Only
+exemplar-based methods use it (the ranker and m are chosen from the bank by leave-one-out:
+retrieval.choose); zero-shot always sees every tool.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from typing import Any
 import numpy as np
 
 from agentlearn import exemplars
+from agentlearn.methods import TOOL_RANKERS
 from agentlearn.workspace import Workspace
 from storage.records import Task
 
 RRF_C = 2  # small lists (a suite's tools): the top ranks must count far more than the tail
 RANK_SHOTS = 10
 VOTE_MIN_COSINE = 0.25  # an exemplar less similar than this to the request is no evidence for its tool
+RANKERS = TOOL_RANKERS
+TIE_BREAK = 1e-3  # weight of the other list in a single-list ranker: it only orders tools the first ties
 _GENERIC = re.compile(r"\(schema inferred from \d+ example calls?\)")
 _cache: dict[tuple[int, str], np.ndarray] = {}
 
@@ -49,8 +56,19 @@ def _tool_vectors(ws: Workspace, texts: list[str]) -> np.ndarray:
     return np.stack([_cache[(key, t)] for t in texts])
 
 
-def rank_tools(ws: Workspace, task: Task, query_vector: np.ndarray | None = None) -> list[tuple[str, float]]:
-    """Every tool of the task, best first, with its fused score."""
+def check_ranker(ranker: str) -> str:
+    """The ranker itself, or ValueError naming the known ones."""
+    if ranker not in RANKERS:
+        raise ValueError(f"unknown tool ranker {ranker!r}; choose one of {', '.join(RANKERS)}")
+    return ranker
+
+
+def rank_tools(ws: Workspace, task: Task, query_vector: np.ndarray | None = None,
+               ranker: str = "fused") -> list[tuple[str, float]]:
+    """Every tool of the task, best first, with its score under `ranker`."""
+    check_ranker(ranker)
+    weight_description = TIE_BREAK if ranker == "exemplars" else 1.0
+    weight_votes = TIE_BREAK if ranker == "description" else 1.0
     tools = task.tools
     if not tools:
         return []
@@ -60,24 +78,24 @@ def rank_tools(ws: Workspace, task: Task, query_vector: np.ndarray | None = None
     cosine = matrix @ q / np.maximum(np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(q)), 1e-12), 1e-12)
     score = {t["name"]: 0.0 for t in tools}
     for rank, i in enumerate(np.argsort(-cosine, kind="stable"), 1):
-        score[tools[int(i)]["name"]] += 1.0 / (RRF_C + rank)
+        score[tools[int(i)]["name"]] += weight_description / (RRF_C + rank)
     shots = exemplars.select(ws, task, "semantic", k=RANK_SHOTS, query_vector=query)
     seen: list[str] = []
     for s in shots:
         if s.score >= VOTE_MIN_COSINE and s.exemplar.tool in score and s.exemplar.tool not in seen:
             seen.append(s.exemplar.tool)
     for rank, name in enumerate(seen, 1):
-        score[name] += 1.0 / (RRF_C + rank)
+        score[name] += weight_votes / (RRF_C + rank)
     order = {t["name"]: n for n, t in enumerate(tools)}
     return sorted(score.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
 
-def shortlist(ws: Workspace, task: Task, m: int | None,
-              query_vector: np.ndarray | None = None) -> tuple[list[dict], list[str]]:
+def shortlist(ws: Workspace, task: Task, m: int | None, query_vector: np.ndarray | None = None,
+              ranker: str = "fused") -> tuple[list[dict], list[str]]:
     """The m most likely tools of the task in the suite's order (all when m is None or covers them), and
     every tool's name best first."""
     if m is not None and m < 1:
         raise ValueError(f"a tool shortlist keeps at least 1 tool, not {m}")
-    ranked = [name for name, _ in rank_tools(ws, task, query_vector)]
+    ranked = [name for name, _ in rank_tools(ws, task, query_vector, ranker)]
     keep = set(ranked if m is None else ranked[:m])
     return [t for t in task.tools if t["name"] in keep], ranked

@@ -5,8 +5,10 @@
     python -m bench.bench_learning --file tasks.jsonl --reflexion   # also Reflexion (1 and 3 trials)
 
 Runs in its own AGENTLEARN_HOME (a temp folder unless --home is given), default settings:
-1. `retrieval choose` (auto: leave-one-out on the train split picks mode, k and tool-awareness);
-2. for constrained decoding on and off: zero-shot, then exemplars with every retrieval mode and auto;
+1. `retrieval choose` (auto: leave-one-out on the train split picks mode, k, tool-awareness, the tool ranker
+   and how many tools to offer);
+2. for constrained decoding on and off: zero-shot, then exemplars with every retrieval mode and auto (each
+   with auto's k, tool-awareness and tool list), and auto with every tool offered;
 3. with --reflexion, Reflexion with 3 trials (constrained).
 Every row gives n, name accuracy with its Wilson 95% interval, call accuracy, args_score, exact accuracy,
 and the paired difference in name accuracy against zero-shot under the same decoding with its exact
@@ -56,7 +58,7 @@ def main() -> None:
           f"tasks call a tool that some train task calls; home {home}", flush=True)
 
     choice = retrieval.choose(ws, suite)
-    print(f"auto chose {choice['mode']}, k={choice['k']}, tool_aware={choice['tool_aware']}", flush=True)
+    print(f"auto: {retrieval.summary(choice)}", flush=True)
 
     rows = []
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -70,6 +72,10 @@ def main() -> None:
             run = evaluate(ws, suite, method="exemplars", exemplar_mode=mode, limit=args.limit,
                            constrained=constrained, k=choice["k"], tool_aware=choice["tool_aware"])
             rows.append(_row(f"exemplars, {label}", decoding, run, base))
+        if choice.get("tools"):  # what the tool shortlist (or the ranker's one tool) adds over exemplars alone
+            run = evaluate(ws, suite, method="exemplars", exemplar_mode="auto", limit=args.limit,
+                           constrained=constrained, tools="all")
+            rows.append(_row("exemplars, auto, every tool offered", decoding, run, base))
         if args.shot_order and constrained:
             default = prompts.SHOT_ORDER
             for order in (o for o in prompts.SHOT_ORDERS if o != default):
@@ -102,7 +108,7 @@ def _row(label: str, decoding: str, run, base) -> dict:
            "call_accuracy": run.call_accuracy, "args_score": run.args_score, "exact_accuracy": run.exact_accuracy,
            "name_ci": stats.wilson(round(run.name_accuracy * run.n), run.n),
            "call_ci": stats.wilson(round(run.call_accuracy * run.n), run.n), "seconds": round(run.seconds, 1),
-           "mode": run.exemplar_mode, "k": run.k}
+           "mode": run.exemplar_mode, "k": run.k, "tools": run.tools, "ranker": run.ranker}
     if base is not None:
         p = stats.paired(run, base, "name")
         row.update(difference=p.difference, p_value=p.p_value, diff_ci=(p.low, p.high))

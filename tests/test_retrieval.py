@@ -60,7 +60,7 @@ def scripted_runner(judge):
     """
     seen: list[tuple[Config, int]] = []
 
-    def runner(ws, tasks: list[Task], config: Config, on_task, tools=None) -> list[list[Trajectory]]:
+    def runner(ws, tasks: list[Task], config: Config, on_task, tools=None, ranker="auto") -> list[list[Trajectory]]:
         seen.append((config, len(tasks)))
         out = []
         for n, task in enumerate(tasks):
@@ -201,6 +201,26 @@ def test_choose_picks_what_the_agent_does_best_and_stores_it(ws, tmp_path):
     assert [s[0] for s in steps] == sorted(s[0] for s in steps)
 
 
+def test_the_ranker_chooses_the_tool_when_its_top1_beats_the_model(ws, tmp_path):
+    """With one tool offered the ranker's first tool is the answer's name: when that is right more often on
+    train (leave-one-out) than the model choosing among the likeliest tools, auto offers one tool."""
+    write_suite(tmp_path, ws)
+    train = load_tasks(ws, SUITE, "train")
+    stage_t = retrieval.score_tool_lists(ws, train)
+    top1 = stage_t["top1"][stage_t["ranker"]]
+    assert top1 > 0  # the fake encoder's ranker gets some first tools right
+
+    worse = scripted_runner(lambda ws_, task, config: (False, False))  # the model never names the right tool
+    choice = retrieval.choose(ws, SUITE, runner=worse)
+    assert choice["tools"] == 1 and choice["ranker"] == stage_t["ranker"]
+    assert choice["ranker_top1"] == stage_t["top1"]
+    assert "the tool chosen by the" in retrieval.summary(choice)
+
+    better = scripted_runner(lambda ws_, task, config: (True, True))  # the model beats any ranker
+    choice = retrieval.choose(ws, SUITE, runner=better)
+    assert choice["tools"] == stage_t["tools"]
+
+
 def test_a_model_free_choice_takes_stage_a_best_and_runs_nothing(ws, tmp_path):
     write_suite(tmp_path, ws)
     train = load_tasks(ws, SUITE, "train")
@@ -282,8 +302,10 @@ def test_cli_choose_and_show(cli_ws, capsys):
     assert "stage a: " in captured.err and "stage b: " in captured.err
     assert cli.main(["retrieval", "show", "--suite", SUITE]) == 0
     out = capsys.readouterr().out
-    assert f"by leave-one-out on {len(REQUESTS)} train tasks" in out and "name accuracy 70.0%" in out
-    assert out.count("  agent  ") == 3 and out.count("  shots  ") == 10
+    assert f"by leave-one-out on {len(REQUESTS)} train tasks" in out
+    # the ranker's first tool (90% on train) beats the model's 70%: it chooses the tool
+    assert "the tool chosen by the exemplars ranker" in out and "right on 90.0%" in out and "tools 70.0%" in out
+    assert out.count("  agent  ") == 3 and out.count("  shots  ") == 10 and out.count("  tools  ") == 3
     assert cli.main(["retrieval", "show", "--suite", SUITE, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == choice
 

@@ -61,12 +61,45 @@ def test_shortlist_keeps_m_tools_in_the_suite_order(ws, suite):
         tool_retrieval.shortlist(ws, task, 0)
 
 
-def test_stage_t_picks_the_shortest_list_that_holds_the_expected_tool(ws, suite):
+def test_stage_t_picks_the_ranker_with_the_best_top1_and_its_shortest_list(ws, suite):
     result = retrieval.score_tool_lists(ws, list(suite.values()), sizes=(1, 2, 3))
-    recalls = {r["tools"]: r["recall"] for r in result["rows"]}
+    assert set(result["top1"]) == set(tool_retrieval.RANKERS)
+    best_top1 = max(result["top1"].values())
+    assert result["top1"][result["ranker"]] == best_top1
+    recalls = {r["tools"]: r["recall"] for r in result["rows"] if r["ranker"] == result["ranker"]}
     assert set(recalls) == {1, 2, 3} and recalls[1] <= recalls[2] <= recalls[3]
+    assert recalls[1] == result["top1"][result["ranker"]]
     best = max(recalls.values())
     assert result["tools"] == min(m for m, r in recalls.items() if r >= best - retrieval.TOOL_RECALL_SLACK)
+
+
+def test_the_description_ranker_ignores_exemplar_votes(ws, suite):
+    """ship_2's neighbours call track_shipment; by description alone a request naming inventory ranks
+    manage_inventory first whatever its neighbours call."""
+    task = suite["stock_1"]
+    by_description = [n for n, _ in tool_retrieval.rank_tools(ws, task, ranker="description")]
+    import numpy as np
+
+    from agentlearn import exemplars
+
+    q = ws.encoder([exemplars.text_of(task.input)])[0]
+    texts = [tool_retrieval.tool_text(t) for t in task.tools]
+    m = ws.encoder(texts)
+    cosine = m @ q / (np.linalg.norm(m, axis=1) * np.linalg.norm(q))
+    assert by_description == [task.tools[int(i)]["name"] for i in np.argsort(-cosine, kind="stable")]
+    with pytest.raises(ValueError, match="unknown tool ranker"):
+        tool_retrieval.rank_tools(ws, task, ranker="magic")
+
+
+def test_with_one_tool_the_ranker_chooses_and_the_grammar_holds_the_model_to_it(ws, suite, make_fake_chat):
+    task = suite["stock_2"]
+    ws.chat_factory = make_fake_chat([format_tool_call(task.expected)])
+    [[t]] = run_tasks(ws, [task], RunOptions(method="exemplars", exemplar_mode="bm25", tools="1",
+                                              ranker="description"))
+    first = tool_retrieval.rank_tools(ws, task, ranker="description")[0][0]
+    assert t.memory.tools_offered == [first]
+    with pytest.raises(ValueError, match="unknown tool ranker"):
+        RunOptions(ranker="magic")
 
 
 def test_the_agent_offers_only_the_shortlist_and_records_it(ws, suite, make_fake_chat):
