@@ -102,6 +102,12 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
     return run
 
 
+def _tools_label(run: EvalRun) -> str:
+    if run.tools == 1:
+        return f", the tool chosen by the {run.ranker or 'fused'} ranker"
+    return f", {run.tools} tools offered" if run.tools else ""
+
+
 def evaluate_repeats(ws: Workspace, suite: str, repeats: int, temperature: float = REPEAT_TEMPERATURE,
                      progress: Callable | None = None, **kwargs: Any) -> list[EvalRun]:
     """The same evaluation `repeats` times with sampling and a shuffled shot order (seeds 0..repeats-1)."""
@@ -144,11 +150,12 @@ def summary(ws: Workspace, runs: list[EvalRun], baseline: str = "none") -> dict[
     first = runs[0]
     out: dict[str, Any] = {"id": first.id, "ids": [r.id for r in runs], "suite": first.suite, "split": first.split,
                            "method": first.method, "exemplar_mode": first.exemplar_mode, "k": first.k,
-                           "tool_aware": first.tool_aware, "tools": first.tools, "constrained": first.constrained, "adapter": first.adapter,
+                           "tool_aware": first.tool_aware, "tools": first.tools, "ranker": first.ranker,
+                           "constrained": first.constrained, "adapter": first.adapter,
                            "n": first.n, "repeats": len(runs), "seconds": round(sum(r.seconds for r in runs), 1),
                            "per_argument": first.per_argument}
     label = first.method + (f" ({first.exemplar_mode}, k={first.k}{', tool-aware' if first.tool_aware else ''}"
-                            f"{f', {first.tools} tools offered' if first.tools else ''})" if first.exemplar_mode else "")
+                            f"{_tools_label(first)})" if first.exemplar_mode else "")
     lines = [f"{label} on {first.suite}/{first.split}, n={first.n}, "
              f"{'constrained' if first.constrained else 'free'} decoding, {out['seconds']:.0f}s"]
     for metric in METRICS:

@@ -45,14 +45,16 @@ def configuration(run: EvalRun) -> tuple:
     """The key of what a run was asked to do (see the module docstring)."""
     uses = run.method in USES_EXEMPLARS
     return (run.method, run.exemplar_mode if uses else "", run.k if uses else 0, run.tool_aware and uses,
-            run.constrained, round(run.temperature, 3), run.adapter, run.tools if uses else 0)
+            run.constrained, round(run.temperature, 3), run.adapter, run.tools if uses else 0,
+            run.ranker if uses and run.tools else "")
 
 
 def label(run: EvalRun, adapters: dict[str, str] | None = None) -> str:
     """A short readable name of a run's configuration."""
-    method, mode, k, tool_aware, constrained, temperature, adapter, tools = configuration(run)
+    method, mode, k, tool_aware, constrained, temperature, adapter, tools, ranker = configuration(run)
     parts = [method] + ([f"{mode} k={k}"] if mode else []) + (["tool-aware"] if tool_aware else [])
-    parts += [f"{tools} tools"] if tools else []
+    parts += ([f"tool by the {ranker or 'fused'} ranker"] if tools == 1 else
+              [f"{tools} tools" + (f" ({ranker})" if ranker else "")] if tools else [])
     parts += [] if constrained else ["free decoding"]
     parts += [f"T={temperature:g}"] if temperature else []
     text = " · ".join(parts)

@@ -7,11 +7,11 @@ import streamlit as st
 from agentlearn import reports
 from agentlearn.feedback import reports as feedback_reports
 from agentlearn.feedback import rubric
-from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, TOOL_CHOICES, USES_EXEMPLARS
+from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, TOOL_CHOICES, TOOL_RANKERS, USES_EXEMPLARS
 from pages import _charts, _labeling, _progress, _ui
 
 ws = _ui.workspace()
-_ui.keep("ev_suite", "ev_method", "ev_mode", "ev_k", "ev_tool_aware", "ev_tools", "ev_constrained", "ev_repeats", "ev_adapter",
+_ui.keep("ev_suite", "ev_method", "ev_mode", "ev_k", "ev_tool_aware", "ev_tools", "ev_ranker", "ev_constrained", "ev_repeats", "ev_adapter",
          "ev_limit", "ev_baseline", "ev_metric", "ev_argument_run", "cu_sizes", "cu_draws", "cu_mode", "cu_k")
 st.title("Evaluate")
 suites = _ui.suites_or_stop(ws, "ev_suite", "import tasks with `python -m agentlearn tasks import FILE --suite NAME`")
@@ -97,16 +97,22 @@ adapter = c[3].selectbox("Adapter", ["auto", "none"] + list(adapters), key="ev_a
                          help="the suite's model: the adapter the gate promoted (Training page), else the base model")
 c = st.columns(3)
 tools = c[2].selectbox("Tools offered", TOOL_CHOICES, key="ev_tools", disabled=not uses,
-                       help="with exemplars: auto (the suite's choice), every tool, or only the N likeliest")
+                       help="with exemplars: auto (the suite's choice), every tool, or only the N likeliest "
+                            "(1: the ranker names the tool, the model writes the arguments)")
 repeats = int(c[0].number_input("Repeats (sampled)", 1, 10, 1, key="ev_repeats",
                                 help="more than 1: rerun with sampling and a shuffled shot order, and report the spread"))
 limit = int(c[1].number_input("Tasks", 1, max(n_heldout, 1), max(n_heldout, 1), key="ev_limit"))
 c = st.columns(3)  # the checkboxes in a row of their own: in a fifth of the width their labels were cut
 tool_aware = c[0].checkbox("Tool-aware shots", key="ev_tool_aware", disabled=not uses)
 constrained = c[1].checkbox("Constrained decoding", value=ws.settings.constrained, key="ev_constrained")
+ranker = c[2].selectbox("Tool ranker", ["auto", *TOOL_RANKERS], key="ev_ranker", disabled=not uses or tools == "all",
+                        help="how the likeliest tools are ranked: auto (the suite's choice), fused, description "
+                             "(the request against each tool's name and description), exemplars (what similar "
+                             "requests called)")
 args: list[object] = ["eval", "--suite", suite, "--method", method]
 if uses:
     args += ["--mode", mode, "--k", k] + (["--tool-aware"] if tool_aware else []) + ["--tools", tools]
+    args += ["--ranker", ranker] if ranker != "auto" and tools != "all" else []
 args += ([] if constrained else ["--no-constrained"]) + (["--repeats", repeats] if repeats > 1 else [])
 args += (["--adapter", adapter] if adapter != "auto" else []) + (["--limit", limit] if limit < n_heldout else [])
 st.code("python -m agentlearn " + " ".join(str(a) for a in args), language="bash")
