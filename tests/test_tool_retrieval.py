@@ -116,3 +116,29 @@ def test_the_agent_offers_only_the_shortlist_and_records_it(ws, suite, make_fake
 def test_tools_option_is_checked():
     with pytest.raises(ValueError, match="tools must be auto, all or a number"):
         RunOptions(tools="many")
+
+
+@pytest.mark.slow
+def test_the_description_ranker_with_real_minilm_names_tools_no_exemplar_calls(tmp_path):
+    """Each request of a suite whose tools are each called once: no other exemplar votes for the right tool,
+    so only the description can rank it first."""
+    from agentlearn.embeddings import encode
+    from agentlearn.settings import Settings
+    from agentlearn.workspace import open_workspace
+
+    ws = open_workspace(Settings(home=tmp_path / "home"), encoder=encode)
+    lines = [("a", "Our stock of SKU-4 is low, please reorder inventory.", "manage_inventory"),
+             ("b", "Schedule an interview with the driver candidate on Monday.", "schedule_interview"),
+             ("c", "Pay invoice 77 from supplier Acme today.", "pay_invoice"),
+             ("d", "Where is the container shipment from Rotterdam? Track it.", "track_shipment"),
+             ("e", "Book a refrigerated truck for the pharmaceuticals.", "book_transport")]
+    path = tmp_path / "once.jsonl"
+    path.write_text("\n".join(json.dumps({"sample_id": s, "input": [{"role": "user", "content": text}],
+                                          "expected_function_call": {"name": name, "arguments": {}}})
+                              for s, text, name in lines))
+    import_jsonl(ws, path, "once", heldout=0.0)
+    tasks = load_tasks(ws, "once")
+    result = retrieval.score_tool_lists(ws, tasks)
+    assert result["top1"]["description"] >= 0.8, result["top1"]
+    assert result["top1"]["description"] > result["top1"]["exemplars"]
+    assert result["ranker"] == "description"
