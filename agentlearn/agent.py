@@ -210,7 +210,7 @@ class Agent:
         if not active:
             return {"episodes": state["episodes"]}
         budget = max(self._decoding_for(ep.task.suite)[0] for ep in active)
-        tools = [grammar.with_string_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
+        tools = [grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
         outputs, constrained = complete(self.chat, [ep.prompt for ep in active], tools,
                                         constrained=self.options.constrained, max_new_tokens=budget,
                                         concurrency=self.ws.settings.concurrency)
@@ -255,11 +255,11 @@ class Agent:
         return {"episodes": state["episodes"]}
 
     def _decoding_for(self, suite: str) -> tuple[int, dict[str, int]]:
-        """(token budget, string bounds) for a suite's answers, both from its reference calls, read once."""
+        """(token budget, string and array bounds) for a suite's answers, both from its reference calls, read once."""
         if suite not in self._decoding:
             calls = reference_calls(self.ws, suite)
             self._decoding[suite] = (token_budget(self.ws, suite, self.ws.settings.max_new_tokens, calls),
-                                     grammar.string_limits(calls) if calls else {})
+                                     grammar.value_limits(calls) if calls else {})
         return self._decoding[suite]
 
     # --- entry --------------------------------------------------------------------------------

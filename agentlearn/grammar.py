@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 MAX_STRING_CHARS = 160  # longer free text is not a tool argument a small model should write
+MAX_ARRAY_ITEMS = 16  # the most items any array argument may get, whatever the suite's data
 # Keys in the schema's order. xgrammar's any_order applies to every object, the call itself included, and
 # then the model may write the arguments before the name: on one public suite (14 heldout tasks) name
 # accuracy fell from 57% to 43% with it, for +0.01 args_score.
@@ -59,19 +60,22 @@ def _arguments_schema(tool: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def string_limits(calls: list[Any]) -> dict[str, Any]:
-    """How long each argument's strings may be, from a suite's reference calls (ToolCall-like objects).
+def value_limits(calls: list[Any]) -> dict[str, Any]:
+    """How long each argument's strings and arrays may be, from a suite's reference calls (ToolCall-like).
 
-    {"tool.argument": chars, "*": chars for arguments never seen}: the longest value seen, plus half
-    again and a few characters. A small model that starts repeating a word inside a string runs on to
-    the end of the budget; a bound from the suite's own data stops it where a real value would end.
+    {"tool.argument": chars, "*": chars for arguments never seen, "tool.argument[]": items, "*[]": items}:
+    the longest value seen, plus half again and a little. A small model that starts repeating a word
+    inside a string, or the same item inside an array, runs on to the end of the budget and leaves no
+    parseable call; a bound from the suite's own data stops it where a real value would end.
     """
     longest: dict[str, int] = {}
+    items: dict[str, int] = {}
 
     def visit(key: str, value: Any) -> None:
         if isinstance(value, str):
             longest[key] = max(longest.get(key, 0), len(value))
         elif isinstance(value, list):
+            items[f"{key}[]"] = max(items.get(f"{key}[]", 0), len(value))
             for item in value:
                 visit(key, item)
 
@@ -80,11 +84,14 @@ def string_limits(calls: list[Any]) -> dict[str, Any]:
             visit(f"{call.name}.{name}", value)
     bound = {key: min(MAX_STRING_CHARS, int(n * 1.5) + 8) for key, n in longest.items()}
     bound["*"] = min(MAX_STRING_CHARS, int(max(longest.values(), default=MAX_STRING_CHARS // 2) * 1.5) + 8)
+    bound.update({key: min(MAX_ARRAY_ITEMS, int(n * 1.5) + 1) for key, n in items.items()})
+    bound["*[]"] = min(MAX_ARRAY_ITEMS, int(max(items.values(), default=MAX_ARRAY_ITEMS // 2) * 1.5) + 1)
     return bound
 
 
-def with_string_limits(tools: list[dict[str, Any]], limits: dict[str, Any]) -> list[dict[str, Any]]:
-    """Copies of the tools whose string arguments (and string items of arrays) carry maxLength from `limits`."""
+def with_value_limits(tools: list[dict[str, Any]], limits: dict[str, Any]) -> list[dict[str, Any]]:
+    """Copies of the tools whose string arguments (and string items of arrays) carry maxLength, and whose
+    arrays carry maxItems, from `limits`."""
     if not limits:
         return tools
     out = []
@@ -93,21 +100,25 @@ def with_string_limits(tools: list[dict[str, Any]], limits: dict[str, Any]) -> l
         props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
         new_props = {}
         for name, spec in props.items():
-            limit = limits.get(f"{tool['name']}.{name}", limits.get("*"))
-            new_props[name] = _bounded(spec, limit) if limit else spec
+            key = f"{tool['name']}.{name}"
+            new_props[name] = _bounded(spec, limits.get(key, limits.get("*")),
+                                       limits.get(f"{key}[]", limits.get("*[]")))
         out.append({**tool, "parameters": {**params, "properties": new_props}} if props else tool)
     return out
 
 
-def _bounded(spec: Any, limit: int) -> Any:
+def _bounded(spec: Any, chars: int | None, items: int | None) -> Any:
     if not isinstance(spec, dict) or "enum" in spec:
         return spec
     spec = dict(spec)
     types = spec.get("type")
-    if types == "string" or (isinstance(types, list) and "string" in types):
-        spec["maxLength"] = min(int(spec.get("maxLength", limit)), limit)
+    types = types if isinstance(types, list) else [types]
+    if "string" in types and chars:
+        spec["maxLength"] = min(int(spec.get("maxLength", chars)), chars)
+    if "array" in types and items:
+        spec["maxItems"] = max(int(spec.get("minItems", 0)), min(int(spec.get("maxItems", items)), items))
     if isinstance(spec.get("items"), dict):
-        spec["items"] = _bounded(spec["items"], limit)
+        spec["items"] = _bounded(spec["items"], chars, None)
     return spec
 
 
@@ -138,7 +149,9 @@ class Compiler:
     def compile(self, tools: list[dict[str, Any]]) -> Any:
         """The compiled grammar of one call to one of `tools`."""
         with _lock:
-            return self._compile(json.dumps(tools, sort_keys=True))
+            # Not sort_keys: the grammar writes keys in the schema's order, and sorted JSON would make
+            # that alphabetical (the model could then not write an exemplar's first argument first).
+            return self._compile(json.dumps(tools))
 
     def _compile_uncached(self, tools_json: str) -> Any:
         tools = json.loads(tools_json)

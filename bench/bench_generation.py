@@ -45,8 +45,8 @@ def main() -> None:
         shots = [s.exemplar for s in exemplars.select(ws, task, "bm25", k=3)]
         chats.append([m.model_dump() for m in prompts.build_prompt(task, prompts.order_shots(shots), instruction)])
     # The grammar the agent uses: every string bounded by the suite's longest reference value.
-    limits = grammar.string_limits(reference_calls(ws, DEMO_SUITE))
-    tools = None if args.free else [grammar.with_string_limits(t.tools, limits) for t in tasks]
+    limits = grammar.value_limits(reference_calls(ws, DEMO_SUITE))
+    tools = None if args.free else [grammar.with_value_limits(t.tools, limits) for t in tasks]
     budget = token_budget(ws, DEMO_SUITE, 512)
     model_dir = str(chat_model_dir(Settings.from_env().models_dir))
     print(f"{len(chats)} prompts, budget {budget} new tokens, {'free' if args.free else 'constrained'} decoding")

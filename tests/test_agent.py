@@ -169,8 +169,8 @@ def test_batched_greedy_generation_matches_sequential_on_the_real_model(real_ws)
     chats = [[m.model_dump() for m in build_prompt(t, [])] for t in tasks]
     from agentlearn import grammar
 
-    limits = grammar.string_limits(reference_calls(ws, DEMO_SUITE))
-    tools = [grammar.with_string_limits(t.tools, limits) for t in tasks]  # as the agent bounds them
+    limits = grammar.value_limits(reference_calls(ws, DEMO_SUITE))
+    tools = [grammar.with_value_limits(t.tools, limits) for t in tasks]  # as the agent bounds them
     model_dir = str(chat_model_dir(ws.settings.models_dir))
     budget = token_budget(ws, DEMO_SUITE, cap=512)  # room for the suite's longest call: none is cut off
     one = LocalChatModel(model_dir=model_dir, batch_size=1).complete(chats, tools=tools, max_new_tokens=budget)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agentlearn import grammar
 from storage.records import ToolCall
 
@@ -16,14 +18,25 @@ TOOL = {"name": "open_ticket", "description": "",
 def test_limits_come_from_the_longest_reference_value_with_a_margin():
     calls = [ToolCall(name="open_ticket", arguments={"title": "x" * 10, "tags": ["ab", "abcdef"]}),
              ToolCall(name="open_ticket", arguments={"title": "x" * 20})]
-    limits = grammar.string_limits(calls)
+    limits = grammar.value_limits(calls)
     assert limits["open_ticket.title"] == 20 * 1.5 + 8 and limits["open_ticket.tags"] == 6 * 1.5 + 8
     assert limits["*"] == limits["open_ticket.title"]  # arguments never seen: the suite's longest
-    assert grammar.string_limits([])["*"] <= grammar.MAX_STRING_CHARS
+    assert grammar.value_limits([])["*"] <= grammar.MAX_STRING_CHARS
+    assert limits["open_ticket.tags[]"] == int(2 * 1.5) + 1 and limits["*[]"] == limits["open_ticket.tags[]"]
+    assert grammar.value_limits([])["*[]"] <= grammar.MAX_ARRAY_ITEMS
+
+
+def test_an_array_is_bounded_by_the_longest_one_seen_and_the_grammar_refuses_one_item_more():
+    """A model that repeats one item inside an array stops at the bound instead of the token budget."""
+    calls = [ToolCall(name="open_ticket", arguments={"tags": ["a", "b"]})]
+    [tool] = grammar.with_value_limits([TOOL], grammar.value_limits(calls))
+    tags = tool["parameters"]["properties"]["tags"]
+    assert tags["maxItems"] == 4 and tags["items"]["maxLength"] == grammar.value_limits(calls)["open_ticket.tags"]
+    assert "maxItems" not in tool["parameters"]["properties"]["title"]
 
 
 def test_bounded_tools_carry_max_length_on_strings_and_string_items_only():
-    [tool] = grammar.with_string_limits([TOOL], {"open_ticket.title": 12, "*": 30})
+    [tool] = grammar.with_value_limits([TOOL], {"open_ticket.title": 12, "*": 30})
     props = tool["parameters"]["properties"]
     assert props["title"]["maxLength"] == 12 and props["tags"]["items"]["maxLength"] == 30
     assert "maxLength" not in props["level"] and "maxLength" not in props["count"]
@@ -38,3 +51,45 @@ def test_the_call_schema_drops_references_and_keeps_only_known_required_keys():
     assert args["required"] == ["title"]
     both = grammar.call_schema([TOOL, {**TOOL, "name": "close_ticket"}])
     assert [o["properties"]["name"]["const"] for o in both["anyOf"]] == ["open_ticket", "close_ticket"]
+
+
+@pytest.mark.slow
+def test_the_compiled_grammar_refuses_an_array_past_its_bound(real_ws):
+    import xgrammar as xgr
+
+    from agentlearn.llm import grammar_compiler
+    from agentlearn.models import chat_model_dir
+
+    tool = {"name": "tag_ticket", "parameters": {"type": "object", "required": ["tags"], "properties": {
+        "tags": {"type": "array", "items": {"type": "string"}}}}}
+    calls = [ToolCall(name="tag_ticket", arguments={"tags": ["a", "b"]})]
+    tools = grammar.with_value_limits([tool], grammar.value_limits(calls))  # tags: at most 4 items
+    compiled = grammar_compiler(str(chat_model_dir(real_ws.settings.models_dir))).compile(tools)
+
+    def accepts(text: str) -> bool:
+        matcher = xgr.GrammarMatcher(compiled)
+        return all(matcher.accept_string(ch) for ch in text)
+
+    head = '{"name": "tag_ticket", "arguments": {"tags": ['
+    assert accepts(head + '"a", "b", "c", "d"]}}')
+    assert not accepts(head + '"a", "b", "c", "d", "e"]}}')
+
+
+@pytest.mark.slow
+def test_the_compiled_grammar_keeps_the_schemas_key_order(real_ws):
+    """Arguments come in the order the suite's schema lists them (as its exemplars write them), not sorted."""
+    import xgrammar as xgr
+
+    from agentlearn.llm import grammar_compiler
+    from agentlearn.models import chat_model_dir
+
+    tool = {"name": "t", "parameters": {"type": "object", "required": ["title", "tags"], "properties": {
+        "title": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}}}}
+    compiled = grammar_compiler(str(chat_model_dir(real_ws.settings.models_dir))).compile([tool])
+
+    def accepts(text: str) -> bool:
+        matcher = xgr.GrammarMatcher(compiled)
+        return all(matcher.accept_string(ch) for ch in text)
+
+    assert accepts('{"name": "t", "arguments": {"title": "p", "tags": ["a"]}}')
+    assert not accepts('{"name": "t", "arguments": {"tags": ["a"], "title": "p"}}')
