@@ -107,12 +107,15 @@ def token_budget(ws: Workspace, suite: str, cap: int, calls: list[ToolCall] | No
     Reference calls are the train split's expected calls (what exemplars show), counted at
     CHARS_PER_TOKEN characters a token (fewer than typical JSON, where a made-up value can break
     into short pieces), plus half again: a row stops at the end of its call, so room costs nothing.
+    On top, room for one string to run to its grammar bound a token per character (a small model that
+    repeats a digit fills its string that way; without the room the budget cut the call unparseable).
     """
     calls = reference_calls(ws, suite) if calls is None else calls
     if not calls:
         return min(cap, 128)
     longest = max(len(format_tool_call(c)) for c in calls)
-    return max(32, min(cap, math.ceil(longest / CHARS_PER_TOKEN * 1.5) + 16))
+    runaway = max(v for k, v in grammar.value_limits(calls).items() if not k.endswith("[]"))
+    return max(32, min(cap, math.ceil(longest / CHARS_PER_TOKEN * 1.5) + 16 + runaway))
 
 
 @dataclass
