@@ -177,7 +177,7 @@ class Agent:
                                                               bank_size=o.bank_size, bank_seed=o.bank_seed)]
                 m = retrieval.resolve_tools(self.ws, task.suite, o.tools)
                 if m is not None and o.bank_size is None:  # a learning curve measures the bank alone
-                    ranker = o.ranker if o.ranker != "auto" else retrieval.resolve_ranker(self.ws, task.suite)
+                    ranker = retrieval.resolve_ranker(self.ws, task.suite, o.ranker)
                     ep.tools, ranked = tool_retrieval.shortlist(self.ws, task, m, ranker=ranker)
                     # Shots of the likeliest tool first (so nearest the task in the prompt): a small model
                     # leans on the closest example.

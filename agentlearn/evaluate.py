@@ -87,7 +87,7 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
         used_mode, used_k, used_tool_aware = retrieval.resolve(ws, suite, exemplar_mode, k, tool_aware)
         used_tools = 0 if bank_size is not None else (retrieval.resolve_tools(ws, suite, options.tools) or 0)
         if used_tools:
-            used_ranker = ranker if ranker != "auto" else retrieval.resolve_ranker(ws, suite)
+            used_ranker = retrieval.resolve_ranker(ws, suite, ranker)
         if exemplar_mode == "auto":
             used_mode = f"auto:{used_mode}"
     run = EvalRun(

@@ -100,8 +100,11 @@ def resolve_tools(ws: Workspace, suite_name: str, tools: str) -> int | None:
     return int(value) if value else None
 
 
-def resolve_ranker(ws: Workspace, suite_name: str) -> str:
-    """The tool ranker the suite's choice names ("fused" before any choice)."""
+def resolve_ranker(ws: Workspace, suite_name: str, ranker: str = "auto") -> str:
+    """The tool ranker to rank with: "auto" is the one the suite's choice names ("fused" before any choice);
+    others pass."""
+    if ranker != "auto":
+        return ranker
     return str(_choice(ws, suite_name).get("ranker") or "fused")
 
 
