@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from agentlearn import accounts, processes
+from agentlearn import accounts, policy, processes
 from pages import _ui
 from storage.records import Adapter, Task, Trajectory
 
@@ -95,7 +95,7 @@ def _identity_sidebar() -> accounts.Identity:
 
 
 @st.cache_resource(show_spinner=False)
-def _demo_child(home: str) -> str | None:
+def _demo_child(home: str, _who: accounts.Identity) -> str | None:
     """On a fresh default workspace, create the demo (real agent runs) in a child process, once per server.
 
     Returns the id of its Process record; a demo already running (another server, a restart) is watched
@@ -109,7 +109,7 @@ def _demo_child(home: str) -> str | None:
         return already[0].id
     if ws.repo.count(Task) or ws.repo.count(Trajectory):
         return None
-    return processes.start(ws, "demo", ["demo"]).id
+    return processes.start(ws, "demo", ["demo"], who=_who).id
 
 
 @st.fragment(run_every=5)
@@ -162,8 +162,9 @@ def _pages() -> list:
     return pages
 
 
-# Pages only a role may open; the others are not registered for the session, so they cannot be reached.
-NEEDS_ROLE = {"training": "admin", "users": "admin", "review": "reviewer"}
+# Pages only a role may open (from agentlearn.policy); the others are not registered for the session,
+# so they cannot be reached.
+NEEDS_ROLE = policy.page_roles()
 
 
 def _allowed(pages: list, who: accounts.Identity) -> list:
@@ -175,7 +176,7 @@ allowed = _allowed(_pages(), who)
 page = st.navigation(allowed)
 _back_to_the_link(allowed, page)
 _sidebar()
-demo = _demo_child(_ui.home())
+demo = _demo_child(_ui.home(), who)
 if demo is not None:
     _demo_progress(demo)
 page.run()

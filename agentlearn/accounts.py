@@ -129,8 +129,12 @@ def _check_password(password: str) -> str:
     return password
 
 
-def add_user(repo: Repository, name: str, role: str, password: str) -> Account:
-    """Create an account; refuses a name taken in any spelling, an unknown role, a short password."""
+def add_user(repo: Repository, name: str, role: str, password: str, *, who: Identity) -> Account:
+    """Create an account; refuses a name taken in any spelling, an unknown role, a short password.
+
+    `who` needs the manage_users action (agentlearn.policy); before any account exists that is the local user.
+    """
+    _may_manage(repo, who)
     shown, key = clean_name(name), name_key(name)
     _role(role)
     if role != "admin" and not configured(repo):
@@ -146,8 +150,9 @@ def _admins_after(repo: Repository, key: str, role: str | None) -> int:
     return sum(1 for a in repo.all(Account) if (role if a.id == key else a.role) == "admin")
 
 
-def set_role(repo: Repository, name: str, role: str) -> Account:
-    """Change an account's role; the last admin keeps theirs (someone must manage users)."""
+def set_role(repo: Repository, name: str, role: str, *, who: Identity) -> Account:
+    """Change an account's role; the last admin keeps theirs (someone must manage users). `who`: manage_users."""
+    _may_manage(repo, who)
     account = _existing(repo, name)
     _role(role)
     if account.role == "admin" and role != "admin" and not _admins_after(repo, account.id, role):
@@ -155,21 +160,34 @@ def set_role(repo: Repository, name: str, role: str) -> Account:
     return repo.update(Account, account.id, lambda a: a.model_copy(update={"role": role}))
 
 
-def set_password(repo: Repository, name: str, password: str) -> Account:
-    """Replace an account's password."""
+def set_password(repo: Repository, name: str, password: str, *, who: Identity) -> Account:
+    """Replace an account's password: one's own, or anyone's with manage_users."""
+    if configured(repo) and not (who is not None and not who.local and find(repo, who.name) is not None
+                                 and name_key(who.name) == name_key(name)):
+        _may_manage(repo, who)
     account = _existing(repo, name)
     digest = _HASHER.hash(_check_password(password))
     return repo.update(Account, account.id, lambda a: a.model_copy(update={"password_hash": digest}))
 
 
-def remove_user(repo: Repository, name: str) -> Account:
-    """Delete an account (their labels stay, under their name); refuses the last admin while others remain."""
+def remove_user(repo: Repository, name: str, *, who: Identity) -> Account:
+    """Delete an account (their labels stay, under their name); refuses the last admin while others remain.
+
+    `who` needs manage_users.
+    """
+    _may_manage(repo, who)
     account = _existing(repo, name)
     others = repo.count(Account) - 1
     if account.role == "admin" and others and not _admins_after(repo, account.id, None):
         raise ValueError(f"{account.name!r} is the last admin: make another admin first")
     repo.delete(Account, account.id)
     return account
+
+
+def _may_manage(repo: Repository, who: Identity) -> None:
+    from agentlearn import policy  # policy reads this module's roles: import it when used
+
+    policy.require(repo, who, "manage_users")
 
 
 def identity_of(account: Account) -> Identity:

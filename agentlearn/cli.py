@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     apr = ins.add_parser("approve", help="approve pending proposals, oldest first")
     apr.add_argument("--suite", required=True)
     apr.add_argument("--all", action="store_true", required=True, help="every pending proposal of the suite")
-    apr.add_argument("--by", required=True, help="the reviewer's name, recorded on each change")
+    apr.add_argument("--by", default="", help="the reviewer's name, recorded on each change: without accounts any "
+                                              "name; with accounts the account AGENTLEARN_USER signs in")
     apr.set_defaults(func=cmd_insights_approve)
 
     ev = sub.add_parser("eval", help="evaluate a method (or adapter) on held-out tasks and store the result")
@@ -121,11 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     use = ad_sub.add_parser("use", help="make an adapter the suite's model (id, its job's id, folder, or none)")
     use.add_argument("ref")
     use.add_argument("--suite", required=True)
-    use.add_argument("--by", default="", help="who decided, recorded with the change")
+    use.add_argument("--by", default="", help="who decided, recorded with the change (see insights approve --by)")
     use.set_defaults(func=cmd_adapters_use)
     rb = ad_sub.add_parser("rollback", help="go back to the suite's previous model")
     rb.add_argument("--suite", required=True)
-    rb.add_argument("--by", default="", help="who decided, recorded with the change")
+    rb.add_argument("--by", default="", help="who decided, recorded with the change (see insights approve --by)")
     rb.set_defaults(func=cmd_adapters_rollback)
     imb = ad_sub.add_parser("import", help="register the adapter a trained bundle (train --bundle) produced")
     imb.add_argument("folder")
@@ -234,6 +235,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _who(args: argparse.Namespace | None = None):
+    """Who this command acts for (agentlearn.policy.command_line_identity); the library checks the role.
+
+    Without accounts: the local user, or the --by name. With accounts: AGENTLEARN_USER signed in with
+    AGENTLEARN_PASSWORD (or the person who started this child from the dashboard); --by must name them.
+    """
+    import os
+
+    from agentlearn import policy
+
+    return policy.command_line_identity(open_workspace().repo, os.environ, getattr(args, "by", "") or "")
+
+
 def _read_password(args: argparse.Namespace) -> str:
     """The password from stdin's first line (--password-stdin) or typed twice at a prompt (never an argument)."""
     import getpass
@@ -249,7 +263,7 @@ def _read_password(args: argparse.Namespace) -> str:
 def cmd_users_add(args: argparse.Namespace) -> int:
     from agentlearn import accounts
 
-    account = accounts.add_user(open_workspace().repo, args.name, args.role, _read_password(args))
+    account = accounts.add_user(open_workspace().repo, args.name, args.role, _read_password(args), who=_who())
     print(f"added {account.name} ({account.role})")
     return 0
 
@@ -268,7 +282,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 def cmd_users_remove(args: argparse.Namespace) -> int:
     from agentlearn import accounts
 
-    account = accounts.remove_user(open_workspace().repo, args.name)
+    account = accounts.remove_user(open_workspace().repo, args.name, who=_who())
     print(f"removed {account.name}; their labels, preferences and reviews stay under that name")
     return 0
 
@@ -276,7 +290,7 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
 def cmd_users_set_role(args: argparse.Namespace) -> int:
     from agentlearn import accounts
 
-    account = accounts.set_role(open_workspace().repo, args.name, args.role)
+    account = accounts.set_role(open_workspace().repo, args.name, args.role, who=_who())
     print(f"{account.name} is now {account.role}")
     return 0
 
@@ -284,7 +298,7 @@ def cmd_users_set_role(args: argparse.Namespace) -> int:
 def cmd_users_set_password(args: argparse.Namespace) -> int:
     from agentlearn import accounts
 
-    account = accounts.set_password(open_workspace().repo, args.name, _read_password(args))
+    account = accounts.set_password(open_workspace().repo, args.name, _read_password(args), who=_who())
     print(f"new password set for {account.name}")
     return 0
 
@@ -354,7 +368,7 @@ def cmd_tasks_import(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     suite = import_suite(ws, args.file, args.suite, heldout=args.heldout, card=args.card,
-                         instruction=args.instruction, description=args.description)
+                         instruction=args.instruction, description=args.description, who=_who())
     tasks = load_tasks(ws, suite.name)
     train = sum(1 for t in tasks if t.split == "train")
     print(f"imported {len(tasks)} tasks into suite {suite.name!r}: {train} train, {len(tasks) - train} heldout, "
@@ -406,7 +420,7 @@ def cmd_suite_edit(args: argparse.Namespace) -> int:
     if args.instruction is None and args.description is None and not overrides:
         raise ValueError("nothing to change: give --instruction, --description or --kind")
     suite = update_suite(open_workspace(), args.name, instruction=args.instruction, description=args.description,
-                         kind_overrides=overrides)
+                         kind_overrides=overrides, who=_who())
     people = sum(len(a) for a in suite.arg_kind_overrides.values())
     print(f"suite {suite.name!r} saved; instruction: {'own' if suite.instruction else 'the default'}; "
           f"{people} argument kind(s) set by a person")
@@ -484,10 +498,11 @@ def cmd_insights_approve(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     get_suite(ws, args.suite)
+    who = _who(args)
     approved = left = 0
     for p in insights.pending(ws, args.suite):
         try:
-            insights.approve(ws, p.id, reviewer=args.by)
+            insights.approve(ws, p.id, who)
             approved += 1
         except ValueError as e:  # e.g. an earlier proposal removed its target: leave it for a person
             left += 1
@@ -560,7 +575,7 @@ def cmd_adapters(args: argparse.Namespace) -> int:
 def cmd_adapters_use(args: argparse.Namespace) -> int:
     from agentlearn.training import gate
 
-    change = gate.use(open_workspace(), args.suite, args.ref, by=args.by)
+    change = gate.use(open_workspace(), args.suite, args.ref, _who(args))
     print(f"suite {args.suite!r} now runs on {change.adapter_id or 'the base model'} "
           f"(was {change.previous or 'the base model'})")
     return 0
@@ -569,7 +584,7 @@ def cmd_adapters_use(args: argparse.Namespace) -> int:
 def cmd_adapters_rollback(args: argparse.Namespace) -> int:
     from agentlearn.training import gate
 
-    change = gate.rollback(open_workspace(), args.suite, by=args.by)
+    change = gate.rollback(open_workspace(), args.suite, _who(args))
     print(f"suite {args.suite!r} rolled back to {change.adapter_id or 'the base model'} "
           f"(from {change.previous or 'the base model'})")
     return 0
@@ -578,7 +593,7 @@ def cmd_adapters_rollback(args: argparse.Namespace) -> int:
 def cmd_adapters_import(args: argparse.Namespace) -> int:
     from agentlearn.training import bundle
 
-    adapter = bundle.import_bundle(open_workspace(), args.folder)
+    adapter = bundle.import_bundle(open_workspace(), args.folder, who=_who())
     _print_json({"adapter_id": adapter.id, "job_id": adapter.job_id, "name": adapter.name, "path": adapter.path})
     return 0
 
@@ -612,7 +627,7 @@ def cmd_improve(args: argparse.Namespace) -> int:
     record = improve.run(ws, args.suite, methods=methods, resume=args.resume, preset=args.preset, limit=args.limit,
                          on_stage=lambda stage: print(f"[improve] {stage.name}: {stage.status}"
                                                       + (f" ({stage.error})" if stage.error else ""), file=sys.stderr),
-                         on_message=say)
+                         on_message=say, who=_who())
     result = improve.summary(record)
     processes.finish(ws, result=result, error="" if record.status in ("succeeded", "stopped") else record.error)
     if args.json:
@@ -640,7 +655,7 @@ def cmd_labels_export(args: argparse.Namespace) -> int:
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     path, n = export.write(open_workspace(), args.fmt, args.out or None, kinds=kinds, suite=args.suite,
-                           force=args.force)
+                           force=args.force, who=_who())
     _print_json({"format": args.fmt, "path": str(path), "rows": n})
     return 0
 
@@ -680,7 +695,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _print_json({"bundle": str(folder), "method": config.method, "max_steps": config.max_steps,
                      "launch": str(folder / "run.sh"), "then": f"python -m agentlearn adapters import {folder}"})
         return 0
-    job = jobs.launch(ws, config)
+    job = jobs.launch(ws, config, who=_who())
     print(f"job {job.id} started (pid {job.pid}); log: {job.log_path}", file=sys.stderr)
     seen = [-1]
 
@@ -799,7 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         code = int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError, PermissionError) as e:  # PermissionError: policy
         print(f"error: {e}", file=sys.stderr)
         processes.finish(None, error=str(e))
         return 2

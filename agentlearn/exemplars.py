@@ -51,7 +51,8 @@ from typing import Any
 
 import numpy as np
 
-from agentlearn import verdicts
+from agentlearn import policy, verdicts
+from agentlearn.accounts import Identity
 from agentlearn.methods import RETRIEVAL_MODES
 from agentlearn.workspace import Workspace
 from storage.records import Exemplar, Message, Task, ToolCall, Trajectory, new_id
@@ -130,8 +131,9 @@ def sync_bank(ws: Workspace, suite: str) -> int:
 
 
 def add_manual(ws: Workspace, suite: str, input_messages: Sequence[Message | dict[str, Any]],
-               call: ToolCall | dict[str, Any], tags: Sequence[str] = ()) -> Exemplar:
-    """Store an exemplar a person wrote; it is retrievable at once."""
+               call: ToolCall | dict[str, Any], tags: Sequence[str] = (), *, who: Identity) -> Exemplar:
+    """Store an exemplar a person wrote; it is retrievable at once. `who` needs manage_exemplars (policy)."""
+    policy.require(ws.repo, who, "manage_exemplars")
     if not suite:
         raise ValueError("add_manual: suite must be a non-empty name")
     messages = [m if isinstance(m, Message) else Message.model_validate(m) for m in input_messages]
@@ -146,8 +148,9 @@ def add_manual(ws: Workspace, suite: str, input_messages: Sequence[Message | dic
     return ws.repo.put(exemplar)
 
 
-def retire(ws: Workspace, exemplar_id: str) -> Exemplar:
-    """Make an exemplar inactive (kept for audit, never retrieved again)."""
+def retire(ws: Workspace, exemplar_id: str, *, who: Identity) -> Exemplar:
+    """Make an exemplar inactive (kept for audit, never retrieved again); `who` needs manage_exemplars (policy)."""
+    policy.require(ws.repo, who, "manage_exemplars")
     return ws.repo.update(Exemplar, exemplar_id, lambda e: e.model_copy(update={"active": False}))
 
 

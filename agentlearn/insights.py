@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from agentlearn import verdicts
+from agentlearn import policy, verdicts
+from agentlearn.accounts import Identity
 from agentlearn.memory import playbook
 from agentlearn.reflexion import task_text, transcript
 from agentlearn.workspace import Workspace
@@ -381,10 +382,9 @@ def _check_text(text: str, what: str) -> str:
     return text.strip()
 
 
-def _check_person(by: str) -> str:
-    if not isinstance(by, str) or not by.strip():
-        raise ValueError("say who makes the change (reviewer/by is empty)")
-    return by.strip()
+def _acting(ws: Workspace, who: Identity, action: str) -> str:
+    """The name a change is recorded under, once the policy lets `who` do `action`."""
+    return policy.require(ws.repo, who, action).name
 
 
 def _resolve_target(ws: Workspace, proposal: InsightProposal) -> Insight:
@@ -419,10 +419,24 @@ def _change(insight: Insight, by: str, operation: str, text: str, importance: in
                                       "history": [*insight.history, entry]})
 
 
-def approve(ws: Workspace, proposal_id: str, reviewer: str, text: str | None = None,
+def approve(ws: Workspace, proposal_id: str, who: Identity, text: str | None = None,
             max_num_rules: int = 10) -> Insight:
-    """Apply a pending proposal with ExpeL's count rules; `text` edits an ADD/EDIT before applying."""
-    reviewer = _check_person(reviewer)
+    """Apply a pending proposal with ExpeL's count rules; `text` edits an ADD/EDIT before applying.
+
+    `who` needs the review action (agentlearn.policy) and is recorded as the reviewer.
+    """
+    return _approve(ws, proposal_id, _acting(ws, who, "review"), text, max_num_rules)
+
+
+def auto_approve(ws: Workspace, proposal_id: str) -> Insight:
+    """Apply a proposal as reviewer "auto": only where the workspace says so (auto_apply_insights)."""
+    if not ws.settings.auto_apply_insights:
+        raise ValueError("proposals are applied by a reviewer here (auto_apply_insights is off)")
+    return _approve(ws, proposal_id, "auto")
+
+
+def _approve(ws: Workspace, proposal_id: str, reviewer: str, text: str | None = None,
+             max_num_rules: int = 10) -> Insight:
     proposal = _get(ws, InsightProposal, proposal_id)
     if proposal.status != "pending":
         raise ValueError(f"proposal {proposal_id} is already {proposal.status} (by {proposal.reviewer or '?'})")
@@ -498,9 +512,9 @@ def _merge(ws: Workspace, proposal: InsightProposal, target: Insight, text: str,
     return kept
 
 
-def reject(ws: Workspace, proposal_id: str, reviewer: str) -> InsightProposal:
-    """Mark a pending proposal rejected; the insights stay as they are."""
-    reviewer = _check_person(reviewer)
+def reject(ws: Workspace, proposal_id: str, who: Identity) -> InsightProposal:
+    """Mark a pending proposal rejected; the insights stay as they are. `who` needs the review action."""
+    reviewer = _acting(ws, who, "review")
     _get(ws, InsightProposal, proposal_id)
 
     def mark(p: InsightProposal) -> InsightProposal:
@@ -514,9 +528,12 @@ def reject(ws: Workspace, proposal_id: str, reviewer: str) -> InsightProposal:
 # --- people editing insights directly ---------------------------------------------------------------
 
 
-def add_manual(ws: Workspace, suite: str, text: str, by: str, section: str = "") -> Insight:
-    """A person's own insight (importance 2, like an approved ADD); the section is inferred when not given."""
-    by, text = _check_person(by), _check_text(text, f"new insight for suite {suite!r}")
+def add_manual(ws: Workspace, suite: str, text: str, who: Identity, section: str = "") -> Insight:
+    """A person's own insight (importance 2, like an approved ADD); the section is inferred when not given.
+
+    Here and below, `who` needs the edit_playbook action (agentlearn.policy) and is recorded on the change.
+    """
+    by, text = _acting(ws, who, "edit_playbook"), _check_text(text, f"new insight for suite {suite!r}")
     section = playbook.check_section(section) if section else playbook.section_for(text)
     return ws.repo.put(_change(Insight(suite=suite, text=text, importance=0, section=section), by, "ADD", text, 2))
 
@@ -532,30 +549,30 @@ def _update_active(ws: Workspace, insight_id: str, what: str, fn: Callable[[Insi
     return ws.repo.update(Insight, insight_id, change)
 
 
-def edit(ws: Workspace, insight_id: str, text: str, by: str) -> Insight:
+def edit(ws: Workspace, insight_id: str, text: str, who: Identity) -> Insight:
     """A person rewrites an active insight; its importance stays."""
-    by, text = _check_person(by), _check_text(text, f"edit of insight {insight_id}")
+    by, text = _acting(ws, who, "edit_playbook"), _check_text(text, f"edit of insight {insight_id}")
     return _update_active(ws, insight_id, "edit",
                           lambda i: _change(i, by, "MANUAL_EDIT", text, i.importance))
 
 
-def promote(ws: Workspace, insight_id: str, by: str) -> Insight:
+def promote(ws: Workspace, insight_id: str, who: Identity) -> Insight:
     """A person raises an active insight's importance by one."""
-    by = _check_person(by)
+    by = _acting(ws, who, "edit_playbook")
     return _update_active(ws, insight_id, "promote",
                           lambda i: _change(i, by, "PROMOTE", i.text, i.importance + 1))
 
 
-def demote(ws: Workspace, insight_id: str, by: str) -> Insight:
+def demote(ws: Workspace, insight_id: str, who: Identity) -> Insight:
     """A person lowers an active insight's importance by one; at 0 it is removed."""
-    by = _check_person(by)
+    by = _acting(ws, who, "edit_playbook")
     return _update_active(ws, insight_id, "demote",
                           lambda i: _change(i, by, "DEMOTE", i.text, i.importance - 1))
 
 
-def restore(ws: Workspace, insight_id: str, history_index: int, by: str) -> Insight:
+def restore(ws: Workspace, insight_id: str, history_index: int, who: Identity) -> Insight:
     """Bring an insight's text and importance (at least 1) back to one history entry; it becomes active."""
-    by = _check_person(by)
+    by = _acting(ws, who, "edit_playbook")
     insight = _get(ws, Insight, insight_id)
     if not -len(insight.history) <= history_index < len(insight.history):
         raise ValueError(f"insight {insight_id} has {len(insight.history)} history entries; "

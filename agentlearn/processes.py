@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agentlearn import policy
+from agentlearn.accounts import Identity
 from agentlearn.workspace import Workspace, open_workspace
 from storage.records import Process, now
 
@@ -68,13 +70,17 @@ def spawn(ws: Workspace, module: str, args: Sequence[str], log_path: str | Path,
     return proc
 
 
-def start(ws: Workspace, kind: str, args: Sequence[str]) -> Process:
-    """Store a Process record and start `python -m agentlearn <args>` for it; returns the record with its pid."""
+def start(ws: Workspace, kind: str, args: Sequence[str], *, who: Identity) -> Process:
+    """Store a Process record and start `python -m agentlearn <args>` for it; returns the record with its pid.
+
+    `who` must be allowed what the kind does (policy.PROCESS_ACTIONS); the child acts for them.
+    """
     if not KIND.match(kind):
         raise ValueError(f"a process kind is a short lower-case word (run, eval, demo, curve), not {kind!r}")
     if not args:
         raise ValueError("give the agentlearn command to run, e.g. ['eval', '--suite', 'NAME']")
-    record = Process(kind=kind, args=[str(a) for a in args])
+    who = policy.require(ws.repo, who, policy.PROCESS_ACTIONS.get(kind, "run"))
+    record = Process(kind=kind, args=[str(a) for a in args], by="" if who.local else who.name)
     log_path = ws.settings.jobs_dir / "processes" / f"{kind}-{record.id}.log"
     record = ws.repo.put(record.model_copy(update={"log_path": str(log_path), "heartbeat": now()}))
     try:

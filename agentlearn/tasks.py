@@ -45,7 +45,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentlearn import arg_kinds
+from agentlearn import arg_kinds, policy
+from agentlearn.accounts import Identity
 from agentlearn.toolcall import MAX_NESTING, external_refs, nesting_depth, normalise_tool
 from agentlearn.workspace import Workspace
 from storage.records import Exemplar, Message, Record, Suite, Task, ToolCall, now
@@ -380,8 +381,12 @@ def load_card(path: str | Path) -> SuiteCard:
 
 
 def import_suite(ws: Workspace, path: str | Path, suite: str = "", heldout: float = 0.5, *, card: str | Path = "",
-                 instruction: str = "", description: str = "") -> Suite:
-    """Import a task file, with an optional suite card; `suite`, `instruction` and `description` win over the card's."""
+                 instruction: str = "", description: str = "", who: Identity) -> Suite:
+    """Import a task file, with an optional suite card; `suite`, `instruction` and `description` win over the card's.
+
+    `who` needs the import action (agentlearn.policy).
+    """
+    policy.require(ws.repo, who, "import")
     found = load_card(card) if card else SuiteCard()
     name = suite or found.name
     if not name.strip():
@@ -391,11 +396,13 @@ def import_suite(ws: Workspace, path: str | Path, suite: str = "", heldout: floa
 
 
 def update_suite(ws: Workspace, name: str, instruction: str | None = None, description: str | None = None,
-                 kind_overrides: dict[str, dict[str, str]] | None = None) -> Suite:
+                 kind_overrides: dict[str, dict[str, str]] | None = None, *, who: Identity) -> Suite:
     """Change a suite's instruction, description or argument kinds (None leaves a field as it is).
 
-    An override equal to the inferred kind is dropped, so that argument follows inference again.
+    An override equal to the inferred kind is dropped, so that argument follows inference again. `who`
+    needs the edit_suite action (agentlearn.policy).
     """
+    policy.require(ws.repo, who, "edit_suite")
     suite = get_suite(ws, name)
     update: dict[str, Any] = {}
     if instruction is not None:

@@ -56,10 +56,10 @@ def _choose(suite: str, current: str, known: dict) -> None:
                           index=options.index(current) if current in options else 0,  # Use does nothing by mistake
                           format_func=lambda i: f"{known[i].name} ({i})" if i else "the base model")
     if c[1].button("Use", key="im_use", disabled=pick == current):
-        _act(lambda: gate.use(_ui.workspace(), suite, pick or "none", by=_ui.annotator()))
+        _act(lambda: gate.use(_ui.workspace(), suite, pick or "none", _ui.identity()))
     if c[2].button("Roll back", icon=":material/undo:", key="im_rollback", disabled=not current and not
                    gate.history(_ui.workspace(), suite), help="back to the model used before the current one"):
-        _act(lambda: gate.rollback(_ui.workspace(), suite, by=_ui.annotator()))
+        _act(lambda: gate.rollback(_ui.workspace(), suite, _ui.identity()))
 
 
 def _act(do) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
+from agentlearn import policy
 from agentlearn.feedback import corrections, export, rubric, snippets
 from agentlearn.feedback.corrections import CorrectionError, FormField
 from agentlearn.workspace import Workspace
@@ -148,11 +149,11 @@ def _stored(ws: Workspace, traj: Trajectory, task: Task) -> None:
     st.dataframe([{"author": c.author, "call": json.dumps(c.call.model_dump(), ensure_ascii=False), "note": c.note,
                    "when": c.created.strftime("%Y-%m-%d %H:%M")} for c in made], hide_index=True, width="stretch")
     heldout = task.split != "train"
-    if st.button("Make the newest correction an exemplar", key=f"fix_exemplar_{traj.id}", disabled=heldout,
+    if _ui.can("manage_exemplars") and st.button("Make the newest correction an exemplar", key=f"fix_exemplar_{traj.id}", disabled=heldout,
                  help="Held-out tasks never become exemplars: the evaluation would see its own answer" if heldout
                  else "A manual exemplar of this suite, retrievable at once"):
         try:
-            ex = corrections.to_exemplar(ws, made[0].id)
+            ex = corrections.to_exemplar(ws, made[0].id, who=_ui.identity())
         except CorrectionError as e:
             _refused(e)
             return
@@ -165,6 +166,9 @@ def _stored(ws: Workspace, traj: Trajectory, task: Task) -> None:
 
 def export_panel(ws: Workspace, key: str, kinds: Sequence[str] = export.KINDS, suite: str = "") -> None:
     """Download labels, preferences and corrections (JSONL, CSV) or write a Hugging Face datasets folder."""
+    if not _ui.can("export"):
+        st.caption(f"Exporting needs the {policy.role_for('export')} role.")
+        return
     kinds = tuple(kinds)
     what = ", ".join(kinds) + (f" of suite {suite}" if suite else "")
     st.caption(f"Exports {_ui.plain(what)}, each row with its run and task.")
@@ -178,7 +182,7 @@ def export_panel(ws: Workspace, key: str, kinds: Sequence[str] = export.KINDS, s
                    help="A Hugging Face datasets folder (one split per kind) under the workspace"):
         with st.spinner("Writing the Hugging Face dataset…"):
             try:
-                path, n = export.write(ws, "hf", kinds=kinds, suite=suite)
+                path, n = export.write(ws, "hf", kinds=kinds, suite=suite, who=_ui.identity())
             except ValueError as e:
                 st.error(_ui.plain(e))
                 return
@@ -256,7 +260,7 @@ def propose_rule(ws: Workspace, suite: str, draft: str, key: str, evidence: Sequ
                  help="It waits for a reviewer on the Insights page, like every proposal.")
     if st.button("Propose as a playbook rule", key=f"propose_{key}", disabled=not st.session_state[box].strip()):
         try:
-            proposals.from_person(ws, suite, st.session_state[box], _ui.annotator(), evidence=evidence, why=why)
+            proposals.from_person(ws, suite, st.session_state[box], _ui.identity(), evidence=evidence, why=why)
         except ValueError as e:
             st.error(_ui.plain(str(e)))
             return

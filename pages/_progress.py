@@ -25,8 +25,8 @@ POLL_S = 2
 def start(kind: str, args: Sequence[object]) -> Process | None:
     """Start `python -m agentlearn <args>` as a `kind` process; shows the error and returns None if it cannot."""
     try:
-        return processes.start(_ui.workspace(), kind, [str(a) for a in args])
-    except (OSError, ValueError) as e:
+        return processes.start(_ui.workspace(), kind, [str(a) for a in args], who=_ui.identity())
+    except (OSError, ValueError) as e:  # AccessDenied is a PermissionError, an OSError
         st.error(_ui.plain(f"The process could not start: {e}"))
         return None
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from agentlearn import accounts
+from agentlearn import accounts, policy
 from agentlearn.settings import Settings
 from agentlearn.workspace import Workspace, open_workspace
 from storage.records import Exemplar, Insight, Task, Trajectory
@@ -76,25 +76,26 @@ def annotator() -> str:
     return identity().name
 
 
-def can(role: str) -> bool:
-    """True if the signed-in person's role is `role` or above (annotator < reviewer < admin)."""
-    return identity().can(role)
+def can(action: str) -> bool:
+    """True if the signed-in person may do `action` (agentlearn.policy): pages hide what this is False for."""
+    return policy.allows(identity(), action)
 
 
-def allowed(role: str, action: str) -> bool:
-    """In a callback: True if the role allows `action`, else False and an error message for the next run."""
+def allowed(action: str) -> bool:
+    """In a callback: True if the signed-in person may do `action`, else False and an error for the next run."""
     try:
-        accounts.require(identity(), role, action)
+        policy.require(workspace().repo, identity(), action)
     except accounts.AccessDenied as e:
         flash(str(e), "error")
         return False
     return True
 
 
-def require_page(role: str, what: str) -> None:
-    """Stop the page with a message unless the signed-in person has `role` (or above)."""
-    if not can(role):
-        st.info(f"{what} needs the {role} role; you are signed in as {plain(annotator())} "
+def require_page(action: str) -> None:
+    """Stop the page with a message unless the signed-in person may do `action`."""
+    if not can(action):
+        what, role = policy.ACTIONS[action][1], policy.role_for(action)
+        st.info(f"{what.capitalize()} needs the {role} role; you are signed in as {plain(annotator())} "
                 f"({identity().role}). Ask an admin.")
         st.stop()
 

@@ -116,7 +116,7 @@ if uses:
 args += ([] if constrained else ["--no-constrained"]) + (["--repeats", repeats] if repeats > 1 else [])
 args += (["--adapter", adapter] if adapter != "auto" else []) + (["--limit", limit] if limit < n_heldout else [])
 st.code("python -m agentlearn " + " ".join(str(a) for a in args), language="bash")
-if st.button("Evaluate", key="ev_start", type="primary", disabled=_progress.is_running("eval") or n_heldout == 0):
+if st.button("Evaluate", key="ev_start", type="primary", disabled=not _ui.can("run") or _progress.is_running("eval") or n_heldout == 0):
     _progress.start("eval", args)
     st.rerun()
 _progress.watch("eval")
@@ -130,7 +130,7 @@ curve_k = int(c[3].number_input("k", 1, 8, DEFAULT_K, key="cu_k"))
 curve_args: list[object] = ["curve", "--suite", suite, "--sizes", sizes.replace(" ", ""), "--draws", draws,
                             "--mode", curve_mode, "--k", curve_k]
 st.code("python -m agentlearn " + " ".join(str(a) for a in curve_args), language="bash")
-if st.button("Measure", key="cu_start", disabled=_progress.is_running("curve") or n_heldout == 0):
+if st.button("Measure", key="cu_start", disabled=not _ui.can("run") or _progress.is_running("curve") or n_heldout == 0):
     _progress.start("curve", curve_args)
     st.rerun()
 _progress.watch("curve", "points")

@@ -7,7 +7,7 @@ import json
 
 import streamlit as st
 
-from agentlearn import exemplars, retrieval
+from agentlearn import exemplars, policy, retrieval
 from agentlearn.feedback import index
 from agentlearn.memory import attribution
 from agentlearn.methods import MODES, RETRIEVAL_MODES, SCORES
@@ -24,8 +24,9 @@ suite = top[0].selectbox("Suite", suites, key="ex_suite")
 kinds = top[1].multiselect("Kinds", ["reference", "learned", "manual"], default=["reference", "learned", "manual"],
                            key="ex_kinds")
 retired = top[2].checkbox("Show retired", key="ex_retired")
+MANAGER = _ui.can("manage_exemplars")  # others read the bank and try the retrieval modes
 with top[3]:
-    if st.button("Learn from labeled successes", key="ex_sync",
+    if MANAGER and st.button("Learn from labeled successes", key="ex_sync",
                  help="Adds a learned exemplar for each successful train run (people's labels win over the verifier)."):
         with st.spinner("Adding an exemplar for each successful train run…"):
             n = exemplars.sync_bank(ws, suite)
@@ -71,42 +72,49 @@ st.caption("shown: runs that were given the exemplar; difference: their success 
 st.dataframe([{k: v for k, v in r.items() if k != "_d"} for r in rows], hide_index=True, width="stretch",
              key="ex_table")
 by_id = {e.id: e for e in bank}
+if not MANAGER:
+    st.caption(f"Adding and retiring exemplars needs the {policy.role_for('manage_exemplars')} role.")
 chosen = st.multiselect("Retire exemplars", [e.id for e in bank if e.active], key="ex_retire_ids",
                         format_func=lambda i: f"{i} · {by_id[i].tool} · {_request(by_id[i])[:60]}",
-                        placeholder="choose exemplars to retire")
-if st.button(f"Retire {len(chosen)} exemplar(s)", key="ex_retire", disabled=not chosen,
-             help="Retired exemplars stay in the store for audit but are never retrieved again."):
-    with st.spinner(f"Retiring {len(chosen)} exemplar(s)…"):
-        for eid in chosen:
-            exemplars.retire(ws, eid)
-    st.session_state.pop("ex_retire_ids", None)
-    _ui.flash(f"Retired {len(chosen)} exemplars.")
-    st.rerun()
+                        placeholder="choose exemplars to retire") if MANAGER else []
+if MANAGER and st.button(f"Retire {len(chosen)} exemplar(s)", key="ex_retire", disabled=not chosen,
+                         help="Retired exemplars stay in the store for audit but are never retrieved again."):
+    try:
+        with st.spinner(f"Retiring {len(chosen)} exemplar(s)…"):
+            for eid in chosen:
+                exemplars.retire(ws, eid, who=_ui.identity())
+    except PermissionError as e:
+        st.error(_ui.plain(str(e)))
+    else:
+        st.session_state.pop("ex_retire_ids", None)
+        _ui.flash(f"Retired {len(chosen)} exemplars.")
+        st.rerun()
 
-with st.expander("Add an exemplar by hand"):
-    tools = {t.get("name", ""): t for t in next((t.tools for t in index.task_map(ws).values() if t.suite == suite), [])}
-    with st.form("ex_add_form", clear_on_submit=False):
-        request = st.text_area("User request", key="ex_add_request", height=80)
-        tool = st.selectbox("Tool", sorted(tools) or [""], key="ex_add_tool", accept_new_options=True)
-        args = st.text_area("Arguments (JSON object)", key="ex_add_args", value="{}", height=80)
-        tags = st.text_input("Tags (comma separated)", key="ex_add_tags")
-        submitted = st.form_submit_button("Add exemplar")
-    if submitted:
-        try:
-            arguments = json.loads(args or "{}")
-            if not isinstance(arguments, dict):
-                raise ValueError("the arguments must be a JSON object, like {\"username\": \"akhan\"}")
-            with st.spinner("Adding the exemplar (its request is embedded for retrieval)…"):
-                ex = exemplars.add_manual(ws, suite, [Message(role="user", content=request)],
-                                          ToolCall(name=tool or "", arguments=arguments),
-                                          [t.strip() for t in tags.split(",") if t.strip()])
-            _ui.flash("Added an exemplar.")
-            st.session_state["ex_last_added"] = ex.id
-            st.rerun()
-        except json.JSONDecodeError as e:
-            st.error(_ui.plain(f"Arguments are not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}."))
-        except ValueError as e:
-            st.error(_ui.plain(str(e)))
+if MANAGER:
+    with st.expander("Add an exemplar by hand"):
+        tools = {t.get("name", ""): t for t in next((t.tools for t in index.task_map(ws).values() if t.suite == suite), [])}
+        with st.form("ex_add_form", clear_on_submit=False):
+            request = st.text_area("User request", key="ex_add_request", height=80)
+            tool = st.selectbox("Tool", sorted(tools) or [""], key="ex_add_tool", accept_new_options=True)
+            args = st.text_area("Arguments (JSON object)", key="ex_add_args", value="{}", height=80)
+            tags = st.text_input("Tags (comma separated)", key="ex_add_tags")
+            submitted = st.form_submit_button("Add exemplar")
+        if submitted:
+            try:
+                arguments = json.loads(args or "{}")
+                if not isinstance(arguments, dict):
+                    raise ValueError("the arguments must be a JSON object, like {\"username\": \"akhan\"}")
+                with st.spinner("Adding the exemplar (its request is embedded for retrieval)…"):
+                    ex = exemplars.add_manual(ws, suite, [Message(role="user", content=request)],
+                                              ToolCall(name=tool or "", arguments=arguments),
+                                              [t.strip() for t in tags.split(",") if t.strip()], who=_ui.identity())
+                _ui.flash("Added an exemplar.")
+                st.session_state["ex_last_added"] = ex.id
+                st.rerun()
+            except json.JSONDecodeError as e:
+                st.error(_ui.plain(f"Arguments are not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}."))
+            except (ValueError, PermissionError) as e:
+                st.error(_ui.plain(str(e)))
 
 st.subheader("How this suite retrieves (auto)")
 st.dataframe([{"mode": m, "what it does": what} for m, what in MODES.items()], hide_index=True, width="stretch",
@@ -128,7 +136,7 @@ if choice:
         st.dataframe(sorted(choice.get("stage_a", []), key=lambda r: -r["score"]), hide_index=True,
                      width="stretch", key="ex_choice_a")
 running = _progress.is_running("auto")
-if st.button("Choose retrieval for this suite", key="ex_choose", disabled=running or not _ui.can("reviewer"),
+if st.button("Choose retrieval for this suite", key="ex_choose", disabled=running or not MANAGER,
              help="Runs `retrieval choose` in the background: scores every mode, k and tool-awareness without "
                   "the model, then runs the best three through the agent on the train split. Needs the "
                   "reviewer role."):

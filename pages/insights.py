@@ -31,9 +31,9 @@ def _current(suite: str) -> InsightProposal | None:
 def _act(action: str) -> None:
     suite = st.session_state.get("ins_suite") or ""
     proposal = _current(suite)
-    if proposal is None or not _ui.allowed("reviewer", "reviewing insight proposals"):
+    if proposal is None or not _ui.allowed("review"):
         return
-    name = _ui.annotator()
+    name = _ui.identity()
     nxt = feedback_queue.next_after([p.id for p in insights.pending(ws, suite)], proposal.id)
     try:
         if action == "approve":
@@ -58,10 +58,10 @@ def _skip() -> None:
 
 
 def _manage(fn, *args) -> None:
-    if not _ui.allowed("reviewer", "changing insights"):
+    if not _ui.allowed("edit_playbook"):
         return
     try:
-        fn(ws, *args, _ui.annotator())
+        fn(ws, *args, _ui.identity())
     except ValueError as e:
         _ui.flash(str(e), "error")
         return
@@ -75,10 +75,10 @@ def _add_manual(suite: str) -> None:
 
 
 def _retire(insight_id: str, why: str) -> None:
-    if not _ui.allowed("reviewer", "proposing to retire a bullet"):
+    if not _ui.allowed("edit_playbook"):
         return
     try:
-        proposals.retire(ws, insight_id, _ui.annotator(), why)
+        proposals.retire(ws, insight_id, _ui.identity(), why)
     except ValueError as e:
         _ui.flash(str(e), "error")
         return
@@ -97,7 +97,7 @@ _ui.cheatsheet(KEYS)
 _ui.show_flash()
 suites = _ui.suites_or_stop(ws, "ins_suite", "import tasks and run the agent first")
 suite = st.selectbox("Suite", suites, key="ins_suite")
-reviewer = _ui.can("reviewer")  # annotators see the proposals and rules; reviewers act on them
+reviewer, editor = _ui.can("review"), _ui.can("edit_playbook")  # others read proposals and rules
 if not reviewer:
     st.info("You can read the proposals and rules here; approving, rejecting and editing them needs the "
             "reviewer role.")
@@ -113,8 +113,8 @@ with st.container(border=True):
                                   "3 times. ExpeL and the curator ask the model; a small model often proposes "
                                   "nothing they can use.")
     if st.button("Propose", key="ins_propose", type="primary",
-                 disabled=not reviewer or not sources or _progress.is_running("propose")) \
-            and _ui.allowed("reviewer", "proposing insight operations"):
+                 disabled=not editor or not sources or _progress.is_running("propose")) \
+            and _ui.allowed("edit_playbook"):
         _progress.start("propose", ["insights", "propose", "--suite", suite, "--sources", ",".join(sources)])
     _progress.watch("propose", "sources")
     last = processes.latest(ws, "propose")
@@ -221,7 +221,7 @@ else:
         cols = st.columns([5, 1])
         cols[0].text(f"flagged: {row.text[:90]}\n  {row.flag}")
         cols[1].button("Propose retiring", key=f"ins_retire_{row.id}", on_click=_retire, args=(row.id, row.flag),
-                       disabled=not reviewer)
+                       disabled=not editor)
 
 every = insights.every(ws, suite)
 active = [i for i in every if i.status == "active"]
@@ -231,7 +231,7 @@ if active:
                             format_func=lambda i: next(f"[{x.section}] {x.text[:90]}" for x in active if x.id == i))
         st.text("Runs the heldout split with the whole playbook and without this bullet, and compares them "
                 "(paired, exact McNemar). Results appear on the Evaluate page.")
-        if st.button("Measure this bullet", key="ins_ab", disabled=_progress.is_running("eval")):
+        if st.button("Measure this bullet", key="ins_ab", disabled=not _ui.can("run") or _progress.is_running("eval")):
             _progress.start("eval", ["eval", "--suite", suite, "--method", "insights", "--ablate", pick])
         _progress.watch("eval")
 
@@ -243,8 +243,8 @@ with st.expander("Reflections (Reflexion) and what followed them"):
                      column_config={"text": st.column_config.TextColumn("reflection", width="large")})
 
 with st.expander("Add a bullet"):
-    st.text_area("New bullet", key="ins_new_text", height=70, disabled=not reviewer)
-    st.button("Add", key="ins_add", on_click=_add_manual, args=(suite,), disabled=not reviewer)
+    st.text_area("New bullet", key="ins_new_text", height=70, disabled=not editor)
+    st.button("Add", key="ins_add", on_click=_add_manual, args=(suite,), disabled=not editor)
 
 if every:
     with st.expander("Edit, promote, demote, history and restore", expanded=False):
@@ -255,14 +255,14 @@ if every:
         st.text(ins.text)
         c = st.columns(3)
         c[0].button("Promote (+1)", key="ins_promote", on_click=_manage, args=(insights.promote, ins.id),
-                    disabled=not reviewer or ins.status != "active")
+                    disabled=not editor or ins.status != "active")
         c[1].button("Demote (−1)", key="ins_demote", on_click=_manage, args=(insights.demote, ins.id),
-                    disabled=not reviewer or ins.status != "active")
+                    disabled=not editor or ins.status != "active")
         edit_key = f"ins_text_{ins.id}_{len(ins.history)}"  # a new version of the bullet starts a fresh box
         if edit_key not in st.session_state:
             st.session_state[edit_key] = ins.text
         st.text_area("Text", key=edit_key, height=70)
-        st.button("Save text", key="ins_save", disabled=not reviewer or ins.status != "active",
+        st.button("Save text", key="ins_save", disabled=not editor or ins.status != "active",
                   on_click=lambda: _manage(insights.edit, ins.id, st.session_state.get(edit_key, "")))
         st.caption("history (oldest first)")
         st.dataframe([{"#": n, "when": h.at.strftime("%Y-%m-%d %H:%M"), "by": h.by, "operation": h.operation,
@@ -272,5 +272,5 @@ if every:
             # Keyed by the history's length, so after a change the default is the newest version again.
             back = st.number_input("Restore version #", 0, len(ins.history) - 1, len(ins.history) - 1,
                                    key=f"ins_restore_{ins.id}_{len(ins.history)}")
-            st.button("Restore this version", key="ins_restore", on_click=_manage, disabled=not reviewer,
+            st.button("Restore this version", key="ins_restore", on_click=_manage, disabled=not editor,
                       args=(insights.restore, ins.id, int(back)))

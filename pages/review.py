@@ -12,7 +12,7 @@ KEYS = [("S", "resolve as success"), ("F", "resolve as fail"), ("K", "skip"), ("
 ws = _ui.workspace()
 _ui.keep("rv_kind", "rv_suite", "rv_resolved")
 st.title("Disagreements")
-_ui.require_page("reviewer", "Resolving disagreements")
+_ui.require_page("review")
 _ui.cheatsheet(KEYS)
 _ui.show_flash()
 
@@ -32,10 +32,10 @@ def _go(step: int) -> None:
 
 def _resolve(verdict: str) -> None:
     tid = st.session_state.get("rv_current")
-    if not tid or not _ui.allowed("reviewer", "resolve a disagreement"):
+    if not tid or not _ui.allowed("review"):
         return
     try:
-        disagreements.resolve(ws, tid, _ui.annotator(), verdict, st.session_state.get(f"rv_note_{tid}", ""))
+        disagreements.resolve(ws, tid, _ui.identity(), verdict, st.session_state.get(f"rv_note_{tid}", ""))
     except ValueError as e:
         _ui.flash(str(e), "error")
         return

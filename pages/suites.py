@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from agentlearn import arg_kinds, tasks
+from agentlearn import arg_kinds, policy, tasks
 from agentlearn.feedback import queue, rubric
 from agentlearn.prompts import DEFAULT_INSTRUCTION, tool_signature
 from pages import _ui
@@ -31,16 +31,37 @@ train = sum(1 for t in all_tasks if t.split == "train")
 st.text(f"{len(all_tasks)} tasks ({train} train, {len(all_tasks) - train} heldout) · {len(suite.tools)} tools"
         f" · source: {suite.source or '-'}")
 
-st.subheader("Card")
-with st.form(f"su_card_{name}"):
-    description = st.text_input("Description", value=suite.description, key=f"su_description_{name}")
-    instruction = st.text_area("Instruction: the agent's role and rules", value=suite.instruction, height=140,
-                               key=f"su_instruction_{name}", placeholder=DEFAULT_INSTRUCTION,
-                               help="Empty: the agent gets the default instruction, which names no domain.")
-    if st.form_submit_button("Save card", type="primary", key="su_save_card"):
-        tasks.update_suite(ws, name, instruction=instruction, description=description)
-        _ui.flash(f"Saved the card of {name}.")
+EDITOR = _ui.can("edit_suite")  # others read the card, kinds, assignment and rubric
+NEEDS = f"Changing it needs the {policy.role_for('edit_suite')} role."
+
+
+def _save(fn, *args, done: str, **kwargs) -> None:
+    """Save through the library (which checks the policy again); a refusal or bad value is shown, nothing lost."""
+    try:
+        fn(ws, *args, who=_ui.identity(), **kwargs)
+    except (ValueError, PermissionError) as e:
+        st.error(_ui.plain(f"Not saved: {e}"))
+    else:
+        _ui.flash(done)
         st.rerun()
+
+
+st.subheader("Card")
+if EDITOR:
+    with st.form(f"su_card_{name}"):
+        description = st.text_input("Description", value=suite.description, key=f"su_description_{name}")
+        instruction = st.text_area("Instruction: the agent's role and rules", value=suite.instruction, height=140,
+                                   key=f"su_instruction_{name}", placeholder=DEFAULT_INSTRUCTION,
+                                   help="Empty: the agent gets the default instruction, which names no domain.")
+        if st.form_submit_button("Save card", type="primary", key="su_save_card"):
+            _save(tasks.update_suite, name, instruction=instruction, description=description,
+                  done=f"Saved the card of {name}.")
+else:
+    st.text(f"Description: {suite.description or '-'}")
+    if suite.instruction:
+        st.caption("Instruction")
+        st.text(suite.instruction)
+    st.caption(NEEDS)
 if not suite.instruction:
     st.caption("In use: the default instruction")
     st.text(DEFAULT_INSTRUCTION)
@@ -54,7 +75,7 @@ rows = arg_kinds.table(suite)
 st.dataframe([{**r, "kind": r["kind"] or "(from the value)", "inferred": r["inferred"] or "(from the value)"}
               for r in rows], hide_index=True, width="stretch")
 tools = list(dict.fromkeys(r["tool"] for r in rows))
-if tools:
+if tools and EDITOR:
     if st.session_state.get("su_tool") not in tools:
         st.session_state["su_tool"] = tools[0]
     tool = st.selectbox("Change the kinds of", tools, key="su_tool")
@@ -70,51 +91,40 @@ if tools:
             current = {r["argument"]: r["kind"] for r in rows if r["tool"] == tool}
             changed = {arg: kind for arg, kind in chosen.items() if kind != current[arg] and kind != FROM_VALUE}
             if changed:
-                tasks.update_suite(ws, name, kind_overrides={tool: changed})
-            _ui.flash(f"Saved {len(changed)} argument kind(s) of {tool}." if changed else "Nothing changed.",
-                      "success" if changed else "info")
-            st.rerun()
+                _save(tasks.update_suite, name, kind_overrides={tool: changed},
+                      done=f"Saved {len(changed)} argument kind(s) of {tool}.")
+            else:
+                _ui.flash("Nothing changed.", "info")
+                st.rerun()
 
 st.subheader("Assignment")
 st.caption("How many different people label each run of this suite. The labeling queue offers a run to each "
            "person until that many have labeled it, and skips runs someone else has open.")
 overlap_now = queue.overlap(ws, name)
-if _ui.can("reviewer"):
+if EDITOR:
     with st.form(f"su_overlap_{name}"):
         wanted = st.number_input("Annotators per item", min_value=1, max_value=5, step=1, value=overlap_now,
                                  key=f"su_overlap_value_{name}")
         if st.form_submit_button("Save assignment", key="su_save_overlap"):
-            try:
-                queue.set_overlap(ws, name, int(wanted))
-            except ValueError as e:
-                st.error(_ui.plain(f"Not saved: {e}"))
-            else:
-                _ui.flash(f"{name}: {int(wanted)} annotator(s) per item.")
-                st.rerun()
+            _save(queue.set_overlap, name, int(wanted), done=f"{name}: {int(wanted)} annotator(s) per item.")
 else:
     st.text(f"Annotators per item: {overlap_now}")
-    st.caption("Changing it needs the reviewer role.")
+    st.caption(NEEDS)
 
 st.subheader("Labeling rubric")
 st.caption("Error categories a labeler can tick on a failed run, and guidelines (Markdown) shown beside every run "
            "of this suite on Trajectories. Reviewers and admins edit them.")
-if _ui.can("reviewer"):
+if EDITOR:
     with st.form(f"su_rubric_{name}"):
         cats = st.text_area("Error categories, one a line", value="\n".join(suite.error_categories), height=140,
                             key=f"su_categories_{name}")
         guide = st.text_area("Guidelines (Markdown)", value=suite.guidelines, height=200,
                              key=f"su_guidelines_{name}", placeholder="## What counts as a success\n…")
         if st.form_submit_button("Save rubric", key="su_save_rubric"):
-            try:
-                rubric.update(ws, name, cats.splitlines(), guide)
-            except ValueError as e:
-                st.error(_ui.plain(f"Not saved: {e}"))
-            else:
-                _ui.flash(f"Saved the rubric of {name}.")
-                st.rerun()
+            _save(rubric.update, name, cats.splitlines(), guide, done=f"Saved the rubric of {name}.")
 else:
     st.text("Error categories: " + ", ".join(suite.error_categories))
-    st.caption("Changing the rubric needs the reviewer role.")
+    st.caption(NEEDS)
 if suite.guidelines:
     with st.expander("Guidelines as labelers see them"):
         st.markdown(suite.guidelines)  # written by a reviewer or admin; st.markdown escapes HTML

@@ -29,7 +29,7 @@ HINTS = {
 }
 
 ws = _ui.workspace()
-_ui.require_page("admin", "Training")
+_ui.require_page("train")
 _ui.keep("tr_method", "tr_suite", "tr_preset", "tr_pairs", "tr_steps", "tr_export", "tr_init", "tr_job")
 st.title("Training")
 _ui.show_flash()
@@ -119,7 +119,7 @@ try:
     if c[1].button("Launch", icon=":material/rocket_launch:", type="primary", key="tr_launch",
                    disabled=chosen is None):
         with st.spinner("Checking the settings and starting the job process…"):
-            launched = jobs.launch(ws, _config())
+            launched = jobs.launch(ws, _config(), who=_ui.identity())
         st.session_state["tr_job"] = launched.id
         _ui.flash(f"Job {launched.id} started")
         st.session_state.pop("tr_report", None)
@@ -166,7 +166,7 @@ def _log(job: Job, lines: int, empty: str) -> None:
 
 def _stop(job_id: str, save: bool) -> None:
     try:
-        jobs.stop(ws, job_id, save=save)
+        jobs.stop(ws, job_id, save=save, who=_ui.identity())
         _ui.flash("Stopping after the current step" + (" and saving the adapter" if save else ""))
     except ValueError as e:
         _ui.flash(str(e), "error")

@@ -8,16 +8,16 @@ from agentlearn import accounts
 from pages import _ui
 
 ws = _ui.workspace()
-_ui.require_page("admin", "Managing users")
+_ui.require_page("manage_users")
 ROLE_HELP = "annotator: labels and preferences · reviewer: also insights and disagreements · " \
             "admin: also training, imports and users"
 
 
 def _act(fn, *args, done: str) -> None:
-    if not _ui.allowed("admin", "managing users"):
+    if not _ui.allowed("manage_users"):
         return
     try:
-        fn(ws.repo, *args)
+        fn(ws.repo, *args, who=_ui.identity())
     except ValueError as e:
         _ui.flash(str(e), "error")
         return

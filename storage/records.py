@@ -403,6 +403,7 @@ class Process(Record):
     table: ClassVar[str] = "processes"
     kind: str  # run | eval | demo | curve | auto
     args: list[str] = Field(default_factory=list)
+    by: str = ""  # who started it: the child acts for this account (agentlearn.policy)
     status: Literal["running", "succeeded", "failed", "stopped"] = "running"
     pid: int | None = None
     done: int = 0

@@ -21,6 +21,7 @@ from jsonschema.exceptions import SchemaError
 from referencing.exceptions import Unresolvable
 
 from agentlearn import exemplars
+from agentlearn.accounts import Identity
 from agentlearn.toolcall import normalise_tool, schema_validator, tool_by_name
 from agentlearn.workspace import Workspace
 from storage.records import Correction, Exemplar, Task, ToolCall, Trajectory
@@ -193,8 +194,11 @@ def latest_by_task(ws: Workspace, task_ids: Sequence[str] | None = None) -> dict
     return out
 
 
-def to_exemplar(ws: Workspace, correction_id: str) -> Exemplar:
-    """Make a correction a manual exemplar of its suite (train tasks only: a held-out answer would leak)."""
+def to_exemplar(ws: Workspace, correction_id: str, *, who: Identity) -> Exemplar:
+    """Make a correction a manual exemplar of its suite (train tasks only: a held-out answer would leak).
+
+    `who` needs manage_exemplars (agentlearn.policy).
+    """
     c = ws.repo.get(Correction, correction_id)
     if c is None:
         raise CorrectionError([f"no correction with id {correction_id!r}"])
@@ -204,7 +208,7 @@ def to_exemplar(ws: Workspace, correction_id: str) -> Exemplar:
     if task.split != "train":
         raise CorrectionError([f"task {task.id!r} is held out for evaluation: an exemplar of it would give the "
                                "evaluation its own answer"])
-    made = exemplars.add_manual(ws, c.suite, task.input, c.call, tags=task.tags)
+    made = exemplars.add_manual(ws, c.suite, task.input, c.call, tags=task.tags, who=who)
     # add_manual knows nothing of runs; the link back to the corrected run is kept for audit.
     return ws.repo.put(made.model_copy(update={"trajectory_id": c.trajectory_id}))
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentlearn import policy
+from agentlearn.accounts import Identity
 from agentlearn.feedback.index import trajectory_index
 from agentlearn.feedback.labels import label_index
 from agentlearn.verdicts import human_verdict, latest_resolution
@@ -70,11 +72,12 @@ def labels_table(ws: Workspace, trajectory_id: str) -> list[dict]:
             for lb in sorted(label_index(ws).latest.get(trajectory_id, {}).values(), key=lambda lb: lb.created)]
 
 
-def resolve(ws: Workspace, trajectory_id: str, reviewer: str, verdict: str, note: str = "") -> Resolution:
-    """Write a reviewer's ruling: from now on the verdict that exemplars, insights and datasets use."""
-    reviewer = reviewer.strip()
-    if not reviewer:
-        raise ValueError("reviewer name is empty: sign in before resolving")
+def resolve(ws: Workspace, trajectory_id: str, who: Identity, verdict: str, note: str = "") -> Resolution:
+    """Write a reviewer's ruling: from now on the verdict that exemplars, insights and datasets use.
+
+    `who` needs the review action (agentlearn.policy) and is recorded as the reviewer.
+    """
+    reviewer = policy.require(ws.repo, who, "review").name
     if verdict not in ("success", "fail"):
         raise ValueError(f"a resolution's verdict must be 'success' or 'fail', not {verdict!r}")
     if ws.repo.get(Trajectory, trajectory_id) is None:

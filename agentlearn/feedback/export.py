@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentlearn import policy
+from agentlearn.accounts import Identity
 from agentlearn.datasets import check_out_path, write_jsonl
 from agentlearn.feedback.index import task_map, task_text
 from agentlearn.paths import inside
@@ -112,8 +114,12 @@ def to_csv(found: list[dict[str, Any]]) -> bytes:
 
 
 def write(ws: Workspace, fmt: str, out: str | Path | None = None, kinds: Sequence[str] = KINDS, suite: str = "",
-          force: bool = False) -> tuple[Path, int]:
-    """Write the rows as `fmt` (jsonl, csv: a file; hf: a folder); returns the path and the row count."""
+          force: bool = False, *, who: Identity) -> tuple[Path, int]:
+    """Write the rows as `fmt` (jsonl, csv: a file; hf: a folder); returns the path and the row count.
+
+    `who` needs the export action (agentlearn.policy).
+    """
+    policy.require(ws.repo, who, "export")
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     found = rows(ws, kinds, suite)

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from agentlearn import policy
+from agentlearn.accounts import Identity
 from agentlearn.feedback import claims
 from agentlearn.feedback.index import TrajectoryIndex, cached, lock, mask_of, register_cache, task_map, trajectory_index
 from agentlearn.feedback.labels import LabelIndex, label_index
@@ -84,8 +86,9 @@ def overlap(ws: Workspace, suite: str) -> int:
     return assignment(ws).overlap.get(suite, 1)
 
 
-def set_overlap(ws: Workspace, suite: str, n: int) -> None:
-    """Set a suite's annotators per item (1 to 5)."""
+def set_overlap(ws: Workspace, suite: str, n: int, *, who: Identity) -> None:
+    """Set a suite's annotators per item (1 to 5); `who` needs the edit_suite action (agentlearn.policy)."""
+    policy.require(ws.repo, who, "edit_suite")
     if not isinstance(n, int) or not 1 <= n <= 5:
         raise ValueError(f"annotators per item must be a whole number from 1 to 5, not {n!r}")
     found = ws.repo.find(Suite, name=suite)

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from agentlearn import verdicts
+from agentlearn import policy, verdicts
+from agentlearn.accounts import Identity
 from agentlearn.feedback.index import cached, task_map
 from agentlearn.workspace import Workspace
 from storage.records import DEFAULT_ERROR_CATEGORIES, Label, Resolution, Suite, Task, Trajectory
@@ -58,8 +59,12 @@ def clean_categories(values: Iterable[str]) -> list[str]:
 
 
 def update(ws: Workspace, suite: str, error_categories: Sequence[str] | None = None,
-           guidelines_text: str | None = None) -> Suite:
-    """Change a suite's categories and/or guidelines (None keeps them); labels already stored keep theirs."""
+           guidelines_text: str | None = None, *, who: Identity) -> Suite:
+    """Change a suite's categories and/or guidelines (None keeps them); labels already stored keep theirs.
+
+    `who` needs the edit_suite action (agentlearn.policy).
+    """
+    policy.require(ws.repo, who, "edit_suite")
     if ws.repo.get(Suite, suite) is None:
         raise ValueError(f"no suite named {suite!r}")
     change: dict = {}

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agentlearn import insights, verdicts
+from agentlearn import insights, policy, verdicts
+from agentlearn.accounts import Identity
 from agentlearn.memory import curator, error_analysis, playbook
 from agentlearn.methods import PROPOSAL_SOURCES
 from agentlearn.workspace import Workspace
@@ -85,7 +86,7 @@ def _store(ws: Workspace, drafts: list[InsightProposal]) -> list[InsightProposal
     if ws.settings.auto_apply_insights:
         for d in drafts:
             try:
-                insights.approve(ws, d.id, "auto")
+                insights.auto_approve(ws, d.id)
             except ValueError:
                 pass  # it stays pending for a person, who sees why when approving
     return [ws.repo.get(InsightProposal, d.id) or d for d in drafts]
@@ -149,16 +150,18 @@ def propose(ws: Workspace, suite: str, sources: Sequence[str] = SOURCES,
 # --- one-off sources -------------------------------------------------------------------------------
 
 
-def from_person(ws: Workspace, suite: str, text: str, by: str, evidence: Sequence[str] = (),
+def from_person(ws: Workspace, suite: str, text: str, who: Identity, evidence: Sequence[str] = (),
                 section: str = "", why: str = "") -> InsightProposal:
-    """A person's rule (from a rating comment or an edit-to-fix), waiting for review like any other."""
-    if not by or not by.strip():
-        raise ValueError("say who proposes the rule (the author is empty)")
+    """A person's rule (from a rating comment or an edit-to-fix), waiting for review like any other.
+
+    Anyone who labels may suggest one (the label action, agentlearn.policy); it is recorded under their name.
+    """
+    by = policy.require(ws.repo, who, "label").name
     if not text or not text.strip():
         raise ValueError("the proposed rule is empty; write what the agent should do")
     draft = InsightProposal(suite=suite, operation="ADD", text=text.strip(), source="person",
                             section=playbook.check_section(section) if section else "",
-                            rationale=why or f"proposed by {by.strip()}", evidence=list(evidence))
+                            rationale=why or f"proposed by {by}", evidence=list(evidence))
     kept = screen(ws, suite, [draft])
     if not kept:
         raise ValueError("the same rule already waits for review; approve or edit that one")
@@ -190,8 +193,9 @@ def _clip(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def retire(ws: Workspace, insight_id: str, by: str, why: str) -> InsightProposal:
-    """A REMOVE proposal for a bullet that attribution flags, waiting for review."""
+def retire(ws: Workspace, insight_id: str, who: Identity, why: str) -> InsightProposal:
+    """A REMOVE proposal for a bullet that attribution flags, waiting for review; `who` needs edit_playbook."""
+    by = policy.require(ws.repo, who, "edit_playbook").name
     bullet = ws.repo.get(Insight, insight_id)
     if bullet is None or bullet.status != "active":
         raise ValueError(f"insight {insight_id} is not an active bullet")

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agentlearn import policy
+from agentlearn.accounts import Identity
 from agentlearn.training import config as jc
 from agentlearn.workspace import Workspace
 from storage.records import Adapter, Job, new_id, now
@@ -89,8 +91,12 @@ def run(folder: str | Path) -> dict[str, Any]:
     return outcome
 
 
-def import_bundle(ws: Workspace, folder: str | Path) -> Adapter:
-    """Register a trained bundle's adapter (copied into the workspace) with a Job record of its lineage."""
+def import_bundle(ws: Workspace, folder: str | Path, *, who: Identity) -> Adapter:
+    """Register a trained bundle's adapter (copied into the workspace) with a Job record of its lineage.
+
+    `who` needs the import action (agentlearn.policy).
+    """
+    policy.require(ws.repo, who, "import")
     folder = Path(folder).expanduser()
     result_file = folder / "result.json"
     if not result_file.exists():

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agentlearn import adapters, arg_kinds, stats
+from agentlearn import adapters, arg_kinds, policy, stats
+from agentlearn.accounts import Identity
 from agentlearn.workspace import Workspace
 from storage.records import Adapter, EvalRun, Promotion, Suite
 
@@ -106,8 +107,12 @@ def apply(ws: Workspace, suite: str, adapter_id: str, decision: Decision, candid
     return promotion
 
 
-def use(ws: Workspace, suite: str, ref: str, by: str = "") -> Promotion:
-    """Make `ref` (an adapter's id, its job's id or its folder; "none" for the base model) the suite's model."""
+def use(ws: Workspace, suite: str, ref: str, who: Identity) -> Promotion:
+    """Make `ref` (an adapter's id, its job's id or its folder; "none" for the base model) the suite's model.
+
+    `who` needs the train action (agentlearn.policy) and is recorded on the change.
+    """
+    by = policy.require(ws.repo, who, "train").name
     record = _suite(ws, suite)
     target = adapters.resolve(ws, suite, ref) if ref.strip().lower() != adapters.AUTO else record.adapter
     promotion = Promotion(suite=suite, adapter_id=target, previous=adapters.suite_adapter(ws, suite), decision="use",
@@ -117,8 +122,9 @@ def use(ws: Workspace, suite: str, ref: str, by: str = "") -> Promotion:
     return promotion
 
 
-def rollback(ws: Workspace, suite: str, by: str = "") -> Promotion:
-    """Go back to the model the suite used before its current one (the base model at the bottom)."""
+def rollback(ws: Workspace, suite: str, who: Identity) -> Promotion:
+    """Go back to the model the suite used before its current one (the base model at the bottom); `who`: train."""
+    by = policy.require(ws.repo, who, "train").name
     _suite(ws, suite)
     current = adapters.suite_adapter(ws, suite)
     setters = [p for p in history(ws, suite) if p.decision in ("promoted", "use") and p.adapter_id == current]

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentlearn import adapters, datasets, processes
+from agentlearn import adapters, datasets, policy, processes
+from agentlearn.accounts import Identity
 from agentlearn.training import config as jc
 from agentlearn.training import gate, jobs, preflight, sizing
 from agentlearn.workspace import Workspace
@@ -65,6 +66,7 @@ class Context:
     preset: str = ""
     limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # config overrides for every job (tests size them)
+    who: Identity | None = None  # who asked: the jobs are started and stopped for them
     on_message: Callable[[str], None] | None = None  # a terminal's progress line (the CLI)
 
     def record(self) -> Improvement:
@@ -91,14 +93,18 @@ Stage = Callable[[Context], dict[str, Any]]
 def run(ws: Workspace, suite: str, methods: tuple[str, ...] = ("sft",), resume: str = "", preset: str = "",
         limit: int | None = None, stages: dict[str, Stage] | None = None,
         on_stage: Callable[[StageRun], None] | None = None, on_message: Callable[[str], None] | None = None,
-        **extra: Any) -> Improvement:
-    """Run (or resume) an improvement of a suite's model to its end, a stop or a failure; returns the record."""
+        *, who: Identity, **extra: Any) -> Improvement:
+    """Run (or resume) an improvement of a suite's model to its end, a stop or a failure; returns the record.
+
+    `who` needs the train action (agentlearn.policy).
+    """
     from agentlearn.tasks import get_suite
 
+    who = policy.require(ws.repo, who, "train")
     get_suite(ws, suite)
     record = _resumed(ws, suite, resume) if resume else _new(ws, suite, _checked(methods))
     ctx = Context(ws, record.id, suite, tuple(record.methods), preset=preset, limit=limit, extra=extra,
-                  on_message=on_message)
+                  on_message=on_message, who=who)
     steps = {**STAGE_FUNCTIONS, **(stages or {})}
     with _stop_on_sigterm():
         for name in STAGES:
@@ -222,12 +228,12 @@ def _train(ctx: Context, method: str) -> dict[str, Any]:
     settings = dict(checked["configs"][method])
     if method != "sft":
         settings["init_adapter"] = adapters.find(ctx.ws, ctx.output("sft")["adapter_id"]).path
-    job = jobs.launch(ctx.ws, jc.from_dict(settings))
+    job = jobs.launch(ctx.ws, jc.from_dict(settings), who=ctx.who)
     try:
         job = jobs.wait(ctx.ws, job.id, poll=2.0, on_progress=lambda j: ctx.report(
             f"{method}: step {j.step}/{j.max_steps} of job {j.id}"))
     except (Stopped, KeyboardInterrupt):
-        jobs.stop(ctx.ws, job.id)  # the job runs in its own session: a stop of this process does not reach it
+        jobs.stop(ctx.ws, job.id, who=ctx.who)  # the job runs in its own session: a stop of this process does not reach it
         raise
     if job.status != "succeeded" or not job.adapter_id:
         raise RuntimeError(f"{method} job {job.id} {job.status}" + (f": {job.error}" if job.error else ""))

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentlearn import processes
+from agentlearn import policy, processes
+from agentlearn.accounts import Identity
 from agentlearn.paths import confined
 from agentlearn.training import preflight, runner
 from agentlearn.training.config import JobConfig, preset
@@ -72,8 +73,12 @@ def config_for_suite(ws: Workspace, method: str, suite: str, preset_name: str = 
     return sizing.prepare(config, ws.settings.models_dir, keep=tuple(overrides))[0]
 
 
-def launch(ws: Workspace, config: JobConfig) -> Job:
-    """Validate, then start the job in a detached process; returns the queued Job (with pid)."""
+def launch(ws: Workspace, config: JobConfig, *, who: Identity) -> Job:
+    """Validate, then start the job in a detached process; returns the queued Job (with pid).
+
+    `who` needs the train action (agentlearn.policy).
+    """
+    policy.require(ws.repo, who, "train")
     errors = preflight.validate(config, ws.settings.models_dir)
     if errors:
         raise ValueError("the job cannot start:\n- " + "\n- ".join(errors))
@@ -120,8 +125,9 @@ def run_job(ws: Workspace, job_id: str, config: JobConfig) -> Job:
         "metrics": {**j.metrics, **summary}, "finished": now(), "heartbeat": now()}))
 
 
-def stop(ws: Workspace, job_id: str, save: bool = False) -> Job:
-    """Ask a running job to stop at its next step; with save=True it saves its adapter first."""
+def stop(ws: Workspace, job_id: str, save: bool = False, *, who: Identity) -> Job:
+    """Ask a running job to stop at its next step; with save=True it saves its adapter first (`who`: train)."""
+    policy.require(ws.repo, who, "train")
     job = ws.repo.get(Job, job_id)
     if job is None:
         raise ValueError(f"no job with id {job_id!r}")
