@@ -361,7 +361,7 @@ def extract(ws: Workspace, suite: str, chat: BaseChatModel | None = None, max_nu
 def _auto_apply(ws: Workspace, proposal: InsightProposal, max_num_rules: int) -> Insight | None:
     """Approve as reviewer "auto"; a proposal that cannot apply any more stays pending for a person."""
     try:
-        return approve(ws, proposal.id, "auto", max_num_rules=max_num_rules)
+        return auto_approve(ws, proposal.id, max_num_rules=max_num_rules)
     except ValueError:
         return None
 
@@ -428,11 +428,11 @@ def approve(ws: Workspace, proposal_id: str, who: Identity, text: str | None = N
     return _approve(ws, proposal_id, _acting(ws, who, "review"), text, max_num_rules)
 
 
-def auto_approve(ws: Workspace, proposal_id: str) -> Insight:
+def auto_approve(ws: Workspace, proposal_id: str, max_num_rules: int = 10) -> Insight:
     """Apply a proposal as reviewer "auto": only where the workspace says so (auto_apply_insights)."""
     if not ws.settings.auto_apply_insights:
         raise ValueError("proposals are applied by a reviewer here (auto_apply_insights is off)")
-    return _approve(ws, proposal_id, "auto")
+    return _approve(ws, proposal_id, "auto", max_num_rules=max_num_rules)
 
 
 def _approve(ws: Workspace, proposal_id: str, reviewer: str, text: str | None = None,

@@ -51,6 +51,7 @@ from storage.records import (
     Verdict,
     now,
 )
+from tests.seed import ME
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -150,7 +151,7 @@ OTHERS = 50  # people (or tabs) holding an item open while the bench labels
 
 def hold_items_open(ws) -> None:
     """Overlap 2 on the suite and OTHERS items claimed by other people for the next hour."""
-    queue.set_overlap(ws, SUITE, 2)
+    queue.set_overlap(ws, SUITE, 2, who=ME)
     ids = queue.queue(ws, queue.Filters(status=queue.ASSIGNED), me="nobody")
     until = now() + timedelta(hours=1)
     ws.repo.put_many([Claim(id=claims.claim_id(f"other{n}"), trajectory_id=tid, annotator=f"other{n}", since=now(),

@@ -32,6 +32,7 @@ from agentlearn.settings import Settings
 from agentlearn.tasks import import_jsonl, load_tasks
 from agentlearn.workspace import open_workspace
 from storage.records import Trajectory
+from tests.seed import as_
 
 ROWS = [("none", "zero-shot (1 trial)"), ("exemplars", "exemplars (auto)"), ("insights", "playbook"),
         ("exemplars+insights", "exemplars + playbook"), ("reflexion", "Reflexion, 3 trials")]
@@ -57,7 +58,7 @@ def main() -> None:
     approved = 0
     for p in insights.pending(ws, args.suite):
         try:
-            insights.approve(ws, p.id, "hurried reviewer")
+            insights.approve(ws, p.id, as_("hurried reviewer"))
             approved += 1
         except ValueError as e:
             print(f"left pending: {e}")

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agentlearn import datasets  # noqa: E402
+from agentlearn.accounts import local_identity  # noqa: E402
 from agentlearn.embeddings import hash_encode  # noqa: E402
 from agentlearn.models import chat_model_dir  # noqa: E402
 from agentlearn.settings import Settings  # noqa: E402
@@ -143,7 +144,7 @@ def run_job(ws, config: jc.JobConfig, hook_dir: Path, peak_file: Path) -> dict[s
     start = time.perf_counter()
     wall_start = datetime.now(UTC)
     try:
-        job = jobs.launch(ws, config)
+        job = jobs.launch(ws, config, who=local_identity())  # a bench workspace has no accounts
     finally:
         for k, v in saved.items():
             if v is None:

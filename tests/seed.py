@@ -10,6 +10,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from agentlearn import accounts
+from agentlearn.accounts import Identity
 from storage import open_repository
 from storage.records import (
     EvalRun,
@@ -30,6 +32,21 @@ from storage.records import (
 )
 
 SUITE = "helpdesk-test"
+
+
+def as_(name: str) -> Identity:
+    """A person acting without accounts (the policy treats the local user as admin), recorded as `name`."""
+    return Identity(name=name, role="admin", local=True)
+
+
+ME = as_("tester")  # who acts in tests of a workspace without accounts
+
+
+def admin_of(repo) -> Identity:
+    """Who may manage users now: the first admin account, or the local user while there are none."""
+    admin = next((a for a in accounts.list_users(repo) if a.role == "admin"), None)
+    return accounts.identity_of(admin) if admin is not None else ME
+
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> **bold** [link](http://x)'
 TOOLS = [
     {"name": "reset_password", "description": "Reset a user's password.",

@@ -11,44 +11,45 @@ import pytest
 from agentlearn import accounts, cli, datasets, paths
 from agentlearn.training import jobs
 from storage.records import Account, Job
+from tests.seed import admin_of
 
 PASSWORD = "correct horse battery"
 
 
 def test_names_are_unique_after_normalisation_and_case_folding(ws):
-    accounts.add_user(ws.repo, "alice", "admin", PASSWORD)
+    accounts.add_user(ws.repo, "alice", "admin", PASSWORD, who=admin_of(ws.repo))
     for twin in ("Alice", "ALICE", "ａｌｉｃｅ", " alice "):
         with pytest.raises(ValueError, match="is taken"):
-            accounts.add_user(ws.repo, twin, "annotator", PASSWORD)
+            accounts.add_user(ws.repo, twin, "annotator", PASSWORD, who=admin_of(ws.repo))
     assert [a.name for a in accounts.list_users(ws.repo)] == ["alice"]
     assert accounts.find(ws.repo, "ALİCE".replace("İ", "I")).name == "alice"
 
 
 def test_a_name_mixing_scripts_is_refused_clearly(ws):
     with pytest.raises(ValueError, match="mixes scripts.*Cyrillic.*Latin|mixes scripts.*Latin"):
-        accounts.add_user(ws.repo, "\u0430lice", "admin", PASSWORD)  # Cyrillic а + Latin lice
+        accounts.add_user(ws.repo, "\u0430lice", "admin", PASSWORD, who=admin_of(ws.repo))  # Cyrillic а + Latin lice
     assert ws.repo.count(Account) == 0
-    accounts.add_user(ws.repo, "алиса", "admin", PASSWORD)  # one script: a different person
-    accounts.add_user(ws.repo, "山田たろう", "annotator", PASSWORD)  # Han and Hiragana are written together
-    accounts.add_user(ws.repo, "José Núñez", "annotator", PASSWORD)
+    accounts.add_user(ws.repo, "алиса", "admin", PASSWORD, who=admin_of(ws.repo))  # one script: a different person
+    accounts.add_user(ws.repo, "山田たろう", "annotator", PASSWORD, who=admin_of(ws.repo))  # Han and Hiragana are written together
+    accounts.add_user(ws.repo, "José Núñez", "annotator", PASSWORD, who=admin_of(ws.repo))
     with pytest.raises(ValueError, match="letters, digits"):
-        accounts.add_user(ws.repo, "bob<script>", "annotator", PASSWORD)
+        accounts.add_user(ws.repo, "bob<script>", "annotator", PASSWORD, who=admin_of(ws.repo))
 
 
 def test_passwords_are_argon2_hashes_and_sign_in_checks_them(ws):
-    account = accounts.add_user(ws.repo, "Bob", "admin", PASSWORD)
+    account = accounts.add_user(ws.repo, "Bob", "admin", PASSWORD, who=admin_of(ws.repo))
     assert account.password_hash.startswith("$argon2id$") and PASSWORD not in account.password_hash
     assert accounts.sign_in(ws.repo, "bob", PASSWORD, accounts.LoginThrottle()) == accounts.Identity("Bob", "admin")
     for name, password in (("bob", "wrong password"), ("nobody", PASSWORD)):
         with pytest.raises(ValueError, match="wrong name or password"):  # the same message for both
             accounts.sign_in(ws.repo, name, password, accounts.LoginThrottle())
     with pytest.raises(ValueError, match="at least 8"):
-        accounts.add_user(ws.repo, "carol", "annotator", "short")
+        accounts.add_user(ws.repo, "carol", "annotator", "short", who=admin_of(ws.repo))
 
 
 def test_failed_sign_ins_are_rate_limited_per_name(ws):
-    accounts.add_user(ws.repo, "dana", "admin", PASSWORD)
-    accounts.add_user(ws.repo, "erin", "annotator", PASSWORD)
+    accounts.add_user(ws.repo, "dana", "admin", PASSWORD, who=admin_of(ws.repo))
+    accounts.add_user(ws.repo, "erin", "annotator", PASSWORD, who=admin_of(ws.repo))
     clock = [1000.0]
     throttle = accounts.LoginThrottle(clock=lambda: clock[0])
     for _ in range(accounts.LoginThrottle.FREE):
@@ -64,22 +65,22 @@ def test_failed_sign_ins_are_rate_limited_per_name(ws):
 
 def test_roles_order_and_the_last_admin_stays(ws):
     with pytest.raises(ValueError, match="first account must be an admin"):
-        accounts.add_user(ws.repo, "ann", "annotator", PASSWORD)
-    accounts.add_user(ws.repo, "root", "admin", PASSWORD)
-    accounts.add_user(ws.repo, "ann", "annotator", PASSWORD)
+        accounts.add_user(ws.repo, "ann", "annotator", PASSWORD, who=admin_of(ws.repo))
+    accounts.add_user(ws.repo, "root", "admin", PASSWORD, who=admin_of(ws.repo))
+    accounts.add_user(ws.repo, "ann", "annotator", PASSWORD, who=admin_of(ws.repo))
     ann = accounts.identity_of(accounts.find(ws.repo, "ann"))
     assert ann.can("annotator") and not ann.can("reviewer")
     with pytest.raises(accounts.AccessDenied, match="needs the admin role; ann is annotator"):
         accounts.require(ann, "admin", "training")
-    assert accounts.set_role(ws.repo, "ANN", "reviewer").role == "reviewer"
+    assert accounts.set_role(ws.repo, "ANN", "reviewer", who=admin_of(ws.repo)).role == "reviewer"
     assert accounts.current(ws.repo, ann) == accounts.Identity("ann", "reviewer")  # role changes apply at once
     with pytest.raises(ValueError, match="last admin"):
-        accounts.set_role(ws.repo, "root", "reviewer")
+        accounts.set_role(ws.repo, "root", "reviewer", who=admin_of(ws.repo))
     with pytest.raises(ValueError, match="last admin"):
-        accounts.remove_user(ws.repo, "root")
+        accounts.remove_user(ws.repo, "root", who=admin_of(ws.repo))
     with pytest.raises(ValueError, match="unknown role"):
-        accounts.set_role(ws.repo, "ann", "owner")
-    accounts.remove_user(ws.repo, "ann")
+        accounts.set_role(ws.repo, "ann", "owner", who=admin_of(ws.repo))
+    accounts.remove_user(ws.repo, "ann", who=admin_of(ws.repo))
     assert accounts.current(ws.repo, ann) is None  # a removed account's session ends
 
 
@@ -89,7 +90,7 @@ def test_loopback_rule(ws):
     for address in ("0.0.0.0", "", None, "192.168.1.5", "::", "example.com"):
         assert not accounts.is_loopback(address)
         assert "users add" in accounts.serving_problem(address, ws.repo)
-    accounts.add_user(ws.repo, "root", "admin", PASSWORD)
+    accounts.add_user(ws.repo, "root", "admin", PASSWORD, who=admin_of(ws.repo))
     assert not accounts.serving_problem("0.0.0.0", ws.repo)
 
 
@@ -97,6 +98,10 @@ def test_users_commands(ws, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert cli.main(["users", "add", "Root", "--role", "admin", "--password-stdin"]) == 0
     monkeypatch.setattr("getpass.getpass", lambda prompt="": PASSWORD)  # typed at the prompt, twice
+    assert cli.main(["users", "add", "kim", "--role", "annotator"]) == 2  # accounts exist: nobody signed in
+    assert "needs the admin role" in capsys.readouterr().err
+    monkeypatch.setenv("AGENTLEARN_USER", "root")
+    monkeypatch.setenv("AGENTLEARN_PASSWORD", PASSWORD)
     assert cli.main(["users", "add", "kim", "--role", "annotator"]) == 0
     assert cli.main(["users", "set-role", "KIM", "reviewer"]) == 0
     assert cli.main(["users", "add", "kIm", "--role", "annotator"]) == 2

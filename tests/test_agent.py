@@ -12,6 +12,7 @@ from agentlearn.prompts import build_prompt, system_prompt
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.toolcall import format_tool_call
 from storage.records import Reflection, Suite, Trajectory
+from tests.seed import as_
 
 
 def _right(task) -> str:
@@ -86,7 +87,7 @@ def test_reflexion_stops_after_the_last_trial(ws, make_fake_chat):
 def test_active_insights_go_into_the_prompt(ws, make_fake_chat):
     ensure_demo_suite(ws)
     task = load_tasks(ws, DEMO_SUITE, "heldout")[0]
-    rule = insights.add_manual(ws, DEMO_SUITE, "Always copy the username exactly as written.", by="tester")
+    rule = insights.add_manual(ws, DEMO_SUITE, "Always copy the username exactly as written.", who=as_("tester"))
     ws.chat_factory = make_fake_chat([_right(task)])
     [t] = run_task(ws, task, method="insights")
     assert t.memory.insight_ids == [rule.id] and t.memory.insights_version > 0

@@ -17,6 +17,7 @@ from agentlearn.evaluate import evaluate
 from agentlearn.training import bundle
 from agentlearn.training import config as jc
 from storage.records import Adapter, DatasetExport, Job, Task
+from tests.seed import ME
 from tests.test_datasets import SUITE, mini_suite
 from tests.test_improve import linked_model  # noqa: F401 - the fixture
 from tests.test_training import generate
@@ -36,10 +37,10 @@ def test_a_bundle_refuses_a_used_folder_and_an_unfinished_import(ws, tmp_path):
         bundle.write(ws, config, used)
     folder = bundle.write(ws, config, tmp_path / "b")
     with pytest.raises(ValueError, match="has no result.json: run its run.sh first"):
-        bundle.import_bundle(ws, folder)
+        bundle.import_bundle(ws, folder, who=ME)
     (folder / "result.json").write_text(json.dumps({"status": "failed", "error": "CUDA out of memory"}))
     with pytest.raises(ValueError, match="did not produce an adapter: CUDA out of memory"):
-        bundle.import_bundle(ws, folder)
+        bundle.import_bundle(ws, folder, who=ME)
     assert ws.repo.count(Adapter) == 0 and (used / "notes.txt").read_text() == "mine"
 
 

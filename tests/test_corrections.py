@@ -11,7 +11,7 @@ from agentlearn import datasets
 from agentlearn.feedback import corrections
 from agentlearn.feedback.corrections import CorrectionError
 from storage.records import Correction, Exemplar, Task, ToolCall, Trajectory
-from tests.seed import SUITE
+from tests.seed import ME, SUITE
 
 FIX = ToolCall(name="reset_password", arguments={"username": "akhan", "delivery": "sms"})
 
@@ -88,11 +88,11 @@ def test_a_correction_is_the_sft_answer_and_beats_the_run_in_dpo(seeded, tmp_pat
 
 def test_a_train_correction_becomes_a_manual_exemplar_and_a_heldout_one_does_not(seeded):
     fix = corrections.save(seeded, "tr0bad", "carol", FIX)
-    ex = corrections.to_exemplar(seeded, fix.id)
+    ex = corrections.to_exemplar(seeded, fix.id, who=ME)
     stored = seeded.repo.get(Exemplar, ex.id)
     assert (stored.kind, stored.suite, stored.call, stored.trajectory_id, stored.active) == (
         "manual", SUITE, FIX, "tr0bad", True)
     heldout = corrections.save(seeded, "tr1bad", "carol", ToolCall(name="create_ticket",
                                                                    arguments={"title": "printer jam"}))
     with pytest.raises(CorrectionError, match="held out for evaluation"):
-        corrections.to_exemplar(seeded, heldout.id)
+        corrections.to_exemplar(seeded, heldout.id, who=ME)

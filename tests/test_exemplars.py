@@ -17,6 +17,7 @@ from agentlearn.methods import RETRIEVAL_MODES
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage.records import Exemplar, Label, Message, Task, ToolCall, Trajectory, Verdict
+from tests.seed import ME
 
 SUITE = "s"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -198,12 +199,12 @@ def test_add_manual_is_retrievable_immediately_and_retire_removes_it(ws, bank):
     task = query("monitor flickers after docking the laptop")
     assert "monitor" not in " ".join(texts(exemplars.select(ws, task, "semantic", k=3)))
     ex = exemplars.add_manual(ws, SUITE, [{"role": "user", "content": "external monitor flickers when docking"}],
-                              {"name": "diagnose_hardware_issue", "arguments": {"component": "monitor"}}, ["hardware"])
+                              {"name": "diagnose_hardware_issue", "arguments": {"component": "monitor"}}, ["hardware"], who=ME)
     assert ex.kind == "manual" and ex.tool == "diagnose_hardware_issue" and ex.active
     for mode in ("semantic", "bm25", "hybrid", "mmr"):
         assert exemplars.select(ws, task, mode, k=3)[0].exemplar.id == ex.id
     assert exemplars.select(ws, query("monitor", tags=["hardware"]), "type", k=3)[0].exemplar.id == ex.id
-    retired = exemplars.retire(ws, ex.id)
+    retired = exemplars.retire(ws, ex.id, who=ME)
     assert retired.active is False and ws.repo.get(Exemplar, ex.id).active is False
     for mode in RETRIEVAL_MODES:
         assert ex.id not in [s.exemplar.id for s in exemplars.select(ws, task, mode, k=10)]
@@ -211,15 +212,15 @@ def test_add_manual_is_retrievable_immediately_and_retire_removes_it(ws, bank):
 
 def test_add_manual_rejects_bad_input_and_stores_nothing(ws):
     with pytest.raises(ValueError, match="input_messages"):
-        exemplars.add_manual(ws, SUITE, [], {"name": "x"})
+        exemplars.add_manual(ws, SUITE, [], {"name": "x"}, who=ME)
     with pytest.raises(ValueError, match="call.name"):
-        exemplars.add_manual(ws, SUITE, [Message(role="user", content="hi")], ToolCall(name=" "))
+        exemplars.add_manual(ws, SUITE, [Message(role="user", content="hi")], ToolCall(name=" "), who=ME)
     assert ws.repo.count(Exemplar) == 0
 
 
 def test_retire_unknown_id_is_a_clear_error(ws):
     with pytest.raises(Exception, match="no Exemplar with id 'nope'"):
-        exemplars.retire(ws, "nope")
+        exemplars.retire(ws, "nope", who=ME)
 
 
 # --- vectors are synced incrementally ---------------------------------------------------------------
@@ -240,7 +241,7 @@ def test_unchanged_texts_are_never_encoded_again(ws, bank):
     exemplars.select(ws, query("wifi"), "mmr")
     assert seen == ["wifi", "wifi"]  # queries only
     seen.clear()
-    exemplars.add_manual(ws, SUITE, [Message(role="user", content="scanner offline")], ToolCall(name="fix"))
+    exemplars.add_manual(ws, SUITE, [Message(role="user", content="scanner offline")], ToolCall(name="fix"), who=ME)
     exemplars.select(ws, query("scanner"), "semantic")
     assert seen == ["scanner offline", "scanner"]
     seen.clear()
@@ -349,10 +350,10 @@ def test_a_change_made_through_another_workspace_is_seen(ws, bank):
     task = query("scanner offline")
     assert exemplars.select(ws, task, "bm25", k=1)[0].exemplar.tool != "fix_scanner"
     other = open_workspace(ws.settings, encoder=hash_encode)  # as another process would
-    ex = exemplars.add_manual(other, SUITE, [Message(role="user", content="scanner offline")], ToolCall(name="fix_scanner"))
+    ex = exemplars.add_manual(other, SUITE, [Message(role="user", content="scanner offline")], ToolCall(name="fix_scanner"), who=ME)
     for mode in ("bm25", "semantic"):
         assert exemplars.select(ws, task, mode, k=1)[0].exemplar.id == ex.id
-    exemplars.retire(other, ex.id)
+    exemplars.retire(other, ex.id, who=ME)
     assert ex.id not in [s.exemplar.id for s in exemplars.select(ws, task, "semantic", k=10)]
 
 

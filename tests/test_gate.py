@@ -13,6 +13,7 @@ from agentlearn.evaluate import evaluate
 from agentlearn.methods import RunOptions
 from agentlearn.training import gate
 from storage.records import Adapter, EvalRun, Job, Promotion, Suite, Task
+from tests.seed import ME, as_
 from tests.test_datasets import SUITE, mini_suite
 
 
@@ -90,18 +91,18 @@ def test_use_by_job_id_and_rollback_step_back_through_the_models(ws, tmp_path):
     mini_suite(ws, tmp_path)
     first, second = adapter(ws, "first"), adapter(ws, "second")
     job = ws.repo.put(Job(method="sft", config={}, status="succeeded", adapter_id=second.id))
-    gate.use(ws, SUITE, first.id, by="alice")
-    change = gate.use(ws, SUITE, job.id, by="alice")  # named by the job that made it
+    gate.use(ws, SUITE, first.id, who=as_("alice"))
+    change = gate.use(ws, SUITE, job.id, who=as_("alice"))  # named by the job that made it
     assert (change.adapter_id, change.previous) == (second.id, first.id)
-    assert gate.rollback(ws, SUITE, by="bob").adapter_id == first.id
+    assert gate.rollback(ws, SUITE, who=as_("bob")).adapter_id == first.id
     assert adapters.suite_adapter(ws, SUITE) == first.id
-    assert gate.rollback(ws, SUITE).adapter_id == ""  # before the first one: the base model
+    assert gate.rollback(ws, SUITE, who=ME).adapter_id == ""  # before the first one: the base model
     with pytest.raises(ValueError, match="already runs on the base model"):
-        gate.rollback(ws, SUITE)
+        gate.rollback(ws, SUITE, who=ME)
     with pytest.raises(ValueError, match="no adapter, job or adapter folder 'nope'"):
-        gate.use(ws, SUITE, "nope")
+        gate.use(ws, SUITE, "nope", who=ME)
     with pytest.raises(ValueError, match="no suite named 'other'"):
-        gate.use(ws, "other", first.id)
+        gate.use(ws, "other", first.id, who=ME)
     assert [p.decision for p in gate.history(ws, SUITE)] == ["rollback", "rollback", "use", "use"]
 
 

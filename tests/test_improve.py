@@ -11,6 +11,7 @@ import pytest
 from agentlearn import adapters
 from agentlearn.training import improve
 from storage.records import Adapter, EvalRun, Improvement, Promotion, Suite
+from tests.seed import ME
 from tests.test_datasets import SUITE, mini_suite
 
 
@@ -65,7 +66,7 @@ class FakeStages:
 def test_stages_run_in_order_keep_their_output_and_the_gate_promotes(ws, tmp_path):
     mini_suite(ws, tmp_path)
     fakes = FakeStages(ws, {"current": [0] * 10, "sft": [1] * 7 + [0] * 3, "dpo": [1] * 10, "grpo": [1] * 7 + [0] * 3})
-    record = improve.run(ws, SUITE, methods=("sft", "dpo", "grpo"), stages=fakes.stages())
+    record = improve.run(ws, SUITE, methods=("sft", "dpo", "grpo"), stages=fakes.stages(), who=ME)
     assert record.status == "succeeded", record.error
     assert [s.status for s in record.stages] == ["done"] * 8
     export = next(s for s in record.stages if s.name == "export").output
@@ -83,13 +84,13 @@ def test_stages_run_in_order_keep_their_output_and_the_gate_promotes(ws, tmp_pat
 def test_a_stopped_pipeline_resumes_from_the_stopped_stage(ws, tmp_path):
     mini_suite(ws, tmp_path)
     fakes = FakeStages(ws, {"current": [1] * 5, "sft": [1] * 5}, stop_in="sft")
-    record = improve.run(ws, SUITE, stages=fakes.stages())
+    record = improve.run(ws, SUITE, stages=fakes.stages(), who=ME)
     assert record.status == "stopped" and "sft" in record.error
     assert {s.name: s.status for s in record.stages}["sft"] == "stopped"
     assert {s.name: s.status for s in record.stages}["export"] == "done" and fakes.calls == ["collect", "sft"]
     with pytest.raises(ValueError, match="no improvement 'nope'"):
-        improve.run(ws, SUITE, resume="nope", stages=fakes.stages())
-    again = improve.run(ws, SUITE, resume="latest", stages=fakes.stages())
+        improve.run(ws, SUITE, resume="nope", stages=fakes.stages(), who=ME)
+    again = improve.run(ws, SUITE, resume="latest", stages=fakes.stages(), who=ME)
     assert again.id == record.id and again.status == "succeeded"
     assert fakes.calls == ["collect", "sft", "sft", "dpo", "grpo", "evaluate"]  # collect and export not again
     assert [s.status for s in again.stages] == ["done", "done", "done", "done", "skipped", "skipped", "done", "done"]
@@ -97,7 +98,7 @@ def test_a_stopped_pipeline_resumes_from_the_stopped_stage(ws, tmp_path):
     assert summary["promoted"] == "" and "not ahead" in " ".join(summary["reasons"])  # equal: refused
     assert ws.repo.get(Suite, SUITE).adapter == ""
     with pytest.raises(ValueError, match="already finished"):
-        improve.run(ws, SUITE, resume=again.id, stages=fakes.stages())
+        improve.run(ws, SUITE, resume=again.id, stages=fakes.stages(), who=ME)
 
 
 def test_a_failing_stage_is_kept_with_its_error(ws, tmp_path):
@@ -106,13 +107,13 @@ def test_a_failing_stage_is_kept_with_its_error(ws, tmp_path):
     def broken(ctx):
         raise RuntimeError("sft job abc failed: out of memory")
 
-    record = improve.run(ws, SUITE, stages={**FakeStages(ws, {}).stages(), "sft": broken})
+    record = improve.run(ws, SUITE, stages={**FakeStages(ws, {}).stages(), "sft": broken}, who=ME)
     assert record.status == "failed" and "out of memory" in record.error
     assert {s.name: s.error for s in record.stages}["sft"] == "RuntimeError: sft job abc failed: out of memory"
     with pytest.raises(ValueError, match="must include sft"):
-        improve.run(ws, SUITE, methods=("dpo",))
+        improve.run(ws, SUITE, methods=("dpo",), who=ME)
     with pytest.raises(ValueError, match=r"unknown method\(s\) \['ppo'\]"):
-        improve.run(ws, SUITE, methods=("sft", "ppo"))
+        improve.run(ws, SUITE, methods=("sft", "ppo"), who=ME)
 
 
 def test_cli_improve_json(ws, tmp_path, capsys, monkeypatch):
@@ -156,7 +157,7 @@ def test_real_improve_trains_evaluates_and_gates_on_a_tiny_suite(ws, tmp_path, l
 
     tasks = mini_suite(ws, tmp_path, heldout=0.5)
     real = open_workspace(ws.settings)  # the embedded model, not the tests' fake chat
-    record = improve.run(real, SUITE, preset="cpu-tiny", max_length=384)
+    record = improve.run(real, SUITE, preset="cpu-tiny", max_length=384, who=ME)
     assert record.status == "succeeded", (record.error, [(s.name, s.status, s.error) for s in record.stages])
     stages = {s.name: s for s in record.stages}
     assert stages["collect"].status == "skipped" and stages["dpo"].status == "skipped"
@@ -183,7 +184,7 @@ def test_real_stop_of_an_improve_process_stops_its_training_job(ws, tmp_path, li
     from storage.records import Job
 
     mini_suite(ws, tmp_path, heldout=0.5)
-    started = processes.start(ws, "improve", ["improve", "--suite", SUITE, "--preset", "cpu-small"])
+    started = processes.start(ws, "improve", ["improve", "--suite", SUITE, "--preset", "cpu-small"], who=ME)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and not any(j.status == "running" and j.step >= 1 for j in ws.repo.all(Job)):
         assert processes.get(ws, started.id).status == "running", processes.tail(processes.get(ws, started.id))

@@ -13,6 +13,7 @@ from agentlearn.memory import playbook
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage.records import Insight, InsightProposal, Label, Message, Step, Task, ToolCall, Trajectory, Verdict
+from tests.seed import as_
 
 # --- fakes and fixtures ---------------------------------------------------------------------------
 
@@ -197,14 +198,14 @@ def _propose(ws, operation: str, text: str, target: str = "", evidence=("t1",)) 
 
 def test_approve_each_operation_with_expel_counts_and_history(ws):
     add = _propose(ws, "ADD", RULE_A)
-    rule = insights.approve(ws, add.id, "ana")
+    rule = insights.approve(ws, add.id, as_("ana"))
     assert (rule.text, rule.importance, rule.status) == (RULE_A, 2, "active")
-    rule = insights.approve(ws, _propose(ws, "AGREE", RULE_A, rule.id).id, "ben")
+    rule = insights.approve(ws, _propose(ws, "AGREE", RULE_A, rule.id).id, as_("ben"))
     assert rule.importance == 3
-    rule = insights.approve(ws, _propose(ws, "EDIT", RULE_B, rule.id, ("t2", "t3")).id, "ana")
+    rule = insights.approve(ws, _propose(ws, "EDIT", RULE_B, rule.id, ("t2", "t3")).id, as_("ana"))
     assert (rule.text, rule.importance) == (RULE_B, 4)
     for _ in range(4):
-        rule = insights.approve(ws, _propose(ws, "REMOVE", RULE_B, rule.id).id, "ben")
+        rule = insights.approve(ws, _propose(ws, "REMOVE", RULE_B, rule.id).id, as_("ben"))
     assert (rule.importance, rule.status) == (0, "removed")
 
     # Read back from the files with a fresh workspace: nothing lives only in memory.
@@ -222,91 +223,91 @@ def test_approve_each_operation_with_expel_counts_and_history(ws):
 
 def test_approve_twice_and_reject_rules(ws):
     add = _propose(ws, "ADD", RULE_A)
-    insights.approve(ws, add.id, "ana")
+    insights.approve(ws, add.id, as_("ana"))
     with pytest.raises(ValueError, match="already approved"):
-        insights.approve(ws, add.id, "ben")
+        insights.approve(ws, add.id, as_("ben"))
     other = _propose(ws, "ADD", RULE_B)
-    assert insights.reject(ws, other.id, "ben").status == "rejected"
+    assert insights.reject(ws, other.id, as_("ben")).status == "rejected"
     with pytest.raises(ValueError, match="already rejected"):
-        insights.approve(ws, other.id, "ana")
+        insights.approve(ws, other.id, as_("ana"))
     with pytest.raises(ValueError, match="already rejected"):
-        insights.reject(ws, other.id, "ana")
+        insights.reject(ws, other.id, as_("ana"))
     assert [i.text for i in insights.active(ws, "s")] == [RULE_A]  # the rejected one changed nothing
     with pytest.raises(ValueError, match="no InsightProposal"):
-        insights.approve(ws, "nope", "ana")
-    with pytest.raises(ValueError, match="reviewer"):
-        insights.approve(ws, _propose(ws, "ADD", "X.").id, " ")
+        insights.approve(ws, "nope", as_("ana"))
+    with pytest.raises(TypeError, match="Identity"):  # a typed name is not who acts
+        insights.approve(ws, _propose(ws, "ADD", "X.").id, "ana")
 
 
 def test_edit_then_approve(ws):
     add = _propose(ws, "ADD", "Check tool name.")
-    rule = insights.approve(ws, add.id, "ana", text="  Check the tool name against the request.  ")
+    rule = insights.approve(ws, add.id, as_("ana"), text="  Check the tool name against the request.  ")
     assert rule.text == "Check the tool name against the request."
     assert ws.repo.get(InsightProposal, add.id).text == rule.text
     edit = _propose(ws, "EDIT", "Something.", rule.id)
-    assert insights.approve(ws, edit.id, "ana", text=RULE_B).text == RULE_B
+    assert insights.approve(ws, edit.id, as_("ana"), text=RULE_B).text == RULE_B
     agree = _propose(ws, "AGREE", RULE_B, rule.id)
     with pytest.raises(ValueError, match="only ADD and EDIT"):
-        insights.approve(ws, agree.id, "ana", text="Reworded.")
+        insights.approve(ws, agree.id, as_("ana"), text="Reworded.")
     with pytest.raises(ValueError, match="empty"):
-        insights.approve(ws, agree.id, "ana", text="   ")
+        insights.approve(ws, agree.id, as_("ana"), text="   ")
     assert ws.repo.get(InsightProposal, agree.id).status == "pending"
 
 
 def test_proposal_on_a_removed_insight_stays_pending(ws):
-    rule = insights.add_manual(ws, "s", RULE_A, by="ana")
+    rule = insights.add_manual(ws, "s", RULE_A, who=as_("ana"))
     agree = _propose(ws, "AGREE", RULE_A, rule.id)
-    insights.demote(ws, rule.id, "ben")
-    insights.demote(ws, rule.id, "ben")
+    insights.demote(ws, rule.id, as_("ben"))
+    insights.demote(ws, rule.id, as_("ben"))
     with pytest.raises(ValueError, match="removed meanwhile"):
-        insights.approve(ws, agree.id, "ana")
+        insights.approve(ws, agree.id, as_("ana"))
     assert ws.repo.get(InsightProposal, agree.id).status == "pending"
     assert ws.repo.get(Insight, rule.id).importance == 0
-    insights.restore(ws, rule.id, 0, "ana")
-    assert insights.approve(ws, agree.id, "ana").importance == 3
+    insights.restore(ws, rule.id, 0, as_("ana"))
+    assert insights.approve(ws, agree.id, as_("ana")).importance == 3
 
 
 def test_remove_costs_three_when_the_list_is_full(ws):
-    rules = [insights.add_manual(ws, "s", f"Rule {i}.", by="ana") for i in range(7)]
+    rules = [insights.add_manual(ws, "s", f"Rule {i}.", who=as_("ana")) for i in range(7)]
     remove = _propose(ws, "REMOVE", "Rule 0.", rules[0].id)
-    out = insights.approve(ws, remove.id, "ana", max_num_rules=2)  # 7 >= 2 + 5
+    out = insights.approve(ws, remove.id, as_("ana"), max_num_rules=2)  # 7 >= 2 + 5
     assert (out.importance, out.status) == (-1, "removed")
 
 
 def test_manual_changes_history_and_restore(ws):
-    rule = insights.add_manual(ws, "s", RULE_A, by="ana")
-    rule = insights.edit(ws, rule.id, RULE_B, by="ben")
+    rule = insights.add_manual(ws, "s", RULE_A, who=as_("ana"))
+    rule = insights.edit(ws, rule.id, RULE_B, who=as_("ben"))
     assert (rule.text, rule.importance) == (RULE_B, 2)
-    rule = insights.promote(ws, rule.id, by="ana")
+    rule = insights.promote(ws, rule.id, who=as_("ana"))
     assert rule.importance == 3
     for _ in range(3):
-        rule = insights.demote(ws, rule.id, by="ben")
+        rule = insights.demote(ws, rule.id, who=as_("ben"))
     assert (rule.importance, rule.status) == (0, "removed")
     with pytest.raises(ValueError, match="removed"):
-        insights.promote(ws, rule.id, by="ana")
+        insights.promote(ws, rule.id, who=as_("ana"))
     with pytest.raises(ValueError, match="removed"):
-        insights.edit(ws, rule.id, "X.", by="ana")
-    rule = insights.restore(ws, rule.id, 0, by="cy")  # back to the first text, importance 2
+        insights.edit(ws, rule.id, "X.", who=as_("ana"))
+    rule = insights.restore(ws, rule.id, 0, who=as_("cy"))  # back to the first text, importance 2
     assert (rule.text, rule.importance, rule.status) == (RULE_A, 2, "active")
-    rule = insights.restore(ws, rule.id, -2, by="cy")  # the last demote left importance 0: restored at 1
+    rule = insights.restore(ws, rule.id, -2, who=as_("cy"))  # the last demote left importance 0: restored at 1
     assert (rule.text, rule.importance, rule.status) == (RULE_B, 1, "active")
     ops = [h.operation for h in ws.repo.get(Insight, rule.id).history]
     assert ops == ["ADD", "MANUAL_EDIT", "PROMOTE", "DEMOTE", "DEMOTE", "DEMOTE", "RESTORE", "RESTORE"]
     with pytest.raises(ValueError, match="no entry 99"):
-        insights.restore(ws, rule.id, 99, by="cy")
+        insights.restore(ws, rule.id, 99, who=as_("cy"))
     with pytest.raises(ValueError, match="empty"):
-        insights.add_manual(ws, "s", "  ", by="cy")
+        insights.add_manual(ws, "s", "  ", who=as_("cy"))
     with pytest.raises(ValueError, match="no Insight"):
-        insights.promote(ws, "missing", by="cy")
+        insights.promote(ws, "missing", who=as_("cy"))
 
 
 def test_active_order_version_and_prompt_block(ws):
-    a = insights.add_manual(ws, "s", "Older tie.", by="ana")
-    b = insights.add_manual(ws, "s", "Newer tie.", by="ana")
-    c = insights.add_manual(ws, "s", "Most important.", by="ana")
-    insights.add_manual(ws, "other", "Other suite.", by="ana")
+    a = insights.add_manual(ws, "s", "Older tie.", who=as_("ana"))
+    b = insights.add_manual(ws, "s", "Newer tie.", who=as_("ana"))
+    c = insights.add_manual(ws, "s", "Most important.", who=as_("ana"))
+    insights.add_manual(ws, "other", "Other suite.", who=as_("ana"))
     version = insights.insights_version(ws, "s")
-    insights.promote(ws, c.id, by="ana")
+    insights.promote(ws, c.id, who=as_("ana"))
     assert insights.insights_version(ws, "s") == version + 1
     assert [i.id for i in insights.active(ws, "s")] == [c.id, a.id, b.id]
     block = prompts.playbook_block(playbook.grouped(playbook.for_prompt(insights.active(ws, "s"), 300)))
@@ -316,9 +317,9 @@ def test_active_order_version_and_prompt_block(ws):
 
 
 def test_validate_operations_resolves_targets_by_text(ws):
-    first = insights.add_manual(ws, "s", RULE_A, by="ana")
-    second = insights.add_manual(ws, "s", RULE_B, by="ana")
-    insights.promote(ws, second.id, by="ana")  # shown as rule 1 now
+    first = insights.add_manual(ws, "s", RULE_A, who=as_("ana"))
+    second = insights.add_manual(ws, "s", RULE_B, who=as_("ana"))
+    insights.promote(ws, second.id, who=as_("ana"))  # shown as rule 1 now
     ops = parse_operations(f"AGREE 2: {RULE_A}\nEDIT 1: Copy values verbatim.\nADD 3: {RULE_A}\nREMOVE 9: Nope.")
     proposals = insights.validate_operations(ws, "s", ops, evidence=["t9"])
     assert [(p.operation, p.target_id, p.text) for p in proposals] == [
@@ -393,12 +394,12 @@ def test_extract_compares_pairs_then_successes_and_stores_pending_proposals(ws, 
     # Targets that only a pending ADD would create point at that ADD proposal.
     assert proposals[1].target_id == proposals[0].id and proposals[3].target_id == proposals[2].id
     with pytest.raises(ValueError, match="review that proposal first"):
-        insights.approve(ws, proposals[1].id, "ana")
-    insights.approve(ws, proposals[0].id, "ana")
-    assert insights.approve(ws, proposals[1].id, "ana").importance == 3
-    insights.reject(ws, proposals[2].id, "ana")
+        insights.approve(ws, proposals[1].id, as_("ana"))
+    insights.approve(ws, proposals[0].id, as_("ana"))
+    assert insights.approve(ws, proposals[1].id, as_("ana")).importance == 3
+    insights.reject(ws, proposals[2].id, as_("ana"))
     with pytest.raises(ValueError, match="rejected"):
-        insights.approve(ws, proposals[3].id, "ana")
+        insights.approve(ws, proposals[3].id, as_("ana"))
 
 
 def test_extract_people_win_over_the_verifier(ws, scripted):
@@ -431,8 +432,8 @@ def test_extract_chunks_successes_with_the_seed(ws, scripted):
 
 
 def test_extract_full_suffix_when_rules_reach_the_target(ws, scripted):
-    insights.add_manual(ws, "s", RULE_A, by="ana")
-    insights.add_manual(ws, "s", RULE_B, by="ana")
+    insights.add_manual(ws, "s", RULE_A, who=as_("ana"))
+    insights.add_manual(ws, "s", RULE_B, who=as_("ana"))
     _run(ws, _task(ws, "a", "Reset akhan."), True, "reset_password(username=akhan)")
     chat, seen = scripted(["no operations"])
     insights.extract(ws, "s", chat=chat, max_num_rules=2)

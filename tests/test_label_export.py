@@ -12,7 +12,7 @@ import pytest
 from agentlearn import cli
 from agentlearn.feedback import corrections, export, labels
 from storage.records import Preference, ToolCall
-from tests.seed import SUITE
+from tests.seed import ME, SUITE
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_jsonl_csv_and_hf_formats_read_back(judged, tmp_path, monkeypatch):
     assert len(lines) == len(found) == 5 and "hf_secretsecret" not in export.to_jsonl(found).decode()
     table = list(csv.DictReader(io.StringIO(export.to_csv(found).decode())))
     assert len(table) == 5 and json.loads(table[0]["expected_call"])["name"] == "reset_password"
-    path, n = export.write(judged, "hf", tmp_path / "hfset")
+    path, n = export.write(judged, "hf", tmp_path / "hfset", who=ME)
     from datasets import load_from_disk
 
     ds = load_from_disk(str(path))
@@ -64,16 +64,16 @@ def test_jsonl_csv_and_hf_formats_read_back(judged, tmp_path, monkeypatch):
     assert carol["verdict"] == "fail" and json.loads(carol["categories"]) == ["wrong tool"]
     assert len(ds["preferences"]) == 2 and "[redacted]" in ds["preferences"]["response_a"]
     with pytest.raises(ValueError, match="exists and is not empty; pass --force"):
-        export.write(judged, "hf", path)
+        export.write(judged, "hf", path, who=ME)
     with pytest.raises(ValueError, match="inside the store folder"):
-        export.write(judged, "jsonl", judged.settings.store_dir / "x.jsonl")
-    default, _ = export.write(judged, "csv")
+        export.write(judged, "jsonl", judged.settings.store_dir / "x.jsonl", who=ME)
+    default, _ = export.write(judged, "csv", who=ME)
     assert default.parent == (judged.settings.home / "label-exports").resolve() and default.suffix == ".csv"
 
 
 def test_nothing_to_export_says_so(ws):
     with pytest.raises(ValueError, match="nothing to export"):
-        export.write(ws, "jsonl")
+        export.write(ws, "jsonl", who=ME)
 
 
 def test_cli_labels_export(judged, tmp_path, capsys):

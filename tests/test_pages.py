@@ -28,7 +28,7 @@ from storage.records import (
     Preference,
     Trajectory,
 )
-from tests.seed import HOSTILE, SUITE, seed_workspace
+from tests.seed import HOSTILE, SUITE, admin_of, seed_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
@@ -59,7 +59,7 @@ def open_page(page: str | None, annotator: str = "", role: str = "admin", **quer
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     if annotator:
         repo = open_repository(str(Settings.from_env().store_dir))
-        account = accounts.find(repo, annotator) or accounts.add_user(repo, annotator, role, PASSWORD)
+        account = accounts.find(repo, annotator) or accounts.add_user(repo, annotator, role, PASSWORD, who=admin_of(repo))
         at.session_state[_ui.IDENTITY_KEY] = accounts.identity_of(account)  # as the sign-in form leaves it
     at.query_params.update(query)
     at.run()

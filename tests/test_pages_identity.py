@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from agentlearn import accounts
 from storage.records import InsightProposal, Job, Label
 from tests import test_pages
+from tests.seed import admin_of
 from tests.test_pages import PASSWORD, ROOT, TIMEOUT, click, markdown_texts, plain_texts
 
 # The page tests' fixtures: a seeded workspace, no accounts (local user "alice"), the app run as a server runs it.
@@ -28,7 +29,7 @@ def _fresh_throttle(monkeypatch):
 def team(seeded):
     """The seeded workspace with one account per role."""
     for name, role in (("root", "admin"), ("rita", "reviewer"), ("ann", "annotator")):
-        accounts.add_user(seeded.repo, name, role, PASSWORD)
+        accounts.add_user(seeded.repo, name, role, PASSWORD, who=admin_of(seeded.repo))
     return seeded
 
 

@@ -13,6 +13,7 @@ from agentlearn.embeddings import hash_encode
 from agentlearn.training import gate, improve
 from pages import _ui
 from storage.records import Process, Suite
+from tests.seed import ME
 from tests.test_datasets import SUITE, mini_suite
 from tests.test_improve import FakeStages
 
@@ -46,7 +47,7 @@ def test_the_section_shows_the_decision_and_rolls_back(page_ws, tmp_path):
     ws = page_ws
     mini_suite(ws, tmp_path)
     fakes = FakeStages(ws, {"current": [0] * 10, "sft": [1] * 9 + [0]})
-    record = improve.run(ws, SUITE, stages=fakes.stages())
+    record = improve.run(ws, SUITE, stages=fakes.stages(), who=ME)
     promoted = record.promoted
     assert promoted and ws.repo.get(Suite, SUITE).adapter == promoted
     at = open_training()
@@ -77,7 +78,7 @@ def test_improve_starts_a_process_and_a_stopped_one_can_resume(page_ws, tmp_path
     (started,) = ws.repo.all(Process)
     assert started.kind == "improve" and started.args == ["improve", "--suite", SUITE, "--methods", "sft,grpo"]
     assert processes.stop(ws, started.id).status == "stopped"
-    stopped = improve.run(ws, SUITE, stages={**FakeStages(ws, {}, stop_in="sft").stages()})
+    stopped = improve.run(ws, SUITE, stages={**FakeStages(ws, {}, stop_in="sft").stages()}, who=ME)
     assert stopped.status == "stopped"
     at.run()
     assert not at.button(key="im_resume").disabled
@@ -95,7 +96,7 @@ def test_the_run_page_uses_the_suites_model_unless_told_otherwise(page_ws, tmp_p
     folder = ws.settings.adapters_dir / "promoted"
     folder.mkdir(parents=True)
     promoted = ws.repo.put(Adapter(name="promoted", path=str(folder), base_model="m", method="sft"))
-    gate.use(ws, SUITE, promoted.id)
+    gate.use(ws, SUITE, promoted.id, who=ME)
     at = open_training()
     at.switch_page("pages/run.py").run()
     at.selectbox(key="run_suite").set_value(SUITE).run()

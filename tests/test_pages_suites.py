@@ -6,7 +6,7 @@ import json
 
 from agentlearn import tasks
 from tests import test_pages
-from tests.seed import HOSTILE, SUITE
+from tests.seed import HOSTILE, ME, SUITE
 from tests.test_pages import click, markdown_texts, open_page, plain_texts
 
 # The page tests' fixtures, which pytest finds by name in this module.
@@ -53,7 +53,7 @@ def test_override_an_argument_kind(seeded, tmp_path):
 
 
 def test_suite_content_is_shown_as_plain_text(seeded):
-    tasks.update_suite(seeded, SUITE, instruction=HOSTILE, description=HOSTILE)
+    tasks.update_suite(seeded, SUITE, instruction=HOSTILE, description=HOSTILE, who=ME)
     at = open_page(PAGE)
     at.selectbox(key="su_suite").set_value(SUITE).run()
     assert at.text_area(key=f"su_instruction_{SUITE}").value == HOSTILE

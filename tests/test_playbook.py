@@ -25,6 +25,7 @@ from storage.records import (
     Trajectory,
     Verdict,
 )
+from tests.seed import as_
 
 TOOLS = [{"name": "reset_password", "parameters": {"type": "object", "required": ["username"],
                                                     "properties": {"username": {"type": "string"}}}},
@@ -49,7 +50,7 @@ def _run(ws, task: Task, call: ToolCall | None, ok: bool, shown: list[str] = (),
 
 
 def _bullet(ws, text: str, section: str) -> Insight:
-    return insights.add_manual(ws, SUITE, text, by="ana", section=section)
+    return insights.add_manual(ws, SUITE, text, who=as_("ana"), section=section)
 
 
 # --- counters -------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def test_a_run_changes_the_counters_of_the_bullets_it_was_shown_and_only_those(w
     ws.repo.put(Suite(id=SUITE, name=SUITE, tools=TOOLS))
     task = _task(ws, 1)
     shown = _bullet(ws, "Call reset_password when a password is forgotten.", "tool choice")
-    other = insights.add_manual(ws, "other-suite", "Never shown to this suite.", by="ana")
+    other = insights.add_manual(ws, "other-suite", "Never shown to this suite.", who=as_("ana"))
     (trials,) = run_tasks(ws, [task], RunOptions(method="insights"))
     assert trials[-1].memory.insight_ids == [shown.id]
     after = ws.repo.get(Insight, shown.id)
@@ -171,24 +172,24 @@ def test_a_near_duplicate_of_an_active_bullet_becomes_a_merge(ws):
     ws.repo.update(Insight, other.id, lambda i: i.model_copy(update={"helpful": 2}))
     merge = ws.repo.put(InsightProposal(suite=SUITE, operation="MERGE", target_id=bullet.id, merge_ids=[other.id],
                                         text="Call reset_password for passwords; tickets need a title."))
-    kept_bullet = insights.approve(ws, merge.id, "rev")
+    kept_bullet = insights.approve(ws, merge.id, as_("rev"))
     assert kept_bullet.text.startswith("Call reset_password for passwords") and kept_bullet.helpful == 2
     assert ws.repo.get(Insight, other.id).status == "removed"
     assert ws.repo.get(Insight, other.id).text == "Tickets need a title."  # the folded text stays restorable
 
 
 def test_person_and_attribution_proposals(ws):
-    p = proposals.from_person(ws, SUITE, "Ask which printer before opening a ticket.", by="cy",
+    p = proposals.from_person(ws, SUITE, "Ask which printer before opening a ticket.", who=as_("cy"),
                               evidence=["tr-1"])
     assert (p.source, p.status, p.evidence, p.section) == ("person", "pending", ["tr-1"], "")
     with pytest.raises(ValueError, match="already waits"):
-        proposals.from_person(ws, SUITE, "Ask which printer before opening a ticket.", by="cy")
+        proposals.from_person(ws, SUITE, "Ask which printer before opening a ticket.", who=as_("cy"))
     with pytest.raises(ValueError, match="empty"):
-        proposals.from_person(ws, SUITE, "  ", by="cy")
+        proposals.from_person(ws, SUITE, "  ", who=as_("cy"))
     bullet = _bullet(ws, "Always open a ticket.", "domain rules")
-    retire = proposals.retire(ws, bullet.id, "rev", "counted harmful 4 times")
+    retire = proposals.retire(ws, bullet.id, as_("rev"), "counted harmful 4 times")
     assert (retire.operation, retire.target_id, retire.source) == ("REMOVE", bullet.id, "attribution")
-    assert proposals.retire(ws, bullet.id, "rev", "again").id == retire.id  # one is enough
+    assert proposals.retire(ws, bullet.id, as_("rev"), "again").id == retire.id  # one is enough
 
 
 # --- the curator ---------------------------------------------------------------------------------------
@@ -271,8 +272,8 @@ def test_ablation_leaves_one_bullet_out_and_is_compared_with_the_whole_playbook(
 
     ensure_demo_suite(ws)
     ws.chat_factory = make_fake_chat(["no call"])
-    keep = insights.add_manual(ws, DEMO_SUITE, "Kept bullet about tickets.", by="ana")
-    drop = insights.add_manual(ws, DEMO_SUITE, "Ablated bullet about passwords.", by="ana")
+    keep = insights.add_manual(ws, DEMO_SUITE, "Kept bullet about tickets.", who=as_("ana"))
+    drop = insights.add_manual(ws, DEMO_SUITE, "Ablated bullet about passwords.", who=as_("ana"))
     whole = evaluate(ws, DEMO_SUITE, method="insights", limit=2)
     ablated = evaluate(ws, DEMO_SUITE, method="insights", limit=2, ablate=[drop.id])
     assert ablated.ablated == [drop.id] and whole.ablated == []

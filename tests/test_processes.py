@@ -11,7 +11,7 @@ import pytest
 
 from agentlearn import cli, processes
 from storage.records import Process
-from tests.seed import SUITE, seed_workspace
+from tests.seed import ME, SUITE, seed_workspace
 
 
 def wait(ws, process_id: str, seconds: float = 120) -> Process:
@@ -25,7 +25,7 @@ def wait(ws, process_id: str, seconds: float = 120) -> Process:
 
 def test_a_child_runs_on_the_workspace_logs_and_succeeds(ws):
     seed_workspace(ws.repo)
-    started = processes.start(ws, "tasks", ["tasks", "list"])
+    started = processes.start(ws, "tasks", ["tasks", "list"], who=ME)
     assert started.status == "running" and started.pid
     assert [p.id for p in processes.running(ws)] in ([started.id], [])  # [] once it already ended
     done = wait(ws, started.id)
@@ -40,18 +40,18 @@ def test_a_child_runs_on_the_workspace_logs_and_succeeds(ws):
 
 
 def test_a_failing_child_records_why(ws):
-    record = wait(ws, processes.start(ws, "run", ["run", "--suite", "missing"]).id)
+    record = wait(ws, processes.start(ws, "run", ["run", "--suite", "missing"], who=ME).id)
     assert record.status == "failed"
     assert "missing" in record.error and "missing" in processes.tail(record)
 
 
 def test_bad_arguments_fail_the_record(ws):
-    record = wait(ws, processes.start(ws, "eval", ["eval", "--no-such-option"]).id)
+    record = wait(ws, processes.start(ws, "eval", ["eval", "--no-such-option"], who=ME).id)
     assert record.status == "failed" and "bad arguments" in record.error
 
 
 def test_a_killed_child_reads_as_failed(ws):
-    record = processes.start(ws, "run", ["run", "--suite", SUITE])
+    record = processes.start(ws, "run", ["run", "--suite", SUITE], who=ME)
     os.killpg(record.pid, signal.SIGKILL)
     record = wait(ws, record.id, 30)
     assert record.status == "failed"
@@ -60,7 +60,7 @@ def test_a_killed_child_reads_as_failed(ws):
 
 
 def test_stop_ends_the_child_and_a_second_stop_changes_nothing(ws):
-    record = processes.start(ws, "run", ["run", "--suite", SUITE])
+    record = processes.start(ws, "run", ["run", "--suite", SUITE], who=ME)
     stopped = processes.stop(ws, record.id)
     assert stopped.status == "stopped"
     deadline = time.time() + 30
@@ -119,9 +119,9 @@ def test_a_child_gets_only_the_environment_it_needs(ws, monkeypatch):
 
 def test_bad_kind_or_empty_command_is_refused(ws):
     with pytest.raises(ValueError, match="kind"):
-        processes.start(ws, "Eval; rm", ["eval"])
+        processes.start(ws, "Eval; rm", ["eval"], who=ME)
     with pytest.raises(ValueError, match="command"):
-        processes.start(ws, "eval", [])
+        processes.start(ws, "eval", [], who=ME)
     assert ws.repo.count(Process) == 0
 
 

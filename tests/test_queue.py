@@ -10,7 +10,7 @@ import pytest
 from agentlearn import verdicts
 from agentlearn.feedback import claims, disagreements, index, labels, queue, reports, team
 from storage.records import Claim, Label, Suite, Trajectory, now
-from tests.seed import SUITE
+from tests.seed import ME, SUITE, as_
 
 MINE = queue.Filters(status=queue.ASSIGNED, order="oldest")
 
@@ -22,7 +22,7 @@ def _reopen(ws):
 
 
 def test_overlap_two_gives_each_person_each_item_once(seeded):
-    queue.set_overlap(seeded, SUITE, 2)
+    queue.set_overlap(seeded, SUITE, 2, who=ME)
     assert seeded.repo.get(Suite, SUITE).overlap == 2
     everything = queue.queue(seeded, queue.Filters(order="oldest"))
     seen = {"ann": [], "ben": []}
@@ -52,9 +52,9 @@ def test_overlap_one_is_the_default_and_bad_values_are_refused(seeded):
     assert "tr0ok" not in queue.queue(seeded, MINE, me="ann")  # bob's label was enough
     for bad in (0, 6, 2.5):
         with pytest.raises(ValueError, match="1 to 5"):
-            queue.set_overlap(seeded, SUITE, bad)
+            queue.set_overlap(seeded, SUITE, bad, who=ME)
     with pytest.raises(ValueError, match="no suite named"):
-        queue.set_overlap(seeded, "nope", 2)
+        queue.set_overlap(seeded, "nope", 2, who=ME)
     assert seeded.repo.get(Suite, SUITE).overlap == 1
 
 
@@ -119,7 +119,7 @@ def test_undo_removes_the_last_label_and_the_item_comes_back(seeded):
 
 
 def test_disagreement_reaches_reviewers_and_the_resolution_is_the_learning_verdict(seeded):
-    queue.set_overlap(seeded, SUITE, 2)
+    queue.set_overlap(seeded, SUITE, 2, who=ME)
     labels.submit_label(seeded, "tr1ok", "ann", "success", comment="looks right")
     labels.submit_label(seeded, "tr1ok", "ben", "fail", comment="wrong ticket id")
     traj = seeded.repo.get(Trajectory, "tr1ok")
@@ -130,8 +130,8 @@ def test_disagreement_reaches_reviewers_and_the_resolution_is_the_learning_verdi
     assert {(r["annotator"], r["verdict"], r["comment"]) for r in table} == {
         ("ann", "success", "looks right"), ("ben", "fail", "wrong ticket id")}
     with pytest.raises(ValueError, match="'success' or 'fail'"):
-        disagreements.resolve(seeded, "tr1ok", "dave", "maybe")
-    disagreements.resolve(seeded, "tr1ok", "dave", "success", "the id is right")
+        disagreements.resolve(seeded, "tr1ok", as_("dave"), "maybe")
+    disagreements.resolve(seeded, "tr1ok", as_("dave"), "success", "the id is right")
     assert verdicts.judge(seeded).succeeded(traj) is True
     assert disagreements.disagreements(seeded) == []
     assert [d.trajectory_id for d in disagreements.disagreements(seeded, resolved=True)] == ["tr1ok"]
@@ -179,7 +179,7 @@ def test_assignment_claims_undo_and_rulings_on_postgresql(pg_url, tmp_path):
     settings = Settings(home=tmp_path / "home", database_url=pg_url)
     one, two = (open_workspace(settings, encoder=hash_encode) for _ in range(2))
     seed_workspace(one.repo)
-    queue.set_overlap(one, SUITE, 2)
+    queue.set_overlap(one, SUITE, 2, who=ME)
     assert queue.overlap(two, SUITE) == 2
     fresh = [t for t in queue.queue(one, MINE, me="ann") if t != "tr0ok"]  # bob labeled tr0ok already
     first = claims.take(one, fresh, "ann")
@@ -192,6 +192,6 @@ def test_assignment_claims_undo_and_rulings_on_postgresql(pg_url, tmp_path):
     labels.submit_label(one, "tr1ok", "ann", "fail")
     labels.submit_label(two, "tr1ok", "ben", "success")
     assert [d.trajectory_id for d in disagreements.disagreements(two)] == ["tr1ok"]
-    disagreements.resolve(two, "tr1ok", "dave", "success")
+    disagreements.resolve(two, "tr1ok", as_("dave"), "success")
     assert verdicts.judge(one).succeeded(one.repo.get(Trajectory, "tr1ok")) is True
     assert disagreements.disagreements(one) == []

@@ -6,25 +6,25 @@ import pytest
 
 from agentlearn.feedback import labels, rubric
 from storage.records import DEFAULT_ERROR_CATEGORIES, Label, Suite
-from tests.seed import SUITE
+from tests.seed import ME, SUITE
 
 
 def test_a_suite_starts_with_the_default_rubric_and_its_owner_changes_it(seeded):
     assert rubric.categories(seeded, SUITE) == list(DEFAULT_ERROR_CATEGORIES)
     assert rubric.guidelines(seeded, SUITE) == ""
     rubric.update(seeded, SUITE, ["  wrong   tool ", "Wrong tool", "", "asked instead of acting"],
-                  "## Usernames\nA username is **lower case**.")
+                  "## Usernames\nA username is **lower case**.", who=ME)
     stored = seeded.repo.get(Suite, SUITE)
     assert stored.error_categories == ["wrong tool", "asked instead of acting"]
     assert stored.guidelines.startswith("## Usernames") and stored.tools  # the rest of the card is kept
-    rubric.update(seeded, SUITE, guidelines_text="")  # None keeps the categories
+    rubric.update(seeded, SUITE, guidelines_text="", who=ME)  # None keeps the categories
     assert seeded.repo.get(Suite, SUITE).error_categories == ["wrong tool", "asked instead of acting"]
     with pytest.raises(ValueError, match="longer than 40 characters"):
-        rubric.update(seeded, SUITE, ["x" * 41])
+        rubric.update(seeded, SUITE, ["x" * 41], who=ME)
     with pytest.raises(ValueError, match="at most 20"):
-        rubric.update(seeded, SUITE, [f"c{i}" for i in range(21)])
+        rubric.update(seeded, SUITE, [f"c{i}" for i in range(21)], who=ME)
     with pytest.raises(ValueError, match="no suite named 'nope'"):
-        rubric.update(seeded, "nope", ["a"])
+        rubric.update(seeded, "nope", ["a"], who=ME)
 
 
 def test_a_label_carries_only_the_suites_categories_and_only_on_a_fail(seeded):

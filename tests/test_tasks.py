@@ -15,6 +15,7 @@ from agentlearn.settings import Settings
 from agentlearn.toolcall import tool_by_name
 from agentlearn.workspace import open_workspace
 from storage.records import Exemplar, Suite, Task, ToolCall
+from tests.seed import ME
 
 RESET = {"type": "function", "function": {
     "name": "reset_password", "description": "Reset a password.",
@@ -250,11 +251,11 @@ def test_other_system_messages_stay_task_messages(ws, tmp_path, rows):
 def test_reimport_keeps_a_persons_instruction_unless_a_new_one_is_given(ws, tmp_path):
     path = write(tmp_path / "a.jsonl", [with_system(f"s{i}") for i in range(4)])
     tasks.import_jsonl(ws, path, "sys")
-    tasks.update_suite(ws, "sys", instruction="  A person's rules.  ", description="rooms")
+    tasks.update_suite(ws, "sys", instruction="  A person's rules.  ", description="rooms", who=ME)
     again = tasks.import_jsonl(ws, path, "sys")
     assert again.instruction == "A person's rules." and again.description == "rooms"
     assert tasks.import_jsonl(ws, path, "sys", instruction="Given at import.").instruction == "Given at import."
-    assert tasks.update_suite(ws, "sys", instruction="").instruction == ""  # back to the default
+    assert tasks.update_suite(ws, "sys", instruction="", who=ME).instruction == ""  # back to the default
 
 
 def test_reimport_keeps_the_queue_rubric_and_model_people_set(ws, tmp_path):
@@ -294,7 +295,7 @@ def test_a_card_sets_description_instruction_tools_and_kinds(ws, tmp_path):
     card.write_text("name: from-card\ndescription: Escalations\ninstruction: |\n  You escalate tickets.\n"
                     "tools:\n  - " + json.dumps(ESCALATE) + "\narg_kinds:\n  escalate:\n    ticket: free_text\n"
                     "    priority: categorical\n")
-    suite = tasks.import_suite(ws, write(tmp_path / "a.jsonl", KIND_ROWS), card=card)
+    suite = tasks.import_suite(ws, write(tmp_path / "a.jsonl", KIND_ROWS), card=card, who=ME)
     assert (suite.name, suite.description, suite.instruction) == ("from-card", "Escalations", "You escalate tickets.\n")
     assert suite.tools == [ESCALATE]
     assert suite.arg_kind_overrides == {"escalate": {"ticket": "free_text"}}  # the inferred kind needs no override
@@ -303,7 +304,7 @@ def test_a_card_sets_description_instruction_tools_and_kinds(ws, tmp_path):
     assert arg_kinds.kinds_for(suite)["escalate"]["ticket"] == "free_text"
     as_json = tmp_path / "card.json"
     as_json.write_text(json.dumps({"name": "other", "instruction": "Be brief."}))
-    renamed = tasks.import_suite(ws, tmp_path / "a.jsonl", "named", card=as_json, instruction="Given wins.")
+    renamed = tasks.import_suite(ws, tmp_path / "a.jsonl", "named", card=as_json, instruction="Given wins.", who=ME)
     assert (renamed.name, renamed.instruction) == ("named", "Given wins.")
 
 
@@ -319,23 +320,23 @@ def test_bad_cards_are_refused_and_store_nothing(ws, tmp_path, text, message):
     card = tmp_path / "card.yaml"
     card.write_text(text)
     with pytest.raises(ValueError, match=re.escape(message)):
-        tasks.import_suite(ws, write(tmp_path / "a.jsonl", KIND_ROWS), "bad", card=card)
+        tasks.import_suite(ws, write(tmp_path / "a.jsonl", KIND_ROWS), "bad", card=card, who=ME)
     assert store_sizes(ws) == (0, 0, 0)
 
 
 def test_update_suite_kinds_and_errors(ws, tmp_path):
     tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", KIND_ROWS), "kinds", tools=[ESCALATE])
-    suite = tasks.update_suite(ws, "kinds", kind_overrides={"escalate": {"reason": "extractive"}})
+    suite = tasks.update_suite(ws, "kinds", kind_overrides={"escalate": {"reason": "extractive"}}, who=ME)
     assert suite.arg_kind_overrides == {"escalate": {"reason": "extractive"}}
     assert tasks.get_suite(ws, "kinds").arg_kind_overrides == suite.arg_kind_overrides
     # Re-import infers again and keeps the person's override.
     assert tasks.import_jsonl(ws, tmp_path / "a.jsonl", "kinds").arg_kind_overrides == suite.arg_kind_overrides
     # Setting the inferred kind again removes the override.
-    assert tasks.update_suite(ws, "kinds", kind_overrides={"escalate": {"reason": "free_text"}}).arg_kind_overrides == {}
+    assert tasks.update_suite(ws, "kinds", kind_overrides={"escalate": {"reason": "free_text"}}, who=ME).arg_kind_overrides == {}
     with pytest.raises(ValueError, match="no suite named 'nope'"):
-        tasks.update_suite(ws, "nope", instruction="x")
+        tasks.update_suite(ws, "nope", instruction="x", who=ME)
     with pytest.raises(ValueError, match="has no argument 'colour'"):
-        tasks.update_suite(ws, "kinds", kind_overrides={"escalate": {"colour": "free_text"}})
+        tasks.update_suite(ws, "kinds", kind_overrides={"escalate": {"colour": "free_text"}}, who=ME)
     assert tasks.parse_kind_override("files.read.path=extractive") == ("files.read", "path", "extractive")
     for bad in ("escalate=free_text", "escalate.reason", "escalate.reason=prose"):
         with pytest.raises(ValueError):

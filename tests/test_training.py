@@ -20,6 +20,7 @@ from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight, runner
 from agentlearn.training.control import CONTROL_FILE, STOP
 from storage.records import ALL_RECORDS, Adapter, DatasetExport, Job, Task
+from tests.seed import ME
 from tests.test_datasets import SUITE, call_text, mini_suite, prefer
 
 
@@ -110,7 +111,7 @@ def test_preflight_catches_bad_settings_before_loading_a_model(ws, tmp_path, bas
                      num_generations=2, base_model=base_model)
     assert "must be divisible by num_generations=2" in preflight.validate(grpo, Path())[0]
     with pytest.raises(ValueError, match="the job cannot start:\n- max_steps must be at least 1"):
-        jobs.launch(ws, problems["max_steps must be at least 1"])
+        jobs.launch(ws, problems["max_steps must be at least 1"], who=ME)
     assert ws.repo.count(Job) == 0
 
 
@@ -163,7 +164,7 @@ def test_call_reward_grades_each_argument_by_its_kind():
 @pytest.mark.slow
 def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_model):
     cfg = tiny("sft", ws, tmp_path, base_model)
-    job = jobs.launch(ws, cfg)
+    job = jobs.launch(ws, cfg, who=ME)
     assert job.pid and Path(job.config_path).name == "job.yaml" and jc.load(job.config_path) == cfg
     job = jobs.wait(ws, job.id, timeout=600)
     assert job.status == "succeeded", jobs.log_tail(ws, job)
@@ -228,22 +229,22 @@ def _wait_for_step(ws, job_id: str, timeout: float = 300) -> Job:
 
 def test_stop_and_save_writes_a_usable_adapter(ws, tmp_path, base_model):
     cfg = tiny("sft", ws, tmp_path, base_model, max_steps=500)
-    job = jobs.launch(ws, cfg)
+    job = jobs.launch(ws, cfg, who=ME)
     assert _wait_for_step(ws, job.id).status == "running"
-    assert jobs.stop(ws, job.id, save=True).status == "stopping"
+    assert jobs.stop(ws, job.id, save=True, who=ME).status == "stopping"
     job = jobs.wait(ws, job.id, timeout=300)
     assert job.status == "stopped", jobs.log_tail(ws, job)
     assert 1 <= job.step < 500 and job.adapter_id
     adapter = ws.repo.get(Adapter, job.adapter_id)
     assert generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0])
     with pytest.raises(ValueError, match="only a queued or running job can be stopped"):
-        jobs.stop(ws, job.id)
+        jobs.stop(ws, job.id, who=ME)
 
 
 def test_sigkill_marks_the_job_failed_and_leaves_the_store_intact(ws, tmp_path, base_model):
     cfg = tiny("sft", ws, tmp_path, base_model, max_steps=500)
     before = store_is_readable(ws)
-    job = jobs.launch(ws, cfg)
+    job = jobs.launch(ws, cfg, who=ME)
     _wait_for_step(ws, job.id)
     os.kill(job.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30

@@ -12,6 +12,7 @@ from agentlearn import datasets
 from agentlearn.tasks import update_suite
 from agentlearn.training import config as jc
 from agentlearn.training import sizing
+from tests.seed import ME
 from tests.test_datasets import SUITE, mini_suite, prefer, read
 
 INSTRUCTION = "You are the help desk of ACME. Reset or unlock accounts as asked."
@@ -19,7 +20,7 @@ INSTRUCTION = "You are the help desk of ACME. Reset or unlock accounts as asked.
 
 def test_rows_use_the_agents_prompt_with_the_suites_instruction(ws, tmp_path):
     tasks = mini_suite(ws, tmp_path)
-    update_suite(ws, SUITE, instruction=INSTRUCTION)
+    update_suite(ws, SUITE, instruction=INSTRUCTION, who=ME)
     prefer(ws, tasks["a1"], "no", '<tool_call>{"name": "reset_password", "arguments": {"username": "akhan"}}'
            '</tool_call>', "B")
     rows = {kind: read(datasets.export(ws, kind, SUITE).path) for kind in ("sft", "dpo", "grpo")}

@@ -20,7 +20,7 @@ from agentlearn.workspace import open_workspace
 from storage import open_repository
 from storage.records import Correction, Label, Suite, Task, ToolCall, Trajectory
 from tests.browser.test_browser import CHROMIUM, PASSWORD, SHOTS, open_page, settle, sign_in_if_asked
-from tests.seed import SUITE, seed_workspace
+from tests.seed import SUITE, admin_of, seed_workspace
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs `apt-get install -y chromium`")]
@@ -39,7 +39,7 @@ def home(tmp_path_factory) -> Path:
     repo.put(Trajectory(id="trdiff", task_id=task.id, suite=SUITE, split="train", output=json.dumps(call.model_dump()),
                         tool_call=call, verdict=verdict, model="SmolLM2-135M-Instruct"))
     for name, role in {"alice": "admin", "carol": "annotator"}.items():
-        accounts.add_user(repo, name, role, PASSWORD)
+        accounts.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
     return home
 
 

@@ -36,7 +36,7 @@ from tests.browser.test_browser import (
     sign_in_if_asked,
     wait_for,
 )
-from tests.seed import SUITE, seed_workspace
+from tests.seed import SUITE, admin_of, seed_workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_S = 10  # the views poll every 2 s; a redraw of the page on top of that stays well under this
@@ -101,7 +101,7 @@ def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("fresh-home")
     repo = open_repository(str(home / "store"))
     seed_workspace(repo)
-    accounts.add_user(repo, "alice", "admin", PASSWORD)
+    accounts.add_user(repo, "alice", "admin", PASSWORD, who=admin_of(repo))
     return home
 
 

@@ -23,7 +23,7 @@ from tests.browser.test_browser import (
     settle,
     wait_for,
 )
-from tests.seed import HOSTILE, SUITE, seed_workspace
+from tests.seed import HOSTILE, ME, SUITE, admin_of, seed_workspace
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs `apt-get install -y chromium`")]
@@ -52,7 +52,7 @@ def _improved(ws) -> str:
 
     stages = {"collect": lambda c: {}, "export": lambda c: {}, "check": lambda c: {}, "sft": sft,
               "evaluate": evaluate}
-    return improve.run(ws, SUITE, stages=stages).promoted
+    return improve.run(ws, SUITE, stages=stages, who=ME).promoted
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def improved_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("improve-home")
     ws = open_workspace(Settings(home=home), encoder=hash_encode)
     seed_workspace(ws.repo)
-    accounts.add_user(ws.repo, "alice", "admin", PASSWORD)
+    accounts.add_user(ws.repo, "alice", "admin", PASSWORD, who=admin_of(ws.repo))
     return home, _improved(ws)
 
 

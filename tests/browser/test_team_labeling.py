@@ -30,7 +30,7 @@ from tests.browser.test_browser import (
     settle,
     wait_for,
 )
-from tests.seed import SUITE, seed_workspace
+from tests.seed import ME, SUITE, admin_of, seed_workspace
 
 CLAIM_SECONDS = 8  # for the expiry test; the other tests keep the default (10 minutes)
 TEAM = {"alice": "admin", "carol": "annotator", "erin": "annotator", "dave": "reviewer"}
@@ -46,8 +46,8 @@ def team_home(tmp_path) -> Path:
     repo = open_repository(str(home / "store"))
     seed_workspace(repo)
     for name, role in TEAM.items():
-        accounts.add_user(repo, name, role, PASSWORD)
-    queue.set_overlap(open_workspace(Settings(home=home)), SUITE, 2)
+        accounts.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
+    queue.set_overlap(open_workspace(Settings(home=home)), SUITE, 2, who=ME)
     return home
 
 
