@@ -24,6 +24,7 @@ from typing import Any
 
 from agentlearn import processes
 from agentlearn.paths import confined
+from agentlearn.redact import redact
 from agentlearn.training import preflight, runner
 from agentlearn.training.config import JobConfig, preset
 from agentlearn.training.control import STOP, STOP_AND_SAVE, request
@@ -105,7 +106,7 @@ def run_job(ws: Workspace, job_id: str, config: JobConfig) -> Job:
     except BaseException as e:  # noqa: BLE001 - any failure must reach the record, then the exit status
         traceback.print_exc()
         beat.stop()
-        message = f"{type(e).__name__}: {e}".strip()
+        message = redact(f"{type(e).__name__}: {e}".strip())
         return ws.repo.update(Job, job_id, lambda j: j.model_copy(update={
             "status": "failed", "error": message[:2000], "finished": now(), "heartbeat": now()}))
     beat.stop()
@@ -247,7 +248,7 @@ def log_tail(ws: Workspace, job: Job, lines: int = 40) -> str:
         text = f.read().decode("utf-8", errors="replace")
     # Progress bars redraw with carriage returns; keep only what the last redraw shows.
     shown = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
-    return "\n".join(shown[-lines:])
+    return redact("\n".join(shown[-lines:]))
 
 
 # --- internals ---------------------------------------------------------------------------------
