@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn.paths import inside
+from agentlearn.redact import redact
 from agentlearn.workspace import Workspace, open_workspace
 from storage.records import Process, ProgressEvent, now
 
@@ -147,7 +148,7 @@ def tail(ws: Workspace, record: Any, lines: int = 30) -> str:
         text = f.read().decode("utf-8", errors="replace")
     # Progress bars redraw with carriage returns; keep only what the last redraw shows.
     shown = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
-    return "\n".join(shown[-lines:])
+    return redact("\n".join(shown[-lines:]))  # the child redacts its own output; this catches what bypassed it
 
 
 def command(process: Process) -> str:
@@ -290,7 +291,8 @@ def _end(ws: Workspace, process_id: str, status: str, result: dict[str, Any] | N
     def change(p: Process) -> Process:
         if p.status != "running":  # the first end wins: a stopped child's own exit changes nothing
             return p
-        return p.model_copy(update={"status": status, "error": error[:2000], "finished": now(), "heartbeat": now(),
+        # An endpoint may quote the API key in its error: nothing secret is stored or shown.
+        return p.model_copy(update={"status": status, "error": redact(error)[:2000], "finished": now(), "heartbeat": now(),
                                     "result": {**p.result, **(result or {})}})
 
     return ws.repo.update(Process, process_id, change)

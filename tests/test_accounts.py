@@ -148,7 +148,7 @@ def test_export_out_never_overwrites_the_store_or_a_file_unasked(seeded, tmp_pat
     shard = next(seeded.settings.store_dir.rglob("*.json"))
     before = shard.read_bytes()
     for target in (shard, seeded.settings.store_dir / "new.jsonl", seeded.settings.vectors_dir / "v.jsonl"):
-        with pytest.raises(ValueError, match="inside the store folder"):
+        with pytest.raises(ValueError, match="inside the workspace"):
             datasets.export(seeded, "grpo", SUITE, out_path=target, force=True)
     assert shard.read_bytes() == before
     out = tmp_path / "out.jsonl"

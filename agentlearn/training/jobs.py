@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn import processes
+from agentlearn.redact import redact
 from agentlearn.training import preflight, runner
 from agentlearn.training.config import JobConfig, preset
 from agentlearn.training.control import STOP, STOP_AND_SAVE, request
@@ -104,7 +105,7 @@ def run_job(ws: Workspace, job_id: str, config: JobConfig) -> Job:
     except BaseException as e:  # noqa: BLE001 - any failure must reach the record, then the exit status
         traceback.print_exc()
         beat.stop()
-        message = f"{type(e).__name__}: {e}".strip()
+        message = redact(f"{type(e).__name__}: {e}".strip())
         return ws.repo.update(Job, job_id, lambda j: j.model_copy(update={
             "status": "failed", "error": message[:2000], "finished": now(), "heartbeat": now()}))
     beat.stop()
