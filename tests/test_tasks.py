@@ -385,7 +385,7 @@ def test_deeply_nested_lines_name_the_line(ws, tmp_path):
     nested: dict = {}
     for _ in range(100):
         nested = {"n": nested}
-    with pytest.raises(ValueError, match=r"line 1: expected_function_call.arguments are nested more than"):
+    with pytest.raises(ValueError, match=r"line 1: nested more than 64 levels deep \(at expected_function_call.arguments.n.n"):
         tasks.import_jsonl(ws, write(tmp_path / "b.jsonl", [line("a", args=nested)]), "deep")
 
 
@@ -412,3 +412,50 @@ def test_derived_schemas_require_what_every_example_has_in_first_seen_order(ws, 
     tool = tasks.derive_tools([tasks.ToolCall(**r["expected_function_call"]) for r in rows])[0]
     assert list(tool["parameters"]["properties"]) == ["b", "a", "c", "z"]
     assert tool["parameters"]["required"] == ["b", "a"]
+
+
+def test_text_that_is_not_text_or_that_postgres_cannot_keep_names_the_line(ws, tmp_path):
+    rows = [line(f"s{i}") for i in range(60)]
+    rows[14] = json.dumps(line("s14")).replace("please help", "please \\ud800 help")  # json.dumps escapes it
+    with pytest.raises(ValueError, match=r"line 15: input.0.content holds \\ud800, half of a surrogate pair"):
+        tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", rows), "lone")
+    rows[14] = line("s14", args={"user\u0000name": "u"})
+    with pytest.raises(ValueError, match=r"line 15: the key of expected_function_call.arguments.user\x00name holds "
+                                         r"a NUL character \(\\u0000\)"):
+        tasks.import_jsonl(ws, write(tmp_path / "b.jsonl", rows), "nul")
+    with pytest.raises(ValueError, match=r"the instruction: the value holds a NUL"):
+        tasks.import_jsonl(ws, write(tmp_path / "c.jsonl", [line("a")]), "nul", instruction="be\x00good")
+    assert store_sizes(ws) == (0, 0, 0)
+
+
+def test_deep_tool_schemas_and_huge_numbers_name_the_line(ws, tmp_path):
+    schema: dict = {"type": "string"}
+    for _ in range(150):
+        schema = {"type": "object", "properties": {"x": schema}}
+    tool = {"name": "reset_password", "parameters": schema}
+    with pytest.raises(ValueError, match=r"line 2: nested more than 64 levels deep \(at tools.0.parameters.properties"):
+        tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line("a"), line("b", tools=[tool])]), "deep")
+    with pytest.raises(ValueError, match=r"tools for suite 'deep': tools: nested more than 64 levels deep"):
+        tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line("a")]), "deep", tools=[tool])
+    huge = '{"sample_id": "h", "input": [{"role": "user", "content": "x"}], "expected_function_call": ' \
+           '{"name": "f", "arguments": {"n": ' + "9" * 5000 + '}}}'
+    with pytest.raises(ValueError, match=r"line 3: a number with 5000 digits \(at most 100\)"):
+        tasks.import_jsonl(ws, write(tmp_path / "b.jsonl", [line("a"), line("b"), huge]), "big")
+    for text, why in (("NaN", "NaN is not a JSON number"), ("1e999", "the number 1e999 is too large for a float")):
+        row = json.dumps(line("c", args={"n": 1})).replace('"n": 1', f'"n": {text}')
+        with pytest.raises(ValueError, match=rf"line 1: {why}"):
+            tasks.import_jsonl(ws, write(tmp_path / "c.jsonl", [row]), "big")
+    assert store_sizes(ws) == (0, 0, 0)
+
+
+def test_a_megabyte_sample_id_imports_fast_and_tags_are_read_off_ids(ws, tmp_path):
+    import time
+
+    assert [tasks._tags(tasks._Line.model_validate(line(s))) for s in
+            ("password_12", "abc12", "a1b2", "abc__12", "_12", "12", "abc", "x.7", "vpn-3")] == \
+        [["password"], ["abc"], ["a1b"], ["abc_"], [], [], [], ["x"], ["vpn"]]
+    long_ids = ["a" * 1_000_000 + "_" + "1" * 16, "1" * 1_000_000 + "a", "a" + "_1" * 500_000 + "x"]
+    start = time.perf_counter()
+    tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line(s) for s in long_ids]), "long")
+    assert time.perf_counter() - start < 5  # the old backtracking pattern needed hours for one such id
+    assert {len(t.tags[0]) if t.tags else 0 for t in tasks.load_tasks(ws, "long")} == {1_000_000, 0}
