@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from agentlearn import accounts, processes
-from pages import _ui
+from pages import _progress, _ui
 from storage.records import Adapter, Task, Trajectory
 
 st.set_page_config(page_title="agentlearn", page_icon=":material/psychology:", layout="wide")
@@ -129,7 +129,8 @@ def _demo_progress(process_id: str) -> None:
             st.rerun()  # a step finished: redraw the page with what it stored, as the notice promises
     elif process.status != "succeeded":
         st.error("The demo workspace could not be created (`python -m agentlearn demo` failed):")
-        st.code(f"{process.error}\n{processes.tail(process)}", language=None)
+        st.code(process.error or "no reason recorded", language=None)
+        _progress.log(process, 30, "(no output)")
     elif not st.session_state.get("demo_seen"):
         st.session_state["demo_seen"] = True
         st.rerun()  # redraw the page with the finished demo

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, cli, datasets, paths
-from agentlearn.training import jobs
+from agentlearn import accounts, cli, datasets, paths, processes
 from storage.records import Account, Job
 
 PASSWORD = "correct horse battery"
@@ -165,8 +164,8 @@ def test_a_job_log_outside_the_workspace_is_refused(ws, tmp_path):
     outside.write_text("password=hunter2")
     job = ws.repo.put(Job(method="sft", config={}, log_path=str(outside)))
     with pytest.raises(ValueError, match="outside the workspace"):
-        jobs.log_tail(ws, job)
+        processes.tail(ws, job)
     inside = ws.settings.jobs_dir / "j" / "train.log"
     inside.parent.mkdir(parents=True)
     inside.write_text("step 1\nstep 2\n")
-    assert jobs.log_tail(ws, job.model_copy(update={"log_path": str(inside)}), 1) == "step 2"
+    assert processes.tail(ws, job.model_copy(update={"log_path": str(inside)}), 1) == "step 2"
