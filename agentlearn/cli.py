@@ -151,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", default="", help="output file (default: a new file in the exports folder)")
     exp.add_argument("--pairs-from", default="preferences",
                      help="DPO pair sources, comma separated: preferences,ratings,verifier")
-    exp.add_argument("--force", action="store_true", help="replace the --out file if it exists")
+    exp.add_argument("--force", action="store_true", help="replace an earlier .jsonl export at --out")
     exp.set_defaults(func=cmd_export)
 
     lab = sub.add_parser("labels", help="people's labels, preferences and corrections").add_subparsers(
@@ -164,7 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     lex.add_argument("--suite", default="", help="only this suite")
     lex.add_argument("--kinds", default="labels,preferences,corrections",
                      help="comma separated, of labels, preferences, corrections (default all three)")
-    lex.add_argument("--force", action="store_true", help="replace an existing file or folder")
+    lex.add_argument("--force", action="store_true",
+                     help="replace an earlier export at --out (a .jsonl/.csv file, or a folder with .agentlearn-export)")
     lex.set_defaults(func=cmd_labels_export)
 
     train = sub.add_parser("train", help="train a LoRA adapter (runs the job process and waits for it)")
@@ -794,14 +795,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     Started by the dashboard (processes.start), it also records how it ended on its Process record;
     a crash that gets no further than this still leaves a reason there.
     """
-    from agentlearn import processes
+    from agentlearn import processes, redact
 
+    if processes.current_id():  # a child whose output is a log that people read: no secrets in it
+        redact.install()
     try:
         args = _parser().parse_args(argv)
         code = int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        processes.finish(None, error=str(e))
+    except (ValueError, RuntimeError, StoreError, OSError) as e:
+        # StoreError names the file or database; a bare OSError (a full disk, a read-only folder) its path.
+        message = str(e) if isinstance(e, StoreError) or not isinstance(e, OSError) or not e.filename \
+            else f"{e.strerror}: {e.filename}"
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)
+        processes.finish(None, error=message)
         return 2
     except SystemExit as e:  # argparse refused the arguments (or --help): it printed why
         processes.finish(None, error="" if e.code in (0, None) else f"bad arguments (exit status {e.code}); see the log")

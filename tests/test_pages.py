@@ -509,7 +509,7 @@ def test_evaluate_and_run_start_the_real_cli_in_a_child_process(seeded, shared_m
         while record.status == "running" and time.time() < deadline:
             time.sleep(1)
             record = processes.get(seeded, record.id)
-        assert record.status == "succeeded", (record.error, processes.tail(record))
+        assert record.status == "succeeded", (record.error, processes.tail(seeded, record))
         return record
 
     at = open_page("pages/evaluate.py")
