@@ -827,9 +827,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         code = int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        processes.finish(None, error=str(e))
+    except (ValueError, RuntimeError, StoreError, OSError) as e:
+        # StoreError names the file or database; a bare OSError (a full disk, a read-only folder) its path.
+        message = str(e) if isinstance(e, StoreError) or not isinstance(e, OSError) or not e.filename \
+            else f"{e.strerror}: {e.filename}"
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)
+        processes.finish(None, error=message)
         return 2
     except SystemExit as e:  # argparse refused the arguments (or --help): it printed why
         processes.finish(None, error="" if e.code in (0, None) else f"bad arguments (exit status {e.code}); see the log")
