@@ -7,6 +7,8 @@ the store in this process and counts:
 - unreadable stores: the open or a read raised,
 - leftover temp files (TinyDB): temp, pending or commit-marker files still there after the open.
 Targets: 0, 0, 0. The PostgreSQL server is started as tests/conftest.py does (initdb in a temp folder).
+On that server it also counts deadlocks in 300 rounds of an update and a delete of one record at once,
+and the writes that fail among the first 10 after a server restart with a full connection pool (targets 0).
 
     .venv/bin/python -m bench.bench_crash --trials 25
 """
@@ -102,6 +104,58 @@ def run(backend: str, trials: int, seed: int, url: str = "") -> dict[str, int]:
     return totals
 
 
+def postgres_races(server, rounds: int = 300) -> dict[str, int]:  # noqa: ANN001 - tests.conftest.PostgresServer
+    """Deadlocks in `rounds` update+delete races on one id; failed writes among 10 right after a restart."""
+    import threading
+
+    from storage import StoreError
+    from storage.postgres_store import PostgresRepository
+    from storage.records import Insight, Label
+
+    db = PostgresRepository(server.url)
+    deadlocks = other = 0
+    for _ in range(rounds):
+        db.put(Insight(id="rule", suite="s", text="r", importance=0))
+        start, errors = threading.Barrier(2), []
+
+        def act(fn, start=start, errors=errors) -> None:  # noqa: ANN001
+            start.wait()
+            try:
+                fn()
+            except StoreError as e:
+                if "no Insight with id" not in str(e):
+                    errors.append(str(e))
+
+        workers = [threading.Thread(target=act, args=(lambda: db.update(
+                       Insight, "rule", lambda r: r.model_copy(update={"importance": r.importance + 1})),)),
+                   threading.Thread(target=act, args=(lambda: db.delete(Insight, "rule"),))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        deadlocks += sum("deadlock" in message for message in errors)
+        other += sum("deadlock" not in message for message in errors)
+
+    def hold() -> None:
+        with db._transaction() as cur:
+            cur.execute("SELECT pg_sleep(0.2)")
+
+    holders = [threading.Thread(target=hold) for _ in range(8)]
+    for h in holders:
+        h.start()
+    for h in holders:
+        h.join()
+    server.restart()
+    failed = 0
+    for i in range(10):
+        try:
+            db.put(Label(id=f"after-restart-{i}", trajectory_id="t", annotator="a", verdict="fail"))
+        except StoreError:
+            failed += 1
+    return {"update_delete_rounds": rounds, "deadlocks": deadlocks, "other_errors": other,
+            "pooled_connections_at_restart": 8, "failed_writes_of_10_after_restart": failed}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=25)
@@ -118,6 +172,7 @@ def main() -> None:
         server = PostgresServer()
         try:
             results["postgres"] = run("postgres", args.trials, args.seed, server.url)
+            results["postgres_races"] = postgres_races(server)
         finally:
             server.remove()
     print(json.dumps(results, indent=1))
