@@ -98,7 +98,7 @@ def run(backend: str, trials: int, seed: int, url: str = "") -> dict[str, int]:
         totals["suites_complete"] = complete  # all suites in the store so far
         totals["partial_suites"] = partial  # a partial suite stays partial: the latest count is the total
         totals["unreadable_stores"] += unreadable
-        totals["leftover_temp_files"] += leftover
+        totals["leftover_temp_files"] = leftover  # files in the store after the latest open
         print(f"  {backend} trial {trial + 1}: {complete} complete suites, {partial} partial, "
               f"{'unreadable' if unreadable else 'readable'}, {leftover} leftover files", flush=True)
     return totals
