@@ -96,10 +96,57 @@ def test_cli_progress_reports_to_the_record(ws, monkeypatch, capsys):
     monkeypatch.setenv(processes.PROCESS_ID_ENV, record.id)
     monkeypatch.setattr(processes, "_own_ws", [ws])
     traj = Trajectory(task_id="s:t3", suite="s", split="train", verdict=Verdict(success=True, reward=1, reason=""))
-    cli._progress(3, 3, [traj], 1.0)
+    cli._TaskProgress()(3, 3, [traj], 1.0)
     assert "[3/3] ok  s:t3" in capsys.readouterr().err
     after = ws.repo.get(Process, record.id)
     assert (after.done, after.total, after.message) == (3, 3, "ok s:t3")
+
+
+def test_task_progress_moves_on_answers_and_never_goes_back(ws, monkeypatch, capsys):
+    from storage.records import Trajectory, Verdict
+
+    record = ws.repo.put(Process(kind="eval", args=["eval"]))
+    monkeypatch.setenv(processes.PROCESS_ID_ENV, record.id)
+    monkeypatch.setattr(processes, "_own_ws", [ws])
+    monkeypatch.setattr(processes, "REPORT_EVERY_S", 0.0)
+    progress = cli._TaskProgress(parts=2)  # --ablate: two evaluations of the same 3 tasks, one bar
+    trajectory = Trajectory(task_id="s:t", suite="s", split="heldout", verdict=Verdict(success=False, reward=0, reason=""))
+    for a in (1, 2, 3):
+        progress.answered(a, 3)
+    progress(1, 3, [trajectory], 1.0)  # the batch is stored after every task of it was answered
+    assert (ws.repo.get(Process, record.id).done, ws.repo.get(Process, record.id).total) == (3, 6)
+    progress(3, 3, [trajectory], 1.0)
+    progress.answered(1, 3)  # the second evaluation
+    assert (ws.repo.get(Process, record.id).done, ws.repo.get(Process, record.id).total) == (4, 6)
+    counts = [e.done for e in ws.repo.get(Process, record.id).events]
+    assert counts == sorted(counts) and counts[:3] == [1, 2, 3] and counts[-1] == 4
+
+
+@pytest.mark.slow
+def test_a_real_evaluation_reports_each_answer_before_its_batch_is_stored_and_stops(real_ws, monkeypatch):
+    """A child evaluation on the real model: progress arrives per answer, inside a batch, and Stop ends it."""
+    from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite
+    from storage.records import Trajectory
+
+    ws = real_ws
+    ensure_demo_suite(ws)
+    monkeypatch.setenv("AGENTLEARN_BATCH_SIZE", "8")
+    record = processes.start(ws, "eval", ["eval", "--suite", DEMO_SUITE, "--limit", "16"])
+    deadline = time.time() + 300
+    while not record.events and record.status == "running" and time.time() < deadline:
+        time.sleep(0.2)
+        record = processes.get(ws, record.id)
+    assert record.status == "running" and record.events, (record.error, processes.tail(ws, record))
+    first = record.events[0]
+    assert 1 <= first.done < first.total == 16
+    stored = [t.created for t in ws.repo.find(Trajectory, suite=DEMO_SUITE)]
+    assert all(first.at < at for at in stored)  # reported before its batch was stored, not after
+    assert processes.stop(ws, record.id).status == "stopped"
+    deadline = time.time() + 30
+    while processes.pid_alive(record.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not processes.pid_alive(record.pid)
+    assert len(ws.repo.find(Trajectory, suite=DEMO_SUITE)) < 16  # it did not run on after Stop
 
 
 def test_a_child_gets_only_the_environment_it_needs(ws, monkeypatch):
