@@ -14,6 +14,7 @@ import streamlit as st
 
 from agentlearn import accounts
 from agentlearn.settings import Settings
+from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace, open_workspace
 from storage.records import Exemplar, Insight, Task, Trajectory
 
@@ -288,7 +289,7 @@ def render_memory(ws: Workspace, traj: Trajectory) -> None:
             if ex is None:
                 st.text(f"{eid} (not in the store any more)")
                 continue
-            st.text(next((m.content for m in reversed(ex.input) if m.role == "user"), ""))
+            st.text(request_text(ex.input))
             st.code(json.dumps(ex.call.model_dump(), ensure_ascii=False), language="json", wrap_lines=True)
     if mem.insight_ids:
         st.caption(f"insights (version {mem.insights_version})")

@@ -14,7 +14,7 @@ from agentlearn.graders import schema_valid
 from agentlearn.settings import Settings
 from agentlearn.toolcall import tool_by_name
 from agentlearn.workspace import open_workspace
-from storage.records import Exemplar, Suite, Task, ToolCall
+from storage.records import Exemplar, Message, Suite, Task, ToolCall
 
 RESET = {"type": "function", "function": {
     "name": "reset_password", "description": "Reset a password.",
@@ -525,3 +525,15 @@ def test_an_unreachable_database_is_one_line_naming_the_host_not_the_password(mo
     text = capsys.readouterr().err
     assert text.startswith("error: cannot connect to PostgreSQL at postgresql://me:***@127.0.0.1:1/x: ")
     assert len(text.strip().splitlines()) == 1 and "secret" not in text
+
+
+def test_the_request_is_the_last_word_of_whoever_the_agent_serves():
+    said = [Message(role="system", content="You are a shop's support agent."),
+            Message(role="customer", content="Where is order 77?"),
+            Message(role="assistant", content="Which address?"),
+            Message(role="customer", content="12 High Street."),
+            Message(role="tool", content="{}")]
+    assert tasks.request_text(said) == "12 High Street."
+    assert tasks.request_text([Message(role="user", content="Reset akhan")]) == "Reset akhan"
+    assert tasks.request_text([Message(role="system", content="Disk full on db-2")]) == "Disk full on db-2"  # an alert
+    assert tasks.request_text([]) == ""
