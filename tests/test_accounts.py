@@ -280,6 +280,11 @@ def test_sessions_are_records_that_sign_out_and_a_password_change_end(store_loca
     assert accounts.session_identity(repo, other) is not None
     accounts.set_password(second, "bob", "another good passphrase")
     assert accounts.session_identity(repo, other) is None  # every open session ended
+    late, _ = sessions.open_session(repo, "bob")
+    repo.update(SignIn, sessions._digest(late), lambda r: r.model_copy(update={"expires": r.created}))
+    assert accounts.session_identity(repo, late) is None  # expired
+    sessions.open_session(repo, "bob")
+    assert len(repo.find(SignIn, account="bob")) == 1  # the expired one was removed
 
 
 def test_without_accounts_only_loopback_host_names_are_answered(ws, monkeypatch):
