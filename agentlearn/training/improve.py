@@ -310,8 +310,10 @@ def _heldout(ctx: Context, adapter_id: str, what: str) -> EvalRun:
               and wanted <= set(r.results)]
     if stored:
         return max(stored, key=lambda r: r.created)
-    return run_eval(ctx.ws, ctx.suite, "heldout", method="none", adapter_id=adapter_id or "none", limit=ctx.limit,
-                    constrained=constrained,
+    from agentlearn.methods import RunOptions
+
+    options = RunOptions(method="none", adapter_id=adapter_id or "none", limit=ctx.limit, constrained=constrained)
+    return run_eval(ctx.ws, ctx.suite, options, "heldout",
                     progress=lambda i, n, *_: ctx.report(f"evaluate: {what}, {i} of {n} heldout tasks"))
 
 
