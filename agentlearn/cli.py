@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agentlearn import methods
-from agentlearn.methods import PROPOSAL_SOURCES, USES_INSIGHTS
+from agentlearn.methods import EXPORT_KINDS, PROPOSAL_SOURCES, TRAINING_METHODS, USES_INSIGHTS
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import StoreError, is_database_url, open_repository
@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     imp_.set_defaults(func=cmd_improve)
 
     exp = sub.add_parser("export", help="write a training file (SFT, DPO, GRPO, OpenAI JSONL) from a suite's train split")
-    exp.add_argument("kind", choices=["sft", "dpo", "grpo", "openai-sft", "openai-dpo"])
+    exp.add_argument("kind", choices=EXPORT_KINDS)
     exp.add_argument("--suite", required=True, help="suite name")
     exp.add_argument("--out", default="", help="output file (default: a new file in the exports folder)")
     exp.add_argument("--pairs-from", default="preferences",
@@ -155,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     lex.set_defaults(func=cmd_labels_export)
 
     train = sub.add_parser("train", help="train a LoRA adapter (runs the job process and waits for it)")
-    train.add_argument("method", choices=["sft", "dpo", "grpo"])
+    train.add_argument("method", choices=TRAINING_METHODS)
     train.add_argument("--config", default="", help="a job YAML config (then --suite/--preset are not used)")
     train.add_argument("--suite", default="", help="export this suite's train split and train on it")
     train.add_argument("--preset", default="", help="cpu-tiny, cpu-small or cuda-qlora (default: by hardware)")

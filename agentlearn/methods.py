@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from storage.records import EvalRun, ExemplarMode, MemoryMethod, ToolRanker, Trajectory
+from storage.records import EvalRun, ExemplarMode, MemoryMethod, ToolRanker, TrainingMethod, Trajectory
 
 # method -> what it gives the agent besides the task (the names: storage.records.MemoryMethod)
 METHODS: dict[str, str] = dict(zip(get_args(MemoryMethod), (
@@ -56,6 +56,9 @@ TOOL_CHOICES = ("auto", "all", "1", "2", "3", "5", "8")  # RunOptions.tools: the
 TOOL_RANKERS: tuple[str, ...] = get_args(ToolRanker)
 DEFAULT_RANKER = TOOL_RANKERS[0]  # before a suite's choice names one
 DEFAULT_K = 3
+# How an adapter is trained (agentlearn.training), and the training files `export` writes.
+TRAINING_METHODS: tuple[str, ...] = get_args(TrainingMethod)
+EXPORT_KINDS = (*TRAINING_METHODS, "openai-sft", "openai-dpo")
 # where playbook proposals come from (memory.proposals), in the order `insights propose` runs them
 PROPOSAL_SOURCES = ("errors", "model", "curator")
 

@@ -72,7 +72,29 @@ def test_an_evaluation_stores_what_auto_resolved_to_and_every_label_is_the_same(
     assert options_of(stored).label() == reports.label(stored)
 
 
-def test_the_package_has_no_import_cycle():
-    from bench.import_graph import cycles, graph
+def test_the_package_has_no_import_cycle_and_no_upward_import():
+    from bench.import_graph import cycles, graph, upward
 
-    assert cycles(graph()) == []
+    g = graph()
+    assert cycles(g) == [] and upward(g) == []
+
+
+def test_files_are_replaced_only_through_storage_files():
+    """Atomic writes have one owner (storage.files.write_atomic): no module above storage renames over a file."""
+    from bench.import_graph import modules
+
+    hand_written = [name for name, path in modules().items()
+                    if not name.startswith("storage") and "os.replace(" in path.read_text()]
+    assert hand_written == ["agentlearn.feedback.export"]  # swaps a whole dataset folder, not a file
+
+
+def test_vocabularies_are_declared_once():
+    from typing import get_args
+
+    from agentlearn.training import config, improve
+    from storage.records import Job, TrainingMethod
+
+    assert methods.TRAINING_METHODS == config.METHODS == improve.TRAINED == get_args(TrainingMethod)
+    assert Job.model_fields["method"].annotation == TrainingMethod
+    assert tuple(methods.METHODS) == get_args(methods.MemoryMethod)
+    assert methods.DEFAULT_RANKER == methods.TOOL_RANKERS[0]
