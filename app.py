@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from agentlearn import accounts, processes
-from pages import _ui
+from pages import _progress, _ui
 from storage.records import Adapter, Task, Trajectory
 
 st.set_page_config(page_title="agentlearn", page_icon=":material/psychology:", layout="wide")
@@ -35,6 +35,7 @@ def _back_to_the_link(pages: list, current) -> None:
 
 def _alone(page_function) -> None:
     """Run one page and nothing else, whichever page the link named: no real page is registered or listed."""
+    _ui.gate_passed(False)
     paths = [p.url_path for p in _pages() if p.url_path]  # the default page's is ""
     st.navigation([st.Page(page_function, title="agentlearn", default=True)]
                   + [st.Page(page_function, title="agentlearn", url_path=path) for path in paths],
@@ -43,12 +44,12 @@ def _alone(page_function) -> None:
 
 
 def _refusal() -> None:
-    st.error(_ui.plain(accounts.serving_problem(st.get_option("server.address"), _ui.workspace().repo)))
+    st.error(_ui.plain(accounts.serving_problem(st.get_option("server.address"), _ui.gate_workspace().repo)))
 
 
 def _sign_in_form() -> None:
     """The username/password form; a correct pair puts the identity in this session's state."""
-    repo = _ui.workspace().repo
+    repo = _ui.gate_workspace().repo
     # The link opened (page and query, e.g. ?trajectory=ID): shown once signed in.
     st.session_state.setdefault(WANTED_KEY, (urlsplit(st.context.url or "").path, st.query_params.to_dict()))
     st.title("agentlearn")
@@ -59,7 +60,8 @@ def _sign_in_form() -> None:
         sent = st.form_submit_button("Sign in", type="primary")
     if sent:
         try:
-            st.session_state[_ui.IDENTITY_KEY] = accounts.sign_in(repo, name, password)
+            st.session_state[_ui.IDENTITY_KEY] = accounts.sign_in(repo, name, password,
+                                                                  client=_ui.client_address())
         except ValueError as e:
             st.error(_ui.plain(str(e)))
         else:
@@ -74,7 +76,7 @@ def _sign_out() -> None:
 
 def _identity_sidebar() -> accounts.Identity:
     """Who this session acts for: the local user without accounts, else the signed-in account (or the form)."""
-    repo = _ui.workspace().repo
+    repo = _ui.gate_workspace().repo
     problem = accounts.serving_problem(st.get_option("server.address"), repo)
     if problem:
         _alone(_refusal)
@@ -129,7 +131,8 @@ def _demo_progress(process_id: str) -> None:
             st.rerun()  # a step finished: redraw the page with what it stored, as the notice promises
     elif process.status != "succeeded":
         st.error("The demo workspace could not be created (`python -m agentlearn demo` failed):")
-        st.code(f"{process.error}\n{processes.tail(process)}", language=None)
+        st.code(process.error or "no reason recorded", language=None)
+        _progress.log(process, 30, "(no output)")
     elif not st.session_state.get("demo_seen"):
         st.session_state["demo_seen"] = True
         st.rerun()  # redraw the page with the finished demo
@@ -171,6 +174,7 @@ def _allowed(pages: list, who: accounts.Identity) -> list:
 
 
 who = _identity_sidebar()
+_ui.gate_passed(True)  # only now may a page draw (pages/_ui.py through_app)
 allowed = _allowed(_pages(), who)
 page = st.navigation(allowed)
 _back_to_the_link(allowed, page)

@@ -295,14 +295,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(i: int, n: int, trials: list, seconds: float) -> None:
-    """After each task: a line on stderr for people, a progress record for the dashboard (processes)."""
-    from agentlearn import processes
+class _TaskProgress:
+    """Progress of a run or an evaluation: a line on stderr per task for people, and the dashboard's
+    record (processes.report), which moves as each task is answered, inside a batch too.
 
-    last = trials[-1]
-    mark = "ok " if last.verdict and last.verdict.success else "FAIL"
-    print(f"[{i}/{n}] {mark} {last.task_id} trials={len(trials)} ({seconds:.0f}s)", file=sys.stderr, flush=True)
-    processes.report(None, i, n, f"{mark.strip()} {last.task_id}")
+    `parts` evaluations of the same tasks one after another (--ablate runs two) count as one bar.
+    """
+
+    def __init__(self, parts: int = 1) -> None:
+        self.parts, self.part, self.done = parts, 0, 0
+
+    def __call__(self, i: int, n: int, trials: list, seconds: float) -> None:
+        """After each task is stored."""
+        last = trials[-1]
+        mark = "ok " if last.verdict and last.verdict.success else "FAIL"
+        print(f"[{i}/{n}] {mark} {last.task_id} trials={len(trials)} ({seconds:.0f}s)", file=sys.stderr, flush=True)
+        self._report(i, n, f"{mark.strip()} {last.task_id}")
+        if i == n:
+            self.part += 1
+
+    def answered(self, a: int, n: int) -> None:
+        """As each task gets its answer (before its batch ends and is stored)."""
+        self._report(a, n, f"{a} of {n} answered")
+
+    def _report(self, done: int, n: int, message: str) -> None:
+        from agentlearn import processes
+
+        done = self.part * n + done
+        if done < self.done:
+            return  # a batch's tasks are stored after all of them were answered: the count never goes back
+        self.done = done
+        processes.report(None, done, self.parts * n, message)
 
 
 def _progress_line(i: int, n: int, message: str) -> None:
@@ -391,7 +414,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError(f"suite {args.suite!r} has no {args.split} tasks")
     used = resolve_options(ws, args.suite, options)
     print(f"running {used.label()} on {len(tasks)} {args.split} tasks", file=sys.stderr, flush=True)
-    runs = run_tasks(ws, tasks, used, progress=_progress)
+    progress = _TaskProgress()
+    runs = run_tasks(ws, tasks, used, progress=progress, answered=progress.answered)
     solved = sum(1 for r in runs if r[-1].verdict and r[-1].verdict.success)
     stored = sum(len(r) for r in runs)
     processes.finish(ws, result={"options": used.to_dict(), "label": used.label(), "stored": stored,
@@ -470,7 +494,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     options = methods.from_args(args)
-    common = dict(split=args.split, progress=_progress)  # progress goes to stderr: --json output stays one object
+    progress = _TaskProgress(parts=2 if options.ablate else 1)
+    # progress goes to stderr (--json output stays one object) and to the dashboard's record
+    common = dict(split=args.split, progress=progress, answered=progress.answered)
     baseline = args.baseline
     if options.ablate:
         if args.repeats > 1 or not options.uses_insights:

@@ -28,10 +28,11 @@ REPEAT_TEMPERATURE = 0.7  # `--repeats` samples, so that the spread says how muc
 
 
 def evaluate(ws: Workspace, suite: str, options: RunOptions | None = None, split: str = "heldout",
-             progress: Callable | None = None, group: str = "") -> EvalRun:
+             progress: Callable | None = None, group: str = "", answered: Callable | None = None) -> EvalRun:
     """Run every task of a split once (Reflexion: up to `options.trials`), store and return the scores.
 
     The stored run keeps the options it used with every "auto" resolved (EvalRun.options).
+    `progress` after each task, `answered(a, n)` as each gets its answer inside a batch (agent.run_tasks).
     """
     options = options or RunOptions()
     tasks = load_tasks(ws, suite, split)
@@ -40,7 +41,7 @@ def evaluate(ws: Workspace, suite: str, options: RunOptions | None = None, split
     tasks = tasks[:options.limit] if options.limit else tasks
     used = resolve_options(ws, suite, options.replace(source="eval"))
     started = time.perf_counter()
-    runs = run_tasks(ws, tasks, used, progress=progress)
+    runs = run_tasks(ws, tasks, used, progress=progress, answered=answered)
     finals = [trials_[-1] for trials_ in runs]
     figures = score(finals)
     used = used.replace(constrained=any(t.constrained for t in finals))  # what the model could do, not what was asked
@@ -62,7 +63,7 @@ def evaluate(ws: Workspace, suite: str, options: RunOptions | None = None, split
 
 def evaluate_repeats(ws: Workspace, suite: str, repeats: int, options: RunOptions | None = None,
                      temperature: float = REPEAT_TEMPERATURE, progress: Callable | None = None,
-                     split: str = "heldout") -> list[EvalRun]:
+                     split: str = "heldout", answered: Callable | None = None) -> list[EvalRun]:
     """The same evaluation `repeats` times with sampling and a shuffled shot order (seeds 0..repeats-1)."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, not {repeats}")
@@ -73,9 +74,14 @@ def evaluate_repeats(ws: Workspace, suite: str, repeats: int, options: RunOption
         if progress:  # one count over every repeat, so a progress bar never starts again
             progress(len(runs) * n + i, repeats * n, trials, seconds)
 
+    def overall_answered(a: int, n: int) -> None:
+        if answered:
+            answered(len(runs) * n + a, repeats * n)
+
     for i in range(repeats):
         sampled = (options or RunOptions()).replace(temperature=temperature, seed=i, shot_seed=i)
-        runs.append(evaluate(ws, suite, sampled, split=split, group=group, progress=overall))
+        runs.append(evaluate(ws, suite, sampled, split=split, group=group, progress=overall,
+                             answered=overall_answered))
     return runs
 
 

@@ -58,6 +58,11 @@ def _indexed(kind: type[Record]) -> list[str]:
     return [f for f in INDEXED if f in kind.model_fields]
 
 
+def _one_line(e: Exception) -> str:
+    """libpq's message (often several lines, with tabs) as one line."""
+    return " ".join(str(e).split())
+
+
 def _readable(conn: psycopg.Connection) -> bool:
     """Whether an idle connection has bytes waiting: only a server closing it sends any."""
     try:
@@ -120,7 +125,7 @@ class PostgresRepository:
         try:
             return psycopg.connect(self.url, autocommit=True)
         except psycopg.Error as e:
-            raise StoreError(f"cannot connect to PostgreSQL at {redact(self.url)}: {str(e).strip()}") from None
+            raise StoreError(f"cannot connect to PostgreSQL at {redact(self.url)}: {_one_line(e)}") from None
 
     def _checkout(self) -> tuple[psycopg.Connection, bool]:
         """A connection for this thread and whether it came from the pool (False: just opened)."""
@@ -144,7 +149,7 @@ class PostgresRepository:
         conn.close()
 
     def _failed(self, e: psycopg.OperationalError) -> StoreError:
-        return StoreError(f"PostgreSQL at {redact(self.url)} failed: {str(e).strip()}")
+        return StoreError(f"PostgreSQL at {redact(self.url)} failed: {_one_line(e)}")
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:

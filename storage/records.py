@@ -352,6 +352,7 @@ class Job(Record):
     pid: int | None = None
     heartbeat: datetime | None = None
     step: int = 0
+    step_at: datetime | None = None  # when `step` was reached: the ETA's rate is measured up to it
     max_steps: int = 0
     events: list[JobEvent] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -407,6 +408,14 @@ class EvalRun(Record):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class ProgressEvent(BaseModel):
+    """One progress report of a child process: how much of its work was done, and when."""
+
+    done: int
+    total: int
+    at: datetime = Field(default_factory=now)
+
+
 class Process(Record):
     """A child `python -m agentlearn ...` process started by the dashboard, and its progress."""
 
@@ -423,6 +432,8 @@ class Process(Record):
     error: str = ""
     heartbeat: datetime | None = None
     finished: datetime | None = None
+    # The first report and the latest ones (agentlearn.processes keeps a bounded list): the ETA's rate.
+    events: list[ProgressEvent] = Field(default_factory=list)
 
 
 class LearningCurve(Record):

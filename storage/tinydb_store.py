@@ -193,9 +193,15 @@ class _Shard:
         """
         with self.lock:
             self._make_folder()
-            with self.file_lock:
+            try:
+                self.file_lock.acquire()
+            except OSError as e:  # a read-only disk: the lock file cannot be made
+                raise StoreWriteError(f"cannot write {self.path}: {os_reason(e)}; nothing was changed") from None
+            try:
                 self.finish_committed()
                 yield
+            finally:
+                self.file_lock.release()
 
     @contextmanager
     def try_locked(self) -> Iterator[bool]:
@@ -366,7 +372,19 @@ class TinyDBRepository:
 
     def _check_schema(self) -> None:
         meta_path = self.root / "meta.json"
-        with FileLock(str(self.root / ".meta.lock")):
+        lock = FileLock(str(self.root / ".meta.lock"))
+        try:
+            lock.acquire()
+        except OSError as e:
+            # A read-only disk (or folder): a store that needs no upgrade can still be read.
+            meta = self._read_meta(meta_path) if meta_path.exists() else None
+            if meta and meta.get("shards") and meta["schema_version"] == migrations.current_version():
+                self._shard_counts = dict(meta["shards"])
+                return
+            raise StoreWriteError(f"cannot open the store {self.root}: {os_reason(e)} (it needs writing to "
+                                  "start or upgrade it)") from None
+        with lock:
+            lock.release()  # held once by acquire() above and once by this block
             meta = self._read_meta(meta_path) if meta_path.exists() else None
             has_data = any(_shard_files(p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
             if meta is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentlearn import accounts
+from agentlearn import accounts, preferences
 from agentlearn.embeddings import hash_encode
 from agentlearn.feedback import labels, queue
 from agentlearn.settings import Settings
@@ -276,6 +276,28 @@ def test_edit_to_fix_stores_the_correction(seeded):
     assert (p.choice, p.corrected) == ("both_bad", fixed)
 
 
+def test_edit_to_fix_refuses_what_is_not_a_call_of_the_schema(seeded):
+    at = open_page("pages/preferences.py", pair="tr0ok.tr0bad.0")
+    click(at, "pref_e")
+    for text, problem in (("just reset it", "holds no tool call"),
+                          ('<tool_call>{"name": "reset_password", "arguments": {"username": "akhan", "via": "sms"}}'
+                           '</tool_call>', "argument 'via' is not one of the tool's parameters")):
+        at.text_area(key="pref_fix_text").input(text).run()
+        assert any(problem in e.value for e in at.error)  # said while typing
+        click(at, "pref_a")
+        assert any("Not saved" in e.value and problem in e.value for e in at.error)
+        assert seeded.repo.find(Preference, annotator="alice") == []
+        assert preferences.pair_key(at.session_state["pair"]) == "tr0ok.tr0bad.0"  # the pair and the edit stay
+        assert at.text_area(key="pref_fix_text").value == text
+
+
+def test_a_heldout_pair_is_marked(seeded):
+    at = open_page("pages/preferences.py", pair="tr0ok.tr0bad.0")
+    assert not any("Held-out task" in i.value for i in at.info)
+    at = open_page("pages/preferences.py", pair="tr1ok.tr1bad.0")
+    assert any("Held-out task" in i.value for i in at.info)
+
+
 def test_an_edit_to_fix_becomes_a_playbook_proposal(seeded):
     at = open_page("pages/preferences.py")
     click(at, "pref_e")
@@ -487,7 +509,7 @@ def test_evaluate_and_run_start_the_real_cli_in_a_child_process(seeded, shared_m
         while record.status == "running" and time.time() < deadline:
             time.sleep(1)
             record = processes.get(seeded, record.id)
-        assert record.status == "succeeded", (record.error, processes.tail(record))
+        assert record.status == "succeeded", (record.error, processes.tail(seeded, record))
         return record
 
     at = open_page("pages/evaluate.py")

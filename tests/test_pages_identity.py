@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from agentlearn import accounts
 from storage.records import InsightProposal, Job, Label
 from tests import test_pages
+from tests.seed import SUITE
 from tests.test_pages import PASSWORD, ROOT, TIMEOUT, click, markdown_texts, plain_texts
 
 # The page tests' fixtures: a seeded workspace, no accounts (local user "alice"), the app run as a server runs it.
@@ -73,7 +74,7 @@ def test_failed_sign_ins_are_rate_limited(team):
     for _ in range(accounts.LoginThrottle.FREE):
         _sign_in(at, "rita", "guess guess")
     _sign_in(at, "rita", PASSWORD)
-    assert any("too many failed sign" in e.value for e in at.error)  # shown escaped: sign\\-ins
+    assert any("too many failed sign" in e.value for e in at.error), [e.value for e in at.error]  # sign\\-ins
     assert not at.sidebar.text
 
 
@@ -157,3 +158,12 @@ def test_the_served_address_is_loopback_by_default():
     assert 'address = "127.0.0.1"' in text
     assert ".streamlit/secrets.toml" in (ROOT / ".gitignore").read_text()
     assert Path(ROOT / "manage").read_text().count("--server.address") == 1
+
+
+@pytest.mark.parametrize("page", ["pages/suites.py", "pages/run.py", "pages/evaluate.py", "pages/trajectories.py",
+                                  "pages/users.py"])
+def test_a_page_run_without_app_shows_nothing_of_the_store(raw_seeded, page):
+    """Streamlit's legacy pages/ mode runs a page file with no app.py (no gate): it must draw nothing."""
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT).run()
+    drawn = repr(at._tree)
+    assert not at.title and SUITE not in drawn and "alice" not in drawn, drawn[:400]

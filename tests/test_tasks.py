@@ -459,3 +459,69 @@ def test_a_megabyte_sample_id_imports_fast_and_tags_are_read_off_ids(ws, tmp_pat
     tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line(s) for s in long_ids]), "long")
     assert time.perf_counter() - start < 5  # the old backtracking pattern needed hours for one such id
     assert {len(t.tags[0]) if t.tags else 0 for t in tasks.load_tasks(ws, "long")} == {1_000_000, 0}
+
+
+# --- a full disk, a read-only home: one-line errors, nothing half-written ----------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB file system of its own (tmpfs); skipped where mounting is not allowed."""
+    import subprocess
+
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _cli(home: Path, *argv: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "AGENTLEARN_HOME": str(home)}
+    env.pop("AGENTLEARN_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "agentlearn", *argv], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_full_disk_fails_the_import_whole_in_one_line(small_disk, tmp_path):
+    home = small_disk / "home"
+    rows = [line(f"s{i}", args={"username": "u" * 20_000}) for i in range(40)]  # ~1.6 MB of tasks and references
+    code, _, err = _cli(home, "tasks", "import", str(write(tmp_path / "a.jsonl", rows[:2])), "--suite", "small")
+    assert code == 0, err
+    (small_disk / "filler").write_bytes(b"x" * 700_000)  # leaves room for some shards, not for all
+    code, _, err = _cli(home, "tasks", "import", str(write(tmp_path / "b.jsonl", rows)), "--suite", "big")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: cannot write {home / 'store'}") and "No space left on device" in err
+    code, out, err = _cli(home, "tasks", "list")
+    assert code == 0 and out.splitlines() == ["small\t2 tasks (2 train, 0 heldout)\t1 tools\t"], (out, err)
+    leftovers = [p for p in home.rglob("*") if p.name.endswith((".tmp", ".pending")) or p.parent.name == ".txn"]
+    assert leftovers == []
+
+
+def test_a_read_only_home_reads_and_refuses_writes_in_one_line(small_disk, tmp_path):
+    import subprocess
+
+    home = small_disk / "home"
+    assert _cli(home, "tasks", "import", str(write(tmp_path / "a.jsonl", [line("a"), line("b")])), "--suite", "s")[0] == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    code, out, err = _cli(home, "tasks", "list")
+    assert code == 0 and out.startswith("s\t2 tasks"), err
+    code, _, err = _cli(home, "tasks", "import", str(write(tmp_path / "b.jsonl", [line("c")])), "--suite", "t")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Read-only file system" in err, err
+    assert str(home / "store") in err
+
+
+def test_an_unreachable_database_is_one_line_naming_the_host_not_the_password(monkeypatch, capsys):
+    from agentlearn import cli
+
+    monkeypatch.setenv("AGENTLEARN_DATABASE_URL", "postgresql://me:secret@127.0.0.1:1/x")
+    assert cli.main(["tasks", "list"]) == 2
+    text = capsys.readouterr().err
+    assert text.startswith("error: cannot connect to PostgreSQL at postgresql://me:***@127.0.0.1:1/x: ")
+    assert len(text.strip().splitlines()) == 1 and "secret" not in text
