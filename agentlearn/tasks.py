@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -326,6 +327,17 @@ def _tags(line: _Line) -> list[str]:
 
 
 _ASCII_LETTER = re.compile("[A-Za-z]")
+
+
+# Who speaks for the agent's side of a conversation; every other role is someone the agent serves.
+AGENT_ROLES = frozenset({"system", "assistant", "tool"})
+
+
+def request_text(messages: Sequence[Message]) -> str:
+    """The request of a task (or an exemplar): the last message of whoever the agent serves, in any role
+    (user, customer, technician...); the last message when there is no such one (a lone system alert)."""
+    people = [m.content for m in messages if m.role not in AGENT_ROLES]
+    return people[-1] if people else (messages[-1].content if messages else "")
 
 
 def task_id(suite: str, sample_id: str) -> str:

@@ -9,6 +9,7 @@ from agentlearn.feedback import corrections, index
 from agentlearn.feedback.corrections import CorrectionError
 from agentlearn.memory import proposals
 from agentlearn.methods import METHODS
+from agentlearn.tasks import request_text
 from pages import _labeling, _ui
 from storage.records import Adapter
 
@@ -135,7 +136,7 @@ if source == SOURCES["fresh"]:
         else:
             task_id = st.selectbox("Task", [t.id for t in tasks], key="pref_task",
                                    format_func=lambda i: f"{index.task_map(ws)[i].sample_id}: "
-                                   f"{index.task_text(index.task_map(ws)[i])[:80]}")
+                                   f"{request_text(index.task_map(ws)[i].input)[:80]}")
             adapters = [""] + [a.id for a in ws.repo.all(Adapter)]
             specs = []
             for side, col in zip(("first", "second"), st.columns(2), strict=True):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentlearn import accounts, preferences
+from agentlearn import accounts, preferences, sessions
 from agentlearn.embeddings import hash_encode
 from agentlearn.feedback import labels, queue
 from agentlearn.settings import Settings
@@ -25,7 +25,9 @@ from storage.records import (
     Insight,
     InsightProposal,
     Label,
+    Message,
     Preference,
+    ToolCall,
     Trajectory,
 )
 from tests.seed import HOSTILE, SUITE, seed_workspace
@@ -60,7 +62,7 @@ def open_page(page: str | None, annotator: str = "", role: str = "admin", **quer
     if annotator:
         repo = open_repository(str(Settings.from_env().store_dir))
         account = accounts.find(repo, annotator) or accounts.add_user(repo, annotator, role, PASSWORD)
-        at.session_state[_ui.IDENTITY_KEY] = accounts.identity_of(account)  # as the sign-in form leaves it
+        at.session_state[_ui.SESSION_KEY] = sessions.open_session(repo, account.id)[0]  # as the sign-in form does
     at.query_params.update(query)
     at.run()
     if page:
@@ -440,6 +442,18 @@ def test_exemplar_bank_add_retire_and_retrieval_modes(seeded):
     assert "ref-0" not in str(texts)  # retired: never retrieved
     at.multiselect(key="ex_query_tags").select("accounts").run()
     assert not any("no tag chosen" in t.value for t in at.text)
+
+
+def test_exemplar_requests_show_for_people_in_any_role(seeded):
+    said = "My order 77 never arrived, please refund it."
+    seeded.repo.put(Exemplar(id="ex-customer", suite=SUITE, task_id="", kind="manual", tool="create_ticket",
+                             input=[Message(role="system", content="You are a shop's support agent."),
+                                    Message(role="customer", content=said)],
+                             call=ToolCall(name="create_ticket", arguments={"title": "refund 77"})))
+    at = open_page("pages/exemplars.py")
+    table = at.dataframe[0].value.set_index("id")
+    assert table.loc["ex-customer", "request"] == said
+    assert table.loc["ref-0", "request"] == "I forgot my password, user akhan, email me."
 
 
 def test_bad_exemplar_arguments_are_refused_clearly(seeded):
