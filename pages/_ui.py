@@ -22,6 +22,7 @@ from storage.records import Exemplar, Insight, Task, Trajectory
 ENCODER = None
 CHAT_FACTORY = None
 IDENTITY_KEY = "identity"  # session state: the accounts.Identity app.py signed in
+SESSION_KEY = "_session_token"  # session state: the token of this tab's sign-in (agentlearn.sessions)
 
 
 @st.cache_resource(show_spinner=False)
@@ -101,6 +102,12 @@ def client_address() -> str:
     """The visitor's IP address as the server saw it ('' when unknown): sign-in attempts are counted per client."""
     address = st.context.ip_address
     return address if isinstance(address, str) else ""
+
+
+def request_host() -> str:
+    """The Host header of this session's WebSocket request ('' when unknown)."""
+    host = st.context.headers.get("Host") if st.context.headers is not None else None
+    return host if isinstance(host, str) else ""
 
 
 def annotator() -> str:

@@ -499,7 +499,29 @@ class Account(Record):
     password_hash: str
 
 
+class SignIn(Record):
+    """One signed-in browser session: the cookie's token is not stored, only its SHA-256 (the id).
+
+    `claim` is the SHA-256 of a one-time ticket the browser trades, within a minute, for the HttpOnly
+    cookie; `pending` holds the token until then. Signing out or a password change deletes the record.
+    """
+
+    table: ClassVar[str] = "sign_ins"
+    account: str  # the Account id
+    expires: datetime
+    claim: str = ""
+    pending: str = ""
+
+
+class Secret(Record):
+    """A server secret that every dashboard server on this store shares (the id names its use)."""
+
+    table: ClassVar[str] = "secrets"
+    value: str
+
+
 ALL_RECORDS: tuple[type[Record], ...] = (
     Task, Suite, Trajectory, Label, Claim, Resolution, Correction, Preference, Insight, InsightProposal, Reflection, Exemplar,
     DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account, Promotion, Improvement,
+    SignIn, Secret,
 )

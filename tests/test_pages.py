@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentlearn import accounts, preferences
+from agentlearn import accounts, preferences, sessions
 from agentlearn.embeddings import hash_encode
 from agentlearn.feedback import labels, queue
 from agentlearn.settings import Settings
@@ -62,7 +62,7 @@ def open_page(page: str | None, annotator: str = "", role: str = "admin", **quer
     if annotator:
         repo = open_repository(str(Settings.from_env().store_dir))
         account = accounts.find(repo, annotator) or accounts.add_user(repo, annotator, role, PASSWORD)
-        at.session_state[_ui.IDENTITY_KEY] = accounts.identity_of(account)  # as the sign-in form leaves it
+        at.session_state[_ui.SESSION_KEY] = sessions.open_session(repo, account.id)[0]  # as the sign-in form does
     at.query_params.update(query)
     at.run()
     if page:
