@@ -78,7 +78,7 @@ def ensure_demo_workspace(ws: Workspace, runs: int = 8, eval_limit: int = 12) ->
             proposals.propose(ws, DEMO_SUITE, sources=("errors",))
         if need_curve:
             bar.step("measuring the learning curve on heldout tasks")
-            learning_curve(ws, DEMO_SUITE, sizes=CURVE_SIZES, draws=1, limit=eval_limit,
+            learning_curve(ws, DEMO_SUITE, RunOptions(limit=eval_limit or None), sizes=CURVE_SIZES, draws=1,
                            progress=lambda i, n, message: (bar.advance(heldout), bar.step(message)))
     finally:
         bar.close()

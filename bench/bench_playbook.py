@@ -68,7 +68,7 @@ def main() -> None:
 
     runs = {}
     for method, _ in ROWS:
-        runs[method] = evaluate(ws, args.suite, method=method, trials=3)
+        runs[method] = evaluate(ws, args.suite, RunOptions(method=method, trials=3))
         print(f"{method}: name {runs[method].name_accuracy:.1%} ({runs[method].seconds:.0f}s)", flush=True)
 
     lines = ["| method | n | name accuracy [95% CI] | call accuracy | args_score |", "|---|---|---|---|---|"]
