@@ -27,19 +27,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 
-from agentlearn import (
-    adapters,
-    arg_kinds,
-    exemplars,
-    graders,
-    grammar,
-    insights,
-    prompts,
-    reflexion,
-    retrieval,
-    tool_retrieval,
-)
-from agentlearn.memory import playbook
+from agentlearn import adapters, arg_kinds, graders, grammar, prompts
+from agentlearn.memory import exemplars, insights, playbook, reflexion, retrieval, tool_retrieval
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
 from agentlearn.toolcall import format_tool_call, parse_tool_call

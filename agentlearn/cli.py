@@ -406,7 +406,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     from agentlearn import processes
-    from agentlearn.retrieval import resolve_options
+    from agentlearn.memory.retrieval import resolve_options
 
     options = methods.from_args(args)
     tasks = load_tasks(ws, args.suite, args.split)[: options.limit or None]
@@ -472,7 +472,7 @@ def cmd_insights_list(args: argparse.Namespace) -> int:
 
 
 def cmd_insights_approve(args: argparse.Namespace) -> int:
-    from agentlearn import insights
+    from agentlearn.memory import insights
     from agentlearn.tasks import get_suite
 
     ws = open_workspace()
@@ -700,7 +700,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieval_choose(args: argparse.Namespace) -> int:
-    from agentlearn import retrieval
+    from agentlearn.memory import retrieval
 
     finalists = retrieval.FINALISTS if args.finalists is None else args.finalists
     from agentlearn import agent
@@ -715,7 +715,7 @@ def cmd_retrieval_choose(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieval_show(args: argparse.Namespace) -> int:
-    from agentlearn import retrieval
+    from agentlearn.memory import retrieval
     from agentlearn.tasks import get_suite
 
     ws = open_workspace()

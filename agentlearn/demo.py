@@ -14,10 +14,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from agentlearn import processes, retrieval
+from agentlearn import processes
 from agentlearn.agent import run_tasks
 from agentlearn.curve import learning_curve
-from agentlearn.memory import proposals
+from agentlearn.memory import proposals, retrieval
 from agentlearn.methods import RunOptions
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.workspace import Workspace

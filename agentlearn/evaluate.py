@@ -18,8 +18,8 @@ from typing import Any
 
 from agentlearn.agent import run_tasks
 from agentlearn.graders import score
+from agentlearn.memory.retrieval import resolve_options
 from agentlearn.methods import RunOptions, options_of
-from agentlearn.retrieval import resolve_options
 from agentlearn.tasks import load_tasks
 from agentlearn.workspace import Workspace
 from storage.records import EvalRun, Trajectory

@@ -23,8 +23,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from agentlearn import agent, prompts, retrieval, stats
+from agentlearn import agent, prompts, stats
 from agentlearn.evaluate import evaluate
+from agentlearn.memory import retrieval
 from agentlearn.methods import RETRIEVAL_MODES, RunOptions
 from agentlearn.settings import Settings
 from agentlearn.tasks import ensure_demo_suite, import_jsonl, load_tasks

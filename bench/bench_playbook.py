@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from agentlearn import insights, stats
+from agentlearn import stats
 from agentlearn.agent import run_tasks
 from agentlearn.evaluate import evaluate
-from agentlearn.memory import attribution, proposals
+from agentlearn.memory import attribution, insights, proposals
 from agentlearn.methods import RunOptions
 from agentlearn.settings import Settings
 from agentlearn.tasks import import_jsonl, load_tasks

@@ -39,7 +39,7 @@ def _imports(path: Path, name: str, known: dict[str, Path]) -> Iterator[str]:
             if node.level:
                 up = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(up + ([base] if base else []))
-            # `from agentlearn import exemplars` imports the module agentlearn.exemplars
+            # `from agentlearn import prompts` imports the module agentlearn.prompts
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
         else:
             continue

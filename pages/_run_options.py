@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from agentlearn import reports, retrieval
+from agentlearn import reports
+from agentlearn.memory import retrieval
 from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, TOOL_CHOICES, TOOL_RANKERS, RunOptions, help_of
 from agentlearn.workspace import Workspace
 from pages import _ui

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from agentlearn import insights, verdicts
+from agentlearn import verdicts
 from agentlearn.agent import run_tasks
 from agentlearn.cli import main
-from agentlearn.memory import attribution, curator, error_analysis, playbook, proposals
+from agentlearn.memory import attribution, curator, error_analysis, insights, playbook, proposals
 from agentlearn.methods import RunOptions
 from storage.records import (
     ArgGrade,

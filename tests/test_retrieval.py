@@ -10,10 +10,11 @@ import json
 
 import pytest
 
-from agentlearn import agent, cli, exemplars, retrieval
+from agentlearn import agent, cli
 from agentlearn.embeddings import hash_encode
+from agentlearn.memory import exemplars, retrieval
+from agentlearn.memory.retrieval import Config
 from agentlearn.methods import MODES, RETRIEVAL_MODES
-from agentlearn.retrieval import Config
 from agentlearn.tasks import import_jsonl, load_tasks
 from agentlearn.workspace import open_workspace
 from storage.records import Suite, Task, ToolCall, Trajectory, Verdict

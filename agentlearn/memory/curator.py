@@ -16,8 +16,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from agentlearn import insights, prompts, verdicts
-from agentlearn.memory import playbook
+from agentlearn import prompts, verdicts
+from agentlearn.memory import insights, playbook
 from agentlearn.toolcall import format_tool_call, parse_tool_call
 from agentlearn.workspace import Workspace
 from storage.records import InsightProposal, Message, Task, Trajectory

@@ -30,7 +30,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agentlearn import prompts, verdicts
 from agentlearn.memory import playbook
-from agentlearn.reflexion import task_text, transcript
+from agentlearn.memory.reflexion import task_text, transcript
 from agentlearn.workspace import Workspace
 from storage.records import Insight, InsightChange, InsightProposal, Task, Trajectory, now
 

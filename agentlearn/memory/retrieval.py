@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from agentlearn import exemplars
 from agentlearn.graders import score
+from agentlearn.memory import exemplars
 from agentlearn.methods import DEFAULT_RANKER, RETRIEVAL_MODES, RunOptions
 from agentlearn.workspace import Workspace
 from storage.records import Suite, Task, Trajectory
@@ -148,7 +148,7 @@ def score_tool_lists(ws: Workspace, tasks: Sequence[Task], sizes: Sequence[int] 
     shortest list whose recall is within TOOL_RECALL_SLACK of its best wins; every tool (None) when no list
     is shorter than the suite's tool set.
     """
-    from agentlearn import tool_retrieval
+    from agentlearn.memory import tool_retrieval
 
     vectors = ws.encoder([exemplars.text_of(t.input) for t in tasks]) if tasks else []
     n_tools = max((len(t.tools) for t in tasks), default=0)
