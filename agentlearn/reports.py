@@ -238,8 +238,9 @@ class Gain:
 
     run: EvalRun
     baseline: EvalRun
-    paired: stats.Paired
+    paired: stats.Paired  # on the metric asked for (tool name by default)
     label: str
+    call: stats.Paired  # on whole calls (name and arguments): a name gain alone can hide 0% right calls
 
 
 def latest_gain(ws: Workspace, suite: str, method: str = "exemplars", metric: str = "name",
@@ -251,7 +252,8 @@ def latest_gain(ws: Workspace, suite: str, method: str = "exemplars", metric: st
     for run in sorted(shown, key=lambda r: r.created, reverse=True):
         base = default_baseline(ws, run)
         if base is not None:
-            return Gain(run, base, stats.paired(run, base, metric), label(run, adapter_names(ws)))
+            return Gain(run, base, stats.paired(run, base, metric), label(run, adapter_names(ws)),
+                        stats.paired(run, base, "call"))
     return None
 
 

@@ -226,9 +226,12 @@ def test_run_starts_a_run_child_and_offers_its_trajectories_for_labeling(evals, 
 def test_overview_shows_the_gain_with_n_interval_and_p_and_the_curve(evals):
     at = open_page("pages/overview.py")
     at.selectbox(key="ov_suite").select(SUITE).run()
-    gain = {m.label: m for m in at.metric}["Name accuracy gain over zero-shot"]
+    shown = {m.label: m for m in at.metric}
+    gain, call = shown["Tool-name gain over zero-shot"], shown["Whole-call gain over zero-shot"]
     assert gain.value == "+60.0 points"
     assert "n=20" in gain.delta and "95% CI" in gain.delta and "p=" in gain.delta
+    paired = reports.latest_gain(evals["ws"], SUITE, "exemplars").call  # the arguments too, beside the name
+    assert call.value == f"{100 * paired.difference:+.1f} points" and f"{paired.accuracy_a:.0%} vs" in call.delta
     assert at.get("plotly_chart")[0].proto is not None
     assert len(at.get("plotly_chart")) == 3  # the learning curve beside the two usual charts
 
