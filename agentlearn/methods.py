@@ -199,6 +199,9 @@ class RunOptions:
         parts += [] if self.constrained else ["free decoding"]
         parts += [f"T={self.temperature:g}"] if self.temperature else []
         parts += [f"bank {self.bank_size}"] if self.bank_size is not None else []
+        # any other declared option that differs from its default is named as on the command line
+        parts += [f"{f.metadata['flag'].lstrip('-')} {getattr(self, f.name)}" for f in dataclasses.fields(self)
+                  if f.metadata["flag"] and f.name not in _LABELLED and getattr(self, f.name) != default_of(f)]
         text = " · ".join(parts)
         adapter = adapter_name or ("" if self.adapter_id in ("", "none") else self.adapter_id)
         return text + (f" + {adapter}" if adapter else "")
@@ -240,6 +243,11 @@ def options_of(run: EvalRun | Trajectory) -> RunOptions:
                       ranker=run.ranker or "auto", adapter_id=run.adapter, constrained=run.constrained,
                       temperature=run.temperature, bank_size=run.bank_size, ablate=tuple(run.ablated), auto=auto,
                       source="eval")
+
+
+# the options label() names in their own words (limit is the scope, not the configuration)
+_LABELLED = {"method", "exemplar_mode", "k", "tool_aware", "tools", "ranker", "trials", "adapter_id", "constrained",
+             "limit", "ablate"}
 
 
 def default_of(f: dataclasses.Field) -> Any:
