@@ -111,9 +111,10 @@ def controls(ws: Workspace, suite: str, prefix: str, command: str) -> RunOptions
 
 def _will_use(ws: Workspace, suite: str, options: RunOptions, adapters: dict[str, str], resolvable: bool) -> None:
     """A caption with what the run will use, auto resolved."""
-    if not resolvable:
-        st.text("Will run: auto retrieval; this suite has no retrieval choice yet, so the run makes one "
-                   "(model-free) before its first task, and its record says what was used.")
+    if not resolvable:  # resolving would make the suite's choice now: say what is asked and when auto is settled
+        st.text(f"Will run: {options.label(adapters.get(options.adapter_id, options.adapter_id))}; this suite has no "
+                "retrieval choice yet, so the run makes one (model-free) before its first task for what is auto, "
+                "and its record says what was used.")
         return
     used = retrieval.resolve_options(ws, suite, options)
     st.text(f"Will run: {used.label(adapters.get(used.adapter_id, used.adapter_id))}")
