@@ -203,7 +203,7 @@ class RunOptions:
         parts += [f"{f.metadata['flag'].lstrip('-')} {getattr(self, f.name)}" for f in dataclasses.fields(self)
                   if f.metadata["flag"] and f.name not in _LABELLED and getattr(self, f.name) != default_of(f)]
         text = " · ".join(parts)
-        adapter = adapter_name or ("" if self.adapter_id in ("", "none") else self.adapter_id)
+        adapter = adapter_name or ("" if self.adapter_id in ("", "none", "auto") else self.adapter_id)
         return text + (f" + {adapter}" if adapter else "")
 
     def retrieval_label(self) -> str:

@@ -112,7 +112,7 @@ def controls(ws: Workspace, suite: str, prefix: str, command: str) -> RunOptions
 def _will_use(ws: Workspace, suite: str, options: RunOptions, adapters: dict[str, str], resolvable: bool) -> None:
     """A caption with what the run will use, auto resolved."""
     if not resolvable:  # resolving would make the suite's choice now: say what is asked and when auto is settled
-        st.text(f"Will run: {options.label(adapters.get(options.adapter_id, options.adapter_id))}; this suite has no "
+        st.text(f"Will run: {options.label(adapters.get(options.adapter_id, ''))}; this suite has no "
                 "retrieval choice yet, so the run makes one (model-free) before its first task for what is auto, "
                 "and its record says what was used.")
         return
