@@ -515,6 +515,11 @@ def test_a_read_only_home_reads_and_refuses_writes_in_one_line(small_disk, tmp_p
     code, _, err = _cli(home, "tasks", "import", str(write(tmp_path / "b.jsonl", [line("c")])), "--suite", "t")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Read-only file system" in err, err
     assert str(home / "store") in err
+    code, out, err = _cli(home, "backup", "--out", str(tmp_path / "copy"))  # a copy only reads the store
+    assert code == 0, err
+    from storage import TinyDBRepository
+
+    assert TinyDBRepository(tmp_path / "copy" / "store").count(Task) == 2
 
 
 def test_an_unreachable_database_is_one_line_naming_the_host_not_the_password(monkeypatch, capsys):
