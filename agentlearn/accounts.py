@@ -22,16 +22,20 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn import zxcvbn
 
+from agentlearn import sessions
 from storage import Repository
 from storage.records import Account
 
 ROLES = ("annotator", "reviewer", "admin")
 MAX_NAME = 64
 MIN_PASSWORD = 8
+MIN_STRENGTH = 3  # zxcvbn's score: 3 is "safely unguessable" for an online attack slowed by the throttle
 # Letters of these scripts are written together (Japanese, Korean): one script for the mixing rule.
 _SCRIPT_GROUPS = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK", "IDEOGRAPHIC": "CJK"}
 _NAME_PUNCTUATION = set(" .-_'@")
@@ -123,9 +127,19 @@ def _existing(repo: Repository, name: str) -> Account:
     return account
 
 
-def _check_password(password: str) -> str:
+def _check_password(password: str, name: str = "") -> str:
+    """The password, or a ValueError saying why it is too easy to guess.
+
+    zxcvbn (Dropbox's estimator, with its lists of common passwords, names and words, keyboard patterns
+    and repeats) scores it 0-4; below MIN_STRENGTH it is refused with zxcvbn's own advice.
+    """
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
+    verdict = zxcvbn(password[:100], user_inputs=[name] if name else [])  # its cost grows with the length
+    if verdict["score"] < MIN_STRENGTH:
+        why = verdict["feedback"]["warning"] or "it is easy to guess"
+        advice = " ".join(verdict["feedback"]["suggestions"])
+        raise ValueError(f"that password is too weak: {why.rstrip('.')}. {advice}".strip())
     return password
 
 
@@ -139,7 +153,7 @@ def add_user(repo: Repository, name: str, role: str, password: str) -> Account:
     if taken is not None:
         raise ValueError(f"the name {shown!r} is taken (by {taken.name!r}): names are unique regardless of case "
                          "and Unicode form")
-    return repo.put(Account(id=key, name=shown, role=role, password_hash=_HASHER.hash(_check_password(password))))
+    return repo.put(Account(id=key, name=shown, role=role, password_hash=_HASHER.hash(_check_password(password, shown))))
 
 
 def _admins_after(repo: Repository, key: str, role: str | None) -> int:
@@ -156,10 +170,12 @@ def set_role(repo: Repository, name: str, role: str) -> Account:
 
 
 def set_password(repo: Repository, name: str, password: str) -> Account:
-    """Replace an account's password."""
+    """Replace an account's password; every open session of the account ends (it signs in again)."""
     account = _existing(repo, name)
-    digest = _HASHER.hash(_check_password(password))
-    return repo.update(Account, account.id, lambda a: a.model_copy(update={"password_hash": digest}))
+    digest = _HASHER.hash(_check_password(password, account.name))
+    updated = repo.update(Account, account.id, lambda a: a.model_copy(update={"password_hash": digest}))
+    sessions.revoke_account(repo, account.id)
+    return updated
 
 
 def remove_user(repo: Repository, name: str) -> Account:
@@ -169,6 +185,7 @@ def remove_user(repo: Repository, name: str) -> Account:
     if account.role == "admin" and others and not _admins_after(repo, account.id, None):
         raise ValueError(f"{account.name!r} is the last admin: make another admin first")
     repo.delete(Account, account.id)
+    sessions.revoke_account(repo, account.id)
     return account
 
 
@@ -177,11 +194,10 @@ def identity_of(account: Account) -> Identity:
     return Identity(name=account.name, role=account.role)
 
 
-def current(repo: Repository, identity: Identity | None) -> Identity | None:
-    """The identity as the store says now (role changes apply at once); None if the account is gone."""
-    if identity is None or identity.local:
-        return None
-    account = find(repo, identity.name)
+def session_identity(repo: Repository, token: str | None) -> Identity | None:
+    """The identity a session token signs in (roles as the store says now), or None."""
+    account_id = sessions.account_of(repo, token)
+    account = repo.get(Account, account_id) if account_id else None
     return identity_of(account) if account is not None else None
 
 
@@ -350,3 +366,28 @@ def serving_problem(address: str | None, repo: Repository) -> str:
             "act as the local user. Add an account first: `python -m agentlearn users add NAME --role admin`, "
             "then restart; or serve on 127.0.0.1 only (the default of `./manage dashboard` and "
             ".streamlit/config.toml).")
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def allowed_hosts() -> set[str]:
+    """Host names a server without accounts answers to: loopback, plus AGENTLEARN_ALLOWED_HOSTS (commas)."""
+    extra = os.environ.get("AGENTLEARN_ALLOWED_HOSTS", "")
+    return set(LOOPBACK_NAMES) | {h.strip().lower().rstrip(".") for h in extra.split(",") if h.strip()}
+
+
+def host_problem(host: str | None, repo: Repository) -> str:
+    """Why a request naming this Host must get no page ('' when it may).
+
+    Without accounts everyone who reaches the server acts as the local user, so a web page elsewhere
+    must not reach it through DNS rebinding (attacker.example resolving to 127.0.0.1): only loopback
+    names are answered unless AGENTLEARN_ALLOWED_HOSTS lists more. With accounts, signing in protects it.
+    """
+    if not host or configured(repo):
+        return ""
+    name = urlsplit(f"//{host.strip()}").hostname or ""  # lower case, port and [] of IPv6 removed
+    if name.rstrip(".") in allowed_hosts():
+        return ""
+    return (f"This dashboard has no accounts and answers only to this machine's own names ({', '.join(LOOPBACK_NAMES)}), "
+            f"not {host!r}. Open it as http://localhost:PORT, or list the name in AGENTLEARN_ALLOWED_HOSTS.")

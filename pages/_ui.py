@@ -14,6 +14,7 @@ import streamlit as st
 
 from agentlearn import accounts
 from agentlearn.settings import Settings
+from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace, open_workspace
 from storage.records import Exemplar, Insight, Task, Trajectory
 
@@ -21,6 +22,7 @@ from storage.records import Exemplar, Insight, Task, Trajectory
 ENCODER = None
 CHAT_FACTORY = None
 IDENTITY_KEY = "identity"  # session state: the accounts.Identity app.py signed in
+SESSION_KEY = "_session_token"  # session state: the token of this tab's sign-in (agentlearn.sessions)
 
 
 @st.cache_resource(show_spinner=False)
@@ -100,6 +102,12 @@ def client_address() -> str:
     """The visitor's IP address as the server saw it ('' when unknown): sign-in attempts are counted per client."""
     address = st.context.ip_address
     return address if isinstance(address, str) else ""
+
+
+def request_host() -> str:
+    """The Host header of this session's WebSocket request ('' when unknown)."""
+    host = st.context.headers.get("Host") if st.context.headers is not None else None
+    return host if isinstance(host, str) else ""
 
 
 def annotator() -> str:
@@ -281,7 +289,7 @@ def render_memory(ws: Workspace, traj: Trajectory) -> None:
             if ex is None:
                 st.text(f"{eid} (not in the store any more)")
                 continue
-            st.text(next((m.content for m in reversed(ex.input) if m.role == "user"), ""))
+            st.text(request_text(ex.input))
             st.code(json.dumps(ex.call.model_dump(), ensure_ascii=False), language="json", wrap_lines=True)
     if mem.insight_ids:
         st.caption(f"insights (version {mem.insights_version})")

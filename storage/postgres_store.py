@@ -173,21 +173,23 @@ class PostgresRepository:
             with held.cursor() as cur:  # inside a snapshot: its transaction already holds
                 yield cur
             return
-        with ExitStack() as stack:
-            conn = self._begin(stack)
-            try:
+        conn = None
+        try:
+            with ExitStack() as stack:
+                conn = self._begin(stack)
                 cur = stack.enter_context(conn.cursor())
                 if repeatable:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 yield cur
-            except psycopg.OperationalError as e:
+        except psycopg.OperationalError as e:  # the connection broke, perhaps at COMMIT: whether it took is unknown
+            if conn is not None:
                 conn.close()
-                raise self._failed(e) from None
-        try:
-            self._checkin(conn)
-        except psycopg.OperationalError as e:  # the COMMIT itself failed: whether it took is unknown
-            conn.close()
             raise self._failed(e) from None
+        except BaseException:
+            if conn is not None:
+                self._checkin(conn)  # rolled back: the connection is fine for the next one
+            raise
+        self._checkin(conn)
 
     def _begin(self, stack: ExitStack) -> psycopg.Connection:
         """Open a transaction on a pooled connection; if its BEGIN fails on a reused one, once more on a fresh one.

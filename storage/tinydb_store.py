@@ -303,6 +303,13 @@ class _Shard:
         return True
 
 
+def _on_read_only_disk(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def committed_batches(txn_dir: Path) -> list[str]:
     """Ids of the batches committed but not yet finished (normally none: a listing of an empty folder)."""
     try:
@@ -546,9 +553,10 @@ class TinyDBRepository:
         """Hold every shard: reads inside the block see one consistent store; writers wait until it ends."""
         shards = {(kind.table, i): self._shard(kind, i)
                   for kind in ALL_RECORDS for i in range(self._shard_counts.get(kind.table, 1))}
+        read_only = _on_read_only_disk(self.root)  # no lock file can be made there, and nobody can write either
         with ExitStack() as held:
             for key in sorted(shards):  # the order put_many locks in, so that the two cannot deadlock
-                held.enter_context(shards[key].locked())
+                held.enter_context(shards[key].lock if read_only else shards[key].locked())
             yield
 
     def read_files(self) -> dict[str, bytes]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, cli, datasets, paths, processes
-from storage.records import Account, Job
+from agentlearn import accounts, cli, datasets, paths, processes, sessions
+from storage.records import Account, Job, SignIn
 
 PASSWORD = "correct horse battery"
 
@@ -147,11 +147,12 @@ def test_roles_order_and_the_last_admin_stays(ws):
     accounts.add_user(ws.repo, "root", "admin", PASSWORD)
     accounts.add_user(ws.repo, "ann", "annotator", PASSWORD)
     ann = accounts.identity_of(accounts.find(ws.repo, "ann"))
+    token, _ = sessions.open_session(ws.repo, "ann")
     assert ann.can("annotator") and not ann.can("reviewer")
     with pytest.raises(accounts.AccessDenied, match="needs the admin role; ann is annotator"):
         accounts.require(ann, "admin", "training")
     assert accounts.set_role(ws.repo, "ANN", "reviewer").role == "reviewer"
-    assert accounts.current(ws.repo, ann) == accounts.Identity("ann", "reviewer")  # role changes apply at once
+    assert accounts.session_identity(ws.repo, token) == accounts.Identity("ann", "reviewer")  # applies at once
     with pytest.raises(ValueError, match="last admin"):
         accounts.set_role(ws.repo, "root", "reviewer")
     with pytest.raises(ValueError, match="last admin"):
@@ -159,7 +160,7 @@ def test_roles_order_and_the_last_admin_stays(ws):
     with pytest.raises(ValueError, match="unknown role"):
         accounts.set_role(ws.repo, "ann", "owner")
     accounts.remove_user(ws.repo, "ann")
-    assert accounts.current(ws.repo, ann) is None  # a removed account's session ends
+    assert accounts.session_identity(ws.repo, token) is None  # a removed account's session ends
 
 
 def test_loopback_rule(ws):
@@ -249,3 +250,50 @@ def test_a_job_log_outside_the_workspace_is_refused(ws, tmp_path):
     inside.parent.mkdir(parents=True)
     inside.write_text("step 1\nstep 2\n")
     assert processes.tail(ws, job.model_copy(update={"log_path": str(inside)}), 1) == "step 2"
+
+
+def test_common_and_weak_passwords_are_refused_with_the_reason(ws):
+    for weak, why in (("password", "top-10 common password"), ("aaaaaaaa", "Repeats"), ("bobbobbob1", "")):
+        with pytest.raises(ValueError, match=f"that password is too weak: .*{why}"):
+            accounts.add_user(ws.repo, "bob", "admin", weak)
+    accounts.add_user(ws.repo, "bob", "admin", PASSWORD)
+    with pytest.raises(ValueError, match="too weak"):
+        accounts.set_password(ws.repo, "bob", "password1")
+    assert accounts.sign_in(ws.repo, "bob", PASSWORD, accounts.LoginThrottle()).name == "bob"
+
+
+def test_sessions_are_records_that_sign_out_and_a_password_change_end(store_location):
+    """On TinyDB and PostgreSQL: a second server (a new repository on the same store) sees the same sessions."""
+    from tests.conftest import open_store
+
+    repo, second = open_store(store_location), open_store(store_location)
+    accounts.add_user(repo, "bob", "admin", PASSWORD)
+    token, ticket = sessions.open_session(repo, "bob")
+    other, _ = sessions.open_session(repo, "bob")
+    assert accounts.session_identity(second, token) == accounts.Identity("bob", "admin")
+    cookie = sessions.claim(second, ticket)
+    assert sessions.token_of(repo, cookie) == token and sessions.claim(repo, ticket) is None  # once
+    assert token not in str([r.model_dump() for r in repo.all(SignIn)])  # only its digest is stored
+    assert sessions.token_of(repo, cookie[:-2] + "xx") is None  # a forged signature
+    sessions.revoke(second, token)
+    assert accounts.session_identity(repo, sessions.token_of(repo, cookie)) is None
+    assert accounts.session_identity(repo, other) is not None
+    accounts.set_password(second, "bob", "another good passphrase")
+    assert accounts.session_identity(repo, other) is None  # every open session ended
+    late, _ = sessions.open_session(repo, "bob")
+    repo.update(SignIn, sessions._digest(late), lambda r: r.model_copy(update={"expires": r.created}))
+    assert accounts.session_identity(repo, late) is None  # expired
+    sessions.open_session(repo, "bob")
+    assert len(repo.find(SignIn, account="bob")) == 1  # the expired one was removed
+
+
+def test_without_accounts_only_loopback_host_names_are_answered(ws, monkeypatch):
+    monkeypatch.delenv("AGENTLEARN_ALLOWED_HOSTS", raising=False)
+    for host in ("localhost:8501", "127.0.0.1:8501", "[::1]:8501", "LOCALHOST", ""):
+        assert accounts.host_problem(host, ws.repo) == "", host
+    for host in ("attacker.example", "attacker.example:8501", "localhost.attacker.example", "127.0.0.1.nip.io"):
+        assert "AGENTLEARN_ALLOWED_HOSTS" in accounts.host_problem(host, ws.repo), host
+    monkeypatch.setenv("AGENTLEARN_ALLOWED_HOSTS", "dash.lab.internal, other.example")
+    assert accounts.host_problem("dash.lab.internal:8501", ws.repo) == ""
+    accounts.add_user(ws.repo, "root", "admin", PASSWORD)
+    assert accounts.host_problem("attacker.example", ws.repo) == ""  # with accounts, signing in protects it

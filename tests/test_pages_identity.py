@@ -10,6 +10,7 @@ from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from agentlearn import accounts
+from pages import _ui
 from storage.records import InsightProposal, Job, Label
 from tests import test_pages
 from tests.seed import SUITE
@@ -167,3 +168,23 @@ def test_a_page_run_without_app_shows_nothing_of_the_store(raw_seeded, page):
     at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT).run()
     drawn = repr(at._tree)
     assert not at.title and SUITE not in drawn and "alice" not in drawn, drawn[:400]
+
+
+def test_a_password_change_or_sign_out_ends_an_open_tab(team):
+    at = _app()
+    _sign_in(at, "rita", PASSWORD)
+    assert "Signed in: rita (reviewer)" in [t.value for t in at.sidebar.text]
+    token = at.session_state[_ui.SESSION_KEY]
+    accounts.set_password(team.repo, "rita", "a new long passphrase")  # e.g. by an admin, elsewhere
+    at.run()
+    assert [t.value for t in at.title] == ["agentlearn"] and not at.sidebar.text  # the form again
+    _sign_in(at, "rita", "a new long passphrase")
+    assert at.session_state[_ui.SESSION_KEY] != token
+    click(at, "sign_out")
+    assert accounts.session_identity(team.repo, token) is None and not sessions_of(team, "rita")
+
+
+def sessions_of(ws, account_id: str) -> list:
+    from storage.records import SignIn
+
+    return ws.repo.find(SignIn, account=account_id)

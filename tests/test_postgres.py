@@ -198,8 +198,10 @@ def test_a_nul_character_is_refused_naming_the_record_and_nothing_of_the_batch_i
         db.put_many(batch)
     assert db.count(Label) == 0
     db.put(label(1, comment="a literal \\u0000 is fine"))  # six characters, no NUL
+    idle = len(db._idle)
     with pytest.raises(StoreError, match="holds a NUL"):
         db.update(Label, "label-0001", lambda r: r.model_copy(update={"comment": "\x00"}))
+    assert len(db._idle) == idle  # the rolled-back connection went back to the pool
     assert db.get(Label, "label-0001").comment == "a literal \\u0000 is fine"
 
 

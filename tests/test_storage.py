@@ -644,3 +644,14 @@ def test_stale_temp_files_are_removed_on_open_but_a_live_writers_are_kept(tmp_pa
         path.write_bytes(b"{")
     TinyDBRepository(tmp_path)
     assert [p.exists() for p in stale] == [False, False] and live.exists()
+
+
+def test_a_vector_folder_loses_the_temp_files_of_dead_writers_when_opened(tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".exemplars.npz.{dead.pid}.5.tmp"
+    stale.write_bytes(b"x")
+    VectorTable(tmp_path, "exemplars")
+    assert not stale.exists()

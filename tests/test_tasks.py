@@ -14,7 +14,7 @@ from agentlearn.graders import schema_valid
 from agentlearn.settings import Settings
 from agentlearn.toolcall import tool_by_name
 from agentlearn.workspace import open_workspace
-from storage.records import Exemplar, Suite, Task, ToolCall
+from storage.records import Exemplar, Message, Suite, Task, ToolCall
 
 RESET = {"type": "function", "function": {
     "name": "reset_password", "description": "Reset a password.",
@@ -515,6 +515,11 @@ def test_a_read_only_home_reads_and_refuses_writes_in_one_line(small_disk, tmp_p
     code, _, err = _cli(home, "tasks", "import", str(write(tmp_path / "b.jsonl", [line("c")])), "--suite", "t")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Read-only file system" in err, err
     assert str(home / "store") in err
+    code, out, err = _cli(home, "backup", "--out", str(tmp_path / "copy"))  # a copy only reads the store
+    assert code == 0, err
+    from storage import TinyDBRepository
+
+    assert TinyDBRepository(tmp_path / "copy" / "store").count(Task) == 2
 
 
 def test_an_unreachable_database_is_one_line_naming_the_host_not_the_password(monkeypatch, capsys):
@@ -525,3 +530,15 @@ def test_an_unreachable_database_is_one_line_naming_the_host_not_the_password(mo
     text = capsys.readouterr().err
     assert text.startswith("error: cannot connect to PostgreSQL at postgresql://me:***@127.0.0.1:1/x: ")
     assert len(text.strip().splitlines()) == 1 and "secret" not in text
+
+
+def test_the_request_is_the_last_word_of_whoever_the_agent_serves():
+    said = [Message(role="system", content="You are a shop's support agent."),
+            Message(role="customer", content="Where is order 77?"),
+            Message(role="assistant", content="Which address?"),
+            Message(role="customer", content="12 High Street."),
+            Message(role="tool", content="{}")]
+    assert tasks.request_text(said) == "12 High Street."
+    assert tasks.request_text([Message(role="user", content="Reset akhan")]) == "Reset akhan"
+    assert tasks.request_text([Message(role="system", content="Disk full on db-2")]) == "Disk full on db-2"  # an alert
+    assert tasks.request_text([]) == ""

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn.datasets import write_jsonl
-from agentlearn.feedback.index import task_map, task_text
+from agentlearn.feedback.index import task_map
 from agentlearn.paths import EXPORT_MARKER, check_out
 from agentlearn.redact import redact
+from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace
+from storage.files import write_atomic
 from storage.records import Correction, Label, Preference, Task, Trajectory
 
 KINDS = ("labels", "preferences", "corrections")
@@ -74,7 +76,7 @@ def _run(run: Trajectory | None, trajectory_id: str) -> dict[str, Any]:
 
 
 def _task(task: Task | None, task_id: str = "") -> dict[str, Any]:
-    out = {"task_id": task.id if task else task_id, "request": task_text(task),
+    out = {"task_id": task.id if task else task_id, "request": request_text(task.input) if task else "",
            "conversation": [m.model_dump() for m in task.input] if task else [],
            "expected_call": task.expected.model_dump() if task else None}
     if task is not None:
@@ -128,9 +130,7 @@ def write(ws: Workspace, fmt: str, out: str | Path | None = None, kinds: Sequenc
             write_jsonl(path, found)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(to_csv(found))
-            os.replace(tmp, path)
+            write_atomic(path, to_csv(found))
     return path, len(found)
 
 
