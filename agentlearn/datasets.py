@@ -14,7 +14,6 @@ it, checked for the columns its trainer needs, and stored as a DatasetExport wit
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,13 @@ from typing import Any
 
 from agentlearn import arg_kinds, verdicts
 from agentlearn.feedback import corrections
-from agentlearn.paths import file_part, inside
+from agentlearn.methods import EXPORT_KINDS
+from agentlearn.paths import check_out, file_part
 from agentlearn.prompts import build_prompt, instruction_for, task_messages
+from agentlearn.redact import redact
 from agentlearn.toolcall import format_tool_call, normalise_tool
 from agentlearn.workspace import Workspace
+from storage.files import write_atomic
 from storage.records import (
     Correction,
     DatasetExport,
@@ -39,7 +41,7 @@ from storage.records import (
     new_id,
 )
 
-KINDS = ("sft", "dpo", "grpo", "openai-sft", "openai-dpo")
+KINDS = EXPORT_KINDS
 PAIR_SOURCES = ("preferences", "ratings", "verifier")
 MIN_ROWS = 1
 # Columns each trainer reads; extra GRPO columns reach the reward functions as keyword arguments.
@@ -50,7 +52,6 @@ COLUMNS = {
     "openai-sft": ("messages", "tools"),
     "openai-dpo": ("input", "preferred_output", "non_preferred_output"),
 }
-_SECRET_VARS = ("OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ANTHROPIC_API_KEY")
 
 
 @dataclass
@@ -72,10 +73,11 @@ def export(ws: Workspace, kind: str, suite: str, out_path: str | Path | None = N
            pairs_from: tuple[str, ...] = ("preferences",), force: bool = False) -> DatasetExport:
     """Write one training file for a suite's train split, check it loads as TRL loads it, store its lineage.
 
-    `out_path` may not lie in the store or vectors folders, and replaces an existing file only with force.
+    `out_path` passes paths.check_out (never the workspace's own files; an existing file is replaced only
+    with force, and only if it is a .jsonl file).
     """
     if out_path:
-        check_out_path(ws, out_path, force)
+        out_path = check_out(ws.settings, out_path, force, suffixes=(".jsonl",))
     if kind not in KINDS:
         raise ValueError(f"unknown export kind {kind!r}; choose one of {', '.join(KINDS)}")
     unknown = [p for p in pairs_from if p not in PAIR_SOURCES]
@@ -96,20 +98,6 @@ def export(ws: Workspace, kind: str, suite: str, out_path: str | Path | None = N
                            correction_ids=_unique(data.correction_ids))
     ws.repo.put(record)
     return record
-
-
-def check_out_path(ws: Workspace, out_path: str | Path, force: bool = False) -> Path:
-    """The output file, or a ValueError if writing it could break the store or replace a file unasked."""
-    path = Path(out_path)
-    for folder in (ws.settings.store_dir, ws.settings.vectors_dir):
-        if inside(folder, path):
-            raise ValueError(f"--out {path}: that is inside the store folder {folder}; an export must never "
-                             "replace a store file. Write it elsewhere (default: the exports folder)")
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a folder; name a file")
-    if path.exists() and not force:
-        raise ValueError(f"--out {path} exists; pass --force to replace it, or name another file")
-    return path
 
 
 def train_tasks(ws: Workspace, suite: str) -> dict[str, Task]:
@@ -195,17 +183,9 @@ def row_problem(row: dict[str, Any], kind: str) -> str:
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write rows as JSON lines atomically, with known secrets redacted."""
+    """Write rows as JSON lines atomically, with secrets redacted."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    secrets = [v for k in _SECRET_VARS if len(v := os.environ.get(k, "")) >= 8]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            line = json.dumps(row, ensure_ascii=False)
-            for secret in secrets:
-                line = line.replace(secret, "[redacted]")
-            f.write(line + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, "".join(redact(json.dumps(row, ensure_ascii=False)) + "\n" for row in rows).encode())
 
 
 # --- SFT ---------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from agentlearn.accounts import (
     Identity,
     clean_name,
     configured,
-    current,
     find,
     identity_of,
     local_identity,
@@ -95,7 +94,7 @@ def require(repo: Repository, who: Identity | None, action: str) -> Identity:
         if who is None:
             raise AccessDenied(f"{what} needs an acting person")
         return Identity(name=who.name, role="admin", local=True)
-    now = current(repo, who)
+    now = _as_stored(repo, who)
     if now is None:
         raise AccessDenied(f"{what} needs the {role} role and a signed-in account"
                            + (f"; {who.name!r} has none" if who is not None else "")
@@ -103,6 +102,14 @@ def require(repo: Repository, who: Identity | None, action: str) -> Identity:
     if not now.can(role):
         raise AccessDenied(f"{what} needs the {role} role; {now.name} is {now.role}")
     return now
+
+
+def _as_stored(repo: Repository, who: Identity | None) -> Identity | None:
+    """The identity with the role the store holds now; None for the local user or a name without an account."""
+    if who is None or who.local:
+        return None
+    account = find(repo, who.name)
+    return identity_of(account) if account is not None else None
 
 
 # --- who acts on the command line ----------------------------------------------------------------

@@ -110,6 +110,15 @@ class Settings:
         return self.home / "exports"
 
     @property
+    def label_exports_dir(self) -> Path:
+        return self.home / "label-exports"
+
+    @property
+    def output_dirs(self) -> tuple[Path, ...]:
+        """The folders of the workspace that a chosen --out may write into (everything else there is its own)."""
+        return self.exports_dir, self.label_exports_dir, self.home / "backups"
+
+    @property
     def adapters_dir(self) -> Path:
         return self.home / "adapters"
 

@@ -7,12 +7,13 @@ import json
 
 import streamlit as st
 
-from agentlearn import exemplars, policy, retrieval
+from agentlearn import policy
 from agentlearn.feedback import index
-from agentlearn.memory import attribution
+from agentlearn.memory import attribution, exemplars, retrieval
 from agentlearn.methods import MODES, RETRIEVAL_MODES, SCORES
+from agentlearn.tasks import request_text
 from pages import _progress, _ui
-from storage.records import Exemplar, Message, Task, ToolCall
+from storage.records import Message, Task, ToolCall
 
 ws = _ui.workspace()
 _ui.keep("ex_suite", "ex_kinds", "ex_retired", "ex_sort", "ex_flagged")
@@ -37,10 +38,6 @@ bank = exemplars.bank(ws, suite, kinds, include_retired=retired)
 st.subheader(f"Bank ({len(bank):,} exemplars)")
 
 
-def _request(e: Exemplar) -> str:
-    return next((m.content for m in reversed(e.input) if m.role == "user"), "")
-
-
 effects = {r["id"]: r for r in attribution.exemplars(ws, suite).to_dict("records")}
 
 
@@ -56,7 +53,7 @@ s1, s2 = st.columns([2, 1])
 order = s1.selectbox("Sort by", ["newest", "attributed difference (worst first)", "times shown"], key="ex_sort")
 flagged_only = s2.checkbox("flagged only", key="ex_flagged",
                            help="Exemplars whose runs succeed clearly less often than runs of the same tasks without them.")
-rows = [{"id": e.id, "kind": e.kind, "active": e.active, "tool": e.tool, "request": _request(e)[:200],
+rows = [{"id": e.id, "kind": e.kind, "active": e.active, "tool": e.tool, "request": request_text(e.input)[:200],
          "call": json.dumps(e.call.arguments, ensure_ascii=False), "tags": ", ".join(e.tags), **_effect(e.id)}
         for e in bank[-2000:]]
 if flagged_only:
@@ -75,7 +72,7 @@ by_id = {e.id: e for e in bank}
 if not MANAGER:
     st.caption(f"Adding and retiring exemplars needs the {policy.role_for('manage_exemplars')} role.")
 chosen = st.multiselect("Retire exemplars", [e.id for e in bank if e.active], key="ex_retire_ids",
-                        format_func=lambda i: f"{i} · {by_id[i].tool} · {_request(by_id[i])[:60]}",
+                        format_func=lambda i: f"{i} · {by_id[i].tool} · {request_text(by_id[i].input)[:60]}",
                         placeholder="choose exemplars to retire") if MANAGER else []
 if MANAGER and st.button(f"Retire {len(chosen)} exemplar(s)", key="ex_retire", disabled=not chosen,
                          help="Retired exemplars stay in the store for audit but are never retrieved again."):
@@ -181,7 +178,7 @@ def _column(mode: str) -> None:
     for rank, h in enumerate(hits, 1):
         with st.container(border=True):
             st.text(f"#{rank} · {name} {h.score:.3f} · {h.exemplar.tool}")
-            st.text(_request(h.exemplar)[:160])
+            st.text(request_text(h.exemplar.input)[:160])
 
 
 if query.strip() and shown:

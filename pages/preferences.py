@@ -5,14 +5,17 @@ from __future__ import annotations
 import streamlit as st
 
 from agentlearn import preferences
-from agentlearn.feedback import index
+from agentlearn.feedback import corrections, index
+from agentlearn.feedback.corrections import CorrectionError
 from agentlearn.memory import proposals
 from agentlearn.methods import METHODS
+from agentlearn.tasks import request_text
 from pages import _labeling, _ui
 from storage.records import Adapter
 
 KEYS = [("A", "left is better"), ("B", "right is better"), ("T", "tie"), ("X", "both bad"),
-        ("E", "edit to fix"), ("N", "next pair")]
+        ("E", "edit to fix"), ("/", "the edit box, once open (Esc leaves it)"), ("N", "next pair")]
+FIX_BOX = "Corrected response (becomes the chosen one)"
 
 SOURCES = {"stored": "stored trajectories", "fresh": "fresh agent runs"}  # as the link names them: shown
 FINDING = "Finding two stored runs of one task with different answers…"  # the first time indexes the store
@@ -70,7 +73,11 @@ def _choose(choice: str) -> None:
     if pair is None:
         return
     fix = st.session_state.get("pref_fix_text", "") if st.session_state.get("pref_fix_open") else ""
-    preferences.record_choice(ws, pair, choice, name, corrected=fix)
+    try:
+        preferences.record_choice(ws, pair, choice, name, corrected=fix)
+    except CorrectionError as e:  # the pair and the edit stay, to be fixed
+        _ui.flash("Not saved: the corrected response " + " · ".join(e.problems), "error")
+        return
     words = {"A": "left is better", "B": "right is better", "tie": "tie", "both_bad": "both bad"}[choice]
     _ui.flash(f"Saved: {words}" + (" with a corrected response" if fix.strip() else ""))
     if st.session_state.get("pref_source") == SOURCES["fresh"]:
@@ -130,7 +137,7 @@ if source == SOURCES["fresh"]:
         else:
             task_id = st.selectbox("Task", [t.id for t in tasks], key="pref_task",
                                    format_func=lambda i: f"{index.task_map(ws)[i].sample_id}: "
-                                   f"{index.task_text(index.task_map(ws)[i])[:80]}")
+                                   f"{request_text(index.task_map(ws)[i].input)[:80]}")
             adapters = [""] + [a.id for a in ws.repo.all(Adapter)]
             specs = []
             for side, col in zip(("first", "second"), st.columns(2), strict=True):
@@ -165,6 +172,9 @@ if pair is None:
         st.button("Look again", key="pref_again", on_click=_new_stored_pair)
     st.stop()
 
+if pair.heldout:
+    st.info("Held-out task: the choice is stored and counted, but no training export uses it "
+            "(the evaluation would see its own answer).")
 with st.container(border=True):
     st.markdown("**Task**")
     _ui.messages([m for m in pair.prompt if m.role != "system"])
@@ -193,10 +203,16 @@ if st.session_state.get("pref_fix_open"):
     st.radio("Start from", ["A", "B"], index=None, key="pref_fix_side", horizontal=True, on_change=_start_fix_from,
              format_func=lambda s: "A (left)" if s == "A" else "B (right)",
              help="Fills the box with that answer to edit; what you typed yourself is kept.")
-    st.text_area("Corrected response (becomes the chosen one)", key="pref_fix_text", height=120)
-    st.caption("Click outside the box, then press A, B, T or X: the choice is saved with this correction.")
+    st.text_area(FIX_BOX, key="pref_fix_text", height=120)
+    _labeling.focus_key(FIX_BOX)
+    st.caption("Press Esc (or click outside the box), then A, B, T or X: the choice is saved with this correction.")
     pair = st.session_state.get("pair")
     fix = st.session_state.get("pref_fix_text", "")
+    if fix.strip() and task is not None:
+        try:
+            corrections.check_response(task, fix)
+        except CorrectionError as e:
+            st.error("Cannot be saved as it is: " + " · ".join(_ui.plain(p) for p in e.problems))
     if pair is not None and fix.strip() and fix not in (pair.left.output, pair.right.output):
         with st.expander("Also turn this correction into a playbook rule"):
             _labeling.propose_rule(ws, pair.first.suite, proposals.draft_from_fix(ws, pair.task_id, fix),

@@ -15,9 +15,10 @@ import streamlit as st
 from agentlearn import datasets
 from agentlearn.paths import confined
 from agentlearn.training import config as jc
-from agentlearn.training import jobs, preflight
+from agentlearn.training import jobs, preflight, sizing
 from pages import _charts as _plots
 from pages import _improve, _ui
+from pages import _progress as _progress_ui
 from storage.records import Adapter, DatasetExport, Job
 
 HINTS = {
@@ -49,7 +50,10 @@ preset_name = c[2].selectbox("Preset", presets, index=presets.index(jobs.default
                              help="cpu-tiny: 2 steps (a smoke test); cpu-small: minutes on a laptop; "
                                   "cuda-qlora: 4-bit QLoRA on a CUDA GPU")
 defaults = jc.preset(method, preset_name)
-steps = int(c[3].number_input("Steps", 1, 100_000, defaults.max_steps, key=f"tr_steps_{method}_{preset_name}"))
+# Empty steps and max length: sized from the data (training.sizing), as `train --suite` does.
+FROM_DATA = "from the data"
+steps = c[3].number_input("Steps", 1, 100_000, None, key=f"tr_steps_{method}_{preset_name}", placeholder=FROM_DATA,
+                          help=f"Empty: epochs over the rows, at most {defaults.max_steps} ({preset_name})")
 st.caption(HINTS[method])
 
 pairs_from: tuple[str, ...] = ("preferences",)
@@ -87,7 +91,8 @@ with st.expander("Settings"):
     c = st.columns(4)
     lr = c[0].number_input("Learning rate", 0.0, 1.0, defaults.learning_rate, format="%.6f", key=f"tr_lr_{method}")
     batch = int(c[1].number_input("Batch size", 1, 512, defaults.per_device_train_batch_size, key=f"tr_bs_{method}"))
-    max_length = int(c[2].number_input("Max tokens per row", 64, 32_768, defaults.max_length, key=f"tr_ml_{method}"))
+    max_length = c[2].number_input("Max tokens per row", 64, 32_768, None, key=f"tr_ml_{method}", placeholder=FROM_DATA,
+                                   help="Empty: the longest row's tokens and a margin, within the model's context")
     rank = int(c[3].number_input("LoRA rank", 1, 256, defaults.lora_r, key=f"tr_r_{method}"))
     init = st.selectbox("Start from adapter", [""] + list(adapters), key="tr_init",
                         format_func=lambda i: adapters[i].name if i else "the base model",
@@ -101,14 +106,18 @@ with st.expander("Settings"):
 
 
 def _config() -> jc.JobConfig:
-    """The job config from the form; paths read from records must lie inside the workspace."""
+    """The job config from the form, steps and max length sized from the data unless given; paths read from
+    records must lie inside the workspace."""
     home = ws.settings.home
     dataset = str(confined(home, chosen.path, f"the file of dataset export {chosen.id}")) if chosen else ""
     start = str(confined(home, adapters[init].path, f"the folder of adapter {init}")) if init else ""
-    return jc.preset(method, preset_name, max_steps=steps, dataset_path=dataset,
-                     export_id=chosen.id if chosen else "", suite=suite, learning_rate=float(lr),
-                     per_device_train_batch_size=batch, max_length=max_length, lora_r=rank, lora_alpha=2 * rank,
-                     init_adapter=start, **extra)
+    given = {k: int(v) for k, v in (("max_steps", steps), ("max_length", max_length)) if v is not None}
+    config = jc.preset(method, preset_name, dataset_path=dataset, export_id=chosen.id if chosen else "", suite=suite,
+                       learning_rate=float(lr), per_device_train_batch_size=batch, lora_r=rank, lora_alpha=2 * rank,
+                       init_adapter=start, **given, **extra)
+    sized, facts = sizing.prepare(config, ws.settings.models_dir, keep=tuple(given))
+    st.session_state["tr_sized"] = sizing.describe(sized, facts)
+    return sized
 
 
 c = st.columns([1, 1, 4])
@@ -123,6 +132,7 @@ try:
         st.session_state["tr_job"] = launched.id
         _ui.flash(f"Job {launched.id} started")
         st.session_state.pop("tr_report", None)
+        st.session_state.pop("tr_sized", None)
         st.rerun()
 except ValueError as e:
     st.error(_ui.plain(str(e)))
@@ -134,6 +144,8 @@ if report is not None:
         st.warning(_ui.plain(warning))
     if report.ok:
         st.success(f"Ready: {report.rows} rows, the longest needs {report.longest} tokens.")
+    if st.session_state.get("tr_sized"):
+        st.text(st.session_state["tr_sized"])
 
 
 # --- jobs --------------------------------------------------------------------------------------
@@ -153,15 +165,8 @@ def _charts(job: Job, key: str) -> None:
 
 def _progress(job: Job) -> None:
     p = jobs.progress(job)
-    eta = f" · ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
-    st.progress(p.fraction, text=f"{job.status} · step {job.step}/{job.max_steps} · {p.elapsed_s:.0f} s{eta}")
-
-
-def _log(job: Job, lines: int, empty: str) -> None:
-    try:
-        st.code(jobs.log_tail(ws, job, lines) or empty, language=None)
-    except ValueError as e:  # a record naming a file outside the workspace
-        st.error(_ui.plain(str(e)))
+    st.progress(p.fraction, text=f"{job.status} · " + _progress_ui.line(job.step, job.max_steps, "steps", p.elapsed_s,
+                                                                        p.eta_s))
 
 
 def _stop(job_id: str, save: bool) -> None:
@@ -221,7 +226,7 @@ def live() -> None:
             c[1].button("Stop and save", key=f"tr_save_{job.id}", on_click=_stop, args=(job.id, True),
                         disabled=stopping, help="save the adapter at the next step, then stop")
             _charts(job, f"live_{job.id}")
-            _log(job, 15, "(no output yet)")
+            _progress_ui.log(job, 15, "(no output yet)")
 
 
 st.subheader("Running")
@@ -266,4 +271,4 @@ with c[1]:
     st.json({k: v for k, v in job.config.items() if k in known or k == "method"}, expanded=False)
 _charts(job, f"hist_{job.id}")
 with st.expander("Log"):
-    _log(job, 200, "(no log)")
+    _progress_ui.log(job, 200, "(no log)")

@@ -64,6 +64,8 @@ class Task(Record):
 
 
 ArgKind = Literal["categorical", "extractive", "free_text"]
+# How an adapter is trained: declared once (Job.method), read by agentlearn.methods and training.
+TrainingMethod = Literal["sft", "dpo", "grpo"]
 
 
 DEFAULT_ERROR_CATEGORIES = ("wrong tool", "wrong argument", "missing argument", "invented value", "format")
@@ -136,6 +138,9 @@ class MemoryUsed(BaseModel):
     insights_version: int = 0
     reflections: list[str] = Field(default_factory=list)
     tools_offered: list[str] = Field(default_factory=list)  # a tool shortlist, when not every tool was offered
+    k: int = 0  # exemplars asked for (the suite's choice when the mode was auto); fewer may exist
+    tool_aware: bool = False
+    ranker: str = ""  # the tool ranker that ranked the tools to offer (and ordered the shots), when one did
 
 
 class Trajectory(Record):
@@ -336,7 +341,7 @@ class Job(Record):
     """A training job running (or run) in its own process."""
 
     table: ClassVar[str] = "jobs"
-    method: Literal["sft", "dpo", "grpo"]
+    method: TrainingMethod
     config: dict[str, Any]
     config_path: str = ""
     export_id: str = ""
@@ -344,6 +349,7 @@ class Job(Record):
     pid: int | None = None
     heartbeat: datetime | None = None
     step: int = 0
+    step_at: datetime | None = None  # when `step` was reached: the ETA's rate is measured up to it
     max_steps: int = 0
     events: list[JobEvent] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -395,6 +401,16 @@ class EvalRun(Record):
     ablated: list[str] = Field(default_factory=list)  # insight ids left out of the playbook (A/B of a bullet)
     trajectory_ids: list[str] = Field(default_factory=list)
     seconds: float = 0.0
+    # The options the run used, with every "auto" resolved (methods.RunOptions.to_dict); {} before they were kept.
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProgressEvent(BaseModel):
+    """One progress report of a child process: how much of its work was done, and when."""
+
+    done: int
+    total: int
+    at: datetime = Field(default_factory=now)
 
 
 class Process(Record):
@@ -414,6 +430,8 @@ class Process(Record):
     error: str = ""
     heartbeat: datetime | None = None
     finished: datetime | None = None
+    # The first report and the latest ones (agentlearn.processes keeps a bounded list): the ETA's rate.
+    events: list[ProgressEvent] = Field(default_factory=list)
 
 
 class LearningCurve(Record):
@@ -489,7 +507,29 @@ class Account(Record):
     password_hash: str
 
 
+class SignIn(Record):
+    """One signed-in browser session: the cookie's token is not stored, only its SHA-256 (the id).
+
+    `claim` is the SHA-256 of a one-time ticket the browser trades, within a minute, for the HttpOnly
+    cookie; `pending` holds the token until then. Signing out or a password change deletes the record.
+    """
+
+    table: ClassVar[str] = "sign_ins"
+    account: str  # the Account id
+    expires: datetime
+    claim: str = ""
+    pending: str = ""
+
+
+class Secret(Record):
+    """A server secret that every dashboard server on this store shares (the id names its use)."""
+
+    table: ClassVar[str] = "secrets"
+    value: str
+
+
 ALL_RECORDS: tuple[type[Record], ...] = (
     Task, Suite, Trajectory, Label, Claim, Resolution, Correction, Preference, Insight, InsightProposal, Reflection, Exemplar,
     DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account, Promotion, Improvement,
+    SignIn, Secret,
 )

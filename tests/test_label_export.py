@@ -65,7 +65,7 @@ def test_jsonl_csv_and_hf_formats_read_back(judged, tmp_path, monkeypatch):
     assert len(ds["preferences"]) == 2 and "[redacted]" in ds["preferences"]["response_a"]
     with pytest.raises(ValueError, match="exists and is not empty; pass --force"):
         export.write(judged, "hf", path, who=ME)
-    with pytest.raises(ValueError, match="inside the store folder"):
+    with pytest.raises(ValueError, match="inside the workspace"):
         export.write(judged, "jsonl", judged.settings.store_dir / "x.jsonl", who=ME)
     default, _ = export.write(judged, "csv", who=ME)
     assert default.parent == (judged.settings.home / "label-exports").resolve() and default.suffix == ".csv"

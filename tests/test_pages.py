@@ -10,10 +10,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentlearn import accounts
+from agentlearn import accounts, preferences, sessions
 from agentlearn.embeddings import hash_encode
 from agentlearn.feedback import labels, queue
 from agentlearn.settings import Settings
@@ -25,8 +26,12 @@ from storage.records import (
     Insight,
     InsightProposal,
     Label,
+    MemoryUsed,
+    Message,
     Preference,
+    ToolCall,
     Trajectory,
+    Verdict,
 )
 from tests.seed import HOSTILE, SUITE, admin_of, seed_workspace
 
@@ -60,7 +65,7 @@ def open_page(page: str | None, annotator: str = "", role: str = "admin", **quer
     if annotator:
         repo = open_repository(str(Settings.from_env().store_dir))
         account = accounts.find(repo, annotator) or accounts.add_user(repo, annotator, role, PASSWORD, who=admin_of(repo))
-        at.session_state[_ui.IDENTITY_KEY] = accounts.identity_of(account)  # as the sign-in form leaves it
+        at.session_state[_ui.SESSION_KEY] = sessions.open_session(repo, account.id)[0]  # as the sign-in form does
     at.query_params.update(query)
     at.run()
     if page:
@@ -137,7 +142,8 @@ def test_a_fresh_workspace_gets_the_demo_from_a_child_process(ws, monkeypatch, _
     _ui.clear()
     at = open_page(None)
     assert started == [(str(ws.settings.home), "demo", ["demo"])]
-    assert any("Creating the demo workspace: step 2 of 5" in p.proto.text for p in at.get("progress"))
+    assert any("Creating the demo workspace: 2 of 5 steps" in p.proto.text for p in at.get("progress"))
+    assert at.button(key="demo_stop")  # long work can be stopped, like every other child
     at.run()
     assert len(started) == 1  # once per server, not per run or per session
     _ui.clear()
@@ -276,6 +282,28 @@ def test_edit_to_fix_stores_the_correction(seeded):
     assert (p.choice, p.corrected) == ("both_bad", fixed)
 
 
+def test_edit_to_fix_refuses_what_is_not_a_call_of_the_schema(seeded):
+    at = open_page("pages/preferences.py", pair="tr0ok.tr0bad.0")
+    click(at, "pref_e")
+    for text, problem in (("just reset it", "holds no tool call"),
+                          ('<tool_call>{"name": "reset_password", "arguments": {"username": "akhan", "via": "sms"}}'
+                           '</tool_call>', "argument 'via' is not one of the tool's parameters")):
+        at.text_area(key="pref_fix_text").input(text).run()
+        assert any(problem in e.value for e in at.error)  # said while typing
+        click(at, "pref_a")
+        assert any("Not saved" in e.value and problem in e.value for e in at.error)
+        assert seeded.repo.find(Preference, annotator="alice") == []
+        assert preferences.pair_key(at.session_state["pair"]) == "tr0ok.tr0bad.0"  # the pair and the edit stay
+        assert at.text_area(key="pref_fix_text").value == text
+
+
+def test_a_heldout_pair_is_marked(seeded):
+    at = open_page("pages/preferences.py", pair="tr0ok.tr0bad.0")
+    assert not any("Held-out task" in i.value for i in at.info)
+    at = open_page("pages/preferences.py", pair="tr1ok.tr1bad.0")
+    assert any("Held-out task" in i.value for i in at.info)
+
+
 def test_an_edit_to_fix_becomes_a_playbook_proposal(seeded):
     at = open_page("pages/preferences.py")
     click(at, "pref_e")
@@ -383,6 +411,38 @@ def test_overview_counts_agreement_and_evals(seeded):
     assert len(evals) == 1 and len(evals[0].value) == 2
 
 
+def test_the_overview_suite_applies_to_every_chart(seeded):
+    other = [Trajectory(id=f"other{i}", task_id="other:t0", suite="other", split="heldout", prompt=[], output="x",
+                        verdict=Verdict(success=False, reward=0.0, reason=""),
+                        memory=MemoryUsed(method="reflexion")) for i in range(3)]
+    seeded.repo.put_many(other)
+    seeded.repo.put(EvalRun(suite="other", split="heldout", method="none", n=3, name_accuracy=0.0,
+                            call_accuracy=0.0, model="m"))
+    at = open_page("pages/overview.py")
+    for suite, methods, evals in ((SUITE, {"exemplars", "none"}, 2), ("other", {"reflexion"}, 1)):
+        at.selectbox(key="ov_suite").select(suite).run()
+        by_method = [c for c in at.get("plotly_chart") if "success %" in c.proto.spec]
+        assert by_method and all(('"' + m + '"' in c.proto.spec) == (m in methods) for c in by_method
+                                 for m in ("exemplars", "none", "reflexion"))
+        (table,) = [d.value for d in at.dataframe if "call accuracy" in d.value.columns]
+        assert set(table["suite"]) == {suite} and len(table) == evals
+
+
+def test_the_time_axis_never_repeats_a_label():
+    from pages import _charts
+
+    hours = pd.DataFrame({"period": pd.date_range("2026-12-01", periods=20, freq="h"), "method": "none",
+                          "runs": 1, "success %": 50.0})
+    hours.attrs.update(bucket="hour", seconds=3600, tickformat="%b %d %H:%M")
+    axis = _charts.success_over_time(hours).layout.xaxis
+    assert axis.dtick == 3 * 3600 * 1000 and pd.Timestamp(axis.tick0) == hours["period"][0]
+    ticks = pd.date_range(hours["period"][0], hours["period"].iloc[-1], freq="3h")
+    assert len({t.strftime(axis.tickformat) for t in ticks}) == len(ticks)
+    months = hours.assign(period=pd.date_range("2026-01-01", periods=20, freq="MS"))
+    months.attrs.update(bucket="month", seconds=2629746, tickformat="%b %Y")
+    assert _charts.success_over_time(months).layout.xaxis.dtick == "M3"
+
+
 def test_overview_on_an_empty_store_says_what_to_do(ws, monkeypatch, _navigation_like_a_server):
     monkeypatch.setenv("AGENTLEARN_DEMO", "0")
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
@@ -418,6 +478,18 @@ def test_exemplar_bank_add_retire_and_retrieval_modes(seeded):
     assert "ref-0" not in str(texts)  # retired: never retrieved
     at.multiselect(key="ex_query_tags").select("accounts").run()
     assert not any("no tag chosen" in t.value for t in at.text)
+
+
+def test_exemplar_requests_show_for_people_in_any_role(seeded):
+    said = "My order 77 never arrived, please refund it."
+    seeded.repo.put(Exemplar(id="ex-customer", suite=SUITE, task_id="", kind="manual", tool="create_ticket",
+                             input=[Message(role="system", content="You are a shop's support agent."),
+                                    Message(role="customer", content=said)],
+                             call=ToolCall(name="create_ticket", arguments={"title": "refund 77"})))
+    at = open_page("pages/exemplars.py")
+    table = at.dataframe[0].value.set_index("id")
+    assert table.loc["ex-customer", "request"] == said
+    assert table.loc["ref-0", "request"] == "I forgot my password, user akhan, email me."
 
 
 def test_bad_exemplar_arguments_are_refused_clearly(seeded):
@@ -487,7 +559,7 @@ def test_evaluate_and_run_start_the_real_cli_in_a_child_process(seeded, shared_m
         while record.status == "running" and time.time() < deadline:
             time.sleep(1)
             record = processes.get(seeded, record.id)
-        assert record.status == "succeeded", (record.error, processes.tail(record))
+        assert record.status == "succeeded", (record.error, processes.tail(seeded, record))
         return record
 
     at = open_page("pages/evaluate.py")

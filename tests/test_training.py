@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentlearn import datasets
+from agentlearn import datasets, processes
 from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight, runner
 from agentlearn.training.control import CONTROL_FILE, STOP
 from storage.records import ALL_RECORDS, Adapter, DatasetExport, Job, Task
 from tests.seed import ME
-from tests.test_datasets import SUITE, call_text, mini_suite, prefer
+from tests.test_datasets import LINES, SUITE, call_text, mini_suite, prefer
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_mod
     job = jobs.launch(ws, cfg, who=ME)
     assert job.pid and Path(job.config_path).name == "job.yaml" and jc.load(job.config_path) == cfg
     job = jobs.wait(ws, job.id, timeout=600)
-    assert job.status == "succeeded", jobs.log_tail(ws, job)
+    assert job.status == "succeeded", processes.tail(ws, job)
     assert job.step == 2 and job.max_steps == 2 and job.finished and job.error == ""
     assert [e.step for e in job.events if "loss" in e.values] == [1, 2]
     assert job.metrics["train_loss"] > 0 and job.metrics["rows"] == 4
@@ -178,7 +178,7 @@ def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_mod
     assert saved["trainable_token_indices"]  # the added <tool_call> tokens' rows travel with the adapter
     assert "<tool_call>" in (Path(adapter.path) / "tokenizer.json").read_text()
     assert isinstance(generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0]), str)
-    log = jobs.log_tail(ws, job, 200)
+    log = processes.tail(ws, job, 200)
     assert "train_runtime" in log
     assert "gemm_4bit" not in log and "pip install kernels" not in log  # no optional-kernel notice on CPU
     assert jobs.progress(job).fraction == 1.0
@@ -233,7 +233,7 @@ def test_stop_and_save_writes_a_usable_adapter(ws, tmp_path, base_model):
     assert _wait_for_step(ws, job.id).status == "running"
     assert jobs.stop(ws, job.id, save=True, who=ME).status == "stopping"
     job = jobs.wait(ws, job.id, timeout=300)
-    assert job.status == "stopped", jobs.log_tail(ws, job)
+    assert job.status == "stopped", processes.tail(ws, job)
     assert 1 <= job.step < 500 and job.adapter_id
     adapter = ws.repo.get(Adapter, job.adapter_id)
     assert generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0])
@@ -333,12 +333,34 @@ def test_training_page_exports_checks_launches_and_shows_history(page_ws, tmp_pa
     (job,) = ws.repo.all(Job)
     assert job.config["preset"] == "cpu-tiny" and job.config["suite"] == SUITE
     job = jobs.wait(ws, job.id, timeout=600)
-    assert job.status == "succeeded", jobs.log_tail(ws, job)
+    assert job.status == "succeeded", processes.tail(ws, job)
     at.run()
     assert not at.exception
     assert job.id in at.dataframe[0].value["job"].tolist()
     assert at.dataframe[0].value["status"].tolist() == ["succeeded"]
     assert len(at.get("plotly_chart")) >= 1  # the finished job's loss curve
+
+
+def test_training_page_sizes_the_job_from_the_data(page_ws, tmp_path):
+    """Rows longer than the preset's max_length (1,024) are not refused: the page sizes the job as
+    `train --suite` does, and says what it will use."""
+    ws = page_ws
+    long = "Please help, here is the whole story. " + "My account is locked again. " * 160
+    mini_suite(ws, tmp_path, lines=[(sid, long + text, name, args) for sid, text, name, args in LINES])
+    at = open_training()
+    at.selectbox(key="tr_suite").set_value(SUITE)
+    at.selectbox(key="tr_preset").set_value("cpu-small").run()
+    _button(at, "tr_do_export").click().run()
+    _button(at, "tr_check").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert "Ready: 4 rows" in at.success[0].value
+    longest = int(at.success[0].value.split("the longest needs ")[1].split()[0])
+    assert longest > jc.preset("sft", "cpu-small").max_length  # the preset alone would refuse every row
+    (said,) = [t.value for t in at.text if "from the data" in t.value]
+    assert f"the longest needs {longest} tokens" in said and "6 steps (from the data)" in said
+    at.number_input(key="tr_steps_sft_cpu-small").set_value(3)
+    _button(at, "tr_check").click().run()
+    assert any("3 steps (as given), max_length" in t.value and "(from the data)" in t.value for t in at.text)
 
 
 def test_training_page_stop_and_save_writes_the_request(page_ws, tmp_path):
@@ -349,7 +371,7 @@ def test_training_page_stop_and_save_writes_the_request(page_ws, tmp_path):
     job = ws.repo.put(Job(method="sft", config={"suite": SUITE}, status="running", pid=os.getpid(), heartbeat=now(),
                           step=3, max_steps=10))
     at = open_training()
-    assert "step 3/10" in at.get("progress")[0].proto.text
+    assert "3 of 10 steps" in at.get("progress")[0].proto.text
     _button(at, f"tr_save_{job.id}").click().run()
     assert not at.exception
     assert (ws.settings.jobs_dir / job.id / CONTROL_FILE).read_text() == "stop_and_save"

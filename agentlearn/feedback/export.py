@@ -22,15 +22,17 @@ from typing import Any
 
 from agentlearn import policy
 from agentlearn.accounts import Identity
-from agentlearn.datasets import check_out_path, write_jsonl
-from agentlearn.feedback.index import task_map, task_text
-from agentlearn.paths import inside
+from agentlearn.datasets import write_jsonl
+from agentlearn.feedback.index import task_map
+from agentlearn.paths import EXPORT_MARKER, check_out
+from agentlearn.redact import redact
+from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace
+from storage.files import write_atomic
 from storage.records import Correction, Label, Preference, Task, Trajectory
 
 KINDS = ("labels", "preferences", "corrections")
 FORMATS = ("jsonl", "csv", "hf")
-_SECRET_VARS = ("OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ANTHROPIC_API_KEY")
 
 
 # --- rows --------------------------------------------------------------------------------------------
@@ -76,7 +78,7 @@ def _run(run: Trajectory | None, trajectory_id: str) -> dict[str, Any]:
 
 
 def _task(task: Task | None, task_id: str = "") -> dict[str, Any]:
-    out = {"task_id": task.id if task else task_id, "request": task_text(task),
+    out = {"task_id": task.id if task else task_id, "request": request_text(task.input) if task else "",
            "conversation": [m.model_dump() for m in task.input] if task else [],
            "expected_call": task.expected.model_dump() if task else None}
     if task is not None:
@@ -100,7 +102,7 @@ def columns(found: list[dict[str, Any]]) -> list[str]:
 
 def to_jsonl(found: list[dict[str, Any]]) -> bytes:
     """The rows as JSON lines (for a download button), with known secrets redacted."""
-    return _redact("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in found)).encode("utf-8")
+    return redact("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in found)).encode("utf-8")
 
 
 def to_csv(found: list[dict[str, Any]]) -> bytes:
@@ -110,7 +112,7 @@ def to_csv(found: list[dict[str, Any]]) -> bytes:
     writer.writeheader()
     for r in found:
         writer.writerow(flat(r))
-    return _redact(buf.getvalue()).encode("utf-8")
+    return redact(buf.getvalue()).encode("utf-8")
 
 
 def write(ws: Workspace, fmt: str, out: str | Path | None = None, kinds: Sequence[str] = KINDS, suite: str = "",
@@ -126,37 +128,28 @@ def write(ws: Workspace, fmt: str, out: str | Path | None = None, kinds: Sequenc
     if not found:
         raise ValueError("nothing to export: no labels, preferences or corrections"
                          + (f" in suite {suite!r}" if suite else "") + " yet")
-    path = Path(out) if out else default_path(ws, fmt)
+    path = check_out(ws.settings, out or default_path(ws, fmt), force, folder=fmt == "hf", suffixes=(f".{fmt}",))
     if fmt == "hf":
-        _write_hf(ws, path, found, force)
+        _write_hf(path, found)
     else:
-        check_out_path(ws, path, force)
         if fmt == "jsonl":
             write_jsonl(path, found)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(to_csv(found))
-            os.replace(tmp, path)
-    return path.resolve(), len(found)
+            write_atomic(path, to_csv(found))
+    return path, len(found)
 
 
 def default_path(ws: Workspace, fmt: str) -> Path:
     """Where an export goes unless told: the workspace's label-exports folder, named by the time."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-    return ws.settings.home / "label-exports" / (f"labels-{stamp}" + ("" if fmt == "hf" else f".{fmt}"))
+    return ws.settings.label_exports_dir / (f"labels-{stamp}" + ("" if fmt == "hf" else f".{fmt}"))
 
 
-def _write_hf(ws: Workspace, path: Path, found: list[dict[str, Any]], force: bool) -> None:
+def _write_hf(path: Path, found: list[dict[str, Any]]) -> None:
+    """Write the dataset folder beside `path`, then swap it in (check_out allowed replacing what is there)."""
     from datasets import Dataset, DatasetDict
 
-    for folder in (ws.settings.store_dir, ws.settings.vectors_dir):
-        if inside(folder, path):
-            raise ValueError(f"--out {path}: that is inside the store folder {folder}; write the dataset elsewhere")
-    if path.is_file():
-        raise ValueError(f"--out {path} is a file; a Hugging Face dataset is a folder")
-    if path.exists() and any(path.iterdir()) and not force:
-        raise ValueError(f"--out {path} exists and is not empty; pass --force to replace it, or name another folder")
     splits = {}
     for kind in KINDS:
         part = [flat(r) for r in found if r["record"] == kind.rstrip("s")]
@@ -165,22 +158,16 @@ def _write_hf(ws: Workspace, path: Path, found: list[dict[str, Any]], force: boo
             cols = columns(part)
             splits[kind] = Dataset.from_list([{c: _redact_value(r.get(c)) for c in cols} for r in part])
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    for leftover in (tmp, old):  # only ever this process's own scratch folders
+        shutil.rmtree(leftover, ignore_errors=True)
     DatasetDict(splits).save_to_disk(str(tmp))
+    (tmp / EXPORT_MARKER).write_text("a label export (agentlearn labels export --format hf)\n")
     if path.exists():
-        shutil.rmtree(path)
+        os.replace(path, old)  # an earlier export (marked) or an empty folder
     os.replace(tmp, path)
-
-
-def _secrets() -> list[str]:
-    return [v for k in _SECRET_VARS if len(v := os.environ.get(k, "")) >= 8]
-
-
-def _redact(text: str) -> str:
-    for secret in _secrets():
-        text = text.replace(secret, "[redacted]")
-    return text
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _redact_value(value: Any) -> Any:
-    return _redact(value) if isinstance(value, str) else value
+    return redact(value) if isinstance(value, str) else value

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 
+from agentlearn import redact
 from agentlearn.training import config as job_config
 from agentlearn.training import quiet
 from agentlearn.training.jobs import new_job, run_job
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True, help="the job's YAML config")
     p.add_argument("--job-id", default="", help="the stored Job to run (default: store a new one)")
     args = p.parse_args(argv)
+    redact.install()  # the job's output is its log, shown on the Training page: no secrets in it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet.install()
     try:
