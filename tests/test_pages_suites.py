@@ -90,5 +90,5 @@ def test_only_admins_import_a_suite(seeded):
     for role in ("annotator", "reviewer"):
         at = open_page(PAGE, annotator=f"a-{role}", role=role)
         assert not at.get("file_uploader") and "su_import_go" not in [b.key for b in at.button]
-        with pytest.raises(PermissionError, match="importing a suite needs the admin role"):
+        with pytest.raises(PermissionError, match="importing suites and adapters needs the admin role"):
             tasks.import_upload(seeded, at.session_state[_ui.IDENTITY_KEY], "x.jsonl", b"{}", "x")

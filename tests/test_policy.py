@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from agentlearn import accounts, exemplars, insights, policy, processes, tasks
+from agentlearn import accounts, policy, processes, tasks
 from agentlearn.feedback import disagreements, export
-from agentlearn.memory import proposals
+from agentlearn.memory import exemplars, insights, proposals
 from agentlearn.training import gate
 from storage.records import Exemplar, Insight, InsightProposal, Message, Process, Resolution, ToolCall
 from tests import test_pages
