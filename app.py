@@ -12,14 +12,15 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from agentlearn import accounts, processes
-from pages import _ui
+from agentlearn import accounts, processes, sessions
+from pages import _progress, _ui
 from storage.records import Adapter, Task, Trajectory
 
 st.set_page_config(page_title="agentlearn", page_icon=":material/psychology:", layout="wide")
 
 
 WANTED_KEY = "_wanted_url"
+TICKET_KEY = "_session_ticket"  # the one-time ticket the browser trades for the session cookie
 
 
 def _back_to_the_link(pages: list, current) -> None:
@@ -35,6 +36,7 @@ def _back_to_the_link(pages: list, current) -> None:
 
 def _alone(page_function) -> None:
     """Run one page and nothing else, whichever page the link named: no real page is registered or listed."""
+    _ui.gate_passed(False)
     paths = [p.url_path for p in _pages() if p.url_path]  # the default page's is ""
     st.navigation([st.Page(page_function, title="agentlearn", default=True)]
                   + [st.Page(page_function, title="agentlearn", url_path=path) for path in paths],
@@ -43,12 +45,14 @@ def _alone(page_function) -> None:
 
 
 def _refusal() -> None:
-    st.error(_ui.plain(accounts.serving_problem(st.get_option("server.address"), _ui.workspace().repo)))
+    repo = _ui.gate_workspace().repo
+    st.error(_ui.plain(accounts.serving_problem(st.get_option("server.address"), repo)
+                       or accounts.host_problem(_ui.request_host(), repo)))
 
 
 def _sign_in_form() -> None:
     """The username/password form; a correct pair puts the identity in this session's state."""
-    repo = _ui.workspace().repo
+    repo = _ui.gate_workspace().repo
     # The link opened (page and query, e.g. ?trajectory=ID): shown once signed in.
     st.session_state.setdefault(WANTED_KEY, (urlsplit(st.context.url or "").path, st.query_params.to_dict()))
     st.title("agentlearn")
@@ -59,24 +63,41 @@ def _sign_in_form() -> None:
         sent = st.form_submit_button("Sign in", type="primary")
     if sent:
         try:
-            st.session_state[_ui.IDENTITY_KEY] = accounts.sign_in(repo, name, password)
+            who = accounts.sign_in(repo, name, password, client=_ui.client_address())
         except ValueError as e:
             st.error(_ui.plain(str(e)))
         else:
+            token, ticket = sessions.open_session(repo, accounts.name_key(who.name))
+            st.session_state[_ui.SESSION_KEY], st.session_state[TICKET_KEY] = token, ticket
             st.session_state.pop("signin_password", None)
             st.rerun()
 
 
+def _fetch_cookie() -> None:
+    """Have the browser trade this sign-in's ticket for the HttpOnly session cookie (serve.py's route).
+
+    An image is the one request a page can make without JavaScript; a reload or a link opened later
+    then carries the cookie. Under plain `streamlit run app.py` the route is missing: the sign-in then
+    lasts as long as the browser tab.
+    """
+    ticket = st.session_state.get(TICKET_KEY)
+    if ticket:
+        base = "/" + st.get_option("server.baseUrlPath").strip("/")
+        url = f"{base.rstrip('/')}{sessions.CLAIM_PATH}?ticket={ticket}"
+        st.html(f'<img src="{url}" alt="" width="1" height="1" style="position:absolute;opacity:0">')
+
+
 def _sign_out() -> None:
+    sessions.revoke(_ui.gate_workspace().repo, st.session_state.get(_ui.SESSION_KEY))  # its cookie signs nobody in
     for key in list(st.session_state):
         del st.session_state[key]  # nothing of the last person's session stays
 
 
 def _identity_sidebar() -> accounts.Identity:
     """Who this session acts for: the local user without accounts, else the signed-in account (or the form)."""
-    repo = _ui.workspace().repo
+    repo = _ui.gate_workspace().repo
     problem = accounts.serving_problem(st.get_option("server.address"), repo)
-    if problem:
+    if problem or accounts.host_problem(_ui.request_host(), repo):
         _alone(_refusal)
     if not accounts.configured(repo):
         who = st.session_state[_ui.IDENTITY_KEY] = accounts.local_identity()
@@ -84,11 +105,15 @@ def _identity_sidebar() -> accounts.Identity:
         st.sidebar.caption("No accounts: served on this machine only (127.0.0.1). Add accounts with "
                            "`python -m agentlearn users add NAME --role ROLE` to serve a team.")
         return who
-    who = accounts.current(repo, st.session_state.get(_ui.IDENTITY_KEY))
-    if who is None:  # never signed in, signed in locally before accounts existed, or the account is gone
-        st.session_state.pop(_ui.IDENTITY_KEY, None)
+    # This tab's session, else the one the browser's cookie names (a reload, a typed URL, a shared link).
+    token = st.session_state.get(_ui.SESSION_KEY) or sessions.token_of(repo, st.context.cookies.get(sessions.COOKIE))
+    who = accounts.session_identity(repo, token)
+    if who is None:  # never signed in, signed out, session expired or revoked, or the account is gone
+        for key in (_ui.IDENTITY_KEY, _ui.SESSION_KEY, TICKET_KEY):
+            st.session_state.pop(key, None)
         _alone(_sign_in_form)
-    st.session_state[_ui.IDENTITY_KEY] = who
+    st.session_state[_ui.IDENTITY_KEY], st.session_state[_ui.SESSION_KEY] = who, token
+    _fetch_cookie()
     st.sidebar.text(f"Signed in: {who.name} ({who.role})")
     st.sidebar.button("Sign out", key="sign_out", on_click=_sign_out, icon=":material/logout:")
     return who
@@ -129,7 +154,8 @@ def _demo_progress(process_id: str) -> None:
             st.rerun()  # a step finished: redraw the page with what it stored, as the notice promises
     elif process.status != "succeeded":
         st.error("The demo workspace could not be created (`python -m agentlearn demo` failed):")
-        st.code(f"{process.error}\n{processes.tail(process)}", language=None)
+        st.code(process.error or "no reason recorded", language=None)
+        _progress.log(process, 30, "(no output)")
     elif not st.session_state.get("demo_seen"):
         st.session_state["demo_seen"] = True
         st.rerun()  # redraw the page with the finished demo
@@ -171,6 +197,7 @@ def _allowed(pages: list, who: accounts.Identity) -> list:
 
 
 who = _identity_sidebar()
+_ui.gate_passed(True)  # only now may a page draw (pages/_ui.py through_app)
 allowed = _allowed(_pages(), who)
 page = st.navigation(allowed)
 _back_to_the_link(allowed, page)

@@ -22,16 +22,20 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn import zxcvbn
 
+from agentlearn import sessions
 from storage import Repository
 from storage.records import Account
 
 ROLES = ("annotator", "reviewer", "admin")
 MAX_NAME = 64
 MIN_PASSWORD = 8
+MIN_STRENGTH = 3  # zxcvbn's score: 3 is "safely unguessable" for an online attack slowed by the throttle
 # Letters of these scripts are written together (Japanese, Korean): one script for the mixing rule.
 _SCRIPT_GROUPS = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK", "IDEOGRAPHIC": "CJK"}
 _NAME_PUNCTUATION = set(" .-_'@")
@@ -123,9 +127,19 @@ def _existing(repo: Repository, name: str) -> Account:
     return account
 
 
-def _check_password(password: str) -> str:
+def _check_password(password: str, name: str = "") -> str:
+    """The password, or a ValueError saying why it is too easy to guess.
+
+    zxcvbn (Dropbox's estimator, with its lists of common passwords, names and words, keyboard patterns
+    and repeats) scores it 0-4; below MIN_STRENGTH it is refused with zxcvbn's own advice.
+    """
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
+    verdict = zxcvbn(password[:100], user_inputs=[name] if name else [])  # its cost grows with the length
+    if verdict["score"] < MIN_STRENGTH:
+        why = verdict["feedback"]["warning"] or "it is easy to guess"
+        advice = " ".join(verdict["feedback"]["suggestions"])
+        raise ValueError(f"that password is too weak: {why.rstrip('.')}. {advice}".strip())
     return password
 
 
@@ -139,7 +153,7 @@ def add_user(repo: Repository, name: str, role: str, password: str) -> Account:
     if taken is not None:
         raise ValueError(f"the name {shown!r} is taken (by {taken.name!r}): names are unique regardless of case "
                          "and Unicode form")
-    return repo.put(Account(id=key, name=shown, role=role, password_hash=_HASHER.hash(_check_password(password))))
+    return repo.put(Account(id=key, name=shown, role=role, password_hash=_HASHER.hash(_check_password(password, shown))))
 
 
 def _admins_after(repo: Repository, key: str, role: str | None) -> int:
@@ -156,10 +170,12 @@ def set_role(repo: Repository, name: str, role: str) -> Account:
 
 
 def set_password(repo: Repository, name: str, password: str) -> Account:
-    """Replace an account's password."""
+    """Replace an account's password; every open session of the account ends (it signs in again)."""
     account = _existing(repo, name)
-    digest = _HASHER.hash(_check_password(password))
-    return repo.update(Account, account.id, lambda a: a.model_copy(update={"password_hash": digest}))
+    digest = _HASHER.hash(_check_password(password, account.name))
+    updated = repo.update(Account, account.id, lambda a: a.model_copy(update={"password_hash": digest}))
+    sessions.revoke_account(repo, account.id)
+    return updated
 
 
 def remove_user(repo: Repository, name: str) -> Account:
@@ -169,6 +185,7 @@ def remove_user(repo: Repository, name: str) -> Account:
     if account.role == "admin" and others and not _admins_after(repo, account.id, None):
         raise ValueError(f"{account.name!r} is the last admin: make another admin first")
     repo.delete(Account, account.id)
+    sessions.revoke_account(repo, account.id)
     return account
 
 
@@ -182,6 +199,13 @@ def current(repo: Repository, identity: Identity | None) -> Identity | None:
     if identity is None or identity.local:
         return None
     account = find(repo, identity.name)
+    return identity_of(account) if account is not None else None
+
+
+def session_identity(repo: Repository, token: str | None) -> Identity | None:
+    """The identity a session token signs in (roles as the store says now), or None."""
+    account_id = sessions.account_of(repo, token)
+    account = repo.get(Account, account_id) if account_id else None
     return identity_of(account) if account is not None else None
 
 
@@ -209,59 +233,118 @@ def require(identity: Identity | None, role: str, action: str) -> Identity:
 
 
 class LoginThrottle:
-    """Failed sign-ins per name: after FREE failures each further try waits twice as long (to MAX_WAIT_S)."""
+    """Sign-in attempts per client and per name, checked and counted in one step under one lock.
+
+    Every attempt counts as a failure when it is let through (a success takes its count back), so
+    simultaneous guesses cannot all pass the check before any of them is counted. A client with FREE
+    failures waits twice as long after each further one (to MAX_WAIT_S): it is refused until then. A name
+    with FREE failures (from anyone) is not refused: its attempts are spaced NAME_SPACING_S apart, each
+    waiting at most NAME_MAX_WAIT_S, so guessing one name from many clients is slow while its owner, from a
+    client that has not failed, still gets in after a bounded delay. Counts are forgotten FORGET_S after
+    their last failure: no lockout is permanent.
+    """
 
     FREE = 5
     MAX_WAIT_S = 300.0
+    NAME_SPACING_S = 1.0
+    NAME_MAX_WAIT_S = 10.0
+    FORGET_S = 900.0
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._failures: dict[str, tuple[int, float]] = {}  # key -> (failures, time of the last one)
+        self._clients: dict[str, tuple[int, float]] = {}  # client -> (failures, time of the last one)
+        self._names: dict[str, tuple[int, float]] = {}  # name key -> (failures, time of the last one)
+        self._name_next: dict[str, float] = {}  # name key -> earliest time its next attempt may run
 
-    def wait_s(self, key: str) -> float:
-        """Seconds before this name may try again (0 when it may try now)."""
-        with self._lock:
-            count, last = self._failures.get(key, (0, 0.0))
+    def _count(self, table: dict[str, tuple[int, float]], key: str, now: float) -> tuple[int, float]:
+        count, last = table.get(key, (0, 0.0))
+        if count and now - last > self.FORGET_S:
+            table.pop(key, None)
+            return 0, 0.0
+        return count, last
+
+    def _client_wait(self, client: str, now: float) -> float:
+        count, last = self._count(self._clients, client, now)
         if count < self.FREE:
             return 0.0
-        delay = min(self.MAX_WAIT_S, 2.0 ** (count - self.FREE + 1))
-        return max(0.0, last + delay - self._clock())
+        return max(0.0, last + min(self.MAX_WAIT_S, 2.0 ** (count - self.FREE + 1)) - now)
 
-    def failed(self, key: str) -> None:
-        """Count a failed sign-in."""
+    def wait_s(self, client: str) -> float:
+        """Seconds before this client may try again (0 when it may try now)."""
         with self._lock:
-            count, _ = self._failures.get(key, (0, 0.0))
-            self._failures[key] = (count + 1, self._clock())
+            return self._client_wait(client, self._clock())
 
-    def succeeded(self, key: str) -> None:
-        """Forget the failures of a name that signed in."""
+    def admit(self, client: str, name: str) -> float:
+        """Let one attempt through and count it, or ValueError; returns the seconds it must wait first."""
         with self._lock:
-            self._failures.pop(key, None)
+            now = self._clock()
+            wait = self._client_wait(client, now)
+            if wait > 0:
+                raise ValueError(f"too many failed sign-ins from this address: try again in {wait:.0f} s")
+            delay = 0.0
+            if self._count(self._names, name, now)[0] >= self.FREE:
+                slot = max(now, self._name_next.get(name, 0.0))
+                delay = slot - now
+                if delay > self.NAME_MAX_WAIT_S:
+                    raise ValueError(f"too many failed sign-ins for this name: try again in "
+                                     f"{delay - self.NAME_MAX_WAIT_S:.0f} s")
+                self._name_next[name] = slot + self.NAME_SPACING_S
+            for table, key in ((self._clients, client), (self._names, name)):
+                count, _ = self._count(table, key, now)
+                table[key] = (count + 1, now)
+            return delay
+
+    def succeeded(self, client: str, name: str) -> None:
+        """Take back the count of an attempt that signed in; the name's failures are forgotten."""
+        with self._lock:
+            count, last = self._clients.get(client, (0, 0.0))
+            if count > 1:
+                self._clients[client] = (count - 1, last)
+            else:
+                self._clients.pop(client, None)
+            self._names.pop(name, None)
+            self._name_next.pop(name, None)
 
 
-THROTTLE = LoginThrottle()  # one per server process: every session's failures count
+THROTTLE = LoginThrottle()  # one per server process: every session's attempts count
+# At most this many password hashes are checked at once: argon2id takes 64 MiB each, so 32 simultaneous
+# sign-ins would otherwise take 2 GiB before anyone is signed in. The others wait their turn.
+HASH_SLOTS = threading.BoundedSemaphore(2)
+HASH_QUEUE_S = 30.0
 
 
-def sign_in(repo: Repository, name: str, password: str, throttle: LoginThrottle | None = None) -> Identity:
-    """The identity for a name and password; ValueError (the same for a wrong name or password) otherwise."""
+def _verify(digest: str, password: str) -> bool:
+    """True if the password matches the argon2 hash, checked in one of HASH_SLOTS."""
+    if not HASH_SLOTS.acquire(timeout=HASH_QUEUE_S):
+        raise ValueError("the server is busy checking other sign-ins: try again in a moment")
+    try:
+        return _HASHER.verify(digest, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    finally:
+        HASH_SLOTS.release()
+
+
+def sign_in(repo: Repository, name: str, password: str, throttle: LoginThrottle | None = None, client: str = "",
+            sleep: Callable[[float], None] = time.sleep) -> Identity:
+    """The identity for a name and password; ValueError (the same for a wrong name or password) otherwise.
+
+    `client` is where the attempt comes from (the visitor's address): failures are counted per client and
+    per name (LoginThrottle).
+    """
     throttle = throttle or THROTTLE
     try:
         key = name_key(name)
     except ValueError:
         key = unicodedata.normalize("NFKC", str(name)).casefold().strip()
-    wait = throttle.wait_s(key)
-    if wait > 0:
-        raise ValueError(f"too many failed sign-ins for this name: try again in {wait:.0f} s")
+    delay = throttle.admit(client, key)
+    if delay > 0:
+        sleep(delay)
     account = repo.get(Account, key) if key else None
-    try:
-        _HASHER.verify(account.password_hash if account else _DUMMY_HASH, password)
-        if account is None:
-            raise VerificationError("no such account")
-    except (VerificationError, InvalidHashError):
-        throttle.failed(key)
-        raise ValueError("wrong name or password") from None
-    throttle.succeeded(key)
+    if not _verify(account.password_hash if account else _DUMMY_HASH, password) or account is None:
+        raise ValueError("wrong name or password")
+    throttle.succeeded(client, key)
     if _HASHER.check_needs_rehash(account.password_hash):  # parameters got stronger since it was made
         digest = _HASHER.hash(password)
         account = repo.update(Account, account.id, lambda a: a.model_copy(update={"password_hash": digest}))
@@ -291,3 +374,28 @@ def serving_problem(address: str | None, repo: Repository) -> str:
             "act as the local user. Add an account first: `python -m agentlearn users add NAME --role admin`, "
             "then restart; or serve on 127.0.0.1 only (the default of `./manage dashboard` and "
             ".streamlit/config.toml).")
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def allowed_hosts() -> set[str]:
+    """Host names a server without accounts answers to: loopback, plus AGENTLEARN_ALLOWED_HOSTS (commas)."""
+    extra = os.environ.get("AGENTLEARN_ALLOWED_HOSTS", "")
+    return set(LOOPBACK_NAMES) | {h.strip().lower().rstrip(".") for h in extra.split(",") if h.strip()}
+
+
+def host_problem(host: str | None, repo: Repository) -> str:
+    """Why a request naming this Host must get no page ('' when it may).
+
+    Without accounts everyone who reaches the server acts as the local user, so a web page elsewhere
+    must not reach it through DNS rebinding (attacker.example resolving to 127.0.0.1): only loopback
+    names are answered unless AGENTLEARN_ALLOWED_HOSTS lists more. With accounts, signing in protects it.
+    """
+    if not host or configured(repo):
+        return ""
+    name = urlsplit(f"//{host.strip()}").hostname or ""  # lower case, port and [] of IPv6 removed
+    if name.rstrip(".") in allowed_hosts():
+        return ""
+    return (f"This dashboard has no accounts and answers only to this machine's own names ({', '.join(LOOPBACK_NAMES)}), "
+            f"not {host!r}. Open it as http://localhost:PORT, or list the name in AGENTLEARN_ALLOWED_HOSTS.")

@@ -62,6 +62,7 @@ from storage.records import (
 __all__ = ["METHODS", "Agent", "RunOptions", "reference_calls", "run_task", "run_tasks", "token_budget"]
 
 Progress = Callable[[int, int, list[Trajectory], float], None]
+Answered = Callable[[int, int], None]  # (tasks answered so far, tasks in all)
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Agent:
 
     ws: Workspace
     options: RunOptions = field(default_factory=RunOptions)
+    on_answer: Callable[[Episode], None] | None = None  # as each answer arrives, inside a batch too
 
     def __post_init__(self) -> None:
         adapter_dir, self.model_name = "", self.ws.settings.model_label
@@ -214,9 +216,10 @@ class Agent:
             return {"episodes": state["episodes"]}
         budget = max(self._decoding_for(ep.task.suite)[0] for ep in active)
         tools = [grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
+        on_row = (lambda i: self.on_answer(active[i])) if self.on_answer else None
         outputs, constrained = complete(self.chat, [ep.prompt for ep in active], tools,
                                         constrained=self.options.constrained, max_new_tokens=budget,
-                                        concurrency=self.ws.settings.concurrency)
+                                        concurrency=self.ws.settings.concurrency, on_row=on_row)
         for ep, out in zip(active, outputs, strict=True):
             ep.output, ep.constrained = out, constrained
         return {"episodes": state["episodes"]}
@@ -302,8 +305,11 @@ def _observation(output: str, parsed: Any, task: Task) -> str:
 
 
 def complete(chat: BaseChatModel, prompts_: list[list[Message]], tools: list[list[dict[str, Any]]],
-             constrained: bool, max_new_tokens: int, concurrency: int = 4) -> tuple[list[str], bool]:
+             constrained: bool, max_new_tokens: int, concurrency: int = 4,
+             on_row: Callable[[int], None] | None = None) -> tuple[list[str], bool]:
     """The model's answers to many prompts, and whether they were decoded under the tool-call grammar.
+
+    `on_row(i)` is called as prompt i's answer arrives (inside a batch too), for progress.
 
     - The embedded model generates them in batches, under the grammar when `constrained`.
     - An OpenAI-compatible endpoint gets concurrent requests (at most `concurrency` in flight); when
@@ -315,35 +321,50 @@ def complete(chat: BaseChatModel, prompts_: list[list[Message]], tools: list[lis
     chats = [_to_langchain(p) for p in prompts_]
     if isinstance(chat, LocalChatModel):
         dicts = [[{"role": m.role, "content": m.content} for m in p] for p in prompts_]
-        return chat.complete(dicts, tools=tools if constrained else None, max_new_tokens=max_new_tokens), constrained
+        return chat.complete(dicts, tools=tools if constrained else None, max_new_tokens=max_new_tokens,
+                             on_row=on_row), constrained
     if type(chat).__name__ == "ChatOpenAI":
-        return _complete_openai(chat, chats, tools, constrained, concurrency)
-    return [str(chat.invoke(c).content) for c in chats], False
+        return _complete_openai(chat, chats, tools, constrained, concurrency, on_row)
+    answers = []
+    for i, c in enumerate(chats):
+        answers.append(str(chat.invoke(c).content))
+        if on_row:
+            on_row(i)
+    return answers, False
 
 
 def _complete_openai(chat: BaseChatModel, chats: list[list[BaseMessage]], tools: list[list[dict[str, Any]]],
-                     constrained: bool, concurrency: int) -> tuple[list[str], bool]:
+                     constrained: bool, concurrency: int,
+                     on_row: Callable[[int], None] | None = None) -> tuple[list[str], bool]:
     config = {"max_concurrency": max(1, concurrency)}
     if constrained:
         try:
             bound = [chat.bind_tools([{"type": "function", "function": t} for t in ts], tool_choice="required")
                      for ts in tools]
-            replies = _batch_each(bound, chats, config)
+            replies = _batch_each(bound, chats, config, on_row)
             return [_openai_text(r) for r in replies], True
         except Exception as e:  # an endpoint without tool calling: say so once, then answer in text
             import sys
 
             print(f"[agent] the endpoint refused tool calling ({type(e).__name__}: {e}); answering in text",
                   file=sys.stderr)
-    replies = chat.batch(chats, config=config)
+    replies = _batch_each([chat] * len(chats), chats, config, on_row)
     return [str(r.content) for r in replies], False
 
 
-def _batch_each(models: list[Any], chats: list[list[BaseMessage]], config: dict) -> list[AIMessage]:
-    from concurrent.futures import ThreadPoolExecutor
+def _batch_each(models: list[Any], chats: list[list[BaseMessage]], config: dict,
+                on_row: Callable[[int], None] | None = None) -> list[AIMessage]:
+    """Concurrent requests (at most max_concurrency in flight); `on_row(i)` as each reply arrives."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     with ThreadPoolExecutor(max_workers=config["max_concurrency"]) as pool:
-        return list(pool.map(lambda pair: pair[0].invoke(pair[1]), zip(models, chats, strict=True)))
+        futures = {pool.submit(model.invoke, chat): i for i, (model, chat) in enumerate(zip(models, chats, strict=True))}
+        replies: list[Any] = [None] * len(chats)
+        for future in as_completed(futures):
+            replies[futures[future]] = future.result()
+            if on_row:
+                on_row(futures[future])
+    return replies
 
 
 def _openai_text(reply: AIMessage) -> str:
@@ -372,11 +393,12 @@ def run_task(ws: Workspace, task: Task, **options: Any) -> list[Trajectory]:
 
 
 def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: Progress | None = None,
-              chunk: int | None = None) -> list[list[Trajectory]]:
+              chunk: int | None = None, answered: Answered | None = None) -> list[list[Trajectory]]:
     """Run many tasks with one agent, a batch at a time; `progress(i, n, trials, seconds)` after each task.
 
-    Batches are `settings.batch_size` tasks (or `chunk`), so progress moves every batch and a stopped
-    run keeps what it finished.
+    Batches are `settings.batch_size` tasks (or `chunk`), so a stopped run keeps what it finished.
+    Inside a batch `answered(a, n)` is called as each task gets its first answer (a batch of 16
+    answers takes minutes on a CPU: progress must not wait for the whole batch).
     """
     options = with_adapter(ws, options, tasks)
     agent = Agent(ws, options)
@@ -385,6 +407,14 @@ def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: P
             exemplars.sync_bank(ws, suite)
     size = max(1, chunk or ws.settings.batch_size)
     results: list[list[Trajectory]] = []
+    first: set[str] = set()  # episodes answered at least once (a Reflexion retry is not a new task)
+
+    def on_answer(ep: Episode) -> None:
+        if ep.episode_id not in first:
+            first.add(ep.episode_id)
+            answered(len(first), len(tasks))
+
+    agent.on_answer = on_answer if answered else None
     started = time.perf_counter()
     for start in range(0, len(tasks), size):
         for trials in agent.run_batch(tasks[start:start + size]):

@@ -332,14 +332,37 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "model), or an adapter's id, its job's id or its folder")
 
 
-def _progress(i: int, n: int, trials: list, seconds: float) -> None:
-    """After each task: a line on stderr for people, a progress record for the dashboard (processes)."""
-    from agentlearn import processes
+class _TaskProgress:
+    """Progress of a run or an evaluation: a line on stderr per task for people, and the dashboard's
+    record (processes.report), which moves as each task is answered, inside a batch too.
 
-    last = trials[-1]
-    mark = "ok " if last.verdict and last.verdict.success else "FAIL"
-    print(f"[{i}/{n}] {mark} {last.task_id} trials={len(trials)} ({seconds:.0f}s)", file=sys.stderr, flush=True)
-    processes.report(None, i, n, f"{mark.strip()} {last.task_id}")
+    `parts` evaluations of the same tasks one after another (--ablate runs two) count as one bar.
+    """
+
+    def __init__(self, parts: int = 1) -> None:
+        self.parts, self.part, self.done = parts, 0, 0
+
+    def __call__(self, i: int, n: int, trials: list, seconds: float) -> None:
+        """After each task is stored."""
+        last = trials[-1]
+        mark = "ok " if last.verdict and last.verdict.success else "FAIL"
+        print(f"[{i}/{n}] {mark} {last.task_id} trials={len(trials)} ({seconds:.0f}s)", file=sys.stderr, flush=True)
+        self._report(i, n, f"{mark.strip()} {last.task_id}")
+        if i == n:
+            self.part += 1
+
+    def answered(self, a: int, n: int) -> None:
+        """As each task gets its answer (before its batch ends and is stored)."""
+        self._report(a, n, f"{a} of {n} answered")
+
+    def _report(self, done: int, n: int, message: str) -> None:
+        from agentlearn import processes
+
+        done = self.part * n + done
+        if done < self.done:
+            return  # a batch's tasks are stored after all of them were answered: the count never goes back
+        self.done = done
+        processes.report(None, done, self.parts * n, message)
 
 
 def _progress_line(i: int, n: int, message: str) -> None:
@@ -426,7 +449,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                          tools=args.tools, ranker=args.ranker,
                          constrained=args.constrained and ws.settings.constrained,
                          trials=args.trials if args.method in ("reflexion", "all") else 1, adapter_id=args.adapter)
-    runs = run_tasks(ws, tasks, options, progress=_progress)
+    progress = _TaskProgress()
+    runs = run_tasks(ws, tasks, options, progress=progress, answered=progress.answered)
     solved = sum(1 for r in runs if r[-1].verdict and r[-1].verdict.success)
     print(f"stored {sum(len(r) for r in runs)} trajectories; solved {solved}/{len(runs)} tasks")
     return 0
@@ -501,11 +525,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from agentlearn.evaluate import evaluate, evaluate_repeats, summary
 
     ws = open_workspace()
+    progress = _TaskProgress(parts=2 if args.ablate else 1)
     common = dict(split=args.split, method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
                   tool_aware=args.tool_aware, tools=args.tools, ranker=args.ranker,
                   constrained=args.constrained and ws.settings.constrained,
                   trials=args.trials, limit=args.limit, adapter_id=args.adapter,
-                  progress=_progress)  # progress goes to stderr, so --json output stays one object
+                  progress=progress, answered=progress.answered)  # to stderr: --json output stays one object
     baseline = args.baseline
     if args.ablate:
         if args.repeats > 1 or args.method not in USES_INSIGHTS:
@@ -802,9 +827,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         code = int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        processes.finish(None, error=str(e))
+    except (ValueError, RuntimeError, StoreError, OSError) as e:
+        # StoreError names the file or database; a bare OSError (a full disk, a read-only folder) its path.
+        message = str(e) if isinstance(e, StoreError) or not isinstance(e, OSError) or not e.filename \
+            else f"{e.strerror}: {e.filename}"
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)
+        processes.finish(None, error=message)
         return 2
     except SystemExit as e:  # argparse refused the arguments (or --help): it printed why
         processes.finish(None, error="" if e.code in (0, None) else f"bad arguments (exit status {e.code}); see the log")

@@ -60,8 +60,11 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
              progress: Callable | None = None, constrained: bool | None = None, temperature: float = 0.0,
              seed: int | None = None, tool_aware: bool = False, bank_size: int | None = None, bank_seed: int = 0,
              shot_seed: int | None = None, group: str = "", tools: str = "auto", ranker: str = "auto",
-             ablate: Sequence[str] = ()) -> EvalRun:
-    """Run every task of a split once (Reflexion: up to `trials`), store and return the scores."""
+             ablate: Sequence[str] = (), answered: Callable | None = None) -> EvalRun:
+    """Run every task of a split once (Reflexion: up to `trials`), store and return the scores.
+
+    `progress` after each task, `answered(a, n)` as each gets its answer inside a batch (agent.run_tasks).
+    """
     tasks = load_tasks(ws, suite, split)
     if not tasks:
         raise ValueError(f"suite {suite!r} has no {split} tasks; import one with `python -m agentlearn tasks import`")
@@ -77,7 +80,7 @@ def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "n
                          bank_size=bank_size, bank_seed=bank_seed, shot_seed=shot_seed, tools=tools,
                          ranker=ranker, ablate=tuple(ablate))
     started = time.perf_counter()
-    runs = run_tasks(ws, tasks, options, progress=progress)
+    runs = run_tasks(ws, tasks, options, progress=progress, answered=answered)
     finals = [trials_[-1] for trials_ in runs]
     figures = score(finals)
     used_mode, used_k, used_tool_aware, used_tools, used_ranker = "", 0, False, 0, ""
@@ -109,7 +112,8 @@ def _tools_label(run: EvalRun) -> str:
 
 
 def evaluate_repeats(ws: Workspace, suite: str, repeats: int, temperature: float = REPEAT_TEMPERATURE,
-                     progress: Callable | None = None, **kwargs: Any) -> list[EvalRun]:
+                     progress: Callable | None = None, answered: Callable | None = None,
+                     **kwargs: Any) -> list[EvalRun]:
     """The same evaluation `repeats` times with sampling and a shuffled shot order (seeds 0..repeats-1)."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, not {repeats}")
@@ -120,9 +124,13 @@ def evaluate_repeats(ws: Workspace, suite: str, repeats: int, temperature: float
         if progress:  # one count over every repeat, so a progress bar never starts again
             progress(len(runs) * n + i, repeats * n, trials, seconds)
 
+    def overall_answered(a: int, n: int) -> None:
+        if answered:
+            answered(len(runs) * n + a, repeats * n)
+
     for i in range(repeats):
         runs.append(evaluate(ws, suite, temperature=temperature, seed=i, shot_seed=i, group=group,
-                             progress=overall, **kwargs))
+                             progress=overall, answered=overall_answered, **kwargs))
     return runs
 
 

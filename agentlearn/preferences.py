@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from agentlearn.feedback.corrections import CorrectionError, check_response
 from agentlearn.feedback.index import task_map, trajectory_index
 from agentlearn.methods import DEFAULT_MODE
 from agentlearn.workspace import Workspace
@@ -38,6 +39,11 @@ class Pair:
     @property
     def right(self) -> Trajectory:
         return self.first if self.swapped else self.second
+
+    @property
+    def heldout(self) -> bool:
+        """The task is held out for evaluation: its choice is stored, but no training export uses it."""
+        return self.first.split == "heldout"
 
 
 @dataclass(frozen=True)
@@ -138,13 +144,20 @@ def record_choice(ws: Workspace, pair: Pair, choice: str, annotator: str, correc
     """Store one person's choice on a pair (a new record each time: nothing is overwritten).
 
     `choice` is about the sides as shown: A = left, B = right. `corrected` ("edit to fix") becomes the
-    chosen response in DPO exports.
+    chosen response in DPO exports, so it must make a call that fits the task's tool schema, as a
+    correction on Trajectories must (CorrectionError names each problem; nothing is stored then).
     """
     annotator = annotator.strip()
     if not annotator:
         raise ValueError("annotator name is empty: choose a name in the sidebar before judging pairs")
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {CHOICES}, not {choice!r}")
+    if corrected.strip():
+        task = task_map(ws).get(pair.task_id)
+        if task is None:
+            raise CorrectionError([f"the pair's task {pair.task_id!r} is not in the store; there is nothing to "
+                                   "check the corrected response against"])
+        check_response(task, corrected)
     left, right = pair.left, pair.right
     pref = Preference(task_id=pair.task_id, prompt=pair.prompt, response_a=left.output, response_b=right.output,
                       trajectory_a=left.id, trajectory_b=right.id, swapped=pair.swapped, choice=choice,

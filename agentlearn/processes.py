@@ -21,15 +21,19 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agentlearn.paths import inside
 from agentlearn.redact import redact
 from agentlearn.workspace import Workspace, open_workspace
-from storage.records import Process, now
+from storage.records import Process, ProgressEvent, now
 
 PROCESS_ID_ENV = "AGENTLEARN_PROCESS_ID"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+KEEP_EVENTS = 100  # the first report and the latest ones: enough for the rate and a chart, bounded
 REPORT_EVERY_S = 1.0  # at most about one progress write a second: a store write costs an fsync
 # Passed to every child as they are. Anything else (cloud credentials, tokens) stays with the parent.
 KEEP_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "VIRTUAL_ENV",
@@ -122,14 +126,27 @@ def stop(ws: Workspace, process_id: str) -> Process:
     return _end(ws, process_id, "stopped", error="stopped by request")
 
 
-def tail(process: Process, lines: int = 30) -> str:
-    """The last lines of a child's output ("" before it wrote any); progress bars show their last redraw."""
-    if not process.log_path or not Path(process.log_path).exists():
+def tail(ws: Workspace, record: Any, lines: int = 30) -> str:
+    """The last lines of a child's log (a Process or a training Job record; "" before it wrote any).
+
+    Only a file inside this workspace's jobs folder is read (symlinks resolved): a record from a shared
+    database, a restored backup or a store made elsewhere may name any file on the machine, and the log
+    is shown to whoever opens the page. Anything else raises ValueError saying why.
+    """
+    if not record.log_path:
         return ""
-    with open(process.log_path, "rb") as f:
+    path = Path(record.log_path).resolve()
+    if not inside(ws.settings.jobs_dir, path):
+        raise ValueError(f"the log of {record.id} is outside the workspace's jobs folder ({path} is not under "
+                         f"{ws.settings.jobs_dir.resolve()}): not shown, a record from elsewhere must not "
+                         "reach other files")
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
         f.seek(max(0, f.tell() - 64_000))
         text = f.read().decode("utf-8", errors="replace")
+    # Progress bars redraw with carriage returns; keep only what the last redraw shows.
     shown = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
     return redact("\n".join(shown[-lines:]))  # the child redacts its own output; this catches what bypassed it
 
@@ -152,6 +169,47 @@ def fraction(process: Process) -> float:
     return min(1.0, process.done / process.total) if process.total else 0.0
 
 
+@dataclass(frozen=True)
+class Mark:
+    """How many steps were done at a moment."""
+
+    done: float
+    at: datetime
+
+
+def eta_s(first: Mark, last: Mark, total: float, at: datetime) -> float | None:
+    """Seconds left, from the steps done between two marks and their rate (None before any rate is known).
+
+    The rate is measured up to the last step done, not to now: dividing the time elapsed by the steps
+    done made a slow step raise the ETA (a job read 207 s left at 207 s, then 305 s at 320 s). Time
+    spent on the current step comes off, down to the steps that follow it. Every kind of long work
+    (agent runs, evaluations, curves, training) reads its ETA here.
+    """
+    if last.done >= total > 0:
+        return 0.0
+    steps, seconds = last.done - first.done, (last.at - first.at).total_seconds()
+    if steps <= 0 or seconds <= 0 or total <= 0:
+        return None
+    per_step = seconds / steps
+    left = per_step * (total - last.done) - max(0.0, (at - last.at).total_seconds())
+    return max(per_step * max(0.0, total - last.done - 1), left)
+
+
+def eta(process: Process, at: datetime | None = None) -> float | None:
+    """Seconds left for a running process, from its progress events (None when unknown or not running)."""
+    if process.status != "running" or not process.events:
+        return None
+    first, last = process.events[0], process.events[-1]
+    # Counting starts at the first report (loading a model is not a step); one report alone counts from the start.
+    start = Mark(first.done, first.at) if len(process.events) > 1 else Mark(0, process.created)
+    return eta_s(start, Mark(last.done, last.at), last.total, at or now())
+
+
+def elapsed_s(process: Process, at: datetime | None = None) -> float:
+    """Seconds since the process started, to its end if it ended."""
+    return max(0.0, ((process.finished or at or now()) - process.created).total_seconds())
+
+
 # --- the child's side ----------------------------------------------------------------------------
 
 
@@ -169,8 +227,14 @@ def report(ws: Workspace | None, done: int, total: int, message: str = "") -> No
     if done < total and moment - _reported.get(process_id, -REPORT_EVERY_S) < REPORT_EVERY_S:
         return
     _reported[process_id] = moment
-    change = {"done": int(done), "total": int(total), "message": str(message)[:500], "heartbeat": now()}
-    _workspace(ws).repo.update(Process, process_id, lambda p: p.model_copy(update=change))
+    event = ProgressEvent(done=int(done), total=int(total))
+    change = {"done": event.done, "total": event.total, "message": str(message)[:500], "heartbeat": event.at}
+
+    def record(p: Process) -> Process:
+        kept = p.events[:1] + p.events[1:][-(KEEP_EVENTS - 2):] if p.total == event.total else []
+        return p.model_copy(update={**change, "events": [*kept, event]})
+
+    _workspace(ws).repo.update(Process, process_id, record)
 
 
 def finish(ws: Workspace | None, result: dict[str, Any] | None = None, error: str = "") -> None:

@@ -14,8 +14,10 @@ the suite's tools: those passed to import_jsonl, those defined on other lines, a
 still unknown a schema inferred from its expected calls.
 
 Import is all-or-nothing: every line is validated first and the first bad line raises ValueError
-with the file and line number (bad JSON, text that is not UTF-8, arguments nested too deeply, a
-schema with a `$ref` outside itself); only then is everything written in one put_many. Ids are
+with the file and line number (bad JSON, text that is not UTF-8, a line nested more than MAX_NESTING
+levels deep, a number too long to be one or NaN/Infinity, a lone surrogate such as `\ud800` that is
+not text, a NUL character `\u0000` that PostgreSQL cannot store, a schema with a `$ref` outside
+itself); only then is everything written in one put_many, which both backends write whole or not at all. Ids are
 deterministic (task `suite:sample_id`, suite = its name, reference exemplar `suite:sample_id:reference`),
 so importing again updates in place.
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentlearn import arg_kinds
-from agentlearn.toolcall import MAX_NESTING, external_refs, nesting_depth, normalise_tool
+from agentlearn.toolcall import MAX_NESTING, external_refs, normalise_tool
 from agentlearn.workspace import Workspace
 from storage.records import Exemplar, Message, Record, Suite, Task, ToolCall, now
 
@@ -91,11 +94,77 @@ def _check_tool(tool: dict[str, Any]) -> dict[str, Any]:
         Draft202012Validator.check_schema(tool["parameters"])
     except SchemaError as e:
         raise ValueError(f"tool {tool['name']!r}: 'parameters' is not a valid JSON schema: {e.message}") from None
+    except RecursionError:  # lines are bounded by check_text first; this guards tools given from code
+        raise ValueError(f"tool {tool['name']!r}: 'parameters' is nested too deeply to check") from None
     outside = external_refs(tool["parameters"])
     if outside:
         raise ValueError(f"tool {tool['name']!r}: $ref {outside[0]!r} points outside the schema; only references "
                          "inside it ('#/...') are allowed, nothing is fetched")
     return tool
+
+
+MAX_DIGITS = 100  # a longer run of digits is no id or count; Python refuses ints past 4,300 digits anyway
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"a number with {len(text.lstrip('-'))} digits (at most {MAX_DIGITS})")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is too large for a float")
+    return value
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _loads(text: str) -> Any:
+    """json.loads that refuses what a store cannot keep as written: huge numbers, NaN and Infinity."""
+    return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
+
+
+def check_text(value: Any, what: str) -> None:
+    """ValueError naming the place (`what`, then the JSON path) of the first problem in a parsed value:
+    nested more than MAX_NESTING levels, a lone surrogate (not text: it cannot be written as UTF-8), or
+    a NUL character (PostgreSQL cannot store it, so neither backend takes it). Iterative: any depth is fine."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            _check_string(node, path, what)
+            continue
+        if isinstance(node, dict):
+            children = list(node.items())
+        elif isinstance(node, list):
+            children = [(str(i), v) for i, v in enumerate(node)]
+        else:
+            continue
+        if depth >= MAX_NESTING:
+            shown = path if len(path) <= 80 else path[:80] + "..."
+            raise ValueError(f"{what}: nested more than {MAX_NESTING} levels deep (at {shown or 'the top'})")
+        for key, child in reversed(children):  # document order: the first problem in the line is named
+            where = f"{path}.{key}" if path else key
+            if isinstance(node, dict):
+                _check_string(key, where, what, "the key of ")
+            stack.append((child, where, depth + 1))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_string(text: str, path: str, what: str, part: str = "") -> None:
+    if "\x00" in text:
+        raise ValueError(f"{what}: {part}{path or 'the value'} holds a NUL character (\\u0000); the store "
+                         "cannot keep it: remove it")
+    bad = _SURROGATE.search(text)
+    if bad:
+        raise ValueError(f"{what}: {part}{path or 'the value'} holds \\u{ord(bad.group()):04x}, half of a "
+                         "surrogate pair, which is not text: fix the escape or remove it")
 
 
 def _decode(raw: bytes, n: int, where: str) -> str:
@@ -120,20 +189,20 @@ def _read_lines(path: Path) -> list[tuple[int, _Line]]:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
+                obj = _loads(text)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from None
+            except ValueError as e:  # a number refused by _loads
+                raise ValueError(f"{where}: {e}") from None
             except RecursionError:
-                raise ValueError(f"{where}: JSON nested too deeply to read") from None
+                raise ValueError(f"{where}: JSON nested too deeply to read (more than {MAX_NESTING} levels)") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{where}: a task must be a JSON object, not {type(obj).__name__}")
+            check_text(obj, where)
             try:
                 line = _Line.model_validate(obj)
             except ValidationError as e:
                 raise ValueError(f"{where}: {_pydantic_error(e)}") from None
-            if nesting_depth(line.expected_function_call.arguments) > MAX_NESTING:
-                raise ValueError(f"{where}: expected_function_call.arguments are nested more than "
-                                 f"{MAX_NESTING} levels deep")
             if line.sample_id in first_seen:
                 raise ValueError(f"{where}: duplicate sample_id {line.sample_id!r} "
                                  f"(first on line {first_seen[line.sample_id]})")
@@ -245,9 +314,30 @@ def split_for(sample_id: str, heldout: float) -> str:
 def _tags(line: _Line) -> list[str]:
     if line.tags is not None:
         return list(line.tags)
-    # Public files often encode the category in the id ("password_12"); use it when present.
-    m = re.match(r"^(.*?[A-Za-z].*?)[_\-.]?\d+$", line.sample_id)
-    return [m.group(1)] if m else []
+    # Public files often encode the category in the id ("password_12"): the id without its trailing
+    # digits and one separator, if that has a letter. String methods, not a regex: a backtracking
+    # pattern took seconds on a 16k-character id.
+    head = line.sample_id
+    while head and head[-1].isdecimal():
+        head = head[:-1]
+    if head == line.sample_id:
+        return []
+    head = head[:-1] if head[-1:] in ("_", "-", ".") else head
+    return [head] if _ASCII_LETTER.search(head) else []
+
+
+_ASCII_LETTER = re.compile("[A-Za-z]")
+
+
+# Who speaks for the agent's side of a conversation; every other role is someone the agent serves.
+AGENT_ROLES = frozenset({"system", "assistant", "tool"})
+
+
+def request_text(messages: Sequence[Message]) -> str:
+    """The request of a task (or an exemplar): the last message of whoever the agent serves, in any role
+    (user, customer, technician...); the last message when there is no such one (a lone system alert)."""
+    people = [m.content for m in messages if m.role not in AGENT_ROLES]
+    return people[-1] if people else (messages[-1].content if messages else "")
 
 
 def task_id(suite: str, sample_id: str) -> str:
@@ -274,7 +364,11 @@ def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0
         raise ValueError("the suite needs a name")
     if not 0.0 <= heldout <= 1.0:
         raise ValueError(f"heldout must be a fraction between 0 and 1, not {heldout}")
+    for what, text in (("the suite name", suite), ("the description", description), ("the instruction", instruction)):
+        check_text(text, what)
     try:
+        if tools is not None:
+            check_text(tools, "tools")
         given = [_check_tool(t) for t in tools] if tools is not None else None
     except ValueError as e:
         raise ValueError(f"tools for suite {suite!r}: {e}") from None
@@ -373,6 +467,7 @@ def load_card(path: str | Path) -> SuiteCard:
         raise ValueError(f"{path}: nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a suite card is a mapping with name, description, instruction, tools, arg_kinds")
+    check_text(data, str(path))
     try:
         return SuiteCard.model_validate(data)
     except ValidationError as e:

@@ -59,21 +59,43 @@ def _watch(kind: str, what: str) -> None:
         st.rerun()  # started elsewhere or ended: redraw the page (Start button, tables, charts) with it
     if process is None:
         return
+    panel(process, what, key=kind)
+
+
+def panel(process: Process, what: str = "tasks", key: str = "") -> None:
+    """One child process: status, progress with elapsed time and ETA, its last message, Stop, and its log."""
+    ws = _ui.workspace()
     with st.container(border=True):
-        st.caption(f"{kind} process · started {process.created:%H:%M:%S} · {process.status}")
+        st.caption(f"{process.kind} process · started {process.created:%H:%M:%S} · {process.status}")
         st.code(processes.command(process), language="bash")
-        counted = f"{process.done} of {process.total} {what}" if process.total else "starting…"
-        st.progress(processes.fraction(process), text=counted)
+        st.progress(processes.fraction(process), text=counted(process, what))
         if process.message:
             st.text(process.message)
         if process.status == "running":
-            if st.button("Stop", key=f"{kind}_stop", icon=":material/stop:"):
+            if st.button("Stop", key=f"{key}_stop_{process.id}", icon=":material/stop:"):
                 processes.stop(ws, process.id)
                 st.rerun()  # the whole page: its Start button comes back
         elif process.status == "succeeded":
             finished = f" at {process.finished:%H:%M:%S}" if process.finished else ""
-            st.success(f"{kind} process finished{finished}", icon=":material/check_circle:")
+            st.success(f"{process.kind} process finished{finished}", icon=":material/check_circle:")
         else:
             st.text(f"{process.status}: {process.error or 'no reason recorded'}")
         with st.expander("log", expanded=process.status == "failed"):
-            st.code(processes.tail(process, 40) or "(no output yet)", language=None)
+            log(process, 40, "(no output yet)")
+
+
+def counted(process: Process, what: str = "tasks") -> str:
+    """"3 of 17 tasks · 42 s · ETA 180 s": how far, how long so far, how long still (processes.eta)."""
+    if not process.total:
+        return f"starting… · {processes.elapsed_s(process):.0f} s"
+    left = processes.eta(process)
+    eta = f" · ETA {left:.0f} s" if left is not None else ""
+    return f"{process.done} of {process.total} {what} · {processes.elapsed_s(process):.0f} s{eta}"
+
+
+def log(record: object, lines: int, empty: str) -> None:
+    """A child's log tail as plain text; a record naming a file outside the jobs folder shows why instead."""
+    try:
+        st.code(processes.tail(_ui.workspace(), record, lines) or empty, language=None)
+    except ValueError as e:
+        st.error(_ui.plain(str(e)))

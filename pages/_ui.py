@@ -14,6 +14,7 @@ import streamlit as st
 
 from agentlearn import accounts
 from agentlearn.settings import Settings
+from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace, open_workspace
 from storage.records import Exemplar, Insight, Task, Trajectory
 
@@ -21,6 +22,7 @@ from storage.records import Exemplar, Insight, Task, Trajectory
 ENCODER = None
 CHAT_FACTORY = None
 IDENTITY_KEY = "identity"  # session state: the accounts.Identity app.py signed in
+SESSION_KEY = "_session_token"  # session state: the token of this tab's sign-in (agentlearn.sessions)
 
 
 @st.cache_resource(show_spinner=False)
@@ -33,22 +35,47 @@ def home() -> str:
     return str(Settings.from_env().home)
 
 
-def through_app() -> None:
-    """Make sure the page runs inside app.py's navigation, not on its own.
+GATE_KEY = "_gate_passed"  # session state: app.py's gate let this session through (set just before a page runs)
+_GATE_RETRY_KEY = "_gate_retry"
 
-    A folder named pages/ makes Streamlit start in its old multipage mode, where a first request for
-    /trajectories runs pages/trajectories.py without app.py (no sidebar, no annotator). Switching the
-    mode off and rerunning sends the request through app.py, whose st.navigation keeps it off.
+
+def through_app() -> None:
+    """Stop a page that runs without app.py's gate for this session: nothing of it is drawn.
+
+    A folder named pages/ makes Streamlit start in its old multipage mode, where the first requests of a
+    fresh server run pages/NAME.py directly, without app.py (no sign-in, no loopback rule). Every
+    session in that window would otherwise draw the page. The gate's mark in session state is set only
+    by app.py, after the gate, in the same session; a page without it turns the old mode off (for the
+    process) and reruns once, which sends the request through app.py; if that does not help (the page
+    was started on its own, as in a test), it stops before drawing anything.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    if st.session_state.get(GATE_KEY) and not PagesManager.uses_pages_directory:  # True: this run is the old mode's
+        return
+    PagesManager.uses_pages_directory = False
+    if not st.session_state.get(_GATE_RETRY_KEY):
+        st.session_state[_GATE_RETRY_KEY] = True
         st.rerun()
+    st.stop()
+
+
+def gate_passed(passed: bool) -> None:
+    """app.py only: mark whether this session went through the gate (pages draw nothing without it)."""
+    if passed:
+        st.session_state[GATE_KEY] = True
+        st.session_state.pop(_GATE_RETRY_KEY, None)
+    else:
+        st.session_state.pop(GATE_KEY, None)
+
+
+def gate_workspace() -> Workspace:
+    """app.py's gate only: the workspace before the gate has decided (pages call workspace())."""
+    return _open(home())
 
 
 def workspace() -> Workspace:
-    """The one workspace per process for the chosen folder (every page calls this first)."""
+    """The one workspace per process for the chosen folder (every page calls this first: the page gate)."""
     through_app()
     return _open(home())
 
@@ -69,6 +96,18 @@ def identity() -> accounts.Identity:
         st.error("Nobody is signed in: open the dashboard from its start page.")
         st.stop()
     return found
+
+
+def client_address() -> str:
+    """The visitor's IP address as the server saw it ('' when unknown): sign-in attempts are counted per client."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else ""
+
+
+def request_host() -> str:
+    """The Host header of this session's WebSocket request ('' when unknown)."""
+    host = st.context.headers.get("Host") if st.context.headers is not None else None
+    return host if isinstance(host, str) else ""
 
 
 def annotator() -> str:
@@ -250,7 +289,7 @@ def render_memory(ws: Workspace, traj: Trajectory) -> None:
             if ex is None:
                 st.text(f"{eid} (not in the store any more)")
                 continue
-            st.text(next((m.content for m in reversed(ex.input) if m.role == "user"), ""))
+            st.text(request_text(ex.input))
             st.code(json.dumps(ex.call.model_dump(), ensure_ascii=False), language="json", wrap_lines=True)
     if mem.insight_ids:
         st.caption(f"insights (version {mem.insights_version})")

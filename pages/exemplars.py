@@ -11,8 +11,9 @@ from agentlearn import exemplars, retrieval
 from agentlearn.feedback import index
 from agentlearn.memory import attribution
 from agentlearn.methods import MODES, RETRIEVAL_MODES, SCORES
+from agentlearn.tasks import request_text
 from pages import _progress, _ui
-from storage.records import Exemplar, Message, Task, ToolCall
+from storage.records import Message, Task, ToolCall
 
 ws = _ui.workspace()
 _ui.keep("ex_suite", "ex_kinds", "ex_retired", "ex_sort", "ex_flagged")
@@ -36,10 +37,6 @@ bank = exemplars.bank(ws, suite, kinds, include_retired=retired)
 st.subheader(f"Bank ({len(bank):,} exemplars)")
 
 
-def _request(e: Exemplar) -> str:
-    return next((m.content for m in reversed(e.input) if m.role == "user"), "")
-
-
 effects = {r["id"]: r for r in attribution.exemplars(ws, suite).to_dict("records")}
 
 
@@ -55,7 +52,7 @@ s1, s2 = st.columns([2, 1])
 order = s1.selectbox("Sort by", ["newest", "attributed difference (worst first)", "times shown"], key="ex_sort")
 flagged_only = s2.checkbox("flagged only", key="ex_flagged",
                            help="Exemplars whose runs succeed clearly less often than runs of the same tasks without them.")
-rows = [{"id": e.id, "kind": e.kind, "active": e.active, "tool": e.tool, "request": _request(e)[:200],
+rows = [{"id": e.id, "kind": e.kind, "active": e.active, "tool": e.tool, "request": request_text(e.input)[:200],
          "call": json.dumps(e.call.arguments, ensure_ascii=False), "tags": ", ".join(e.tags), **_effect(e.id)}
         for e in bank[-2000:]]
 if flagged_only:
@@ -72,7 +69,7 @@ st.dataframe([{k: v for k, v in r.items() if k != "_d"} for r in rows], hide_ind
              key="ex_table")
 by_id = {e.id: e for e in bank}
 chosen = st.multiselect("Retire exemplars", [e.id for e in bank if e.active], key="ex_retire_ids",
-                        format_func=lambda i: f"{i} · {by_id[i].tool} · {_request(by_id[i])[:60]}",
+                        format_func=lambda i: f"{i} · {by_id[i].tool} · {request_text(by_id[i].input)[:60]}",
                         placeholder="choose exemplars to retire")
 if st.button(f"Retire {len(chosen)} exemplar(s)", key="ex_retire", disabled=not chosen,
              help="Retired exemplars stay in the store for audit but are never retrieved again."):
@@ -173,7 +170,7 @@ def _column(mode: str) -> None:
     for rank, h in enumerate(hits, 1):
         with st.container(border=True):
             st.text(f"#{rank} · {name} {h.score:.3f} · {h.exemplar.tool}")
-            st.text(_request(h.exemplar)[:160])
+            st.text(request_text(h.exemplar.input)[:160])
 
 
 if query.strip() and shown:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from agentlearn import preferences
-from agentlearn.feedback import index
+from agentlearn.feedback import corrections, index
+from agentlearn.feedback.corrections import CorrectionError
 from agentlearn.memory import proposals
 from agentlearn.methods import METHODS
+from agentlearn.tasks import request_text
 from pages import _labeling, _ui
 from storage.records import Adapter
 
@@ -70,7 +72,11 @@ def _choose(choice: str) -> None:
     if pair is None:
         return
     fix = st.session_state.get("pref_fix_text", "") if st.session_state.get("pref_fix_open") else ""
-    preferences.record_choice(ws, pair, choice, name, corrected=fix)
+    try:
+        preferences.record_choice(ws, pair, choice, name, corrected=fix)
+    except CorrectionError as e:  # the pair and the edit stay, to be fixed
+        _ui.flash("Not saved: the corrected response " + " · ".join(e.problems), "error")
+        return
     words = {"A": "left is better", "B": "right is better", "tie": "tie", "both_bad": "both bad"}[choice]
     _ui.flash(f"Saved: {words}" + (" with a corrected response" if fix.strip() else ""))
     if st.session_state.get("pref_source") == SOURCES["fresh"]:
@@ -130,7 +136,7 @@ if source == SOURCES["fresh"]:
         else:
             task_id = st.selectbox("Task", [t.id for t in tasks], key="pref_task",
                                    format_func=lambda i: f"{index.task_map(ws)[i].sample_id}: "
-                                   f"{index.task_text(index.task_map(ws)[i])[:80]}")
+                                   f"{request_text(index.task_map(ws)[i].input)[:80]}")
             adapters = [""] + [a.id for a in ws.repo.all(Adapter)]
             specs = []
             for side, col in zip(("first", "second"), st.columns(2), strict=True):
@@ -165,6 +171,9 @@ if pair is None:
         st.button("Look again", key="pref_again", on_click=_new_stored_pair)
     st.stop()
 
+if pair.heldout:
+    st.info("Held-out task: the choice is stored and counted, but no training export uses it "
+            "(the evaluation would see its own answer).")
 with st.container(border=True):
     st.markdown("**Task**")
     _ui.messages([m for m in pair.prompt if m.role != "system"])
@@ -197,6 +206,11 @@ if st.session_state.get("pref_fix_open"):
     st.caption("Click outside the box, then press A, B, T or X: the choice is saved with this correction.")
     pair = st.session_state.get("pair")
     fix = st.session_state.get("pref_fix_text", "")
+    if fix.strip() and task is not None:
+        try:
+            corrections.check_response(task, fix)
+        except CorrectionError as e:
+            st.error("Cannot be saved as it is: " + " · ".join(_ui.plain(p) for p in e.problems))
     if pair is not None and fix.strip() and fix not in (pair.left.output, pair.right.output):
         with st.expander("Also turn this correction into a playbook rule"):
             _labeling.propose_rule(ws, pair.first.suite, proposals.draft_from_fix(ws, pair.task_id, fix),

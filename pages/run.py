@@ -9,6 +9,7 @@ import streamlit as st
 from agentlearn import processes, reports
 from agentlearn.feedback import index, queue
 from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, USES_EXEMPLARS, USES_REFLEXION
+from agentlearn.tasks import request_text
 from pages import _progress, _ui
 from storage.records import now
 
@@ -60,7 +61,7 @@ if scope == "one task":
         st.stop()
     by_id = {t.id: t for t in tasks}
     task_id = st.selectbox("Task", list(by_id), key="run_task",
-                           format_func=lambda i: f"{by_id[i].split} · {by_id[i].sample_id}: {index.task_text(by_id[i])[:90]}")
+                           format_func=lambda i: f"{by_id[i].split} · {by_id[i].sample_id}: {request_text(by_id[i].input)[:90]}")
     _ui.messages([m for m in by_id[task_id].input if m.role != "system"])
     if st.button("Run the agent", key="run_one", type="primary", shortcut="G"):
         started = now() - timedelta(seconds=1)

@@ -18,6 +18,7 @@ from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight
 from pages import _charts as _plots
 from pages import _improve, _ui
+from pages import _progress as _progress_ui
 from storage.records import Adapter, DatasetExport, Job
 
 HINTS = {
@@ -169,13 +170,6 @@ def _progress(job: Job) -> None:
     st.progress(p.fraction, text=f"{job.status} · step {job.step}/{job.max_steps} · {p.elapsed_s:.0f} s{eta}")
 
 
-def _log(job: Job, lines: int, empty: str) -> None:
-    try:
-        st.code(jobs.log_tail(ws, job, lines) or empty, language=None)
-    except ValueError as e:  # a record naming a file outside the workspace
-        st.error(_ui.plain(str(e)))
-
-
 def _stop(job_id: str, save: bool) -> None:
     try:
         jobs.stop(ws, job_id, save=save)
@@ -233,7 +227,7 @@ def live() -> None:
             c[1].button("Stop and save", key=f"tr_save_{job.id}", on_click=_stop, args=(job.id, True),
                         disabled=stopping, help="save the adapter at the next step, then stop")
             _charts(job, f"live_{job.id}")
-            _log(job, 15, "(no output yet)")
+            _progress_ui.log(job, 15, "(no output yet)")
 
 
 st.subheader("Running")
@@ -278,4 +272,4 @@ with c[1]:
     st.json({k: v for k, v in job.config.items() if k in known or k == "method"}, expanded=False)
 _charts(job, f"hist_{job.id}")
 with st.expander("Log"):
-    _log(job, 200, "(no log)")
+    _progress_ui.log(job, 200, "(no log)")

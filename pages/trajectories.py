@@ -8,6 +8,7 @@ import streamlit as st
 
 from agentlearn.feedback import claims, index, labels, queue, similar
 from agentlearn.memory import proposals
+from agentlearn.tasks import request_text
 from pages import _labeling, _ui
 
 FILTER_KEYS = ("f_suite", "f_split", "f_verifier", "f_status", "f_model", "f_adapter", "f_method", "f_annotator",
@@ -294,7 +295,7 @@ with right:
 with left:
     st.text(f"trajectory {traj.id} · suite {traj.suite} · split {traj.split} · "
             f"{traj.created.strftime('%Y-%m-%d %H:%M')}")
-    _labeling.search_hits(index.task_text(task) + "\n" + traj.output, st.session_state.get("f_search", ""))
+    _labeling.search_hits(request_text(task.input) + "\n" + traj.output, st.session_state.get("f_search", ""))
     with st.container(border=True):
         st.markdown("**Expected call beside the agent's**")
         _ui.reference_panel(ws, task, traj)

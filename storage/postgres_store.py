@@ -8,16 +8,23 @@
   the rows written since it last looked (the parsed records are cached per table, as in TinyDB).
 - update() reads with SELECT ... FOR UPDATE inside one transaction: atomic across processes.
 - Vectors live in `al_vectors` as float32 bytes, one row per id, and are searched in NumPy as with files.
-Connections are pooled per process (a forked child opens its own); a URL's password never appears in errors.
+- Every write bumps the table's counter before it touches a row (put, update and delete alike): one
+  lock order, so two writers of one record wait for each other instead of deadlocking.
+- PostgreSQL cannot store a NUL character (U+0000) in text: a record holding one is refused with a
+  StoreError naming it before anything of its batch is written (db copy checks every record first).
+Connections are pooled per process (a forked child opens its own). A pooled connection the server has
+closed (a restart) is dropped before use, and a transaction whose BEGIN fails on a reused connection is
+retried once on a fresh one: nothing of it reached the server. A URL's password never appears in errors.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import select
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
@@ -49,6 +56,39 @@ def table_name(kind: type[Record]) -> str:
 
 def _indexed(kind: type[Record]) -> list[str]:
     return [f for f in INDEXED if f in kind.model_fields]
+
+
+def _one_line(e: Exception) -> str:
+    """libpq's message (often several lines, with tabs) as one line."""
+    return " ".join(str(e).split())
+
+
+def _readable(conn: psycopg.Connection) -> bool:
+    """Whether an idle connection has bytes waiting: only a server closing it sends any."""
+    try:
+        ready, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(ready)
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """The JSON path of the first string (or key) in a dumped record that holds a NUL character, else None."""
+    stack = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return where or "the record"
+        elif isinstance(node, dict):
+            for key, child in reversed(list(node.items())):
+                inner = f"{where}.{key}" if where else str(key)
+                if "\x00" in key:
+                    return inner
+                stack.append((child, inner))
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}.{i}") for i, child in reversed(list(enumerate(node))))
+    return None
 
 
 class _Cache:
@@ -85,7 +125,31 @@ class PostgresRepository:
         try:
             return psycopg.connect(self.url, autocommit=True)
         except psycopg.Error as e:
-            raise StoreError(f"cannot connect to PostgreSQL at {redact(self.url)}: {str(e).strip()}") from None
+            raise StoreError(f"cannot connect to PostgreSQL at {redact(self.url)}: {_one_line(e)}") from None
+
+    def _checkout(self) -> tuple[psycopg.Connection, bool]:
+        """A connection for this thread and whether it came from the pool (False: just opened)."""
+        if os.getpid() != self._pid:  # a forked child must not share its parent's sockets
+            self._pid, self._idle = os.getpid(), []
+        while True:
+            with self._pool_lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._connect(), False
+            if not conn.closed and not _readable(conn):
+                return conn, True
+            conn.close()  # an idle connection has nothing to read unless the server closed it (a restart)
+
+    def _checkin(self, conn: psycopg.Connection) -> None:
+        if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+            with self._pool_lock:
+                if len(self._idle) < _IDLE_MAX:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def _failed(self, e: psycopg.OperationalError) -> StoreError:
+        return StoreError(f"PostgreSQL at {redact(self.url)} failed: {_one_line(e)}")
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
@@ -93,39 +157,61 @@ class PostgresRepository:
         if held is not None:
             yield held
             return
-        if os.getpid() != self._pid:  # a forked child must not share its parent's sockets
-            self._pid, self._idle = os.getpid(), []
-        with self._pool_lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None or conn.closed:
-            conn = self._connect()
+        conn, _ = self._checkout()
         try:
             yield conn
         except psycopg.OperationalError as e:
             conn.close()
-            raise StoreError(f"PostgreSQL at {redact(self.url)} failed: {str(e).strip()}") from None
+            raise self._failed(e) from None
         finally:
-            if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
-                with self._pool_lock:
-                    if len(self._idle) < _IDLE_MAX:
-                        self._idle.append(conn)
-                        conn = None
-                if conn is not None:
-                    conn.close()
-            elif not conn.closed:
-                conn.close()
+            self._checkin(conn)
 
     @contextmanager
     def _transaction(self, repeatable: bool = False) -> Iterator[psycopg.Cursor]:
-        with self._connection() as conn:
-            if getattr(self._held, "conn", None) is conn:
-                with conn.cursor() as cur:  # inside a snapshot: its transaction already holds
-                    yield cur
-                return
-            with conn.transaction(), conn.cursor() as cur:
+        held = getattr(self._held, "conn", None)
+        if held is not None:
+            with held.cursor() as cur:  # inside a snapshot: its transaction already holds
+                yield cur
+            return
+        conn = None
+        try:
+            with ExitStack() as stack:
+                conn = self._begin(stack)
+                cur = stack.enter_context(conn.cursor())
                 if repeatable:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 yield cur
+        except psycopg.OperationalError as e:  # the connection broke, perhaps at COMMIT: whether it took is unknown
+            if conn is not None:
+                conn.close()
+            raise self._failed(e) from None
+        except BaseException:
+            if conn is not None:
+                self._checkin(conn)  # rolled back: the connection is fine for the next one
+            raise
+        self._checkin(conn)
+
+    def _begin(self, stack: ExitStack) -> psycopg.Connection:
+        """Open a transaction on a pooled connection; if its BEGIN fails on a reused one, once more on a fresh one.
+
+        Only BEGIN is retried: before it, nothing of the transaction has reached the server, so running
+        it on another connection cannot do anything twice.
+        """
+        conn, reused = self._checkout()
+        try:
+            stack.enter_context(conn.transaction())
+            return conn
+        except psycopg.OperationalError as e:
+            conn.close()
+            if not reused:
+                raise self._failed(e) from None
+        conn = self._connect()
+        try:
+            stack.enter_context(conn.transaction())
+        except psycopg.OperationalError as e:
+            conn.close()
+            raise self._failed(e) from None
+        return conn
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -216,12 +302,31 @@ class PostgresRepository:
                     "RETURNING version", (deletes, kind.table))
         return cur.fetchone()[0]
 
+    def check(self, records: Iterable[Record]) -> list[tuple[Record, str]]:
+        """Each record with its JSON text; StoreError naming the first one this database cannot store."""
+        out = []
+        for r in records:
+            try:
+                text = r.model_dump_json()
+            except ValueError as e:  # pydantic cannot write a lone surrogate as UTF-8
+                raise StoreError(f"{type(r).__name__} {r.id!r} holds text that is not valid Unicode ({e}); "
+                                 f"nothing of its batch was written to {redact(self.url)}") from None
+            if "\\u0000" in text:  # a NUL character in some string (or a literal backslash-u0000: look)
+                where = nul_path(r.model_dump(mode="json"))
+                if where is not None:
+                    raise StoreError(
+                        f"{type(r).__name__} {r.id!r}: {where} holds a NUL character (\\u0000), which PostgreSQL "
+                        f"cannot store; nothing of its batch was written to {redact(self.url)}. Remove the "
+                        "character from that record (agentlearn never changes stored text on its own)")
+            out.append((r, text))
+        return out
+
     @staticmethod
-    def _upsert(cur: psycopg.Cursor, kind: type[Record], records: list[Record], seq: int) -> None:
+    def _upsert(cur: psycopg.Cursor, kind: type[Record], rows: list[tuple[Record, str]], seq: int) -> None:
         cur.executemany(
             f"INSERT INTO {table_name(kind)} (id, created, seq, doc) VALUES (%s, %s, %s, %s::jsonb) "
             "ON CONFLICT (id) DO UPDATE SET created = EXCLUDED.created, seq = EXCLUDED.seq, doc = EXCLUDED.doc",
-            [(r.id, r.created, seq, r.model_dump_json()) for r in sorted(records, key=lambda r: r.id)])
+            [(r.id, r.created, seq, text) for r, text in sorted(rows, key=lambda row: row[0].id)])
 
     def _fresh(self, kind: type[R]) -> dict[str, R]:
         """The cached records of a kind, brought up to date with only the rows written since."""
@@ -251,10 +356,12 @@ class PostgresRepository:
 
     def put_many(self, records: Iterable[Record]) -> int:
         """Insert or replace many records in one transaction: all of them or none."""
-        by_kind: dict[type[Record], list[Record]] = {}
+        records = list(records)
+        by_kind: dict[type[Record], list[tuple[Record, str]]] = {}
         for r in records:
             self._check_kind(type(r))
-            by_kind.setdefault(type(r), []).append(r)
+        for r, text in self.check(records):
+            by_kind.setdefault(type(r), []).append((r, text))
         if not by_kind:
             return 0
         with self._transaction() as cur:
@@ -306,19 +413,20 @@ class PostgresRepository:
             if type(updated) is not kind or updated.id != record_id:
                 raise StoreError(f"update of {kind.__name__} {record_id!r} must return a {kind.__name__} "
                                  f"with the same id, not {type(updated).__name__} {getattr(updated, 'id', '')!r}")
-            self._upsert(cur, kind, [updated], seq)
+            self._upsert(cur, kind, self.check([updated]), seq)
         return updated
 
     def delete(self, kind: type[Record], record_id: str) -> bool:
         """Remove a record; True if it existed."""
         self._check_kind(kind)
         with self._transaction() as cur:
-            cur.execute(f"SELECT 1 FROM {table_name(kind)} WHERE id = %s FOR UPDATE", (record_id,))
-            if cur.fetchone() is None:
-                return False
-            self._bump(cur, kind, deletes=1)
-            cur.execute(f"DELETE FROM {table_name(kind)} WHERE id = %s", (record_id,))
-        return True
+            # The counter first, as put and update take it: locking the row first deadlocked with them.
+            self._bump(cur, kind)
+            cur.execute(f"DELETE FROM {table_name(kind)} WHERE id = %s RETURNING id", (record_id,))
+            deleted = cur.fetchone() is not None
+            if deleted:
+                cur.execute("UPDATE al_versions SET deletes = deletes + 1 WHERE tbl = %s", (kind.table,))
+        return deleted
 
     def count(self, kind: type[Record]) -> int:
         """How many records of a kind there are."""

@@ -344,6 +344,7 @@ class Job(Record):
     pid: int | None = None
     heartbeat: datetime | None = None
     step: int = 0
+    step_at: datetime | None = None  # when `step` was reached: the ETA's rate is measured up to it
     max_steps: int = 0
     events: list[JobEvent] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -397,6 +398,14 @@ class EvalRun(Record):
     seconds: float = 0.0
 
 
+class ProgressEvent(BaseModel):
+    """One progress report of a child process: how much of its work was done, and when."""
+
+    done: int
+    total: int
+    at: datetime = Field(default_factory=now)
+
+
 class Process(Record):
     """A child `python -m agentlearn ...` process started by the dashboard, and its progress."""
 
@@ -413,6 +422,8 @@ class Process(Record):
     error: str = ""
     heartbeat: datetime | None = None
     finished: datetime | None = None
+    # The first report and the latest ones (agentlearn.processes keeps a bounded list): the ETA's rate.
+    events: list[ProgressEvent] = Field(default_factory=list)
 
 
 class LearningCurve(Record):
@@ -488,7 +499,29 @@ class Account(Record):
     password_hash: str
 
 
+class SignIn(Record):
+    """One signed-in browser session: the cookie's token is not stored, only its SHA-256 (the id).
+
+    `claim` is the SHA-256 of a one-time ticket the browser trades, within a minute, for the HttpOnly
+    cookie; `pending` holds the token until then. Signing out or a password change deletes the record.
+    """
+
+    table: ClassVar[str] = "sign_ins"
+    account: str  # the Account id
+    expires: datetime
+    claim: str = ""
+    pending: str = ""
+
+
+class Secret(Record):
+    """A server secret that every dashboard server on this store shares (the id names its use)."""
+
+    table: ClassVar[str] = "secrets"
+    value: str
+
+
 ALL_RECORDS: tuple[type[Record], ...] = (
     Task, Suite, Trajectory, Label, Claim, Resolution, Correction, Preference, Insight, InsightProposal, Reflection, Exemplar,
     DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account, Promotion, Improvement,
+    SignIn, Secret,
 )

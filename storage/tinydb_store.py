@@ -14,6 +14,14 @@ Why it looks like this (figures measured on a 2-core machine, see README "Storag
   off the files present (the count that puts every record where it lies); the store never guesses.
 - Parsed records are cached per shard and revalidated by the file's (inode, mtime, size), so reads
   after another process writes see its records, and reads of unchanged shards cost a stat call.
+- A batch that touches several shards (an import) lands whole or not at all, by a two-phase commit
+  (see `_commit`): every new shard is written beside the old one as a pending file, then one marker
+  file commits the batch, then the pending files are renamed into place. A crash before the marker
+  leaves every shard as it was (the pending files are discarded); a crash after it, even between two
+  renames, is rolled forward (the rest are renamed). Why this is sound: a pending file is the whole new
+  shard, made under that shard's lock, and every writer of a shard first finishes any committed pending
+  file of it under the same lock, so a pending file never overwrites a later write. Opening the store
+  finishes or discards what a killed writer left, and removes its temp files.
 """
 
 from __future__ import annotations
@@ -23,21 +31,30 @@ import json
 import os
 import shutil
 import threading
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from pydantic import ValidationError
 from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
 from storage import migrations
-from storage.errors import CorruptStoreError, SchemaVersionError, StoreError
-from storage.files import BACKUP_HINT, read_json_object, write_atomic
+from storage.errors import CorruptStoreError, SchemaVersionError, StoreError, StoreWriteError
+from storage.files import (
+    BACKUP_HINT,
+    fsync_dir,
+    os_reason,
+    read_json_object,
+    remove_stale_temps,
+    write_atomic,
+    write_durable,
+)
 from storage.records import ALL_RECORDS, Record
 
 R = TypeVar("R", bound=Record)
@@ -49,6 +66,8 @@ SHARDS: dict[str, int] = {"trajectories": 256, "labels": 64, "preferences": 64, 
 # What stores made before meta.json recorded shard counts used.
 LEGACY_SHARDS: dict[str, int] = {"trajectories": 64, "labels": 16, "preferences": 16, "exemplars": 16}
 TABLE = "records"  # the TinyDB table name inside every shard file
+TXN_DIR = ".txn"  # commit markers of multi-shard batches, one empty file per committed batch
+PENDING = ".pending"  # a shard's new content, written before its batch commits: `.NN.json.<batch>.pending`
 
 
 class _StrIdTable(Table):
@@ -93,8 +112,7 @@ class AtomicJSONStorage(Storage):
 
     def write(self, data: dict[str, Any]) -> None:
         try:
-            payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-            write_atomic(self.path, payload)
+            write_atomic(self.path, encode_shard(self.path, data))
         except BaseException:
             # TinyDB changed our cached dict in place before calling write: forget it, so that
             # nothing that did not reach the disk is ever read or written back later.
@@ -106,6 +124,21 @@ class AtomicJSONStorage(Storage):
 
     def close(self) -> None:
         pass
+
+
+def encode_shard(path: Path, data: dict[str, Any]) -> bytes:
+    """The bytes of a shard file; StoreError naming the record if some text cannot be written as UTF-8."""
+    try:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        for doc_id, doc in data.get(TABLE, {}).items():
+            try:
+                json.dumps(doc, ensure_ascii=False).encode()
+            except UnicodeEncodeError as e:
+                bad = e.object[e.start:e.end].encode("unicode_escape").decode()
+                raise StoreError(f"{path}: record {doc_id!r} holds text that is not valid Unicode ({bad}, a lone "
+                                 "surrogate); nothing was written") from None
+        raise
 
 
 _gc_lock = threading.Lock()
@@ -138,9 +171,10 @@ def _gc_paused() -> Iterator[None]:
 class _Shard:
     """One TinyDB file plus the validated records parsed from it."""
 
-    def __init__(self, path: Path, kind: type[Record]) -> None:
+    def __init__(self, path: Path, kind: type[Record], txn_dir: Path) -> None:
         self.path = path
         self.kind = kind
+        self.txn_dir = txn_dir
         self.db = _StrIdTinyDB(str(path), storage=AtomicJSONStorage)
         self.storage: AtomicJSONStorage = self.db.storage  # type: ignore[assignment]
         self._parsed: dict[str, Record] = {}
@@ -152,9 +186,82 @@ class _Shard:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold this shard against other threads and processes (threads first, then the file)."""
-        with self.lock, self.file_lock:
-            yield
+        """Hold this shard against other threads and processes (threads first, then the file).
+
+        Holding it, no batch is half-way through this shard, so a committed pending file of it is one
+        whose writer died: it is renamed into place before anything else reads or writes the shard.
+        """
+        with self.lock:
+            self._make_folder()
+            try:
+                self.file_lock.acquire()
+            except OSError as e:  # a read-only disk: the lock file cannot be made
+                raise StoreWriteError(f"cannot write {self.path}: {os_reason(e)}; nothing was changed") from None
+            try:
+                self.finish_committed()
+                yield
+            finally:
+                self.file_lock.release()
+
+    @contextmanager
+    def try_locked(self) -> Iterator[bool]:
+        """Like locked(), but gives up at once (yields False) if another writer holds the shard."""
+        if not self.lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            self.file_lock.acquire(timeout=0)
+        except (Timeout, OSError):
+            self.lock.release()
+            yield False
+            return
+        try:
+            self.finish_committed()
+            yield True
+        finally:
+            self.file_lock.release()
+            self.lock.release()
+
+    def _make_folder(self) -> None:
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+        except OSError as e:
+            raise StoreWriteError(f"cannot write {self.path.parent}: {os_reason(e)}; nothing was changed") from None
+
+    def pending_path(self, batch: str) -> Path:
+        """Where a batch writes this shard's new content before it commits."""
+        return self.path.with_name(f".{self.path.name}.{batch}{PENDING}")
+
+    def finish_committed(self) -> None:
+        """Rename into place the pending file of a committed batch whose writer died (call holding the shard)."""
+        for batch in committed_batches(self.txn_dir):
+            pending = self.pending_path(batch)
+            if pending.exists():
+                self.install(pending)
+
+    def install(self, pending: Path, data: dict[str, Any] | None = None, records: list[Record] = ()) -> None:
+        """Rename a pending file over the shard; `data` and `records`, when given, are what it holds."""
+        os.replace(pending, self.path)
+        if data is None:  # a file written by another process: read it again when next asked
+            self.storage._data, self.storage._key = None, None
+            self.storage.generation += 1
+            return
+        parsed = self.records() if self.storage.generation == self._parsed_generation else None
+        self.storage._data, self.storage._key = data, _stat_key(self.path)
+        self.storage.generation += 1
+        if parsed is not None:  # the file holds what was parsed plus these records: no need to parse it again
+            for r in records:
+                parsed[r.id] = r
+            self._parsed_generation = self.storage.generation
+
+    def prepare(self, records: list[Record]) -> tuple[dict[str, Any], bytes]:
+        """The shard's content with `records` put in, and its bytes; nothing is written."""
+        self.records()  # refuse to write into a shard that does not validate
+        data = self.storage.read() or {}
+        docs = dict(data.get(TABLE, {}))
+        docs.update({r.id: r.model_dump(mode="json") for r in records})
+        new = {**data, TABLE: docs}
+        return new, encode_shard(self.path, new)
 
     def records(self) -> dict[str, Record]:
         with _gc_paused():
@@ -194,6 +301,21 @@ class _Shard:
         self._parsed.pop(record_id, None)
         self._parsed_generation = self.storage.generation
         return True
+
+
+def _on_read_only_disk(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def committed_batches(txn_dir: Path) -> list[str]:
+    """Ids of the batches committed but not yet finished (normally none: a listing of an empty folder)."""
+    try:
+        return [name for name in os.listdir(txn_dir) if not name.startswith(".")]
+    except OSError:  # no folder yet, or a store on a read-only disk
+        return []
 
 
 def _first_error(e: ValidationError) -> str:
@@ -243,16 +365,33 @@ class TinyDBRepository:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreWriteError(f"cannot make the store folder {self.root}: {os_reason(e)}") from None
+        self._txn_dir = self.root / TXN_DIR
         self._lock = threading.Lock()  # guards the shard map; each shard has its own locks
         self._shards: dict[tuple[str, int], _Shard] = {}
+        self._recover(everything=True)  # before the schema check: a migration must see finished shards
         self._check_schema()
 
     # --- schema -------------------------------------------------------------------------------
 
     def _check_schema(self) -> None:
         meta_path = self.root / "meta.json"
-        with FileLock(str(self.root / ".meta.lock")):
+        lock = FileLock(str(self.root / ".meta.lock"))
+        try:
+            lock.acquire()
+        except OSError as e:
+            # A read-only disk (or folder): a store that needs no upgrade can still be read.
+            meta = self._read_meta(meta_path) if meta_path.exists() else None
+            if meta and meta.get("shards") and meta["schema_version"] == migrations.current_version():
+                self._shard_counts = dict(meta["shards"])
+                return
+            raise StoreWriteError(f"cannot open the store {self.root}: {os_reason(e)} (it needs writing to "
+                                  "start or upgrade it)") from None
+        with lock:
+            lock.release()  # held once by acquire() above and once by this block
             meta = self._read_meta(meta_path) if meta_path.exists() else None
             has_data = any(_shard_files(p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
             if meta is None:
@@ -302,13 +441,84 @@ class TinyDBRepository:
                   for shard in sorted(table_dir.glob("*.json"))]
         backup = self.root.with_name(f"{self.root.name}.v{from_version}.bak")
         if not backup.exists():
-            shutil.copytree(self.root, backup, ignore=shutil.ignore_patterns("*.lock", "*.tmp"))
+            shutil.copytree(self.root, backup, ignore=shutil.ignore_patterns("*.lock", "*.tmp", f"*{PENDING}", TXN_DIR))
         for table, shard, data in shards:
             docs = data.get(TABLE, {})
             for doc_id in docs:
                 docs[doc_id] = migrations.migrate(table, docs[doc_id], from_version)
             write_atomic(shard, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
         self._write_meta({"schema_version": migrations.current_version(), "shards": self._shard_counts})
+
+    # --- crash recovery -----------------------------------------------------------------------
+
+    def _pending_files(self) -> list[tuple[_Shard, str, Path]]:
+        """Every pending shard file in the store: (its shard, its batch, its path)."""
+        kinds = {kind.table: kind for kind in ALL_RECORDS}
+        found = []
+        for folder in self.root.iterdir():
+            kind = kinds.get(folder.name)
+            if kind is None or not folder.is_dir():
+                continue
+            for path in folder.glob(f".*{PENDING}"):
+                shard_name, _, batch = path.name[1:-len(PENDING)].rpartition(".")  # ".NN.json.<batch>.pending"
+                stem = shard_name.removesuffix(".json")
+                if stem.isdigit():
+                    found.append((self._shard(kind, int(stem)), batch, path))
+        return found
+
+    def _recover(self, everything: bool = False) -> None:
+        """Finish the batches a killed writer committed; with `everything` (on open) also discard the
+        ones it did not commit and remove its temp files. A read-only store is left as it is."""
+        committed = committed_batches(self._txn_dir)
+        if not committed and not everything:
+            return
+        try:
+            if everything:
+                for folder in [self.root, self._txn_dir, *(p for p in self.root.iterdir() if p.is_dir())]:
+                    remove_stale_temps(folder)
+            for shard, batch, path in self._pending_files():
+                if batch not in committed and not everything:
+                    continue
+                if everything:
+                    context = shard.locked()  # on open: wait for a live writer to finish
+                else:
+                    context = shard.try_locked()  # on a read: never wait, the next open or writer finishes it
+                with context as held:
+                    # Holding the shard, a pending file still there is either committed (locked()
+                    # renamed it just now) or one whose writer died before committing: discard that one.
+                    if held is not False and path.exists() and batch not in committed_batches(self._txn_dir):
+                        path.unlink()
+            left = {batch for _, batch, _ in self._pending_files()}
+            for batch in committed:
+                if batch not in left:
+                    (self._txn_dir / batch).unlink(missing_ok=True)
+        except (OSError, Timeout):
+            pass  # a read-only disk: readers see the last finished state of each shard
+
+    def _commit(self, shards: dict[tuple[str, int], _Shard], groups: dict[tuple[str, int], list[Record]]) -> None:
+        """Write several shards all or nothing (call holding every one of them); see the module notes."""
+        prepared = {key: shards[key].prepare(group) for key, group in groups.items()}  # encode all first
+        batch = uuid.uuid4().hex
+        written: list[Path] = []
+        try:
+            for key, (_, payload) in prepared.items():
+                pending = shards[key].pending_path(batch)
+                written.append(pending)
+                write_durable(pending, payload)
+            for folder in {p.parent for p in written}:
+                fsync_dir(folder)
+            self._txn_dir.mkdir(exist_ok=True)
+            write_atomic(self._txn_dir / batch, b"")  # the commit point
+        except BaseException:
+            for pending in written:
+                pending.unlink(missing_ok=True)
+            raise
+        # Committed: from here a failure or a crash is finished by whoever holds these shards next.
+        for key, (data, _) in prepared.items():
+            shards[key].install(shards[key].pending_path(batch), data, groups[key])
+        for folder in {p.parent for p in written}:
+            fsync_dir(folder)
+        (self._txn_dir / batch).unlink(missing_ok=True)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -322,10 +532,9 @@ class TinyDBRepository:
         if shard is None:
             with self._lock:
                 shard = self._shards.get(key)
-                if shard is None:
-                    folder = self.root / kind.table
-                    folder.mkdir(exist_ok=True)
-                    shard = self._shards[key] = _Shard(folder / f"{index:02d}.json", kind)
+                if shard is None:  # its folder is made on the first write: reading needs no write access
+                    path = self.root / kind.table / f"{index:02d}.json"
+                    shard = self._shards[key] = _Shard(path, kind, self._txn_dir)
         return shard
 
     def _shard_of(self, kind: type[Record], record_id: str) -> _Shard:
@@ -344,9 +553,10 @@ class TinyDBRepository:
         """Hold every shard: reads inside the block see one consistent store; writers wait until it ends."""
         shards = {(kind.table, i): self._shard(kind, i)
                   for kind in ALL_RECORDS for i in range(self._shard_counts.get(kind.table, 1))}
+        read_only = _on_read_only_disk(self.root)  # no lock file can be made there, and nobody can write either
         with ExitStack() as held:
             for key in sorted(shards):  # the order put_many locks in, so that the two cannot deadlock
-                held.enter_context(shards[key].locked())
+                held.enter_context(shards[key].lock if read_only else shards[key].locked())
             yield
 
     def read_files(self) -> dict[str, bytes]:
@@ -354,6 +564,7 @@ class TinyDBRepository:
 
         The shards are held only while their bytes are read: writers wait milliseconds, not for a copy.
         """
+        self._recover()
         with self.snapshot():
             files = [self.root / "meta.json", *sorted(self.root.glob("*/*.json"))]
             return {str(p.relative_to(self.root)): p.read_bytes() for p in files if p.is_file()}
@@ -376,21 +587,23 @@ class TinyDBRepository:
         with ExitStack() as held:
             for key in sorted(shards):  # always in the same order, so that two batches cannot deadlock
                 held.enter_context(shards[key].locked())
-            # Parse every touched shard first: one bad file refuses the whole batch, not half of it.
-            for shard in shards.values():
-                shard.records()
-            for key, group in by_shard.items():
-                shards[key].write(group)
+            if len(shards) > 1:
+                self._commit(shards, by_shard)
+            else:
+                for key, group in by_shard.items():  # one file: its atomic rename is all or nothing already
+                    shards[key].write(group)
         return sum(len(g) for g in by_shard.values())
 
     def get(self, kind: type[R], record_id: str) -> R | None:
         """The record with this id, or None."""
+        self._recover()
         shard = self._shard_of(kind, record_id)
         with shard.lock:
             return shard.records().get(record_id)  # type: ignore[return-value]
 
     def all(self, kind: type[R]) -> list[R]:
         """Every record of a kind, oldest first."""
+        self._recover()
         out: list[R] = []
         with _gc_paused():
             for shard in self._all_shards(kind):
@@ -426,6 +639,7 @@ class TinyDBRepository:
 
     def count(self, kind: type[Record]) -> int:
         """How many records of a kind there are."""
+        self._recover()
         total = 0
         with _gc_paused():
             for shard in self._all_shards(kind):

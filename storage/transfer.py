@@ -48,7 +48,9 @@ class Location:
 def copy_store(source: Location, target: Location, force: bool = False) -> dict[str, int]:
     """Make `target` hold exactly what `source` holds; returns the verified counts.
 
-    Refuses a target that holds anything unless `force`, and then replaces what it held.
+    Refuses a target that holds anything unless `force`, and then replaces what it held. A record the
+    target cannot store (a NUL character, for PostgreSQL) is named and nothing is copied: text is never
+    changed on the way.
     """
     held = target.counts()
     if held and not force:
@@ -57,6 +59,10 @@ def copy_store(source: Location, target: Location, force: bool = False) -> dict[
                          "Pass --force to replace what it holds.")
     snapshot = getattr(source.repo, "snapshot", None)
     with snapshot() if snapshot is not None else nullcontext():
+        check = getattr(target.repo, "check", None)  # what the target cannot store (PostgreSQL: NUL characters)
+        if check is not None:
+            for kind in ALL_RECORDS:  # every record before the first is written: a refusal copies nothing
+                check(source.repo.all(kind))
         expected: dict[str, int] = {}
         for kind in ALL_RECORDS:
             records = source.repo.all(kind)

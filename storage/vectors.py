@@ -27,7 +27,7 @@ import numpy as np
 from filelock import FileLock
 
 from storage.errors import CorruptStoreError
-from storage.files import write_atomic
+from storage.files import remove_stale_temps, write_atomic
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
 
@@ -131,7 +131,11 @@ class VectorTable(VectorTableBase):
         super().__init__()
         self.name = name
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # a read-only home: reading finds no table; a write names the folder (write_atomic)
+        remove_stale_temps(self.folder)  # what a writer killed mid-save left behind
         self.path = self.folder / f"{name}.npz"
         # Written by versions before one file held the whole table; read once, replaced on the next sync.
         self.legacy_paths = (self.folder / f"{name}.npy", self.folder / f"{name}.json")

@@ -129,8 +129,62 @@ def _postgres_bindir() -> Path:
     for folder in candidates:
         if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
             return folder
-    pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found: `./manage test` installs them "
-                "(apt-get install -y postgresql)")
+    raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found: `./manage test` installs them "
+                       "(apt-get install -y postgresql)")
+
+
+class PostgresServer:
+    """A real PostgreSQL server in a temp folder on a free local port (fsync off): start, restart, stop."""
+
+    def __init__(self) -> None:
+        import os
+        import shutil
+        import socket
+        import tempfile
+
+        self.bindir = _postgres_bindir()
+        self.folder = Path(tempfile.mkdtemp(prefix="agentlearn-pg-"))  # not under pytest's 0700 temp: postgres enters it
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.folder, "postgres", "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.data, self.log = self.folder / "data", self.folder / "server.log"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+
+    def _run(self, *cmd: str) -> None:
+        import subprocess
+
+        done = subprocess.run([*self.as_user, *cmd], capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr or done.stdout}"
+                               + (f"\n{self.log.read_text()}" if self.log.exists() else ""))
+
+    def start(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-o",
+                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  "-c max_connections=200", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def restart(self) -> None:
+        """Stop and start again: every connection open before is closed by the server."""
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        import shutil
+
+        try:
+            self.stop()
+        except RuntimeError:
+            pass  # already stopped
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -139,38 +193,14 @@ def postgres_server() -> Iterator[str]:
 
     fsync is off: the tests kill clients, never the server, and the 2-core CI machine is slow enough.
     """
-    import os
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
-
-    bindir = _postgres_bindir()
-    folder = Path(tempfile.mkdtemp(prefix="agentlearn-pg-"))  # not under pytest's 0700 temp: postgres must enter it
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(folder, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data, log = folder / "data", folder / "server.log"
-
-    def run(*cmd: str) -> None:
-        done = subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120)
-        if done.returncode:
-            pytest.fail(f"{' '.join(cmd)} failed: {done.stderr or done.stdout}"
-                        + (f"\n{log.read_text()}" if log.exists() else ""))
-
-    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start")
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        server = PostgresServer()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield server.url
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True, timeout=120)
-        shutil.rmtree(folder, ignore_errors=True)
+        server.remove()
 
 
 @pytest.fixture

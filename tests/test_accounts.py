@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, cli, datasets, paths
-from agentlearn.training import jobs
-from storage.records import Account, Job
+from agentlearn import accounts, cli, datasets, paths, processes
+from storage.records import Account, Job, SignIn
 
 PASSWORD = "correct horse battery"
 
@@ -46,20 +45,100 @@ def test_passwords_are_argon2_hashes_and_sign_in_checks_them(ws):
         accounts.add_user(ws.repo, "carol", "annotator", "short")
 
 
-def test_failed_sign_ins_are_rate_limited_per_name(ws):
+def test_failed_sign_ins_are_rate_limited_per_client_and_lockouts_expire(ws):
     accounts.add_user(ws.repo, "dana", "admin", PASSWORD)
     accounts.add_user(ws.repo, "erin", "annotator", PASSWORD)
     clock = [1000.0]
     throttle = accounts.LoginThrottle(clock=lambda: clock[0])
-    for _ in range(accounts.LoginThrottle.FREE):
+    for name in ("dana", "x1", "x2", "x3", "x4"):  # five different names: the client is what counts
         with pytest.raises(ValueError, match="wrong"):
-            accounts.sign_in(ws.repo, "dana", "guess", throttle)
-    with pytest.raises(ValueError, match="too many failed sign-ins"):
-        accounts.sign_in(ws.repo, "DANA", PASSWORD, throttle)  # even the right password waits
-    assert accounts.sign_in(ws.repo, "erin", PASSWORD, throttle).name == "erin"  # other names are not held up
+            accounts.sign_in(ws.repo, name, "guess", throttle, client="10.0.0.9")
+    with pytest.raises(ValueError, match="too many failed sign-ins from this address"):
+        accounts.sign_in(ws.repo, "erin", PASSWORD, throttle, client="10.0.0.9")  # even the right password waits
+    assert accounts.sign_in(ws.repo, "erin", PASSWORD, throttle, client="10.0.0.2").name == "erin"
     clock[0] += 3
-    assert accounts.sign_in(ws.repo, "dana", PASSWORD, throttle).name == "dana"
-    assert throttle.wait_s("dana") == 0
+    assert accounts.sign_in(ws.repo, "dana", PASSWORD, throttle, client="10.0.0.9").name == "dana"
+    for _ in range(20):  # a stranger keeps guessing: the waits grow to MAX_WAIT_S, then it expires
+        clock[0] += throttle.wait_s("10.0.0.9")
+        with pytest.raises(ValueError, match="wrong"):
+            accounts.sign_in(ws.repo, "dana", "guess", throttle, client="10.0.0.9")
+    assert throttle.wait_s("10.0.0.9") == accounts.LoginThrottle.MAX_WAIT_S
+    clock[0] += accounts.LoginThrottle.FORGET_S + 1
+    assert throttle.wait_s("10.0.0.9") == 0
+
+
+def test_a_strangers_failures_do_not_lock_the_owner_out(ws):
+    accounts.add_user(ws.repo, "dana", "admin", PASSWORD)
+    clock, slept = [1000.0], []
+    throttle = accounts.LoginThrottle(clock=lambda: clock[0])
+    for i in range(12):  # twelve strangers, one guess each: the name is slowed, not locked
+        with pytest.raises(ValueError, match="wrong"):
+            accounts.sign_in(ws.repo, "dana", "guess", throttle, client=f"10.0.1.{i}", sleep=slept.append)
+    assert slept and max(slept) <= accounts.LoginThrottle.NAME_MAX_WAIT_S  # guesses at one name are spaced
+    assert accounts.sign_in(ws.repo, "dana", PASSWORD, throttle, client="10.0.0.1", sleep=slept.append).name == "dana"
+    assert max(slept) <= accounts.LoginThrottle.NAME_MAX_WAIT_S  # the owner got in after a bounded delay
+
+
+class _Hasher:
+    """The real argon2 hasher, with a hook called before each verification."""
+
+    def __init__(self, before) -> None:
+        self._real, self._before = accounts.PasswordHasher(), before
+
+    def verify(self, digest: str, password: str) -> bool:
+        self._before(digest, password)
+        return self._real.verify(digest, password)
+
+    def __getattr__(self, name: str):
+        return getattr(self._real, name)
+
+
+def test_simultaneous_guesses_cannot_race_the_throttle(ws, monkeypatch):
+    import threading
+
+    accounts.add_user(ws.repo, "dana", "admin", PASSWORD)
+    throttle = accounts.LoginThrottle(clock=lambda: 1000.0)
+    checked, barrier = [], threading.Barrier(12)
+    monkeypatch.setattr(accounts, "_HASHER", _Hasher(lambda h, p: checked.append(p)))
+
+    def guess() -> None:
+        barrier.wait()
+        try:
+            accounts.sign_in(ws.repo, "dana", "guess guess", throttle, client="10.0.0.9", sleep=lambda s: None)
+        except ValueError:
+            pass
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(checked) == accounts.LoginThrottle.FREE  # not 12: the rest were refused before any hash check
+
+
+def test_at_most_two_password_hashes_are_checked_at_once(ws, monkeypatch):
+    import threading
+    import time
+
+    accounts.add_user(ws.repo, "dana", "admin", PASSWORD)
+    running, most, lock = [0], [0], threading.Lock()
+    def counting(h, p):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+
+    monkeypatch.setattr(accounts, "_HASHER", _Hasher(counting))
+    throttle = accounts.LoginThrottle()
+    threads = [threading.Thread(target=accounts.sign_in, args=(ws.repo, "dana", PASSWORD, throttle),
+                                kwargs={"client": f"10.0.2.{i}"}) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2
 
 
 def test_roles_order_and_the_last_admin_stays(ws):
@@ -165,8 +244,51 @@ def test_a_job_log_outside_the_workspace_is_refused(ws, tmp_path):
     outside.write_text("password=hunter2")
     job = ws.repo.put(Job(method="sft", config={}, log_path=str(outside)))
     with pytest.raises(ValueError, match="outside the workspace"):
-        jobs.log_tail(ws, job)
+        processes.tail(ws, job)
     inside = ws.settings.jobs_dir / "j" / "train.log"
     inside.parent.mkdir(parents=True)
     inside.write_text("step 1\nstep 2\n")
-    assert jobs.log_tail(ws, job.model_copy(update={"log_path": str(inside)}), 1) == "step 2"
+    assert processes.tail(ws, job.model_copy(update={"log_path": str(inside)}), 1) == "step 2"
+
+
+def test_common_and_weak_passwords_are_refused_with_the_reason(ws):
+    for weak, why in (("password", "top-10 common password"), ("aaaaaaaa", "Repeats"), ("bobbobbob1", "")):
+        with pytest.raises(ValueError, match=f"that password is too weak: .*{why}"):
+            accounts.add_user(ws.repo, "bob", "admin", weak)
+    accounts.add_user(ws.repo, "bob", "admin", PASSWORD)
+    with pytest.raises(ValueError, match="too weak"):
+        accounts.set_password(ws.repo, "bob", "password1")
+    assert accounts.sign_in(ws.repo, "bob", PASSWORD, accounts.LoginThrottle()).name == "bob"
+
+
+def test_sessions_are_records_that_sign_out_and_a_password_change_end(store_location):
+    """On TinyDB and PostgreSQL: a second server (a new repository on the same store) sees the same sessions."""
+    from agentlearn import sessions
+    from tests.conftest import open_store
+
+    repo, second = open_store(store_location), open_store(store_location)
+    accounts.add_user(repo, "bob", "admin", PASSWORD)
+    token, ticket = sessions.open_session(repo, "bob")
+    other, _ = sessions.open_session(repo, "bob")
+    assert accounts.session_identity(second, token) == accounts.Identity("bob", "admin")
+    cookie = sessions.claim(second, ticket)
+    assert sessions.token_of(repo, cookie) == token and sessions.claim(repo, ticket) is None  # once
+    assert token not in str([r.model_dump() for r in repo.all(SignIn)])  # only its digest is stored
+    assert sessions.token_of(repo, cookie[:-2] + "xx") is None  # a forged signature
+    sessions.revoke(second, token)
+    assert accounts.session_identity(repo, sessions.token_of(repo, cookie)) is None
+    assert accounts.session_identity(repo, other) is not None
+    accounts.set_password(second, "bob", "another good passphrase")
+    assert accounts.session_identity(repo, other) is None  # every open session ended
+
+
+def test_without_accounts_only_loopback_host_names_are_answered(ws, monkeypatch):
+    monkeypatch.delenv("AGENTLEARN_ALLOWED_HOSTS", raising=False)
+    for host in ("localhost:8501", "127.0.0.1:8501", "[::1]:8501", "LOCALHOST", ""):
+        assert accounts.host_problem(host, ws.repo) == "", host
+    for host in ("attacker.example", "attacker.example:8501", "localhost.attacker.example", "127.0.0.1.nip.io"):
+        assert "AGENTLEARN_ALLOWED_HOSTS" in accounts.host_problem(host, ws.repo), host
+    monkeypatch.setenv("AGENTLEARN_ALLOWED_HOSTS", "dash.lab.internal, other.example")
+    assert accounts.host_problem("dash.lab.internal:8501", ws.repo) == ""
+    accounts.add_user(ws.repo, "root", "admin", PASSWORD)
+    assert accounts.host_problem("attacker.example", ws.repo) == ""  # with accounts, signing in protects it

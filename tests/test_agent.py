@@ -130,6 +130,18 @@ def test_many_tasks_run_as_one_batch_and_each_reports_progress(ws, make_fake_cha
     assert all(r[0].verdict.success for r in runs)  # answers came back in task order
 
 
+def test_each_answer_is_reported_inside_its_batch(ws, make_fake_chat):
+    """An agent run on 17 tasks showed nothing for 210 s: the batch was the unit of progress."""
+    ensure_demo_suite(ws)
+    tasks = load_tasks(ws, DEMO_SUITE, "heldout")[:5]
+    ws.chat_factory = make_fake_chat([_right(t) for t in tasks])
+    seen = []
+    run_tasks(ws, tasks, RunOptions(), progress=lambda i, n, trials, s: seen.append(("stored", i)),
+              answered=lambda a, n: seen.append(("answered", a, n)))
+    assert seen[:5] == [("answered", a, 5) for a in range(1, 6)]  # before the batch was stored
+    assert seen[5:] == [("stored", i) for i in range(1, 6)]
+
+
 def test_reflexion_retries_only_the_failed_tasks_together(ws, make_fake_chat):
     ensure_demo_suite(ws)
     a, b = load_tasks(ws, DEMO_SUITE, "train")[:2]
@@ -163,7 +175,7 @@ def test_the_token_budget_follows_the_longest_reference_call(ws):
 
 
 @pytest.mark.slow
-def test_batched_greedy_generation_matches_sequential_on_the_real_model(real_ws):
+def test_batched_greedy_generation_matches_sequential_on_the_real_model(real_ws, monkeypatch):
     """The batched path (left padding, one forward pass a step) gives the sequential answers."""
     from agentlearn.llm import LocalChatModel
     from agentlearn.models import chat_model_dir
@@ -179,7 +191,15 @@ def test_batched_greedy_generation_matches_sequential_on_the_real_model(real_ws)
     model_dir = str(chat_model_dir(ws.settings.models_dir))
     budget = token_budget(ws, DEMO_SUITE, cap=512)  # room for the suite's longest call: none is cut off
     one = LocalChatModel(model_dir=model_dir, batch_size=1).complete(chats, tools=tools, max_new_tokens=budget)
-    many = LocalChatModel(model_dir=model_dir, batch_size=8).complete(chats, tools=tools, max_new_tokens=budget)
+    from agentlearn import llm
+
+    ended, inside = [], []
+    rest = llm._RowsEnded.rest
+    monkeypatch.setattr(llm._RowsEnded, "rest", lambda self, rows: (inside.append(len(self.seen)), rest(self, rows)))
+    many = LocalChatModel(model_dir=model_dir, batch_size=8).complete(chats, tools=tools, max_new_tokens=budget,
+                                                                      on_row=ended.append)
+    assert sorted(ended) == list(range(8))  # every answer reported once
+    assert inside[0] >= 1  # rows that ended while the batch was still generating were reported then
     same = sum(a == b for a, b in zip(one, many, strict=True))
     assert same >= 7, [(a, b) for a, b in zip(one, many, strict=True) if a != b]
     # Under the grammar every answer is one call of an offered tool.

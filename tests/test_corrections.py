@@ -27,6 +27,12 @@ def test_a_call_that_breaks_the_schema_is_refused_per_argument(seeded):
     assert e.value.problems == ["argument 'delivery': 3 is not of type 'string'", "argument 'username' is required"]
     with pytest.raises(CorrectionError, match="'send_mail' is not one of the task's tools"):
         corrections.check_call(task, ToolCall(name="send_mail"))
+    with pytest.raises(CorrectionError) as e:  # the schema leaves additionalProperties unsaid
+        corrections.check_call(task, ToolCall(name="reset_password", arguments={"username": "a", "user": "a"}))
+    assert e.value.problems == ["argument 'user' is not one of the tool's parameters (username, delivery)"]
+    open_tools = [{**t, "parameters": {**t["parameters"], "additionalProperties": True}} for t in task.tools]
+    lenient = task.model_copy(update={"tools": open_tools})  # a schema that says it takes more is believed
+    corrections.check_call(lenient, ToolCall(name="reset_password", arguments={"username": "a", "user": "a"}))
     before = seeded.repo.count(Correction)
     with pytest.raises(CorrectionError, match="'username' is required"):
         corrections.save(seeded, "tr0bad", "carol", ToolCall(name="reset_password", arguments={}))

@@ -186,7 +186,7 @@ def test_real_stop_of_an_improve_process_stops_its_training_job(ws, tmp_path, li
     started = processes.start(ws, "improve", ["improve", "--suite", SUITE, "--preset", "cpu-small"])
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and not any(j.status == "running" and j.step >= 1 for j in ws.repo.all(Job)):
-        assert processes.get(ws, started.id).status == "running", processes.tail(processes.get(ws, started.id))
+        assert processes.get(ws, started.id).status == "running", processes.tail(ws, processes.get(ws, started.id))
         time.sleep(1)
     (job,) = ws.repo.all(Job)
     processes.stop(ws, started.id)
@@ -194,7 +194,7 @@ def test_real_stop_of_an_improve_process_stops_its_training_job(ws, tmp_path, li
     while time.monotonic() < deadline and improve.latest(ws, SUITE).status == "running":
         time.sleep(0.5)
     record = improve.latest(ws, SUITE)
-    assert record.status == "stopped", processes.tail(processes.get(ws, started.id), 60)
+    assert record.status == "stopped", processes.tail(ws, processes.get(ws, started.id), 60)
     assert {s.name: s.status for s in record.stages}["sft"] == "stopped"
     job = jobs.wait(ws, job.id, timeout=300)
     assert job.status == "stopped" and job.step < job.max_steps  # the job obeyed the stop, not ran to its end

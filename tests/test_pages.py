@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentlearn import accounts
+from agentlearn import accounts, preferences, sessions
 from agentlearn.embeddings import hash_encode
 from agentlearn.feedback import labels, queue
 from agentlearn.settings import Settings
@@ -25,7 +25,9 @@ from storage.records import (
     Insight,
     InsightProposal,
     Label,
+    Message,
     Preference,
+    ToolCall,
     Trajectory,
 )
 from tests.seed import HOSTILE, SUITE, seed_workspace
@@ -60,7 +62,7 @@ def open_page(page: str | None, annotator: str = "", role: str = "admin", **quer
     if annotator:
         repo = open_repository(str(Settings.from_env().store_dir))
         account = accounts.find(repo, annotator) or accounts.add_user(repo, annotator, role, PASSWORD)
-        at.session_state[_ui.IDENTITY_KEY] = accounts.identity_of(account)  # as the sign-in form leaves it
+        at.session_state[_ui.SESSION_KEY] = sessions.open_session(repo, account.id)[0]  # as the sign-in form does
     at.query_params.update(query)
     at.run()
     if page:
@@ -276,6 +278,28 @@ def test_edit_to_fix_stores_the_correction(seeded):
     assert (p.choice, p.corrected) == ("both_bad", fixed)
 
 
+def test_edit_to_fix_refuses_what_is_not_a_call_of_the_schema(seeded):
+    at = open_page("pages/preferences.py", pair="tr0ok.tr0bad.0")
+    click(at, "pref_e")
+    for text, problem in (("just reset it", "holds no tool call"),
+                          ('<tool_call>{"name": "reset_password", "arguments": {"username": "akhan", "via": "sms"}}'
+                           '</tool_call>', "argument 'via' is not one of the tool's parameters")):
+        at.text_area(key="pref_fix_text").input(text).run()
+        assert any(problem in e.value for e in at.error)  # said while typing
+        click(at, "pref_a")
+        assert any("Not saved" in e.value and problem in e.value for e in at.error)
+        assert seeded.repo.find(Preference, annotator="alice") == []
+        assert preferences.pair_key(at.session_state["pair"]) == "tr0ok.tr0bad.0"  # the pair and the edit stay
+        assert at.text_area(key="pref_fix_text").value == text
+
+
+def test_a_heldout_pair_is_marked(seeded):
+    at = open_page("pages/preferences.py", pair="tr0ok.tr0bad.0")
+    assert not any("Held-out task" in i.value for i in at.info)
+    at = open_page("pages/preferences.py", pair="tr1ok.tr1bad.0")
+    assert any("Held-out task" in i.value for i in at.info)
+
+
 def test_an_edit_to_fix_becomes_a_playbook_proposal(seeded):
     at = open_page("pages/preferences.py")
     click(at, "pref_e")
@@ -420,6 +444,18 @@ def test_exemplar_bank_add_retire_and_retrieval_modes(seeded):
     assert not any("no tag chosen" in t.value for t in at.text)
 
 
+def test_exemplar_requests_show_for_people_in_any_role(seeded):
+    said = "My order 77 never arrived, please refund it."
+    seeded.repo.put(Exemplar(id="ex-customer", suite=SUITE, task_id="", kind="manual", tool="create_ticket",
+                             input=[Message(role="system", content="You are a shop's support agent."),
+                                    Message(role="customer", content=said)],
+                             call=ToolCall(name="create_ticket", arguments={"title": "refund 77"})))
+    at = open_page("pages/exemplars.py")
+    table = at.dataframe[0].value.set_index("id")
+    assert table.loc["ex-customer", "request"] == said
+    assert table.loc["ref-0", "request"] == "I forgot my password, user akhan, email me."
+
+
 def test_bad_exemplar_arguments_are_refused_clearly(seeded):
     at = open_page("pages/exemplars.py")
     at.text_area(key="ex_add_request").input("x")
@@ -487,7 +523,7 @@ def test_evaluate_and_run_start_the_real_cli_in_a_child_process(seeded, shared_m
         while record.status == "running" and time.time() < deadline:
             time.sleep(1)
             record = processes.get(seeded, record.id)
-        assert record.status == "succeeded", (record.error, processes.tail(record))
+        assert record.status == "succeeded", (record.error, processes.tail(seeded, record))
         return record
 
     at = open_page("pages/evaluate.py")

@@ -10,8 +10,10 @@ from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from agentlearn import accounts
+from pages import _ui
 from storage.records import InsightProposal, Job, Label
 from tests import test_pages
+from tests.seed import SUITE
 from tests.test_pages import PASSWORD, ROOT, TIMEOUT, click, markdown_texts, plain_texts
 
 # The page tests' fixtures: a seeded workspace, no accounts (local user "alice"), the app run as a server runs it.
@@ -73,7 +75,7 @@ def test_failed_sign_ins_are_rate_limited(team):
     for _ in range(accounts.LoginThrottle.FREE):
         _sign_in(at, "rita", "guess guess")
     _sign_in(at, "rita", PASSWORD)
-    assert any("too many failed sign" in e.value for e in at.error)  # shown escaped: sign\\-ins
+    assert any("too many failed sign" in e.value for e in at.error), [e.value for e in at.error]  # sign\\-ins
     assert not at.sidebar.text
 
 
@@ -157,3 +159,32 @@ def test_the_served_address_is_loopback_by_default():
     assert 'address = "127.0.0.1"' in text
     assert ".streamlit/secrets.toml" in (ROOT / ".gitignore").read_text()
     assert Path(ROOT / "manage").read_text().count("--server.address") == 1
+
+
+@pytest.mark.parametrize("page", ["pages/suites.py", "pages/run.py", "pages/evaluate.py", "pages/trajectories.py",
+                                  "pages/users.py"])
+def test_a_page_run_without_app_shows_nothing_of_the_store(raw_seeded, page):
+    """Streamlit's legacy pages/ mode runs a page file with no app.py (no gate): it must draw nothing."""
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT).run()
+    drawn = repr(at._tree)
+    assert not at.title and SUITE not in drawn and "alice" not in drawn, drawn[:400]
+
+
+def test_a_password_change_or_sign_out_ends_an_open_tab(team):
+    at = _app()
+    _sign_in(at, "rita", PASSWORD)
+    assert "Signed in: rita (reviewer)" in [t.value for t in at.sidebar.text]
+    token = at.session_state[_ui.SESSION_KEY]
+    accounts.set_password(team.repo, "rita", "a new long passphrase")  # e.g. by an admin, elsewhere
+    at.run()
+    assert [t.value for t in at.title] == ["agentlearn"] and not at.sidebar.text  # the form again
+    _sign_in(at, "rita", "a new long passphrase")
+    assert at.session_state[_ui.SESSION_KEY] != token
+    click(at, "sign_out")
+    assert accounts.session_identity(team.repo, token) is None and not sessions_of(team, "rita")
+
+
+def sessions_of(ws, account_id: str) -> list:
+    from storage.records import SignIn
+
+    return ws.repo.find(SignIn, account=account_id)

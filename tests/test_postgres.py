@@ -185,3 +185,106 @@ def test_backup_while_another_process_writes_is_consistent(_agentlearn_home, tmp
         proc.wait()
     copied = TinyDBRepository(tmp_path / "b" / "store").all(Label)
     assert len(copied) >= 100 and {r.id for r in copied} >= {f"label-{i:04d}" for i in range(100)}
+
+
+# --- text PostgreSQL cannot store, lock order, restarts ---------------------------------------------
+
+
+def test_a_nul_character_is_refused_naming_the_record_and_nothing_of_the_batch_is_written(pg_url):
+    db = PostgresRepository(pg_url)
+    batch = [label(i) for i in range(30)] + [label(30, comment="a\x00b")]
+    with pytest.raises(StoreError, match=r"Label 'label-0030': comment holds a NUL character \(\\u0000\), which "
+                                         r"PostgreSQL cannot store; nothing of its batch was written"):
+        db.put_many(batch)
+    assert db.count(Label) == 0
+    db.put(label(1, comment="a literal \\u0000 is fine"))  # six characters, no NUL
+    idle = len(db._idle)
+    with pytest.raises(StoreError, match="holds a NUL"):
+        db.update(Label, "label-0001", lambda r: r.model_copy(update={"comment": "\x00"}))
+    assert len(db._idle) == idle  # the rolled-back connection went back to the pool
+    assert db.get(Label, "label-0001").comment == "a literal \\u0000 is fine"
+
+
+def test_db_copy_of_a_store_holding_a_nul_names_the_record_and_copies_nothing(pg_url, _agentlearn_home, capsys):
+    _fill_tinydb_workspace(_agentlearn_home)
+    TinyDBRepository(_agentlearn_home / "store").put(label(5, comment="pasted\x00text"))
+    assert cli.main(["db", "copy", "--to", pg_url]) == 2
+    err = capsys.readouterr().err
+    assert "Label 'label-0005': comment holds a NUL character" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    db = PostgresRepository(pg_url)
+    assert (db.count(Trajectory), db.count(Label)) == (0, 0)
+
+
+def test_concurrent_update_and_delete_of_one_record_never_deadlock(pg_url):
+    import threading
+
+    db = PostgresRepository(pg_url)
+    errors: list[BaseException] = []
+    for round_ in range(60):
+        db.put(Insight(id="rule", suite="s", text="r", importance=0))
+        start = threading.Barrier(2)
+
+        def update(start: threading.Barrier) -> None:
+            start.wait()
+            try:
+                db.update(Insight, "rule", lambda r: r.model_copy(update={"importance": r.importance + 1}))
+            except StoreError as e:
+                if "no Insight with id" not in str(e):  # the delete came first: expected
+                    errors.append(e)
+
+        def delete(start: threading.Barrier) -> None:
+            start.wait()
+            try:
+                db.delete(Insight, "rule")
+            except StoreError as e:
+                errors.append(e)
+
+        workers = [threading.Thread(target=update, args=(start,)), threading.Thread(target=delete, args=(start,))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert not errors, f"round {round_}: {errors[0]}"
+        assert db.get(Insight, "rule") is None
+
+
+@pytest.fixture(scope="module")
+def own_server():
+    """A PostgreSQL server of this module's own, for tests that restart it."""
+    from tests.conftest import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.remove()
+
+
+def test_writes_after_a_server_restart_retry_once_on_a_fresh_connection(own_server, monkeypatch):
+    import threading
+
+    db = PostgresRepository(own_server.url)
+
+    def hold_connections() -> None:  # fill the pool with several connections, as a busy server does
+        with db._transaction() as cur:
+            cur.execute("SELECT pg_sleep(0.2)")
+
+    workers = [threading.Thread(target=hold_connections) for _ in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    pooled = list(db._idle)
+    assert len(pooled) >= 2
+    own_server.restart()
+    for i in range(10):
+        db.put(label(i))
+    assert db.count(Label) == 10 and all(conn.closed for conn in pooled)
+
+    # A connection that looks alive but dies at BEGIN is retried once; nothing is done twice.
+    own_server.restart()
+    import storage.postgres_store as pg
+
+    monkeypatch.setattr(pg, "_readable", lambda conn: False)  # as if the server's goodbye had not arrived yet
+    db.put(label(100))
+    db.update(Label, "label-0100", lambda r: r.model_copy(update={"score": 5}))
+    assert db.get(Label, "label-0100").score == 5 and db.count(Label) == 11

@@ -7,6 +7,8 @@ import random
 import pytest
 
 from agentlearn import preferences
+from agentlearn.feedback.corrections import CorrectionError
+from agentlearn.toolcall import format_tool_call
 from storage.records import Preference, Task, Trajectory
 from tests.seed import SUITE
 
@@ -52,9 +54,10 @@ def test_stored_pairs_skip_what_this_person_judged(seeded):
 def test_two_people_two_records_and_corrections(seeded):
     pair = preferences.sample_stored_pair(seeded, rng=random.Random(1))
     preferences.record_choice(seeded, pair, "B", "alice")
-    preferences.record_choice(seeded, pair, "both_bad", "bob", corrected="  fixed  ")
+    fixed = format_tool_call(seeded.repo.get(Task, pair.task_id).expected)
+    preferences.record_choice(seeded, pair, "both_bad", "bob", corrected=f"  {fixed}  ")
     prefs = seeded.repo.all(Preference)
-    assert [(p.annotator, p.choice, p.corrected) for p in prefs] == [("alice", "B", ""), ("bob", "both_bad", "fixed")]
+    assert [(p.annotator, p.choice, p.corrected) for p in prefs] == [("alice", "B", ""), ("bob", "both_bad", fixed)]
     with pytest.raises(ValueError, match="choice must be"):
         preferences.record_choice(seeded, pair, "left", "alice")
     with pytest.raises(ValueError, match="annotator name is empty"):
@@ -62,6 +65,33 @@ def test_two_people_two_records_and_corrections(seeded):
     assert seeded.repo.count(Preference) == 2
     summary = preferences.preference_summary(seeded).set_index("annotator")
     assert summary.loc["bob", "corrected"] == 1 and summary.loc["alice", "B"] == 1
+
+
+def test_a_corrected_response_gets_the_schema_check_of_corrections(seeded):
+    pair = preferences.make_pair(seeded, *(seeded.repo.get(Trajectory, i) for i in ("tr0ok", "tr0bad")))
+    refused = {
+        "Reset it by email please": "the response holds no tool call: no tool call found",
+        '<tool_call>{"name": "reset_password", "arguments": {"username": "akhan", "channel": "sms"}}</tool_call>':
+            "argument 'channel' is not one of the tool's parameters (username, delivery)",
+        '<tool_call>{"name": "reset_password", "arguments": {"delivery": "sms"}}</tool_call>':
+            "argument 'username' is required",
+        '<tool_call>{"name": "send_mail", "arguments": {}}</tool_call>':
+            "'send_mail' is not one of the task's tools (reset_password, create_ticket)",
+    }
+    for text, problem in refused.items():
+        with pytest.raises(CorrectionError) as e:
+            preferences.record_choice(seeded, pair, "both_bad", "bob", corrected=text)
+        assert e.value.problems == [problem]
+    assert seeded.repo.count(Preference) == 0  # nothing stored
+    thought = 'She wants a text. <tool_call>{"name": "reset_password", "arguments": {"username": "akhan", ' \
+              '"delivery": "sms"}}</tool_call>'
+    assert preferences.record_choice(seeded, pair, "A", "bob", corrected=thought).corrected == thought
+
+
+def test_pairs_of_heldout_tasks_are_marked(seeded):
+    train = preferences.make_pair(seeded, *(seeded.repo.get(Trajectory, i) for i in ("tr0ok", "tr0bad")))
+    heldout = preferences.make_pair(seeded, *(seeded.repo.get(Trajectory, i) for i in ("tr1ok", "tr1bad")))
+    assert (train.heldout, heldout.heldout) == (False, True)
 
 
 def test_fresh_pair_runs_two_settings(seeded, make_fake_chat):

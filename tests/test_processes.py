@@ -29,9 +29,9 @@ def test_a_child_runs_on_the_workspace_logs_and_succeeds(ws):
     assert started.status == "running" and started.pid
     assert [p.id for p in processes.running(ws)] in ([started.id], [])  # [] once it already ended
     done = wait(ws, started.id)
-    assert done.status == "succeeded", processes.tail(done)
+    assert done.status == "succeeded", processes.tail(ws, done)
     assert done.finished is not None and done.error == ""
-    assert SUITE in processes.tail(done)
+    assert SUITE in processes.tail(ws, done)
     assert Path(done.log_path).is_relative_to(ws.settings.jobs_dir)
     assert processes.command(done) == "python -m agentlearn tasks list"
     assert processes.fraction(done) == 1.0
@@ -42,7 +42,7 @@ def test_a_child_runs_on_the_workspace_logs_and_succeeds(ws):
 def test_a_failing_child_records_why(ws):
     record = wait(ws, processes.start(ws, "run", ["run", "--suite", "missing"]).id)
     assert record.status == "failed"
-    assert "missing" in record.error and "missing" in processes.tail(record)
+    assert "missing" in record.error and "missing" in processes.tail(ws, record)
 
 
 def test_bad_arguments_fail_the_record(ws):
@@ -96,10 +96,57 @@ def test_cli_progress_reports_to_the_record(ws, monkeypatch, capsys):
     monkeypatch.setenv(processes.PROCESS_ID_ENV, record.id)
     monkeypatch.setattr(processes, "_own_ws", [ws])
     traj = Trajectory(task_id="s:t3", suite="s", split="train", verdict=Verdict(success=True, reward=1, reason=""))
-    cli._progress(3, 3, [traj], 1.0)
+    cli._TaskProgress()(3, 3, [traj], 1.0)
     assert "[3/3] ok  s:t3" in capsys.readouterr().err
     after = ws.repo.get(Process, record.id)
     assert (after.done, after.total, after.message) == (3, 3, "ok s:t3")
+
+
+def test_task_progress_moves_on_answers_and_never_goes_back(ws, monkeypatch, capsys):
+    from storage.records import Trajectory, Verdict
+
+    record = ws.repo.put(Process(kind="eval", args=["eval"]))
+    monkeypatch.setenv(processes.PROCESS_ID_ENV, record.id)
+    monkeypatch.setattr(processes, "_own_ws", [ws])
+    monkeypatch.setattr(processes, "REPORT_EVERY_S", 0.0)
+    progress = cli._TaskProgress(parts=2)  # --ablate: two evaluations of the same 3 tasks, one bar
+    trajectory = Trajectory(task_id="s:t", suite="s", split="heldout", verdict=Verdict(success=False, reward=0, reason=""))
+    for a in (1, 2, 3):
+        progress.answered(a, 3)
+    progress(1, 3, [trajectory], 1.0)  # the batch is stored after every task of it was answered
+    assert (ws.repo.get(Process, record.id).done, ws.repo.get(Process, record.id).total) == (3, 6)
+    progress(3, 3, [trajectory], 1.0)
+    progress.answered(1, 3)  # the second evaluation
+    assert (ws.repo.get(Process, record.id).done, ws.repo.get(Process, record.id).total) == (4, 6)
+    counts = [e.done for e in ws.repo.get(Process, record.id).events]
+    assert counts == sorted(counts) and counts[:3] == [1, 2, 3] and counts[-1] == 4
+
+
+@pytest.mark.slow
+def test_a_real_evaluation_reports_each_answer_before_its_batch_is_stored_and_stops(real_ws, monkeypatch):
+    """A child evaluation on the real model: progress arrives per answer, inside a batch, and Stop ends it."""
+    from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite
+    from storage.records import Trajectory
+
+    ws = real_ws
+    ensure_demo_suite(ws)
+    monkeypatch.setenv("AGENTLEARN_BATCH_SIZE", "8")
+    record = processes.start(ws, "eval", ["eval", "--suite", DEMO_SUITE, "--limit", "16"])
+    deadline = time.time() + 300
+    while not record.events and record.status == "running" and time.time() < deadline:
+        time.sleep(0.2)
+        record = processes.get(ws, record.id)
+    assert record.status == "running" and record.events, (record.error, processes.tail(ws, record))
+    first = record.events[0]
+    assert 1 <= first.done < first.total == 16
+    stored = [t.created for t in ws.repo.find(Trajectory, suite=DEMO_SUITE)]
+    assert all(first.at < at for at in stored)  # reported before its batch was stored, not after
+    assert processes.stop(ws, record.id).status == "stopped"
+    deadline = time.time() + 30
+    while processes.pid_alive(record.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not processes.pid_alive(record.pid)
+    assert len(ws.repo.find(Trajectory, suite=DEMO_SUITE)) < 16  # it did not run on after Stop
 
 
 def test_a_child_gets_only_the_environment_it_needs(ws, monkeypatch):
@@ -135,3 +182,59 @@ def test_training_jobs_never_get_the_endpoint_key(ws, monkeypatch):
     openai_ws = type(ws)(settings=ws.settings.with_(backend="openai"), repo=ws.repo)
     assert processes.child_env(openai_ws)["OPENAI_API_KEY"] == "sk-secret"  # an agent run needs it
     assert "OPENAI_API_KEY" not in processes.child_env(openai_ws, model_access=False)
+
+
+def test_a_process_log_outside_the_jobs_folder_is_never_read(ws, tmp_path):
+    """A record from a shared store or a restored backup may name any file: only the jobs folder is read."""
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$hash:19000:0:99999:7:::\n")
+    record = ws.repo.put(Process(kind="run", args=["run"], log_path=str(secret)))
+    with pytest.raises(ValueError, match="outside the workspace's jobs folder"):
+        processes.tail(ws, record)
+    # A symlink inside the jobs folder that points out is refused the same way.
+    link = ws.settings.jobs_dir / "processes" / "run-x.log"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+    with pytest.raises(ValueError, match="outside the workspace's jobs folder"):
+        processes.tail(ws, record.model_copy(update={"log_path": str(link)}))
+    # Elsewhere in the workspace (not a log) is refused too.
+    other = ws.settings.home / "settings.txt"
+    other.write_text("token=abc\n")
+    with pytest.raises(ValueError, match="outside"):
+        processes.tail(ws, record.model_copy(update={"log_path": str(other)}))
+    inside = ws.settings.jobs_dir / "processes" / "run-y.log"
+    inside.write_text("one\ntwo\r2b\n")
+    assert processes.tail(ws, record.model_copy(update={"log_path": str(inside)}), 1) == "2b"
+    assert processes.tail(ws, record.model_copy(update={"log_path": ""})) == ""
+
+
+def test_eta_comes_from_the_steps_done_and_their_rate():
+    """Not from the time elapsed: a step that takes long brings the ETA down, never up (the SFT job's grew)."""
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    start, half = processes.Mark(0, t0), processes.Mark(5, t0 + timedelta(seconds=200))  # 40 s a step
+    assert processes.eta_s(start, half, 10, t0 + timedelta(seconds=200)) == pytest.approx(200)
+    later = [processes.eta_s(start, half, 10, t0 + timedelta(seconds=s)) for s in (207, 250, 320)]
+    assert later == sorted(later, reverse=True) and later[0] < 200
+    assert later[-1] == pytest.approx(160)  # no fewer than the 4 steps after the current one
+    assert processes.eta_s(start, processes.Mark(0, t0), 10, t0) is None  # no step done: no rate yet
+    assert processes.eta_s(start, processes.Mark(10, t0 + timedelta(seconds=9)), 10, t0) == 0
+
+
+def test_a_training_job_eta_falls_while_a_step_runs_long(ws):
+    """The SFT job read 207 s left at 207 s and 305 s at 320 s: its ETA now comes from its steps' rate."""
+    from datetime import timedelta
+
+    from agentlearn.training import jobs
+    from storage.records import Job, JobEvent, now
+
+    t = now()
+    begun, reached = t - timedelta(seconds=320), t - timedelta(seconds=120)  # 5 of 10 steps in 200 s
+    job = Job(method="sft", config={}, status="running", step=5, max_steps=10, step_at=reached,
+              events=[JobEvent(step=0, at=begun)], heartbeat=t)
+    assert jobs.progress(job).eta_s == pytest.approx(160, abs=2)  # 4 steps after the current one, 40 s each
+    at_the_step = job.model_copy(update={"step_at": t, "events": [JobEvent(step=0, at=t - timedelta(seconds=200))]})
+    assert jobs.progress(at_the_step).eta_s == pytest.approx(200, abs=2)
+    old = job.model_copy(update={"step_at": None, "events": [JobEvent(step=0, at=begun), JobEvent(step=5, at=reached)]})
+    assert jobs.progress(old).eta_s == pytest.approx(160, abs=2)  # a record stored before step_at reads the same

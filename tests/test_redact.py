@@ -78,7 +78,7 @@ def test_an_endpoint_that_echoes_the_key_leaves_it_nowhere(ws, monkeypatch, echo
     while record.status == "running" and time.time() < deadline:
         time.sleep(0.2)
         record = processes.get(ws, record.id)
-    log = processes.tail(record, 1000)
+    log = processes.tail(ws, record, 1000)
     raw_log = open(record.log_path, encoding="utf-8", errors="replace").read()
     assert "Incorrect API key" in record.error + raw_log, (record.error, raw_log[-2000:])  # the echo happened
     assert KEY not in record.error and KEY not in raw_log and KEY not in log

@@ -138,12 +138,14 @@ def test_version_changes_only_on_writes(store_location):
 def test_put_many_writes_each_shard_once(tmp_path, monkeypatch):
     repo = open_repository(str(tmp_path))
     writes: list[Path] = []
-    real = tinydb_store.write_atomic
-    monkeypatch.setattr(tinydb_store, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
+    real = tinydb_store.write_durable
+    monkeypatch.setattr(tinydb_store, "write_durable", lambda p, d: (writes.append(p), real(p, d)))
     records = [label(i) for i in range(500)] + [trajectory(i) for i in range(3)] + [Suite(name="s")]
     assert repo.put_many(records) == 504
     touched = {shard_of(repo, r) for r in records}
-    assert sorted(writes) == sorted(touched)  # one write per touched shard, no more
+    # One pending file per touched shard, no more, renamed into place; nothing of the batch is left over.
+    assert sorted(p.with_name(p.name.split(".")[1] + ".json") for p in writes) == sorted(touched)
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file() and not p.name.endswith(".lock")]
     assert repo.count(Label) == 500 and repo.count(Trajectory) == 3 and repo.count(Suite) == 1
     assert TinyDBRepository(tmp_path).count(Label) == 500
 
@@ -553,3 +555,103 @@ def test_reading_leaves_the_garbage_collector_as_it_was(tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# --- batches across shards: all or nothing -------------------------------------------------------
+
+
+def _debris(root: Path) -> list[Path]:
+    """Temp, pending and marker files left in a store (lock files are expected)."""
+    return [p for p in root.rglob("*") if p.is_file() and (p.name.endswith((".tmp", ".pending")) or p.parent.name == ".txn")]
+
+
+def test_text_that_is_not_unicode_refuses_the_whole_batch_naming_the_record(tmp_path):
+    repo = open_repository(str(tmp_path))
+    batch = [label(i) for i in range(60)]
+    batch[40] = label(40, comment="bad \ud800 text")  # json.loads of "\\ud800" makes such a string
+    with pytest.raises(StoreError, match=r"record 'label-0040' holds text that is not valid Unicode \(\\ud800"):
+        repo.put_many(batch)
+    assert repo.count(Label) == 0 and TinyDBRepository(tmp_path).count(Label) == 0
+    assert _debris(tmp_path) == []
+
+
+def test_a_crash_between_shard_renames_is_finished_on_open(tmp_path, monkeypatch):
+    repo = open_repository(str(tmp_path))
+    real, renamed = tinydb_store.os.replace, []
+
+    def crash_after_three(src, dst):  # the process dies between two renames of one committed batch
+        if str(src).endswith(".pending"):
+            if len(renamed) == 3:
+                raise KeyboardInterrupt("killed")
+            renamed.append(dst)
+        real(src, dst)
+
+    monkeypatch.setattr(tinydb_store.os, "replace", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        repo.put_many([label(i) for i in range(200)])
+    monkeypatch.setattr(tinydb_store.os, "replace", real)
+    assert len(renamed) == 3 and len(list((tmp_path / ".txn").iterdir())) == 1  # committed, 3 shards in place
+    assert TinyDBRepository(tmp_path).count(Label) == 200  # rolled forward when opened
+    assert _debris(tmp_path) == []
+
+
+def test_a_committed_batch_is_finished_by_the_next_writer_or_reader_of_an_open_store(tmp_path, monkeypatch):
+    repo, other = open_repository(str(tmp_path)), open_repository(str(tmp_path))
+    real = tinydb_store.os.replace
+    monkeypatch.setattr(tinydb_store.os, "replace", lambda s, d: (_ for _ in ()).throw(KeyboardInterrupt())
+                        if str(s).endswith(".pending") else real(s, d))
+    with pytest.raises(KeyboardInterrupt):
+        repo.put_many([label(i) for i in range(200)])
+    monkeypatch.setattr(tinydb_store.os, "replace", real)
+    assert other.count(Label) == 200  # a process that had the store open already sees the whole batch
+    other.put(label(7, comment="later"))  # and a later write is never undone by the old batch
+    assert TinyDBRepository(tmp_path).get(Label, "label-0007").comment == "later"
+    assert _debris(tmp_path) == []
+
+
+def test_a_crash_before_the_commit_leaves_every_shard_as_it_was(tmp_path, monkeypatch):
+    repo = open_repository(str(tmp_path))
+    repo.put_many([label(i, comment="old") for i in range(200)])
+    real, written = tinydb_store.write_durable, []
+
+    def crash_on_fifth(path, data):
+        if len(written) == 5:
+            raise KeyboardInterrupt("killed")
+        written.append(path)
+        real(path, data)
+
+    monkeypatch.setattr(tinydb_store, "write_durable", crash_on_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        repo.put_many([label(i, comment="new") for i in range(300)])
+    monkeypatch.setattr(tinydb_store, "write_durable", real)
+    for path in written:  # a killed process cannot remove its pending files: put them back
+        path.write_bytes(b"{")
+    reopened = TinyDBRepository(tmp_path)
+    assert reopened.count(Label) == 200 and {r.comment for r in reopened.all(Label)} == {"old"}
+    assert _debris(tmp_path) == []
+
+
+def test_stale_temp_files_are_removed_on_open_but_a_live_writers_are_kept(tmp_path):
+    import subprocess
+
+    repo = open_repository(str(tmp_path))
+    repo.put(label(1))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = [tmp_path / f".meta.json.{dead.pid}.1.tmp", tmp_path / "labels" / f".03.json.{dead.pid}.9.tmp"]
+    live = tmp_path / "labels" / f".04.json.{__import__('os').getpid()}.9.tmp"
+    for path in [*stale, live]:
+        path.write_bytes(b"{")
+    TinyDBRepository(tmp_path)
+    assert [p.exists() for p in stale] == [False, False] and live.exists()
+
+
+def test_a_vector_folder_loses_the_temp_files_of_dead_writers_when_opened(tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".exemplars.npz.{dead.pid}.5.tmp"
+    stale.write_bytes(b"x")
+    VectorTable(tmp_path, "exemplars")
+    assert not stale.exists()

@@ -172,3 +172,44 @@ def test_update_is_atomic_across_processes_and_threads(store_location):
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     assert open_store(root).get(Insight, "rule").importance == 300
     assert repo.get(Insight, "rule").importance == 300
+
+
+# A batch writer: puts batches of 120 labels (spread over every label shard) one put_many at a time.
+BATCHER = """
+import sys
+from storage import is_database_url, open_repository
+from storage.records import Label
+
+root, prefix = sys.argv[1], sys.argv[2]
+repo = open_repository(root, root if is_database_url(root) else "")
+print("ready", flush=True)
+for b in range(10_000):
+    repo.put_many([Label(id=f"{prefix}-b{b:04d}-{i:03d}", trajectory_id="t", annotator="a", verdict="fail",
+                         comment="x" * 200) for i in range(120)])
+"""
+
+
+def test_sigkill_during_batches_leaves_each_batch_whole_or_absent(tmp_path, store_location):
+    root, rng = store_location, random.Random(99)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    batches_seen = 0
+    for trial in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", BATCHER, root, f"k{trial}"], stdout=subprocess.PIPE,
+                                text=True, env=env)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.1, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        sizes: dict[str, int] = {}
+        for label in open_store(root).all(Label):
+            batch = label.id.rsplit("-", 1)[0]
+            sizes[batch] = sizes.get(batch, 0) + 1
+        partial = {b: n for b, n in sizes.items() if n != 120}
+        assert not partial, f"trial {trial}: batches cut short by the kill: {partial}"
+        batches_seen += len(sizes)
+        if "://" not in root:
+            assert_store_valid(root)
+            debris = [p for p in Path(root).rglob("*") if p.is_file() and
+                      (p.name.endswith((".tmp", ".pending")) or p.parent.name == ".txn")]
+            assert debris == [], f"trial {trial}: left over after the next open: {debris[:3]}"
+    assert batches_seen > 8, "too few batches landed before the kills to test anything"

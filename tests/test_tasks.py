@@ -14,7 +14,7 @@ from agentlearn.graders import schema_valid
 from agentlearn.settings import Settings
 from agentlearn.toolcall import tool_by_name
 from agentlearn.workspace import open_workspace
-from storage.records import Exemplar, Suite, Task, ToolCall
+from storage.records import Exemplar, Message, Suite, Task, ToolCall
 
 RESET = {"type": "function", "function": {
     "name": "reset_password", "description": "Reset a password.",
@@ -385,7 +385,7 @@ def test_deeply_nested_lines_name_the_line(ws, tmp_path):
     nested: dict = {}
     for _ in range(100):
         nested = {"n": nested}
-    with pytest.raises(ValueError, match=r"line 1: expected_function_call.arguments are nested more than"):
+    with pytest.raises(ValueError, match=r"line 1: nested more than 64 levels deep \(at expected_function_call.arguments.n.n"):
         tasks.import_jsonl(ws, write(tmp_path / "b.jsonl", [line("a", args=nested)]), "deep")
 
 
@@ -412,3 +412,133 @@ def test_derived_schemas_require_what_every_example_has_in_first_seen_order(ws, 
     tool = tasks.derive_tools([tasks.ToolCall(**r["expected_function_call"]) for r in rows])[0]
     assert list(tool["parameters"]["properties"]) == ["b", "a", "c", "z"]
     assert tool["parameters"]["required"] == ["b", "a"]
+
+
+def test_text_that_is_not_text_or_that_postgres_cannot_keep_names_the_line(ws, tmp_path):
+    rows = [line(f"s{i}") for i in range(60)]
+    rows[14] = json.dumps(line("s14")).replace("please help", "please \\ud800 help")  # json.dumps escapes it
+    with pytest.raises(ValueError, match=r"line 15: input.0.content holds \\ud800, half of a surrogate pair"):
+        tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", rows), "lone")
+    rows[14] = line("s14", args={"user\u0000name": "u"})
+    with pytest.raises(ValueError, match=r"line 15: the key of expected_function_call.arguments.user\x00name holds "
+                                         r"a NUL character \(\\u0000\)"):
+        tasks.import_jsonl(ws, write(tmp_path / "b.jsonl", rows), "nul")
+    with pytest.raises(ValueError, match=r"the instruction: the value holds a NUL"):
+        tasks.import_jsonl(ws, write(tmp_path / "c.jsonl", [line("a")]), "nul", instruction="be\x00good")
+    assert store_sizes(ws) == (0, 0, 0)
+
+
+def test_deep_tool_schemas_and_huge_numbers_name_the_line(ws, tmp_path):
+    schema: dict = {"type": "string"}
+    for _ in range(150):
+        schema = {"type": "object", "properties": {"x": schema}}
+    tool = {"name": "reset_password", "parameters": schema}
+    with pytest.raises(ValueError, match=r"line 2: nested more than 64 levels deep \(at tools.0.parameters.properties"):
+        tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line("a"), line("b", tools=[tool])]), "deep")
+    with pytest.raises(ValueError, match=r"tools for suite 'deep': tools: nested more than 64 levels deep"):
+        tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line("a")]), "deep", tools=[tool])
+    huge = '{"sample_id": "h", "input": [{"role": "user", "content": "x"}], "expected_function_call": ' \
+           '{"name": "f", "arguments": {"n": ' + "9" * 5000 + '}}}'
+    with pytest.raises(ValueError, match=r"line 3: a number with 5000 digits \(at most 100\)"):
+        tasks.import_jsonl(ws, write(tmp_path / "b.jsonl", [line("a"), line("b"), huge]), "big")
+    for text, why in (("NaN", "NaN is not a JSON number"), ("1e999", "the number 1e999 is too large for a float")):
+        row = json.dumps(line("c", args={"n": 1})).replace('"n": 1', f'"n": {text}')
+        with pytest.raises(ValueError, match=rf"line 1: {why}"):
+            tasks.import_jsonl(ws, write(tmp_path / "c.jsonl", [row]), "big")
+    assert store_sizes(ws) == (0, 0, 0)
+
+
+def test_a_megabyte_sample_id_imports_fast_and_tags_are_read_off_ids(ws, tmp_path):
+    import time
+
+    assert [tasks._tags(tasks._Line.model_validate(line(s))) for s in
+            ("password_12", "abc12", "a1b2", "abc__12", "_12", "12", "abc", "x.7", "vpn-3")] == \
+        [["password"], ["abc"], ["a1b"], ["abc_"], [], [], [], ["x"], ["vpn"]]
+    long_ids = ["a" * 1_000_000 + "_" + "1" * 16, "1" * 1_000_000 + "a", "a" + "_1" * 500_000 + "x"]
+    start = time.perf_counter()
+    tasks.import_jsonl(ws, write(tmp_path / "a.jsonl", [line(s) for s in long_ids]), "long")
+    assert time.perf_counter() - start < 5  # the old backtracking pattern needed hours for one such id
+    assert {len(t.tags[0]) if t.tags else 0 for t in tasks.load_tasks(ws, "long")} == {1_000_000, 0}
+
+
+# --- a full disk, a read-only home: one-line errors, nothing half-written ----------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB file system of its own (tmpfs); skipped where mounting is not allowed."""
+    import subprocess
+
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _cli(home: Path, *argv: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "AGENTLEARN_HOME": str(home)}
+    env.pop("AGENTLEARN_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "agentlearn", *argv], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_full_disk_fails_the_import_whole_in_one_line(small_disk, tmp_path):
+    home = small_disk / "home"
+    rows = [line(f"s{i}", args={"username": "u" * 20_000}) for i in range(40)]  # ~1.6 MB of tasks and references
+    code, _, err = _cli(home, "tasks", "import", str(write(tmp_path / "a.jsonl", rows[:2])), "--suite", "small")
+    assert code == 0, err
+    (small_disk / "filler").write_bytes(b"x" * 700_000)  # leaves room for some shards, not for all
+    code, _, err = _cli(home, "tasks", "import", str(write(tmp_path / "b.jsonl", rows)), "--suite", "big")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: cannot write {home / 'store'}") and "No space left on device" in err
+    code, out, err = _cli(home, "tasks", "list")
+    assert code == 0 and out.splitlines() == ["small\t2 tasks (2 train, 0 heldout)\t1 tools\t"], (out, err)
+    leftovers = [p for p in home.rglob("*") if p.name.endswith((".tmp", ".pending")) or p.parent.name == ".txn"]
+    assert leftovers == []
+
+
+def test_a_read_only_home_reads_and_refuses_writes_in_one_line(small_disk, tmp_path):
+    import subprocess
+
+    home = small_disk / "home"
+    assert _cli(home, "tasks", "import", str(write(tmp_path / "a.jsonl", [line("a"), line("b")])), "--suite", "s")[0] == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    code, out, err = _cli(home, "tasks", "list")
+    assert code == 0 and out.startswith("s\t2 tasks"), err
+    code, _, err = _cli(home, "tasks", "import", str(write(tmp_path / "b.jsonl", [line("c")])), "--suite", "t")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Read-only file system" in err, err
+    assert str(home / "store") in err
+    code, out, err = _cli(home, "backup", "--out", str(tmp_path / "copy"))  # a copy only reads the store
+    assert code == 0, err
+    from storage import TinyDBRepository
+
+    assert TinyDBRepository(tmp_path / "copy" / "store").count(Task) == 2
+
+
+def test_an_unreachable_database_is_one_line_naming_the_host_not_the_password(monkeypatch, capsys):
+    from agentlearn import cli
+
+    monkeypatch.setenv("AGENTLEARN_DATABASE_URL", "postgresql://me:secret@127.0.0.1:1/x")
+    assert cli.main(["tasks", "list"]) == 2
+    text = capsys.readouterr().err
+    assert text.startswith("error: cannot connect to PostgreSQL at postgresql://me:***@127.0.0.1:1/x: ")
+    assert len(text.strip().splitlines()) == 1 and "secret" not in text
+
+
+def test_the_request_is_the_last_word_of_whoever_the_agent_serves():
+    said = [Message(role="system", content="You are a shop's support agent."),
+            Message(role="customer", content="Where is order 77?"),
+            Message(role="assistant", content="Which address?"),
+            Message(role="customer", content="12 High Street."),
+            Message(role="tool", content="{}")]
+    assert tasks.request_text(said) == "12 High Street."
+    assert tasks.request_text([Message(role="user", content="Reset akhan")]) == "Reset akhan"
+    assert tasks.request_text([Message(role="system", content="Disk full on db-2")]) == "Disk full on db-2"  # an alert
+    assert tasks.request_text([]) == ""

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentlearn import datasets
+from agentlearn import datasets, processes
 from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight, runner
 from agentlearn.training.control import CONTROL_FILE, STOP
@@ -166,7 +166,7 @@ def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_mod
     job = jobs.launch(ws, cfg)
     assert job.pid and Path(job.config_path).name == "job.yaml" and jc.load(job.config_path) == cfg
     job = jobs.wait(ws, job.id, timeout=600)
-    assert job.status == "succeeded", jobs.log_tail(ws, job)
+    assert job.status == "succeeded", processes.tail(ws, job)
     assert job.step == 2 and job.max_steps == 2 and job.finished and job.error == ""
     assert [e.step for e in job.events if "loss" in e.values] == [1, 2]
     assert job.metrics["train_loss"] > 0 and job.metrics["rows"] == 4
@@ -177,7 +177,7 @@ def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_mod
     assert saved["trainable_token_indices"]  # the added <tool_call> tokens' rows travel with the adapter
     assert "<tool_call>" in (Path(adapter.path) / "tokenizer.json").read_text()
     assert isinstance(generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0]), str)
-    log = jobs.log_tail(ws, job, 200)
+    log = processes.tail(ws, job, 200)
     assert "train_runtime" in log
     assert "gemm_4bit" not in log and "pip install kernels" not in log  # no optional-kernel notice on CPU
     assert jobs.progress(job).fraction == 1.0
@@ -232,7 +232,7 @@ def test_stop_and_save_writes_a_usable_adapter(ws, tmp_path, base_model):
     assert _wait_for_step(ws, job.id).status == "running"
     assert jobs.stop(ws, job.id, save=True).status == "stopping"
     job = jobs.wait(ws, job.id, timeout=300)
-    assert job.status == "stopped", jobs.log_tail(ws, job)
+    assert job.status == "stopped", processes.tail(ws, job)
     assert 1 <= job.step < 500 and job.adapter_id
     adapter = ws.repo.get(Adapter, job.adapter_id)
     assert generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0])
@@ -332,7 +332,7 @@ def test_training_page_exports_checks_launches_and_shows_history(page_ws, tmp_pa
     (job,) = ws.repo.all(Job)
     assert job.config["preset"] == "cpu-tiny" and job.config["suite"] == SUITE
     job = jobs.wait(ws, job.id, timeout=600)
-    assert job.status == "succeeded", jobs.log_tail(ws, job)
+    assert job.status == "succeeded", processes.tail(ws, job)
     at.run()
     assert not at.exception
     assert job.id in at.dataframe[0].value["job"].tolist()

@@ -7,7 +7,8 @@ exemplar. Every correction is checked against the tool's JSON schema before it i
 problem is reported with the argument it concerns.
 
 The form on the Trajectories page is built from `form_fields` (one typed input per schema property) and
-read back with `arguments_from_form`; the JSON mode goes through `parse_call_json`.
+read back with `arguments_from_form`; the JSON mode goes through `parse_call_json`. A corrected response
+written as text (edit-to-fix on Preferences) goes through `check_response`, the same schema check.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from jsonschema.exceptions import SchemaError
 from referencing.exceptions import Unresolvable
 
 from agentlearn import exemplars
-from agentlearn.toolcall import normalise_tool, schema_validator, tool_by_name
+from agentlearn.toolcall import normalise_tool, parse_tool_call, schema_validator, tool_by_name
 from agentlearn.workspace import Workspace
 from storage.records import Correction, Exemplar, Task, ToolCall, Trajectory
 
@@ -130,7 +131,8 @@ def parse_call_json(text: str) -> ToolCall:
 
 
 def check_call(task: Task, call: ToolCall) -> ToolCall:
-    """The call, if it names an offered tool and fits its parameters schema; else CorrectionError per argument."""
+    """The call, if it names an offered tool and fits its parameters schema (declared arguments only);
+    else CorrectionError per argument."""
     if not task.tools:
         return call
     tool = tool_by_name(task.tools, call.name)
@@ -142,9 +144,33 @@ def check_call(task: Task, call: ToolCall) -> ToolCall:
         raise CorrectionError([f"{call.name}'s parameters are not a valid JSON schema: {e.message}"]) from None
     except Unresolvable as e:
         raise CorrectionError([f"{call.name}'s schema refers to {e.ref!r}, outside the schema"]) from None
-    if errors:
-        raise CorrectionError(sorted({_problem(e) for e in errors}))
+    problems = {_problem(e) for e in errors} | set(_undeclared(tool["parameters"], call.arguments))
+    if problems:
+        raise CorrectionError(sorted(problems))
     return call
+
+
+def _undeclared(params: dict[str, Any], arguments: dict[str, Any]) -> list[str]:
+    """Arguments the tool does not declare. Many schemas leave additionalProperties unsaid, and then a
+    misspelt argument passes the validator; a person's correction is held to the declared ones."""
+    declared = params.get("properties")
+    if not isinstance(declared, dict) or "additionalProperties" in params:
+        return []  # no list to hold it to, or the schema says itself what else it takes
+    names = ", ".join(declared) or "none"
+    return [f"argument {name!r} is not one of the tool's parameters ({names})" for name in arguments
+            if name not in declared]
+
+
+def check_response(task: Task, text: str) -> ToolCall:
+    """The call a written response makes (e.g. edit-to-fix on Preferences), held to `check_call`'s schema check.
+
+    A response is a model answer: the call may sit in `<tool_call>` tags after some reasoning, as the model
+    writes it. Text with no readable call is refused, since every task expects one.
+    """
+    parsed = parse_tool_call(text)
+    if parsed.call is None:
+        raise CorrectionError([f"the response holds no tool call: {parsed.error}"])
+    return check_call(task, parsed.call)
 
 
 def _problem(error) -> str:

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn.datasets import write_jsonl
-from agentlearn.feedback.index import task_map, task_text
+from agentlearn.feedback.index import task_map
 from agentlearn.paths import EXPORT_MARKER, check_out
 from agentlearn.redact import redact
+from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace
 from storage.records import Correction, Label, Preference, Task, Trajectory
 
@@ -74,7 +75,7 @@ def _run(run: Trajectory | None, trajectory_id: str) -> dict[str, Any]:
 
 
 def _task(task: Task | None, task_id: str = "") -> dict[str, Any]:
-    out = {"task_id": task.id if task else task_id, "request": task_text(task),
+    out = {"task_id": task.id if task else task_id, "request": request_text(task.input) if task else "",
            "conversation": [m.model_dump() for m in task.input] if task else [],
            "expected_call": task.expected.model_dump() if task else None}
     if task is not None:

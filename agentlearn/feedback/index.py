@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace
 from storage.files import write_atomic
 from storage.records import Task, Trajectory
@@ -78,14 +79,6 @@ def trajectory(ws: Workspace, trajectory_id: str | None) -> Trajectory | None:
     return ws.repo.get(Trajectory, trajectory_id) if trajectory_id else None
 
 
-def task_text(task: Task | None) -> str:
-    """The request a person reads first: the last user message of the task."""
-    if task is None:
-        return ""
-    users = [m.content for m in task.input if m.role == "user"]
-    return users[-1] if users else (task.input[-1].content if task.input else "")
-
-
 @dataclass
 class TrajectoryIndex:
     """Column arrays over all trajectories in the store's order (oldest first)."""
@@ -112,13 +105,13 @@ class TrajectoryIndex:
 
 FIELDS = ("ids", "task_id", "suite", "split", "created", "verifier", "model", "adapter", "method", "source",
           "output_hash", "text")
-INDEX_FORMAT = 1  # bump when the columns change, so an old file on disk is not used
+INDEX_FORMAT = 2  # bump when the columns change, so an old file on disk is not used
 SAVE_INDEX_FROM = 5000  # trajectories; smaller stores rebuild faster than they load from the file
 
 
 def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
     tasks = task_map(ws)
-    requests = {tid: task_text(t) for tid, t in tasks.items()}
+    requests = {tid: request_text(t.input) for tid, t in tasks.items()}
     rows = [(t.id, t.task_id, t.suite, t.split, t.created.timestamp(),
              -1 if t.verdict is None else int(t.verdict.success), t.model, t.adapter, t.memory.method, t.source,
              hashlib.blake2b(t.output.encode(), digest_size=8).digest(),

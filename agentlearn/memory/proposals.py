@@ -21,6 +21,7 @@ import numpy as np
 from agentlearn import insights, verdicts
 from agentlearn.memory import curator, error_analysis, playbook
 from agentlearn.methods import PROPOSAL_SOURCES
+from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace
 from storage.records import Insight, InsightProposal, Task, Trajectory
 
@@ -181,7 +182,7 @@ def draft_from_fix(ws: Workspace, task_id: str, fix: str) -> str:
     fix = fix.strip()
     if not fix:
         return ""
-    what = f" for requests like {_clip(task.input[-1].content)!r}" if task and task.input else ""
+    what = f" for requests like {_clip(request_text(task.input))!r}" if task and task.input else ""
     return f"Answer{what} the way this corrected call does: {_clip(fix, 200)}"
 
 
@@ -214,6 +215,6 @@ def evidence_rows(ws: Workspace, proposal: InsightProposal) -> list[dict]:
         task = ws.repo.get(Task, traj.task_id)
         ok = judge.succeeded(traj)
         rows.append({"trajectory": tid, "outcome": {True: "success", False: "fail", None: "not judged"}[ok],
-                     "request": _clip(task.input[-1].content, 120) if task and task.input else "",
+                     "request": _clip(request_text(task.input), 120) if task else "",
                      "answer": _clip(traj.output, 160)})
     return rows

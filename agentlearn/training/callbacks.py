@@ -43,14 +43,18 @@ class JobProgress(TrainerCallback):
             extra: dict[str, Any] = {}
             if event is not None:
                 extra = {"events": [*job.events, event], "metrics": {**job.metrics, **event.values}}
-            return job.model_copy(update={**fields, **extra, "heartbeat": now()})
+            moment = now()
+            if fields.get("step", job.step) != job.step:
+                extra["step_at"] = moment
+            return job.model_copy(update={**fields, **extra, "heartbeat": moment})
 
         self.ws.repo.update(Job, self.job_id, change)
         self.last_write = time.monotonic()
 
     def on_train_begin(self, args, state, control, **kwargs):
         # A step-0 event marks when training (not model loading) began: the ETA is measured from it.
-        self._update(max_steps=state.max_steps, step=state.global_step, event=JobEvent(step=state.global_step))
+        self._update(max_steps=state.max_steps, step=state.global_step, step_at=now(),
+                     event=JobEvent(step=state.global_step))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         values = numeric(logs or {})

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn import processes
-from agentlearn.paths import confined
 from agentlearn.redact import redact
 from agentlearn.training import preflight, runner
 from agentlearn.training.config import JobConfig, preset
@@ -207,13 +206,17 @@ class Progress:
 
 
 def progress(job: Job) -> Progress:
-    """Progress from the job's events: elapsed since training began, ETA from the mean step time."""
+    """Progress from the job's events: elapsed since training began, ETA from its steps' rate (processes.eta_s)."""
     if not job.max_steps:
         return Progress(0.0, 0.0, None)
     start = next((e.at for e in job.events if e.step == 0), None) or job.created
     end = job.finished or now()
     elapsed = max(0.0, (end - start).total_seconds())
-    eta = elapsed / job.step * (job.max_steps - job.step) if job.step and job.status in ACTIVE else None
+    eta = None
+    if job.status in ACTIVE:
+        reached = job.step_at or max((e.at for e in job.events if e.step == job.step), default=None) or job.heartbeat
+        if reached is not None:
+            eta = processes.eta_s(processes.Mark(0, start), processes.Mark(job.step, reached), job.max_steps, now())
     return Progress(min(1.0, job.step / job.max_steps), elapsed, eta)
 
 
@@ -233,22 +236,6 @@ def metric_rows(job: Job) -> list[dict[str, Any]]:
     chart_of = {name: chart for chart, names in groups.items() for name in names}
     return [{"step": e.step, "metric": k, "value": v, "chart": chart_of[k]}
             for e in job.events for k, v in e.values.items() if k in chart_of]
-
-
-def log_tail(ws: Workspace, job: Job, lines: int = 40) -> str:
-    """The last lines of a job's log ("" if there is none yet); a log outside the workspace is refused."""
-    if not job.log_path:
-        return ""
-    path = confined(ws.settings.home, job.log_path, f"the log of job {job.id}")
-    if not path.exists():
-        return ""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - 64_000))
-        text = f.read().decode("utf-8", errors="replace")
-    # Progress bars redraw with carriage returns; keep only what the last redraw shows.
-    shown = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
-    return redact("\n".join(shown[-lines:]))
 
 
 # --- internals ---------------------------------------------------------------------------------

@@ -49,8 +49,9 @@ def _free_port() -> int:
 class Server:
     """`streamlit run app.py` on a workspace, restartable."""
 
-    def __init__(self, home: Path, address: str = "127.0.0.1", env: dict[str, str] | None = None) -> None:
-        self.home, self.address, self.extra_env = home, address, dict(env or {})
+    def __init__(self, home: Path, address: str = "127.0.0.1", env: dict[str, str] | None = None,
+                 script: str = "app.py") -> None:
+        self.home, self.address, self.extra_env, self.script = home, address, dict(env or {}), script
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -59,13 +60,21 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.start_without_waiting()
+        self.wait()
+
+    def start_without_waiting(self) -> None:
+        """Start the process and return at once (to catch the server's very first moments)."""
         env = dict(os.environ, AGENTLEARN_HOME=str(self.home), AGENTLEARN_DEMO="0", HF_HUB_OFFLINE="1",
                    **self.extra_env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / self.script), "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", self.address, "--server.fileWatcherType", "none",
              "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def wait(self) -> None:
+        """Return once the server answers its health check."""
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
