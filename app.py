@@ -84,7 +84,7 @@ def _fetch_cookie() -> None:
     if ticket:
         base = "/" + st.get_option("server.baseUrlPath").strip("/")
         url = f"{base.rstrip('/')}{sessions.CLAIM_PATH}?ticket={ticket}"
-        st.html(f'<img src="{url}" alt="" width="1" height="1" style="position:absolute;opacity:0">')
+        st.sidebar.html(f'<img src="{url}" alt="" width="1" height="1" style="position:absolute;opacity:0">')
 
 
 def _sign_out() -> None:

@@ -15,7 +15,6 @@ With Reflexion the failed episodes write reflections and go round again, togethe
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -28,19 +27,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 
-from agentlearn import (
-    adapters,
-    arg_kinds,
-    exemplars,
-    graders,
-    grammar,
-    insights,
-    prompts,
-    reflexion,
-    retrieval,
-    tool_retrieval,
-)
-from agentlearn.memory import playbook
+from agentlearn import adapters, arg_kinds, graders, grammar, prompts
+from agentlearn.memory import exemplars, insights, playbook, reflexion, retrieval, tool_retrieval
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
 from agentlearn.toolcall import format_tool_call, parse_tool_call
@@ -141,6 +129,7 @@ class Agent:
                                  seed=self.options.seed)
         self._suites: dict[str, Suite | None] = {}
         self._decoding: dict[str, tuple[int, dict[str, int]]] = {}
+        self._resolved: dict[str, RunOptions] = {}
         self.graph = self._compile()
 
     def _compile(self):
@@ -161,26 +150,25 @@ class Agent:
             self._suites[name] = self.ws.repo.get(Suite, name)
         return self._suites[name]
 
-    def retrieval_for(self, suite: str) -> tuple[str, int, bool]:
-        """(mode, k, tool_aware) for a suite, with "auto" resolved to the suite's chosen retrieval."""
-        o = self.options
-        return retrieval.resolve(self.ws, suite, o.exemplar_mode, o.k, o.tool_aware)
+    def options_for(self, suite: str) -> RunOptions:
+        """The options for a suite's tasks with every "auto" resolved (retrieval.resolve_options), read once."""
+        if suite not in self._resolved:
+            self._resolved[suite] = retrieval.resolve_options(self.ws, suite, self.options)
+        return self._resolved[suite]
 
     # --- nodes: each works on every unfinished episode of the batch ----------------------------
 
     def recall(self, state: State) -> State:
-        o = self.options
         for ep in _active(state):
             task = ep.task
-            shots, mode, ep.tools = [], "", list(task.tools)
+            o = self.options_for(task.suite)
+            shots, ep.tools = [], list(task.tools)
             if o.uses_exemplars:
-                mode, k, tool_aware = self.retrieval_for(task.suite)
-                shots = [s.exemplar for s in exemplars.select(self.ws, task, mode, k=k, tool_aware=tool_aware,
-                                                              bank_size=o.bank_size, bank_seed=o.bank_seed)]
-                m = retrieval.resolve_tools(self.ws, task.suite, o.tools)
-                if m is not None and o.bank_size is None:  # a learning curve measures the bank alone
-                    ranker = retrieval.resolve_ranker(self.ws, task.suite, o.ranker)
-                    ep.tools, ranked = tool_retrieval.shortlist(self.ws, task, m, ranker=ranker)
+                shots = [s.exemplar for s in exemplars.select(self.ws, task, o.exemplar_mode, k=o.k,
+                                                              tool_aware=o.tool_aware, bank_size=o.bank_size,
+                                                              bank_seed=o.bank_seed)]
+                if o.tools != "all":
+                    ep.tools, ranked = tool_retrieval.shortlist(self.ws, task, int(o.tools), ranker=o.ranker)
                     # Shots of the likeliest tool first (so nearest the task in the prompt): a small model
                     # leans on the closest example.
                     rank = {name: n for n, name in enumerate(ranked)}
@@ -188,10 +176,12 @@ class Agent:
             rules = (playbook.for_prompt(insights.active(self.ws, task.suite), self.ws.settings.playbook_tokens,
                                          exclude=o.ablate) if o.uses_insights else [])
             notes = reflexion.recent(self.ws, task.id, n=3, episode_id=ep.episode_id) if o.uses_reflexion else []
+            shortlist = len(ep.tools) < len(task.tools)
             ep.memory = MemoryUsed(
-                method=o.method, exemplar_ids=[s.id for s in shots], exemplar_mode=mode if shots else "",
+                method=o.method, exemplar_ids=[s.id for s in shots], exemplar_mode=o.exemplar_mode if shots else "",
+                k=o.k if shots else 0, tool_aware=o.tool_aware and bool(shots), ranker=o.ranker if shots and o.tools != "all" else "",
                 insight_ids=[r.id for r in rules],
-                tools_offered=[t["name"] for t in ep.tools] if len(ep.tools) < len(task.tools) else [],
+                tools_offered=[t["name"] for t in ep.tools] if shortlist else [],
                 insights_version=insights.insights_version(self.ws, task.suite) if rules else 0,
                 reflections=[r.text for r in notes],
             )
@@ -377,19 +367,10 @@ def _openai_text(reply: AIMessage) -> str:
 # --- convenience -----------------------------------------------------------------------------------
 
 
-def with_adapter(ws: Workspace, options: RunOptions, tasks: list[Task]) -> RunOptions:
-    """The options with "auto" / "none" resolved to an adapter id for these tasks' suite ("" = base model)."""
-    if options.adapter_id.strip().lower() not in (adapters.AUTO, *adapters.BASE):
-        return options
-    suites = {t.suite for t in tasks}
-    # Tasks of several suites could want different models: they run on the base model.
-    chosen = adapters.resolve(ws, next(iter(suites)), options.adapter_id) if len(suites) == 1 else ""
-    return dataclasses.replace(options, adapter_id=chosen)
-
-
-def run_task(ws: Workspace, task: Task, **options: Any) -> list[Trajectory]:
-    """Run one task with the given RunOptions fields (greedy unless temperature > 0); returns the trials."""
-    return Agent(ws, with_adapter(ws, RunOptions(**options), [task])).run(task)
+def run_task(ws: Workspace, task: Task, options: RunOptions | None = None, **fields: Any) -> list[Trajectory]:
+    """Run one task with these options (and/or RunOptions fields; greedy unless temperature > 0); the trials."""
+    options = (options or RunOptions()).replace(**fields) if fields else (options or RunOptions())
+    return run_tasks(ws, [task], options)[0]
 
 
 def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: Progress | None = None,
@@ -400,10 +381,16 @@ def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: P
     Inside a batch `answered(a, n)` is called as each task gets its first answer (a batch of 16
     answers takes minutes on a CPU: progress must not wait for the whole batch).
     """
-    options = with_adapter(ws, options, tasks)
+    if not tasks:
+        return []
+    suites = sorted({t.suite for t in tasks})
+    # One suite: its options resolved here, its model loaded. Tasks of several suites could want different
+    # models: they run on the base model, and the agent resolves the rest per suite.
+    options = retrieval.resolve_options(ws, suites[0], options) if len(suites) == 1 else \
+        options.replace(adapter_id=adapters.resolve(ws, "", options.adapter_id))
     agent = Agent(ws, options)
     if options.uses_exemplars and tasks:
-        for suite in sorted({t.suite for t in tasks}):
+        for suite in suites:
             exemplars.sync_bank(ws, suite)
     size = max(1, chunk or ws.settings.batch_size)
     results: list[list[Trajectory]] = []
@@ -422,3 +409,11 @@ def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: P
             if progress:
                 progress(len(results), len(tasks), trials, time.perf_counter() - started)
     return results
+
+
+def run_with_agent(ws: Workspace, tasks: list[Task], config: retrieval.Config,
+                   on_task: Callable[[int], None] = lambda done: None, tools: int | None = None,
+                   ranker: str = "auto") -> list[list[Trajectory]]:
+    """retrieval.choose's stage b: the agent with exemplars retrieved by `config`, batched, storing nothing."""
+    options = config.options(tools, ranker).replace(store=False, source="auto")
+    return run_tasks(ws, tasks, options, progress=lambda done, n, trials, seconds: on_task(done))

@@ -10,16 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agentlearn.methods import (
-    DEFAULT_K,
-    DEFAULT_MODE,
-    METHODS,
-    MODES,
-    PROPOSAL_SOURCES,
-    TOOL_RANKERS,
-    USES_INSIGHTS,
-    RunOptions,
-)
+from agentlearn import methods
+from agentlearn.methods import EXPORT_KINDS, PROPOSAL_SOURCES, TRAINING_METHODS, USES_INSIGHTS
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import StoreError, is_database_url, open_repository
@@ -68,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     ed.set_defaults(func=cmd_suite_edit)
 
     run = sub.add_parser("run", help="run the agent on a suite split and store the trajectories")
-    _add_run_options(run)
+    methods.add_arguments(run, methods.RUN)
     run.add_argument("--split", default="train", choices=["train", "heldout"])
     run.set_defaults(func=cmd_run)
 
@@ -93,10 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     apr.set_defaults(func=cmd_insights_approve)
 
     ev = sub.add_parser("eval", help="evaluate a method (or adapter) on held-out tasks and store the result")
-    _add_run_options(ev)
+    methods.add_arguments(ev, methods.EVAL)
     ev.add_argument("--split", default="heldout", choices=["train", "heldout"])
-    ev.add_argument("--ablate", action="append", default=[], metavar="INSIGHT_ID",
-                    help="leave this playbook bullet out (repeatable); runs the whole playbook too and compares")
     ev.add_argument("--repeats", type=int, default=1,
                     help="run N times with sampling and a shuffled shot order, and report the spread")
     ev.add_argument("--baseline", default="none",
@@ -105,12 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     cu = sub.add_parser("curve", help="measure held-out accuracy against the number of experiences in the bank")
-    cu.add_argument("--suite", required=True)
+    methods.add_arguments(cu, methods.CURVE)
     cu.add_argument("--sizes", default="0,4,8,16,all", help="bank sizes, comma separated (default 0,4,8,16,all)")
     cu.add_argument("--draws", type=int, default=3, help="random draws of the bank per size (default 3)")
-    cu.add_argument("--mode", dest="exemplar_mode", default=DEFAULT_MODE, choices=list(MODES))
-    cu.add_argument("--k", type=int, default=DEFAULT_K)
-    cu.add_argument("--limit", type=int, default=None, help="only the first N heldout tasks")
     cu.add_argument("--json", action="store_true", help="print one JSON object")
     cu.set_defaults(func=cmd_curve)
 
@@ -136,17 +123,16 @@ def _parser() -> argparse.ArgumentParser:
     hist.set_defaults(func=cmd_adapters_history)
 
     imp_ = sub.add_parser("improve", help="train, evaluate on heldout, gate and promote a suite's model, in stages")
-    imp_.add_argument("--suite", required=True)
+    methods.add_arguments(imp_, methods.IMPROVE)
     imp_.add_argument("--methods", default="sft", help="sft, optionally dpo and grpo on top of it: e.g. sft,dpo,grpo")
     imp_.add_argument("--preset", default="", help="training preset (default: by hardware)")
     imp_.add_argument("--resume", nargs="?", const="latest", default="",
                       help="continue an improvement from its last finished stage (its id; default the suite's latest)")
-    imp_.add_argument("--limit", type=int, default=None, help="evaluate on the first N heldout tasks only")
     imp_.add_argument("--json", action="store_true", help="print one JSON object: promoted, before, after, p_value")
     imp_.set_defaults(func=cmd_improve)
 
     exp = sub.add_parser("export", help="write a training file (SFT, DPO, GRPO, OpenAI JSONL) from a suite's train split")
-    exp.add_argument("kind", choices=["sft", "dpo", "grpo", "openai-sft", "openai-dpo"])
+    exp.add_argument("kind", choices=EXPORT_KINDS)
     exp.add_argument("--suite", required=True, help="suite name")
     exp.add_argument("--out", default="", help="output file (default: a new file in the exports folder)")
     exp.add_argument("--pairs-from", default="preferences",
@@ -169,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     lex.set_defaults(func=cmd_labels_export)
 
     train = sub.add_parser("train", help="train a LoRA adapter (runs the job process and waits for it)")
-    train.add_argument("method", choices=["sft", "dpo", "grpo"])
+    train.add_argument("method", choices=TRAINING_METHODS)
     train.add_argument("--config", default="", help="a job YAML config (then --suite/--preset are not used)")
     train.add_argument("--suite", default="", help="export this suite's train split and train on it")
     train.add_argument("--preset", default="", help="cpu-tiny, cpu-small or cuda-qlora (default: by hardware)")
@@ -309,29 +295,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", required=True)
-    p.add_argument("--method", default="none", choices=list(METHODS))
-    p.add_argument("--k", type=int, default=DEFAULT_K, help="exemplars per prompt (auto: the suite's choice)")
-    p.add_argument("--mode", dest="exemplar_mode", default=DEFAULT_MODE, choices=list(MODES),
-                   help="exemplar retrieval (default auto: the suite's chosen mode and k)")
-    p.add_argument("--tool-aware", action="store_true", help="shots cover the likely tools, not k copies of one")
-    p.add_argument("--tools", default="auto",
-                   help="with exemplars, offer only the N likeliest tools: auto (the suite's choice), all, or N "
-                        "(1: the ranker chooses the tool, the model writes the arguments)")
-    p.add_argument("--ranker", default="auto", choices=["auto", *TOOL_RANKERS],
-                   help="how the likeliest tools are ranked: auto (the suite's choice), fused, description "
-                        "(the request against each tool's name and description) or exemplars (what similar "
-                        "requests called)")
-    p.add_argument("--no-constrained", dest="constrained", action="store_false",
-                   help="decode freely instead of under the suite's tool-call grammar")
-    p.add_argument("--trials", type=int, default=3, help="Reflexion trials per task")
-    p.add_argument("--limit", type=int, default=None, help="only the first N tasks")
-    p.add_argument("--adapter", default="auto",
-                   help="the LoRA adapter to run with: auto (default: the suite's promoted model), none (the base "
-                        "model), or an adapter's id, its job's id or its folder")
-
-
 class _TaskProgress:
     """Progress of a run or an evaluation: a line on stderr per task for people, and the dashboard's
     record (processes.report), which moves as each task is answered, inside a batch too.
@@ -442,17 +405,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agentlearn.tasks import load_tasks
 
     ws = open_workspace()
-    tasks = load_tasks(ws, args.suite, args.split)[: args.limit or None]
+    from agentlearn import processes
+    from agentlearn.memory.retrieval import resolve_options
+
+    options = methods.from_args(args)
+    tasks = load_tasks(ws, args.suite, args.split)[: options.limit or None]
     if not tasks:
         raise ValueError(f"suite {args.suite!r} has no {args.split} tasks")
-    options = RunOptions(method=args.method, k=args.k, exemplar_mode=args.exemplar_mode, tool_aware=args.tool_aware,
-                         tools=args.tools, ranker=args.ranker,
-                         constrained=args.constrained and ws.settings.constrained,
-                         trials=args.trials if args.method in ("reflexion", "all") else 1, adapter_id=args.adapter)
+    used = resolve_options(ws, args.suite, options)
+    print(f"running {used.label()} on {len(tasks)} {args.split} tasks", file=sys.stderr, flush=True)
     progress = _TaskProgress()
-    runs = run_tasks(ws, tasks, options, progress=progress, answered=progress.answered)
+    runs = run_tasks(ws, tasks, used, progress=progress, answered=progress.answered)
     solved = sum(1 for r in runs if r[-1].verdict and r[-1].verdict.success)
-    print(f"stored {sum(len(r) for r in runs)} trajectories; solved {solved}/{len(runs)} tasks")
+    stored = sum(len(r) for r in runs)
+    processes.finish(ws, result={"options": used.to_dict(), "label": used.label(), "stored": stored,
+                                 "solved": solved, "tasks": len(runs)})
+    print(f"stored {stored} trajectories; solved {solved}/{len(runs)} tasks")
     return 0
 
 
@@ -504,7 +472,7 @@ def cmd_insights_list(args: argparse.Namespace) -> int:
 
 
 def cmd_insights_approve(args: argparse.Namespace) -> int:
-    from agentlearn import insights
+    from agentlearn.memory import insights
     from agentlearn.tasks import get_suite
 
     ws = open_workspace()
@@ -525,24 +493,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from agentlearn.evaluate import evaluate, evaluate_repeats, summary
 
     ws = open_workspace()
-    progress = _TaskProgress(parts=2 if args.ablate else 1)
-    common = dict(split=args.split, method=args.method, k=args.k, exemplar_mode=args.exemplar_mode,
-                  tool_aware=args.tool_aware, tools=args.tools, ranker=args.ranker,
-                  constrained=args.constrained and ws.settings.constrained,
-                  trials=args.trials, limit=args.limit, adapter_id=args.adapter,
-                  progress=progress, answered=progress.answered)  # to stderr: --json output stays one object
+    options = methods.from_args(args)
+    progress = _TaskProgress(parts=2 if options.ablate else 1)
+    # progress goes to stderr (--json output stays one object) and to the dashboard's record
+    common = dict(split=args.split, progress=progress, answered=progress.answered)
     baseline = args.baseline
-    if args.ablate:
-        if args.repeats > 1 or args.method not in USES_INSIGHTS:
+    if options.ablate:
+        if args.repeats > 1 or not options.uses_insights:
             raise ValueError("--ablate measures one playbook bullet: use it with a method that shows the playbook "
                              f"({', '.join(USES_INSIGHTS)}) and without --repeats")
-        evaluate(ws, args.suite, **common)  # the whole playbook now, on the same tasks: what the bullet is weighed against
-        runs = [evaluate(ws, args.suite, ablate=args.ablate, **common)]
-        baseline = args.method
+        # the whole playbook now, on the same tasks: what the bullet is weighed against
+        evaluate(ws, args.suite, options.replace(ablate=()), **common)
+        runs = [evaluate(ws, args.suite, options, **common)]
+        baseline = options.method
     elif args.repeats > 1:
-        runs = evaluate_repeats(ws, args.suite, args.repeats, **common)
+        runs = evaluate_repeats(ws, args.suite, args.repeats, options, **common)
     else:
-        runs = [evaluate(ws, args.suite, **common)]
+        runs = [evaluate(ws, args.suite, options, **common)]
     result = summary(ws, runs, baseline=baseline)
     if args.json:
         _print_json(result)
@@ -556,8 +523,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
     from agentlearn.curve import learning_curve, parse_sizes
 
     ws = open_workspace()
-    curve = learning_curve(ws, args.suite, sizes=parse_sizes(args.sizes), draws=args.draws,
-                           exemplar_mode=args.exemplar_mode, k=args.k, limit=args.limit,
+    curve = learning_curve(ws, args.suite, methods.from_args(args), sizes=parse_sizes(args.sizes), draws=args.draws,
                            progress=lambda i, n, msg: _progress_line(i, n, msg))
     if args.json:
         _print_json({"id": curve.id, "suite": curve.suite, "exemplar_mode": curve.exemplar_mode, "k": curve.k,
@@ -627,7 +593,7 @@ def cmd_improve(args: argparse.Namespace) -> int:
     from agentlearn.training import improve
 
     ws = open_workspace()
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    trained = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     said = {"text": "", "at": 0.0}
 
     def say(message: str) -> None:  # progress to stderr (so --json stays one object), at most every 5 s
@@ -635,7 +601,8 @@ def cmd_improve(args: argparse.Namespace) -> int:
             said.update(text=message, at=time.monotonic())
             print(f"[improve] {message}", file=sys.stderr)
 
-    record = improve.run(ws, args.suite, methods=methods, resume=args.resume, preset=args.preset, limit=args.limit,
+    record = improve.run(ws, args.suite, methods=trained, resume=args.resume, preset=args.preset,
+                         limit=methods.from_args(args).limit,
                          on_stage=lambda stage: print(f"[improve] {stage.name}: {stage.status}"
                                                       + (f" ({stage.error})" if stage.error else ""), file=sys.stderr),
                          on_message=say)
@@ -733,10 +700,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieval_choose(args: argparse.Namespace) -> int:
-    from agentlearn import retrieval
+    from agentlearn.memory import retrieval
 
     finalists = retrieval.FINALISTS if args.finalists is None else args.finalists
-    choice = retrieval.choose(open_workspace(), args.suite, progress=_progress_line, how_many=finalists)
+    from agentlearn import agent
+
+    choice = retrieval.choose(open_workspace(), args.suite, progress=_progress_line, how_many=finalists,
+                              runner=agent.run_with_agent)
     if args.json:
         _print_json(choice)
     else:
@@ -745,7 +715,7 @@ def cmd_retrieval_choose(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieval_show(args: argparse.Namespace) -> int:
-    from agentlearn import retrieval
+    from agentlearn.memory import retrieval
     from agentlearn.tasks import get_suite
 
     ws = open_workspace()
@@ -827,12 +797,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         code = int(args.func(args) or 0)
-    except (ValueError, RuntimeError, StoreError, OSError) as e:
-        # StoreError names the file or database; a bare OSError (a full disk, a read-only folder) its path.
-        message = str(e) if isinstance(e, StoreError) or not isinstance(e, OSError) or not e.filename \
-            else f"{e.strerror}: {e.filename}"
-        print(f"error: {' '.join(message.split())}", file=sys.stderr)
-        processes.finish(None, error=message)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        processes.finish(None, error=str(e))
         return 2
     except SystemExit as e:  # argparse refused the arguments (or --help): it printed why
         processes.finish(None, error="" if e.code in (0, None) else f"bad arguments (exit status {e.code}); see the log")

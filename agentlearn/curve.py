@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from agentlearn.evaluate import evaluate
-from agentlearn.methods import DEFAULT_K, DEFAULT_MODE
+from agentlearn.methods import RunOptions
 from agentlearn.workspace import Workspace
 from storage.records import Exemplar, LearningCurve
 
@@ -42,11 +42,12 @@ def parse_sizes(text: str) -> list[int | None]:
     return sizes
 
 
-def learning_curve(ws: Workspace, suite: str, sizes: Sequence[int | None] = DEFAULT_SIZES,
-                   draws: int = DEFAULT_DRAWS, exemplar_mode: str = DEFAULT_MODE, k: int = DEFAULT_K,
-                   split: str = "heldout", limit: int | None = None,
+def learning_curve(ws: Workspace, suite: str, options: RunOptions | None = None,
+                   sizes: Sequence[int | None] = DEFAULT_SIZES, draws: int = DEFAULT_DRAWS, split: str = "heldout",
                    progress: Callable[[int, int, str], None] | None = None) -> LearningCurve:
-    """Measure and store the suite's learning curve; `progress(done, total, message)` after each point."""
+    """Measure and store the suite's learning curve with these options' retrieval (mode, k, decoding, limit);
+    `progress(done, total, message)` after each point."""
+    options = options or RunOptions()
     if draws < 1:
         raise ValueError(f"draws must be at least 1, not {draws}")
     bank = sum(1 for e in ws.repo.find(Exemplar, suite=suite) if e.active)
@@ -54,14 +55,15 @@ def learning_curve(ws: Workspace, suite: str, sizes: Sequence[int | None] = DEFA
     wanted = sorted({None if s is None or s >= bank else s for s in sizes}, key=lambda s: bank if s is None else s)
     plan = [(s, d) for s in wanted for d in range(1 if s in (0, None) else draws)]
     group = uuid.uuid4().hex[:12]
-    curve = LearningCurve(suite=suite, split=split, exemplar_mode=exemplar_mode, k=k, model=ws.settings.model_label)
+    curve = LearningCurve(suite=suite, split=split, exemplar_mode=options.exemplar_mode, k=options.k,
+                          model=ws.settings.model_label)
     started = time.perf_counter()
     for i, (size, draw) in enumerate(plan, 1):
         # The ends of the curve are ordinary evaluations (zero-shot, and the whole bank), so they also
         # serve as the baseline and the result of the method wherever evaluations are compared.
-        method = "none" if size == 0 else "exemplars"
-        run = evaluate(ws, suite, split=split, method=method, k=k, exemplar_mode=exemplar_mode, limit=limit,
-                       bank_size=None if size in (0, None) else size, bank_seed=draw, group=group)
+        point = options.replace(method="none" if size == 0 else "exemplars",
+                                bank_size=None if size in (0, None) else size, bank_seed=draw)
+        run = evaluate(ws, suite, point, split=split, group=group)
         if run.exemplar_mode:
             curve.exemplar_mode, curve.k = run.exemplar_mode, run.k
         curve.points.append({"bank_size": bank if size is None else size, "draw": draw, "n": run.n,

@@ -14,7 +14,6 @@ it, checked for the columns its trainer needs, and stored as a DatasetExport wit
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +21,13 @@ from typing import Any
 
 from agentlearn import arg_kinds, verdicts
 from agentlearn.feedback import corrections
+from agentlearn.methods import EXPORT_KINDS
 from agentlearn.paths import check_out, file_part
 from agentlearn.prompts import build_prompt, instruction_for, task_messages
 from agentlearn.redact import redact
 from agentlearn.toolcall import format_tool_call, normalise_tool
 from agentlearn.workspace import Workspace
+from storage.files import write_atomic
 from storage.records import (
     Correction,
     DatasetExport,
@@ -40,7 +41,7 @@ from storage.records import (
     new_id,
 )
 
-KINDS = ("sft", "dpo", "grpo", "openai-sft", "openai-dpo")
+KINDS = EXPORT_KINDS
 PAIR_SOURCES = ("preferences", "ratings", "verifier")
 MIN_ROWS = 1
 # Columns each trainer reads; extra GRPO columns reach the reward functions as keyword arguments.
@@ -184,11 +185,7 @@ def row_problem(row: dict[str, Any], kind: str) -> str:
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write rows as JSON lines atomically, with secrets redacted."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(redact(json.dumps(row, ensure_ascii=False)) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, "".join(redact(json.dumps(row, ensure_ascii=False)) + "\n" for row in rows).encode())
 
 
 # --- SFT ---------------------------------------------------------------------------------------

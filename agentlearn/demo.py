@@ -14,10 +14,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from agentlearn import processes, retrieval
+from agentlearn import processes
 from agentlearn.agent import run_tasks
 from agentlearn.curve import learning_curve
-from agentlearn.memory import proposals
+from agentlearn.memory import proposals, retrieval
 from agentlearn.methods import RunOptions
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.workspace import Workspace
@@ -78,7 +78,7 @@ def ensure_demo_workspace(ws: Workspace, runs: int = 8, eval_limit: int = 12) ->
             proposals.propose(ws, DEMO_SUITE, sources=("errors",))
         if need_curve:
             bar.step("measuring the learning curve on heldout tasks")
-            learning_curve(ws, DEMO_SUITE, sizes=CURVE_SIZES, draws=1, limit=eval_limit,
+            learning_curve(ws, DEMO_SUITE, RunOptions(limit=eval_limit or None), sizes=CURVE_SIZES, draws=1,
                            progress=lambda i, n, message: (bar.advance(heldout), bar.step(message)))
     finally:
         bar.close()

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from agentlearn.agent import run_tasks
-from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, USES_REFLEXION, RunOptions
+from agentlearn.graders import score
+from agentlearn.memory.retrieval import resolve_options
+from agentlearn.methods import RunOptions, options_of
 from agentlearn.tasks import load_tasks
 from agentlearn.workspace import Workspace
 from storage.records import EvalRun, Trajectory
@@ -25,95 +27,43 @@ from storage.records import EvalRun, Trajectory
 REPEAT_TEMPERATURE = 0.7  # `--repeats` samples, so that the spread says how much a result moves
 
 
-def task_result(t: Trajectory) -> dict[str, float]:
-    """One task's outcome: name, call and exact as 0/1, args the argument score (-1 when the name was wrong)."""
-    scores = t.verdict.scores if t.verdict else {}
-    name = float(scores.get("name_match", 0.0) >= 1.0)
-    call = float(scores.get("call_match", float(bool(t.verdict and t.verdict.success))) >= 1.0)
-    exact = float(name == 1.0 and scores.get("args_exact", 0.0) >= 1.0)
-    return {"name": name, "call": call, "exact": exact, "args": float(scores.get("args_score", 0.0)) if name else -1.0}
+def evaluate(ws: Workspace, suite: str, options: RunOptions | None = None, split: str = "heldout",
+             progress: Callable | None = None, group: str = "", answered: Callable | None = None) -> EvalRun:
+    """Run every task of a split once (Reflexion: up to `options.trials`), store and return the scores.
 
-
-def score(finals: list[Trajectory]) -> dict[str, Any]:
-    """The run's figures from each task's last trial (see the module docstring)."""
-    results = {t.task_id: task_result(t) for t in finals}
-    n = len(results)
-    named = [r["args"] for r in results.values() if r["name"] == 1.0]
-    per_argument: dict[str, list[int]] = {}
-    for t in finals:
-        if not t.verdict or t.verdict.scores.get("name_match", 0.0) < 1.0:
-            continue
-        for arg in t.verdict.arguments:
-            if arg.status == "unexpected":
-                continue  # an argument the reference does not have is not one of the suite's arguments
-            cell = per_argument.setdefault(f"{t.tool_call.name if t.tool_call else '?'}.{arg.name}", [0, 0])
-            cell[0] += int(arg.status == "right")
-            cell[1] += 1
-    mean = (lambda key: sum(r[key] for r in results.values()) / n) if n else (lambda key: 0.0)
-    return {"n": n, "name_accuracy": mean("name"), "call_accuracy": mean("call"), "exact_accuracy": mean("exact"),
-            "args_score": sum(named) / len(named) if named else 0.0, "results": results,
-            "per_argument": per_argument}
-
-
-def evaluate(ws: Workspace, suite: str, split: str = "heldout", method: str = "none", k: int = DEFAULT_K,
-             exemplar_mode: str = DEFAULT_MODE, trials: int = 3, limit: int | None = None, adapter_id: str = "auto",
-             progress: Callable | None = None, constrained: bool | None = None, temperature: float = 0.0,
-             seed: int | None = None, tool_aware: bool = False, bank_size: int | None = None, bank_seed: int = 0,
-             shot_seed: int | None = None, group: str = "", tools: str = "auto", ranker: str = "auto",
-             ablate: Sequence[str] = (), answered: Callable | None = None) -> EvalRun:
-    """Run every task of a split once (Reflexion: up to `trials`), store and return the scores.
-
+    The stored run keeps the options it used with every "auto" resolved (EvalRun.options).
     `progress` after each task, `answered(a, n)` as each gets its answer inside a batch (agent.run_tasks).
     """
+    options = options or RunOptions()
     tasks = load_tasks(ws, suite, split)
     if not tasks:
         raise ValueError(f"suite {suite!r} has no {split} tasks; import one with `python -m agentlearn tasks import`")
-    tasks = tasks[:limit] if limit else tasks
-    from agentlearn import adapters
-
-    # "auto": the suite's promoted model; "" / "none": the base model; else an adapter's id, job id or folder.
-    adapter_id = adapters.resolve(ws, suite, adapter_id)
-    options = RunOptions(method=method, k=k, exemplar_mode=exemplar_mode, tool_aware=tool_aware,
-                         trials=trials if method in USES_REFLEXION else 1, adapter_id=adapter_id, source="eval",
-                         temperature=temperature, seed=seed,
-                         constrained=ws.settings.constrained if constrained is None else constrained,
-                         bank_size=bank_size, bank_seed=bank_seed, shot_seed=shot_seed, tools=tools,
-                         ranker=ranker, ablate=tuple(ablate))
+    tasks = tasks[:options.limit] if options.limit else tasks
+    used = resolve_options(ws, suite, options.replace(source="eval"))
     started = time.perf_counter()
-    runs = run_tasks(ws, tasks, options, progress=progress, answered=answered)
+    runs = run_tasks(ws, tasks, used, progress=progress, answered=answered)
     finals = [trials_[-1] for trials_ in runs]
     figures = score(finals)
-    used_mode, used_k, used_tool_aware, used_tools, used_ranker = "", 0, False, 0, ""
-    if options.uses_exemplars:
-        from agentlearn import retrieval
-
-        used_mode, used_k, used_tool_aware = retrieval.resolve(ws, suite, exemplar_mode, k, tool_aware)
-        used_tools = 0 if bank_size is not None else (retrieval.resolve_tools(ws, suite, options.tools) or 0)
-        if used_tools:
-            used_ranker = retrieval.resolve_ranker(ws, suite, ranker)
-        if exemplar_mode == "auto":
-            used_mode = f"auto:{used_mode}"
+    used = used.replace(constrained=any(t.constrained for t in finals))  # what the model could do, not what was asked
+    exemplars_ = used.uses_exemplars
+    tools = used.tools if exemplars_ and used.tools != "all" else ""
     run = EvalRun(
-        suite=suite, split=split, method=method, exemplar_mode=used_mode, k=used_k, tool_aware=used_tool_aware,
-        tools=used_tools, ranker=used_ranker,
-        adapter=adapter_id, model=ws.settings.model_label, ablated=list(ablate),
-        constrained=any(t.constrained for t in finals), temperature=temperature, group=group, bank_size=bank_size,
-        trajectory_ids=[t.id for trials_ in runs for t in trials_], seconds=time.perf_counter() - started,
-        **figures,
+        suite=suite, split=split, method=used.method,
+        exemplar_mode=(f"auto:{used.exemplar_mode}" if "exemplar_mode" in used.auto else used.exemplar_mode)
+        if exemplars_ else "", k=used.k if exemplars_ else 0, tool_aware=used.tool_aware and exemplars_,
+        tools=int(tools or 0), ranker=used.ranker if tools else "",
+        adapter=used.adapter_id, model=ws.settings.model_label, ablated=list(used.ablate),
+        constrained=used.constrained, temperature=used.temperature, group=group,
+        bank_size=used.bank_size, trajectory_ids=[t.id for trials_ in runs for t in trials_],
+        seconds=time.perf_counter() - started, options=used.to_dict(), **figures,
     )
     ws.repo.put(run)
     return run
 
 
-def _tools_label(run: EvalRun) -> str:
-    if run.tools == 1:
-        return f", the tool chosen by the {run.ranker or 'fused'} ranker"
-    return f", {run.tools} tools offered" if run.tools else ""
-
-
-def evaluate_repeats(ws: Workspace, suite: str, repeats: int, temperature: float = REPEAT_TEMPERATURE,
-                     progress: Callable | None = None, answered: Callable | None = None,
-                     **kwargs: Any) -> list[EvalRun]:
+def evaluate_repeats(ws: Workspace, suite: str, repeats: int, options: RunOptions | None = None,
+                     temperature: float = REPEAT_TEMPERATURE, progress: Callable | None = None,
+                     split: str = "heldout", answered: Callable | None = None) -> list[EvalRun]:
     """The same evaluation `repeats` times with sampling and a shuffled shot order (seeds 0..repeats-1)."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, not {repeats}")
@@ -129,8 +79,9 @@ def evaluate_repeats(ws: Workspace, suite: str, repeats: int, temperature: float
             answered(len(runs) * n + a, repeats * n)
 
     for i in range(repeats):
-        runs.append(evaluate(ws, suite, temperature=temperature, seed=i, shot_seed=i, group=group,
-                             progress=overall, answered=overall_answered, **kwargs))
+        sampled = (options or RunOptions()).replace(temperature=temperature, seed=i, shot_seed=i)
+        runs.append(evaluate(ws, suite, sampled, split=split, group=group, progress=overall,
+                             answered=overall_answered))
     return runs
 
 
@@ -162,10 +113,8 @@ def summary(ws: Workspace, runs: list[EvalRun], baseline: str = "none") -> dict[
                            "constrained": first.constrained, "adapter": first.adapter,
                            "n": first.n, "repeats": len(runs), "seconds": round(sum(r.seconds for r in runs), 1),
                            "per_argument": first.per_argument}
-    label = first.method + (f" ({first.exemplar_mode}, k={first.k}{', tool-aware' if first.tool_aware else ''}"
-                            f"{_tools_label(first)})" if first.exemplar_mode else "")
-    lines = [f"{label} on {first.suite}/{first.split}, n={first.n}, "
-             f"{'constrained' if first.constrained else 'free'} decoding, {out['seconds']:.0f}s"]
+    out["label"] = options_of(first).label()
+    lines = [f"{out['label']} on {first.suite}/{first.split}, n={first.n}, {out['seconds']:.0f}s"]
     for metric in METRICS:
         values = [getattr(r, metric) for r in runs]
         out[metric] = values[0] if len(runs) == 1 else stats.spread(values).mean

@@ -43,7 +43,7 @@ from referencing.exceptions import Unresolvable
 
 from agentlearn.arg_kinds import kind_of, tokens
 from agentlearn.toolcall import parse_tool_call, schema_validator, tool_by_name
-from storage.records import ArgGrade, ToolCall, Verdict
+from storage.records import ArgGrade, ToolCall, Trajectory, Verdict
 
 
 class Grade(NamedTuple):
@@ -325,3 +325,36 @@ def _first_difference(got: dict[str, Any], want: dict[str, Any], same: Callable[
         if k not in got or k not in want or not same(got[k], want[k]):
             return k
     return ""
+
+
+# --- a run's figures (evaluations and retrieval's stage b count the same way) -------------------------
+
+
+def task_result(t: Trajectory) -> dict[str, float]:
+    """One task's outcome: name, call and exact as 0/1, args the argument score (-1 when the name was wrong)."""
+    scores = t.verdict.scores if t.verdict else {}
+    name = float(scores.get("name_match", 0.0) >= 1.0)
+    call = float(scores.get("call_match", float(bool(t.verdict and t.verdict.success))) >= 1.0)
+    exact = float(name == 1.0 and scores.get("args_exact", 0.0) >= 1.0)
+    return {"name": name, "call": call, "exact": exact, "args": float(scores.get("args_score", 0.0)) if name else -1.0}
+
+
+def score(finals: list[Trajectory]) -> dict[str, Any]:
+    """The run's figures from each task's last trial (see the module docstring)."""
+    results = {t.task_id: task_result(t) for t in finals}
+    n = len(results)
+    named = [r["args"] for r in results.values() if r["name"] == 1.0]
+    per_argument: dict[str, list[int]] = {}
+    for t in finals:
+        if not t.verdict or t.verdict.scores.get("name_match", 0.0) < 1.0:
+            continue
+        for arg in t.verdict.arguments:
+            if arg.status == "unexpected":
+                continue  # an argument the reference does not have is not one of the suite's arguments
+            cell = per_argument.setdefault(f"{t.tool_call.name if t.tool_call else '?'}.{arg.name}", [0, 0])
+            cell[0] += int(arg.status == "right")
+            cell[1] += 1
+    mean = (lambda key: sum(r[key] for r in results.values()) / n) if n else (lambda key: 0.0)
+    return {"n": n, "name_accuracy": mean("name"), "call_accuracy": mean("call"), "exact_accuracy": mean("exact"),
+            "args_score": sum(named) / len(named) if named else 0.0, "results": results,
+            "per_argument": per_argument}

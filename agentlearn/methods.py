@@ -1,13 +1,23 @@
-"""The memory methods, the exemplar retrieval modes and how one run is configured: declared once.
+"""How one run is configured, declared once: the memory methods, retrieval modes, tool rankers and `RunOptions`.
 
+Every option of a run is one field of `RunOptions` with its help text in the field's metadata. From that
+declaration come the command-line arguments of run, eval, curve and improve (`add_arguments`, `from_args`),
+the command line a page starts (`command_line`, `to_argv`), the dict it is stored as (`to_dict`,
+`from_dict`) and the one readable label (`label`). Resolving "auto" is retrieval.resolve_options; what it
+returns is the same class with every choice made, and that is what the agent uses and the records keep.
 Pages, the CLI, evaluation and the agent import these names; nothing else lists them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, get_args
 
-# method -> what it gives the agent besides the task
+from storage.records import EvalRun, TrainingMethod, Trajectory
+
+# method -> what it gives the agent besides the task (the one list of memory methods)
 METHODS: dict[str, str] = {
     "none": "the task alone (zero-shot)",
     "exemplars": "k solved cases retrieved from the suite's bank, as few-shot turns",
@@ -20,7 +30,7 @@ USES_EXEMPLARS = ("exemplars", "exemplars+insights", "all")
 USES_INSIGHTS = ("insights", "exemplars+insights", "all")
 USES_REFLEXION = ("reflexion", "all")
 
-# retrieval mode -> how exemplars are chosen (exemplars.select implements all but "auto")
+# retrieval mode -> how exemplars are chosen (the one list; memory.exemplars.select implements all but "auto")
 MODES: dict[str, str] = {
     "auto": "the mode and k that leave-one-out on the train split chose for this suite (retrieval.choose)",
     "fixed": "the same first k exemplars for every task",
@@ -44,41 +54,71 @@ DEFAULT_MODE = "auto"
 TOOL_CHOICES = ("auto", "all", "1", "2", "3", "5", "8")  # RunOptions.tools: the suite's choice, every tool, or N
 # How tool_retrieval ranks the tools to offer: both lists fused, the tools' descriptions, the exemplars' votes.
 TOOL_RANKERS = ("fused", "description", "exemplars")
+DEFAULT_RANKER = TOOL_RANKERS[0]  # before a suite's choice names one
 DEFAULT_K = 3
+# How an adapter is trained (agentlearn.training), and the training files `export` writes.
+TRAINING_METHODS: tuple[str, ...] = get_args(TrainingMethod)
+EXPORT_KINDS = (*TRAINING_METHODS, "openai-sft", "openai-dpo")
 # where playbook proposals come from (memory.proposals), in the order `insights propose` runs them
 PROPOSAL_SOURCES = ("errors", "model", "curator")
+
+RUN, EVAL, CURVE, IMPROVE = "run", "eval", "curve", "improve"
+COMMANDS = (RUN, EVAL, CURVE, IMPROVE)  # the commands that take run options
+
+
+def option(default: Any, help: str, *, flag: str = "", commands: tuple[str, ...] = (RUN, EVAL),
+           choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    """A RunOptions field: its default, help text, command-line flag and the commands that take it.
+
+    `flag` "" keeps the option off the command line (set by code: learning curves, repeats, searches).
+    """
+    meta = {"help": help, "flag": flag, "commands": commands if flag else (), "choices": choices}
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
 
 
 @dataclass
 class RunOptions:
-    """How to run: which memory to use, how to decode, how many Reflexion trials."""
+    """How to run: which memory to use, how to retrieve and decode, how many Reflexion trials."""
 
-    method: str = "none"
-    k: int = DEFAULT_K
-    exemplar_mode: str = DEFAULT_MODE
-    tool_aware: bool = False  # shots cover the likely tools instead of k copies of one call
-    # With exemplars, offer only the m likeliest tools (tool_retrieval): "auto" (the suite's choice),
-    # "all", or a number.
-    tools: str = "auto"
-    ranker: str = "auto"  # which TOOL_RANKERS ranks them: "auto" (the suite's choice) or one by name
-    trials: int = 1
-    # "auto": the suite's promoted adapter (Suite.adapter; the base model when it has none); "" or "none":
-    # the base model; otherwise an adapter's id, its job's id or its folder (adapters.find).
-    adapter_id: str = "auto"
-    source: str = "agent"
-    temperature: float = 0.0
-    seed: int | None = None
-    constrained: bool = True  # decode under the suite's tool-call grammar (embedded model)
-    store: bool = True  # False: trajectories are returned but not written (leave-one-out searches)
-    bank_size: int | None = None  # learning curves: use only this many exemplars of the bank
-    bank_seed: int = 0  # which draw of `bank_size` exemplars
-    shot_seed: int | None = None  # repeats: shuffle the order of the shots in the prompt with this seed
-    ablate: tuple[str, ...] = ()  # insight ids left out of the playbook (A/B of one bullet)
+    method: str = option("none", "memory method: " + "; ".join(f"{m}: {d}" for m, d in METHODS.items()),
+                         flag="--method", choices=tuple(METHODS))
+    exemplar_mode: str = option(DEFAULT_MODE, "exemplar retrieval (default auto: the suite's chosen mode and k)",
+                                flag="--mode", choices=tuple(MODES), commands=(RUN, EVAL, CURVE))
+    k: int = option(DEFAULT_K, "exemplars per prompt (with --mode auto: the suite's choice)", flag="--k",
+                    commands=(RUN, EVAL, CURVE))
+    tool_aware: bool = option(False, "shots cover the likely tools, not k copies of one call", flag="--tool-aware")
+    tools: str = option("auto", "with exemplars, offer only the N likeliest tools: auto (the suite's choice), all, "
+                                "or N (1: the ranker chooses the tool, the model writes the arguments)",
+                        flag="--tools")
+    ranker: str = option("auto", "how the likeliest tools are ranked: auto (the suite's choice), fused, description "
+                                 "(the request against each tool's name and description) or exemplars (what "
+                                 "similar requests called)", flag="--ranker", choices=("auto", *TOOL_RANKERS))
+    trials: int = option(3, "Reflexion trials per task (methods with Reflexion; 1 for the others)", flag="--trials")
+    adapter_id: str = option("auto", "the LoRA adapter to run with: auto (the suite's promoted model), none (the base "
+                                     "model), or an adapter's id, its job's id or its folder", flag="--adapter")
+    constrained: bool = option(True, "decode freely instead of under the suite's tool-call grammar",
+                               flag="--no-constrained")
+    limit: int | None = option(None, "only the first N tasks", flag="--limit", commands=COMMANDS)
+    ablate: tuple[str, ...] = option((), "leave this playbook bullet out (repeatable); runs the whole playbook too "
+                                         "and compares", flag="--ablate", commands=(EVAL,))
+    temperature: float = option(0.0, "sampling temperature (0: greedy)")
+    seed: int | None = option(None, "sampling seed")
+    source: str = option("agent", "what the stored trajectories say made them (agent, eval, auto)")
+    store: bool = option(True, "False: trajectories are returned but not written (leave-one-out searches)")
+    bank_size: int | None = option(None, "learning curves: use only this many exemplars of the bank")
+    bank_seed: int = option(0, "which draw of `bank_size` exemplars")
+    shot_seed: int | None = option(None, "repeats: shuffle the order of the shots in the prompt with this seed")
+    # Set by retrieval.resolve_options: the fields whose "auto" it replaced with the suite's choice.
+    auto: tuple[str, ...] = option((), "the options the suite's choice filled in", compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.method in USES_REFLEXION and self.trials < 2:
+        if self.method not in USES_REFLEXION:
+            self.trials = 1  # only Reflexion runs a task again
+        elif self.trials < 2:
             self.trials = 3  # Reflexion with one trial would never use a reflection
         if self.exemplar_mode not in MODES:
             raise ValueError(f"unknown exemplar mode {self.exemplar_mode!r}; choose one of {', '.join(MODES)}")
@@ -89,6 +129,10 @@ class RunOptions:
             raise ValueError(f"unknown tool ranker {self.ranker!r}; choose auto or one of {', '.join(TOOL_RANKERS)}")
         if self.k < 1:
             raise ValueError(f"k must be at least 1, not {self.k}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1 task, not {self.limit}")
+        self.ablate = tuple(self.ablate)
+        self.auto = tuple(self.auto)
 
     @property
     def uses_exemplars(self) -> bool:
@@ -101,3 +145,153 @@ class RunOptions:
     @property
     def uses_reflexion(self) -> bool:
         return self.method in USES_REFLEXION and self.trials > 1
+
+    def replace(self, **changes: Any) -> RunOptions:
+        """A copy with some fields changed (checked like a new one)."""
+        return dataclasses.replace(self, **changes)
+
+    # --- stored form -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON/YAML form: every field, tuples as lists."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunOptions:
+        """Back from `to_dict` (or a YAML file); an unknown key is an error naming it."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    # --- command line ------------------------------------------------------------------------------
+
+    def to_argv(self, command: str) -> list[str]:
+        """This command's flags for the options that differ from their defaults (a child's command line)."""
+        out: list[str] = []
+        for f in cli_fields(command):
+            value, default = getattr(self, f.name), default_of(f)
+            if value == default or (f.name == "trials" and not self.uses_reflexion):
+                continue
+            if isinstance(value, bool):
+                out.append(f.metadata["flag"])  # a switch: --tool-aware, --no-constrained
+            elif isinstance(value, tuple):
+                for item in value:
+                    out += [f.metadata["flag"], str(item)]
+            else:
+                out += [f.metadata["flag"], str(value)]
+        return out
+
+    # --- what people read --------------------------------------------------------------------------
+
+    def label(self, adapter_name: str = "") -> str:
+        """The one readable name of a configuration, e.g. 'exemplars · auto: hybrid k=5 · tool-aware ·
+        2 tools (fused)'. Parts that do not apply to the method are left out; `adapter_name` names a non-base model."""
+        parts = [self.method]
+        if self.uses_exemplars:
+            parts += self.retrieval_label().split(" · ")
+        if self.uses_reflexion:
+            parts.append(f"{self.trials} trials")
+        if self.ablate:
+            parts.append(f"without {len(self.ablate)} bullet{'s' if len(self.ablate) > 1 else ''}")
+        parts += [] if self.constrained else ["free decoding"]
+        parts += [f"T={self.temperature:g}"] if self.temperature else []
+        parts += [f"bank {self.bank_size}"] if self.bank_size is not None else []
+        # any other declared option that differs from its default is named as on the command line
+        parts += [f"{f.metadata['flag'].lstrip('-')} {getattr(self, f.name)}" for f in dataclasses.fields(self)
+                  if f.metadata["flag"] and f.name not in _LABELLED and getattr(self, f.name) != default_of(f)]
+        text = " · ".join(parts)
+        adapter = adapter_name or ("" if self.adapter_id in ("", "none", "auto") else self.adapter_id)
+        return text + (f" + {adapter}" if adapter else "")
+
+    def retrieval_label(self) -> str:
+        """How exemplars and tools are chosen, e.g. 'auto: hybrid k=5 · tool-aware · tool chosen by the fused
+        ranker'."""
+        auto = "auto: " if "exemplar_mode" in self.auto else ""
+        parts = [f"{auto}{self.exemplar_mode} k={self.k}"] + (["tool-aware"] if self.tool_aware else [])
+        ranker = "" if self.ranker == "auto" else self.ranker
+        if self.tools == "1":
+            parts.append(f"tool chosen by the {ranker or DEFAULT_RANKER} ranker")
+        elif self.tools not in ("all", "auto"):
+            parts.append(f"{self.tools} tools" + (f" ({ranker})" if ranker else ""))
+        return " · ".join(parts)
+
+
+def help_of(name: str) -> str:
+    """The help text RunOptions declares for a field (the CLI's --help and the pages' tooltips)."""
+    return RunOptions.__dataclass_fields__[name].metadata["help"]
+
+
+def options_of(run: EvalRun | Trajectory) -> RunOptions:
+    """The options an evaluation (or one trajectory) ran with, auto resolved: as stored, or read off the
+    fields of the record (a trajectory keeps what its memory says; an older evaluation its fields)."""
+    if isinstance(run, Trajectory):
+        m = run.memory
+        return RunOptions(method=m.method if m.method in METHODS else "none",
+                          exemplar_mode=m.exemplar_mode or DEFAULT_MODE, k=m.k or DEFAULT_K,
+                          tool_aware=m.tool_aware, tools=str(len(m.tools_offered)) if m.tools_offered else "all",
+                          ranker=m.ranker or "auto", adapter_id=run.adapter, constrained=run.constrained,
+                          source=run.source)
+    if run.options:
+        return RunOptions.from_dict(run.options)
+    mode = run.exemplar_mode or DEFAULT_MODE
+    auto = ("exemplar_mode", "k", "tool_aware") if mode.startswith("auto:") else ()
+    return RunOptions(method=run.method, exemplar_mode=mode.removeprefix("auto:"), k=max(run.k, 1),
+                      tool_aware=run.tool_aware, tools=str(run.tools) if run.tools else "all",
+                      ranker=run.ranker or "auto", adapter_id=run.adapter, constrained=run.constrained,
+                      temperature=run.temperature, bank_size=run.bank_size, ablate=tuple(run.ablated), auto=auto,
+                      source="eval")
+
+
+# the options label() names in their own words (limit is the scope, not the configuration)
+_LABELLED = {"method", "exemplar_mode", "k", "tool_aware", "tools", "ranker", "trials", "adapter_id", "constrained",
+             "limit", "ablate"}
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    """A field's declared default."""
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+
+
+def cli_fields(command: str) -> list[dataclasses.Field]:
+    """The RunOptions fields a command takes on its command line (and a page offers for it)."""
+    return [f for f in dataclasses.fields(RunOptions) if command in f.metadata["commands"]]
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """The command's run options as arguments (from RunOptions' declaration), and --suite."""
+    if command not in COMMANDS:
+        raise ValueError(f"{command!r} takes no run options; commands that do: {', '.join(COMMANDS)}")
+    parser.add_argument("--suite", required=True, help="the suite's name")
+    for f in cli_fields(command):
+        meta, default = f.metadata, default_of(f)
+        kw: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
+        if isinstance(default, bool):
+            kw["action"] = "store_false" if default else "store_true"
+        elif isinstance(default, tuple):
+            kw.update(action="append", default=[], metavar="ID")
+        else:
+            kw.update(default=default, choices=meta["choices"],
+                      type=int if f.type in ("int", "int | None") else str)
+        parser.add_argument(meta["flag"], **kw)
+
+
+def from_args(ns: argparse.Namespace, **fixed: Any) -> RunOptions:
+    """The RunOptions an `add_arguments` command was given; `fixed` sets the fields the command decides."""
+    given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(RunOptions) if hasattr(ns, f.name)}
+    return RunOptions(**{**given, **fixed})
+
+
+def command_line(command: str, suite: str, options: RunOptions, **extra: Any) -> list[str]:
+    """The `python -m agentlearn` arguments that run `command` on a suite with these options (a page's child).
+
+    `extra` are the command's own arguments (split="heldout" -> --split heldout; a False or None one is left out).
+    """
+    argv = [command, "--suite", suite, *options.to_argv(command)]
+    for name, value in extra.items():
+        if value is None or value is False:
+            continue
+        argv += [f"--{name.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return argv

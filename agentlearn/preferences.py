@@ -134,8 +134,7 @@ def fresh_pair(ws: Workspace, task: Task, first: RunSpec, second: RunSpec,
     from agentlearn.agent import run_task
 
     runs = [run_task(ws, task, method=spec.method, k=spec.k, exemplar_mode=spec.exemplar_mode,
-                     adapter_id=spec.adapter_id, temperature=spec.temperature,
-                     trials=1 if spec.method not in ("reflexion", "all") else 2)[-1]
+                     adapter_id=spec.adapter_id, temperature=spec.temperature, trials=2)[-1]
             for spec in (first, second)]
     return make_pair(ws, runs[0], runs[1], rng)
 

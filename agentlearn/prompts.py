@@ -119,3 +119,90 @@ def order_shots(shots: list[Exemplar], order: str | None = None) -> list[Exempla
     if order not in SHOT_ORDERS:
         raise ValueError(f"unknown shot order {order!r}; choose one of {', '.join(SHOT_ORDERS)}")
     return list(reversed(shots)) if order == "nearest_last" else list(shots)
+
+
+# --- Reflexion (Shinn et al., 2023): the reflection query and the block the next trial sees ------------
+
+REFLEXION_HEADER = (
+    "You have attempted to solve the task before but failed. The following reflection(s) give a plan to "
+    "avoid failing the task in the same way you did previously. Use them to improve your strategy of "
+    "solving the task successfully.\n"
+)
+
+REFLEXION_FRAMING = (
+    "You will be given the history of a past experience in which you were given a conversation and a set "
+    "of tools, and had to answer with one tool call. You were unsuccessful in completing the task. Do not "
+    "summarize the conversation, but rather think about the strategy and the tool call you made. Devise a "
+    "concise, new plan of action that accounts for your mistake with reference to the specific tool and "
+    "arguments you should have used. For example, if you called tool A but the user asked for B, then plan "
+    "to call B with the arguments the user gave. You will need this later when you are solving the same "
+    "task. Give your plan after \"Plan\"."
+)
+
+
+# --- prompts (ExpeL's templates, adapted from ReAct environments to one tool call) ------------------
+
+EXPEL_AI_NAME = ("an advanced reasoning agent that can add, edit or remove rules from your existing rule set, "
+           "based on forming new critiques of past task trajectories")
+EXPEL_COMPARE_INSTRUCTION = (
+    "You will be given two previous task trials in which you were given a conversation and a set of tools "
+    "and had to answer with one tool call: one successful and one unsuccessful trial. You failed the trial "
+    "either because you called the wrong tool, or because you gave wrong or missing arguments.")
+EXPEL_SUCCESS_INSTRUCTION = (
+    "You will be given successful tasks trials in which you were given a conversation and a set of tools "
+    "and had to answer with one tool call.")
+
+EXPEL_FORMAT_RULES_OPERATION_TEMPLATE = """<OPERATION> <RULE NUMBER>: <RULE>
+
+The available operations are: AGREE (if the existing rule is strongly relevant for the task), REMOVE (if one existing rule is contradictory or similar/duplicated to other existing rules), EDIT (if any existing rule is not general enough or can be enhanced, rewrite and improve it), ADD (add new rules that are very different from existing rules and relevant for other tasks). Each needs to CLOSELY follow their corresponding formatting below (any existing rule not edited, not agreed, nor removed is considered copied):
+
+AGREE <EXISTING RULE NUMBER>: <EXISTING RULE>
+REMOVE <EXISTING RULE NUMBER>: <EXISTING RULE>
+EDIT <EXISTING RULE NUMBER>: <NEW MODIFIED RULE>
+ADD <NEW RULE NUMBER>: <NEW RULE>
+
+Do not mention the trials in the rules because all the rules should be GENERALLY APPLICABLE. Each rule should be concise and easy to follow. Any operation can be used MULTIPLE times. Do at most 4 operations and each existing rule can only get a maximum of 1 operation. """  # noqa: E501
+
+EXPEL_SUFFIX_FULL = ("Focus on REMOVE rules first, and stop ADD rule unless the new rule is VERY insightful and "
+               "different from EXISTING RULES. Below are the operations you do to the above list of EXISTING "
+               "RULES:\n")
+EXPEL_SUFFIX_NOT_FULL = "Below are the operations you do to the above list of EXISTING RULES:\n"
+
+EXPEL_COMPARE_TEMPLATE = """{instruction}
+Here are the two previous trials to compare and critique:
+TRIAL TASK:
+{task}
+
+SUCCESSFUL TRIAL:
+{success_history}
+
+FAILED TRIAL:
+{fail_history}
+
+Here are the EXISTING RULES:
+{existing_rules}
+
+By examining and contrasting to the successful trial, and the list of existing rules, you can perform the following operations: add, edit, remove, or agree so that the new list of rules is GENERAL and HIGH LEVEL critiques of the failed trial or proposed way of Thought so they can be used to avoid similar failures when encountered with different questions in the future. Have an emphasis on critiquing how to perform better Thought and Action. Follow the below format:
+
+""" + EXPEL_FORMAT_RULES_OPERATION_TEMPLATE  # noqa: E501
+
+EXPEL_SUCCESS_TEMPLATE = """{instruction}
+Here are the trials:
+{success_history}
+
+Here are the EXISTING RULES:
+{existing_rules}
+
+By examining the successful trials, and the list of existing rules, you can perform the following operations: add, edit, remove, or agree so that the new list of rules are general and high level insights of the successful trials or proposed way of Thought so they can be used as helpful tips to different tasks in the future. Have an emphasis on tips that help the agent perform better Thought and Action. Follow the below format:
+
+""" + EXPEL_FORMAT_RULES_OPERATION_TEMPLATE  # noqa: E501
+
+
+# --- the ACE-style curator (memory.curator): it answers by calling playbook_update ---------------------
+
+CURATOR_SYSTEM = (
+    "You curate a playbook: short, general rules that help an agent answer requests with one tool call. "
+    "Read the failed runs, find what went wrong, and change the playbook by small deltas: ADD a new rule, "
+    "EDIT bullet N to improve it, AGREE with bullet N if it would have prevented the failure, REMOVE bullet "
+    "N if it misleads, MERGE bullet N with bullet M when they say the same thing. A rule names the tool or "
+    "argument it is about and is one sentence. Answer by calling playbook_update.")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from agentlearn import stats
 from agentlearn.evaluate import baseline_for
-from agentlearn.methods import METHODS, USES_EXEMPLARS
+from agentlearn.methods import METHODS, USES_EXEMPLARS, options_of
 from agentlearn.workspace import Workspace
 from storage.records import Adapter, EvalRun, LearningCurve, Task, Trajectory
 
@@ -50,15 +50,24 @@ def configuration(run: EvalRun) -> tuple:
 
 
 def label(run: EvalRun, adapters: dict[str, str] | None = None) -> str:
-    """A short readable name of a run's configuration."""
-    method, mode, k, tool_aware, constrained, temperature, adapter, tools, ranker = configuration(run)
-    parts = [method] + ([f"{mode} k={k}"] if mode else []) + (["tool-aware"] if tool_aware else [])
-    parts += ([f"tool by the {ranker or 'fused'} ranker"] if tools == 1 else
-              [f"{tools} tools" + (f" ({ranker})" if ranker else "")] if tools else [])
-    parts += [] if constrained else ["free decoding"]
-    parts += [f"T={temperature:g}"] if temperature else []
-    text = " · ".join(parts)
-    return text + (f" + {(adapters or {}).get(adapter, adapter)}" if adapter else "")
+    """A short readable name of a run's configuration (RunOptions.label, the adapter by its name)."""
+    return options_of(run).replace(limit=None).label((adapters or {}).get(run.adapter, run.adapter))
+
+
+def latest_episode(ws: Workspace, task_id: str, source: str = "agent") -> list[Trajectory]:
+    """The trials of a task's newest episode the agent ran (Run page), in order; [] if it has none."""
+    found = [t for t in ws.repo.find(Trajectory, task_id=task_id) if t.source == source]
+    newest = max(found, key=lambda t: t.created, default=None)
+    if newest is None:
+        return []
+    if not newest.episode_id:
+        return [newest]
+    return sorted((t for t in found if t.episode_id == newest.episode_id), key=lambda t: t.trial)
+
+
+def memory_label(trajectory: Trajectory) -> str:
+    """What a run was given, named as configurations are (RunOptions.label)."""
+    return options_of(trajectory).label()
 
 
 def runs(ws: Workspace, suite: str, split: str = "heldout") -> list[EvalRun]:
@@ -229,8 +238,9 @@ class Gain:
 
     run: EvalRun
     baseline: EvalRun
-    paired: stats.Paired
+    paired: stats.Paired  # on the metric asked for (tool name by default)
     label: str
+    call: stats.Paired  # on whole calls (name and arguments): a name gain alone can hide 0% right calls
 
 
 def latest_gain(ws: Workspace, suite: str, method: str = "exemplars", metric: str = "name",
@@ -242,7 +252,8 @@ def latest_gain(ws: Workspace, suite: str, method: str = "exemplars", metric: st
     for run in sorted(shown, key=lambda r: r.created, reverse=True):
         base = default_baseline(ws, run)
         if base is not None:
-            return Gain(run, base, stats.paired(run, base, metric), label(run, adapter_names(ws)))
+            return Gain(run, base, stats.paired(run, base, metric), label(run, adapter_names(ws)),
+                        stats.paired(run, base, "call"))
     return None
 
 

@@ -17,9 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from agentlearn import exemplars, grammar, prompts
+from agentlearn import grammar, prompts
 from agentlearn.agent import reference_calls, token_budget
 from agentlearn.llm import LocalChatModel
+from agentlearn.memory import exemplars
 from agentlearn.models import chat_model_dir
 from agentlearn.settings import Settings
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks

@@ -23,9 +23,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from agentlearn import prompts, retrieval, stats
+from agentlearn import agent, prompts, stats
 from agentlearn.evaluate import evaluate
-from agentlearn.methods import RETRIEVAL_MODES
+from agentlearn.memory import retrieval
+from agentlearn.methods import RETRIEVAL_MODES, RunOptions
 from agentlearn.settings import Settings
 from agentlearn.tasks import ensure_demo_suite, import_jsonl, load_tasks
 from agentlearn.workspace import open_workspace
@@ -57,7 +58,7 @@ def main() -> None:
     print(f"suite {suite}: {len(train)} train / {len(heldout)} heldout tasks; {reachable} of {len(heldout)} heldout "
           f"tasks call a tool that some train task calls; home {home}", flush=True)
 
-    choice = retrieval.choose(ws, suite)
+    choice = retrieval.choose(ws, suite, runner=agent.run_with_agent)
     print(f"auto: {retrieval.summary(choice)}", flush=True)
 
     rows = []
@@ -65,27 +66,27 @@ def main() -> None:
     has_tags = retrieval.type_is_usable(ws, suite, train)
     for decoding in [d.strip() for d in args.decoding.split(",") if d.strip()]:
         constrained = decoding == "constrained"
-        base = evaluate(ws, suite, method="none", limit=args.limit, constrained=constrained)
+        base = evaluate(ws, suite, RunOptions(method="none", limit=args.limit, constrained=constrained))
         rows.append(_row("none (zero-shot)", decoding, base, None))
         configs = [("auto", "auto")] + [(m, m) for m in modes if m != "type" or has_tags]
         for label, mode in configs:
-            run = evaluate(ws, suite, method="exemplars", exemplar_mode=mode, limit=args.limit,
-                           constrained=constrained, k=choice["k"], tool_aware=choice["tool_aware"])
+            run = evaluate(ws, suite, RunOptions(method="exemplars", exemplar_mode=mode, limit=args.limit,
+                                                 constrained=constrained, k=choice["k"],
+                                                 tool_aware=choice["tool_aware"]))
             rows.append(_row(f"exemplars, {label}", decoding, run, base))
         if choice.get("tools"):  # what the tool shortlist (or the ranker's one tool) adds over exemplars alone
-            run = evaluate(ws, suite, method="exemplars", exemplar_mode="auto", limit=args.limit,
-                           constrained=constrained, tools="all")
+            run = evaluate(ws, suite, RunOptions(method="exemplars", limit=args.limit, constrained=constrained,
+                                                 tools="all"))
             rows.append(_row("exemplars, auto, every tool offered", decoding, run, base))
         if args.shot_order and constrained:
             default = prompts.SHOT_ORDER
             for order in (o for o in prompts.SHOT_ORDERS if o != default):
                 prompts.SHOT_ORDER = order
-                run = evaluate(ws, suite, method="exemplars", exemplar_mode="auto", limit=args.limit,
-                               constrained=True)
+                run = evaluate(ws, suite, RunOptions(method="exemplars", limit=args.limit))
                 rows.append(_row(f"exemplars, auto, {order}", decoding, run, base))
             prompts.SHOT_ORDER = default
         if args.reflexion and constrained:
-            run = evaluate(ws, suite, method="reflexion", trials=3, limit=args.limit, constrained=True)
+            run = evaluate(ws, suite, RunOptions(method="reflexion", trials=3, limit=args.limit))
             rows.append(_row("reflexion, 3 trials", decoding, run, base))
 
     print("\n| method | decoding | n | name accuracy [95% CI] | call accuracy [95% CI] | args_score | exact | "

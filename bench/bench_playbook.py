@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from agentlearn import insights, stats
+from agentlearn import stats
 from agentlearn.agent import run_tasks
 from agentlearn.evaluate import evaluate
-from agentlearn.memory import attribution, proposals
+from agentlearn.memory import attribution, insights, proposals
 from agentlearn.methods import RunOptions
 from agentlearn.settings import Settings
 from agentlearn.tasks import import_jsonl, load_tasks
@@ -68,7 +68,7 @@ def main() -> None:
 
     runs = {}
     for method, _ in ROWS:
-        runs[method] = evaluate(ws, args.suite, method=method, trials=3)
+        runs[method] = evaluate(ws, args.suite, RunOptions(method=method, trials=3))
         print(f"{method}: name {runs[method].name_accuracy:.1%} ({runs[method].seconds:.0f}s)", flush=True)
 
     lines = ["| method | n | name accuracy [95% CI] | call accuracy | args_score |", "|---|---|---|---|---|"]

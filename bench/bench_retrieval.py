@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agentlearn import exemplars
 from agentlearn.embeddings import encode
+from agentlearn.memory import exemplars
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage.records import Exemplar, Message, Task, ToolCall

@@ -64,3 +64,28 @@ def metric_lines(rows: pd.DataFrame, title: str) -> go.Figure:
     fig.update_xaxes(automargin=True, dtick=max(1, int(rows["step"].max() or 1) // 8))
     fig.update_yaxes(automargin=True)
     return fig
+
+
+MAX_TIME_TICKS = 8
+
+
+def success_over_time(over_time: pd.DataFrame) -> go.Figure:
+    """Success % per period (feedback.reports.success_over_time), ticks on whole buckets.
+
+    Plotly's own ticks fall between buckets when it zooms in (hours on a chart labelled by day), and the
+    bucket's label format then repeats one label on several ticks: ticks are placed a whole number of
+    buckets apart, starting on the first bucket, so no two read the same.
+    """
+    bucket = over_time.attrs
+    fig = px.line(over_time, x="period", y="success %", color="method", markers=True, hover_data=["runs"],
+                  range_y=[0, 100])
+    periods = sorted(pd.to_datetime(over_time["period"].unique()))
+    step = max(1, -(-len(periods) // MAX_TIME_TICKS))  # buckets between ticks
+    months = bucket["seconds"] >= 28 * 86400
+    fig.update_xaxes(tickformat=bucket["tickformat"], title_text=f"period (one point per {bucket['bucket']})",
+                     tick0=periods[0], dtick=f"M{step}" if months else step * bucket["seconds"] * 1000)
+    if len(periods) == 1:  # a bucket of room on each side (plotly would zoom into milliseconds around the point)
+        pad = pd.Timedelta(seconds=bucket["seconds"])
+        fig.update_xaxes(range=[periods[0] - pad, periods[0] + pad])
+    fig.update_layout(height=320, margin=MARGIN, legend=LEGEND)  # legend above: the plot keeps its width
+    return fig

@@ -221,6 +221,40 @@ def ask_scroll_to_top() -> None:
     st.session_state["_scroll_count"] = st.session_state["_scroll_top"]
 
 
+# The comment box was 32-55 Tab presses away. One listener for the whole window (installed once: st.html is
+# not iframed, and the element is not redrawn while it is unchanged): "/" focuses the box named in
+# window.__agentlearnFocus, Esc leaves it so the letter keys work again. Letter keys are avoided: Streamlit
+# itself opens its clear-cache dialog on "c" and reruns on "r". The script is a constant: no data goes in it.
+_FOCUS_KEY = """<script>
+(() => {
+  window.__agentlearnFocus = %s;
+  if (window.__agentlearnFocusKey) return;
+  window.__agentlearnFocusKey = true;
+  const box = () => window.__agentlearnFocus &&
+    document.querySelector(`textarea[aria-label="${CSS.escape(window.__agentlearnFocus)}"]`);
+  document.addEventListener("keydown", (e) => {
+    const target = e.target, typing = target && (target.isContentEditable ||
+      ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+    const found = box();
+    if (!found || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "/" && !typing) {
+      e.preventDefault();
+      found.focus();
+      found.setSelectionRange(found.value.length, found.value.length);
+    } else if (e.key === "Escape" && target === found) {
+      found.blur();  // a blur also sends the box's text to the app
+    }
+  }, true);
+})();
+</script>"""
+FOCUS_KEY = ("/", "comment box (Esc leaves it)")
+
+
+def focus_key(label: str) -> None:
+    """Make "/" focus the text area labelled `label` on this page (a label written in the code, never data)."""
+    st.html(_FOCUS_KEY % json.dumps(label), unsafe_allow_javascript=True, width="content")
+
+
 # --- reports -----------------------------------------------------------------------------------------
 
 

@@ -7,12 +7,12 @@ import streamlit as st
 from agentlearn import reports
 from agentlearn.feedback import reports as feedback_reports
 from agentlearn.feedback import rubric
-from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, METHODS, MODES, TOOL_CHOICES, TOOL_RANKERS, USES_EXEMPLARS
-from pages import _charts, _labeling, _progress, _ui
+from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, MODES, RunOptions, command_line, help_of
+from pages import _charts, _labeling, _progress, _run_options, _ui
 
 ws = _ui.workspace()
-_ui.keep("ev_suite", "ev_method", "ev_mode", "ev_k", "ev_tool_aware", "ev_tools", "ev_ranker", "ev_constrained", "ev_repeats", "ev_adapter",
-         "ev_limit", "ev_baseline", "ev_metric", "ev_argument_run", "cu_sizes", "cu_draws", "cu_mode", "cu_k")
+_ui.keep("ev_suite", *_run_options.keys("ev", "eval"), "ev_repeats", "ev_limit", "ev_baseline", "ev_metric", "ev_argument_run",
+         "cu_sizes", "cu_draws", "cu_mode", "cu_k")
 st.title("Evaluate")
 suites = _ui.suites_or_stop(ws, "ev_suite", "import tasks with `python -m agentlearn tasks import FILE --suite NAME`")
 suite = st.selectbox("Suite", suites, key="ev_suite")
@@ -84,39 +84,16 @@ st.dataframe(table.drop(columns=["id"]) if len(table) else table, hide_index=Tru
 
 st.subheader("Run an evaluation")
 n_heldout = reports.split_size(ws, suite, "heldout")
-adapters = reports.adapter_names(ws)
-c = st.columns(4)
-method = c[0].selectbox("Method", list(METHODS), key="ev_method", help="\n".join(f"{m}: {d}" for m, d in METHODS.items()))
-uses = method in USES_EXEMPLARS
-mode = c[1].selectbox("Exemplar retrieval", list(MODES), index=list(MODES).index(DEFAULT_MODE), key="ev_mode",
-                      disabled=not uses, help="\n".join(f"{m}: {d}" for m, d in MODES.items()))
-k = int(c[2].number_input("k", 1, 8, DEFAULT_K, key="ev_k", disabled=not uses))
-adapter = c[3].selectbox("Adapter", ["auto", "none"] + list(adapters), key="ev_adapter",
-                         format_func=lambda i: {"auto": "the suite's model", "none": "base model"}.get(
-                             i, adapters.get(i, i)),
-                         help="the suite's model: the adapter the gate promoted (Training page), else the base model")
+options = _run_options.controls(ws, suite, "ev", "eval")
 c = st.columns(3)
-tools = c[2].selectbox("Tools offered", TOOL_CHOICES, key="ev_tools", disabled=not uses,
-                       help="with exemplars: auto (the suite's choice), every tool, or only the N likeliest "
-                            "(1: the ranker names the tool, the model writes the arguments)")
 repeats = int(c[0].number_input("Repeats (sampled)", 1, 10, 1, key="ev_repeats",
                                 help="more than 1: rerun with sampling and a shuffled shot order, and report the spread"))
 limit = int(c[1].number_input("Tasks", 1, max(n_heldout, 1), max(n_heldout, 1), key="ev_limit"))
-c = st.columns(3)  # the checkboxes in a row of their own: in a fifth of the width their labels were cut
-tool_aware = c[0].checkbox("Tool-aware shots", key="ev_tool_aware", disabled=not uses)
-constrained = c[1].checkbox("Constrained decoding", value=ws.settings.constrained, key="ev_constrained")
-ranker = c[2].selectbox("Tool ranker", ["auto", *TOOL_RANKERS], key="ev_ranker", disabled=not uses or tools == "all",
-                        help="how the likeliest tools are ranked: auto (the suite's choice), fused, description "
-                             "(the request against each tool's name and description), exemplars (what similar "
-                             "requests called)")
-args: list[object] = ["eval", "--suite", suite, "--method", method]
-if uses:
-    args += ["--mode", mode, "--k", k] + (["--tool-aware"] if tool_aware else []) + ["--tools", tools]
-    args += ["--ranker", ranker] if ranker != "auto" and tools != "all" else []
-args += ([] if constrained else ["--no-constrained"]) + (["--repeats", repeats] if repeats > 1 else [])
-args += (["--adapter", adapter] if adapter != "auto" else []) + (["--limit", limit] if limit < n_heldout else [])
-st.code("python -m agentlearn " + " ".join(str(a) for a in args), language="bash")
-if st.button("Evaluate", key="ev_start", type="primary", disabled=_progress.is_running("eval") or n_heldout == 0):
+args = command_line("eval", suite, options.replace(limit=limit if limit < n_heldout else None),
+                    repeats=repeats if repeats > 1 else None) if options else []
+st.code("python -m agentlearn " + " ".join(args), language="bash")
+if st.button("Evaluate", key="ev_start", type="primary",
+             disabled=_progress.is_running("eval") or n_heldout == 0 or not args):
     _progress.start("eval", args)
     st.rerun()
 _progress.watch("eval")
@@ -125,11 +102,12 @@ st.subheader("Measure the learning curve")
 c = st.columns(4)
 sizes = c[0].text_input("Bank sizes", "0,4,8,16,all", key="cu_sizes", help="comma separated; all = the whole bank")
 draws = int(c[1].number_input("Draws per size", 1, 10, 3, key="cu_draws"))
-curve_mode = c[2].selectbox("Retrieval", list(MODES), index=list(MODES).index(DEFAULT_MODE), key="cu_mode")
-curve_k = int(c[3].number_input("k", 1, 8, DEFAULT_K, key="cu_k"))
-curve_args: list[object] = ["curve", "--suite", suite, "--sizes", sizes.replace(" ", ""), "--draws", draws,
-                            "--mode", curve_mode, "--k", curve_k]
-st.code("python -m agentlearn " + " ".join(str(a) for a in curve_args), language="bash")
+curve_mode = c[2].selectbox("Retrieval", list(MODES), index=list(MODES).index(DEFAULT_MODE), key="cu_mode",
+                            help=help_of("exemplar_mode"))
+curve_k = int(c[3].number_input("k", 1, 8, DEFAULT_K, key="cu_k", help=help_of("k")))
+curve_args = command_line("curve", suite, RunOptions(exemplar_mode=curve_mode, k=curve_k),
+                          sizes=sizes.replace(" ", ""), draws=draws)
+st.code("python -m agentlearn " + " ".join(curve_args), language="bash")
 if st.button("Measure", key="cu_start", disabled=_progress.is_running("curve") or n_heldout == 0):
     _progress.start("curve", curve_args)
     st.rerun()

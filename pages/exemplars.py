@@ -7,9 +7,8 @@ import json
 
 import streamlit as st
 
-from agentlearn import exemplars, retrieval
 from agentlearn.feedback import index
-from agentlearn.memory import attribution
+from agentlearn.memory import attribution, exemplars, retrieval
 from agentlearn.methods import MODES, RETRIEVAL_MODES, SCORES
 from agentlearn.tasks import request_text
 from pages import _progress, _ui

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from agentlearn import insights, processes
+from agentlearn import processes
 from agentlearn.feedback import queue as feedback_queue
 from agentlearn.feedback import reports as feedback_reports
-from agentlearn.memory import attribution, playbook, proposals
+from agentlearn.memory import attribution, insights, playbook, proposals
 from agentlearn.methods import PROPOSAL_SOURCES
 from pages import _progress, _ui
 from storage.records import InsightProposal

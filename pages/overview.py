@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from agentlearn import reports
@@ -54,17 +52,18 @@ if c["trajectories"] == 0:
     st.stop()
 
 
-def _learning() -> None:
+def _gain_metric(col, what: str, p) -> None:
+    col.metric(f"{what} gain over zero-shot", f"{100 * p.difference:+.1f} points",
+               f"{p.accuracy_a:.0%} vs {p.accuracy_b:.0%} · n={p.n} · 95% CI {100 * p.low:+.0f} to {100 * p.high:+.0f}"
+               f" · p={p.p_value:.2g}", delta_color="off", delta_arrow="off", border=True,
+               help="Paired on the same held-out tasks: Newcombe's 95% interval, exact McNemar p-value")
+
+
+def _learning(suite: str) -> None:
     """The suite's learning curve and the latest gain of a method over zero-shot, paired on the same tasks."""
-    suites = _ui.suites(ws)
-    if not suites:
-        return
     st.subheader("What learning bought")
-    if st.session_state.get("ov_suite") not in suites:
-        st.session_state["ov_suite"] = suites[0]
-    cols = st.columns([2, 2, 4])
-    suite = cols[0].selectbox("Suite", suites, key="ov_suite")
-    method = cols[1].selectbox("Method", [m for m in METHODS if m != "none"], key="ov_method",
+    cols = st.columns([2, 4])
+    method = cols[0].selectbox("Method", [m for m in METHODS if m != "none"], key="ov_method",
                             help="\n".join(f"{m}: {d}" for m, d in METHODS.items()))
     left, right = st.columns([1, 2], gap="large")
     with left:
@@ -72,13 +71,12 @@ def _learning() -> None:
         if gain is None:
             st.text(f"No held-out evaluation of {method} with a zero-shot run on the same tasks yet (Evaluate page).")
         else:
-            p = gain.paired
-            st.metric("Name accuracy gain over zero-shot", f"{100 * p.difference:+.1f} points",
-                      f"n={p.n} · 95% CI {100 * p.low:+.0f} to {100 * p.high:+.0f} · p={p.p_value:.2g}",
-                      delta_color="off", delta_arrow="off", border=True,
-                      help="Paired on the same held-out tasks: Newcombe's 95% interval, exact McNemar p-value")
-            st.text(f"{gain.label}: {p.accuracy_a:.0%} against zero-shot {p.accuracy_b:.0%} "
-                    f"({p.only_a} tasks only it solved, {p.only_b} only zero-shot solved)")
+            p, call = gain.paired, gain.call
+            both = st.columns(2)
+            _gain_metric(both[0], "Tool-name", p)
+            _gain_metric(both[1], "Whole-call", call)  # the name alone can gain while no call is right
+            st.text(f"{gain.label} against zero-shot: tool name {p.accuracy_a:.0%} vs {p.accuracy_b:.0%}, whole call "
+                    f"(name and arguments) {call.accuracy_a:.0%} vs {call.accuracy_b:.0%}")
     with right:
         curve = reports.latest_curve(ws, suite)
         if curve is None:
@@ -88,36 +86,32 @@ def _learning() -> None:
             st.plotly_chart(_charts.learning_curve(reports.curve_table(curve)), key="chart_curve")
 
 
-_learning()
+suites = _ui.suites(ws)
+if st.session_state.get("ov_suite") not in suites:
+    st.session_state["ov_suite"] = suites[0] if suites else None
+suite = st.selectbox("Suite", suites, key="ov_suite", help="Every chart and table below is of this suite")
+if suite:
+    _learning(suite)
 
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Success rate over time")
-    over_time = feedback_reports.success_over_time(ws)
+    over_time = feedback_reports.success_over_time(ws, suite=suite or "")
     if len(over_time):
-        bucket = over_time.attrs
-        fig = px.line(over_time, x="period", y="success %", color="method", markers=True,
-                      hover_data=["runs"], range_y=[0, 100])
-        # Ticks at the bucket's grain; one bucket alone gets a bucket of room on each side (plotly would
-        # otherwise zoom into milliseconds around the single point).
-        fig.update_xaxes(tickformat=bucket["tickformat"], title_text=f"period (one point per {bucket['bucket']})")
-        if over_time["period"].nunique() == 1:
-            mid, pad = over_time["period"].iloc[0], pd.Timedelta(seconds=bucket["seconds"])
-            fig.update_xaxes(range=[mid - pad, mid + pad], dtick=bucket["seconds"] * 1000)
-        fig.update_layout(height=320, margin=_charts.MARGIN, legend=_charts.LEGEND)  # legend above: the plot keeps its width
+        fig = _charts.success_over_time(over_time)
         st.plotly_chart(fig, key="chart_time")
     else:
         st.text("No verified runs yet.")
 with right:
     st.subheader("Success rate per learning method")
-    by_method = feedback_reports.success_by_method(ws)
+    by_method = feedback_reports.success_by_method(ws, suite=suite or "")
     if len(by_method):
         long = by_method.melt(id_vars=["method", "runs"], value_vars=["verifier success %", "human success %"],
                               var_name="judged by", value_name="success %").dropna()
         st.plotly_chart(_charts.percent_bars(long, "method", "success %", "judged by", ["runs"]), key="chart_method")
 
 st.subheader("Failures by error category")
-_labeling.failure_categories(rubric.failures_by_category(ws), key="ov_categories")
+_labeling.failure_categories(rubric.failures_by_category(ws, suite or ""), key="ov_categories")
 
 left, right = st.columns(2, gap="large")
 with left:
@@ -139,7 +133,7 @@ with right:
     else:
         st.text("Nobody has labeled yet.")
     st.subheader("Latest evaluations")
-    evals = feedback_reports.eval_table(ws, limit=5)
+    evals = feedback_reports.eval_table(ws, suite or "", limit=5)
     if len(evals):
         st.dataframe(evals[["when", "suite", "method", "adapter", "n", "call accuracy", "name accuracy"]],
                      hide_index=True, width="stretch")

@@ -14,7 +14,8 @@ from pages import _labeling, _ui
 from storage.records import Adapter
 
 KEYS = [("A", "left is better"), ("B", "right is better"), ("T", "tie"), ("X", "both bad"),
-        ("E", "edit to fix"), ("N", "next pair")]
+        ("E", "edit to fix"), ("/", "the edit box, once open (Esc leaves it)"), ("N", "next pair")]
+FIX_BOX = "Corrected response (becomes the chosen one)"
 
 SOURCES = {"stored": "stored trajectories", "fresh": "fresh agent runs"}  # as the link names them: shown
 FINDING = "Finding two stored runs of one task with different answers…"  # the first time indexes the store
@@ -202,8 +203,9 @@ if st.session_state.get("pref_fix_open"):
     st.radio("Start from", ["A", "B"], index=None, key="pref_fix_side", horizontal=True, on_change=_start_fix_from,
              format_func=lambda s: "A (left)" if s == "A" else "B (right)",
              help="Fills the box with that answer to edit; what you typed yourself is kept.")
-    st.text_area("Corrected response (becomes the chosen one)", key="pref_fix_text", height=120)
-    st.caption("Click outside the box, then press A, B, T or X: the choice is saved with this correction.")
+    st.text_area(FIX_BOX, key="pref_fix_text", height=120)
+    _labeling.focus_key(FIX_BOX)
+    st.caption("Press Esc (or click outside the box), then A, B, T or X: the choice is saved with this correction.")
     pair = st.session_state.get("pair")
     fix = st.session_state.get("pref_fix_text", "")
     if fix.strip() and task is not None:

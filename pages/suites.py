@@ -18,7 +18,40 @@ ws = _ui.workspace()
 _ui.keep("su_suite", "su_tool")
 st.title("Suites")
 _ui.show_flash()
-names = _ui.suites_or_stop(ws, "su_suite", "import tasks with `python -m agentlearn tasks import FILE --suite NAME`")
+
+
+def _import_form() -> None:
+    """Upload a JSONL task file: the checks and line-numbered errors of `tasks import`; nothing half-written."""
+    with st.form("su_import", border=False):
+        upload = st.file_uploader("Task file: JSONL, one task a line", type=["jsonl", "json", "txt"], key="su_upload")
+        c = st.columns([2, 1])
+        given = c[0].text_input("Suite", key="su_import_name", placeholder="the file's name",
+                                help="Importing into an existing suite updates its tasks in place.")
+        heldout = c[1].number_input("Held-out fraction", 0.0, 1.0, 0.5, 0.05, key="su_import_heldout")
+        sent = st.form_submit_button("Import", type="primary", key="su_import_go")
+    if not sent:
+        return
+    if upload is None:
+        st.error("Choose a task file first.")
+        return
+    try:
+        with st.spinner("Checking every line, then importing…"):
+            made = tasks.import_upload(ws, _ui.identity(), upload.name, upload.getvalue(), given.strip(),
+                                       float(heldout))
+    except ValueError as e:  # AccessDenied is a PermissionError, never expected here: the form is admins' only
+        st.error("Not imported: " + _ui.plain(str(e)))
+        return
+    n = len(tasks.load_tasks(ws, made.name))
+    _ui.flash(f"Imported {upload.name} into suite {made.name}: {n} tasks.")
+    st.session_state["su_suite"] = made.name
+    st.rerun()
+
+
+if _ui.can("admin"):
+    with st.expander("Import a suite", expanded=not _ui.suites(ws)):
+        _import_form()
+names = _ui.suites_or_stop(ws, "su_suite", "an admin imports one here, or run `python -m agentlearn tasks import "
+                           "FILE --suite NAME`")
 name = st.selectbox("Suite", names, key="su_suite")
 try:
     suite = tasks.get_suite(ws, name)

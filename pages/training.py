@@ -15,7 +15,7 @@ import streamlit as st
 from agentlearn import datasets
 from agentlearn.paths import confined
 from agentlearn.training import config as jc
-from agentlearn.training import jobs, preflight
+from agentlearn.training import jobs, preflight, sizing
 from pages import _charts as _plots
 from pages import _improve, _ui
 from pages import _progress as _progress_ui
@@ -57,7 +57,11 @@ def _limits(name: str, kind: type = int) -> tuple:
     return tuple(kind(x) for x in jc.bounds(method, name))
 
 
-steps = int(c[3].number_input("Steps", *_limits("max_steps"), defaults.max_steps, key=f"tr_steps_{method}_{preset_name}"))
+# Empty steps and max length: sized from the data (training.sizing), as `train --suite` does.
+FROM_DATA = "from the data"
+steps = c[3].number_input("Steps", *_limits("max_steps"), None, key=f"tr_steps_{method}_{preset_name}",
+                          placeholder=FROM_DATA,
+                          help=f"Empty: epochs over the rows, at most {defaults.max_steps} ({preset_name})")
 st.caption(HINTS[method])
 
 pairs_from: tuple[str, ...] = ("preferences",)
@@ -97,8 +101,9 @@ with st.expander("Settings"):
                            key=f"tr_lr_{method}")
     batch = int(c[1].number_input("Batch size", *_limits("per_device_train_batch_size"),
                                   defaults.per_device_train_batch_size, key=f"tr_bs_{method}"))
-    max_length = int(c[2].number_input("Max tokens per row", *_limits("max_length"), defaults.max_length,
-                                       key=f"tr_ml_{method}"))
+    max_length = c[2].number_input("Max tokens per row", *_limits("max_length"), None, key=f"tr_ml_{method}",
+                                   placeholder=FROM_DATA,
+                                   help="Empty: the longest row's tokens and a margin, within the model's context")
     low_r, high_r = _limits("lora_r")  # lora_alpha follows as 2 x rank: keep that allowed too
     rank = int(c[3].number_input("LoRA rank", low_r, min(high_r, _limits("lora_alpha")[1] // 2), defaults.lora_r,
                                  key=f"tr_r_{method}"))
@@ -114,14 +119,18 @@ with st.expander("Settings"):
 
 
 def _config() -> jc.JobConfig:
-    """The job config from the form; paths read from records must lie inside the workspace."""
+    """The job config from the form, steps and max length sized from the data unless given; paths read from
+    records must lie inside the workspace."""
     home = ws.settings.home
     dataset = str(confined(home, chosen.path, f"the file of dataset export {chosen.id}")) if chosen else ""
     start = str(confined(home, adapters[init].path, f"the folder of adapter {init}")) if init else ""
-    return jc.preset(method, preset_name, max_steps=steps, dataset_path=dataset,
-                     export_id=chosen.id if chosen else "", suite=suite, learning_rate=float(lr),
-                     per_device_train_batch_size=batch, max_length=max_length, lora_r=rank, lora_alpha=2 * rank,
-                     init_adapter=start, **extra)
+    given = {k: int(v) for k, v in (("max_steps", steps), ("max_length", max_length)) if v is not None}
+    config = jc.preset(method, preset_name, dataset_path=dataset, export_id=chosen.id if chosen else "", suite=suite,
+                       learning_rate=float(lr), per_device_train_batch_size=batch, lora_r=rank, lora_alpha=2 * rank,
+                       init_adapter=start, **given, **extra)
+    sized, facts = sizing.prepare(config, ws.settings.models_dir, keep=tuple(given))
+    st.session_state["tr_sized"] = sizing.describe(sized, facts)
+    return sized
 
 
 c = st.columns([1, 1, 4])
@@ -136,6 +145,7 @@ try:
         st.session_state["tr_job"] = launched.id
         _ui.flash(f"Job {launched.id} started")
         st.session_state.pop("tr_report", None)
+        st.session_state.pop("tr_sized", None)
         st.rerun()
 except ValueError as e:
     st.error(_ui.plain(str(e)))
@@ -147,6 +157,8 @@ if report is not None:
         st.warning(_ui.plain(warning))
     if report.ok:
         st.success(f"Ready: {report.rows} rows, the longest needs {report.longest} tokens.")
+    if st.session_state.get("tr_sized"):
+        st.text(st.session_state["tr_sized"])
 
 
 # --- jobs --------------------------------------------------------------------------------------

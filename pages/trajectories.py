@@ -14,7 +14,8 @@ from pages import _labeling, _ui
 FILTER_KEYS = ("f_suite", "f_split", "f_verifier", "f_status", "f_model", "f_adapter", "f_method", "f_annotator",
                "f_search", "f_order")
 KEYS = [("S", "success"), ("F", "fail"), ("1–5", "score"), ("V", "take the verifier's verdict"),
-        ("N", "submit and next"), ("U", "undo last submit"), ("K", "skip"), ("P", "previous"), ("M", "find similar")]
+        ("N", "submit and next"), ("U", "undo last submit"), ("K", "skip"), ("P", "previous"), ("M", "find similar"),
+        _labeling.FOCUS_KEY]
 
 ws = _ui.workspace()
 _ui.keep(*FILTER_KEYS)
@@ -275,7 +276,8 @@ with right:
         _labeling.category_buttons(ws, traj.suite, draft.get("categories", []), _toggle_category)
         st.text(f"verdict: {draft['verdict'] or '—'}   score: {draft['score'] or '—'}   "
                 f"categories: {', '.join(draft.get('categories', [])) or '—'}")
-        st.text_area("Comment", key=f"comment_{current}", height=80, placeholder="optional")
+        st.text_area("Comment", key=f"comment_{current}", height=80, placeholder="optional · / to write, Esc to leave")
+        _labeling.focus_key("Comment")
         comment = st.session_state.get(f"comment_{current}", "").strip()
         if comment:
             with st.expander("Turn this comment into a playbook rule"):

@@ -64,6 +64,8 @@ class Task(Record):
 
 
 ArgKind = Literal["categorical", "extractive", "free_text"]
+# How an adapter is trained: declared once (Job.method), read by agentlearn.methods and training.
+TrainingMethod = Literal["sft", "dpo", "grpo"]
 
 
 DEFAULT_ERROR_CATEGORIES = ("wrong tool", "wrong argument", "missing argument", "invented value", "format")
@@ -136,6 +138,9 @@ class MemoryUsed(BaseModel):
     insights_version: int = 0
     reflections: list[str] = Field(default_factory=list)
     tools_offered: list[str] = Field(default_factory=list)  # a tool shortlist, when not every tool was offered
+    k: int = 0  # exemplars asked for (the suite's choice when the mode was auto); fewer may exist
+    tool_aware: bool = False
+    ranker: str = ""  # the tool ranker that ranked the tools to offer (and ordered the shots), when one did
 
 
 class Trajectory(Record):
@@ -336,7 +341,7 @@ class Job(Record):
     """A training job running (or run) in its own process."""
 
     table: ClassVar[str] = "jobs"
-    method: Literal["sft", "dpo", "grpo"]
+    method: TrainingMethod
     config: dict[str, Any]
     config_path: str = ""
     export_id: str = ""
@@ -396,6 +401,8 @@ class EvalRun(Record):
     ablated: list[str] = Field(default_factory=list)  # insight ids left out of the playbook (A/B of a bullet)
     trajectory_ids: list[str] = Field(default_factory=list)
     seconds: float = 0.0
+    # The options the run used, with every "auto" resolved (methods.RunOptions.to_dict); {} before they were kept.
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class ProgressEvent(BaseModel):

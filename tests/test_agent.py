@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from agentlearn import insights, prompts
+from agentlearn import prompts
 from agentlearn.agent import RunOptions, reference_calls, run_task, run_tasks, token_budget
+from agentlearn.memory import insights
 from agentlearn.prompts import build_prompt, system_prompt
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.toolcall import format_tool_call

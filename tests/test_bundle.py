@@ -14,6 +14,7 @@ import yaml
 
 from agentlearn import adapters
 from agentlearn.evaluate import evaluate
+from agentlearn.methods import RunOptions
 from agentlearn.training import bundle
 from agentlearn.training import config as jc
 from storage.records import Adapter, DatasetExport, Job, Task
@@ -70,4 +71,4 @@ def test_a_bundle_trains_with_accelerate_on_cpu_and_imports_like_a_local_adapter
     assert ws.repo.get(DatasetExport, job.export_id).suite == SUITE  # lineage back to the exported rows
     assert Path(adapter.path).parent == ws.settings.adapters_dir
     assert generate(str(linked_model), adapter.path, ws.repo.find(Task, suite=SUITE)[0])
-    assert evaluate(ws, SUITE, split="train", adapter_id=adapter.path).adapter == adapter.id  # like a local one
+    assert evaluate(ws, SUITE, RunOptions(adapter_id=adapter.path), split="train").adapter == adapter.id  # like a local one

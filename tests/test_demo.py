@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agentlearn import retrieval
 from agentlearn.demo import CURVE_SIZES, ensure_demo_workspace
+from agentlearn.memory import retrieval
 from agentlearn.tasks import DEMO_SUITE
 from storage.records import EvalRun, LearningCurve, Trajectory
 

@@ -12,6 +12,7 @@ import pytest
 
 from agentlearn.cli import main
 from agentlearn.evaluate import evaluate
+from agentlearn.methods import RunOptions
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.toolcall import format_tool_call
 from storage.records import EvalRun
@@ -26,7 +27,7 @@ def test_evaluate_scores_name_and_call_accuracy_separately(ws, make_fake_chat):
     right = format_tool_call(tasks[0].expected)
     wrong_args = format_tool_call(tasks[1].expected.model_copy(update={"arguments": {"x": "y"}}))
     ws.chat_factory = make_fake_chat([right, wrong_args, "no call", "no call"])
-    run = evaluate(ws, DEMO_SUITE, method="none", limit=4)
+    run = evaluate(ws, DEMO_SUITE, RunOptions(method="none", limit=4))
     assert run.n == 4
     assert run.call_accuracy == pytest.approx(1 / 4)
     assert run.name_accuracy == pytest.approx(2 / 4)
@@ -80,6 +81,6 @@ def test_repeats_report_one_running_count(ws, make_fake_chat):
 
     ensure_demo_suite(ws)
     seen = []
-    runs = evaluate_repeats(ws, DEMO_SUITE, 2, limit=3, progress=lambda i, n, trials, s: seen.append((i, n)))
+    runs = evaluate_repeats(ws, DEMO_SUITE, 2, RunOptions(limit=3), progress=lambda i, n, trials, s: seen.append((i, n)))
     assert seen == [(i, 6) for i in range(1, 7)]
     assert len({r.group for r in runs}) == 1 and [r.temperature for r in runs] == [0.7, 0.7]

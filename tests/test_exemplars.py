@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from agentlearn import exemplars
 from agentlearn.embeddings import hash_encode
+from agentlearn.memory import exemplars
 from agentlearn.methods import RETRIEVAL_MODES
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace

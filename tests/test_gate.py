@@ -83,7 +83,7 @@ def test_a_promoted_adapter_is_what_the_agent_runs_by_default(ws, tmp_path):
     assert trials[0].adapter == "" and made[-1] == ""
     run = evaluate(ws, SUITE, split="train")  # evaluations record the model they used
     assert run.adapter == new.id and made[-1] == new.path
-    assert evaluate(ws, SUITE, split="train", adapter_id="").adapter == ""
+    assert evaluate(ws, SUITE, RunOptions(adapter_id=""), split="train").adapter == ""
 
 
 def test_use_by_job_id_and_rollback_step_back_through_the_models(ws, tmp_path):

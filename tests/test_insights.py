@@ -6,10 +6,10 @@ import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from agentlearn import insights, prompts
+from agentlearn import prompts
 from agentlearn.embeddings import hash_encode
-from agentlearn.insights import apply_operations, parse_operations
-from agentlearn.memory import playbook
+from agentlearn.memory import insights, playbook
+from agentlearn.memory.insights import apply_operations, parse_operations
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage.records import Insight, InsightProposal, Label, Message, Step, Task, ToolCall, Trajectory, Verdict

@@ -10,6 +10,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -25,10 +26,12 @@ from storage.records import (
     Insight,
     InsightProposal,
     Label,
+    MemoryUsed,
     Message,
     Preference,
     ToolCall,
     Trajectory,
+    Verdict,
 )
 from tests.seed import HOSTILE, SUITE, seed_workspace
 
@@ -405,6 +408,38 @@ def test_overview_counts_agreement_and_evals(seeded):
     assert len(at.get("plotly_chart")) == 2
     evals = [d for d in at.dataframe if "call accuracy" in d.value.columns]
     assert len(evals) == 1 and len(evals[0].value) == 2
+
+
+def test_the_overview_suite_applies_to_every_chart(seeded):
+    other = [Trajectory(id=f"other{i}", task_id="other:t0", suite="other", split="heldout", prompt=[], output="x",
+                        verdict=Verdict(success=False, reward=0.0, reason=""),
+                        memory=MemoryUsed(method="reflexion")) for i in range(3)]
+    seeded.repo.put_many(other)
+    seeded.repo.put(EvalRun(suite="other", split="heldout", method="none", n=3, name_accuracy=0.0,
+                            call_accuracy=0.0, model="m"))
+    at = open_page("pages/overview.py")
+    for suite, methods, evals in ((SUITE, {"exemplars", "none"}, 2), ("other", {"reflexion"}, 1)):
+        at.selectbox(key="ov_suite").select(suite).run()
+        by_method = [c for c in at.get("plotly_chart") if "success %" in c.proto.spec]
+        assert by_method and all(('"' + m + '"' in c.proto.spec) == (m in methods) for c in by_method
+                                 for m in ("exemplars", "none", "reflexion"))
+        (table,) = [d.value for d in at.dataframe if "call accuracy" in d.value.columns]
+        assert set(table["suite"]) == {suite} and len(table) == evals
+
+
+def test_the_time_axis_never_repeats_a_label():
+    from pages import _charts
+
+    hours = pd.DataFrame({"period": pd.date_range("2026-12-01", periods=20, freq="h"), "method": "none",
+                          "runs": 1, "success %": 50.0})
+    hours.attrs.update(bucket="hour", seconds=3600, tickformat="%b %d %H:%M")
+    axis = _charts.success_over_time(hours).layout.xaxis
+    assert axis.dtick == 3 * 3600 * 1000 and pd.Timestamp(axis.tick0) == hours["period"][0]
+    ticks = pd.date_range(hours["period"][0], hours["period"].iloc[-1], freq="3h")
+    assert len({t.strftime(axis.tickformat) for t in ticks}) == len(ticks)
+    months = hours.assign(period=pd.date_range("2026-01-01", periods=20, freq="MS"))
+    months.attrs.update(bucket="month", seconds=2629746, tickformat="%b %Y")
+    assert _charts.success_over_time(months).layout.xaxis.dtick == "M3"
 
 
 def test_overview_on_an_empty_store_says_what_to_do(ws, monkeypatch, _navigation_like_a_server):

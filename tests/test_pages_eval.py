@@ -159,8 +159,8 @@ def test_evaluate_starts_an_eval_child_with_the_chosen_options(evals, monkeypatc
     at.number_input(key="ev_repeats").set_value(3).run()
     at.number_input(key="ev_limit").set_value(2).run()
     click(at, "ev_start")
-    assert started == [("eval", ["eval", "--suite", SUITE, "--method", "exemplars", "--mode", "hybrid", "--k", "3",
-                                 "--tool-aware", "--tools", "auto", "--no-constrained", "--repeats", "3", "--limit", "2"])]
+    assert started == [("eval", ["eval", "--suite", SUITE, "--method", "exemplars", "--mode", "hybrid",
+                                 "--tool-aware", "--no-constrained", "--limit", "2", "--repeats", "3"])]
     assert any("1 of 3 tasks" in p.proto.text for p in at.get("progress"))
     assert at.button(key="ev_start").disabled  # one evaluation at a time
     click(at, "eval_stop")
@@ -175,8 +175,7 @@ def test_evaluate_starts_a_curve_child(evals, monkeypatch):
     at = open_page("pages/evaluate.py")
     at.text_input(key="cu_sizes").input("0, 4, all").run()
     click(at, "cu_start")
-    assert started == [("curve", ["curve", "--suite", SUITE, "--sizes", "0,4,all", "--draws", "3", "--mode", "auto",
-                                  "--k", "3"])]
+    assert started == [("curve", ["curve", "--suite", SUITE, "--sizes", "0,4,all", "--draws", "3"])]
 
 
 def test_a_failed_process_shows_its_reason_as_text(evals):
@@ -210,7 +209,7 @@ def test_run_starts_a_run_child_and_offers_its_trajectories_for_labeling(evals, 
     at.selectbox(key="run_scope").select("a whole split").run()
     at.selectbox(key="run_method").select("reflexion").run()
     click(at, "run_start")
-    assert started == [["run", "--suite", SUITE, "--split", "train", "--method", "reflexion", "--trials", "3"]]
+    assert started == [["run", "--suite", SUITE, "--method", "reflexion", "--split", "train"]]
     process = processes.latest(ws, "run")
     ws.repo.update(Process, process.id, lambda p: p.model_copy(update={"status": "succeeded", "done": 3,
                                                                         "total": 3}))
@@ -227,8 +226,76 @@ def test_run_starts_a_run_child_and_offers_its_trajectories_for_labeling(evals, 
 def test_overview_shows_the_gain_with_n_interval_and_p_and_the_curve(evals):
     at = open_page("pages/overview.py")
     at.selectbox(key="ov_suite").select(SUITE).run()
-    gain = {m.label: m for m in at.metric}["Name accuracy gain over zero-shot"]
+    shown = {m.label: m for m in at.metric}
+    gain, call = shown["Tool-name gain over zero-shot"], shown["Whole-call gain over zero-shot"]
     assert gain.value == "+60.0 points"
     assert "n=20" in gain.delta and "95% CI" in gain.delta and "p=" in gain.delta
+    paired = reports.latest_gain(evals["ws"], SUITE, "exemplars").call  # the arguments too, beside the name
+    assert call.value == f"{100 * paired.difference:+.1f} points" and f"{paired.accuracy_a:.0%} vs" in call.delta
     assert at.get("plotly_chart")[0].proto is not None
     assert len(at.get("plotly_chart")) == 3  # the learning curve beside the two usual charts
+
+
+def _choose_k5(ws) -> None:
+    """The suite's auto choice: hybrid k=5, two tools by the description ranker (what auto resolves to)."""
+    from storage.records import Suite
+
+    ws.repo.update(Suite, SUITE, lambda s: s.model_copy(update={"retrieval": {
+        "mode": "hybrid", "k": 5, "tool_aware": True, "tools": 2, "ranker": "description"}}))
+
+
+def test_run_shows_the_k_that_auto_will_use_and_the_run_records_it(seeded, make_fake_chat):
+    """The page said k=3 while auto ran with 5: the control shows the suite's k, the trajectory stores it."""
+    _choose_k5(seeded)
+    seeded.chat_factory = make_fake_chat(['<tool_call>{"name": "reset_password", "arguments": '
+                                          '{"username": "akhan", "delivery": "email"}}</tool_call>'])
+    _ui.CHAT_FACTORY = seeded.chat_factory
+    _ui.clear()
+    at = open_page("pages/run.py")
+    at.selectbox(key="run_method").select("exemplars").run()
+    assert [n.value for n in at.number_input if n.label == "Exemplars (k)"] == [5]
+    assert "Will run: exemplars · auto: hybrid k=5 · tool-aware · 2 tools (description)" in plain_texts(at)
+    at.selectbox(key="run_task").select(f"{SUITE}:t0").run()
+    click(at, "run_one")
+    [trial] = reports.latest_episode(seeded, f"{SUITE}:t0")
+    assert (trial.memory.exemplar_mode, trial.memory.k, trial.memory.tool_aware, trial.memory.ranker) == \
+        ("hybrid", 5, True, "description")
+    assert any(t.startswith("Used: exemplars · hybrid k=5 · tool-aware") for t in plain_texts(at))
+
+
+def test_run_passes_every_option_to_the_child(evals, monkeypatch):
+    started = []
+    monkeypatch.setattr(processes, "start", lambda ws, kind, args: started.append(list(args))
+                        or ws.repo.put(Process(kind=kind, args=list(args))))
+    at = open_page("pages/run.py")
+    at.selectbox(key="run_scope").select("a whole split").run()
+    at.selectbox(key="run_method").select("exemplars").run()
+    at.selectbox(key="run_mode").select("bm25").run()
+    at.number_input(key="run_k").set_value(2).run()
+    at.selectbox(key="run_tools").select("2").run()
+    at.selectbox(key="run_ranker").select("description").run()
+    at.selectbox(key="run_adapter").select("none").run()
+    click(at, "run_start")
+    assert started == [["run", "--suite", SUITE, "--method", "exemplars", "--mode", "bm25", "--k", "2",
+                        "--tools", "2", "--ranker", "description", "--adapter", "none", "--split", "train"]]
+
+
+def test_run_remembers_the_last_run_after_a_reload(seeded, make_fake_chat):
+    seeded.chat_factory = make_fake_chat(["no call"])
+    _ui.CHAT_FACTORY = seeded.chat_factory
+    _ui.clear()
+    at = open_page("pages/run.py")
+    at.selectbox(key="run_task").select(f"{SUITE}:t1").run()
+    click(at, "run_one")
+    again = open_page("pages/run.py")  # a new session: nothing kept in session state
+    again.selectbox(key="run_task").select(f"{SUITE}:t1").run()
+    assert any(t.startswith("Used: none") for t in plain_texts(again))
+    assert "no call" in [c.value for c in again.code]
+
+
+def test_run_before_any_retrieval_choice_names_what_was_asked(evals):
+    at = open_page("pages/run.py")
+    at.selectbox(key="run_method").select("exemplars").run()
+    at.selectbox(key="run_mode").select("bm25").run()
+    assert any(t.startswith("Will run: exemplars · bm25 k=3; this suite has no retrieval choice yet")
+               for t in plain_texts(at))

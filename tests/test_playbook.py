@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from agentlearn import insights, verdicts
+from agentlearn import verdicts
 from agentlearn.agent import run_tasks
 from agentlearn.cli import main
-from agentlearn.memory import attribution, curator, error_analysis, playbook, proposals
+from agentlearn.memory import attribution, curator, error_analysis, insights, playbook, proposals
 from agentlearn.methods import RunOptions
 from storage.records import (
     ArgGrade,
@@ -273,8 +273,8 @@ def test_ablation_leaves_one_bullet_out_and_is_compared_with_the_whole_playbook(
     ws.chat_factory = make_fake_chat(["no call"])
     keep = insights.add_manual(ws, DEMO_SUITE, "Kept bullet about tickets.", by="ana")
     drop = insights.add_manual(ws, DEMO_SUITE, "Ablated bullet about passwords.", by="ana")
-    whole = evaluate(ws, DEMO_SUITE, method="insights", limit=2)
-    ablated = evaluate(ws, DEMO_SUITE, method="insights", limit=2, ablate=[drop.id])
+    whole = evaluate(ws, DEMO_SUITE, RunOptions(method="insights", limit=2))
+    ablated = evaluate(ws, DEMO_SUITE, RunOptions(method="insights", limit=2, ablate=(drop.id,)))
     assert ablated.ablated == [drop.id] and whole.ablated == []
     runs = [ws.repo.get(Trajectory, tid) for tid in ablated.trajectory_ids]
     assert all(r.memory.insight_ids == [keep.id] for r in runs)

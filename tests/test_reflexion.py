@@ -8,8 +8,8 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from agentlearn import reflexion
 from agentlearn.embeddings import hash_encode
+from agentlearn.memory import reflexion
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage.records import Message, Reflection, Step, Task, ToolCall, Trajectory, Verdict

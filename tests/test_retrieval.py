@@ -10,10 +10,11 @@ import json
 
 import pytest
 
-from agentlearn import cli, exemplars, retrieval
+from agentlearn import agent, cli
 from agentlearn.embeddings import hash_encode
+from agentlearn.memory import exemplars, retrieval
+from agentlearn.memory.retrieval import Config
 from agentlearn.methods import MODES, RETRIEVAL_MODES
-from agentlearn.retrieval import Config
 from agentlearn.tasks import import_jsonl, load_tasks
 from agentlearn.workspace import open_workspace
 from storage.records import Suite, Task, ToolCall, Trajectory, Verdict
@@ -214,7 +215,7 @@ def test_the_ranker_chooses_the_tool_when_its_top1_beats_the_model(ws, tmp_path)
     choice = retrieval.choose(ws, SUITE, runner=worse)
     assert choice["tools"] == 1 and choice["ranker"] == stage_t["ranker"]
     assert choice["ranker_top1"] == stage_t["top1"]
-    assert "the tool chosen by the" in retrieval.summary(choice)
+    assert "tool chosen by the" in retrieval.summary(choice)
 
     better = scripted_runner(lambda ws_, task, config: (True, True))  # the model beats any ranker
     choice = retrieval.choose(ws, SUITE, runner=better)
@@ -272,7 +273,7 @@ def test_choose_with_the_real_agent_and_a_fake_model(ws, tmp_path, make_fake_cha
     write_suite(tmp_path, ws)
     ws.chat_factory = make_fake_chat(['<tool_call>{"name": "troubleshoot_printer", "arguments": {}}</tool_call>'])
     before = ws.repo.count(Trajectory)
-    choice = retrieval.choose(ws, SUITE)  # the default runner: agent.run_tasks, nothing stored
+    choice = retrieval.choose(ws, SUITE, runner=agent.run_with_agent)  # agent.run_tasks, nothing stored
     assert ws.repo.count(Trajectory) == before
     printer = sum(tool == "troubleshoot_printer" for _, tool, _ in REQUESTS) / len(REQUESTS)
     assert [r["name_accuracy"] for r in choice["stage_b"]] == [pytest.approx(printer)] * 3
@@ -288,7 +289,7 @@ def test_choose_with_the_real_agent_and_a_fake_model(ws, tmp_path, make_fake_cha
 def cli_ws(ws, tmp_path, monkeypatch):
     write_suite(tmp_path, ws)
     monkeypatch.setattr(cli, "open_workspace", lambda *a, **kw: open_workspace(ws.settings, encoder=hash_encode))
-    monkeypatch.setattr(retrieval, "run_with_agent", scripted_runner(first_tasks(0.7, 0.3)))
+    monkeypatch.setattr(agent, "run_with_agent", scripted_runner(first_tasks(0.7, 0.3)))
     return ws
 
 
@@ -304,7 +305,7 @@ def test_cli_choose_and_show(cli_ws, capsys):
     out = capsys.readouterr().out
     assert f"by leave-one-out on {len(REQUESTS)} train tasks" in out
     # the ranker's first tool (90% on train) beats the model's 70%: it chooses the tool
-    assert "the tool chosen by the exemplars ranker" in out and "right on 90.0%" in out and "tools 70.0%" in out
+    assert "tool chosen by the exemplars ranker" in out and "right on 90.0%" in out and "tools 70.0%" in out
     assert out.count("  agent  ") == 3 and out.count("  shots  ") == 10 and out.count("  tools  ") == 3
     assert cli.main(["retrieval", "show", "--suite", SUITE, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == choice

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from agentlearn import retrieval, tool_retrieval
 from agentlearn.agent import run_tasks
+from agentlearn.memory import retrieval, tool_retrieval
 from agentlearn.methods import RunOptions
 from agentlearn.tasks import import_jsonl, load_tasks
 from agentlearn.toolcall import format_tool_call
@@ -80,7 +80,7 @@ def test_the_description_ranker_ignores_exemplar_votes(ws, suite):
     by_description = [n for n, _ in tool_retrieval.rank_tools(ws, task, ranker="description")]
     import numpy as np
 
-    from agentlearn import exemplars
+    from agentlearn.memory import exemplars
 
     q = ws.encoder([exemplars.text_of(task.input)])[0]
     texts = [tool_retrieval.tool_text(t) for t in task.tools]

@@ -20,7 +20,7 @@ from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight, runner
 from agentlearn.training.control import CONTROL_FILE, STOP
 from storage.records import ALL_RECORDS, Adapter, DatasetExport, Job, Task
-from tests.test_datasets import SUITE, call_text, mini_suite, prefer
+from tests.test_datasets import LINES, SUITE, call_text, mini_suite, prefer
 
 
 @pytest.fixture(scope="module")
@@ -338,6 +338,28 @@ def test_training_page_exports_checks_launches_and_shows_history(page_ws, tmp_pa
     assert job.id in at.dataframe[0].value["job"].tolist()
     assert at.dataframe[0].value["status"].tolist() == ["succeeded"]
     assert len(at.get("plotly_chart")) >= 1  # the finished job's loss curve
+
+
+def test_training_page_sizes_the_job_from_the_data(page_ws, tmp_path):
+    """Rows longer than the preset's max_length (1,024) are not refused: the page sizes the job as
+    `train --suite` does, and says what it will use."""
+    ws = page_ws
+    long = "Please help, here is the whole story. " + "My account is locked again. " * 160
+    mini_suite(ws, tmp_path, lines=[(sid, long + text, name, args) for sid, text, name, args in LINES])
+    at = open_training()
+    at.selectbox(key="tr_suite").set_value(SUITE)
+    at.selectbox(key="tr_preset").set_value("cpu-small").run()
+    _button(at, "tr_do_export").click().run()
+    _button(at, "tr_check").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert "Ready: 4 rows" in at.success[0].value
+    longest = int(at.success[0].value.split("the longest needs ")[1].split()[0])
+    assert longest > jc.preset("sft", "cpu-small").max_length  # the preset alone would refuse every row
+    (said,) = [t.value for t in at.text if "from the data" in t.value]
+    assert f"the longest needs {longest} tokens" in said and "6 steps (from the data)" in said
+    at.number_input(key="tr_steps_sft_cpu-small").set_value(3)
+    _button(at, "tr_check").click().run()
+    assert any("3 steps (as given), max_length" in t.value and "(from the data)" in t.value for t in at.text)
 
 
 def test_training_page_stop_and_save_writes_the_request(page_ws, tmp_path):

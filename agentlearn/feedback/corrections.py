@@ -21,7 +21,7 @@ from typing import Any
 from jsonschema.exceptions import SchemaError
 from referencing.exceptions import Unresolvable
 
-from agentlearn import exemplars
+from agentlearn.memory import exemplars
 from agentlearn.toolcall import normalise_tool, parse_tool_call, schema_validator, tool_by_name
 from agentlearn.workspace import Workspace
 from storage.records import Correction, Exemplar, Task, ToolCall, Trajectory

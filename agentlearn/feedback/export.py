@@ -26,6 +26,7 @@ from agentlearn.paths import EXPORT_MARKER, check_out
 from agentlearn.redact import redact
 from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace
+from storage.files import write_atomic
 from storage.records import Correction, Label, Preference, Task, Trajectory
 
 KINDS = ("labels", "preferences", "corrections")
@@ -129,9 +130,7 @@ def write(ws: Workspace, fmt: str, out: str | Path | None = None, kinds: Sequenc
             write_jsonl(path, found)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(to_csv(found))
-            os.replace(tmp, path)
+            write_atomic(path, to_csv(found))
     return path, len(found)
 
 

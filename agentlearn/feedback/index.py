@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,8 +155,7 @@ def _save_index_file(ws: Workspace, index: TrajectoryIndex) -> None:
     table, meta = _index_files(ws)
     try:
         table.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({name: getattr(index, name) for name in FIELDS}).to_parquet(table.with_suffix(".tmp"))
-        os.replace(table.with_suffix(".tmp"), table)
+        write_atomic(table, pd.DataFrame({name: getattr(index, name) for name in FIELDS}).to_parquet())
         write_atomic(meta, json.dumps({"format": INDEX_FORMAT, "version": index.version,
                                        "facets": index.facets}).encode())
     except (OSError, ValueError):

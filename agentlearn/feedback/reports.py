@@ -116,14 +116,15 @@ def time_bucket(span_seconds: float) -> tuple[str, float, str, str]:
     return next((b for b in BUCKETS if span_seconds / b[1] <= MAX_BUCKETS), BUCKETS[-1])
 
 
-def success_over_time(ws: Workspace, freq: str | None = None) -> pd.DataFrame:
-    """Verifier success rate per period and learning method (columns: period, method, runs, success %).
+def success_over_time(ws: Workspace, freq: str | None = None, suite: str = "") -> pd.DataFrame:
+    """Verifier success rate per period and learning method (columns: period, method, runs, success %), of
+    one suite's runs when `suite` is given.
 
     Without `freq` the bucket is chosen from the runs' time span (time_bucket); `attrs` says which:
     "bucket" (words), "seconds" and "tickformat".
     """
     idx = trajectory_index(ws)
-    ok = idx.verifier >= 0
+    ok = (idx.verifier >= 0) & ((idx.suite == suite) if suite else True)
     if not ok.any():
         return pd.DataFrame(columns=["period", "method", "runs", "success %"])
     created = idx.created[ok]
@@ -141,8 +142,9 @@ def success_over_time(ws: Workspace, freq: str | None = None) -> pd.DataFrame:
     return out
 
 
-def success_by_method(ws: Workspace) -> pd.DataFrame:
-    """Per learning method: the verifier's success rate, and the learning verdict on runs people judged.
+def success_by_method(ws: Workspace, suite: str = "") -> pd.DataFrame:
+    """Per learning method: the verifier's success rate, and the learning verdict on runs people judged
+    (of one suite's runs when `suite` is given).
 
     "human success %" is verdicts' rule (a resolution first, then people's labels) over the runs that
     people labeled or a reviewer resolved.
@@ -156,6 +158,8 @@ def success_by_method(ws: Workspace) -> pd.DataFrame:
         if traj is not None:
             human[idx.position[tid]] = int(bool(judge.succeeded(traj)))
     df = pd.DataFrame({"method": idx.method, "verifier": idx.verifier, "human": human})
+    if suite:
+        df = df[idx.suite == suite]
     rows = []
     for method, part in df.groupby("method"):
         v, h = part["verifier"], part["human"]

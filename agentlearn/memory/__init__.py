@@ -1,1 +1,2 @@
-"""What the agent remembers between runs: the playbook of insights, its proposals, and attribution."""
+"""What the agent remembers between runs: the exemplar bank and its retrieval (exemplars, retrieval,
+tool_retrieval), Reflexion's reflections, ExpeL insights and the playbook with its proposals and attribution."""

@@ -16,8 +16,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from agentlearn import insights, verdicts
-from agentlearn.memory import playbook
+from agentlearn import prompts, verdicts
+from agentlearn.memory import insights, playbook
 from agentlearn.toolcall import format_tool_call, parse_tool_call
 from agentlearn.workspace import Workspace
 from storage.records import InsightProposal, Message, Task, Trajectory
@@ -53,14 +53,6 @@ TOOL = {
                 "text": {"type": "string", "maxLength": 140},
             }}}}},
 }
-SYSTEM = (
-    "You curate a playbook: short, general rules that help an agent answer requests with one tool call. "
-    "Read the failed runs, find what went wrong, and change the playbook by small deltas: ADD a new rule, "
-    "EDIT bullet N to improve it, AGREE with bullet N if it would have prevented the failure, REMOVE bullet "
-    "N if it misleads, MERGE bullet N with bullet M when they say the same thing. A rule names the tool or "
-    "argument it is about and is one sentence. Answer by calling playbook_update.")
-
-
 def _bullets_text(bullets) -> str:
     if not bullets:
         return "(the playbook is empty)"
@@ -78,7 +70,7 @@ def _run_text(task: Task, run: Trajectory) -> str:
 def messages(bullets, runs: list[tuple[Task, Trajectory]]) -> list[Message]:
     user = (f"Playbook:\n{_bullets_text(bullets)}\n\nFailed runs:\n\n" +
             "\n\n".join(_run_text(t, r) for t, r in runs))
-    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+    return [Message(role="system", content=prompts.CURATOR_SYSTEM), Message(role="user", content=user)]
 
 
 def parse(text: str) -> list[dict[str, Any]]:
@@ -174,13 +166,13 @@ def curate(ws: Workspace, suite: str, on_progress: Callable[[int, int], None] | 
     runs = list(one_per_task.values())[: RUNS_PER_CALL * MAX_CALLS]
     batches = [runs[i:i + RUNS_PER_CALL] for i in range(0, len(runs), RUNS_PER_CALL)]
     bullets = insights.active(ws, suite)
-    prompts = [messages(bullets, [(tasks[r.task_id], r) for r in batch]) for batch in batches]
+    queries = [messages(bullets, [(tasks[r.task_id], r) for r in batch]) for batch in batches]
     if on_progress:
-        on_progress(0, len(prompts))
-    answers, _ = complete(ws.chat(), prompts, [[tool(len(bullets))]] * len(prompts), constrained=True,
+        on_progress(0, len(queries))
+    answers, _ = complete(ws.chat(), queries, [[tool(len(bullets))]] * len(queries), constrained=True,
                           max_new_tokens=MAX_TOKENS, concurrency=ws.settings.concurrency)
     if on_progress:
-        on_progress(len(prompts), len(prompts))
+        on_progress(len(queries), len(queries))
     drafts = []
     for batch, answer in zip(batches, answers, strict=True):
         pairs = [(tasks[r.task_id], r) for r in batch]

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agentlearn import insights, verdicts
-from agentlearn.memory import curator, error_analysis, playbook
+from agentlearn import verdicts
+from agentlearn.memory import curator, error_analysis, insights, playbook
 from agentlearn.methods import PROPOSAL_SOURCES
 from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace

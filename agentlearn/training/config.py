@@ -15,7 +15,9 @@ from typing import Any, ClassVar
 
 import yaml
 
-METHODS = ("sft", "dpo", "grpo")
+from agentlearn.methods import TRAINING_METHODS
+
+METHODS = TRAINING_METHODS
 DEVICES = ("auto", "cpu", "cuda")
 
 

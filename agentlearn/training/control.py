@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from storage.files import write_atomic
 
 CONTROL_FILE = "control"  # holds "stop" or "stop_and_save"
 STOP, STOP_AND_SAVE = "stop", "stop_and_save"
@@ -23,6 +24,4 @@ def request(job_dir: Path, what: str) -> None:
         raise ValueError(f"a request is {STOP!r} or {STOP_AND_SAVE!r}, not {what!r}")
     folder = Path(job_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{CONTROL_FILE}.tmp"
-    tmp.write_text(what)
-    os.replace(tmp, folder / CONTROL_FILE)
+    write_atomic(folder / CONTROL_FILE, what.encode())

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentlearn import adapters, datasets, processes
+from agentlearn.methods import TRAINING_METHODS as METHODS
 from agentlearn.training import config as jc
 from agentlearn.training import gate, jobs, preflight, sizing
 from agentlearn.workspace import Workspace
 from storage.records import EvalRun, Improvement, StageRun, now
 
-STAGES = ("collect", "export", "check", "sft", "dpo", "grpo", "evaluate", "decide")
+STAGES = ("collect", "export", "check", *METHODS, "evaluate", "decide")
 WHAT = {
     "collect": "running the agent on train tasks without a correct call",
     "export": "writing the training files",
@@ -41,7 +42,7 @@ WHAT = {
     "evaluate": "heldout evaluation of each candidate and of the suite's current model",
     "decide": "the gate: promote only a model that is better",
 }
-TRAINED = ("sft", "dpo", "grpo")
+TRAINED = METHODS
 MIN_TARGET_SHARE = 0.5  # collect runs when fewer than half of the train tasks have a correct call
 DPO_PAIRS = ("preferences", "verifier")
 
@@ -310,8 +311,10 @@ def _heldout(ctx: Context, adapter_id: str, what: str) -> EvalRun:
               and wanted <= set(r.results)]
     if stored:
         return max(stored, key=lambda r: r.created)
-    return run_eval(ctx.ws, ctx.suite, "heldout", method="none", adapter_id=adapter_id or "none", limit=ctx.limit,
-                    constrained=constrained,
+    from agentlearn.methods import RunOptions
+
+    options = RunOptions(method="none", adapter_id=adapter_id or "none", limit=ctx.limit, constrained=constrained)
+    return run_eval(ctx.ws, ctx.suite, options, "heldout",
                     progress=lambda i, n, *_: ctx.report(f"evaluate: {what}, {i} of {n} heldout tasks"))
 
 
@@ -319,7 +322,7 @@ def _checked(methods: tuple[str, ...]) -> list[str]:
     chosen = [m for m in TRAINED if m in methods]
     unknown = sorted(set(methods) - set(TRAINED))
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from sft, dpo, grpo (e.g. --methods sft,dpo)")
+        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(TRAINED)} (e.g. --methods sft,dpo)")
     if "sft" not in chosen:
         raise ValueError("--methods must include sft: DPO and GRPO start from the SFT adapter")
     return chosen

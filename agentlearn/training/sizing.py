@@ -69,6 +69,20 @@ def size(config: JobConfig, models_dir: Path, keep: tuple[str, ...] = ()) -> tup
     return from_dict({**config.to_dict(), **change}), facts
 
 
+def describe(config: JobConfig, facts: dict[str, Any]) -> str:
+    """One line on what the job will use and which of it the data set, for the person launching it."""
+    if not facts.get("rows"):
+        return f"{config.max_steps} steps, max_length {config.max_length}: the dataset has no rows to size them by."
+    if config.preset in FIXED_PRESETS:
+        return (f"{config.max_steps} steps, max_length {config.max_length}: the {config.preset} preset keeps its "
+                f"own sizes (the longest of {facts['rows']} rows needs {facts['longest']} tokens).")
+    said = [f"{config.max_steps} steps" + (" (from the data)" if "max_steps" in facts else " (as given)"),
+            f"max_length {config.max_length}" + (" (from the data)" if "max_length" in facts else " (as given)")]
+    val = f", {facts['validation_rows']} more held out for validation" if facts.get("validation_rows") else ""
+    return (f"{', '.join(said)}: {facts['rows']} training rows{val}, the longest needs {facts['longest']} tokens "
+            f"of the model's {facts['context']}.")
+
+
 def split_rows(path: str | Path, fraction: float = VALIDATION_FRACTION,
                min_rows: int = MIN_ROWS_FOR_VALIDATION) -> tuple[str, str]:
     """(train file, validation file) from one SFT file; the same rows every time (by a hash of each row).

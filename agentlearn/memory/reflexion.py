@@ -15,26 +15,11 @@ from collections.abc import Sequence
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from agentlearn import prompts
 from agentlearn.workspace import Workspace
 from storage.records import Reflection, Task, Trajectory
 
 MEMORY_WINDOW = 3  # Ω: the paper's ALFWorld runs keep the last three reflections
-
-HEADER = (
-    "You have attempted to solve the task before but failed. The following reflection(s) give a plan to "
-    "avoid failing the task in the same way you did previously. Use them to improve your strategy of "
-    "solving the task successfully.\n"
-)
-
-FRAMING = (
-    "You will be given the history of a past experience in which you were given a conversation and a set "
-    "of tools, and had to answer with one tool call. You were unsuccessful in completing the task. Do not "
-    "summarize the conversation, but rather think about the strategy and the tool call you made. Devise a "
-    "concise, new plan of action that accounts for your mistake with reference to the specific tool and "
-    "arguments you should have used. For example, if you called tool A but the user asked for B, then plan "
-    "to call B with the arguments the user gave. You will need this later when you are solving the same "
-    "task. Give your plan after \"Plan\"."
-)
 
 # A 135M model has a 2k-token context: long texts are cut (and say so) so the query always fits.
 MAX_MESSAGE_CHARS = 600
@@ -91,7 +76,7 @@ def reflection_messages(task: Task, trajectory: Trajectory, previous: Sequence[s
         plans = "\n".join(f"Trial #{i}: {clip(p, MAX_PLAN_CHARS)}" for i, p in enumerate(shown))
         parts.append(f"Plans from past attempts:\n{plans}")
     parts.append("Plan:")
-    return [SystemMessage(content=FRAMING), HumanMessage(content="\n\n".join(parts))]
+    return [SystemMessage(content=prompts.REFLEXION_FRAMING), HumanMessage(content="\n\n".join(parts))]
 
 
 def clean(text: str) -> str:
@@ -179,4 +164,4 @@ def prompt_block(reflections: Sequence[Reflection | str]) -> str:
     texts = [t.strip() for t in texts if t and t.strip()]
     if not texts:
         return ""
-    return HEADER + "Reflections:\n- " + "\n- ".join(texts)
+    return prompts.REFLEXION_HEADER + "Reflections:\n- " + "\n- ".join(texts)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from agentlearn import exemplars
+from agentlearn.memory import exemplars
 from agentlearn.methods import TOOL_RANKERS
 from agentlearn.workspace import Workspace
 from storage.records import Task

@@ -3,7 +3,7 @@
 The bank holds Exemplar records of one suite: "reference" ones written when a suite's train split is
 imported, "learned" ones made by `sync_bank` from train trajectories that succeeded, and "manual" ones
 a person adds. Only active exemplars are retrieved. Selection modes (agentlearn.methods.RETRIEVAL_MODES;
-"auto" is not one of them: agentlearn.retrieval.resolve turns it into a concrete mode per suite):
+"auto" is not one of them: agentlearn.memory.retrieval.resolve turns it into a concrete mode per suite):
 
 - fixed:    the same first k exemplars (oldest first) for every task; score 1.0.
 - type:     exemplars sharing a tag with the task, ranked by cosine similarity. The task's expected
@@ -372,7 +372,7 @@ def _query_vector(ws: Workspace, task: Task, query_vector: np.ndarray | None, di
 
 def _check_mode(mode: str) -> None:
     if mode == "auto":
-        raise ValueError("exemplar mode 'auto' is chosen per suite: resolve it with agentlearn.retrieval.resolve "
+        raise ValueError("exemplar mode 'auto' is chosen per suite: resolve it with agentlearn.memory.retrieval.resolve "
                          f"first; select takes one of {', '.join(RETRIEVAL_MODES)}")
     if mode not in RETRIEVAL_MODES:
         raise ValueError(f"unknown exemplar mode {mode!r}; choose one of {', '.join(RETRIEVAL_MODES)}")

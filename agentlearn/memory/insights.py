@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from agentlearn import verdicts
+from agentlearn import prompts, verdicts
 from agentlearn.memory import playbook
-from agentlearn.reflexion import task_text, transcript
+from agentlearn.memory.reflexion import task_text, transcript
 from agentlearn.workspace import Workspace
 from storage.records import Insight, InsightChange, InsightProposal, Task, Trajectory, now
 
@@ -40,64 +40,6 @@ _PATTERN = re.compile(r"((?:REMOVE|EDIT|ADD|AGREE)(?: \d+|)): (?:[a-zA-Z\s\d]+: 
 _BANNED = ("ADD", "AGREE", "EDIT")
 
 Operation = tuple[str, int | None, str]
-
-# --- prompts (ExpeL's templates, adapted from ReAct environments to one tool call) ------------------
-
-AI_NAME = ("an advanced reasoning agent that can add, edit or remove rules from your existing rule set, "
-           "based on forming new critiques of past task trajectories")
-COMPARE_INSTRUCTION = (
-    "You will be given two previous task trials in which you were given a conversation and a set of tools "
-    "and had to answer with one tool call: one successful and one unsuccessful trial. You failed the trial "
-    "either because you called the wrong tool, or because you gave wrong or missing arguments.")
-SUCCESS_INSTRUCTION = (
-    "You will be given successful tasks trials in which you were given a conversation and a set of tools "
-    "and had to answer with one tool call.")
-
-FORMAT_RULES_OPERATION_TEMPLATE = """<OPERATION> <RULE NUMBER>: <RULE>
-
-The available operations are: AGREE (if the existing rule is strongly relevant for the task), REMOVE (if one existing rule is contradictory or similar/duplicated to other existing rules), EDIT (if any existing rule is not general enough or can be enhanced, rewrite and improve it), ADD (add new rules that are very different from existing rules and relevant for other tasks). Each needs to CLOSELY follow their corresponding formatting below (any existing rule not edited, not agreed, nor removed is considered copied):
-
-AGREE <EXISTING RULE NUMBER>: <EXISTING RULE>
-REMOVE <EXISTING RULE NUMBER>: <EXISTING RULE>
-EDIT <EXISTING RULE NUMBER>: <NEW MODIFIED RULE>
-ADD <NEW RULE NUMBER>: <NEW RULE>
-
-Do not mention the trials in the rules because all the rules should be GENERALLY APPLICABLE. Each rule should be concise and easy to follow. Any operation can be used MULTIPLE times. Do at most 4 operations and each existing rule can only get a maximum of 1 operation. """  # noqa: E501
-
-SUFFIX_FULL = ("Focus on REMOVE rules first, and stop ADD rule unless the new rule is VERY insightful and "
-               "different from EXISTING RULES. Below are the operations you do to the above list of EXISTING "
-               "RULES:\n")
-SUFFIX_NOT_FULL = "Below are the operations you do to the above list of EXISTING RULES:\n"
-
-COMPARE_TEMPLATE = """{instruction}
-Here are the two previous trials to compare and critique:
-TRIAL TASK:
-{task}
-
-SUCCESSFUL TRIAL:
-{success_history}
-
-FAILED TRIAL:
-{fail_history}
-
-Here are the EXISTING RULES:
-{existing_rules}
-
-By examining and contrasting to the successful trial, and the list of existing rules, you can perform the following operations: add, edit, remove, or agree so that the new list of rules is GENERAL and HIGH LEVEL critiques of the failed trial or proposed way of Thought so they can be used to avoid similar failures when encountered with different questions in the future. Have an emphasis on critiquing how to perform better Thought and Action. Follow the below format:
-
-""" + FORMAT_RULES_OPERATION_TEMPLATE  # noqa: E501
-
-SUCCESS_TEMPLATE = """{instruction}
-Here are the trials:
-{success_history}
-
-Here are the EXISTING RULES:
-{existing_rules}
-
-By examining the successful trials, and the list of existing rules, you can perform the following operations: add, edit, remove, or agree so that the new list of rules are general and high level insights of the successful trials or proposed way of Thought so they can be used as helpful tips to different tasks in the future. Have an emphasis on tips that help the agent perform better Thought and Action. Follow the below format:
-
-""" + FORMAT_RULES_OPERATION_TEMPLATE  # noqa: E501
-
 
 # --- the ExpeL algorithm ------------------------------------------------------------------------------
 
@@ -218,16 +160,16 @@ def random_divide_list(items: Sequence, size: int, rng: random.Random) -> list[l
 
 
 def _suffix(rule_count: int, max_num_rules: int) -> str:
-    return SUFFIX_FULL if max_num_rules <= rule_count else SUFFIX_NOT_FULL
+    return prompts.EXPEL_SUFFIX_FULL if max_num_rules <= rule_count else prompts.EXPEL_SUFFIX_NOT_FULL
 
 
 def compare_messages(task: Task, success: Trajectory, failure: Trajectory, rules: Sequence[str],
                      max_num_rules: int = 10) -> list[BaseMessage]:
     """The critique query for one task's successful and failed trial."""
-    human = COMPARE_TEMPLATE.format(
+    human = prompts.EXPEL_COMPARE_TEMPLATE.format(
         instruction="", task=task_text(task), success_history=transcript(success).strip(),
         fail_history=transcript(failure).strip(), existing_rules=numbered(rules))
-    return [SystemMessage(content=f"You are {AI_NAME}. {COMPARE_INSTRUCTION}"),
+    return [SystemMessage(content=f"You are {prompts.EXPEL_AI_NAME}. {prompts.EXPEL_COMPARE_INSTRUCTION}"),
             HumanMessage(content=human + _suffix(len(rules), max_num_rules))]
 
 
@@ -235,9 +177,9 @@ def success_messages(pairs: Sequence[tuple[Task, Trajectory]], rules: Sequence[s
                      max_num_rules: int = 10) -> list[BaseMessage]:
     """The critique query for a chunk of successful trials of different tasks."""
     trials = "\n\n".join(task_text(t) + "\n" + transcript(s) for t, s in pairs)
-    human = SUCCESS_TEMPLATE.format(instruction="", success_history=trials.strip(),
+    human = prompts.EXPEL_SUCCESS_TEMPLATE.format(instruction="", success_history=trials.strip(),
                                     existing_rules=numbered(rules))
-    return [SystemMessage(content=f"You are {AI_NAME}. {SUCCESS_INSTRUCTION}"),
+    return [SystemMessage(content=f"You are {prompts.EXPEL_AI_NAME}. {prompts.EXPEL_SUCCESS_INSTRUCTION}"),
             HumanMessage(content=human + _suffix(len(rules), max_num_rules))]
 
 

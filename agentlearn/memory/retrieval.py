@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from agentlearn import exemplars
-from agentlearn.methods import RETRIEVAL_MODES
+from agentlearn.graders import score
+from agentlearn.memory import exemplars
+from agentlearn.methods import DEFAULT_RANKER, RETRIEVAL_MODES, RunOptions
 from agentlearn.workspace import Workspace
 from storage.records import Suite, Task, Trajectory
 
@@ -60,13 +61,19 @@ class Config:
     k: int
     tool_aware: bool
 
+    def options(self, tools: int | None = None, ranker: str = DEFAULT_RANKER) -> RunOptions:
+        """The run options of this configuration (`tools`: how many to offer, None every tool)."""
+        return RunOptions(method="exemplars", exemplar_mode=self.mode, k=self.k, tool_aware=self.tool_aware,
+                          tools=str(tools) if tools else "all", ranker=ranker)
+
     def label(self) -> str:
-        """A short name, e.g. 'hybrid k=3 tool-aware'."""
-        return f"{self.mode} k={self.k}" + (" tool-aware" if self.tool_aware else "")
+        """Its name, as every run's retrieval is named (RunOptions.retrieval_label), e.g. 'hybrid k=3 · tool-aware'."""
+        return self.options().retrieval_label()
 
 
-# (workspace, tasks, configuration, on_task(tasks done so far)) -> each task's trials
-Runner = Callable[[Workspace, list[Task], Config, Callable[[int], None]], list[list[Trajectory]]]
+# (workspace, tasks, configuration, on_task(tasks done so far), tools=N or None, ranker=name) -> each task's
+# trials: stage b runs the agent with it (agent.run_with_agent); the package below the agent takes it as given.
+Runner = Callable[..., list[list[Trajectory]]]
 
 
 # --- using a choice ---------------------------------------------------------------------------------
@@ -90,22 +97,32 @@ def resolve(ws: Workspace, suite_name: str, mode: str, k: int, tool_aware: bool)
     return str(choice["mode"]), int(choice["k"]), bool(choice["tool_aware"])
 
 
-def resolve_tools(ws: Workspace, suite_name: str, tools: str) -> int | None:
-    """How many tools to offer with exemplars: "auto" is the suite's choice, "all" (or None) every tool."""
-    if tools == "all":
-        return None
-    if tools != "auto":
-        return int(tools)
-    value = _choice(ws, suite_name).get("tools")
-    return int(value) if value else None
+def resolve_options(ws: Workspace, suite_name: str, options: RunOptions) -> RunOptions:
+    """The options a run on the suite uses, every "auto" made concrete: the one place auto is resolved.
 
+    The adapter ("auto": the suite's promoted model, ""/"none": the base model, "" after), decoding (under
+    the grammar only where the settings allow it), and with exemplars the mode, k and tool-awareness, how
+    many tools to offer ("all" or a number) and the tool ranker, from the suite's choice. The names of the
+    fields auto filled in are kept in `auto`, so labels and records can say so.
+    """
+    from agentlearn import adapters
 
-def resolve_ranker(ws: Workspace, suite_name: str, ranker: str = "auto") -> str:
-    """The tool ranker to rank with: "auto" is the one the suite's choice names ("fused" before any choice);
-    others pass."""
-    if ranker != "auto":
-        return ranker
-    return str(_choice(ws, suite_name).get("ranker") or "fused")
+    auto = list(options.auto)
+    changes: dict[str, Any] = {"adapter_id": adapters.resolve(ws, suite_name, options.adapter_id),
+                               "constrained": options.constrained and ws.settings.constrained}
+    if options.uses_exemplars:
+        mode, k, tool_aware = resolve(ws, suite_name, options.exemplar_mode, options.k, options.tool_aware)
+        if options.exemplar_mode == "auto":
+            auto += ["exemplar_mode", "k", "tool_aware"]
+        tools, ranker = options.tools, options.ranker
+        if options.bank_size is not None:
+            tools = "all"  # a learning curve measures the bank alone: every tool offered
+        elif tools == "auto":
+            tools, auto = str(_choice(ws, suite_name).get("tools") or "all"), auto + ["tools"]
+        if ranker == "auto":
+            ranker, auto = str(_choice(ws, suite_name).get("ranker") or DEFAULT_RANKER), auto + ["ranker"]
+        changes.update(exemplar_mode=mode, k=k, tool_aware=tool_aware, tools=tools, ranker=ranker)
+    return options.replace(**changes, auto=tuple(dict.fromkeys(auto)))
 
 
 def _choice(ws: Workspace, suite_name: str) -> dict[str, Any]:
@@ -131,7 +148,7 @@ def score_tool_lists(ws: Workspace, tasks: Sequence[Task], sizes: Sequence[int] 
     shortest list whose recall is within TOOL_RECALL_SLACK of its best wins; every tool (None) when no list
     is shorter than the suite's tool set.
     """
-    from agentlearn import tool_retrieval
+    from agentlearn.memory import tool_retrieval
 
     vectors = ws.encoder([exemplars.text_of(t.input) for t in tasks]) if tasks else []
     n_tools = max((len(t.tools) for t in tasks), default=0)
@@ -211,22 +228,8 @@ def finalists(stage_a: Sequence[dict[str, Any]], how_many: int = FINALISTS) -> l
 # --- stage b: the real agent ------------------------------------------------------------------------
 
 
-def run_with_agent(ws: Workspace, tasks: list[Task], config: Config,
-                   on_task: Callable[[int], None] = lambda done: None, tools: int | None = None,
-                   ranker: str = "auto") -> list[list[Trajectory]]:
-    """Run the agent with exemplars retrieved by `config` on the tasks, batched, storing nothing."""
-    from agentlearn.agent import run_tasks
-    from agentlearn.methods import RunOptions
-
-    options = RunOptions(method="exemplars", exemplar_mode=config.mode, k=config.k, tool_aware=config.tool_aware,
-                         store=False, source="auto", tools=str(tools) if tools else "all", ranker=ranker)
-    return run_tasks(ws, tasks, options, progress=lambda done, n, trials, seconds: on_task(done))
-
-
 def _agent_figures(runs: list[list[Trajectory]]) -> dict[str, Any]:
     """Name and call accuracy and args_score of each task's last trial, by the same rule as evaluations."""
-    from agentlearn.evaluate import score
-
     figures = score([trials[-1] for trials in runs if trials])
     return {"n": figures["n"], **{key: round(figures[key], 4) for key in ("name_accuracy", "call_accuracy",
                                                                           "args_score")}}
@@ -242,7 +245,8 @@ def _reporter(progress: Progress | None, step: int, total: int, config: Config, 
 
 
 def run_finalists(ws: Workspace, tasks: list[Task], stage_a: Sequence[dict[str, Any]], best: Sequence[Config],
-                  runner: Runner, progress: Progress | None, total: int) -> list[dict[str, Any]]:
+                  runner: Runner, progress: Progress | None, total: int, tools: int | None = None,
+                  ranker: str = DEFAULT_RANKER) -> list[dict[str, Any]]:
     """Stage b: each finalist through the agent; a task whose shots an earlier finalist already ran is not run again.
 
     The same shots make the same prompt, and greedy decoding gives the same answer to the same prompt, so
@@ -258,7 +262,7 @@ def run_finalists(ws: Workspace, tasks: list[Task], stage_a: Sequence[dict[str, 
         step = len(stage_a) + n * len(tasks)
         on_task = _reporter(progress, step, total, config, len(tasks) - len(todo), len(tasks))
         started = time.perf_counter()
-        runs = runner(ws, [tasks[i] for i in todo], config, on_task) if todo else []
+        runs = runner(ws, [tasks[i] for i in todo], config, on_task, tools=tools, ranker=ranker) if todo else []
         answered.update({keys[i]: trials for i, trials in zip(todo, runs, strict=True)})
         figures = _agent_figures([answered[key] for key in keys])
         out.append({**asdict(config), **figures, "stage_a_score": row["score"], "ran": len(todo),
@@ -297,11 +301,10 @@ def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, 
     total = len(configs) + how_many * len(train)  # stage b counts every task it runs: it takes the time
     stage_a = score_retrieval(ws, train, configs, progress, total)
     stage_t = score_tool_lists(ws, train)
-    if runner is None:
-        def runner(ws_: Workspace, tasks: list[Task], config: Config, on_task: Callable[[int], None]):
-            return run_with_agent(ws_, tasks, config, on_task, tools=stage_t["tools"], ranker=stage_t["ranker"])
-    stage_b = run_finalists(ws, train, stage_a, finalists(stage_a, how_many), runner, progress, total) \
-        if how_many else []
+    if how_many and runner is None:
+        raise ValueError("running finalists through the agent needs a runner (agent.run_with_agent)")
+    stage_b = run_finalists(ws, train, stage_a, finalists(stage_a, how_many), runner, progress, total,
+                            tools=stage_t["tools"], ranker=stage_t["ranker"]) if how_many else []
     tools = stage_t["tools"]
     if stage_b:
         winner = min(stage_b, key=lambda r: (-r["name_accuracy"], -r["call_accuracy"], -r["stage_a_score"], r["k"]))
@@ -331,15 +334,12 @@ def summary(choice: dict[str, Any]) -> str:
     row = next((r for r in choice.get("stage_b", []) if (r["mode"], r["k"], r["tool_aware"]) ==
                 (config.mode, config.k, config.tool_aware)), {})
     figures = f": name accuracy {row['name_accuracy']:.1%}, call accuracy {row['call_accuracy']:.1%}" if row else ""
-    ranker = choice.get("ranker") or "fused"
+    ranker = choice.get("ranker") or DEFAULT_RANKER
     top1 = (choice.get("ranker_top1") or {}).get(ranker)
-    if choice.get("tools") == 1:
-        tools = f", the tool chosen by the {ranker} ranker"
-        if row and top1 is not None:
-            figures = (f": the ranker's first tool right on {top1:.1%} of them, the model choosing among the "
-                       f"likeliest tools {row['name_accuracy']:.1%}")
-    else:
-        tools = f", {choice['tools']} likeliest tools offered ({ranker} ranker)" if choice.get("tools") else ""
+    if choice.get("tools") == 1 and row and top1 is not None:
+        figures = (f": the ranker's first tool right on {top1:.1%} of them, the model choosing among the "
+                   f"likeliest tools {row['name_accuracy']:.1%}")
     how = "" if choice.get("stage_b") else " (model-free)"
-    return (f"{config.label()}{tools}{how}, chosen {choice.get('chosen_at', '?')} by leave-one-out on {choice.get('n_train', '?')} "
+    return (f"{config.options(choice.get('tools'), ranker).retrieval_label()}{how}, chosen "
+            f"{choice.get('chosen_at', '?')} by leave-one-out on {choice.get('n_train', '?')} "
             f"train tasks with {choice.get('model', '?')}{figures}")
