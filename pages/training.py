@@ -178,8 +178,8 @@ def _charts(job: Job, key: str) -> None:
 
 def _progress(job: Job) -> None:
     p = jobs.progress(job)
-    eta = f" · ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
-    st.progress(p.fraction, text=f"{job.status} · step {job.step}/{job.max_steps} · {p.elapsed_s:.0f} s{eta}")
+    st.progress(p.fraction, text=f"{job.status} · " + _progress_ui.line(job.step, job.max_steps, "steps", p.elapsed_s,
+                                                                        p.eta_s))
 
 
 def _stop(job_id: str, save: bool) -> None:

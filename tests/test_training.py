@@ -370,7 +370,7 @@ def test_training_page_stop_and_save_writes_the_request(page_ws, tmp_path):
     job = ws.repo.put(Job(method="sft", config={"suite": SUITE}, status="running", pid=os.getpid(), heartbeat=now(),
                           step=3, max_steps=10))
     at = open_training()
-    assert "step 3/10" in at.get("progress")[0].proto.text
+    assert "3 of 10 steps" in at.get("progress")[0].proto.text
     _button(at, f"tr_save_{job.id}").click().run()
     assert not at.exception
     assert (ws.settings.jobs_dir / job.id / CONTROL_FILE).read_text() == "stop_and_save"
