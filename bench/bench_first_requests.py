@@ -25,7 +25,7 @@ from pathlib import Path
 
 from agentlearn import accounts
 from storage import open_repository
-from tests.seed import SUITE, seed_workspace
+from tests.seed import SUITE, admin_of, seed_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -47,7 +47,7 @@ def _home(with_accounts: bool) -> Path:
     repo = open_repository(str(home / "store"))
     seed_workspace(repo)
     if with_accounts:
-        accounts.add_user(repo, "alice", "admin", "correct horse battery")
+        accounts.add_user(repo, "alice", "admin", "correct horse battery", who=admin_of(repo))
     return home
 
 

@@ -97,7 +97,7 @@ def test_preflight_catches_bad_settings_before_loading_a_model(ws, tmp_path, bas
     sft = tiny("sft", ws, tmp_path, base_model)
     assert preflight.check(sft, ws.settings.models_dir).ok
     problems = {
-        "max_steps must be at least 1": sft.__class__(**{**vars(sft), "max_steps": 0}),
+        "max_steps must be from 1 to 1,000,000, not 0": sft.__class__(**{**vars(sft), "max_steps": 0}),
         "does not exist": sft.__class__(**{**vars(sft), "dataset_path": str(tmp_path / "gone.jsonl")}),
         "needs a CUDA GPU": sft.__class__(**{**vars(sft), "quantize_4bit": True, "device": "cpu"}),
         "all 4 rows need more than max_length=100": sft.__class__(**{**vars(sft), "max_length": 100}),
@@ -110,8 +110,8 @@ def test_preflight_catches_bad_settings_before_loading_a_model(ws, tmp_path, bas
     grpo = jc.preset("grpo", "cpu-tiny", dataset_path=sft.dataset_path, per_device_train_batch_size=3,
                      num_generations=2, base_model=base_model)
     assert "must be divisible by num_generations=2" in preflight.validate(grpo, Path())[0]
-    with pytest.raises(ValueError, match="the job cannot start:\n- max_steps must be at least 1"):
-        jobs.launch(ws, problems["max_steps must be at least 1"], who=ME)
+    with pytest.raises(ValueError, match="the job cannot start:\n- max_steps must be from 1 to 1,000,000"):
+        jobs.launch(ws, problems["max_steps must be from 1 to 1,000,000, not 0"], who=ME)
     assert ws.repo.count(Job) == 0
 
 
