@@ -84,7 +84,7 @@ def _fetch_cookie() -> None:
     if ticket:
         base = "/" + st.get_option("server.baseUrlPath").strip("/")
         url = f"{base.rstrip('/')}{sessions.CLAIM_PATH}?ticket={ticket}"
-        st.html(f'<img src="{url}" alt="" width="1" height="1" style="position:absolute;opacity:0">')
+        st.sidebar.html(f'<img src="{url}" alt="" width="1" height="1" style="position:absolute;opacity:0">')
 
 
 def _sign_out() -> None:
@@ -143,15 +143,21 @@ def _demo_progress(process_id: str) -> None:
     if process is None:
         return
     if process.status == "running":
-        steps = f"step {process.done} of {process.total}" if process.total else "starting"
-        st.progress(processes.fraction(process), text=f"Creating the demo workspace: {steps}")
+        st.progress(processes.fraction(process),
+                    text=f"Creating the demo workspace: {_progress.counted(process, 'steps')}")
         st.info("The agent runs real tasks in the background; pages fill in as results arrive.",
                 icon=":material/hourglass_top:")
         if process.message:
             st.text(process.message)
+        if st.button("Stop creating the demo", key="demo_stop", icon=":material/stop:"):
+            processes.stop(_ui.workspace(), process.id)
+            st.rerun()
         if st.session_state.setdefault("demo_done", process.done) != process.done:
             st.session_state["demo_done"] = process.done
             st.rerun()  # a step finished: redraw the page with what it stored, as the notice promises
+    elif process.status == "stopped":
+        st.warning("Creating the demo workspace was stopped; the pages show what it stored until then. "
+                   "`python -m agentlearn demo` finishes it.", icon=":material/stop_circle:")
     elif process.status != "succeeded":
         st.error("The demo workspace could not be created (`python -m agentlearn demo` failed):")
         st.code(process.error or "no reason recorded", language=None)

@@ -194,14 +194,6 @@ def identity_of(account: Account) -> Identity:
     return Identity(name=account.name, role=account.role)
 
 
-def current(repo: Repository, identity: Identity | None) -> Identity | None:
-    """The identity as the store says now (role changes apply at once); None if the account is gone."""
-    if identity is None or identity.local:
-        return None
-    account = find(repo, identity.name)
-    return identity_of(account) if account is not None else None
-
-
 def session_identity(repo: Repository, token: str | None) -> Identity | None:
     """The identity a session token signs in (roles as the store says now), or None."""
     account_id = sessions.account_of(repo, token)

@@ -15,31 +15,31 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from storage.records import EvalRun, ExemplarMode, MemoryMethod, ToolRanker, TrainingMethod, Trajectory
+from storage.records import EvalRun, TrainingMethod, Trajectory
 
-# method -> what it gives the agent besides the task (the names: storage.records.MemoryMethod)
-METHODS: dict[str, str] = dict(zip(get_args(MemoryMethod), (
-    "the task alone (zero-shot)",
-    "k solved cases retrieved from the suite's bank, as few-shot turns",
-    "after a failed trial, a written reflection and another trial",
-    "the suite's playbook (active insights, by section, best first) in the system message",
-    "exemplars and the playbook together",
-    "exemplars, the playbook and Reflexion together",
-), strict=True))
+# method -> what it gives the agent besides the task (the one list of memory methods)
+METHODS: dict[str, str] = {
+    "none": "the task alone (zero-shot)",
+    "exemplars": "k solved cases retrieved from the suite's bank, as few-shot turns",
+    "reflexion": "after a failed trial, a written reflection and another trial",
+    "insights": "the suite's playbook (active insights, by section, best first) in the system message",
+    "exemplars+insights": "exemplars and the playbook together",
+    "all": "exemplars, the playbook and Reflexion together",
+}
 USES_EXEMPLARS = ("exemplars", "exemplars+insights", "all")
 USES_INSIGHTS = ("insights", "exemplars+insights", "all")
 USES_REFLEXION = ("reflexion", "all")
 
-# retrieval mode -> how exemplars are chosen (exemplars.select implements all but "auto")
-MODES: dict[str, str] = dict(zip(get_args(ExemplarMode), (
-    "the mode and k that leave-one-out on the train split chose for this suite (retrieval.choose)",
-    "the same first k exemplars for every task",
-    "exemplars sharing a tag with the task, by embedding similarity",
-    "BM25 over the words of the conversation",
-    "cosine similarity of MiniLM embeddings",
-    "BM25 and MiniLM ranks fused by reciprocal rank fusion",
-    "maximal marginal relevance over the most similar exemplars",
-), strict=True))
+# retrieval mode -> how exemplars are chosen (the one list; memory.exemplars.select implements all but "auto")
+MODES: dict[str, str] = {
+    "auto": "the mode and k that leave-one-out on the train split chose for this suite (retrieval.choose)",
+    "fixed": "the same first k exemplars for every task",
+    "type": "exemplars sharing a tag with the task, by embedding similarity",
+    "bm25": "BM25 over the words of the conversation",
+    "semantic": "cosine similarity of MiniLM embeddings",
+    "hybrid": "BM25 and MiniLM ranks fused by reciprocal rank fusion",
+    "mmr": "maximal marginal relevance over the most similar exemplars",
+}
 RETRIEVAL_MODES = tuple(m for m in MODES if m != "auto")  # the concrete modes
 # retrieval mode -> (what its score is called, what it means): scores of two modes are not comparable
 SCORES: dict[str, tuple[str, str]] = {
@@ -53,7 +53,7 @@ SCORES: dict[str, tuple[str, str]] = {
 DEFAULT_MODE = "auto"
 TOOL_CHOICES = ("auto", "all", "1", "2", "3", "5", "8")  # RunOptions.tools: the suite's choice, every tool, or N
 # How tool_retrieval ranks the tools to offer: both lists fused, the tools' descriptions, the exemplars' votes.
-TOOL_RANKERS: tuple[str, ...] = get_args(ToolRanker)
+TOOL_RANKERS = ("fused", "description", "exemplars")
 DEFAULT_RANKER = TOOL_RANKERS[0]  # before a suite's choice names one
 DEFAULT_K = 3
 # How an adapter is trained (agentlearn.training), and the training files `export` writes.
@@ -171,8 +171,8 @@ class RunOptions:
     def to_argv(self, command: str) -> list[str]:
         """This command's flags for the options that differ from their defaults (a child's command line)."""
         out: list[str] = []
-        for f in _flags(command):
-            value, default = getattr(self, f.name), _default(f)
+        for f in cli_fields(command):
+            value, default = getattr(self, f.name), default_of(f)
             if value == default or (f.name == "trials" and not self.uses_reflexion):
                 continue
             if isinstance(value, bool):
@@ -199,8 +199,11 @@ class RunOptions:
         parts += [] if self.constrained else ["free decoding"]
         parts += [f"T={self.temperature:g}"] if self.temperature else []
         parts += [f"bank {self.bank_size}"] if self.bank_size is not None else []
+        # any other declared option that differs from its default is named as on the command line
+        parts += [f"{f.metadata['flag'].lstrip('-')} {getattr(self, f.name)}" for f in dataclasses.fields(self)
+                  if f.metadata["flag"] and f.name not in _LABELLED and getattr(self, f.name) != default_of(f)]
         text = " · ".join(parts)
-        adapter = adapter_name or ("" if self.adapter_id in ("", "none") else self.adapter_id)
+        adapter = adapter_name or ("" if self.adapter_id in ("", "none", "auto") else self.adapter_id)
         return text + (f" + {adapter}" if adapter else "")
 
     def retrieval_label(self) -> str:
@@ -242,11 +245,18 @@ def options_of(run: EvalRun | Trajectory) -> RunOptions:
                       source="eval")
 
 
-def _default(f: dataclasses.Field) -> Any:
+# the options label() names in their own words (limit is the scope, not the configuration)
+_LABELLED = {"method", "exemplar_mode", "k", "tool_aware", "tools", "ranker", "trials", "adapter_id", "constrained",
+             "limit", "ablate"}
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    """A field's declared default."""
     return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 
-def _flags(command: str) -> list[dataclasses.Field]:
+def cli_fields(command: str) -> list[dataclasses.Field]:
+    """The RunOptions fields a command takes on its command line (and a page offers for it)."""
     return [f for f in dataclasses.fields(RunOptions) if command in f.metadata["commands"]]
 
 
@@ -255,8 +265,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     if command not in COMMANDS:
         raise ValueError(f"{command!r} takes no run options; commands that do: {', '.join(COMMANDS)}")
     parser.add_argument("--suite", required=True, help="the suite's name")
-    for f in _flags(command):
-        meta, default = f.metadata, _default(f)
+    for f in cli_fields(command):
+        meta, default = f.metadata, default_of(f)
         kw: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
         if isinstance(default, bool):
             kw["action"] = "store_false" if default else "store_true"

@@ -42,6 +42,9 @@ def _serializer(repo: Repository) -> URLSafeTimedSerializer:
 
 def open_session(repo: Repository, account_id: str) -> tuple[str, str]:
     """A new session for an account: its token and the one-time ticket that fetches its cookie."""
+    for old in repo.find(SignIn, account=account_id):  # the account's expired sessions go: records stay few
+        if old.expires <= now():
+            repo.delete(SignIn, old.id)
     token, ticket = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     repo.put(SignIn(id=_digest(token), account=account_id, expires=now() + timedelta(seconds=TTL_S),
                     claim=_digest(ticket), pending=token))

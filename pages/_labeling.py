@@ -1,8 +1,8 @@
 """Parts of the labeling pages: correct in place, error categories, guidelines, label export, search hits.
 
 Data (calls, argument names and values, notes, errors that quote them) is shown with st.text, st.json,
-st.dataframe or escaped with _ui.plain. The guidelines are the one Markdown rendered: reviewers and
-admins write them on the Suites page.
+st.dataframe or escaped with _ui.plain. The guidelines are the one Markdown rendered (reviewers and
+admins write them on the Suites page), through _ui.guidelines: no links, images or HTML.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def guidelines_sidebar(ws: Workspace, suite: str) -> None:
         st.markdown("**Guidelines**")
         st.caption(f"suite {_ui.plain(suite)}")
         if text:
-            st.markdown(text)  # written by a reviewer or admin (Suites page); st.markdown escapes HTML
+            _ui.guidelines(text)  # written by a reviewer or admin (Suites page): formatting, no links or images
         else:
             st.caption("No guidelines for this suite yet: a reviewer or admin writes them on the Suites page.")
         st.caption("Error categories: " + ", ".join(_ui.plain(c) for c in rubric.categories(ws, suite)))

@@ -88,9 +88,13 @@ def counted(process: Process, what: str = "tasks") -> str:
     """"3 of 17 tasks · 42 s · ETA 180 s": how far, how long so far, how long still (processes.eta)."""
     if not process.total:
         return f"starting… · {processes.elapsed_s(process):.0f} s"
-    left = processes.eta(process)
-    eta = f" · ETA {left:.0f} s" if left is not None else ""
-    return f"{process.done} of {process.total} {what} · {processes.elapsed_s(process):.0f} s{eta}"
+    return line(process.done, process.total, what, processes.elapsed_s(process), processes.eta(process))
+
+
+def line(done: int, total: int, what: str, elapsed_s: float, eta_s: float | None) -> str:
+    """The one wording of progress on every page: training steps, tasks, points, stages."""
+    eta = f" · ETA {eta_s:.0f} s" if eta_s is not None else ""
+    return f"{done} of {total} {what} · {elapsed_s:.0f} s{eta}"
 
 
 def log(record: object, lines: int, empty: str) -> None:

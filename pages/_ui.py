@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import streamlit as st
+from markdown_it import MarkdownIt
 
 from agentlearn import accounts
 from agentlearn.settings import Settings
@@ -145,11 +147,30 @@ def cheatsheet(keys: list[tuple[str, str]]) -> None:
 
 
 MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|~$:")
+# Streamlit's Markdown (remark-gfm) turns bare URLs, www. names and e-mail addresses into links after
+# escapes are resolved, so backslashes cannot stop it. An invisible word joiner after "://", "www" and
+# "@" breaks each pattern and leaves the text looking the same.
+WORD_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(?i)(://|\bwww(?=\.)|@)")
 
 
 def plain(text: str) -> str:
-    """Text that Markdown shows literally (for messages that may quote data: names, ids, errors)."""
-    return "".join("\\" + ch if ch in MARKDOWN_SPECIALS else ch for ch in str(text))
+    """Text that Markdown shows literally (for messages that may quote data: names, ids, errors): no
+    formatting, and no URL or e-mail address in it becomes a link."""
+    text = _AUTOLINK.sub(lambda m: m.group(1) + WORD_JOINER, str(text))
+    return "".join("\\" + ch if ch in MARKDOWN_SPECIALS else ch for ch in text)
+
+
+def guidelines(text: str) -> None:
+    """Show a suite's guidelines (Markdown a reviewer wrote) with their formatting but nothing that reaches
+    out: links, images, autolinks, link definitions and HTML stay literal text, so a guideline can neither
+    fetch a remote image in every labeler's browser nor offer a link."""
+    st.html(_GUIDELINES_MARKDOWN.render(str(text)))
+
+
+_GUIDELINES_MARKDOWN = (MarkdownIt("commonmark", {"html": False, "linkify": False})
+                        .enable(["table", "strikethrough"])
+                        .disable(["link", "image", "autolink", "reference", "html_inline", "html_block"]))
 
 
 def flash(message: str, kind: str = "success") -> None:

@@ -11,7 +11,7 @@ from agentlearn.methods import DEFAULT_K, DEFAULT_MODE, MODES, RunOptions, comma
 from pages import _charts, _labeling, _progress, _run_options, _ui
 
 ws = _ui.workspace()
-_ui.keep("ev_suite", *_run_options.keys("ev"), "ev_repeats", "ev_limit", "ev_baseline", "ev_metric", "ev_argument_run",
+_ui.keep("ev_suite", *_run_options.keys("ev", "eval"), "ev_repeats", "ev_limit", "ev_baseline", "ev_metric", "ev_argument_run",
          "cu_sizes", "cu_draws", "cu_mode", "cu_k")
 st.title("Evaluate")
 suites = _ui.suites_or_stop(ws, "ev_suite", "import tasks with `python -m agentlearn tasks import FILE --suite NAME`")
@@ -84,7 +84,7 @@ st.dataframe(table.drop(columns=["id"]) if len(table) else table, hide_index=Tru
 
 st.subheader("Run an evaluation")
 n_heldout = reports.split_size(ws, suite, "heldout")
-options = _run_options.controls(ws, suite, "ev")
+options = _run_options.controls(ws, suite, "ev", "eval")
 c = st.columns(3)
 repeats = int(c[0].number_input("Repeats (sampled)", 1, 10, 1, key="ev_repeats",
                                 help="more than 1: rerun with sampling and a shuffled shot order, and report the spread"))

@@ -14,7 +14,7 @@ from pages import _progress, _run_options, _ui
 from storage.records import now
 
 ws = _ui.workspace()
-_ui.keep("run_suite", "run_scope", "run_split", "run_limit", *_run_options.keys("run"))
+_ui.keep("run_suite", "run_scope", "run_split", "run_limit", *_run_options.keys("run", "run"))
 
 
 def _send_to_queue(suite: str, since) -> None:
@@ -35,7 +35,7 @@ suites = _ui.suites_or_stop(ws, "run_suite", "import tasks with `python -m agent
 c = st.columns(2)
 suite = c[0].selectbox("Suite", suites, key="run_suite")
 scope = c[1].selectbox("Run on", ["one task", "a whole split"], key="run_scope")
-options = _run_options.controls(ws, suite, "run")
+options = _run_options.controls(ws, suite, "run", "run")
 
 tasks = [t for t in index.task_map(ws).values() if t.suite == suite]
 if scope == "one task":

@@ -150,4 +150,4 @@ else:
     st.caption("Changing the rubric needs the reviewer role.")
 if suite.guidelines:
     with st.expander("Guidelines as labelers see them"):
-        st.markdown(suite.guidelines)  # written by a reviewer or admin; st.markdown escapes HTML
+        _ui.guidelines(suite.guidelines)  # written by a reviewer or admin: formatting, no links or images

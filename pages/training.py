@@ -50,9 +50,17 @@ preset_name = c[2].selectbox("Preset", presets, index=presets.index(jobs.default
                              help="cpu-tiny: 2 steps (a smoke test); cpu-small: minutes on a laptop; "
                                   "cuda-qlora: 4-bit QLoRA on a CUDA GPU")
 defaults = jc.preset(method, preset_name)
+
+
+def _limits(name: str, kind: type = int) -> tuple:
+    """An input's (min, max): the config's own bounds, so the page never offers what a config refuses."""
+    return tuple(kind(x) for x in jc.bounds(method, name))
+
+
 # Empty steps and max length: sized from the data (training.sizing), as `train --suite` does.
 FROM_DATA = "from the data"
-steps = c[3].number_input("Steps", 1, 100_000, None, key=f"tr_steps_{method}_{preset_name}", placeholder=FROM_DATA,
+steps = c[3].number_input("Steps", *_limits("max_steps"), None, key=f"tr_steps_{method}_{preset_name}",
+                          placeholder=FROM_DATA,
                           help=f"Empty: epochs over the rows, at most {defaults.max_steps} ({preset_name})")
 st.caption(HINTS[method])
 
@@ -89,20 +97,25 @@ if chosen is not None:
 adapters = {a.id: a for a in ws.repo.all(Adapter)}
 with st.expander("Settings"):
     c = st.columns(4)
-    lr = c[0].number_input("Learning rate", 0.0, 1.0, defaults.learning_rate, format="%.6f", key=f"tr_lr_{method}")
-    batch = int(c[1].number_input("Batch size", 1, 512, defaults.per_device_train_batch_size, key=f"tr_bs_{method}"))
-    max_length = c[2].number_input("Max tokens per row", 64, 32_768, None, key=f"tr_ml_{method}", placeholder=FROM_DATA,
+    lr = c[0].number_input("Learning rate", *_limits("learning_rate", float), defaults.learning_rate, format="%.8f",
+                           key=f"tr_lr_{method}")
+    batch = int(c[1].number_input("Batch size", *_limits("per_device_train_batch_size"),
+                                  defaults.per_device_train_batch_size, key=f"tr_bs_{method}"))
+    max_length = c[2].number_input("Max tokens per row", *_limits("max_length"), None, key=f"tr_ml_{method}",
+                                   placeholder=FROM_DATA,
                                    help="Empty: the longest row's tokens and a margin, within the model's context")
-    rank = int(c[3].number_input("LoRA rank", 1, 256, defaults.lora_r, key=f"tr_r_{method}"))
+    low_r, high_r = _limits("lora_r")  # lora_alpha follows as 2 x rank: keep that allowed too
+    rank = int(c[3].number_input("LoRA rank", low_r, min(high_r, _limits("lora_alpha")[1] // 2), defaults.lora_r,
+                                 key=f"tr_r_{method}"))
     init = st.selectbox("Start from adapter", [""] + list(adapters), key="tr_init",
                         format_func=lambda i: adapters[i].name if i else "the base model",
                         help="e.g. DPO or GRPO on top of an SFT adapter")
     extra = {}
     if method == "dpo":
-        extra["beta"] = st.number_input("beta", 0.01, 5.0, 0.1, key="tr_beta")
+        extra["beta"] = st.number_input("beta", *_limits("beta", float), 0.1, key="tr_beta")
     if method == "grpo":
-        extra["num_generations"] = int(st.number_input("Generations per prompt", 2, 64, defaults.num_generations,
-                                                       key="tr_gen"))
+        extra["num_generations"] = int(st.number_input("Generations per prompt", *_limits("num_generations"),
+                                                       defaults.num_generations, key="tr_gen"))
 
 
 def _config() -> jc.JobConfig:
@@ -165,8 +178,8 @@ def _charts(job: Job, key: str) -> None:
 
 def _progress(job: Job) -> None:
     p = jobs.progress(job)
-    eta = f" · ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
-    st.progress(p.fraction, text=f"{job.status} · step {job.step}/{job.max_steps} · {p.elapsed_s:.0f} s{eta}")
+    st.progress(p.fraction, text=f"{job.status} · " + _progress_ui.line(job.step, job.max_steps, "steps", p.elapsed_s,
+                                                                        p.eta_s))
 
 
 def _stop(job_id: str, save: bool) -> None:

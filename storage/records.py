@@ -64,10 +64,7 @@ class Task(Record):
 
 
 ArgKind = Literal["categorical", "extractive", "free_text"]
-# The vocabularies of a run, declared once; agentlearn.methods reads them (with what each one means).
-MemoryMethod = Literal["none", "exemplars", "reflexion", "insights", "exemplars+insights", "all"]
-ExemplarMode = Literal["auto", "fixed", "type", "bm25", "semantic", "hybrid", "mmr"]
-ToolRanker = Literal["fused", "description", "exemplars"]
+# How an adapter is trained: declared once (Job.method), read by agentlearn.methods and training.
 TrainingMethod = Literal["sft", "dpo", "grpo"]
 
 

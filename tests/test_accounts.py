@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, cli, datasets, paths, processes
+from agentlearn import accounts, cli, datasets, paths, processes, sessions
 from storage.records import Account, Job, SignIn
 
 PASSWORD = "correct horse battery"
@@ -147,11 +147,12 @@ def test_roles_order_and_the_last_admin_stays(ws):
     accounts.add_user(ws.repo, "root", "admin", PASSWORD)
     accounts.add_user(ws.repo, "ann", "annotator", PASSWORD)
     ann = accounts.identity_of(accounts.find(ws.repo, "ann"))
+    token, _ = sessions.open_session(ws.repo, "ann")
     assert ann.can("annotator") and not ann.can("reviewer")
     with pytest.raises(accounts.AccessDenied, match="needs the admin role; ann is annotator"):
         accounts.require(ann, "admin", "training")
     assert accounts.set_role(ws.repo, "ANN", "reviewer").role == "reviewer"
-    assert accounts.current(ws.repo, ann) == accounts.Identity("ann", "reviewer")  # role changes apply at once
+    assert accounts.session_identity(ws.repo, token) == accounts.Identity("ann", "reviewer")  # applies at once
     with pytest.raises(ValueError, match="last admin"):
         accounts.set_role(ws.repo, "root", "reviewer")
     with pytest.raises(ValueError, match="last admin"):
@@ -159,7 +160,7 @@ def test_roles_order_and_the_last_admin_stays(ws):
     with pytest.raises(ValueError, match="unknown role"):
         accounts.set_role(ws.repo, "ann", "owner")
     accounts.remove_user(ws.repo, "ann")
-    assert accounts.current(ws.repo, ann) is None  # a removed account's session ends
+    assert accounts.session_identity(ws.repo, token) is None  # a removed account's session ends
 
 
 def test_loopback_rule(ws):
@@ -263,7 +264,6 @@ def test_common_and_weak_passwords_are_refused_with_the_reason(ws):
 
 def test_sessions_are_records_that_sign_out_and_a_password_change_end(store_location):
     """On TinyDB and PostgreSQL: a second server (a new repository on the same store) sees the same sessions."""
-    from agentlearn import sessions
     from tests.conftest import open_store
 
     repo, second = open_store(store_location), open_store(store_location)
@@ -280,6 +280,11 @@ def test_sessions_are_records_that_sign_out_and_a_password_change_end(store_loca
     assert accounts.session_identity(repo, other) is not None
     accounts.set_password(second, "bob", "another good passphrase")
     assert accounts.session_identity(repo, other) is None  # every open session ended
+    late, _ = sessions.open_session(repo, "bob")
+    repo.update(SignIn, sessions._digest(late), lambda r: r.model_copy(update={"expires": r.created}))
+    assert accounts.session_identity(repo, late) is None  # expired
+    sessions.open_session(repo, "bob")
+    assert len(repo.find(SignIn, account="bob")) == 1  # the expired one was removed
 
 
 def test_without_accounts_only_loopback_host_names_are_answered(ws, monkeypatch):

@@ -96,5 +96,4 @@ def test_vocabularies_are_declared_once():
 
     assert methods.TRAINING_METHODS == config.METHODS == improve.TRAINED == get_args(TrainingMethod)
     assert Job.model_fields["method"].annotation == TrainingMethod
-    assert tuple(methods.METHODS) == get_args(methods.MemoryMethod)
     assert methods.DEFAULT_RANKER == methods.TOOL_RANKERS[0]

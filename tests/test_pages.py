@@ -142,7 +142,8 @@ def test_a_fresh_workspace_gets_the_demo_from_a_child_process(ws, monkeypatch, _
     _ui.clear()
     at = open_page(None)
     assert started == [(str(ws.settings.home), "demo", ["demo"])]
-    assert any("Creating the demo workspace: step 2 of 5" in p.proto.text for p in at.get("progress"))
+    assert any("Creating the demo workspace: 2 of 5 steps" in p.proto.text for p in at.get("progress"))
+    assert at.button(key="demo_stop")  # long work can be stopped, like every other child
     at.run()
     assert len(started) == 1  # once per server, not per run or per session
     _ui.clear()

@@ -291,3 +291,11 @@ def test_run_remembers_the_last_run_after_a_reload(seeded, make_fake_chat):
     again.selectbox(key="run_task").select(f"{SUITE}:t1").run()
     assert any(t.startswith("Used: none") for t in plain_texts(again))
     assert "no call" in [c.value for c in again.code]
+
+
+def test_run_before_any_retrieval_choice_names_what_was_asked(evals):
+    at = open_page("pages/run.py")
+    at.selectbox(key="run_method").select("exemplars").run()
+    at.selectbox(key="run_mode").select("bm25").run()
+    assert any(t.startswith("Will run: exemplars · bm25 k=3; this suite has no retrieval choice yet")
+               for t in plain_texts(at))

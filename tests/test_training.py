@@ -96,7 +96,7 @@ def test_preflight_catches_bad_settings_before_loading_a_model(ws, tmp_path, bas
     sft = tiny("sft", ws, tmp_path, base_model)
     assert preflight.check(sft, ws.settings.models_dir).ok
     problems = {
-        "max_steps must be at least 1": sft.__class__(**{**vars(sft), "max_steps": 0}),
+        "max_steps must be from 1 to 1,000,000, not 0": sft.__class__(**{**vars(sft), "max_steps": 0}),
         "does not exist": sft.__class__(**{**vars(sft), "dataset_path": str(tmp_path / "gone.jsonl")}),
         "needs a CUDA GPU": sft.__class__(**{**vars(sft), "quantize_4bit": True, "device": "cpu"}),
         "all 4 rows need more than max_length=100": sft.__class__(**{**vars(sft), "max_length": 100}),
@@ -109,8 +109,8 @@ def test_preflight_catches_bad_settings_before_loading_a_model(ws, tmp_path, bas
     grpo = jc.preset("grpo", "cpu-tiny", dataset_path=sft.dataset_path, per_device_train_batch_size=3,
                      num_generations=2, base_model=base_model)
     assert "must be divisible by num_generations=2" in preflight.validate(grpo, Path())[0]
-    with pytest.raises(ValueError, match="the job cannot start:\n- max_steps must be at least 1"):
-        jobs.launch(ws, problems["max_steps must be at least 1"])
+    with pytest.raises(ValueError, match="the job cannot start:\n- max_steps must be from 1 to 1,000,000"):
+        jobs.launch(ws, problems["max_steps must be from 1 to 1,000,000, not 0"])
     assert ws.repo.count(Job) == 0
 
 
@@ -370,7 +370,7 @@ def test_training_page_stop_and_save_writes_the_request(page_ws, tmp_path):
     job = ws.repo.put(Job(method="sft", config={"suite": SUITE}, status="running", pid=os.getpid(), heartbeat=now(),
                           step=3, max_steps=10))
     at = open_training()
-    assert "step 3/10" in at.get("progress")[0].proto.text
+    assert "3 of 10 steps" in at.get("progress")[0].proto.text
     _button(at, f"tr_save_{job.id}").click().run()
     assert not at.exception
     assert (ws.settings.jobs_dir / job.id / CONTROL_FILE).read_text() == "stop_and_save"

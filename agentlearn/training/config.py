@@ -8,6 +8,7 @@ else CPU in float32 (TRL turns bf16 on by default, which breaks CPU training, so
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -107,6 +108,37 @@ class GRPOJobConfig(JobConfig):
 
 CONFIGS: dict[str, type[JobConfig]] = {"sft": SFTJobConfig, "dpo": DPOJobConfig, "grpo": GRPOJobConfig}
 
+# The allowed range of each numeric setting, both ends included. This table is the one owner of the
+# limits: every config is checked against it where it is built or loaded (from_dict), and the Training
+# page's inputs take their limits from it. A config file is as untrusted as the page's inputs.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "max_steps": (1, 1_000_000),
+    "per_device_train_batch_size": (1, 1024),
+    "gradient_accumulation_steps": (1, 1024),
+    "learning_rate": (1e-8, 1.0),
+    "warmup_steps": (0, 1_000_000),
+    "max_length": (16, 131_072),  # tokens; below 16 no prompt fits
+    "lora_r": (1, 512),
+    "lora_alpha": (1, 4096),
+    "lora_dropout": (0.0, 0.9),
+    "logging_steps": (1, 1_000_000),
+    "seed": (0, 2**32 - 1),  # what numpy's seeding accepts
+    "num_threads": (0, 512),  # 0 = torch's default
+    "validation_every": (0, 1_000_000),
+    "beta": (0.0, 100.0),  # GRPO's KL weight may be 0 (no reference model)
+    "num_generations": (2, 256),  # GRPO compares answers within a group
+    "max_completion_length": (1, 32_768),
+    "temperature": (0.01, 10.0),
+}
+METHOD_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {"dpo": {"beta": (0.001, 100.0)}}  # DPO divides by beta
+REWARD_WEIGHTS = 2  # GRPO's reward functions: tool-call quality, format compliance
+REWARD_WEIGHT_BOUNDS = (-100.0, 100.0)
+
+
+def bounds(method: str, name: str) -> tuple[float, float]:
+    """The allowed (low, high) of a numeric setting of `method`'s config."""
+    return METHOD_BOUNDS.get(method, {}).get(name) or BOUNDS[name]
+
 # Presets: overrides of the defaults. cpu-small is sized to finish in minutes on 2 cores.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu-tiny": {
@@ -157,9 +189,9 @@ def from_dict(data: dict[str, Any]) -> JobConfig:
         config = cls(**data)
     except TypeError as e:
         raise ValueError(f"config: {e}") from None
-    problems = type_problems(config)
-    if problems:
-        raise ValueError("config: " + "; ".join(problems))
+    found = problems(config)
+    if found:
+        raise ValueError("config: " + "; ".join(found))
     return config
 
 
@@ -205,3 +237,32 @@ def type_problems(config: JobConfig) -> list[str]:
     if config.device not in DEVICES:
         out.append(f"device must be one of {', '.join(DEVICES)}, not {config.device!r}")
     return out
+
+
+def problems(config: JobConfig) -> list[str]:
+    """Every setting of the wrong type or outside its allowed range, each naming the setting and what is allowed."""
+    return type_problems(config) + range_problems(config)
+
+
+def range_problems(config: JobConfig) -> list[str]:
+    """Numeric settings outside BOUNDS (infinity and NaN included) and malformed reward weights."""
+    out = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name not in BOUNDS or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # not bounded, or a type problem already reported
+        low, high = bounds(config.method, f.name)
+        if not (math.isfinite(value) and low <= value <= high):
+            out.append(f"{f.name} must be from {_number(low)} to {_number(high)}, not {value!r}")
+    if isinstance(config, GRPOJobConfig):
+        weights, (low, high) = config.reward_weights, REWARD_WEIGHT_BOUNDS
+        if not (isinstance(weights, list) and len(weights) == REWARD_WEIGHTS and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and low <= w <= high
+                for w in weights)):
+            out.append(f"reward_weights must be {REWARD_WEIGHTS} numbers from {_number(low)} to {_number(high)} "
+                       f"(tool-call quality, format compliance), not {weights!r}")
+    return out
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"

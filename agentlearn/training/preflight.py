@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentlearn.training.config import GRPOJobConfig, JobConfig, SFTJobConfig, type_problems
+from agentlearn.training.config import GRPOJobConfig, JobConfig, SFTJobConfig, problems
 
 
 @dataclass
@@ -30,7 +30,8 @@ class Preflight:
 
 def check(config: JobConfig, models_dir: Path) -> Preflight:
     """Check settings, hardware, dataset schema and token lengths; never raises for bad input."""
-    out = Preflight(errors=type_problems(config) + setting_problems(config) + hardware_problems(config))
+    found = problems(config)  # a value of the wrong type or out of range: the other checks would misread it
+    out = Preflight(errors=found + ([] if found else setting_problems(config)) + hardware_problems(config))
     if out.errors:
         return out
     rows = _dataset_rows(config, out)
@@ -49,42 +50,19 @@ def validate(config: JobConfig, models_dir: Path) -> list[str]:
 
 
 def setting_problems(config: JobConfig) -> list[str]:
-    """Values no trainer accepts, and the GRPO batch arithmetic."""
+    """Files the config names that are not there, and the GRPO batch arithmetic (ranges: config.problems)."""
     out = []
-    if config.max_steps <= 0:
-        out.append(f"max_steps must be at least 1, not {config.max_steps}")
-    if config.per_device_train_batch_size <= 0 or config.gradient_accumulation_steps <= 0:
-        out.append("per_device_train_batch_size and gradient_accumulation_steps must be at least 1")
-    if not config.learning_rate > 0:
-        out.append(f"learning_rate must be above 0, not {config.learning_rate}")
-    if config.max_length < 16:
-        out.append(f"max_length={config.max_length} is too short for any prompt; use 256 or more")
-    if config.lora_r <= 0 or config.logging_steps <= 0:
-        out.append("lora_r and logging_steps must be at least 1")
     if config.init_adapter and not (Path(config.init_adapter) / "adapter_config.json").exists():
         out.append(f"init_adapter {config.init_adapter} is not an adapter folder (no adapter_config.json)")
     if config.base_model and not (Path(config.base_model) / "config.json").exists():
         out.append(f"base_model {config.base_model} is not a model folder (no config.json)")
     if isinstance(config, SFTJobConfig) and config.validation_path and not Path(config.validation_path).exists():
         out.append(f"validation_path {config.validation_path} does not exist; export the dataset again")
-    if isinstance(config, GRPOJobConfig):
-        out += _grpo_problems(config)
-    return out
-
-
-def _grpo_problems(config: GRPOJobConfig) -> list[str]:
-    out = []
-    if config.num_generations < 2:
-        out.append(f"num_generations must be at least 2 (GRPO compares answers within a group), "
-                   f"not {config.num_generations}")
-    elif config.effective_batch % config.num_generations:
+    if isinstance(config, GRPOJobConfig) and config.num_generations >= 2 and (
+            config.effective_batch % config.num_generations):
         out.append(f"the effective batch (per_device_train_batch_size {config.per_device_train_batch_size} x "
                    f"gradient_accumulation_steps {config.gradient_accumulation_steps} = {config.effective_batch}) "
                    f"must be divisible by num_generations={config.num_generations}")
-    if config.max_completion_length <= 0:
-        out.append("max_completion_length must be at least 1")
-    if len(config.reward_weights) != 2:
-        out.append(f"reward_weights needs 2 numbers (tool-call quality, format), got {config.reward_weights}")
     return out
 
 
