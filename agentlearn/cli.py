@@ -68,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     prop = ins.add_parser("propose", help="propose playbook changes from the suite's train runs (for review)")
     prop.add_argument("--suite", required=True)
-    prop.add_argument("--sources", default=",".join(PROPOSAL_SOURCES),
-                      help=f"comma-separated, in order: {', '.join(PROPOSAL_SOURCES)} (default: all)")
+    prop.add_argument("--sources", default="",
+                      help=f"comma-separated, in order: {', '.join(PROPOSAL_SOURCES)} (default: errors on the "
+                           "embedded model, all with an OpenAI-compatible one)")
     prop.add_argument("--json", action="store_true", help="print the proposals as one JSON array")
     prop.set_defaults(func=cmd_insights_propose)
     lsi = ins.add_parser("list", help="bullets (by rank) or proposals of a suite")
@@ -445,7 +446,7 @@ def cmd_insights_propose(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     get_suite(ws, args.suite)
-    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()] or None
     made = proposals.propose(ws, args.suite, sources,
                              on_progress=lambda done, total, what: processes.report(ws, done, total, what))
     processes.finish(ws, result={"proposals": len(made.proposals), "summary": made.summary(), **{

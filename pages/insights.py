@@ -106,7 +106,7 @@ if not reviewer:
 
 with st.container(border=True):
     st.subheader("Propose changes from the stored runs")
-    st.session_state.setdefault("ins_sources", list(PROPOSAL_SOURCES[:2]))
+    st.session_state.setdefault("ins_sources", list(proposals.default_sources(ws)))
     sources = st.multiselect("Sources", list(PROPOSAL_SOURCES), key="ins_sources",
                              format_func=lambda s: SOURCE_WORDS.get(s, s),
                              help="Error analysis groups repeated failures and drafts a rule for each pattern seen "

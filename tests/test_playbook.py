@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -282,3 +283,30 @@ def test_ablation_leaves_one_bullet_out_and_is_compared_with_the_whole_playbook(
     assert all("Ablated bullet" not in r.prompt[0].content and "Kept bullet" in r.prompt[0].content for r in runs)
     assert baseline_for(ws, ablated, "insights").id == whole.id
     assert baseline_for(ws, whole, "insights") is None  # a whole-playbook run is not its own baseline
+
+
+def test_drafts_from_the_same_runs_for_the_same_target_become_one_proposal(ws):
+    runs = ["r1", "r2", "r3"]
+    drafts = [InsightProposal(suite=SUITE, operation="ADD", text=text, source="errors", evidence=runs,
+                              rationale="3 failed runs")
+              for text in ("Call reset_password for passwords.", "Use reset_password, not create_ticket.",
+                           "Password requests go to reset_password.")]
+    other = InsightProposal(suite=SUITE, operation="ADD", text="Tickets need a title.", source="errors",
+                            evidence=["r4", "r5", "r6"])
+    kept = proposals.screen(ws, SUITE, [*drafts, other])
+    assert [k.text for k in kept] == [drafts[0].text, other.text]
+    assert kept[0].rationale == ("3 failed runs; also drafted from the same runs: Use reset_password, not "
+                                 "create_ticket.; also drafted from the same runs: Password requests go to reset_password.")
+    ws.repo.put_many(kept)
+    assert proposals.screen(ws, SUITE, [drafts[2].model_copy(update={"id": "again"})]) == []  # one already waits
+    mine = InsightProposal(suite=SUITE, operation="ADD", text="Ask for the username.", source="person", evidence=runs)
+    assert proposals.screen(ws, SUITE, [mine]) == [mine]  # a person's own wording is kept
+
+
+def test_model_sources_are_not_a_default_on_the_embedded_model(ws, monkeypatch):
+    assert ws.settings.backend == "embedded" and proposals.default_sources(ws) == ("errors",)
+    _seed_failures(ws)
+    made = proposals.propose(ws, SUITE)
+    assert set(made.counts) == {"errors"}
+    monkeypatch.setattr(ws, "settings", dataclasses.replace(ws.settings, backend="openai"))
+    assert proposals.default_sources(ws) == ("errors", "model", "curator")

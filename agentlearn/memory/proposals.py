@@ -7,7 +7,8 @@
     attribution  retiring a bullet whose counters or attributed effect are clearly negative
 
 Every source goes through `screen`: a new rule within MiniLM cosine DUPLICATE of an active bullet
-becomes a MERGE into it, and a draft that repeats a pending one (same pattern or text) is dropped.
+becomes a MERGE into it, a draft that repeats a pending one (same pattern or text) is dropped, and
+drafts from the same runs for the same target become one proposal.
 `propose` runs the sources and says, for each one that proposed nothing, why and what to do next.
 """
 
@@ -62,10 +63,22 @@ def screen(ws: Workspace, suite: str, drafts: Sequence[InsightProposal]) -> list
         for d, row in zip(adds, sims, strict=True):
             j = int(np.argmax(row))
             nearest[d.id] = (bullets[j], float(row[j]))
+    # Drafts a source drew from the same runs for the same target say one thing several ways (error analysis
+    # drafted three rules from one set of failures): one proposal, the others named in its rationale. A
+    # person's own rule is theirs to word, so it is left alone.
+    same_runs: dict[tuple[str, frozenset[str]], InsightProposal] = {
+        _runs_key(p): p for p in pending if p.evidence and p.source != "person"}
     kept = []
     for d in drafts:
         if d.pattern and d.pattern in seen_patterns:
             continue
+        if d.evidence and d.source != "person" and _runs_key(d) in same_runs:
+            first = same_runs[_runs_key(d)]
+            if first in kept:  # drafted in this call: fold this wording into it
+                kept[kept.index(first)] = folded = first.model_copy(update={"rationale": (
+                    f"{first.rationale}; also drafted from the same runs: {d.text}").lstrip("; ")})
+                same_runs[_runs_key(d)] = folded
+            continue  # or one from these runs already waits for review
         match = nearest.get(d.id)
         if match is not None and match[1] >= DUPLICATE:
             bullet, sim = match
@@ -78,8 +91,14 @@ def screen(ws: Workspace, suite: str, drafts: Sequence[InsightProposal]) -> list
         seen_texts.add(key)
         if d.pattern:
             seen_patterns.add(d.pattern)
+        if d.evidence and d.source != "person":
+            same_runs[_runs_key(d)] = d
         kept.append(d)
     return kept
+
+
+def _runs_key(p: InsightProposal) -> tuple[str, frozenset[str]]:
+    return p.target_id, frozenset(p.evidence)
 
 
 def _store(ws: Workspace, drafts: list[InsightProposal]) -> list[InsightProposal]:
@@ -122,9 +141,17 @@ def from_curator(ws: Workspace, suite: str, on_progress: Callable[[int, int], No
     return _store(ws, kept), reason if not kept else ""
 
 
-def propose(ws: Workspace, suite: str, sources: Sequence[str] = SOURCES,
+def default_sources(ws: Workspace) -> tuple[str, ...]:
+    """The sources `propose` runs unless told: error analysis alone on the embedded model, where ExpeL and
+    the curator wrote no usable rule (README), every source with an OpenAI-compatible model."""
+    return ("errors",) if ws.settings.backend == "embedded" else SOURCES
+
+
+def propose(ws: Workspace, suite: str, sources: Sequence[str] | None = None,
             on_progress: Callable[[int, int, str], None] | None = None) -> Proposed:
-    """Run the sources in order and store what they propose; nothing is applied unless auto-apply is on."""
+    """Run the sources (default_sources if None) in order and store what they propose; nothing is applied
+    unless auto-apply is on."""
+    sources = default_sources(ws) if sources is None else sources
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise ValueError(f"unknown proposal source {unknown[0]!r}; choose from {', '.join(SOURCES)}")
