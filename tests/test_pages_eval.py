@@ -163,7 +163,7 @@ def test_evaluate_starts_an_eval_child_with_the_chosen_options(evals, monkeypatc
                                  "--tool-aware", "--no-constrained", "--limit", "2", "--repeats", "3"])]
     assert any("1 of 3 tasks" in p.proto.text for p in at.get("progress"))
     assert at.button(key="ev_start").disabled  # one evaluation at a time
-    click(at, "eval_stop")
+    click(at, f"eval_stop_{processes.latest(evals['ws'], 'eval').id}")  # one Stop per watched process
     assert processes.latest(evals["ws"], "eval").status == "stopped"
     assert not at.button(key="ev_start").disabled
 
