@@ -134,7 +134,7 @@ def test_a_fresh_workspace_gets_the_demo_from_a_child_process(ws, monkeypatch, _
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
     started = []
 
-    def start(ws_, kind, args):
+    def start(ws_, kind, args, who=None):
         started.append((str(ws_.settings.home), kind, list(args)))
         return ws_.repo.put(Process(kind=kind, args=list(args), done=2, total=5))  # running, no pid yet
 

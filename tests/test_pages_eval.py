@@ -146,7 +146,7 @@ def test_evaluate_shows_intervals_comparison_arguments_and_curve(evals):
 def test_evaluate_starts_an_eval_child_with_the_chosen_options(evals, monkeypatch):
     started = []
 
-    def start(ws, kind, args):
+    def start(ws, kind, args, who=None):
         started.append((kind, list(args)))
         return ws.repo.put(Process(kind=kind, args=list(args), total=3, done=1, message="ok t1"))
 
@@ -170,7 +170,7 @@ def test_evaluate_starts_an_eval_child_with_the_chosen_options(evals, monkeypatc
 
 def test_evaluate_starts_a_curve_child(evals, monkeypatch):
     started = []
-    monkeypatch.setattr(processes, "start", lambda ws, kind, args: started.append((kind, list(args)))
+    monkeypatch.setattr(processes, "start", lambda ws, kind, args, who=None: started.append((kind, list(args)))
                         or ws.repo.put(Process(kind=kind, args=list(args))))
     at = open_page("pages/evaluate.py")
     at.text_input(key="cu_sizes").input("0, 4, all").run()
@@ -200,7 +200,7 @@ def test_run_starts_a_run_child_and_offers_its_trajectories_for_labeling(evals, 
     ws = evals["ws"]
     started = []
 
-    def start(ws_, kind, args):
+    def start(ws_, kind, args, who=None):
         started.append(list(args))
         return ws_.repo.put(Process(kind=kind, args=list(args), created=now() - timedelta(days=10)))
 
@@ -265,7 +265,7 @@ def test_run_shows_the_k_that_auto_will_use_and_the_run_records_it(seeded, make_
 
 def test_run_passes_every_option_to_the_child(evals, monkeypatch):
     started = []
-    monkeypatch.setattr(processes, "start", lambda ws, kind, args: started.append(list(args))
+    monkeypatch.setattr(processes, "start", lambda ws, kind, args, who=None: started.append(list(args))
                         or ws.repo.put(Process(kind=kind, args=list(args))))
     at = open_page("pages/run.py")
     at.selectbox(key="run_scope").select("a whole split").run()

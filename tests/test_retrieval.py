@@ -353,7 +353,7 @@ def test_exemplars_page_shows_modes_choice_tags_and_starts_a_choice(page_ws, mon
     assert any(t.value.startswith("no choice yet: the first run with auto") for t in at.text)
 
     started = []
-    monkeypatch.setattr(processes, "start", lambda ws, kind, args: started.append((kind, list(args))))
+    monkeypatch.setattr(processes, "start", lambda ws, kind, args, who=None: started.append((kind, list(args))))
     at.button(key="ex_choose").click().run()
     assert started == [("auto", ["retrieval", "choose", "--suite", SEEDED])]
 
