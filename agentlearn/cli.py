@@ -813,7 +813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         code = int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError, PermissionError) as e:  # PermissionError: policy
+    except (ValueError, OSError, RuntimeError, StoreError) as e:  # OSError: disk, policy (PermissionError)
         print(f"error: {e}", file=sys.stderr)
         processes.finish(None, error=str(e))
         return 2
