@@ -35,6 +35,7 @@ from agentlearn.accounts import (
     name_key,
     sign_in,
 )
+from agentlearn.settings import PROCESS_ID_ENV
 from storage import Repository
 
 # action -> (least role, what it covers: the words a refusal uses)
@@ -149,7 +150,6 @@ def _signed_in(repo: Repository, environ: Mapping[str, str]) -> Identity | None:
 
 def _starter(repo: Repository, environ: Mapping[str, str]) -> Identity | None:
     """The person who started this child from the dashboard: its running Process record says who."""
-    from agentlearn.processes import PROCESS_ID_ENV  # processes checks this module's table: import late
     from storage.records import Process
 
     process_id = environ.get(PROCESS_ID_ENV, "")

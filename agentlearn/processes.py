@@ -30,10 +30,10 @@ from agentlearn import policy
 from agentlearn.accounts import Identity
 from agentlearn.paths import inside
 from agentlearn.redact import redact
+from agentlearn.settings import PROCESS_ID_ENV
 from agentlearn.workspace import Workspace, open_workspace
 from storage.records import Process, ProgressEvent, now
 
-PROCESS_ID_ENV = "AGENTLEARN_PROCESS_ID"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KEEP_EVENTS = 100  # the first report and the latest ones: enough for the rate and a chart, bounded
 REPORT_EVERY_S = 1.0  # at most about one progress write a second: a store write costs an fsync

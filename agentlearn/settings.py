@@ -11,6 +11,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+# Set in a child started by processes.start: the id of the Process record it reports to.
+PROCESS_ID_ENV = "AGENTLEARN_PROCESS_ID"
+
 
 def _default_home() -> Path:
     return Path(os.environ.get("AGENTLEARN_HOME") or Path.home() / ".agentlearn").expanduser()
