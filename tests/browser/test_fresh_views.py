@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ from tests.browser.test_browser import (
     PASSWORD,
     SHOTS,
     Server,
+    local_http,
     no_exception,
     open_page,
     settle,
@@ -90,10 +91,8 @@ class _Answers(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def endpoint():
-    http = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{http.server_address[1]}/v1"
-    http.shutdown()
+    with local_http(_Answers) as url:
+        yield f"{url}/v1"
 
 
 @pytest.fixture(scope="module")

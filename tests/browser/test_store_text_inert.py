@@ -8,8 +8,7 @@ holds no <a> or <img> to those addresses and the beacon hears nothing.
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from agentlearn import accounts
 from storage import open_repository
 from storage.records import Message, Suite, Task, ToolCall, Trajectory, Verdict
-from tests.browser.test_browser import CHROMIUM, PASSWORD, open_page, settle
+from tests.browser.test_browser import CHROMIUM, PASSWORD, local_http, open_page, settle
 from tests.seed import TOOLS, admin_of
 
 pytestmark = [pytest.mark.browser,
@@ -40,10 +39,8 @@ class _Beacon(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def beacon():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Beacon)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with local_http(_Beacon) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
