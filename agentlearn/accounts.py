@@ -58,13 +58,14 @@ class Identity:
 
     def can(self, role: str) -> bool:
         """True if this identity's role is `role` or above."""
-        return ROLES.index(self.role) >= ROLES.index(_role(role))
+        return ROLES.index(self.role) >= ROLES.index(check_role(role))
 
 
 # --- names and roles ---------------------------------------------------------------------------
 
 
-def _role(role: str) -> str:
+def check_role(role: str) -> str:
+    """The role, if it is one of ROLES; else a ValueError listing them."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     return role
@@ -120,11 +121,17 @@ def find(repo: Repository, name: str) -> Account | None:
         return None
 
 
-def _existing(repo: Repository, name: str) -> Account:
+def existing(repo: Repository, name: str) -> Account:
+    """The account for a name, or a ValueError that says how to list them."""
     account = repo.get(Account, name_key(name))
     if account is None:
         raise ValueError(f"no user named {clean_name(name)!r}; `python -m agentlearn users list` shows them")
     return account
+
+
+def hash_password(password: str, name: str = "") -> str:
+    """The argon2id hash of a password strong enough to keep (see _check_password)."""
+    return _HASHER.hash(_check_password(password, name))
 
 
 def _check_password(password: str, name: str = "") -> str:
@@ -141,71 +148,6 @@ def _check_password(password: str, name: str = "") -> str:
         advice = " ".join(verdict["feedback"]["suggestions"])
         raise ValueError(f"that password is too weak: {why.rstrip('.')}. {advice}".strip())
     return password
-
-
-def add_user(repo: Repository, name: str, role: str, password: str, *, who: Identity) -> Account:
-    """Create an account; refuses a name taken in any spelling, an unknown role, a short password.
-
-    `who` needs the manage_users action (agentlearn.policy); before any account exists that is the local user.
-    """
-    _may_manage(repo, who)
-    shown, key = clean_name(name), name_key(name)
-    _role(role)
-    if role != "admin" and not configured(repo):
-        raise ValueError("the first account must be an admin (--role admin): someone has to manage the others")
-    taken = repo.get(Account, key)
-    if taken is not None:
-        raise ValueError(f"the name {shown!r} is taken (by {taken.name!r}): names are unique regardless of case "
-                         "and Unicode form")
-    return repo.put(Account(id=key, name=shown, role=role, password_hash=_HASHER.hash(_check_password(password, shown))))
-
-
-def _admins_after(repo: Repository, key: str, role: str | None) -> int:
-    return sum(1 for a in repo.all(Account) if (role if a.id == key else a.role) == "admin")
-
-
-def set_role(repo: Repository, name: str, role: str, *, who: Identity) -> Account:
-    """Change an account's role; the last admin keeps theirs (someone must manage users). `who`: manage_users."""
-    _may_manage(repo, who)
-    account = _existing(repo, name)
-    _role(role)
-    if account.role == "admin" and role != "admin" and not _admins_after(repo, account.id, role):
-        raise ValueError(f"{account.name!r} is the last admin: make another admin first")
-    return repo.update(Account, account.id, lambda a: a.model_copy(update={"role": role}))
-
-
-def set_password(repo: Repository, name: str, password: str, *, who: Identity) -> Account:
-    """Replace an account's password (one's own, or anyone's with manage_users); every open session of the
-    account ends (it signs in again)."""
-    if configured(repo) and not (who is not None and not who.local and find(repo, who.name) is not None
-                                 and name_key(who.name) == name_key(name)):
-        _may_manage(repo, who)
-    account = _existing(repo, name)
-    digest = _HASHER.hash(_check_password(password, account.name))
-    updated = repo.update(Account, account.id, lambda a: a.model_copy(update={"password_hash": digest}))
-    sessions.revoke_account(repo, account.id)
-    return updated
-
-
-def remove_user(repo: Repository, name: str, *, who: Identity) -> Account:
-    """Delete an account (their labels stay, under their name); refuses the last admin while others remain.
-
-    `who` needs manage_users.
-    """
-    _may_manage(repo, who)
-    account = _existing(repo, name)
-    others = repo.count(Account) - 1
-    if account.role == "admin" and others and not _admins_after(repo, account.id, None):
-        raise ValueError(f"{account.name!r} is the last admin: make another admin first")
-    repo.delete(Account, account.id)
-    sessions.revoke_account(repo, account.id)
-    return account
-
-
-def _may_manage(repo: Repository, who: Identity) -> None:
-    from agentlearn import policy  # policy reads this module's roles: import it when used
-
-    policy.require(repo, who, "manage_users")
 
 
 def identity_of(account: Account) -> Identity:

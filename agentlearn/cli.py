@@ -249,9 +249,9 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
-    from agentlearn import accounts
+    from agentlearn import users
 
-    account = accounts.add_user(open_workspace().repo, args.name, args.role, _read_password(args), who=_who())
+    account = users.add_user(open_workspace().repo, args.name, args.role, _read_password(args), who=_who())
     print(f"added {account.name} ({account.role})")
     return 0
 
@@ -268,25 +268,25 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 
 
 def cmd_users_remove(args: argparse.Namespace) -> int:
-    from agentlearn import accounts
+    from agentlearn import users
 
-    account = accounts.remove_user(open_workspace().repo, args.name, who=_who())
+    account = users.remove_user(open_workspace().repo, args.name, who=_who())
     print(f"removed {account.name}; their labels, preferences and reviews stay under that name")
     return 0
 
 
 def cmd_users_set_role(args: argparse.Namespace) -> int:
-    from agentlearn import accounts
+    from agentlearn import users
 
-    account = accounts.set_role(open_workspace().repo, args.name, args.role, who=_who())
+    account = users.set_role(open_workspace().repo, args.name, args.role, who=_who())
     print(f"{account.name} is now {account.role}")
     return 0
 
 
 def cmd_users_set_password(args: argparse.Namespace) -> int:
-    from agentlearn import accounts
+    from agentlearn import users
 
-    account = accounts.set_password(open_workspace().repo, args.name, _read_password(args), who=_who())
+    account = users.set_password(open_workspace().repo, args.name, _read_password(args), who=_who())
     print(f"new password set for {account.name}")
     return 0
 

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agentlearn import accounts
+from agentlearn import accounts, users
 from storage import open_repository
 from tests.seed import SUITE, admin_of, seed_workspace
 
@@ -47,7 +47,7 @@ def _home(with_accounts: bool) -> Path:
     repo = open_repository(str(home / "store"))
     seed_workspace(repo)
     if with_accounts:
-        accounts.add_user(repo, "alice", "admin", "correct horse battery", who=admin_of(repo))
+        users.add_user(repo, "alice", "admin", "correct horse battery", who=admin_of(repo))
     return home
 
 

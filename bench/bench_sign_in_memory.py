@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 
-from agentlearn import accounts
+from agentlearn import accounts, users
 from storage import open_repository
 from tests.seed import admin_of
 
@@ -29,7 +29,7 @@ def main() -> None:
     if args.slots:
         accounts.HASH_SLOTS = threading.BoundedSemaphore(args.slots)
     repo = open_repository(tempfile.mkdtemp(prefix="sign-in-memory-") + "/store")
-    accounts.add_user(repo, "dana", "admin", PASSWORD, who=admin_of(repo))
+    users.add_user(repo, "dana", "admin", PASSWORD, who=admin_of(repo))
     throttle = accounts.LoginThrottle()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 

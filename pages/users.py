@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from agentlearn import accounts
+from agentlearn import accounts, users
 from pages import _ui
 
 ws = _ui.workspace()
@@ -26,7 +26,7 @@ def _act(fn, *args, done: str) -> None:
 
 def _add() -> None:
     s = st.session_state
-    _act(accounts.add_user, s.get("usr_name", ""), s.get("usr_role", "annotator"), s.get("usr_password", ""),
+    _act(users.add_user, s.get("usr_name", ""), s.get("usr_role", "annotator"), s.get("usr_password", ""),
          done=f"Added {s.get('usr_name', '')}")
     s["usr_password"] = ""
 
@@ -34,9 +34,9 @@ def _add() -> None:
 st.title("Users")
 _ui.show_flash()
 st.caption(ROLE_HELP)
-users = accounts.list_users(ws.repo)
-if users:
-    st.dataframe([{"name": a.name, "role": a.role, "since": a.created.strftime("%Y-%m-%d")} for a in users],
+people = accounts.list_users(ws.repo)
+if people:
+    st.dataframe([{"name": a.name, "role": a.role, "since": a.created.strftime("%Y-%m-%d")} for a in people],
                  hide_index=True, width="stretch")
 else:
     st.info("No accounts yet: this dashboard runs as one local user on 127.0.0.1. The first account must be an "
@@ -46,18 +46,18 @@ with st.form("usr_add", clear_on_submit=False):
     st.subheader("Add an account")
     c = st.columns(3)
     c[0].text_input("Name", key="usr_name", max_chars=accounts.MAX_NAME)
-    c[1].selectbox("Role", accounts.ROLES, key="usr_role", index=2 if not users else 0)
+    c[1].selectbox("Role", accounts.ROLES, key="usr_role", index=2 if not people else 0)
     c[2].text_input("Password", key="usr_password", type="password",
                     help=f"at least {accounts.MIN_PASSWORD} characters; tell it to the person in person")
     st.form_submit_button("Add", on_click=_add)
 
-if users:
+if people:
     st.subheader("Change or remove")
-    names = [a.name for a in users]
+    names = [a.name for a in people]
     c = st.columns([2, 2, 1, 1])
     who = c[0].selectbox("Account", names, key="usr_pick")
     role = c[1].selectbox("Role", accounts.ROLES, key="usr_new_role")
-    c[2].button("Set role", key="usr_set_role", on_click=_act, args=(accounts.set_role, who, role),
+    c[2].button("Set role", key="usr_set_role", on_click=_act, args=(users.set_role, who, role),
                 kwargs={"done": f"{who} is now {role}"})
-    c[3].button("Remove", key="usr_remove", on_click=_act, args=(accounts.remove_user, who),
+    c[3].button("Remove", key="usr_remove", on_click=_act, args=(users.remove_user, who),
                 kwargs={"done": f"Removed {who}; their labels stay under that name"})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, cli, datasets, paths, processes, sessions
+from agentlearn import accounts, cli, datasets, paths, processes, sessions, users
 from storage.records import Account, Job, SignIn
 from tests.seed import admin_of
 
@@ -16,39 +16,39 @@ PASSWORD = "correct horse battery"
 
 
 def test_names_are_unique_after_normalisation_and_case_folding(ws):
-    accounts.add_user(ws.repo, "alice", "admin", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "alice", "admin", PASSWORD, who=admin_of(ws.repo))
     for twin in ("Alice", "ALICE", "ａｌｉｃｅ", " alice "):
         with pytest.raises(ValueError, match="is taken"):
-            accounts.add_user(ws.repo, twin, "annotator", PASSWORD, who=admin_of(ws.repo))
+            users.add_user(ws.repo, twin, "annotator", PASSWORD, who=admin_of(ws.repo))
     assert [a.name for a in accounts.list_users(ws.repo)] == ["alice"]
     assert accounts.find(ws.repo, "ALİCE".replace("İ", "I")).name == "alice"
 
 
 def test_a_name_mixing_scripts_is_refused_clearly(ws):
     with pytest.raises(ValueError, match="mixes scripts.*Cyrillic.*Latin|mixes scripts.*Latin"):
-        accounts.add_user(ws.repo, "\u0430lice", "admin", PASSWORD, who=admin_of(ws.repo))  # Cyrillic а + Latin lice
+        users.add_user(ws.repo, "\u0430lice", "admin", PASSWORD, who=admin_of(ws.repo))  # Cyrillic а + Latin lice
     assert ws.repo.count(Account) == 0
-    accounts.add_user(ws.repo, "алиса", "admin", PASSWORD, who=admin_of(ws.repo))  # one script: a different person
-    accounts.add_user(ws.repo, "山田たろう", "annotator", PASSWORD, who=admin_of(ws.repo))  # Han and Hiragana are written together
-    accounts.add_user(ws.repo, "José Núñez", "annotator", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "алиса", "admin", PASSWORD, who=admin_of(ws.repo))  # one script: a different person
+    users.add_user(ws.repo, "山田たろう", "annotator", PASSWORD, who=admin_of(ws.repo))  # Han and Hiragana are written together
+    users.add_user(ws.repo, "José Núñez", "annotator", PASSWORD, who=admin_of(ws.repo))
     with pytest.raises(ValueError, match="letters, digits"):
-        accounts.add_user(ws.repo, "bob<script>", "annotator", PASSWORD, who=admin_of(ws.repo))
+        users.add_user(ws.repo, "bob<script>", "annotator", PASSWORD, who=admin_of(ws.repo))
 
 
 def test_passwords_are_argon2_hashes_and_sign_in_checks_them(ws):
-    account = accounts.add_user(ws.repo, "Bob", "admin", PASSWORD, who=admin_of(ws.repo))
+    account = users.add_user(ws.repo, "Bob", "admin", PASSWORD, who=admin_of(ws.repo))
     assert account.password_hash.startswith("$argon2id$") and PASSWORD not in account.password_hash
     assert accounts.sign_in(ws.repo, "bob", PASSWORD, accounts.LoginThrottle()) == accounts.Identity("Bob", "admin")
     for name, password in (("bob", "wrong password"), ("nobody", PASSWORD)):
         with pytest.raises(ValueError, match="wrong name or password"):  # the same message for both
             accounts.sign_in(ws.repo, name, password, accounts.LoginThrottle())
     with pytest.raises(ValueError, match="at least 8"):
-        accounts.add_user(ws.repo, "carol", "annotator", "short", who=admin_of(ws.repo))
+        users.add_user(ws.repo, "carol", "annotator", "short", who=admin_of(ws.repo))
 
 
 def test_failed_sign_ins_are_rate_limited_per_client_and_lockouts_expire(ws):
-    accounts.add_user(ws.repo, "dana", "admin", PASSWORD, who=admin_of(ws.repo))
-    accounts.add_user(ws.repo, "erin", "annotator", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "dana", "admin", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "erin", "annotator", PASSWORD, who=admin_of(ws.repo))
     clock = [1000.0]
     throttle = accounts.LoginThrottle(clock=lambda: clock[0])
     for name in ("dana", "x1", "x2", "x3", "x4"):  # five different names: the client is what counts
@@ -69,7 +69,7 @@ def test_failed_sign_ins_are_rate_limited_per_client_and_lockouts_expire(ws):
 
 
 def test_a_strangers_failures_do_not_lock_the_owner_out(ws):
-    accounts.add_user(ws.repo, "dana", "admin", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "dana", "admin", PASSWORD, who=admin_of(ws.repo))
     clock, slept = [1000.0], []
     throttle = accounts.LoginThrottle(clock=lambda: clock[0])
     for i in range(12):  # twelve strangers, one guess each: the name is slowed, not locked
@@ -97,7 +97,7 @@ class _Hasher:
 def test_simultaneous_guesses_cannot_race_the_throttle(ws, monkeypatch):
     import threading
 
-    accounts.add_user(ws.repo, "dana", "admin", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "dana", "admin", PASSWORD, who=admin_of(ws.repo))
     throttle = accounts.LoginThrottle(clock=lambda: 1000.0)
     checked, barrier = [], threading.Barrier(12)
     monkeypatch.setattr(accounts, "_HASHER", _Hasher(lambda h, p: checked.append(p)))
@@ -121,7 +121,7 @@ def test_at_most_two_password_hashes_are_checked_at_once(ws, monkeypatch):
     import threading
     import time
 
-    accounts.add_user(ws.repo, "dana", "admin", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "dana", "admin", PASSWORD, who=admin_of(ws.repo))
     running, most, lock = [0], [0], threading.Lock()
     def counting(h, p):
         with lock:
@@ -144,23 +144,23 @@ def test_at_most_two_password_hashes_are_checked_at_once(ws, monkeypatch):
 
 def test_roles_order_and_the_last_admin_stays(ws):
     with pytest.raises(ValueError, match="first account must be an admin"):
-        accounts.add_user(ws.repo, "ann", "annotator", PASSWORD, who=admin_of(ws.repo))
-    accounts.add_user(ws.repo, "root", "admin", PASSWORD, who=admin_of(ws.repo))
-    accounts.add_user(ws.repo, "ann", "annotator", PASSWORD, who=admin_of(ws.repo))
+        users.add_user(ws.repo, "ann", "annotator", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "root", "admin", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "ann", "annotator", PASSWORD, who=admin_of(ws.repo))
     ann = accounts.identity_of(accounts.find(ws.repo, "ann"))
     token, _ = sessions.open_session(ws.repo, "ann")
     assert ann.can("annotator") and not ann.can("reviewer")
     with pytest.raises(accounts.AccessDenied, match="needs the admin role; ann is annotator"):
         accounts.require(ann, "admin", "training")
-    assert accounts.set_role(ws.repo, "ANN", "reviewer", who=admin_of(ws.repo)).role == "reviewer"
+    assert users.set_role(ws.repo, "ANN", "reviewer", who=admin_of(ws.repo)).role == "reviewer"
     assert accounts.session_identity(ws.repo, token) == accounts.Identity("ann", "reviewer")  # applies at once
     with pytest.raises(ValueError, match="last admin"):
-        accounts.set_role(ws.repo, "root", "reviewer", who=admin_of(ws.repo))
+        users.set_role(ws.repo, "root", "reviewer", who=admin_of(ws.repo))
     with pytest.raises(ValueError, match="last admin"):
-        accounts.remove_user(ws.repo, "root", who=admin_of(ws.repo))
+        users.remove_user(ws.repo, "root", who=admin_of(ws.repo))
     with pytest.raises(ValueError, match="unknown role"):
-        accounts.set_role(ws.repo, "ann", "owner", who=admin_of(ws.repo))
-    accounts.remove_user(ws.repo, "ann", who=admin_of(ws.repo))
+        users.set_role(ws.repo, "ann", "owner", who=admin_of(ws.repo))
+    users.remove_user(ws.repo, "ann", who=admin_of(ws.repo))
     assert accounts.session_identity(ws.repo, token) is None  # a removed account's session ends
 
 
@@ -170,7 +170,7 @@ def test_loopback_rule(ws):
     for address in ("0.0.0.0", "", None, "192.168.1.5", "::", "example.com"):
         assert not accounts.is_loopback(address)
         assert "users add" in accounts.serving_problem(address, ws.repo)
-    accounts.add_user(ws.repo, "root", "admin", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "root", "admin", PASSWORD, who=admin_of(ws.repo))
     assert not accounts.serving_problem("0.0.0.0", ws.repo)
 
 
@@ -260,10 +260,10 @@ def test_a_job_log_outside_the_workspace_is_refused(ws, tmp_path):
 def test_common_and_weak_passwords_are_refused_with_the_reason(ws):
     for weak, why in (("password", "top-10 common password"), ("aaaaaaaa", "Repeats"), ("bobbobbob1", "")):
         with pytest.raises(ValueError, match=f"that password is too weak: .*{why}"):
-            accounts.add_user(ws.repo, "bob", "admin", weak, who=admin_of(ws.repo))
-    accounts.add_user(ws.repo, "bob", "admin", PASSWORD, who=admin_of(ws.repo))
+            users.add_user(ws.repo, "bob", "admin", weak, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "bob", "admin", PASSWORD, who=admin_of(ws.repo))
     with pytest.raises(ValueError, match="too weak"):
-        accounts.set_password(ws.repo, "bob", "password1", who=admin_of(ws.repo))
+        users.set_password(ws.repo, "bob", "password1", who=admin_of(ws.repo))
     assert accounts.sign_in(ws.repo, "bob", PASSWORD, accounts.LoginThrottle()).name == "bob"
 
 
@@ -272,7 +272,7 @@ def test_sessions_are_records_that_sign_out_and_a_password_change_end(store_loca
     from tests.conftest import open_store
 
     repo, second = open_store(store_location), open_store(store_location)
-    accounts.add_user(repo, "bob", "admin", PASSWORD, who=admin_of(repo))
+    users.add_user(repo, "bob", "admin", PASSWORD, who=admin_of(repo))
     token, ticket = sessions.open_session(repo, "bob")
     other, _ = sessions.open_session(repo, "bob")
     assert accounts.session_identity(second, token) == accounts.Identity("bob", "admin")
@@ -283,7 +283,7 @@ def test_sessions_are_records_that_sign_out_and_a_password_change_end(store_loca
     sessions.revoke(second, token)
     assert accounts.session_identity(repo, sessions.token_of(repo, cookie)) is None
     assert accounts.session_identity(repo, other) is not None
-    accounts.set_password(second, "bob", "another good passphrase", who=admin_of(second))
+    users.set_password(second, "bob", "another good passphrase", who=admin_of(second))
     assert accounts.session_identity(repo, other) is None  # every open session ended
     late, _ = sessions.open_session(repo, "bob")
     repo.update(SignIn, sessions._digest(late), lambda r: r.model_copy(update={"expires": r.created}))
@@ -300,5 +300,5 @@ def test_without_accounts_only_loopback_host_names_are_answered(ws, monkeypatch)
         assert "AGENTLEARN_ALLOWED_HOSTS" in accounts.host_problem(host, ws.repo), host
     monkeypatch.setenv("AGENTLEARN_ALLOWED_HOSTS", "dash.lab.internal, other.example")
     assert accounts.host_problem("dash.lab.internal:8501", ws.repo) == ""
-    accounts.add_user(ws.repo, "root", "admin", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "root", "admin", PASSWORD, who=admin_of(ws.repo))
     assert accounts.host_problem("attacker.example", ws.repo) == ""  # with accounts, signing in protects it

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentlearn import accounts, preferences, sessions
+from agentlearn import accounts, preferences, sessions, users
 from agentlearn.embeddings import hash_encode
 from agentlearn.feedback import labels, queue
 from agentlearn.settings import Settings
@@ -64,7 +64,7 @@ def open_page(page: str | None, annotator: str = "", role: str = "admin", **quer
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     if annotator:
         repo = open_repository(str(Settings.from_env().store_dir))
-        account = accounts.find(repo, annotator) or accounts.add_user(repo, annotator, role, PASSWORD, who=admin_of(repo))
+        account = accounts.find(repo, annotator) or users.add_user(repo, annotator, role, PASSWORD, who=admin_of(repo))
         at.session_state[_ui.SESSION_KEY] = sessions.open_session(repo, account.id)[0]  # as the sign-in form does
     at.query_params.update(query)
     at.run()

@@ -9,7 +9,7 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from agentlearn import accounts
+from agentlearn import accounts, users
 from pages import _ui
 from storage.records import InsightProposal, Job, Label
 from tests import test_pages
@@ -30,7 +30,7 @@ def _fresh_throttle(monkeypatch):
 def team(seeded):
     """The seeded workspace with one account per role."""
     for name, role in (("root", "admin"), ("rita", "reviewer"), ("ann", "annotator")):
-        accounts.add_user(seeded.repo, name, role, PASSWORD, who=admin_of(seeded.repo))
+        users.add_user(seeded.repo, name, role, PASSWORD, who=admin_of(seeded.repo))
     return seeded
 
 
@@ -175,7 +175,7 @@ def test_a_password_change_or_sign_out_ends_an_open_tab(team):
     _sign_in(at, "rita", PASSWORD)
     assert "Signed in: rita (reviewer)" in [t.value for t in at.sidebar.text]
     token = at.session_state[_ui.SESSION_KEY]
-    accounts.set_password(team.repo, "rita", "a new long passphrase", who=admin_of(team.repo))  # e.g. by an admin, elsewhere
+    users.set_password(team.repo, "rita", "a new long passphrase", who=admin_of(team.repo))  # e.g. by an admin, elsewhere
     at.run()
     assert [t.value for t in at.title] == ["agentlearn"] and not at.sidebar.text  # the form again
     _sign_in(at, "rita", "a new long passphrase")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentlearn import accounts, verdicts
+from agentlearn import accounts, users, verdicts
 from agentlearn.feedback import labels, queue
 from storage.records import Label, Resolution, Suite, Trajectory
 from tests.seed import SUITE, admin_of
@@ -30,7 +30,7 @@ def test_disagreements_page_shows_every_label_and_records_the_ruling(seeded):  #
 def test_disagreements_need_the_reviewer_role(seeded):  # noqa: F811
     labels.submit_label(seeded, "tr1ok", "ann", "success")
     labels.submit_label(seeded, "tr1ok", "ben", "fail")
-    accounts.add_user(seeded.repo, "alice", "admin", PASSWORD, who=admin_of(seeded.repo))
+    users.add_user(seeded.repo, "alice", "admin", PASSWORD, who=admin_of(seeded.repo))
     at = open_page(None, annotator="carol", role="annotator")
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("pages/review.py")  # not registered for an annotator, so not reachable

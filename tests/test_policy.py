@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agentlearn import accounts, policy, processes, tasks
+from agentlearn import accounts, policy, processes, tasks, users
 from agentlearn.feedback import disagreements, export
 from agentlearn.memory import exemplars, insights, proposals
 from agentlearn.training import gate
@@ -26,8 +26,8 @@ TEAM = {"admin": "root", "reviewer": "rita", "annotator": "ann"}  # the first ac
 def team(seeded):
     """The seeded workspace with one account per role, and one more annotator for user management."""
     for role, name in TEAM.items():
-        accounts.add_user(seeded.repo, name, role, PASSWORD, who=ME if role == "admin" else _as(seeded, "admin"))
-    accounts.add_user(seeded.repo, "kim", "annotator", PASSWORD, who=_as(seeded, "admin"))
+        users.add_user(seeded.repo, name, role, PASSWORD, who=ME if role == "admin" else _as(seeded, "admin"))
+    users.add_user(seeded.repo, "kim", "annotator", PASSWORD, who=_as(seeded, "admin"))
     return seeded
 
 
@@ -68,7 +68,7 @@ def _calls(ws, tmp_path, monkeypatch, tag: str) -> dict:
                   lambda: any(p.by == tag for p in gate.history(ws, SUITE))),
         "import": (lambda who: tasks.import_suite(ws, _import_file(tmp_path), f"imported-{tag}", who=who),
                    lambda: any(s.name == f"imported-{tag}" for s in tasks.suites(ws))),
-        "manage_users": (lambda who: accounts.set_role(ws.repo, "kim", "reviewer", who=who),
+        "manage_users": (lambda who: users.set_role(ws.repo, "kim", "reviewer", who=who),
                          lambda: accounts.find(ws.repo, "kim").role == "reviewer"),
     }
 
@@ -101,9 +101,9 @@ def test_without_accounts_the_local_user_does_everything(seeded, tmp_path, monke
             continue  # no account to change: adding the first one is local mode's user management
         do(ME)
         assert done(), action
-    accounts.add_user(seeded.repo, "first", "admin", PASSWORD, who=ME)
+    users.add_user(seeded.repo, "first", "admin", PASSWORD, who=ME)
     with pytest.raises(accounts.AccessDenied, match="signed-in account"):  # from now on the local user is nobody
-        accounts.add_user(seeded.repo, "second", "admin", PASSWORD, who=ME)
+        users.add_user(seeded.repo, "second", "admin", PASSWORD, who=ME)
 
 
 def test_the_store_decides_the_role_not_the_identity_held(team):
@@ -114,15 +114,15 @@ def test_the_store_decides_the_role_not_the_identity_held(team):
         tasks.update_suite(team, SUITE, instruction="x", who=accounts.Identity(name="ghost", role="admin"))
     with pytest.raises(TypeError, match="Identity"):
         tasks.update_suite(team, SUITE, instruction="x", who="root")
-    accounts.set_role(team.repo, "ann", "reviewer", who=_as(team, "admin"))
+    users.set_role(team.repo, "ann", "reviewer", who=_as(team, "admin"))
     assert tasks.update_suite(team, SUITE, instruction="now allowed", who=stale).instruction == "now allowed"
 
 
 def test_people_change_their_own_password_and_only_admins_others(team):
-    accounts.set_password(team.repo, "ann", "a new long password", who=_as(team, "annotator"))
+    users.set_password(team.repo, "ann", "a new long password", who=_as(team, "annotator"))
     with pytest.raises(accounts.AccessDenied, match="needs the admin role"):
-        accounts.set_password(team.repo, "rita", "a new long password", who=_as(team, "annotator"))
-    accounts.set_password(team.repo, "rita", "a new long password", who=_as(team, "admin"))
+        users.set_password(team.repo, "rita", "a new long password", who=_as(team, "annotator"))
+    users.set_password(team.repo, "rita", "a new long password", who=_as(team, "admin"))
 
 
 def test_app_page_roles_come_from_the_policy():
@@ -210,7 +210,7 @@ def test_a_reviewer_saves_a_card_and_retires_an_exemplar_through_the_pages(team)
 def test_a_role_lost_while_the_page_is_open_is_refused_by_the_function(team):
     at = open_page("pages/suites.py", annotator="rita")
     at.selectbox(key="su_suite").set_value(SUITE).run()
-    accounts.set_role(team.repo, "rita", "annotator", who=_as(team, "admin"))  # the form is still on her screen
+    users.set_role(team.repo, "rita", "annotator", who=_as(team, "admin"))  # the form is still on her screen
     at.text_area(key=f"su_instruction_{SUITE}").set_value("Too late.")
     at.button(key="su_save_card").click().run()
     assert tasks.get_suite(team, SUITE).instruction != "Too late."

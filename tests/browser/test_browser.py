@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts
+from agentlearn import accounts, users
 from storage import open_repository
 from storage.records import InsightProposal, Label, Preference
 from tests.seed import admin_of, seed_workspace
@@ -112,7 +112,7 @@ def home(tmp_path_factory) -> Path:
     repo = open_repository(str(home / "store"))
     seed_workspace(repo)
     for name, role in TEAM.items():  # everyone signs in through the real form
-        accounts.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
+        users.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
     return home
 
 
@@ -251,7 +251,7 @@ def test_two_servers_on_one_postgresql_database_with_two_people_each_lose_nothin
     seed_workspace(repo)
     people = {"alice": "admin", "carol": "annotator", "dave": "reviewer", "erin": "annotator"}
     for name, role in people.items():
-        accounts.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
+        users.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
     servers = [Server(tmp_path / f"home-{n}", env={"AGENTLEARN_DATABASE_URL": pg_url}) for n in (1, 2)]
     pages = []
     try:

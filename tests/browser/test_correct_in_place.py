@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, datasets, graders
+from agentlearn import accounts, datasets, graders, users
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import open_repository
@@ -39,7 +39,7 @@ def home(tmp_path_factory) -> Path:
     repo.put(Trajectory(id="trdiff", task_id=task.id, suite=SUITE, split="train", output=json.dumps(call.model_dump()),
                         tool_call=call, verdict=verdict, model="SmolLM2-135M-Instruct"))
     for name, role in {"alice": "admin", "carol": "annotator"}.items():
-        accounts.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
+        users.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
     return home
 
 

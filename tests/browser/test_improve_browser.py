@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts
+from agentlearn import accounts, users
 from agentlearn.embeddings import hash_encode
 from agentlearn.settings import Settings
 from agentlearn.training import improve
@@ -60,7 +60,7 @@ def improved_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("improve-home")
     ws = open_workspace(Settings(home=home), encoder=hash_encode)
     seed_workspace(ws.repo)
-    accounts.add_user(ws.repo, "alice", "admin", PASSWORD, who=admin_of(ws.repo))
+    users.add_user(ws.repo, "alice", "admin", PASSWORD, who=admin_of(ws.repo))
     return home, _improved(ws)
 
 

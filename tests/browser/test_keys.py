@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts
+from agentlearn import accounts, users
 from storage import open_repository
 from storage.records import Label, Preference
 from tests.browser.test_browser import CHROMIUM, PASSWORD, key, no_exception, open_page, settle, wait_for
@@ -22,7 +22,7 @@ def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("keys-home")
     repo = open_repository(str(home / "store"))
     seed_workspace(repo, hostile=False)
-    accounts.add_user(repo, "alice", "admin", PASSWORD, who=admin_of(repo))
+    users.add_user(repo, "alice", "admin", PASSWORD, who=admin_of(repo))
     return home
 
 

@@ -20,13 +20,13 @@ pytestmark = [pytest.mark.browser]
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    from agentlearn import accounts
+    from agentlearn import users
 
     home = tmp_path_factory.mktemp("sessions-home")
     repo = open_repository(str(home / "store"))
     seed_workspace(repo)
     for name, role in TEAM.items():
-        accounts.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
+        users.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
     return home
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts
+from agentlearn import accounts, users
 from storage import open_repository
 from storage.records import Message, Suite, Task, ToolCall, Trajectory, Verdict
 from tests.browser.test_browser import CHROMIUM, PASSWORD, local_http, open_page, settle
@@ -58,7 +58,7 @@ def home(tmp_path_factory, beacon) -> Path:
     repo.put(Trajectory(id="trurl", task_id=task.id, suite=URL_SUITE, split="train", output="no call",
                         verdict=Verdict(success=False, reward=0.0, reason="wrong https://evil.example/reason"),
                         model="SmolLM2-135M-Instruct"))
-    accounts.add_user(repo, "alice", "admin", PASSWORD, who=admin_of(repo))
+    users.add_user(repo, "alice", "admin", PASSWORD, who=admin_of(repo))
     return home
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, verdicts
+from agentlearn import accounts, users, verdicts
 from agentlearn.feedback import queue
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
@@ -46,7 +46,7 @@ def team_home(tmp_path) -> Path:
     repo = open_repository(str(home / "store"))
     seed_workspace(repo)
     for name, role in TEAM.items():
-        accounts.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
+        users.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
     queue.set_overlap(open_workspace(Settings(home=home)), SUITE, 2, who=ME)
     return home
 
