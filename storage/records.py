@@ -41,6 +41,26 @@ class ToolCall(BaseModel):
 
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str = ""  # the call's id where its source gave one (an OpenAI tool_call_id, a span id)
+
+
+OMIT = ""  # in a CallReference's list of acceptable values: the argument may be left out (BFCL's convention)
+
+
+class CallReference(BaseModel):
+    """One expected call with every acceptable value of each argument (BFCL's "possible answer" form).
+
+    `arguments["unit"] == ["units", ""]` means "units", or leaving `unit` out (OMIT).
+    """
+
+    name: str
+    arguments: dict[str, list[Any]] = Field(default_factory=dict)
+
+
+class Reference(BaseModel):
+    """What a right answer to one user turn is: these calls, in any order; no calls means "call nothing"."""
+
+    calls: list[CallReference] = Field(default_factory=list)
 
 
 class Message(BaseModel):
@@ -51,7 +71,14 @@ class Message(BaseModel):
 
 
 class Task(Record):
-    """A tool-calling task: the conversation so far, the tools offered and the expected call."""
+    """A tool-calling task: the conversation so far, the tools offered and the expected call.
+
+    A multi-step task may add user turns that arrive after the agent answers (`turns`, the first turn
+    being `input`), an environment the tools act on (`environment`), and per turn the reference calls
+    (`turn_calls`, executed to grade by state). `reference` lists acceptable alternatives, several
+    calls or none for a single-turn task; `expected` stays the one call single-call graders and
+    exemplars use (the first acceptable value of each argument of the first reference call).
+    """
 
     table: ClassVar[str] = "tasks"
     suite: str
@@ -61,11 +88,31 @@ class Task(Record):
     tools: list[dict[str, Any]] = Field(default_factory=list)
     expected: ToolCall
     tags: list[str] = Field(default_factory=list)
+    reference: Reference | None = None  # None: `expected` is the whole reference (today's suites)
+    turns: list[list[Message]] = Field(default_factory=list)  # user messages of turns after the first
+    turn_calls: list[list[ToolCall]] = Field(default_factory=list)  # per turn (first included), the reference calls
+    # The environment's name (a key of agent.environments.ENVIRONMENTS, never code) -> its initial state.
+    environment: dict[str, Any] = Field(default_factory=dict)
 
 
 ArgKind = Literal["categorical", "extractive", "free_text"]
 # How an adapter is trained: declared once (Job.method), read by agentlearn.methods and training.
 TrainingMethod = Literal["sft", "dpo", "grpo"]
+
+
+class ToolBinding(BaseModel):
+    """Where some of a suite's tools run. Set by an admin on the server, never read from an imported file.
+
+    kind "python": `target` is "module:function" (one callable per tool, named by `tools`, or the
+    module's functions of the tools' names); "environment": `target` names a class of
+    agent.environments.ENVIRONMENTS (one instance per episode, made from the task's initial state);
+    "mcp": `target` is the command line of a stdio MCP server.
+    """
+
+    kind: Literal["python", "environment", "mcp"]
+    target: str
+    tools: list[str] = Field(default_factory=list)  # the tools it serves; empty: all it offers
+    timeout_s: float = Field(default=10.0, gt=0, le=600)  # per call
 
 
 DEFAULT_ERROR_CATEGORIES = ("wrong tool", "wrong argument", "missing argument", "invented value", "format")
@@ -94,17 +141,43 @@ class Suite(Record):
     guidelines: str = ""
     # The suite's model: the id of the promoted LoRA adapter the agent uses by default ("" = the base model).
     adapter: str = ""
+    # How its tools execute (server-side configuration set by an admin; none: calls are graded, not run).
+    bindings: list[ToolBinding] = Field(default_factory=list)
+    max_steps: int = Field(default=10, ge=1, le=100)  # model turns per user turn before the episode stops
+    max_calls: int = Field(default=1, ge=1, le=16)  # calls one answer may make (1: today's single call)
 
 
 # --- runs ----------------------------------------------------------------------------------------
 
 
+class ToolResult(BaseModel):
+    """What running one call answered: its text, whether it failed (an exception, a timeout), how long it took."""
+
+    call_id: str = ""
+    name: str = ""
+    content: str = ""
+    error: bool = False
+    seconds: float | None = None
+
+
 class Step(BaseModel):
-    """One ReAct-style step of a trajectory."""
+    """One model turn of an episode: what the model said and called, and what each call answered.
+
+    A step with `calls` and `results` is an executed step; one with `answer` ended its user turn.
+    Single-call suites without executed tools keep one step whose `observation` is the verifier's note.
+    """
 
     thought: str = ""
-    action: str = ""  # the raw action text the model produced
-    observation: str = ""  # what the environment (here: the verifier / tool) answered
+    action: str = ""  # the raw text the model produced
+    observation: str = ""  # what the tool layer answered, as one text (all results, or the verifier's note)
+    calls: list[ToolCall] = Field(default_factory=list)
+    results: list[ToolResult] = Field(default_factory=list)  # one per call, in order
+    answer: str = ""  # the text the model answered with, when it called nothing
+    turn: int = 0  # the user turn it belongs to (0: the task's input)
+    user: str = ""  # the user message that opened this turn, on the turn's first step (imported traces)
+    seconds: float | None = None  # the model's time for this step
+    tokens_in: int | None = None
+    tokens_out: int | None = None
 
 
 class ArgGrade(BaseModel):
@@ -152,16 +225,19 @@ class Trajectory(Record):
     split: str
     prompt: list[Message] = Field(default_factory=list)  # the exact messages sent to the model
     steps: list[Step] = Field(default_factory=list)
-    output: str = ""
-    tool_call: ToolCall | None = None
+    output: str = ""  # the final answer's raw text (single-call suites: the one model output)
+    tool_call: ToolCall | None = None  # the answer's first call (single-call graders, exemplars)
+    tool_calls: list[ToolCall] = Field(default_factory=list)  # every call of a single-turn answer (several or none)
     verdict: Verdict | None = None
     model: str = ""
     adapter: str = ""
     memory: MemoryUsed = Field(default_factory=MemoryUsed)
     trial: int = 0
     episode_id: str = ""  # trials of one Reflexion episode share it
-    source: str = "agent"  # agent | import | eval
+    source: str = "agent"  # agent | import | eval | traces | collect | proxy
     constrained: bool = False  # generated under the suite's tool-call grammar
+    trace_id: str = ""  # imported, collected or proxied episodes: the trace or conversation id they came from
+    tools: list[dict[str, Any]] = Field(default_factory=list)  # imported episodes: the tools their agent was offered
 
 
 # --- human feedback ------------------------------------------------------------------------------
@@ -214,6 +290,8 @@ class Correction(Record):
     author: str
     call: ToolCall
     note: str = ""
+    step: int = 0  # the step whose call it corrects (replaying from there shows what follows)
+    add_alternative: bool = False  # also accept the corrected values as alternatives in the task's reference
 
 
 class Preference(Record):
@@ -230,6 +308,7 @@ class Preference(Record):
     choice: Literal["A", "B", "tie", "both_bad"]
     corrected: str = ""  # "edit to fix": becomes the chosen response
     annotator: str
+    step: int = 0  # two continuations of one episode from this step (0: whole answers)
 
 
 # --- learning without weights ------------------------------------------------------------------
