@@ -1,0 +1,1 @@
+"""Episodes from agents that are not ours: trace files imported, spans collected live, conversations proxied."""
