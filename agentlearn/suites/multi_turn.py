@@ -136,9 +136,18 @@ def _turn_failure(turn: int, expected: list[ToolCall], calls: list[ToolCall], re
 
 
 def _state_difference(name: str, differences: dict) -> str:
-    parts = [f"{attr}: agent {_clip(_show(d['model']))}, reference {_clip(_show(d['ground_truth']))}"
-             for attr, d in differences.items()]
+    parts = [f"{attr}: agent {agent}, reference {reference}" for attr, d in differences.items()
+             for agent, reference in [_where_they_differ(_show(d["model"]), _show(d["ground_truth"]))]]
     return f"the {name} state differs from the reference's ({'; '.join(parts)})"
+
+
+def _where_they_differ(agent: str, reference: str) -> tuple[str, str]:
+    """Both texts from a little before their first difference (a file tree's text starts alike)."""
+    same = next((i for i, (a, b) in enumerate(zip(agent, reference, strict=False)) if a != b),
+                min(len(agent), len(reference)))
+    start = max(0, same - _SHOWN // 4)
+    lead = "..." if start else ""
+    return _clip(lead + agent[start:]), _clip(lead + reference[start:])
 
 
 def _show(value: Any) -> str:
