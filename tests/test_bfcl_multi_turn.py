@@ -264,3 +264,18 @@ def test_a_task_without_turn_calls_cannot_be_graded(base):
     task = base["multi_turn_base_0"].model_copy(update={"turn_calls": []})
     with pytest.raises(ValueError, match="multi_turn_base_0: no reference calls per turn"):
         grade_episode(task, episode(task))
+
+
+def test_long_context_categories_load_their_environments_long(base):
+    task = _tasks("multi_turn_long_context")["multi_turn_long_context_1"]
+    assert environments.long_context(task) and not environments.long_context(base["multi_turn_base_1"])
+    assert environments.long_context(base["multi_turn_base_1"].model_copy(update={"tags": ["long_context"]}))
+    listing = {}
+    for name, t in (("long", task), ("base", base["multi_turn_base_1"])):
+        instances = environments.for_task(t)
+        for folder in ("workspace", "archive"):
+            environments.call(instances, ToolCall(name="cd", arguments={"folder": folder}))
+        listing[name] = json.loads(environments.call(instances, ToolCall(name="ls", arguments={"a": True})))
+    # An empty innermost folder is filled with many files in long context.
+    assert listing["base"]["current_directory_content"] == [] and len(listing["long"]["current_directory_content"]) > 10
+    assert grade_episode(task, episode(task)).success
