@@ -93,28 +93,32 @@ class _Replay:
 
 
 def grade_episode(task: Task, trajectory: Trajectory) -> Verdict:
-    """BFCL's multi-turn verdict: per turn, equal environment states and the reference's results found."""
+    """BFCL's multi-turn verdict: per turn, equal environment states and the reference's results found.
+
+    The agent's calls of turn t are the calls of its steps with `turn == t`, in order. `scores` holds
+    each turn's pass ("turn_0": 1.0, ...); `reward` is the share of turns passed before the first
+    failure (1.0 on success); `reason` names the first failing turn, why, and any call that raised.
+    """
     if not task.turn_calls:
         raise ValueError(f"task {task.sample_id or task.id}: no reference calls per turn to grade by (turn_calls)")
     reference, agent = _Replay(environments.for_task(task)), _Replay(environments.for_task(task))
     scores: dict[str, float] = {}
-    failures: list[str] = []
+    first_failure = ""
     for turn, expected in enumerate(task.turn_calls):
         calls = [call for step in trajectory.steps if step.turn == turn for call in step.calls]
-        agent_results, agent_errors = agent.run(calls)
+        _, agent_errors = agent.run(calls)
         reference_results, reference_errors = reference.run(expected)
         why = _turn_failure(turn, expected, calls, reference, agent, reference_results) if expected else ""
         scores[f"turn_{turn}"] = 0.0 if why else 1.0
-        if why:
-            notes = [f"the agent's call {e}" for e in agent_errors]
-            notes += [f"the reference call {e}" for e in reference_errors]
-            failures.append(f"turn {turn}: {why}" + "".join(f"; {note}" for note in notes))
+        if why and not first_failure:
+            notes = [f"the agent's call {e}" for e in agent_errors] + [f"the reference call {e}" for e in reference_errors]
+            first_failure = f"turn {turn}: {why}" + "".join(f"; {note}" for note in notes)
     passed = next((t for t, s in enumerate(scores.values()) if s < 1.0), len(scores))
-    if failures:
-        reason = f"Failed {failures[0]}."
+    if first_failure:
+        reason = f"Failed {first_failure}."
     else:
         reason = f"Correct: every turn ({len(scores)}) leaves the environments as the reference does and has its results."
-    return Verdict(success=not failures, reward=round(passed / len(scores), 4), reason=reason, scores=scores)
+    return Verdict(success=not first_failure, reward=round(passed / len(scores), 4), reason=reason, scores=scores)
 
 
 def _turn_failure(turn: int, expected: list[ToolCall], calls: list[ToolCall], reference: _Replay,
