@@ -179,6 +179,9 @@ def test_parse_calls_reads_keywords_positionals_literals_and_lists():
     ("cd(folder='x'", "not a Python call"),
     ("folder", "not a call of a named function"),
     ("cd('a', 'b')", "cd takes 1 arguments, 2 were given positionally"),
+    ("cd('a', folder='b')", "cd: argument 'folder' is given twice"),
+    ("cd(folder={[1]: 2})", "is not a literal value"),
+    ("cd(folder='\x00')\x00", "not a Python call"),
     ("no_such_tool('a')", "unknown function 'no_such_tool'"),
 ])
 def test_parse_calls_refuses_what_is_not_a_literal_call(text, message):

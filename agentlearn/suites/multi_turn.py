@@ -37,8 +37,8 @@ def parse_calls(text: str) -> list[ToolCall]:
     """
     try:
         tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError as e:
-        raise ValueError(f"not a Python call: {text!r} ({e.msg})") from None
+    except (SyntaxError, ValueError) as e:
+        raise ValueError(f"not a Python call: {text!r} ({getattr(e, 'msg', e)})") from None
     nodes = tree.elts if isinstance(tree, ast.List | ast.Tuple) else [tree]
     return [_call(node) for node in nodes]
 
@@ -56,6 +56,8 @@ def _call(node: ast.expr) -> ToolCall:
     for keyword in node.keywords:
         if keyword.arg is None:
             raise ValueError(f"{name}: '**' arguments are not allowed")
+        if keyword.arg in arguments:
+            raise ValueError(f"{name}: argument {keyword.arg!r} is given twice")
         arguments[keyword.arg] = _literal(keyword.value, name)
     return ToolCall(name=name, arguments=arguments)
 
@@ -63,7 +65,7 @@ def _call(node: ast.expr) -> ToolCall:
 def _literal(node: ast.expr, name: str) -> Any:
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError):
         raise ValueError(f"{name}: argument {ast.unparse(node)!r} is not a literal value") from None
 
 
