@@ -91,7 +91,7 @@ class Task(Record):
     reference: Reference | None = None  # None: `expected` is the whole reference (today's suites)
     turns: list[list[Message]] = Field(default_factory=list)  # user messages of turns after the first
     turn_calls: list[list[ToolCall]] = Field(default_factory=list)  # per turn (first included), the reference calls
-    # The environment's name (a key of agent.environments.ENVIRONMENTS, never code) -> its initial state.
+    # The environment's name (a key of agentlearn.suites.environments.NAMES, never code) -> its initial state.
     environment: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -105,7 +105,7 @@ class ToolBinding(BaseModel):
 
     kind "python": `target` is "module:function" (one callable per tool, named by `tools`, or the
     module's functions of the tools' names); "environment": `target` names a class of
-    agent.environments.ENVIRONMENTS (one instance per episode, made from the task's initial state);
+    agentlearn.suites.environments.NAMES (one instance per episode, made from the task's initial state);
     "mcp": `target` is the command line of a stdio MCP server.
     """
 
