@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections import defaultdict
 from typing import Any
@@ -93,6 +94,7 @@ def spans_from_otlp_protobuf(data: bytes) -> list[dict]:
     return spans_from_otlp_json(MessageToDict(request))
 
 
+@functools.cache
 def _camel_to_snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
