@@ -39,7 +39,7 @@ def test_each_format_imports_its_sample(ws, name):
     fmt, n_episodes, n_steps, n_calls, n_tasks = SAMPLES[name]
     counts = import_file(ws, DATA / name, "imported", who=WHO)
     assert counts == {"format": fmt, "episodes": n_episodes, "steps": n_steps, "calls": n_calls,
-                      "trajectories_new": n_episodes, "trajectories_updated": 0, "tasks_new": n_tasks}
+                      "trajectories_new": n_episodes, "trajectories_updated": 0, "tasks_new": n_tasks, "skipped": 0}
     runs = ws.repo.find(Trajectory, suite="imported")
     assert len(runs) == n_episodes and {t.source for t in runs} == {"traces"}
     for t in runs:
@@ -233,3 +233,26 @@ def test_a_batch_with_an_episode_without_a_request_stores_nothing(ws):
     with pytest.raises(ValueError, match=f"trace {episodes[1].trace_id}: no user request"):
         save_episodes(ws, "s", episodes, who=WHO)
     assert ws.repo.count(Trajectory) == 0 and ws.repo.count(Task) == 0
+
+
+def test_runs_recorded_without_message_content_are_left_out_and_counted(ws, tmp_path):
+    """GenAI content capture is opt-in: a trace whose spans carry no messages has no request to become a task."""
+    payload = json.loads((DATA / "otlp.json").read_text())
+    spans = payload["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    first_trace = spans[0]["traceId"]
+    for span in spans:
+        if span["traceId"] == first_trace:
+            span["attributes"] = [a for a in span.get("attributes", []) if "messages" not in a["key"] and "instructions" not in a["key"]]
+    path = tmp_path / "no-content.json"
+    path.write_text(json.dumps(payload))
+    counts = import_file(ws, path, "s", who=WHO)
+    assert (counts["episodes"], counts["skipped"]) == (3, 1)
+    assert first_trace not in {t.trace_id for t in ws.repo.all(Trajectory)}
+    for span in spans:
+        span["attributes"] = [a for a in span.get("attributes", []) if not a["key"].startswith(("gen_ai.input", "gen_ai.system",
+                                                                                          "llm.input", "input.value"))]
+        span["events"] = [e for e in span.get("events", []) if e["name"] not in ("gen_ai.user.message",)]
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="CAPTURE_MESSAGE_CONTENT"):
+        import_file(ws, path, "t", who=WHO)
+    assert ws.repo.find(Trajectory, suite="t") == []

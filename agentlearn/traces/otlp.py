@@ -31,6 +31,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from agentlearn.tasks import check_text
 from agentlearn.traces.assemble import (
     ModelTurn,
     Msg,
@@ -58,9 +59,11 @@ def spans_from_otlp_json(payload: dict) -> list[dict]:
     Each span: trace_id, span_id, parent_span_id (hex; "" for a root), name, kind, start_ns, end_ns,
     attributes (a plain dict), events ([{name, time_ns, attributes}]), status ({code, message}),
     resource (its resource's attributes), service (resource `service.name`), scope (instrumentation name).
+    Text is checked as task files are (tasks.check_text: no NUL, no lone surrogate, bounded nesting).
     """
     if not isinstance(payload, dict):
         raise ValueError(f"an OTLP trace request is a JSON object, not {type(payload).__name__}")
+    check_text(payload, "the trace request")  # a body from the network is held to a file's rules
     groups = _field(payload, "resourceSpans", list, "")
     if groups is None:
         raise ValueError("not an OTLP trace request: no 'resourceSpans'")
