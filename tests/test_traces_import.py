@@ -256,3 +256,34 @@ def test_runs_recorded_without_message_content_are_left_out_and_counted(ws, tmp_
     with pytest.raises(ValueError, match="CAPTURE_MESSAGE_CONTENT"):
         import_file(ws, path, "t", who=WHO)
     assert ws.repo.find(Trajectory, suite="t") == []
+
+
+def test_openllmetry_flattened_attributes_read_as_steps():
+    """OpenLLMetry's flattened gen_ai.prompt.N / gen_ai.completion.N attributes, spans made by the SDK."""
+    from opentelemetry import trace
+
+    provider, exporter = trace_samples._provider(seed=3)
+    tracer = provider.get_tracer("t")
+    t, ms = trace_samples.T0, trace_samples.MS
+    common = {"llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
+              "llm.request.functions.0.name": "get_weather",
+              "llm.request.functions.0.parameters": json.dumps({"type": "object", "properties": {"city": {"type": "string"}}})}
+    ask = {"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "Weather in Quito?"}
+    root = tracer.start_span("agent", start_time=t)
+    with trace.use_span(root, end_on_exit=True):
+        trace_samples._span(tracer, "openai.chat", t, t + 300 * ms, {
+            **common, **ask, "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.tool_calls.0.id": "q1",
+            "gen_ai.completion.0.tool_calls.0.name": "get_weather",
+            "gen_ai.completion.0.tool_calls.0.arguments": json.dumps({"city": "Quito"}),
+            "gen_ai.usage.prompt_tokens": 40, "gen_ai.usage.completion_tokens": 10})
+        trace_samples._span(tracer, "openai.chat", t + 400 * ms, t + 600 * ms, {
+            **common, **ask, "gen_ai.prompt.1.role": "assistant", "gen_ai.prompt.2.role": "tool",
+            "gen_ai.prompt.2.tool_call_id": "q1", "gen_ai.prompt.2.content": "14 C, rain",
+            "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "14 C and rain in Quito."})
+    spans = otlp.spans_from_otlp_json(trace_samples.encode(exporter.get_finished_spans()))
+    assert len(spans) == 3 and len({s["trace_id"] for s in spans}) == 1
+    (found,) = otlp.episodes_from_spans(spans)
+    assert found.request == "Weather in Quito?" and [t["name"] for t in found.tools] == ["get_weather"]
+    assert found.steps[0].calls == [ToolCall(name="get_weather", arguments={"city": "Quito"}, id="q1")]
+    assert found.steps[0].results[0].content == "14 C, rain" and found.steps[0].tokens_in == 40
+    assert found.answer == "14 C and rain in Quito."

@@ -14,6 +14,8 @@ calls and tool executions, written in any of:
   `gen_ai.assistant.message`, `gen_ai.tool.message`, `gen_ai.choice` (the body in the event's
   attributes), and `gen_ai.content.prompt` / `gen_ai.content.completion` events (`gen_ai.prompt` /
   `gen_ai.completion` JSON).
+- the flattened form OpenLLMetry writes: `gen_ai.prompt.N.role|content|tool_call_id`,
+  `gen_ai.completion.N.tool_calls.M.name|arguments|id`, `llm.request.functions.N.*`, `llm.request.type`.
 - OpenInference: `openinference.span.kind` LLM / TOOL / AGENT, flattened `llm.input_messages.N.message.*`,
   `llm.output_messages.N.message.*` (with `tool_calls.M.tool_call.*`), `llm.tools.N.tool.json_schema`,
   `llm.model_name`, `llm.token_count.*`; tool spans with `tool.name`, `input.value`, `output.value`.
@@ -284,7 +286,7 @@ def _is_model(span: dict) -> bool:
         return False
     attrs = span["attributes"]
     return (_operation(span) in MODEL_OPERATIONS or _kind(span) == "LLM" or "gen_ai.input.messages" in attrs
-            or any(e["name"].startswith("gen_ai.") for e in span["events"]))
+            or "llm.request.type" in attrs or any(e["name"].startswith("gen_ai.") for e in span["events"]))
 
 
 def _inside(span: dict, model_spans: set[str], by_id: dict[str, dict]) -> bool:
@@ -346,8 +348,12 @@ def _turn(span: dict) -> ModelTurn:
     if not inputs and output is None:
         inputs, output = _openinference_messages(attrs)
     if not inputs and output is None:
+        inputs, output = _flat_genai_messages(attrs)
+    if not inputs and output is None:
         inputs, output = _event_messages(span["events"])
     tools = tools_of(_json(attrs.get("gen_ai.tool.definitions")))
+    tools += tools_of([{**item, "parameters": _json(item.get("parameters"))}
+                       for item in _indexed(attrs, "llm.request.functions.").values()])
     tools += tools_of([_json(item.get("tool", {}).get("json_schema")) for item in _indexed(attrs, "llm.tools.").values()])
     return ModelTurn(
         start=span["start_ns"] / 1e9, input=inputs, output=output, seconds=_seconds(span),
@@ -411,6 +417,19 @@ def _openinference_message(item: dict) -> Msg:
 def _openinference_messages(attrs: dict) -> tuple[list[Msg], Msg | None]:
     inputs = [_openinference_message(v) for v in _indexed(attrs, "llm.input_messages.").values()]
     outputs = [_openinference_message(v) for v in _indexed(attrs, "llm.output_messages.").values()]
+    return inputs, (outputs[0] if outputs else None)
+
+
+def _flat_genai_message(item: dict) -> Msg:
+    calls = [c for c in map(call_of, _in_order(item.get("tool_calls"))) if c is not None]
+    return Msg(role=str(item.get("role", "")), text=as_text(item.get("content")), calls=calls,
+               call_id=str(item.get("tool_call_id", "")))
+
+
+def _flat_genai_messages(attrs: dict) -> tuple[list[Msg], Msg | None]:
+    """The flattened form OpenLLMetry writes: gen_ai.prompt.N.role|content, gen_ai.completion.N.tool_calls.M.*."""
+    inputs = [_flat_genai_message(v) for v in _indexed(attrs, "gen_ai.prompt.").values()]
+    outputs = [_flat_genai_message(v) for v in _indexed(attrs, "gen_ai.completion.").values()]
     return inputs, (outputs[0] if outputs else None)
 
 
