@@ -136,6 +136,8 @@ BAD = {
                   "line 2"),
     "a-number.jsonl": (lambda text: json.dumps(json.loads(text)) + "\n7\n", "line 2: a trace record is a JSON object"),
     "unknown.json": (lambda text: json.dumps({"hello": "world"}), "not a trace format"),
+    "openai-no-choices.jsonl": (lambda text: json.dumps({"request": {"messages": []}, "response": {"id": "x"}}),
+                                "line 1: the response has no 'choices' list"),
 }
 
 

@@ -185,7 +185,8 @@ def episode(trace_id: str, turns: list[ModelTurn], runs: list[ToolRun], *, fmt: 
     runs = sorted(runs, key=lambda r: r.start)
     first_input = turns[0].input if turns else []
     users = [m.text for m in first_input if m.role == "user" and m.text]
-    request = users[0] if users else request
+    # The first user message any model call was sent (the first call may hold only a system prompt).
+    request = next((m.text for t in turns for m in t.input if m.role == "user" and m.text), request)
     timed: list[tuple[float, Step]] = []
     seen_users = len(users)
     turn_no = 0
