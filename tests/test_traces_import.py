@@ -289,3 +289,24 @@ def test_openllmetry_flattened_attributes_read_as_steps():
     assert found.steps[0].calls == [ToolCall(name="get_weather", arguments={"city": "Quito"}, id="q1")]
     assert found.steps[0].results[0].content == "14 C, rain" and found.steps[0].tokens_in == 40
     assert found.answer == "14 C and rain in Quito."
+
+
+def test_one_genai_tool_message_answering_two_calls_gives_each_its_result():
+    calls = [{"type": "tool_call", "id": f"c{i}", "name": "get_weather", "arguments": {"city": city}}
+             for i, city in enumerate(("Oslo", "Rome"))]
+    user = {"role": "user", "parts": [{"type": "text", "content": "Oslo or Rome: which is warmer?"}]}
+
+    def chat(span_id, start, inputs, output):
+        return {"trace_id": "t", "span_id": span_id, "parent_span_id": "", "name": "chat", "start_ns": start,
+                "end_ns": start + 10, "events": [], "status": {"code": 0, "message": ""}, "service": "", "resource": {},
+                "attributes": {"gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(inputs),
+                               "gen_ai.output.messages": json.dumps([output])}}
+
+    spans = [chat("a", 1, [user], {"role": "assistant", "parts": calls}),
+             chat("b", 100, [user, {"role": "assistant", "parts": calls}, {"role": "tool", "parts": [
+                 {"type": "tool_call_response", "id": "c1", "response": "19 C"},
+                 {"type": "tool_call_response", "id": "c0", "response": "2 C"}]}],
+                  {"role": "assistant", "parts": [{"type": "text", "content": "Rome."}]})]
+    (found,) = otlp.episodes_from_spans(spans)
+    assert [(r.call_id, r.content) for r in found.steps[0].results] == [("c0", "2 C"), ("c1", "19 C")]
+    assert found.answer == "Rome."

@@ -43,6 +43,7 @@ from agentlearn.traces.assemble import (
     call_of,
     episode,
     message_of,
+    messages_of,
     tools_of,
 )
 from agentlearn.traces.episode import ImportedEpisode
@@ -367,7 +368,7 @@ def _turn(span: dict) -> ModelTurn:
 
 def _messages(value: Any) -> list[Msg]:
     found = _json(value)
-    return [m for m in map(message_of, found if isinstance(found, list) else []) if m is not None]
+    return [m for item in (found if isinstance(found, list) else []) for m in messages_of(item)]
 
 
 def _genai_messages(attrs: dict) -> tuple[list[Msg], Msg | None]:
