@@ -310,3 +310,16 @@ def test_one_genai_tool_message_answering_two_calls_gives_each_its_result():
     (found,) = otlp.episodes_from_spans(spans)
     assert [(r.call_id, r.content) for r in found.steps[0].results] == [("c0", "2 C"), ("c1", "19 C")]
     assert found.answer == "Rome."
+
+
+def test_a_remote_agent_recorded_only_as_invoke_agent_spans_is_one_episode():
+    span = {"trace_id": "r", "span_id": "a", "parent_span_id": "", "name": "invoke_agent planner", "start_ns": 1,
+            "end_ns": 2_000_000_001, "events": [], "status": {"code": 0, "message": ""}, "service": "", "resource": {},
+            "attributes": {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner",
+                           "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
+                               {"type": "text", "content": "Plan a trip to Lima"}]}]),
+                           "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+                               {"type": "text", "content": "Day 1: Miraflores."}]}])}}
+    (found,) = otlp.episodes_from_spans([span])
+    assert (found.agent, found.request, found.answer) == ("planner", "Plan a trip to Lima", "Day 1: Miraflores.")
+    assert found.steps[0].seconds == pytest.approx(2.0)
