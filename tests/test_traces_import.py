@@ -365,3 +365,15 @@ def test_an_openai_client_instrumented_by_openinference_imports_as_one_episode(w
     assert run.steps[0].calls[0].arguments == {"city": "Paris"} and run.steps[0].results[0].content == "18 C"
     assert run.steps[0].results[0].seconds is not None  # timed by the tool span, its text from the next call
     assert (run.steps[0].tokens_in, run.steps[1].tokens_out) == (50, 5) and run.output == "18 C in Paris."
+
+
+def test_langfuse_observations_pages_read_like_the_traces_they_came_from(ws, tmp_path):
+    """GET /api/public/observations pages ({"data": [...], "meta": {...}}), one a line, without the trace objects."""
+    observations = [obs for trace in json.loads((DATA / "langfuse.json").read_text()) for obs in trace["observations"]]
+    path = tmp_path / "observations.jsonl"
+    path.write_text("\n".join(json.dumps({"data": observations[i:i + 4], "meta": {"page": i // 4 + 1}})
+                              for i in range(0, len(observations), 4)))
+    counts = import_file(ws, path, "pages", who=WHO)
+    assert (counts["format"], counts["episodes"], counts["steps"], counts["calls"]) == ("langfuse", 2, 4, 2)
+    failed = next(t for t in ws.repo.find(Trajectory, suite="pages") if t.trace_id == "lf-trace-2")
+    assert failed.steps[0].results[0].error and failed.steps[0].results[0].content == "printer service unavailable"
