@@ -104,7 +104,7 @@ class TrajectoryIndex:
 
 FIELDS = ("ids", "task_id", "suite", "split", "created", "verifier", "model", "adapter", "method", "source",
           "output_hash", "text")
-INDEX_FORMAT = 2  # bump when the columns change, so an old file on disk is not used
+INDEX_FORMAT = 3  # bump when the columns or facets change, so an old file on disk is not used
 SAVE_INDEX_FROM = 5000  # trajectories; smaller stores rebuild faster than they load from the file
 
 
@@ -124,7 +124,7 @@ def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
     index = TrajectoryIndex(version=version, **arrays)
     index.position = {i: n for n, i in enumerate(index.ids)}
     index.facets = {name: sorted(str(v) for v in pd.unique(getattr(index, name)) if v)
-                    for name in ("suite", "split", "model", "adapter", "method")}
+                    for name in ("suite", "split", "model", "adapter", "method", "source")}
     return index
 
 
