@@ -62,8 +62,11 @@ def render_steps(traj: Trajectory, task: Task | None, flag_prefix: str = "", sel
     flagged = []
     for view in episodes.step_views(traj, task):
         if view.opens_turn:
-            st.caption(f"turn {view.turn + 1} · the user wrote")
-            st.text(view.user or "(the user message is not in the store)")
+            if view.turn == 0 and task is not None:
+                st.caption("turn 1 · the task above")  # its request is drawn once, as the task
+            else:
+                st.caption(f"turn {view.turn + 1} · the user wrote")
+                st.text(view.user or "(the user message is not in the store)")
             _expected(view)
         with st.container(border=True, key=f"step_box_{view.index}"):
             cols = st.columns([6, 1]) if flag_prefix else [st.container()]

@@ -341,12 +341,12 @@ with left:
     _labeling.replays_panel(ws, traj, _open_run)
     if episodes.is_episode(traj):
         selected = _selected_step(current, len(traj.steps))
-        k = st.columns([1, 1, 2, 3])
-        k[0].button("Previous step", key="btn_step_prev", shortcut="H", on_click=_move_step, args=(-1,), width="stretch")
-        k[1].button("Next step", key="btn_step_next", shortcut="J", on_click=_move_step, args=(1,), width="stretch")
-        k[2].button(f"Flag step {selected + 1} as wrong", key="btn_step_flag", shortcut="W", on_click=_flag_selected,
-                    width="stretch", help="Flag the first wrong step; press again to take the flag off")
-        k[3].caption(f"selected: step {selected + 1} of {len(traj.steps)} (▶) · its call can be corrected in its box")
+        k = st.container(horizontal=True, gap="small", vertical_alignment="center")
+        k.button("Previous step", key="btn_step_prev", shortcut="H", on_click=_move_step, args=(-1,), width="content")
+        k.button("Next step", key="btn_step_next", shortcut="J", on_click=_move_step, args=(1,), width="content")
+        k.button(f"Flag step {selected + 1} as wrong", key="btn_step_flag", shortcut="W", on_click=_flag_selected,
+                 width="content", help="Flag the first wrong step; press again to take the flag off")
+        k.caption(f"selected: step {selected + 1} of {len(traj.steps)} (▶) · its call can be corrected in its box")
         _ui.render_trajectory(ws, traj, task, flag_prefix=f"flag_{current}_", selected=selected,
                               below=lambda step: _labeling.step_panel(ws, traj, task, step))
     else:

@@ -41,7 +41,7 @@ def test_an_episode_shows_its_steps_with_folded_observations_and_inert_text(seed
     folded = [e for e in at.expander if "characters, folded" in e.label]
     assert len(folded) == 1 and "⚠ error 1" in folded[0].label and LONG in [c.value for c in folded[0].code]
     texts = [t.value for t in at.text]
-    assert TURN2 in texts and "Reset akhan's password and send it by sms." in texts
+    assert TURN2 in texts and "[user]\nReset akhan's password and send it by sms." in texts  # once, as the task
     assert 'reset_password(username="akhan", delivery="sms")' in texts  # the expected call of turn 1
     assert 'create_ticket(title="printer jam")' in texts  # and of turn 2
     captions = [c.value for c in at.caption]
