@@ -133,6 +133,10 @@ def test_replay_from_a_corrected_step_links_both_runs(seeded, eps, monkeypatch):
     assert f"This run replays {REF} from step 1 with a corrected call." in [t.value for t in at.text]
     assert len(first) == 3  # the original is unchanged
     assert replays.origin(seeded, "ep-ref-r1").original == REF
+    click(at, "compare_ep-ref-r1")  # to Preferences, the two continuations from the corrected step
+    pair = at.session_state["pair"]
+    assert {pair.first.id, pair.second.id} == {REF, "ep-ref-r1"} and pair.step == 0
+    assert [c.value for c in at.caption].count("continuation from step 1") == 2
 
 
 def test_the_source_filter_narrows_the_queue(seeded, eps):
