@@ -41,7 +41,10 @@ def _observation(n: int, obs: episodes.Observation) -> None:
 
 
 def _body(view: episodes.StepView) -> None:
-    """A step's calls or answer, then what each call answered."""
+    """A step's thought, its calls or answer, then what each call answered."""
+    if view.thought:
+        st.caption("thought")
+        st.text(view.thought)
     for call in view.calls:
         st.caption("call")
         st.code(episodes.call_text(call), language="json", wrap_lines=True)

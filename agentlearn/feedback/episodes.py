@@ -54,6 +54,7 @@ class StepView:
     turn: int
     opens_turn: bool  # the first step of its turn: the user message and the turn's expected calls go above it
     user: str  # the user message that opened the turn ("" when unknown)
+    thought: str  # what the model wrote before its calls, when its source kept it
     calls: tuple[ToolCall, ...]
     answer: str
     text: str  # the model's raw text when it made neither a call nor an answer that was parsed
@@ -137,7 +138,7 @@ def step_views(traj: Trajectory, task: Task | None) -> list[StepView]:
         seen_turns.add(step.turn)
         views.append(StepView(
             index=i, turn=step.turn, opens_turn=opens,
-            user=(step.user or _user_of_turn(task, step.turn)) if opens else step.user,
+            user=(step.user or _user_of_turn(task, step.turn)) if opens else step.user, thought=step.thought,
             calls=tuple(step.calls), answer=step.answer,
             text="" if (step.calls or step.answer) else step.action,
             observations=_observations(step), seconds=step.seconds, tokens_in=step.tokens_in,
