@@ -88,6 +88,9 @@ def test_the_source_filter_keeps_runs_of_one_source(ws, eps):
     assert REF in queue.queue(ws, queue.Filters(source="agent")) and TURNS not in queue.queue(ws, queue.Filters(source="agent"))
     assert set(everything) >= {TURNS, REF}
     assert "traces" in queue.facets(ws)["source"]
+    # An episode is found by the tools it called and the answers it gave on the way, not only its last output.
+    assert TURNS in queue.queue(ws, queue.Filters(search="done: akhan has a new password"))
+    assert queue.queue(ws, queue.Filters(search="create_ticket", source="traces")) == [TURNS]
 
 
 def _replayed(traj: Trajectory, step: int, call: ToolCall) -> Trajectory:
