@@ -191,12 +191,12 @@ with st.expander("Filters and search", expanded=False, key="filters_open"):
     c[2].selectbox("Method", [""] + facets["method"], key="f_method", on_change=_unpin, bind="query-params", format_func=lambda v: v or "all methods")
     c[3].selectbox("Labeled by", [""] + facets["annotator"], key="f_annotator", on_change=_unpin, bind="query-params",
                    format_func=lambda v: v or "anyone or no one")
+    c[4].text_input("Search text", key="f_search", on_change=_unpin, bind="query-params", placeholder="words in the request or output")
     c[5].selectbox("Source", [""] + sorted(set(episodes.SOURCES) | set(facets.get("source", []))), key="f_source",
                    on_change=_unpin, bind="query-params",
                    format_func=lambda v: v or "any source", help="agent: the built-in agent · traces: imported trace "
                    "files · collect: spans received live · proxy: conversations through the proxy · replay: "
                    "replays from a corrected step")
-    c[4].text_input("Search text", key="f_search", on_change=_unpin, bind="query-params", placeholder="words in the request or output")
     if st.session_state.get("f_since"):
         st.text(f"Only runs since {st.session_state['f_since']} (sent from the Run page)")
         st.button("Show all runs again", on_click=lambda: st.session_state.update(f_since=None))
