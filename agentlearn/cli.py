@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--split", default="train", choices=["train", "heldout"])
     run.set_defaults(func=cmd_run)
 
+    rep = sub.add_parser("replay", help="replay a run from the step a correction fixed, with the corrected call")
+    rep.add_argument("correction", help="the correction's id (Trajectories shows it)")
+    rep.set_defaults(func=cmd_replay)
+
     ins = sub.add_parser("insights", help="the playbook: proposals, review, bullets").add_subparsers(
         dest="action", required=True)
     prop = ins.add_parser("propose", help="propose playbook changes from the suite's train runs (for review)")
@@ -438,6 +442,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     processes.finish(ws, result={"options": used.to_dict(), "label": used.label(), "stored": stored,
                                  "solved": solved, "tasks": len(runs)})
     print(f"stored {stored} trajectories; solved {solved}/{len(runs)} tasks")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from agentlearn.feedback import replays
+
+    replayed = replays.run(open_workspace(), args.correction, who=_who(args))
+    print(f"stored replay {replayed.id} with {len(replayed.steps)} steps")
     return 0
 
 

@@ -59,7 +59,8 @@ PAGES: dict[str, str] = {"review": "review", "run": "run", "training": "train", 
 # What each kind of child process (processes.start) does.
 PROCESS_ACTIONS: dict[str, str] = {"run": "run", "eval": "run", "curve": "run", "improve": "train",
                                    "auto": "manage_exemplars", "propose": "edit_playbook",
-                                   "demo": "label"}  # the demo builds a fresh workspace for whoever opens it first
+                                   "demo": "label",  # the demo builds a fresh workspace for whoever opens it first
+                                   "replay": "label"}  # a labeler replays a run from the step they corrected
 
 
 def role_for(action: str) -> str:

@@ -1,7 +1,9 @@
 """Pairwise preferences: pick two responses to the same task, show them in random order, store the choice.
 
 A pair comes from two stored trajectories of one task (with different outputs) or from two fresh
-agent runs with different settings (memory method, adapter, sampling temperature). Which source was
+agent runs with different settings (memory method, adapter, sampling temperature). Two episodes that
+share their first steps (an original and its replay from a corrected step) are compared from the step
+where they part: the shared steps are shown once and each side is its continuation (Preference.step). Which source was
 shown on the left is random and stored (`swapped`), so position bias can be measured and undone.
 """
 
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from agentlearn.feedback.corrections import CorrectionError, check_response
+from agentlearn.feedback.episodes import is_episode, shared_steps, transcript
 from agentlearn.feedback.index import task_map, trajectory_index
 from agentlearn.methods import DEFAULT_MODE
 from agentlearn.workspace import Workspace
@@ -31,6 +34,7 @@ class Pair:
     first: Trajectory
     second: Trajectory
     swapped: bool
+    step: int = 0  # episodes: the steps both share; each side is shown (and stored) from here on
 
     @property
     def left(self) -> Trajectory:
@@ -44,6 +48,12 @@ class Pair:
     def heldout(self) -> bool:
         """The task is held out for evaluation: its choice is stored, but no training export uses it."""
         return self.first.split == "heldout"
+
+    def response(self, traj: Trajectory) -> str:
+        """One side as the preference stores it: the whole output, or an episode's continuation as text."""
+        if is_episode(traj):
+            return transcript(traj.steps[self.step:]) or traj.output
+        return traj.output
 
 
 @dataclass(frozen=True)
@@ -65,15 +75,17 @@ class RunSpec:
 
 
 def make_pair(ws: Workspace, first: Trajectory, second: Trajectory, rng: random.Random | None = None) -> Pair:
-    """A pair of two trajectories of the same task, sides chosen at random."""
+    """A pair of two trajectories of the same task, sides chosen at random; two episodes are compared from
+    the first step where they differ (`Pair.step`)."""
     if first.task_id != second.task_id:
         raise ValueError(f"a pair needs two runs of one task, got {first.task_id!r} and {second.task_id!r}")
     if first.id == second.id:
         raise ValueError(f"a pair needs two different trajectories, got {first.id!r} twice")
     task = task_map(ws).get(first.task_id)
     prompt = list(task.input) if task is not None else [m for m in first.prompt if m.role != "system"]
+    step = shared_steps(first, second) if is_episode(first) and is_episode(second) else 0
     return Pair(task_id=first.task_id, prompt=prompt, first=first, second=second,
-                swapped=(rng or random).random() < 0.5)
+                swapped=(rng or random).random() < 0.5, step=step)
 
 
 def pair_key(pair: Pair) -> str:
@@ -158,9 +170,10 @@ def record_choice(ws: Workspace, pair: Pair, choice: str, annotator: str, correc
                                    "check the corrected response against"])
         check_response(task, corrected)
     left, right = pair.left, pair.right
-    pref = Preference(task_id=pair.task_id, prompt=pair.prompt, response_a=left.output, response_b=right.output,
-                      trajectory_a=left.id, trajectory_b=right.id, swapped=pair.swapped, choice=choice,
-                      corrected=corrected.strip(), annotator=annotator)
+    pref = Preference(task_id=pair.task_id, prompt=pair.prompt, response_a=pair.response(left),
+                      response_b=pair.response(right), trajectory_a=left.id, trajectory_b=right.id,
+                      swapped=pair.swapped, choice=choice, corrected=corrected.strip(), annotator=annotator,
+                      step=pair.step)
     return ws.repo.put(pref)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from agentlearn import policy
-from agentlearn.feedback import corrections, export, rubric, snippets
+from agentlearn.feedback import corrections, corrections_steps, episodes, export, replays, rubric, snippets
 from agentlearn.feedback.corrections import CorrectionError, FormField
 from agentlearn.workspace import Workspace
 from pages import _ui
@@ -53,34 +53,42 @@ def category_buttons(ws: Workspace, suite: str, ticked: Sequence[str], on_toggle
 # --- correct in place --------------------------------------------------------------------------------
 
 
-def correction_panel(ws: Workspace, traj: Trajectory, task: Task | None) -> None:
-    """Edit the run's call (a form per tool schema, or JSON), check it, store it as a Correction."""
+def correction_panel(ws: Workspace, traj: Trajectory, task: Task | None, step: int | None = None) -> None:
+    """Edit the run's call, or one step's (`step`), as a form per tool schema or JSON; store it as a Correction."""
     if task is None:
         st.text("The run's task is not in the store: there is no tool schema to check a correction against.")
         return
-    mode = st.segmented_control("Edit as", ["form", "JSON"], default="form", key=f"fix_mode_{traj.id}")
+    key = traj.id if step is None else f"{traj.id}_s{step}"
+    start = next(iter(episodes.step_calls(traj, step)), None) if step is not None else traj.tool_call
+    if step is not None and corrections_steps.can_add_alternative(task):
+        st.checkbox("Also accept as an alternative in the task's reference", key=f"fix_alt_{key}",
+                    help="The next grading accepts these values too (the task's reference lists every "
+                         "acceptable value of each argument)")
+    mode = st.segmented_control("Edit as", ["form", "JSON"], default="form", key=f"fix_mode_{key}")
     if mode == "JSON":
-        _json_form(ws, traj, task)
+        _json_form(ws, traj, task, start, step, key)
     else:
-        _schema_form(ws, traj, task)
-    _stored(ws, traj, task)
+        _schema_form(ws, traj, task, start, step, key)
+    if step is None:
+        _stored(ws, traj, task)
 
 
-def _schema_form(ws: Workspace, traj: Trajectory, task: Task) -> None:
-    tools = corrections.tool_names(task)
+def _schema_form(ws: Workspace, traj: Trajectory, task: Task, start: ToolCall | None, step: int | None,
+                 key: str) -> None:
+    tools = corrections.tool_names(task) or corrections.tool_names(task.model_copy(update={"tools": traj.tools}))
     if not tools:
         st.text("The task offers no tools: use the JSON mode.")
         return
-    current = traj.tool_call.name if traj.tool_call is not None and traj.tool_call.name in tools else tools[0]
-    tool = st.selectbox("Tool", tools, index=tools.index(current), key=f"fix_tool_{traj.id}")
-    fields = corrections.form_fields(task, tool)
-    start_call = traj.tool_call if traj.tool_call is not None and traj.tool_call.name == tool else None
-    with st.form(key=f"fix_form_{traj.id}_{tool}", border=False):
-        values = {f.name: _input(f, corrections.form_value(f, start_call), f"fix_{traj.id}_{tool}_{f.name}")
+    current = start.name if start is not None and start.name in tools else tools[0]
+    tool = st.selectbox("Tool", tools, index=tools.index(current), key=f"fix_tool_{key}")
+    fields = corrections.form_fields(task if task.tools else task.model_copy(update={"tools": traj.tools}), tool)
+    start_call = start if start is not None and start.name == tool else None
+    with st.form(key=f"fix_form_{key}_{tool}", border=False):
+        values = {f.name: _input(f, corrections.form_value(f, start_call), f"fix_{key}_{tool}_{f.name}")
                   for f in fields}
         if not fields:
             st.text(f"{tool} takes no arguments.")
-        note = st.text_input("Note (optional)", key=f"fix_note_{traj.id}_{tool}")
+        note = st.text_input("Note (optional)", key=f"fix_note_{key}_{tool}")
         submitted = st.form_submit_button("Save correction", type="primary")
     if submitted:
         try:
@@ -88,7 +96,7 @@ def _schema_form(ws: Workspace, traj: Trajectory, task: Task) -> None:
         except CorrectionError as e:
             _refused(e)
             return
-        _save(ws, traj, call, note)
+        _save(ws, traj, call, note, step, key)
 
 
 def _input(f: FormField, start, key: str):
@@ -110,13 +118,14 @@ def _input(f: FormField, start, key: str):
     return st.text_area(label + " · JSON", value=start or "", height=68, key=key, help=hint)
 
 
-def _json_form(ws: Workspace, traj: Trajectory, task: Task) -> None:
-    start = traj.tool_call.model_dump() if traj.tool_call is not None else {"name": "", "arguments": {}}
-    with st.form(key=f"fix_json_{traj.id}", border=False):
+def _json_form(ws: Workspace, traj: Trajectory, task: Task, start: ToolCall | None, step: int | None,
+               key: str) -> None:
+    shown = {"name": start.name, "arguments": start.arguments} if start is not None else {"name": "", "arguments": {}}
+    with st.form(key=f"fix_json_{key}", border=False):
         text = st.text_area("The call as JSON: {\"name\": …, \"arguments\": {…}}",
-                            value=json.dumps(start, ensure_ascii=False, indent=2), height=180,
-                            key=f"fix_json_text_{traj.id}")
-        note = st.text_input("Note (optional)", key=f"fix_json_note_{traj.id}")
+                            value=json.dumps(shown, ensure_ascii=False, indent=2), height=180,
+                            key=f"fix_json_text_{key}")
+        note = st.text_input("Note (optional)", key=f"fix_json_note_{key}")
         submitted = st.form_submit_button("Save correction", type="primary")
     if submitted:
         try:
@@ -124,16 +133,25 @@ def _json_form(ws: Workspace, traj: Trajectory, task: Task) -> None:
         except CorrectionError as e:
             _refused(e)
             return
-        _save(ws, traj, call, note)
+        _save(ws, traj, call, note, step, key)
 
 
-def _save(ws: Workspace, traj: Trajectory, call: ToolCall, note: str) -> None:
+def _save(ws: Workspace, traj: Trajectory, call: ToolCall, note: str, step: int | None, key: str) -> None:
+    also = bool(st.session_state.get(f"fix_alt_{key}"))
     try:
-        corrections.save(ws, traj.id, _ui.annotator(), call, note)
+        if step is None:
+            corrections.save(ws, traj.id, _ui.annotator(), call, note)
+        else:
+            corrections_steps.correct_step(ws, traj.id, step, call, who=_ui.identity(), note=note,
+                                           add_alternative=also)
     except CorrectionError as e:
         _refused(e)
         return
-    _ui.flash(f"Correction saved: {call.name}. It is the SFT answer for this task and is chosen over this run in DPO.")
+    where = f" for step {step + 1}" if step is not None else ""
+    _ui.flash(f"Correction saved{where}: {call.name}." + (" Its values are now accepted by the task's reference."
+                                                          if also else "")
+              + (" Replay from this step to see what follows." if step is not None else
+                 " It is the SFT answer for this task and is chosen over this run in DPO."))
     st.rerun()
 
 
@@ -159,6 +177,70 @@ def _stored(ws: Workspace, traj: Trajectory, task: Task) -> None:
             return
         _ui.flash(f"Exemplar {ex.id} added to the bank of {ex.suite}.")
         st.rerun()
+
+
+# --- one step of an episode: correct it in place, replay from it --------------------------------------
+
+
+def step_panel(ws: Workspace, traj: Trajectory, task: Task | None, step: int) -> None:
+    """Inside the selected step: correct its call in place, the corrections made of it, replay from it."""
+    with st.expander(f"Correct step {step + 1}'s call (stored as a correction of this step)",
+                     key=f"fix_open_{traj.id}_{step}"):
+        correction_panel(ws, traj, task, step)
+    made = corrections_steps.of_step(ws, traj.id, step)
+    if not made:
+        return
+    st.caption(f"Corrections of step {step + 1} ({len(made)}, newest first)")
+    st.dataframe([{"author": c.author, "call": episodes.call_text(c.call), "note": c.note,
+                   "also accepted": c.add_alternative, "when": c.created.strftime("%Y-%m-%d %H:%M")} for c in made],
+                 hide_index=True, width="stretch")
+    st.button(f"Replay from step {step + 1} with the newest correction", key=f"replay_{traj.id}_{step}",
+              on_click=_replay, args=(ws, made[0].id), disabled=replays.running_for(ws, traj.id),
+              help="Runs the episode again from this step with the corrected call (a child process); the "
+                   "replay is a new run, linked to this one")
+
+
+def _replay(ws: Workspace, correction_id: str) -> None:
+    try:
+        replays.start(ws, correction_id, who=_ui.identity())
+    except (OSError, ValueError) as e:  # AccessDenied is a PermissionError; CorrectionError a ValueError
+        _ui.flash(f"The replay could not start: {e}", "error")
+        return
+    _ui.flash("Replay started: it runs in its own process; the replayed run appears below when it ends.")
+
+
+def replays_panel(ws: Workspace, traj: Trajectory, open_run: Callable[[str], None]) -> None:
+    """Where this run came from if it is a replay, and the replays made from it, each with a way to open it."""
+    from pages import _progress
+
+    source = replays.origin(ws, traj.id)
+    if source is not None:
+        st.text(f"This run replays {source.original} from step {source.step + 1} with a corrected call.")
+        c = st.columns(2)
+        c[0].button("Open the original run", key=f"open_original_{traj.id}", on_click=open_run,
+                    args=(source.original,))
+        if c[1].button("Compare the continuations on Preferences", key=f"compare_{traj.id}"):
+            compare(source.original, traj.id)
+    made = replays.replays(ws, traj.id)
+    if not made:
+        return
+    st.caption(f"Replays of this run ({len(made)}, newest first)")
+    for r in made:
+        c = st.columns([4, 1, 1])
+        c[0].text(f"from step {r.step + 1} · {r.status}" + (f" · run {r.replay}" if r.replay else "")
+                  + (f" · {r.error}" if r.error else ""))
+        if r.replay:
+            c[1].button("Open", key=f"open_replay_{r.process_id}", on_click=open_run, args=(r.replay,))
+            if c[2].button("Compare", key=f"compare_replay_{r.process_id}"):
+                compare(traj.id, r.replay)
+    if made[0].status == "running":
+        _progress.watch(replays.KIND, what="steps")
+
+
+def compare(first: str, second: str) -> None:
+    """Open Preferences on two runs of one task, compared from the step where they part."""
+    st.session_state["pref_link_read"] = False  # Preferences reads the pair from the address once per session
+    st.switch_page("pages/preferences.py", query_params={"source": "stored", "pair": f"{first}.{second}.0"})
 
 
 # --- label export ------------------------------------------------------------------------------------

@@ -210,13 +210,25 @@ def tool_schema_names(task: Task | None) -> list[str]:
     return [t.get("function", t).get("name", "") for t in task.tools]
 
 
-def render_trajectory(ws: Workspace, traj: Trajectory, task: Task | None, flag_prefix: str = "") -> list[int]:
-    """Show a trajectory safely; with flag_prefix, a checkbox per step; returns the flagged steps."""
+def render_trajectory(ws: Workspace, traj: Trajectory, task: Task | None, flag_prefix: str = "",
+                      selected: int | None = None, below=None) -> list[int]:
+    """Show a trajectory safely; with flag_prefix, a checkbox per step; returns the flagged steps.
+
+    An episode (executed steps) is drawn step by step (pages._episode), its `selected` step marked with
+    `below(step)` drawn inside it.
+    """
+    from agentlearn.feedback.episodes import is_episode
+
     st.markdown("**Task**")
     if task is not None:
         messages([m for m in task.input if m.role != "system"])
     else:
         st.text(f"(task {traj.task_id} is not in the store)")
+    if is_episode(traj):
+        from pages import _episode
+
+        st.markdown(f"**Steps ({len(traj.steps)})**")
+        return _episode.render_steps(traj, task, flag_prefix, selected, below)
     flagged = []
     st.markdown("**Steps**")
     for i, step in enumerate(traj.steps):

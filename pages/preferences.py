@@ -1,16 +1,20 @@
-"""Preferences: pick the better of two responses to one task (blind, sides randomised). These become DPO pairs."""
+"""Preferences: pick the better of two responses to one task (blind, sides randomised). These become DPO pairs.
+
+Two episodes that share their first steps (a run and its replay) are shown from where they part: the
+shared steps once, folded, and each side's continuation beside the other.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from agentlearn import preferences
-from agentlearn.feedback import corrections, index
+from agentlearn.feedback import corrections, episodes, index
 from agentlearn.feedback.corrections import CorrectionError
 from agentlearn.memory import proposals
 from agentlearn.methods import METHODS
 from agentlearn.tasks import request_text
-from pages import _labeling, _ui
+from pages import _episode, _labeling, _ui
 from storage.records import Adapter
 
 KEYS = [("A", "left is better"), ("B", "right is better"), ("T", "tie"), ("X", "both bad"),
@@ -180,12 +184,20 @@ with st.container(border=True):
     _ui.messages([m for m in pair.prompt if m.role != "system"])
 
 task = index.task_map(ws).get(pair.task_id)
+episodic = episodes.is_episode(pair.left) and episodes.is_episode(pair.right)
+if episodic and pair.step:
+    with st.expander(f"The first {pair.step} step{'s' if pair.step != 1 else ''}, which both runs share"):
+        _episode.render_continuation(pair.first.model_copy(update={"steps": pair.first.steps[:pair.step]}), task, 0)
 sides = st.columns(2, gap="large")
 for col, title, traj in ((sides[0], "A (left)", pair.left), (sides[1], "B (right)", pair.right)):
     with col, st.container(border=True):
         st.markdown(f"**{title}**")
-        st.code(traj.output or "(empty response)", language=None, wrap_lines=True)
-        _ui.reference_panel(ws, task, traj)  # the task's expected call beside this answer's call
+        if episodic:
+            st.caption(f"continuation from step {pair.step + 1}")
+            _episode.render_continuation(traj, task, pair.step)
+        else:
+            st.code(traj.output or "(empty response)", language=None, wrap_lines=True)
+            _ui.reference_panel(ws, task, traj)  # the task's expected call beside this answer's call
         with st.expander("verifier's view"):
             _ui.render_verdict(traj)
 

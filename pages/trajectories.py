@@ -1,4 +1,8 @@
-"""Trajectories: the labeling queue. Filter, search, find similar, label with the keyboard, bulk-accept."""
+"""Trajectories: the labeling queue. Filter, search, find similar, label with the keyboard, bulk-accept.
+
+An episode is shown step by step (pages._episode); a labeler moves between its steps with J and H, flags
+the selected one as wrong with W, corrects its call in place and replays the episode from it.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,16 @@ from datetime import datetime
 
 import streamlit as st
 
-from agentlearn.feedback import claims, index, labels, queue, similar
+from agentlearn.feedback import claims, episodes, index, labels, queue, similar
 from agentlearn.memory import proposals
 from agentlearn.tasks import request_text
 from pages import _labeling, _ui
 
-FILTER_KEYS = ("f_suite", "f_split", "f_verifier", "f_status", "f_model", "f_adapter", "f_method", "f_annotator",
-               "f_search", "f_order")
+FILTER_KEYS = ("f_suite", "f_split", "f_verifier", "f_status", "f_model", "f_adapter", "f_method", "f_source",
+               "f_annotator", "f_search", "f_order")
 KEYS = [("S", "success"), ("F", "fail"), ("1–5", "score"), ("V", "take the verifier's verdict"),
         ("N", "submit and next"), ("U", "undo last submit"), ("K", "skip"), ("P", "previous"), ("M", "find similar"),
-        _labeling.FOCUS_KEY]
+        ("J / H", "next / previous step"), ("W", "flag the selected step as wrong"), _labeling.FOCUS_KEY]
 
 ws = _ui.workspace()
 _ui.keep(*FILTER_KEYS)
@@ -28,7 +32,8 @@ def _filters() -> queue.Filters:
     return queue.Filters(
         suite=s.get("f_suite") or "", split=s.get("f_split") or "", verifier=s.get("f_verifier", "any"),
         status=s.get("f_status", queue.ASSIGNED), model=s.get("f_model") or "",
-        adapter=s.get("f_adapter") or "", method=s.get("f_method") or "", annotator=s.get("f_annotator") or "",
+        adapter=s.get("f_adapter") or "", method=s.get("f_method") or "", source=s.get("f_source") or "",
+        annotator=s.get("f_annotator") or "",
         search=s.get("f_search", ""), order=s.get("f_order", "newest"),
         since=datetime.fromisoformat(since) if since else None)
 
@@ -127,6 +132,33 @@ def _undo() -> None:
     _ui.flash(f"Undone: your {removed.verdict} label is removed; the item is open again.")
 
 
+def _selected_step(tid: str, steps: int) -> int:
+    """The step the keys act on (the first one until a person moves), kept within the run's steps."""
+    return min(max(0, st.session_state.get(f"step_{tid}", 0)), max(0, steps - 1))
+
+
+def _move_step(by: int) -> None:
+    traj = index.trajectory(ws, st.session_state.get("traj_current"))
+    if traj is not None and traj.steps:
+        st.session_state[f"step_{traj.id}"] = min(max(0, _selected_step(traj.id, len(traj.steps)) + by),
+                                                  len(traj.steps) - 1)
+
+
+def _flag_selected() -> None:
+    """Flag (or unflag) the selected step; a wrong step makes the run a fail."""
+    traj = index.trajectory(ws, st.session_state.get("traj_current"))
+    if traj is None or not traj.steps:
+        return
+    flag = f"flag_{traj.id}_{_selected_step(traj.id, len(traj.steps))}"
+    st.session_state[flag] = not st.session_state.get(flag, False)
+    if st.session_state[flag]:
+        _set("verdict", "fail")
+
+
+def _open_run(tid: str) -> None:
+    st.session_state["traj_current"] = st.session_state["_pinned"] = tid
+
+
 def _pick_from(table_key: str, ids: list[str]) -> None:
     rows = st.session_state[table_key].selection.rows
     if rows:
@@ -152,7 +184,7 @@ with st.expander("Filters and search", expanded=False, key="filters_open"):
     c[2].selectbox("Verifier result", queue.VERIFIER_RESULTS, key="f_verifier", on_change=_unpin, bind="query-params")
     c[3].selectbox("Label status", queue.LABEL_STATUSES, key="f_status", on_change=_unpin, bind="query-params")
     c[4].selectbox("Order", queue.ORDERS, key="f_order", on_change=_unpin, bind="query-params")
-    c = st.columns(5)
+    c = st.columns(6)
     c[0].selectbox("Model", [""] + facets["model"], key="f_model", on_change=_unpin, bind="query-params", format_func=lambda v: v or "all models")
     c[1].selectbox("Adapter", ["", "(none)"] + facets["adapter"], key="f_adapter", on_change=_unpin, bind="query-params",
                    format_func=lambda v: {"": "any adapter", "(none)": "base model"}.get(v, v))
@@ -160,6 +192,11 @@ with st.expander("Filters and search", expanded=False, key="filters_open"):
     c[3].selectbox("Labeled by", [""] + facets["annotator"], key="f_annotator", on_change=_unpin, bind="query-params",
                    format_func=lambda v: v or "anyone or no one")
     c[4].text_input("Search text", key="f_search", on_change=_unpin, bind="query-params", placeholder="words in the request or output")
+    c[5].selectbox("Source", [""] + sorted(set(episodes.SOURCES) | set(facets.get("source", []))), key="f_source",
+                   on_change=_unpin, bind="query-params",
+                   format_func=lambda v: v or "any source", help="agent: the built-in agent · traces: imported trace "
+                   "files · collect: spans received live · proxy: conversations through the proxy · replay: "
+                   "replays from a corrected step")
     if st.session_state.get("f_since"):
         st.text(f"Only runs since {st.session_state['f_since']} (sent from the Run page)")
         st.button("Show all runs again", on_click=lambda: st.session_state.update(f_since=None))
@@ -233,7 +270,8 @@ with st.expander("Queue list (click a row to open it)"):
     people = labels.people_count(ws, window)
     for tid in window:
         n = idx.position[tid]
-        rows.append({"id": tid, "suite": idx.suite[n], "split": idx.split[n], "method": idx.method[n],
+        rows.append({"id": tid, "suite": idx.suite[n], "split": idx.split[n], "source": idx.source[n],
+                     "method": idx.method[n],
                      "verifier": {1: "success", 0: "fail"}.get(int(idx.verifier[n]), "-"),
                      "labels": people[tid],
                      "request and output": _labeling.row_text(idx.text[n], st.session_state.get("f_search", ""))})
@@ -274,8 +312,9 @@ with right:
             s[n - 1].button(str(n), key=f"btn_score_{n}", shortcut=str(n), width="stretch", on_click=_set,
                             args=("score", n), type="primary" if draft["score"] == n else "secondary")
         _labeling.category_buttons(ws, traj.suite, draft.get("categories", []), _toggle_category)
+        flagged = [str(i + 1) for i in range(len(traj.steps)) if st.session_state.get(f"flag_{current}_{i}")]
         st.text(f"verdict: {draft['verdict'] or '—'}   score: {draft['score'] or '—'}   "
-                f"categories: {', '.join(draft.get('categories', [])) or '—'}")
+                f"categories: {', '.join(draft.get('categories', [])) or '—'}   flagged steps: {', '.join(flagged) or '—'}")
         st.text_area("Comment", key=f"comment_{current}", height=80, placeholder="optional · / to write, Esc to leave")
         _labeling.focus_key("Comment")
         comment = st.session_state.get(f"comment_{current}", "").strip()
@@ -295,12 +334,25 @@ with right:
     with st.expander("Memory the agent was given", expanded=True):
         _ui.render_memory(ws, traj)
 with left:
-    st.text(f"trajectory {traj.id} · suite {traj.suite} · split {traj.split} · "
+    st.text(f"trajectory {traj.id} · suite {traj.suite} · split {traj.split} · source {traj.source} · "
             f"{traj.created.strftime('%Y-%m-%d %H:%M')}")
-    _labeling.search_hits(request_text(task.input) + "\n" + traj.output, st.session_state.get("f_search", ""))
-    with st.container(border=True):
-        st.markdown("**Expected call beside the agent's**")
-        _ui.reference_panel(ws, task, traj)
-    with st.expander("Correct the agent's call (stored as a correction: the SFT answer for this task)"):
-        _labeling.correction_panel(ws, traj, task)
-    _ui.render_trajectory(ws, traj, task, flag_prefix=f"flag_{current}_")
+    _labeling.search_hits(request_text(task.input) + "\n" + traj.output if task is not None else traj.output,
+                          st.session_state.get("f_search", ""))
+    _labeling.replays_panel(ws, traj, _open_run)
+    if episodes.is_episode(traj):
+        selected = _selected_step(current, len(traj.steps))
+        k = st.container(horizontal=True, gap="small", vertical_alignment="center")
+        k.button("Previous step", key="btn_step_prev", shortcut="H", on_click=_move_step, args=(-1,), width="content")
+        k.button("Next step", key="btn_step_next", shortcut="J", on_click=_move_step, args=(1,), width="content")
+        k.button(f"Flag step {selected + 1} as wrong", key="btn_step_flag", shortcut="W", on_click=_flag_selected,
+                 width="content", help="Flag the first wrong step; press again to take the flag off")
+        k.caption(f"selected: step {selected + 1} of {len(traj.steps)} (▶) · its call can be corrected in its box")
+        _ui.render_trajectory(ws, traj, task, flag_prefix=f"flag_{current}_", selected=selected,
+                              below=lambda step: _labeling.step_panel(ws, traj, task, step))
+    else:
+        with st.container(border=True):
+            st.markdown("**Expected call beside the agent's**")
+            _ui.reference_panel(ws, task, traj)
+        with st.expander("Correct the agent's call (stored as a correction: the SFT answer for this task)"):
+            _labeling.correction_panel(ws, traj, task)
+        _ui.render_trajectory(ws, traj, task, flag_prefix=f"flag_{current}_")

@@ -94,7 +94,7 @@ class TrajectoryIndex:
     method: np.ndarray
     source: np.ndarray
     output_hash: np.ndarray  # to tell equal answers apart without keeping them
-    text: np.ndarray  # lower-cased request + output + call, for search
+    text: np.ndarray  # lower-cased request + output + call (and an episode's calls and answers), for search
     facets: dict[str, list[str]] = field(default_factory=dict)
     position: dict[str, int] = field(default_factory=dict)
 
@@ -104,8 +104,16 @@ class TrajectoryIndex:
 
 FIELDS = ("ids", "task_id", "suite", "split", "created", "verifier", "model", "adapter", "method", "source",
           "output_hash", "text")
-INDEX_FORMAT = 2  # bump when the columns change, so an old file on disk is not used
+INDEX_FORMAT = 3  # bump when the columns or facets change, so an old file on disk is not used
 SAVE_INDEX_FROM = 5000  # trajectories; smaller stores rebuild faster than they load from the file
+
+
+def _steps_text(t: Trajectory) -> str:
+    """The tools an episode called and the answers it gave on the way, so that a search finds them too."""
+    if len(t.steps) < 2:
+        return ""
+    said = [c.name for s in t.steps for c in s.calls] + [s.answer for s in t.steps if s.answer and s.answer != t.output]
+    return "\n" + " ".join(said)
 
 
 def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
@@ -114,7 +122,8 @@ def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
     rows = [(t.id, t.task_id, t.suite, t.split, t.created.timestamp(),
              -1 if t.verdict is None else int(t.verdict.success), t.model, t.adapter, t.memory.method, t.source,
              hashlib.blake2b(t.output.encode(), digest_size=8).digest(),
-             f"{requests.get(t.task_id, '')}\n{t.output}\n{t.tool_call.name if t.tool_call else ''}".lower())
+             f"{requests.get(t.task_id, '')}\n{t.output}\n{t.tool_call.name if t.tool_call else ''}"
+             f"{_steps_text(t)}".lower())
             for t in ws.repo.all(Trajectory)]
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(FIELDS)
     dtypes = {"created": np.float64, "verifier": np.int8}
@@ -124,7 +133,7 @@ def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
     index = TrajectoryIndex(version=version, **arrays)
     index.position = {i: n for n, i in enumerate(index.ids)}
     index.facets = {name: sorted(str(v) for v in pd.unique(getattr(index, name)) if v)
-                    for name in ("suite", "split", "model", "adapter", "method")}
+                    for name in ("suite", "split", "model", "adapter", "method", "source")}
     return index
 
 

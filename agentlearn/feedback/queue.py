@@ -40,6 +40,7 @@ class Filters:
     model: str = ""
     adapter: str = ""  # "" any; "(none)" base model only
     method: str = ""
+    source: str = ""  # where the runs came from (feedback.episodes.SOURCES): agent, traces, collect, proxy, replay
     annotator: str = ""  # only trajectories this person labeled
     search: str = ""
     since: datetime | None = None  # only trajectories created at or after this time
@@ -173,7 +174,7 @@ def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str,
     """Row numbers of the index that match, in queue order."""
     mask = np.ones(len(idx), dtype=bool)
     for column, value in (("suite", filters.suite), ("split", filters.split), ("model", filters.model),
-                          ("method", filters.method)):
+                          ("method", filters.method), ("source", filters.source)):
         if value:
             mask &= getattr(idx, column) == value
     if filters.adapter:
