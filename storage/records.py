@@ -240,6 +240,23 @@ class Trajectory(Record):
     tools: list[dict[str, Any]] = Field(default_factory=list)  # imported episodes: the tools their agent was offered
 
 
+class Span(Record):
+    """One OpenTelemetry span as `collect` received it, kept until its trace becomes an episode.
+
+    The id is "<trace id>:<span id>", so a span sent twice is stored once. Collectors keep no state of
+    their own: every collector on one store sees every span, so halves of a trace sent to two of them
+    make one episode. `assembled` turns true when the episode was (re)built with this span in it.
+    """
+
+    table: ClassVar[str] = "spans"
+    trace_id: str
+    span_id: str
+    parent_id: str = ""
+    suite: str = ""  # the suite the collector was told to use ("" = the service's name)
+    data: dict[str, Any] = Field(default_factory=dict)  # the span as traces.otlp.spans_from_otlp_json gives it
+    assembled: bool = False
+
+
 # --- human feedback ------------------------------------------------------------------------------
 
 
@@ -600,6 +617,16 @@ class SignIn(Record):
     pending: str = ""
 
 
+class IngestToken(Record):
+    """A token that lets a program send traces to `collect` or requests through `proxy` for an account.
+
+    Like a SignIn, the store keeps only the token's SHA-256 (the id): a copy of the store sends nothing.
+    """
+
+    table: ClassVar[str] = "ingest_tokens"
+    account: str  # the Account id the token acts for (with that account's role, as the store says now)
+
+
 class Secret(Record):
     """A server secret that every dashboard server on this store shares (the id names its use)."""
 
@@ -610,5 +637,5 @@ class Secret(Record):
 ALL_RECORDS: tuple[type[Record], ...] = (
     Task, Suite, Trajectory, Label, Claim, Resolution, Correction, Preference, Insight, InsightProposal, Reflection, Exemplar,
     DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account, Promotion, Improvement,
-    SignIn, Secret,
+    SignIn, Secret, IngestToken, Span,
 )
