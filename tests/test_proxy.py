@@ -182,7 +182,7 @@ def test_streaming_passes_through_chunk_by_chunk_and_is_recorded(running, _agent
     assert text == "Resetting now." and args == CALL["function"]["arguments"]
     assert RULE in fake.received[-1][1]["messages"][0]["content"] and fake.received[-1][1]["stream"] is True
     [episode] = _episode(ws)
-    assert episode.steps[-1].action == "Resetting now."
+    assert episode.steps[-1].thought == "Resetting now." and episode.source == "proxy"
     assert episode.steps[-1].calls[0].arguments == {"username": "dlee", "delivery": "email"}
     _no_key_in(_agentlearn_home)
 

@@ -1,82 +1,57 @@
-"""An OpenAI chat-completions conversation as episode steps: what `proxy` records for each exchange.
+"""An OpenAI chat-completions conversation as an episode: what `proxy` records for each exchange.
 
 The request's messages hold the whole conversation so far (the assistant's earlier answers with their
-tool calls, the tools' results, later user turns), so each exchange rebuilds the episode from them plus
-the new answer: nothing is kept between requests except the episode in the store.
+calls, the tools' results, later user turns), so each exchange rebuilds the episode from them plus the
+new answer: every assistant message is one model turn, joined into steps as every trace format's are
+(traces.assemble). Nothing is kept between requests except the episode in the store.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from agentlearn.toolcall import format_tool_call
-from agentlearn.traces.memory import text_of
-from storage.records import Message, Step, ToolCall, ToolResult
+from agentlearn.traces.assemble import ModelTurn, Msg, episode, message_of, tools_of
+from agentlearn.traces.episode import ImportedEpisode
+from storage.records import Message
+
+FORMAT = "openai-chat"
 
 
-def calls_of(message: dict[str, Any]) -> list[ToolCall]:
-    """The tool calls of an assistant message (OpenAI form; arguments that are not JSON kept under "_raw")."""
-    calls = []
-    for c in message.get("tool_calls") or []:
-        if not isinstance(c, dict):
-            continue
-        fn = c.get("function") if isinstance(c.get("function"), dict) else {}
-        raw = fn.get("arguments") or "{}"
-        try:
-            args = json.loads(raw) if isinstance(raw, str) else raw
-        except json.JSONDecodeError:
-            args = {"_raw": raw}
-        calls.append(ToolCall(name=str(fn.get("name", "")), arguments=args if isinstance(args, dict) else {"_raw": raw},
-                              id=str(c.get("id") or "")))
-    return calls
+def _messages(messages: list[dict[str, Any]]) -> list[Msg]:
+    return [m for m in map(message_of, messages) if m is not None]
 
 
 def transcript(messages: list[dict[str, Any]]) -> list[Message]:
-    """The conversation as plain messages: an assistant's calls written out after its text, so two
-    transcripts compare equal exactly when the conversations do (how conversations are joined)."""
-    out = []
-    for m in messages:
-        text = text_of(m.get("content"))
-        if m.get("role") == "assistant":
-            text += "".join(format_tool_call(c) for c in calls_of(m))
-        out.append(Message(role=str(m.get("role", "")), content=text))
-    return out
+    """The conversation as plain messages, an assistant's calls written after its text: two transcripts are
+    equal exactly when the conversations are (how a request is joined to the conversation it continues)."""
+    return [Message(role=m.role, content=m.text + "".join(format_tool_call(c) for c in m.calls))
+            for m in _messages(messages)]
 
 
-def opening(messages: list[dict[str, Any]]) -> list[Message]:
-    """The messages up to and including the first user message: the task the conversation is about."""
-    for n, m in enumerate(messages):
-        if m.get("role") == "user":
-            return [Message(role="user", content=text_of(x.get("content")))
-                    for x in messages[: n + 1] if x.get("role") == "user"]
-    return []
+def request_of(messages: list[dict[str, Any]]) -> str:
+    """The conversation's first user message: the task it is about."""
+    return next((m.text for m in _messages(messages) if m.role == "user" and m.text.strip()), "")
 
 
-def steps_of(messages: list[dict[str, Any]], answer: dict[str, Any]) -> list[Step]:
-    """One step per assistant message (the earlier ones, then `answer`), each with its calls' results.
+def episode_of(conversation_id: str, messages: list[dict[str, Any]], answer: dict[str, Any], *,
+               tools: list[dict[str, Any]], model: str = "", seconds: float | None = None,
+               tokens_in: int | None = None, tokens_out: int | None = None) -> ImportedEpisode | None:
+    """The conversation so far (`messages`, then the upstream's `answer`) as one episode.
 
-    A tool message fills the result of the call it names (tool_call_id), else the next call still open.
-    A user message after the first answer opens a new turn, noted on that turn's first step.
+    The earlier assistant messages become turns without timings (they were measured when they happened);
+    the answer's turn carries this exchange's time, tokens and model. None without a user request.
     """
-    steps: list[Step] = []
-    turn, pending_user = 0, ""
-    for m in [*messages, answer]:
-        role = m.get("role")
-        if role == "assistant":
-            text, calls = text_of(m.get("content")), calls_of(m)
-            steps.append(Step(action=text, calls=calls, answer="" if calls else text, turn=turn, user=pending_user))
-            pending_user = ""
-        elif role == "tool" and steps:
-            _add_result(steps[-1], str(m.get("tool_call_id") or ""), text_of(m.get("content")))
-        elif role == "user" and steps:
-            turn, pending_user = turn + 1, text_of(m.get("content"))
-    return steps
-
-
-def _add_result(step: Step, call_id: str, content: str) -> None:
-    answered = {r.call_id for r in step.results}
-    call = next((c for c in step.calls if call_id and c.id == call_id), None) or \
-        next((c for c in step.calls if c.id not in answered), None)
-    step.results.append(ToolResult(call_id=call.id if call else call_id, name=call.name if call else "", content=content))
-    step.observation = "\n".join(r.content for r in step.results)
+    msgs = _messages([*messages, answer])
+    offered = tools_of(tools)
+    # Turns are ordered by their place in the conversation: the "start" is the message's index.
+    turns = [ModelTurn(start=float(i), input=msgs[:i], output=m, tools=offered)
+             for i, m in enumerate(msgs[:-1]) if m.role == "assistant"]
+    turns.append(ModelTurn(start=float(len(msgs) - 1), input=msgs[:-1], output=msgs[-1], seconds=seconds,
+                           tokens_in=tokens_in, tokens_out=tokens_out, model=model, tools=offered))
+    found = episode(conversation_id, turns, [], fmt=FORMAT, request=request_of(messages))
+    if found is None or not found.request:
+        return None
+    found.started = None  # the turns' starts are places, not times
+    found.prompt = transcript([*messages, answer])
+    return found

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +31,11 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from agentlearn.accounts import AccessDenied, Identity
-from agentlearn.toolcall import normalise_tool
-from agentlearn.traces import access, conversation
+from agentlearn.tasks import check_text
+from agentlearn.traces import access, conversation, store
 from agentlearn.traces.memory import DEFAULT_BUDGET_TOKENS, Memory, inject, recall
 from agentlearn.workspace import Workspace
-from storage.records import MemoryUsed, Suite, Task, ToolCall, Trajectory, now
+from storage.records import MemoryUsed, Trajectory, now
 
 SUITE_HEADER = "x-agentlearn-suite"
 CONVERSATION_HEADER = "x-agentlearn-conversation"
@@ -42,6 +43,8 @@ CONVERSATION_HEADER = "x-agentlearn-conversation"
 FORWARDED_HEADERS = ("authorization", "api-key", "openai-organization", "openai-project", "openai-beta")
 OWN_METADATA = ("suite", "conversation")  # metadata keys meant for the proxy, removed before forwarding
 MAX_BODY = 16 * 1024 * 1024
+SOURCE = "proxy"  # Trajectory.source of the episodes it records
+log = logging.getLogger(__name__)
 MAX_CONVERSATIONS_PER_OPENING = 10_000  # prefix joining looks this far among conversations with one opening
 
 
@@ -80,6 +83,7 @@ def _request_fields(raw: bytes, headers: Any, default_suite: str) -> tuple[dict[
     suite = (headers.get(SUITE_HEADER) or str(metadata.get("suite") or "") or default_suite).strip()
     if not suite:
         raise ValueError(f"name a suite: the {SUITE_HEADER} header, metadata.suite, or the proxy's --suite")
+    check_text(suite, "the suite name")
     conversation_id = (headers.get(CONVERSATION_HEADER) or str(metadata.get("conversation") or "")).strip()
     if metadata:
         rest = {k: v for k, v in metadata.items() if k not in OWN_METADATA}
@@ -237,78 +241,53 @@ def _streamed(ws: Workspace, reply: httpx.Response, exchange: Exchange, who: Ide
 
 
 def _hash(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def episode_id(ws: Workspace, exchange: Exchange) -> tuple[str, str]:
-    """(trajectory id, conversation id) the exchange belongs to.
+def conversation_of(ws: Workspace, exchange: Exchange) -> str:
+    """The conversation id the exchange belongs to: the caller's, else one joined by message prefix.
 
-    With a conversation id: its one episode. Without: the first episode opened by the same messages whose
-    recorded conversation this request continues (its transcript starts with the recorded one), else a
-    new one.
+    Joined: the first recorded conversation opened by the same first request whose transcript this
+    request continues (it starts with everything recorded there), else a new one.
     """
     if exchange.conversation:
-        return f"proxy-{_hash(exchange.suite, exchange.conversation)}", exchange.conversation
-    now = conversation.transcript(exchange.messages)
-    base = _hash(exchange.suite, [m.model_dump() for m in conversation.opening(exchange.messages)])
+        return exchange.conversation
+    now_said = conversation.transcript(exchange.messages)
+    base = _hash(conversation.request_of(exchange.messages))
     for n in range(MAX_CONVERSATIONS_PER_OPENING):
         conv = f"prefix-{base}-{n}"
-        found = ws.repo.get(Trajectory, f"proxy-{_hash(exchange.suite, conv)}")
-        if found is None or now[: len(found.prompt)] == found.prompt:
-            return f"proxy-{_hash(exchange.suite, conv)}", conv
-    raise ValueError(f"more than {MAX_CONVERSATIONS_PER_OPENING} conversations open with the same messages: "
+        found = ws.repo.get(Trajectory, store.trajectory_id(exchange.suite, conv))
+        if found is None or now_said[: len(found.prompt)] == found.prompt:
+            return conv
+    raise ValueError(f"more than {MAX_CONVERSATIONS_PER_OPENING} conversations open with the same request: "
                      f"send the {CONVERSATION_HEADER} header")
 
 
-def _task(ws: Workspace, exchange: Exchange) -> Task:
-    """The conversation's task: its opening user request (identical openings share one task)."""
-    opening = conversation.opening(exchange.messages)
-    task_id = f"proxy-{_hash(exchange.suite, [m.model_dump() for m in opening])}"
-    found = ws.repo.get(Task, task_id)
-    if found is not None:
-        return found
-    if ws.repo.get(Suite, exchange.suite) is None:
-        ws.repo.put(Suite(id=exchange.suite, name=exchange.suite, source="proxy"))
-    return ws.repo.put(Task(id=task_id, suite=exchange.suite, sample_id=task_id, split="train", input=opening,
-                            tools=_tools(exchange.tools), expected=ToolCall(name="")))
-
-
-def _tools(offered: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tools a request offered, in the store's form; one the store cannot read is left out."""
-    out = []
-    for tool in offered:
-        try:
-            out.append(normalise_tool(tool))
-        except ValueError:
-            continue
-    return out
-
-
-def record(ws: Workspace, exchange: Exchange, *, who: Identity) -> Trajectory:
+def record(ws: Workspace, exchange: Exchange, *, who: Identity) -> Trajectory | None:
     """Store the exchange as the newest step of its conversation's episode (rebuilt from the messages).
 
-    Earlier steps keep the timings and token counts recorded when they happened. `who` was allowed to
-    send (traces.access); the episode is theirs to have sent.
+    Earlier steps keep the timings and token counts recorded when they happened; the episode keeps its
+    first time. None when the conversation has no user request to be a task (nothing is stored).
     """
-    traj_id, conv = episode_id(ws, exchange)
+    conv = conversation_of(ws, exchange)
+    found = conversation.episode_of(conv, exchange.messages, exchange.answer, tools=exchange.tools,
+                                    model=exchange.model, seconds=exchange.seconds,
+                                    tokens_in=exchange.tokens_in, tokens_out=exchange.tokens_out)
+    if found is None:
+        log.warning("proxy: a conversation in suite %r has no user request; not recorded", exchange.suite)
+        return None
+    traj_id = store.trajectory_id(exchange.suite, conv)
     previous = ws.repo.get(Trajectory, traj_id)
-    steps = conversation.steps_of(exchange.messages, exchange.answer)
-    for old, new in zip(previous.steps if previous else [], steps[:-1], strict=False):
+    for old, new in zip(previous.steps if previous else [], found.steps[:-1], strict=False):
         new.seconds, new.tokens_in, new.tokens_out = old.seconds, old.tokens_in, old.tokens_out
-    steps[-1].seconds, steps[-1].tokens_in, steps[-1].tokens_out = exchange.seconds, exchange.tokens_in, exchange.tokens_out
-    task = _task(ws, exchange)
-    last = steps[-1]
+    found.started = previous.created if previous else now()
     memory = exchange.memory
-    used = MemoryUsed(method="proxy", exemplar_ids=memory.exemplar_ids, exemplar_mode=memory.exemplar_mode,
-                      insight_ids=memory.insight_ids, insights_version=memory.insights_version,
-                      k=len(memory.exemplar_ids)) if memory else MemoryUsed()
-    trajectory = Trajectory(
-        id=traj_id, created=previous.created if previous else now(),
-        task_id=task.id, suite=exchange.suite, split=task.split,
-        prompt=conversation.transcript([*exchange.messages, exchange.answer]), steps=steps,
-        output=last.action, tool_call=last.calls[0] if last.calls else None, tool_calls=list(last.calls),
-        model=exchange.model, memory=used, source="proxy", trace_id=conv, tools=_tools(exchange.tools))
-    return ws.repo.put(trajectory)
+    if memory is not None:
+        found.memory = MemoryUsed(method="proxy", exemplar_ids=memory.exemplar_ids, exemplar_mode=memory.exemplar_mode,
+                                  insight_ids=memory.insight_ids, insights_version=memory.insights_version,
+                                  k=len(memory.exemplar_ids))
+    store.save_episodes(ws, exchange.suite, [found], who=who, source=SOURCE)
+    return ws.repo.get(Trajectory, traj_id)
 
 
 def serve(ws: Workspace, upstream: str, *, host: str = "127.0.0.1", port: int = 8788, suite: str = "",

@@ -19,7 +19,7 @@ from agentlearn.accounts import Identity
 from agentlearn.tasks import check_text, task_id
 from agentlearn.traces.episode import ImportedEpisode
 from agentlearn.workspace import Workspace
-from storage.records import Message, Record, Suite, Task, ToolCall, Trajectory, now
+from storage.records import MemoryUsed, Message, Record, Suite, Task, ToolCall, Trajectory, now
 
 SOURCE = "traces"
 NO_REFERENCE = "no-reference"  # the tag of a task whose right answer nobody has given yet
@@ -39,10 +39,12 @@ def trajectory_id(suite: str, trace_id: str) -> str:
     return f"{SOURCE}-{_digest(suite, trace_id)}"
 
 
-def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode], *, who: Identity) -> dict[str, int]:
+def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode], *, who: Identity,
+                  source: str = SOURCE) -> dict[str, int]:
     """Store episodes in `suite` (created if missing); returns counts: episodes, steps, calls, new and
     updated trajectories, new tasks. `who` needs the import action. Episodes without a user request are
-    refused with the trace id, before anything is written."""
+    refused with the trace id, before anything is written. `source` says how they came (Trajectory.source:
+    traces from a file, collect, proxy)."""
     policy.require(ws.repo, who, "import")
     if not suite.strip():
         raise ValueError("the suite needs a name")
@@ -64,7 +66,7 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
         task.tools += [t for t in e.tools if t["name"] not in known]
         tasks[task.id] = task
         tools.update({t["name"]: t for t in e.tools if t["name"] not in tools})
-        trajectory = _trajectory(suite, task, e)
+        trajectory = _trajectory(suite, task, e, source)
         counts["trajectories_updated" if ws.repo.get(Trajectory, trajectory.id) else "trajectories_new"] += 1
         counts["steps"] += len(e.steps)
         counts["calls"] += len(e.calls)
@@ -86,12 +88,12 @@ def _task(ws: Workspace, suite: str, e: ImportedEpisode) -> Task:
                 expected=ToolCall(name=""), tags=[NO_REFERENCE], created=e.started or now())
 
 
-def _trajectory(suite: str, task: Task, e: ImportedEpisode) -> Trajectory:
+def _trajectory(suite: str, task: Task, e: ImportedEpisode, source: str) -> Trajectory:
     first_turn = [c for s in e.steps if s.turn == 0 for c in s.calls]
     last = e.steps[-1] if e.steps else None
     return Trajectory(
         id=trajectory_id(suite, e.trace_id), task_id=task.id, suite=suite, split=task.split, prompt=e.prompt,
         steps=e.steps, output=e.answer or (last.action if last else ""),
-        tool_call=first_turn[0] if first_turn else None, tool_calls=first_turn, model=e.model, source=SOURCE,
-        trace_id=e.trace_id, tools=e.tools, created=e.started or now(),
+        tool_call=first_turn[0] if first_turn else None, tool_calls=first_turn, model=e.model, source=source,
+        trace_id=e.trace_id, tools=e.tools, created=e.started or now(), memory=e.memory or MemoryUsed(),
     )
