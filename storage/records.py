@@ -253,6 +253,7 @@ class Span(Record):
     span_id: str
     parent_id: str = ""
     suite: str = ""  # the suite the collector was told to use ("" = the service's name)
+    sender: str = ""  # the account whose ingest token sent it ("" = the local user, no accounts)
     data: dict[str, Any] = Field(default_factory=dict)  # the span as traces.otlp.spans_from_otlp_json gives it
     assembled: bool = False
 
