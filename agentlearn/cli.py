@@ -13,6 +13,7 @@ from pathlib import Path
 from agentlearn import methods
 from agentlearn.methods import EXPORT_KINDS, PROPOSAL_SOURCES, TRAINING_METHODS, USES_INSIGHTS
 from agentlearn.settings import Settings
+from agentlearn.traces import cli as traces_cli
 from agentlearn.workspace import open_workspace
 from storage import StoreError, is_database_url, open_repository
 from storage.postgres_store import redact
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_tasks_import)
     ls = tasks.add_parser("list", help="list suites and their task counts")
     ls.set_defaults(func=cmd_tasks_list)
+    traces_cli.add_parser(sub)
 
     suite = sub.add_parser("suite", help="show or edit a suite's card").add_subparsers(dest="action", required=True)
     sh = suite.add_parser("show", help="name, description, instruction, tools and argument kinds")
