@@ -210,6 +210,15 @@ def _parser() -> argparse.ArgumentParser:
     px.add_argument("--budget", type=int, default=1000, help="tokens the playbook and exemplars may add (default 1000)")
     px.set_defaults(func=cmd_proxy)
 
+    co = sub.add_parser("collect", help="an OTLP/HTTP receiver (POST /v1/traces, protobuf or JSON) that stores "
+                                        "another agent's spans and turns each trace into an episode")
+    co.add_argument("--port", type=int, default=4318)
+    co.add_argument("--host", default="127.0.0.1", help="off loopback only with accounts (senders present a token)")
+    co.add_argument("--suite", default="", help="the suite of the episodes (default: the service's name in the spans)")
+    co.add_argument("--quiet", type=float, default=30.0,
+                    help="seconds without new spans after which a trace whose root span never came is assembled")
+    co.set_defaults(func=cmd_collect)
+
     ret = sub.add_parser("retrieval", help="how exemplars are retrieved per suite (the auto mode's choice)")
     ret_sub = ret.add_subparsers(dest="action", required=True)
     choose = ret_sub.add_parser("choose", help="choose mode, k and tool-awareness by leave-one-out on the train split")
@@ -325,6 +334,14 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     print(f"proxy on http://{args.host}:{args.port}/v1 -> {args.upstream}", file=sys.stderr)
     proxy.serve(open_workspace(), args.upstream, host=args.host, port=args.port, suite=args.suite,
                 budget_tokens=args.budget)
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from agentlearn.traces import collect
+
+    print(f"collecting on http://{args.host}:{args.port}/v1/traces", file=sys.stderr)
+    collect.serve(open_workspace(), host=args.host, port=args.port, suite=args.suite, quiet_s=args.quiet)
     return 0
 
 
