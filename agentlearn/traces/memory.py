@@ -33,7 +33,8 @@ class Memory:
     text: str = ""  # the block added to the system message ("" when there is nothing to add)
     exemplar_mode: str = ""
     insights_version: int = 0
-    retrieval_ms: float = 0.0
+    retrieval_ms: float = 0.0  # all of it: playbook, query embedding, exemplar selection
+    embedding_ms: float = 0.0  # the query embedding alone (part of retrieval_ms)
 
     @property
     def exemplar_ids(self) -> list[str]:
@@ -75,18 +76,27 @@ def _request(suite: str, messages: list[Message]) -> Task:
     return Task(id="", suite=suite, sample_id="", split="heldout", input=users[-1:], expected=ToolCall(name=""))
 
 
-def _chosen_exemplars(ws: Workspace, suite: str, task: Task, budget_chars: float) -> tuple[list[exemplars.Scored], str]:
+LEXICAL_MODES = ("fixed", "bm25")  # modes that need no query embedding
+
+
+def _chosen_exemplars(ws: Workspace, suite: str, task: Task,
+                      budget_chars: float) -> tuple[list[exemplars.Scored], str, float]:
+    """The exemplars that fit the budget, best first; the mode; the query embedding's milliseconds."""
     if not task.input:
-        return [], ""
+        return [], "", 0.0
     mode, k, tool_aware = retrieval.resolve(ws, suite, "auto", DEFAULT_K, False)
-    found = exemplars.select(ws, task, mode, k=k, tool_aware=tool_aware)
+    start, query = time.perf_counter(), None
+    if mode not in LEXICAL_MODES:
+        query = ws.encoder([exemplars.text_of(task.input)])[0]
+    embedding_ms = (time.perf_counter() - start) * 1000
+    found = exemplars.select(ws, task, mode, k=k, tool_aware=tool_aware, query_vector=query)
     kept, used = [], 0.0
     for scored in found:
         cost = len(prompts.exemplar_block([scored.exemplar]))
         if used + cost <= budget_chars:
             kept.append(scored)
             used += cost
-    return kept, mode if kept else ""
+    return kept, mode if kept else "", embedding_ms
 
 
 def recall(ws: Workspace, suite: str, messages: Sequence[dict[str, Any] | Message],
@@ -98,7 +108,7 @@ def recall(ws: Workspace, suite: str, messages: Sequence[dict[str, Any] | Messag
                                                min(ws.settings.playbook_tokens, budget_tokens))
     rules_text = prompts.playbook_block(playbook.grouped(rules)) if rules else ""
     left = budget_tokens * CHARS_PER_TOKEN - len(rules_text)
-    shots, mode = _chosen_exemplars(ws, suite, _request(suite, msgs), left)
+    shots, mode, embedding_ms = _chosen_exemplars(ws, suite, _request(suite, msgs), left)
     # Best first as retrieved; in the text the closest case comes last, as in the agent's own prompt.
     shots_text = prompts.exemplar_block(prompts.order_shots([s.exemplar for s in shots]))
     return Memory(suite=suite,
@@ -107,7 +117,7 @@ def recall(ws: Workspace, suite: str, messages: Sequence[dict[str, Any] | Messag
                   text="\n\n".join(t for t in (rules_text, shots_text) if t),
                   exemplar_mode=mode,
                   insights_version=insights.insights_version(ws, suite) if rules else 0,
-                  retrieval_ms=(time.perf_counter() - start) * 1000)
+                  retrieval_ms=(time.perf_counter() - start) * 1000, embedding_ms=embedding_ms)
 
 
 def _exemplar_data(e: Exemplar, score: float) -> dict[str, Any]:

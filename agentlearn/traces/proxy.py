@@ -173,7 +173,7 @@ def create_app(ws: Workspace, upstream: str, suite: str = "", budget_tokens: int
                             model=str(body.get("model") or ""), memory=memory)
         forward = body | {"messages": inject(body["messages"], memory.text)}
         headers = {k: request.headers[k] for k in FORWARDED_HEADERS if k in request.headers}
-        timing = {"server-timing": f"memory;dur={memory.retrieval_ms:.2f}"}
+        timing = {"server-timing": f"memory;dur={memory.retrieval_ms:.2f}, embedding;dur={memory.embedding_ms:.2f}"}
         start = time.perf_counter()
         try:
             reply = await client.send(client.build_request("POST", target, json=forward, headers=headers),
