@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 import agentlearn
-from agentlearn import users
+from agentlearn import accounts, users
 from agentlearn.traces import access, proxy
 from storage.records import Trajectory
 from tests.asgi_server import free_port, serving
@@ -213,7 +213,7 @@ def test_unreachable_upstream_is_a_502(seeded):
 def test_with_accounts_a_token_is_required(running):
     ws, fake, url = running
     users.add_user(ws.repo, "ada", "admin", "correct horse battery", who=ME)
-    ada = agentlearn.accounts.identity_of(agentlearn.accounts.find(ws.repo, "ada"))
+    ada = accounts.identity_of(accounts.find(ws.repo, "ada"))
     users.add_user(ws.repo, "bo", "annotator", "correct horse battery", who=ada)
     with pytest.raises(ValueError, match="annotator"):
         access.issue_token(ws.repo, "bo", who=ada)
@@ -228,3 +228,20 @@ def test_with_accounts_a_token_is_required(running):
     with pytest.raises(openai.AuthenticationError):
         _client(url, **{"X-Agentlearn-Token": token}).chat.completions.create(model="m", messages=messages)
     assert token not in json.dumps([r.model_dump(mode="json") for r in ws.repo.all(access.IngestToken)])
+
+
+def test_token_and_listening_commands(ws, monkeypatch, capsys):
+    from agentlearn import cli
+
+    assert cli.main(["proxy", "--upstream", "http://127.0.0.1:9/v1", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert cli.main(["collect", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert capsys.readouterr().err.count("no accounts exist") == 2
+    users.add_user(ws.repo, "root", "admin", "correct horse battery", who=ME)
+    monkeypatch.setenv("AGENTLEARN_USER", "root")
+    monkeypatch.setenv("AGENTLEARN_PASSWORD", "correct horse battery")
+    assert cli.main(["users", "token", "root"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert access.caller(ws.repo, {access.TOKEN_HEADER: token}).name == "root"
+    assert cli.main(["users", "token", "root", "--revoke"]) == 0
+    with pytest.raises(accounts.AccessDenied):
+        access.caller(ws.repo, {access.TOKEN_HEADER: token})

@@ -7,8 +7,8 @@ For the suite a request names (the X-Agentlearn-Suite header, else `metadata.sui
 --suite) the proxy appends the approved playbook and the exemplars retrieved for the request to the
 system message (traces.memory, within a token budget), forwards the request, returns the answer as the
 upstream sent it, and then records the exchange as a step of an episode (traces.conversation): one
-episode per conversation, named by the X-Agentlearn-Conversation header or else joined by message prefix
-(a request that continues a recorded conversation extends its episode).
+episode per conversation, named by the X-Agentlearn-Conversation header (or `metadata.conversation`),
+else joined by message prefix (a request that continues a recorded conversation extends its episode).
 
 The caller's credentials for the upstream (Authorization and the like) are forwarded and never stored,
 logged or put into a record. The proxy keeps no state of its own beyond the store, so several run side
