@@ -15,6 +15,7 @@ from typing import Any
 
 from agentlearn import prompts
 from agentlearn.memory import exemplars, insights, playbook, retrieval
+from agentlearn.traces.assemble import message_of
 from agentlearn.workspace import Workspace, open_workspace
 from storage.records import Exemplar, Insight, Message, Task, ToolCall
 
@@ -48,25 +49,17 @@ class Memory:
         return asdict(self)
 
 
-def text_of(content: Any) -> str:
-    """The text of an OpenAI message's content: a string, or the text parts of a list of parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
 def as_messages(messages: Sequence[dict[str, Any] | Message]) -> list[Message]:
-    """OpenAI-style message dicts (or Messages) as Messages with their text only."""
+    """Chat messages in any shape traces use (OpenAI dicts, content as parts...) or Messages, text only."""
     out = []
     for m in messages:
         if isinstance(m, Message):
             out.append(m)
-        elif isinstance(m, dict):
-            out.append(Message(role=str(m.get("role", "")), content=text_of(m.get("content"))))
-        else:
+            continue
+        read = message_of(m)
+        if read is None:
             raise ValueError(f"a message must be an object with role and content, not {type(m).__name__}")
+        out.append(Message(role=read.role, content=read.text))
     return out
 
 
