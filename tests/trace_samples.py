@@ -200,9 +200,205 @@ def encode(spans) -> dict[str, Any]:
     return payload
 
 
+# --- OpenAI chat-completions logs from the openai package's types --------------------------------
+
+
+def _completion(cid: str, created: int, message: dict[str, Any], usage: tuple[int, int]) -> dict[str, Any]:
+    from openai.types.chat import ChatCompletion
+
+    finish = "tool_calls" if message.get("tool_calls") else "stop"
+    return ChatCompletion.model_validate({
+        "id": cid, "object": "chat.completion", "created": created, "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}}],
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+    }).model_dump()
+
+
+def _tool_call(cid: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"id": cid, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+
+
+def openai_log() -> list[dict[str, Any]]:
+    """An agent loop's log, one {request, response} a call: two runs (one with two calls at once)."""
+    created = T0 // 10**9
+    system = {"role": "system", "content": "You answer weather questions."}
+    tools = [{"type": "function", "function": {k: v for k, v in WEATHER_TOOL.items() if k != "type"}}]
+    lines = []
+    # run 1: two cities at once, then the answer
+    ask = {"role": "user", "content": "Compare the weather in Oslo and Rome."}
+    calls = [_tool_call("call_o", "get_weather", {"city": "Oslo"}), _tool_call("call_r", "get_weather", {"city": "Rome"})]
+    first = _completion("chatcmpl-1a", created, {"content": None, "tool_calls": calls}, (90, 40))
+    lines.append({"request": {"model": "gpt-4o-mini", "messages": [system, ask], "tools": tools}, "response": first})
+    followed = [system, ask, {"role": "assistant", "content": None, "tool_calls": calls},
+                {"role": "tool", "tool_call_id": "call_o", "content": "2 C, snow"},
+                {"role": "tool", "tool_call_id": "call_r", "content": "19 C, sun"}]
+    lines.append({"request": {"model": "gpt-4o-mini", "messages": followed, "tools": tools},
+                  "response": _completion("chatcmpl-1b", created + 2, {"content": "Rome is 17 degrees warmer than Oslo."},
+                                          (150, 12))})
+    # run 2 (interleaved in the log as a busy service writes it): one call, then the answer
+    ask2 = {"role": "user", "content": "What is the weather in Paris?"}
+    call = [_tool_call("call_p", "get_weather", {"city": "Paris", "unit": "c"})]
+    lines.insert(1, {"request": {"model": "gpt-4o-mini", "messages": [system, ask2], "tools": tools},
+                     "response": _completion("chatcmpl-2a", created + 1, {"content": None, "tool_calls": call}, (80, 20))})
+    lines.append({"request": {"model": "gpt-4o-mini", "tools": tools, "messages": [
+        system, ask2, {"role": "assistant", "content": None, "tool_calls": call},
+        {"role": "tool", "tool_call_id": "call_p", "content": "18 C"}]},
+        "response": _completion("chatcmpl-2b", created + 3, {"content": "It is 18 C in Paris."}, (110, 9))})
+    return lines
+
+
+def openai_stored() -> dict[str, Any]:
+    """A page of stored completions (store=true), each with its input messages as the messages list call gives them."""
+    from openai.types.chat import ChatCompletionStoreMessage
+
+    created = T0 // 10**9 + 100
+    # The SDK reads API responses without validating them (model_construct); its type says "assistant",
+    # while the API lists the request's user messages too.
+    ask = ChatCompletionStoreMessage.model_construct(id="msg_1", role="user", content="Open a ticket: VPN drops every hour",
+                                                     content_parts=None).model_dump()
+    completion = _completion("chatcmpl-s1", created, {"content": None, "tool_calls": [
+        _tool_call("call_v", "open_ticket", {"title": "VPN drops every hour", "priority": "high"})]}, (70, 30))
+    completion["metadata"] = {"app": "help-desk"}
+    completion["messages"] = {"object": "list", "data": [ask], "first_id": "msg_1", "last_id": "msg_1",
+                              "has_more": False}
+    return {"object": "list", "data": [completion], "first_id": "chatcmpl-s1", "last_id": "chatcmpl-s1",
+            "has_more": False}
+
+
+# --- LangSmith runs recorded by LangChain's own tracer ---------------------------------------------
+
+
+def langsmith_runs() -> list[dict[str, Any]]:
+    """Runs of a LangChain agent loop (a fake chat model that asks for tools, real tools), recorded by
+    langchain_core's run collector in the chat format and dumped as langsmith Run dicts, flat, as
+    `Client.list_runs` gives them. Chat model runs get run_type "llm", as LangSmith's tracer records them."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+    from langchain_core.runnables import RunnableLambda
+    from langchain_core.tools import tool
+    from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+
+    @tool
+    def get_weather(city: str, unit: str = "c") -> str:
+        """Current weather in a city."""
+        return json.dumps({"city": city, "temperature": "18 C" if unit == "c" else "64 F"})
+
+    @tool
+    def open_ticket(title: str, priority: str = "normal") -> str:
+        """Open a help-desk ticket."""
+        raise TimeoutError("ticket service timed out")
+
+    tools = {t.name: t for t in (get_weather, open_ticket)}
+    replies = iter([
+        AIMessage(content="", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "call_w1"}]),
+        AIMessage(content="It is 18 C in Paris."),
+        AIMessage(content="", tool_calls=[{"name": "open_ticket", "args": {"title": "Laptop will not boot"}, "id": "call_t1"}]),
+        AIMessage(content="The ticket system is down; please try again later."),
+    ])
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    model = GenericFakeChatModel(messages=replies).bind(tools=[convert_to_openai_tool(t) for t in tools.values()])
+
+    def agent(question: str, config) -> str:
+        messages = [SystemMessage("You are the help desk."), HumanMessage(question)]
+        while True:
+            answer = model.invoke(messages, config)
+            messages.append(answer)
+            if not answer.tool_calls:
+                return answer.content
+            for call in answer.tool_calls:
+                try:
+                    messages.append(tools[call["name"]].invoke(call, config))
+                except TimeoutError as e:
+                    messages.append(ToolMessage(content=str(e), tool_call_id=call["id"], status="error"))
+
+    collector = RunCollectorCallbackHandler(_schema_format="original+chat")
+    runnable = RunnableLambda(agent).with_config(run_name="help-desk-agent")
+    for question in ("What is the weather in Paris?", "My laptop will not boot, please open a ticket."):
+        runnable.invoke(question, config={"callbacks": [collector]})
+    out = []
+
+    def flatten(run) -> None:
+        row = run.model_dump(mode="json", exclude={"child_runs", "ls_client", "parent_run", "parent_dotted_order",
+                                                   "session_name", "replicas"})
+        row["run_type"] = "llm" if row["run_type"] == "chat_model" else row["run_type"]
+        if row["error"]:  # LangChain appends the traceback: keep this machine's paths out of the sample
+            row["error"] = row["error"].replace(str(Path(__file__).resolve().parent.parent), "/app")
+        out.append(row)
+        for child in run.child_runs:
+            flatten(child)
+
+    for run in collector.traced_runs:
+        flatten(run)
+    return out
+
+
+# --- Langfuse: traces with observations, as its public API returns them --------------------------
+
+
+def _iso(ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def langfuse_traces() -> list[dict[str, Any]]:
+    """Two traces in the shape of GET /api/public/traces/{id} (TraceWithFullDetails): observations of type
+    GENERATION (OpenAI messages in, the assistant message out) and TOOL, one tool failing (level ERROR)."""
+    out = []
+    for n, (question, tool, args, result, failed, answer) in enumerate([
+        ("What is the weather in Lisbon?", "get_weather", {"city": "Lisbon"}, {"temperature": "21 C"}, False,
+         "It is 21 C in Lisbon."),
+        ("Open a ticket: the printer is on fire", "open_ticket", {"title": "Printer on fire", "priority": "high"},
+         None, True, "I could not open the ticket; call the help desk."),
+    ]):
+        t = T0 + (50 + n * 10) * 1000 * MS
+        trace_id = f"lf-trace-{n + 1}"
+        call = _tool_call(f"call_lf{n}", tool, args)
+        messages = [{"role": "system", "content": "You are the help desk."}, {"role": "user", "content": question}]
+        tools_offered = [{"type": "function", "function": {k: v for k, v in spec.items() if k != "type"}}
+                         for spec in (WEATHER_TOOL, TICKET_TOOL)]
+
+        def observation(oid: str, kind: str, name: str, start: int, end: int, **rest: Any) -> dict[str, Any]:
+            return {"id": oid, "traceId": trace_id, "type": kind, "name": name, "startTime": _iso(start),  # noqa: B023
+                    "endTime": _iso(end), "parentObservationId": None, "level": "DEFAULT", "statusMessage": None,
+                    "metadata": {}, "model": None, "usageDetails": {}, **rest}
+
+        tool_obs = observation(f"obs-{n}-2", "TOOL", tool, t + 501 * MS, t + 700 * MS, input=args,
+                               output=result, metadata={"tool_call_id": call["id"]})
+        if failed:
+            tool_obs.update(level="ERROR", statusMessage="printer service unavailable")
+        out.append({
+            "id": trace_id, "name": "help-desk-agent", "timestamp": _iso(t), "input": question, "output": answer,
+            "sessionId": f"session-{n}", "userId": "u-17", "metadata": {}, "tags": [],
+            "observations": [
+                observation(f"obs-{n}-1", "GENERATION", "chat", t, t + 500 * MS, model="gpt-4o-mini",
+                            input={"messages": messages, "tools": tools_offered},
+                            output={"role": "assistant", "content": None, "tool_calls": [call]},
+                            usageDetails={"input": 75, "output": 22, "total": 97}),
+                tool_obs,
+                observation(f"obs-{n}-3", "GENERATION", "chat", t + 701 * MS, t + 900 * MS, model="gpt-4o-mini",
+                            input={"messages": messages + [{"role": "assistant", "content": None, "tool_calls": [call]},
+                                                           {"role": "tool", "tool_call_id": call["id"],
+                                                            "content": json.dumps(result)}], "tools": tools_offered},
+                            output={"role": "assistant", "content": answer},
+                            usageDetails={"input": 120, "output": 14, "total": 134}),
+            ],
+        })
+    return out
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
 def main() -> None:
     DATA.mkdir(parents=True, exist_ok=True)
     (DATA / "otlp.json").write_text(json.dumps(otlp_request(), indent=1) + "\n", encoding="utf-8")
+    (DATA / "openai.jsonl").write_text(_jsonl(openai_log()), encoding="utf-8")
+    (DATA / "openai_stored.json").write_text(json.dumps(openai_stored(), indent=1) + "\n", encoding="utf-8")
+    (DATA / "langsmith.jsonl").write_text(_jsonl(langsmith_runs()), encoding="utf-8")
+    (DATA / "langfuse.json").write_text(json.dumps(langfuse_traces(), indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,8 @@ def arguments_of(value: Any) -> dict[str, Any]:
             value = json.loads(value)
         except ValueError:
             return {"input": value}
+    if value is None:
+        return {}
     return value if isinstance(value, dict) else {"input": value}
 
 
@@ -108,12 +110,12 @@ def message_of(obj: Any, role: str = "") -> Msg | None:
         return None
     if isinstance(obj.get("kwargs"), dict) and "lc" in obj:  # langchain_core dumpd form
         kwargs = obj["kwargs"]
-        kind = obj.get("id", [""])[-1] if isinstance(obj.get("id"), list) else ""
+        kind = obj["id"][-1] if isinstance(obj.get("id"), list) and obj["id"] else ""
         return message_of({**kwargs, "role": _LANGCHAIN_ROLES.get(kwargs.get("type") or kind, kwargs.get("type", ""))})
     role = str(obj.get("role") or obj.get("type") or role)
     role = _LANGCHAIN_ROLES.get(role, role)
     if isinstance(obj.get("parts"), list):
-        return _message_of_parts(role, obj["parts"])
+        return _message_of_parts(role, obj["parts"])[0]
     calls = [c for c in map(call_of, obj.get("tool_calls") or []) if c is not None]
     if not calls and isinstance(obj.get("additional_kwargs"), dict):  # older LangChain messages
         calls = [c for c in map(call_of, obj["additional_kwargs"].get("tool_calls") or []) if c is not None]
@@ -126,9 +128,10 @@ _LANGCHAIN_ROLES = {"human": "user", "ai": "assistant", "HumanMessage": "user", 
                     "SystemMessage": "system", "ToolMessage": "tool", "AIMessageChunk": "assistant"}
 
 
-def _message_of_parts(role: str, parts: list[Any]) -> Msg:
-    msg = Msg(role=role)
-    texts = []
+def _message_of_parts(role: str, parts: list[Any]) -> list[Msg]:
+    """A GenAI message's parts: its text and calls as one message, each tool_call_response as a tool message."""
+    said = Msg(role=role)
+    texts, answers = [], []
     for part in parts:
         if not isinstance(part, dict):
             continue
@@ -136,16 +139,24 @@ def _message_of_parts(role: str, parts: list[Any]) -> Msg:
         if kind == "text":
             texts.append(as_text(part.get("content")))
         elif kind == "tool_call" and (call := call_of(part)):
-            msg.calls.append(call)
+            said.calls.append(call)
         elif kind == "tool_call_response":
-            msg.call_id = str(part.get("id") or "")
-            texts.append(as_text(part.get("response", part.get("result"))))
-    msg.text = "\n".join(texts)
-    return msg
+            answers.append(Msg(role="tool", call_id=str(part.get("id") or ""),
+                               text=as_text(part.get("response", part.get("result")))))
+    said.text = "\n".join(texts)
+    return ([said] if said.text or said.calls or not answers else []) + answers
+
+
+def messages_of(obj: Any) -> list[Msg]:
+    """Every message one recorded message holds (a GenAI message with several tool responses holds several)."""
+    if isinstance(obj, dict) and isinstance(obj.get("parts"), list):
+        return _message_of_parts(str(obj.get("role") or ""), obj["parts"])
+    found = message_of(obj)
+    return [found] if found is not None else []
 
 
 def tool_results(messages: list[Msg]) -> list[Msg]:
-    """Tool answers among messages, one per answered call (a GenAI user message can carry several parts)."""
+    """Tool answers among messages (role tool, or any message that names the call it answers)."""
     return [m for m in messages if m.role == "tool" or (m.call_id and not m.calls)]
 
 
@@ -185,7 +196,8 @@ def episode(trace_id: str, turns: list[ModelTurn], runs: list[ToolRun], *, fmt: 
     runs = sorted(runs, key=lambda r: r.start)
     first_input = turns[0].input if turns else []
     users = [m.text for m in first_input if m.role == "user" and m.text]
-    request = users[0] if users else request
+    # The first user message any model call was sent (the first call may hold only a system prompt).
+    request = next((m.text for t in turns for m in t.input if m.role == "user" and m.text), request)
     timed: list[tuple[float, Step]] = []
     seen_users = len(users)
     turn_no = 0

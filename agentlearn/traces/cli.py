@@ -42,7 +42,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         print(f"imported {counts['episodes']} episodes ({counts['steps']} steps, {counts['calls']} calls) from "
               f"{args.file} as {counts['format']} into suite {args.suite!r}: {counts['trajectories_new']} new and "
-              f"{counts['trajectories_updated']} updated trajectories, {counts['tasks_new']} new tasks")
+              f"{counts['trajectories_updated']} updated trajectories, {counts['tasks_new']} new tasks"
+              + (f"; {counts['skipped']} runs without a user request left out" if counts["skipped"] else ""))
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from agentlearn.tasks import check_text
 from agentlearn.toolcall import MAX_NESTING
 
-MAX_BYTES = 256 * 2**20  # one import; a larger export is split, or sent to `collect` as it is produced
+MAX_BYTES = 100 * 2**20  # one import (~85k OTLP spans, ~1 GB of memory parsed); larger: split it, or use `collect`
 
 
 @dataclass
@@ -67,7 +67,7 @@ def read_documents(path: str | Path, max_bytes: int = MAX_BYTES) -> list[Documen
         raise ValueError(f"{path}: {e}") from None
     if isinstance(whole, list):
         return [_document(f"{path}, item {i + 1}", item) for i, item in enumerate(whole)]
-    return [_document(str(path), whole)]
+    return [_document(f"{path}, line 1" if "\n" not in text.strip() else str(path), whole)]
 
 
 def _looks_like_lines(text: str) -> bool:

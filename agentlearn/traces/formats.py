@@ -74,8 +74,15 @@ def import_file(ws: Workspace, path: str | Path, suite: str, fmt: str = "auto", 
                 max_bytes: int = MAX_BYTES) -> dict[str, Any]:
     """Read a trace file and store its episodes in `suite`, all or nothing; counts and the format read.
 
-    `who` needs the import action (agentlearn.policy), checked before the file is read.
+    Runs that record no user request (instrumented without message content) cannot become tasks: they
+    are left out and counted as `skipped`; a file with nothing else is refused. `who` needs the import
+    action (agentlearn.policy), checked before the file is read.
     """
     policy.require(ws.repo, who, "import")
     fmt, episodes = read_episodes(path, fmt, max_bytes)
-    return {"format": fmt, **save_episodes(ws, suite, episodes, who=who)}
+    usable = [e for e in episodes if e.request.strip()]
+    if not usable:
+        raise ValueError(f"{path}: none of its {len(episodes)} runs records a user request, so none can become a "
+                         "task; the agent's instrumentation must record message content (for OpenTelemetry GenAI "
+                         "instrumentations: OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)")
+    return {"format": fmt, **save_episodes(ws, suite, usable, who=who), "skipped": len(episodes) - len(usable)}

@@ -28,6 +28,7 @@ from agentlearn.traces.assemble import (
 from agentlearn.traces.documents import Document
 from agentlearn.traces.episode import ImportedEpisode
 
+MODEL_RUNS = ("llm", "chat_model")  # LangSmith's tracer records chat models as "llm"; other tracers as "chat_model"
 MAX_LITERAL = 10_000  # longest Python-literal tool input read with ast.literal_eval
 
 
@@ -56,7 +57,7 @@ def read(documents: list[Document]) -> list[ImportedEpisode]:
         traces.setdefault(_trace_of(run, by_id), []).append(run)
     out = []
     for trace_id, members in traces.items():
-        turns = [_turn(r) for r in members if r["run_type"] == "llm"]
+        turns = [_turn(r) for r in members if r["run_type"] in MODEL_RUNS]
         tool_runs = [_tool(r) for r in members if r["run_type"] == "tool"]
         root = next((r for r in members if not r.get("parent_run_id")), members[0])
         found = episode(trace_id, turns, tool_runs, fmt="langsmith", agent=str(root.get("name") or ""),
@@ -150,6 +151,8 @@ def _tool(run: dict) -> ToolRun:
     if isinstance(output, dict) and ("lc" in output or "tool_call_id" in output):  # a serialised ToolMessage
         message = output.get("kwargs", output)
         call_id, output = str(message.get("tool_call_id") or ""), message.get("content")
+    extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
+    call_id = call_id or str(extra.get("tool_call_id") or "")
     error = run.get("error")
     return ToolRun(start=seconds_of(run["start_time"]) or 0.0, name=str(run.get("name") or ""),
                    arguments=_tool_input(run.get("inputs")), content=as_text(error or output), error=bool(error),

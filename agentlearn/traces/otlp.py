@@ -14,6 +14,8 @@ calls and tool executions, written in any of:
   `gen_ai.assistant.message`, `gen_ai.tool.message`, `gen_ai.choice` (the body in the event's
   attributes), and `gen_ai.content.prompt` / `gen_ai.content.completion` events (`gen_ai.prompt` /
   `gen_ai.completion` JSON).
+- the flattened form OpenLLMetry writes: `gen_ai.prompt.N.role|content|tool_call_id`,
+  `gen_ai.completion.N.tool_calls.M.name|arguments|id`, `llm.request.functions.N.*`, `llm.request.type`.
 - OpenInference: `openinference.span.kind` LLM / TOOL / AGENT, flattened `llm.input_messages.N.message.*`,
   `llm.output_messages.N.message.*` (with `tool_calls.M.tool_call.*`), `llm.tools.N.tool.json_schema`,
   `llm.model_name`, `llm.token_count.*`; tool spans with `tool.name`, `input.value`, `output.value`.
@@ -26,10 +28,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections import defaultdict
 from typing import Any
 
+from agentlearn.tasks import check_text
 from agentlearn.traces.assemble import (
     ModelTurn,
     Msg,
@@ -39,6 +43,7 @@ from agentlearn.traces.assemble import (
     call_of,
     episode,
     message_of,
+    messages_of,
     tools_of,
 )
 from agentlearn.traces.episode import ImportedEpisode
@@ -57,9 +62,11 @@ def spans_from_otlp_json(payload: dict) -> list[dict]:
     Each span: trace_id, span_id, parent_span_id (hex; "" for a root), name, kind, start_ns, end_ns,
     attributes (a plain dict), events ([{name, time_ns, attributes}]), status ({code, message}),
     resource (its resource's attributes), service (resource `service.name`), scope (instrumentation name).
+    Text is checked as task files are (tasks.check_text: no NUL, no lone surrogate, bounded nesting).
     """
     if not isinstance(payload, dict):
         raise ValueError(f"an OTLP trace request is a JSON object, not {type(payload).__name__}")
+    check_text(payload, "the trace request")  # a body from the network is held to a file's rules
     groups = _field(payload, "resourceSpans", list, "")
     if groups is None:
         raise ValueError("not an OTLP trace request: no 'resourceSpans'")
@@ -93,6 +100,7 @@ def spans_from_otlp_protobuf(data: bytes) -> list[dict]:
     return spans_from_otlp_json(MessageToDict(request))
 
 
+@functools.cache
 def _camel_to_snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
@@ -279,7 +287,7 @@ def _is_model(span: dict) -> bool:
         return False
     attrs = span["attributes"]
     return (_operation(span) in MODEL_OPERATIONS or _kind(span) == "LLM" or "gen_ai.input.messages" in attrs
-            or any(e["name"].startswith("gen_ai.") for e in span["events"]))
+            or "llm.request.type" in attrs or any(e["name"].startswith("gen_ai.") for e in span["events"]))
 
 
 def _inside(span: dict, model_spans: set[str], by_id: dict[str, dict]) -> bool:
@@ -341,8 +349,12 @@ def _turn(span: dict) -> ModelTurn:
     if not inputs and output is None:
         inputs, output = _openinference_messages(attrs)
     if not inputs and output is None:
+        inputs, output = _flat_genai_messages(attrs)
+    if not inputs and output is None:
         inputs, output = _event_messages(span["events"])
     tools = tools_of(_json(attrs.get("gen_ai.tool.definitions")))
+    tools += tools_of([{**item, "parameters": _json(item.get("parameters"))}
+                       for item in _indexed(attrs, "llm.request.functions.").values()])
     tools += tools_of([_json(item.get("tool", {}).get("json_schema")) for item in _indexed(attrs, "llm.tools.").values()])
     return ModelTurn(
         start=span["start_ns"] / 1e9, input=inputs, output=output, seconds=_seconds(span),
@@ -356,7 +368,7 @@ def _turn(span: dict) -> ModelTurn:
 
 def _messages(value: Any) -> list[Msg]:
     found = _json(value)
-    return [m for m in map(message_of, found if isinstance(found, list) else []) if m is not None]
+    return [m for item in (found if isinstance(found, list) else []) for m in messages_of(item)]
 
 
 def _genai_messages(attrs: dict) -> tuple[list[Msg], Msg | None]:
@@ -406,6 +418,19 @@ def _openinference_message(item: dict) -> Msg:
 def _openinference_messages(attrs: dict) -> tuple[list[Msg], Msg | None]:
     inputs = [_openinference_message(v) for v in _indexed(attrs, "llm.input_messages.").values()]
     outputs = [_openinference_message(v) for v in _indexed(attrs, "llm.output_messages.").values()]
+    return inputs, (outputs[0] if outputs else None)
+
+
+def _flat_genai_message(item: dict) -> Msg:
+    calls = [c for c in map(call_of, _in_order(item.get("tool_calls"))) if c is not None]
+    return Msg(role=str(item.get("role", "")), text=as_text(item.get("content")), calls=calls,
+               call_id=str(item.get("tool_call_id", "")))
+
+
+def _flat_genai_messages(attrs: dict) -> tuple[list[Msg], Msg | None]:
+    """The flattened form OpenLLMetry writes: gen_ai.prompt.N.role|content, gen_ai.completion.N.tool_calls.M.*."""
+    inputs = [_flat_genai_message(v) for v in _indexed(attrs, "gen_ai.prompt.").values()]
+    outputs = [_flat_genai_message(v) for v in _indexed(attrs, "gen_ai.completion.").values()]
     return inputs, (outputs[0] if outputs else None)
 
 

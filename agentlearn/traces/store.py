@@ -53,36 +53,35 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
         if not e.request.strip():
             raise ValueError(f"trace {e.trace_id}: no user request found, so it cannot become a task")
     old_suite = ws.repo.get(Suite, suite)
+    stored_tasks = {t.id: t for t in ws.repo.find(Task, suite=suite)}  # read once: a get per episode is slow on TinyDB
+    stored_runs = {t.id for t in ws.repo.find(Trajectory, suite=suite)}
     tasks: dict[str, Task] = {}
     records: list[Record] = []
     counts = {"episodes": len(episodes), "steps": 0, "calls": 0, "trajectories_new": 0, "trajectories_updated": 0,
               "tasks_new": 0}
     tools: dict[str, dict[str, Any]] = {t["name"]: t for t in (old_suite.tools if old_suite else [])}
     for e in episodes:
-        task = tasks.get(request_task_id(suite, e.request)) or _task(ws, suite, e)
-        if task.id not in tasks and ws.repo.get(Task, task.id) is None:
+        tid = request_task_id(suite, e.request)
+        task = tasks.get(tid) or stored_tasks.get(tid)
+        if task is None:
+            task = _new_task(tid, suite, e)
             counts["tasks_new"] += 1
         known = {t["name"] for t in task.tools}
-        task.tools += [t for t in e.tools if t["name"] not in known]
-        tasks[task.id] = task
+        tasks[tid] = task.model_copy(update={"tools": task.tools + [t for t in e.tools if t["name"] not in known]})
         tools.update({t["name"]: t for t in e.tools if t["name"] not in tools})
-        trajectory = _trajectory(suite, task, e, source)
-        counts["trajectories_updated" if ws.repo.get(Trajectory, trajectory.id) else "trajectories_new"] += 1
+        trajectory = _trajectory(suite, tasks[tid], e, source)
+        counts["trajectories_updated" if trajectory.id in stored_runs else "trajectories_new"] += 1
         counts["steps"] += len(e.steps)
         counts["calls"] += len(e.calls)
         records.append(trajectory)
     suite_record = (old_suite.model_copy(update={"tools": list(tools.values())}) if old_suite else
-                    Suite(id=suite, name=suite, tools=list(tools.values()), source=SOURCE,
+                    Suite(id=suite, name=suite, tools=list(tools.values()), source=source,
                           description="Episodes imported from an agent's traces."))
     ws.repo.put_many([suite_record, *tasks.values(), *records])
     return counts
 
 
-def _task(ws: Workspace, suite: str, e: ImportedEpisode) -> Task:
-    tid = request_task_id(suite, e.request)
-    old = ws.repo.get(Task, tid)
-    if old is not None:
-        return old
+def _new_task(tid: str, suite: str, e: ImportedEpisode) -> Task:
     return Task(id=tid, suite=suite, sample_id=tid.split(":", 1)[1], split="train",
                 input=[Message(role="user", content=e.request)], tools=list(e.tools),
                 expected=ToolCall(name=""), tags=[NO_REFERENCE], created=e.started or now())
