@@ -204,3 +204,17 @@ def test_token_and_listening_commands(ws, monkeypatch, capsys):
     assert cli.main(["users", "token", "root", "--revoke"]) == 0
     with pytest.raises(accounts.AccessDenied):
         access.caller(ws.repo, {access.TOKEN_HEADER: token})
+
+
+def test_a_langchain_agent_goes_through_the_proxy_by_its_base_url(running):
+    from langchain_openai import ChatOpenAI
+
+    ws, fake, url = running
+    fake.replies = [{"role": "assistant", "content": None, "tool_calls": [CALL]}]
+    llm = ChatOpenAI(base_url=url, api_key=KEY, model="fake-model", max_retries=0,
+                     default_headers={"X-Agentlearn-Suite": SUITE, "X-Agentlearn-Conversation": "lc-1"})
+    reply = llm.bind_tools(TOOLS).invoke("I forgot my password, user dlee, email me.")
+    assert reply.tool_calls[0]["name"] == "reset_password" and reply.tool_calls[0]["args"]["username"] == "dlee"
+    assert RULE in fake.received[-1][1]["messages"][0]["content"]
+    [episode] = _episode(ws)
+    assert episode.trace_id == "lc-1" and episode.steps[-1].calls[0].name == "reset_password"
