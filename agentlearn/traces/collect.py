@@ -20,7 +20,7 @@ import logging
 import zlib
 from collections import defaultdict
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -116,47 +116,58 @@ def _sender(ws: Workspace, spans: list[Span]) -> Identity:
     return accounts.identity_of(account)
 
 
-def assemble(ws: Workspace, trace_id: str) -> dict[str, int]:
-    """Make (or remake) the episode of one trace from every span stored for it; marks its spans assembled.
+def spans_of(ws: Workspace, trace_ids: set[str]) -> dict[str, list[Span]]:
+    """The stored spans of these traces, oldest first (one pass over the spans, however many traces)."""
+    if len(trace_ids) == 1:
+        [only] = trace_ids
+        return {only: ws.repo.find(Span, trace_id=only)}
+    found: dict[str, list[Span]] = defaultdict(list)
+    for span in ws.repo.all(Span):
+        if span.trace_id in trace_ids:
+            found[span.trace_id].append(span)
+    return found
 
-    A trace that cannot become an episode (no model call or tool run, no user request, a sender no longer
-    allowed) is marked too, with the reason logged: its next span tries again.
+
+def assemble(ws: Workspace, traces: dict[str, list[Span]]) -> int:
+    """Make (or remake) the episode of each trace from its stored spans; marks the spans assembled.
+
+    Episodes of one suite sent by one account are stored together (one save per group). A group that
+    cannot be stored (an episode without a user request, a sender no longer allowed) is logged and
+    marked too: the next span of its traces tries again. Returns the episodes stored.
     """
-    spans = ws.repo.find(Span, trace_id=trace_id)
-    if not spans:
-        return {}
-    counts: dict[str, int] = {}
-    episodes = episodes_from_spans([s.data for s in spans])
-    if episodes:
-        suite = next((s.suite for s in spans if s.suite), "") or episodes[0].service or DEFAULT_SUITE
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for spans in traces.values():
+        for episode in episodes_from_spans([s.data for s in spans]):
+            suite = next((s.suite for s in spans if s.suite), "") or episode.service or DEFAULT_SUITE
+            groups[(suite, next((s.sender for s in reversed(spans) if s.sender), ""))].append((episode, spans))
+    made = 0
+    for (suite, _), found in groups.items():
         try:
-            counts = store.save_episodes(ws, suite, episodes, who=_sender(ws, spans), source=SOURCE)
+            made += store.save_episodes(ws, suite, [e for e, _ in found], who=_sender(ws, found[0][1]),
+                                        source=SOURCE)["episodes"]
         except (ValueError, AccessDenied) as e:
-            log.warning("collect: trace %s not stored as an episode: %s", trace_id, e)
-    fresh = [s.model_copy(update={"assembled": True}) for s in spans if not s.assembled]
+            log.warning("collect: %d trace(s) of suite %r not stored as episodes: %s", len(found), suite, e)
+    fresh = [s.model_copy(update={"assembled": True}) for spans in traces.values() for s in spans if not s.assembled]
     if fresh:
         ws.repo.put_many(fresh)
-    return counts
+    return made
 
 
 def receive(ws: Workspace, spans: list[dict[str, Any]], suite: str, who: Identity) -> int:
     """Store a read batch, then assemble each trace it touched whose root span is stored; returns episodes made."""
-    made = 0
-    for trace_id in sorted(store_spans(ws, spans, suite, who)):
-        if any(not s.parent_id for s in ws.repo.find(Span, trace_id=trace_id)):
-            made += assemble(ws, trace_id).get("episodes", 0)
-    return made
+    traces = spans_of(ws, store_spans(ws, spans, suite, who))
+    return assemble(ws, {t: found for t, found in traces.items() if any(not s.parent_id for s in found)})
 
 
 def sweep(ws: Workspace, quiet_s: float = QUIET_S) -> int:
     """Assemble the traces with spans not yet in an episode and none newer than `quiet_s`; returns how many."""
-    waiting: dict[str, list[Span]] = defaultdict(list)
+    newest: dict[str, datetime] = {}
     for span in ws.repo.find(Span, assembled=False):
-        waiting[span.trace_id].append(span)
+        newest[span.trace_id] = max(newest.get(span.trace_id, span.created), span.created)
     cutoff = now() - timedelta(seconds=quiet_s)
-    quiet = [t for t, spans in waiting.items() if max(s.created for s in spans) <= cutoff]
-    for trace_id in quiet:
-        assemble(ws, trace_id)
+    quiet = {t for t, when in newest.items() if when <= cutoff}
+    if quiet:
+        assemble(ws, spans_of(ws, quiet))
     return len(quiet)
 
 
