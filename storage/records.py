@@ -28,6 +28,7 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     table: ClassVar[str] = ""
+    lookup: ClassVar[tuple[str, ...]] = ()  # fields besides the common ones a database backend indexes
 
     id: str = Field(default_factory=new_id)
     created: datetime = Field(default_factory=now)
@@ -245,17 +246,19 @@ class Span(Record):
 
     The id is "<trace id>:<span id>", so a span sent twice is stored once. Collectors keep no state of
     their own: every collector on one store sees every span, so halves of a trace sent to two of them
-    make one episode. `assembled` turns true when the episode was (re)built with this span in it.
+    make one episode. `status` turns "assembled" when the episode was (re)built with this span in it.
+    Spans are looked up by trace: a database backend indexes `trace_id` (and `status`, as for every kind).
     """
 
     table: ClassVar[str] = "spans"
+    lookup: ClassVar[tuple[str, ...]] = ("trace_id",)
     trace_id: str
     span_id: str
     parent_id: str = ""
     suite: str = ""  # the suite the collector was told to use ("" = the service's name)
     sender: str = ""  # the account whose ingest token sent it ("" = the local user, no accounts)
     data: dict[str, Any] = Field(default_factory=dict)  # the span as traces.otlp.spans_from_otlp_json gives it
-    assembled: bool = False
+    status: Literal["open", "assembled"] = "open"
 
 
 # --- human feedback ------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ def test_an_sdk_exported_agent_run_becomes_one_episode_with_its_calls_and_result
     assert episode.steps[-1].answer == "It is dry in Lyon: you have seat 42 on the 9:14."
     assert episode.steps[0].tokens_in == 50 and {t["name"] for t in episode.tools} == {"get_weather", "book_train"}
     spans = ws.repo.find(Span, trace_id=episode.trace_id)
-    assert len(spans) == 6 and all(s.assembled for s in spans)
+    assert len(spans) == 6 and all(s.status == "assembled" for s in spans)
 
     # The same run sent again (an exporter's retry) changes nothing; another run is another episode.
     provider = _provider(OTLPSpanExporter(endpoint=collector, compression=Compression.Gzip))

@@ -117,15 +117,9 @@ def _sender(ws: Workspace, spans: list[Span]) -> Identity:
 
 
 def spans_of(ws: Workspace, trace_ids: set[str]) -> dict[str, list[Span]]:
-    """The stored spans of these traces, oldest first (one pass over the spans, however many traces)."""
-    if len(trace_ids) == 1:
-        [only] = trace_ids
-        return {only: ws.repo.find(Span, trace_id=only)}
-    found: dict[str, list[Span]] = defaultdict(list)
-    for span in ws.repo.all(Span):
-        if span.trace_id in trace_ids:
-            found[span.trace_id].append(span)
-    return found
+    """The stored spans of these traces, oldest first: a lookup per trace by its indexed id, so a database
+    backend never reads (or keeps in memory) the spans of other traces."""
+    return {t: ws.repo.find(Span, trace_id=t) for t in sorted(trace_ids)}
 
 
 def assemble(ws: Workspace, traces: dict[str, list[Span]]) -> int:
@@ -147,7 +141,8 @@ def assemble(ws: Workspace, traces: dict[str, list[Span]]) -> int:
                                         source=SOURCE)["episodes"]
         except (ValueError, AccessDenied) as e:
             log.warning("collect: %d trace(s) of suite %r not stored as episodes: %s", len(found), suite, e)
-    fresh = [s.model_copy(update={"assembled": True}) for spans in traces.values() for s in spans if not s.assembled]
+    fresh = [s.model_copy(update={"status": "assembled"}) for spans in traces.values() for s in spans
+             if s.status != "assembled"]
     if fresh:
         ws.repo.put_many(fresh)
     return made
@@ -162,7 +157,7 @@ def receive(ws: Workspace, spans: list[dict[str, Any]], suite: str, who: Identit
 def sweep(ws: Workspace, quiet_s: float = QUIET_S) -> int:
     """Assemble the traces with spans not yet in an episode and none newer than `quiet_s`; returns how many."""
     newest: dict[str, datetime] = {}
-    for span in ws.repo.find(Span, assembled=False):
+    for span in ws.repo.find(Span, status="open"):
         newest[span.trace_id] = max(newest.get(span.trace_id, span.created), span.created)
     cutoff = now() - timedelta(seconds=quiet_s)
     quiet = {t for t, when in newest.items() if when <= cutoff}

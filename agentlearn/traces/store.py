@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from agentlearn import policy
 from agentlearn.accounts import Identity
@@ -21,6 +21,7 @@ from agentlearn.traces.episode import ImportedEpisode
 from agentlearn.workspace import Workspace
 from storage.records import MemoryUsed, Message, Record, Suite, Task, ToolCall, Trajectory, now
 
+R = TypeVar("R", Task, Trajectory)
 SOURCE = "traces"
 NO_REFERENCE = "no-reference"  # the tag of a task whose right answer nobody has given yet
 
@@ -53,8 +54,9 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
         if not e.request.strip():
             raise ValueError(f"trace {e.trace_id}: no user request found, so it cannot become a task")
     old_suite = ws.repo.get(Suite, suite)
-    stored_tasks = {t.id: t for t in ws.repo.find(Task, suite=suite)}  # read once: a get per episode is slow on TinyDB
-    stored_runs = {t.id for t in ws.repo.find(Trajectory, suite=suite)}
+    task_ids = {request_task_id(suite, e.request) for e in episodes}
+    stored_tasks = {t.id: t for t in _stored(ws, Task, suite, task_ids)}
+    stored_runs = {t.id for t in _stored(ws, Trajectory, suite, {trajectory_id(suite, e.trace_id) for e in episodes})}
     tasks: dict[str, Task] = {}
     records: list[Record] = []
     counts = {"episodes": len(episodes), "steps": 0, "calls": 0, "trajectories_new": 0, "trajectories_updated": 0,
@@ -79,6 +81,18 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
                           description="Episodes imported from an agent's traces."))
     ws.repo.put_many([suite_record, *tasks.values(), *records])
     return counts
+
+
+FEW = 64  # up to this many ids are read one by one; more, with one read of the suite
+
+
+def _stored(ws: Workspace, kind: type[R], suite: str, ids: set[str]) -> list[R]:
+    """The stored records of the suite among these ids. A file's import reads the suite once (a get per
+    episode is slow on TinyDB); collect and proxy store a trace or a conversation at a time, and reading a
+    large suite's every run for each would grow with the suite."""
+    if len(ids) <= FEW:
+        return [r for r in (ws.repo.get(kind, i) for i in sorted(ids)) if r is not None and r.suite == suite]
+    return [r for r in ws.repo.find(kind, suite=suite) if r.id in ids]
 
 
 def _new_task(tid: str, suite: str, e: ImportedEpisode) -> Task:
