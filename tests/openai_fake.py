@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
 
 
@@ -20,6 +21,7 @@ class Upstream:
         self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.replies: list[dict[str, Any]] = []
         self.app = FastAPI()
+        self.app.add_middleware(GZipMiddleware, minimum_size=10)  # answers compressed, as many servers send them
         self.app.post("/v1/chat/completions")(self.answer)
 
     async def answer(self, request: Request):
@@ -27,11 +29,13 @@ class Upstream:
         self.received.append((dict(request.headers), body))
         message = self.replies.pop(0) if self.replies else {"role": "assistant", "content": "done"}
         if body.get("stream"):
-            return StreamingResponse(self._chunks(message), media_type="text/event-stream")
+            return StreamingResponse(self._chunks(message), media_type="text/event-stream",
+                                     headers={"x-request-id": "req-stream"})
         return JSONResponse({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "fake-model",
                              "choices": [{"index": 0, "message": message,
                                           "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
-                             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
+                             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}},
+                            headers={"x-request-id": "req-1"})
 
     @staticmethod
     def _chunks(message: dict[str, Any]) -> Iterator[str]:

@@ -72,7 +72,9 @@ def test_request_gets_playbook_and_exemplars_answer_passes_through_and_is_record
     fake.replies = [{"role": "assistant", "content": None, "tool_calls": [CALL]}]
     messages = [{"role": "system", "content": "You are the help desk agent."},
                 {"role": "user", "content": "I forgot my password, user dlee, email me."}]
-    reply = _client(url).chat.completions.create(model="fake-model", messages=messages, tools=TOOLS)
+    raw = _client(url).chat.completions.with_raw_response.create(model="fake-model", messages=messages, tools=TOOLS)
+    assert raw.headers["x-request-id"] == "req-1"  # the upstream's headers come back too
+    reply = raw.parse()
 
     # The answer is the upstream's, tool call included.
     call = reply.choices[0].message.tool_calls[0]
@@ -133,8 +135,9 @@ def test_streaming_passes_through_chunk_by_chunk_and_is_recorded(running, _agent
     ws, fake, url = running
     fake.replies = [{"role": "assistant", "content": "Resetting now.", "tool_calls": [CALL]}]
     messages = [{"role": "user", "content": "Please reset cmoreau's password by SMS."}]
-    stream = _client(url).chat.completions.create(model="m", messages=messages, tools=TOOLS, stream=True)
-    chunks = list(stream)
+    raw = _client(url).chat.completions.with_raw_response.create(model="m", messages=messages, tools=TOOLS, stream=True)
+    assert raw.headers["x-request-id"] == "req-stream" and raw.headers["content-type"].startswith("text/event-stream")
+    chunks = list(raw.parse())
     assert len(chunks) > 5  # streamed, not gathered into one answer
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     args = "".join(tc.function.arguments or "" for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or [])

@@ -41,6 +41,10 @@ SUITE_HEADER = "x-agentlearn-suite"
 CONVERSATION_HEADER = "x-agentlearn-conversation"
 # The caller's headers the upstream needs (its key, organisation, project); no other header is forwarded.
 FORWARDED_HEADERS = ("authorization", "api-key", "openai-organization", "openai-project", "openai-beta")
+# The upstream's response headers that describe the connection or the body's encoding (the body goes back
+# decoded, its length counted again); every other one (request ids, rate limits) goes back to the caller.
+NOT_PASSED_BACK = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive",
+                             "content-type", "date", "server"})
 OWN_METADATA = ("suite", "conversation")  # metadata keys meant for the proxy, removed before forwarding
 MAX_BODY = 16 * 1024 * 1024
 SOURCE = "proxy"  # Trajectory.source of the episodes it records
@@ -181,6 +185,7 @@ def create_app(ws: Workspace, upstream: str, suite: str = "", budget_tokens: int
         except httpx.HTTPError as e:
             return _error(502, f"the upstream {upstream} did not answer: {type(e).__name__}")
         media = reply.headers.get("content-type", "application/json")
+        timing = _passed_back(reply.headers) | timing
         if body.get("stream"):
             return _streamed(ws, reply, exchange, who, start, media, timing)
         exchange.seconds = time.perf_counter() - start
@@ -194,6 +199,10 @@ def create_app(ws: Workspace, upstream: str, suite: str = "", budget_tokens: int
                         background=background)
 
     return app
+
+
+def _passed_back(headers: httpx.Headers) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in NOT_PASSED_BACK}
 
 
 def _json_or_none(content: bytes) -> dict[str, Any] | None:
@@ -219,7 +228,7 @@ def _streamed(ws: Workspace, reply: httpx.Response, exchange: Exchange, who: Ide
 
     async def chunks():
         try:
-            async for chunk in reply.aiter_raw():
+            async for chunk in reply.aiter_bytes():  # decoded: the body goes back uncompressed
                 answer.feed(chunk)
                 yield chunk
         finally:
