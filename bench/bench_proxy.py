@@ -33,11 +33,11 @@ import numpy as np
 from fastapi import FastAPI
 
 from agentlearn.embeddings import encode
-from agentlearn.memory import exemplars
+from agentlearn.memory import exemplars, retrieval
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from bench.bench_retrieval import build_vectors, make_text
-from storage.records import Exemplar, Insight, Message, ToolCall
+from storage.records import Exemplar, Insight, Message, Suite, ToolCall
 from tests.asgi_server import free_port, serving
 
 SUITE = "bench"
@@ -70,6 +70,9 @@ def build_home(n: int, seed: int) -> Path:
     ws.vectors(exemplars.VECTOR_TABLE).sync({r.id: texts[i] for i, r in enumerate(records)},
                                             lambda batch: np.stack([by_text[x] for x in batch]))
     ws.repo.put(Insight(suite=SUITE, text="Quote the ticket number the user gives, digit for digit."))
+    # The retrieval a suite starts with (fused BM25 and MiniLM ranks), stored as its choice: the proxied
+    # requests themselves become tasks of the suite, and must not move the choice while it is measured.
+    ws.repo.put(Suite(id=SUITE, name=SUITE, retrieval=dict(retrieval.DEFAULT_CHOICE)))
     return home
 
 
