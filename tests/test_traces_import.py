@@ -310,3 +310,70 @@ def test_one_genai_tool_message_answering_two_calls_gives_each_its_result():
     (found,) = otlp.episodes_from_spans(spans)
     assert [(r.call_id, r.content) for r in found.steps[0].results] == [("c0", "2 C"), ("c1", "19 C")]
     assert found.answer == "Rome."
+
+
+def test_a_remote_agent_recorded_only_as_invoke_agent_spans_is_one_episode():
+    span = {"trace_id": "r", "span_id": "a", "parent_span_id": "", "name": "invoke_agent planner", "start_ns": 1,
+            "end_ns": 2_000_000_001, "events": [], "status": {"code": 0, "message": ""}, "service": "", "resource": {},
+            "attributes": {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner",
+                           "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
+                               {"type": "text", "content": "Plan a trip to Lima"}]}]),
+                           "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+                               {"type": "text", "content": "Day 1: Miraflores."}]}])}}
+    (found,) = otlp.episodes_from_spans([span])
+    assert (found.agent, found.request, found.answer) == ("planner", "Plan a trip to Lima", "Day 1: Miraflores.")
+    assert found.steps[0].seconds == pytest.approx(2.0)
+
+
+def test_an_openai_client_instrumented_by_openinference_imports_as_one_episode(ws, tmp_path):
+    """The real openai client and OpenInference's real instrumentation, the SDK's exporter and OTLP encoder;
+    only the upstream server is replaced (an httpx transport answering two chat completions). The app's
+    own execute_tool span kept no result: the result comes from the next call's tool message."""
+    import httpx
+    import openai
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
+    answers = iter([
+        trace_samples._completion("chatcmpl-x1", 1, {"content": None, "tool_calls": [
+            trace_samples._tool_call("call_1", "get_weather", {"city": "Paris"})]}, (50, 10)),
+        trace_samples._completion("chatcmpl-x2", 2, {"content": "18 C in Paris."}, (70, 5)),
+    ])
+    client = openai.OpenAI(api_key="none", base_url="http://upstream.invalid/v1", http_client=httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=next(answers)))))
+    provider, exporter = trace_samples._provider(seed=5)
+    tools = [{"type": "function", "function": {k: v for k, v in trace_samples.WEATHER_TOOL.items() if k != "type"}}]
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        with provider.get_tracer("agent").start_as_current_span("weather-agent"):
+            messages = [{"role": "user", "content": "Weather in Paris?"}]
+            first = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
+            with provider.get_tracer("agent").start_as_current_span("execute_tool get_weather", attributes={
+                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather",
+                    "gen_ai.tool.call.id": "call_1"}):  # the app's own tool span, its result not recorded
+                messages += [first.choices[0].message.model_dump(exclude_none=True),
+                             {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}]
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
+    finally:
+        instrumentor.uninstrument()
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(trace_samples.encode(exporter.get_finished_spans())))
+    counts = import_file(ws, path, "instrumented", who=WHO)
+    assert (counts["format"], counts["episodes"], counts["steps"], counts["calls"]) == ("otlp-json", 1, 2, 1)
+    (run,) = ws.repo.find(Trajectory, suite="instrumented")
+    assert run.model == "gpt-4o-mini-2024-07-18" and [t["name"] for t in run.tools] == ["get_weather"]
+    assert run.steps[0].calls[0].arguments == {"city": "Paris"} and run.steps[0].results[0].content == "18 C"
+    assert run.steps[0].results[0].seconds is not None  # timed by the tool span, its text from the next call
+    assert (run.steps[0].tokens_in, run.steps[1].tokens_out) == (50, 5) and run.output == "18 C in Paris."
+
+
+def test_langfuse_observations_pages_read_like_the_traces_they_came_from(ws, tmp_path):
+    """GET /api/public/observations pages ({"data": [...], "meta": {...}}), one a line, without the trace objects."""
+    observations = [obs for trace in json.loads((DATA / "langfuse.json").read_text()) for obs in trace["observations"]]
+    path = tmp_path / "observations.jsonl"
+    path.write_text("\n".join(json.dumps({"data": observations[i:i + 4], "meta": {"page": i // 4 + 1}})
+                              for i in range(0, len(observations), 4)))
+    counts = import_file(ws, path, "pages", who=WHO)
+    assert (counts["format"], counts["episodes"], counts["steps"], counts["calls"]) == ("langfuse", 2, 4, 2)
+    failed = next(t for t in ws.repo.find(Trajectory, suite="pages") if t.trace_id == "lf-trace-2")
+    assert failed.steps[0].results[0].error and failed.steps[0].results[0].content == "printer service unavailable"

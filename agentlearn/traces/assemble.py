@@ -247,13 +247,18 @@ def _from_run(run: ToolRun) -> ToolResult:
 
 def _result(call: ToolCall, runs: list[ToolRun], answers: list[Msg], after: float) -> ToolResult:
     """What answered `call`: its tool run (by id, else the next run of that tool), else a tool message of
-    the next model call's input (by id, else the first one left). What is used is taken off its list."""
+    the next model call's input (by id, else the first one left); a run that kept no result text takes the
+    message's. What is used is taken off its list."""
     run = next((r for r in runs if call.id and r.call_id == call.id), None) or next(
         (r for r in runs if r.name == call.name and r.start >= after and (not r.call_id or not call.id)), None)
+    said = next((m for m in answers if call.id and m.call_id == call.id), None)
     if run is not None:
         runs.remove(run)
+        if said is not None and not run.content and not run.error:  # the tool span kept no result; the next call did
+            answers.remove(said)
+            return _from_run(run).model_copy(update={"call_id": call.id or run.call_id, "content": said.text})
         return _from_run(run).model_copy(update={"call_id": call.id or run.call_id})
-    msg = next((m for m in answers if call.id and m.call_id == call.id), None)
+    msg = said
     if msg is None and not call.id:
         msg = next((m for m in answers if not m.call_id), None)
     if msg is None:

@@ -265,6 +265,8 @@ def _trace_episode(trace_id: str, spans: list[dict]) -> ImportedEpisode | None:
             turns.append(_turn(s))
         elif _is_tool(s):
             runs.append(_run(s))
+    if not turns:  # a remote agent recorded only as invoke_agent spans with its messages
+        turns = [_turn(s) for s in spans if _operation(s) == "invoke_agent" and "gen_ai.output.messages" in s["attributes"]]
     root = min(spans, key=lambda s: (bool(s["parent_span_id"] in by_id), s["start_ns"]))
     return episode(trace_id, turns, runs, fmt="otlp-json", service=root["service"],
                    agent=_agent(spans), request=_root_request(root))

@@ -43,9 +43,9 @@ def trajectory_id(suite: str, trace_id: str) -> str:
 def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode], *, who: Identity,
                   source: str = SOURCE) -> dict[str, int]:
     """Store episodes in `suite` (created if missing); returns counts: episodes, steps, calls, new and
-    updated trajectories, new tasks. `who` needs the import action. Episodes without a user request are
-    refused with the trace id, before anything is written. `source` says how they came (Trajectory.source:
-    traces from a file, collect, proxy)."""
+    updated trajectories, new tasks. `source` is the trajectories' source ("traces"; "collect" for spans
+    received live, "proxy" for proxied conversations: the same trace gets the same id either way). `who` needs the import action. Episodes
+    without a user request are refused with the trace id, before anything is written."""
     policy.require(ws.repo, who, "import")
     if not suite.strip():
         raise ValueError("the suite needs a name")
