@@ -44,8 +44,9 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
                   source: str = SOURCE) -> dict[str, int]:
     """Store episodes in `suite` (created if missing); returns counts: episodes, steps, calls, new and
     updated trajectories, new tasks. `source` is the trajectories' source ("traces"; "collect" for spans
-    received live, "proxy" for proxied conversations: the same trace gets the same id either way). `who` needs the import action. Episodes
-    without a user request are refused with the trace id, before anything is written."""
+    received live, "proxy" for proxied conversations: the same trace gets the same id either way). `who`
+    needs the import action. Episodes without a user request are refused with the trace id, before
+    anything is written."""
     policy.require(ws.repo, who, "import")
     if not suite.strip():
         raise ValueError("the suite needs a name")
