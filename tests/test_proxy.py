@@ -221,3 +221,17 @@ def test_a_langchain_agent_goes_through_the_proxy_by_its_base_url(running):
     assert RULE in fake.received[-1][1]["messages"][0]["content"]
     [episode] = _episode(ws)
     assert episode.trace_id == "lc-1" and episode.steps[-1].calls[0].name == "reset_password"
+
+
+def test_memory_follows_the_suites_stored_retrieval_choice_and_budget(seeded):
+    from storage.records import Suite
+
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Reset bnovak's password, SMS."}]}]
+    memory = agentlearn.memory_for(SUITE, messages, ws=seeded)
+    assert memory["exemplar_mode"] == "hybrid" and len(memory["exemplars"]) == 3  # the starting choice
+    seeded.repo.update(Suite, SUITE, lambda s: s.model_copy(update={"retrieval": {"mode": "bm25", "k": 1,
+                                                                                  "tool_aware": False}}))
+    memory = agentlearn.memory_for(SUITE, messages, ws=seeded)
+    assert memory["exemplar_mode"] == "bm25" and [e["id"] for e in memory["exemplars"]] == ["ref-2"]
+    small = agentlearn.memory_for(SUITE, messages, ws=seeded, budget_tokens=40)  # room for the rule only
+    assert [b["text"] for b in small["playbook"]] == [RULE] and small["exemplars"] == []

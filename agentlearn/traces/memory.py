@@ -21,7 +21,6 @@ from storage.records import Exemplar, Insight, Message, Task, ToolCall
 
 CHARS_PER_TOKEN = 2.5  # as playbook.for_prompt counts
 DEFAULT_BUDGET_TOKENS = 1000  # playbook and exemplars together
-DEFAULT_K = 3
 
 
 @dataclass
@@ -77,7 +76,10 @@ def _chosen_exemplars(ws: Workspace, suite: str, task: Task,
     """The exemplars that fit the budget, best first; the mode; the query embedding's milliseconds."""
     if not task.input:
         return [], "", 0.0
-    mode, k, tool_aware = retrieval.resolve(ws, suite, "auto", DEFAULT_K, False)
+    # The suite's stored choice (python -m agentlearn retrieval choose), else the starting one. Never made
+    # here: making it scores the whole train split, seconds on a request's path.
+    choice = retrieval.current(ws, suite) or retrieval.DEFAULT_CHOICE
+    mode, k, tool_aware = str(choice["mode"]), int(choice["k"]), bool(choice["tool_aware"])
     start, query = time.perf_counter(), None
     if mode not in LEXICAL_MODES:
         query = ws.encoder([exemplars.text_of(task.input)])[0]
