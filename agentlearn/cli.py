@@ -195,9 +195,33 @@ def _parser() -> argparse.ArgumentParser:
     pw.add_argument("name")
     pw.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     pw.set_defaults(func=cmd_users_set_password)
+    tok = users_sub.add_parser("token", help="print a new ingest token for `collect` and `proxy` (the store keeps its hash)")
+    tok.add_argument("name")
+    tok.add_argument("--revoke", action="store_true", help="delete the account's ingest tokens instead")
+    tok.set_defaults(func=cmd_users_token)
     check = users_sub.add_parser("check-address", help="exit 1 if the dashboard may not serve this address")
     check.add_argument("address")
     check.set_defaults(func=cmd_users_check_address)
+
+    px = sub.add_parser("proxy", help="an OpenAI-compatible endpoint that adds the suite's playbook and exemplars "
+                                      "to each request, forwards it upstream and records the exchange")
+    px.add_argument("--upstream", required=True, help="the OpenAI-compatible base URL to forward to, e.g. "
+                                                      "http://127.0.0.1:8000/v1 or https://api.openai.com/v1")
+    px.add_argument("--port", type=int, default=8788)
+    px.add_argument("--host", default="127.0.0.1", help="off loopback only with accounts (senders present a token)")
+    px.add_argument("--suite", default="", help="the suite for requests that name none (header X-Agentlearn-Suite "
+                                                "or metadata.suite)")
+    px.add_argument("--budget", type=int, default=1000, help="tokens the playbook and exemplars may add (default 1000)")
+    px.set_defaults(func=cmd_proxy)
+
+    co = sub.add_parser("collect", help="an OTLP/HTTP receiver (POST /v1/traces, protobuf or JSON) that stores "
+                                        "another agent's spans and turns each trace into an episode")
+    co.add_argument("--port", type=int, default=4318)
+    co.add_argument("--host", default="127.0.0.1", help="off loopback only with accounts (senders present a token)")
+    co.add_argument("--suite", default="", help="the suite of the episodes (default: the service's name in the spans)")
+    co.add_argument("--quiet", type=float, default=30.0,
+                    help="seconds without new spans after which a trace whose root span never came is assembled")
+    co.set_defaults(func=cmd_collect)
 
     ret = sub.add_parser("retrieval", help="how exemplars are retrieved per suite (the auto mode's choice)")
     ret_sub = ret.add_subparsers(dest="action", required=True)
@@ -294,6 +318,34 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
 
     account = users.set_password(open_workspace().repo, args.name, _read_password(args), who=_who())
     print(f"new password set for {account.name}")
+    return 0
+
+
+def cmd_users_token(args: argparse.Namespace) -> int:
+    from agentlearn.traces import access
+
+    repo = open_workspace().repo
+    if args.revoke:
+        print(f"revoked {access.revoke_tokens(repo, args.name, who=_who())} ingest token(s) of {args.name}")
+        return 0
+    print(access.issue_token(repo, args.name, who=_who()))
+    return 0
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    from agentlearn.traces import proxy
+
+    print(f"proxy on http://{args.host}:{args.port}/v1 -> {args.upstream}", file=sys.stderr)
+    proxy.serve(open_workspace(), args.upstream, host=args.host, port=args.port, suite=args.suite,
+                budget_tokens=args.budget)
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from agentlearn.traces import collect
+
+    print(f"collecting on http://{args.host}:{args.port}/v1/traces", file=sys.stderr)
+    collect.serve(open_workspace(), host=args.host, port=args.port, suite=args.suite, quiet_s=args.quiet)
     return 0
 
 

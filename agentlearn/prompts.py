@@ -206,3 +206,18 @@ CURATOR_SYSTEM = (
     "EDIT bullet N to improve it, AGREE with bullet N if it would have prevented the failure, REMOVE bullet "
     "N if it misleads, MERGE bullet N with bullet M when they say the same thing. A rule names the tool or "
     "argument it is about and is one sentence. Answer by calling playbook_update.")
+
+
+# --- memory for an agent that is not ours (traces.memory): added to its own system message ------------
+
+EXEMPLARS_HEADER = ("Solved requests like this one, each with the tool call that answered it correctly "
+                    "(most similar last):")
+
+
+def exemplar_block(shots: list[Exemplar]) -> str:
+    """Exemplars as text for another agent's system message ("" when there are none)."""
+    if not shots:
+        return ""
+    cases = [f"Request: {task_messages(s.input)[0].content}\nCall: {format_tool_call(s.call)}" for s in shots]
+    return "\n\n".join([EXEMPLARS_HEADER, *cases])
+

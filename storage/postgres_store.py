@@ -55,7 +55,7 @@ def table_name(kind: type[Record]) -> str:
 
 
 def _indexed(kind: type[Record]) -> list[str]:
-    return [f for f in INDEXED if f in kind.model_fields]
+    return [f for f in INDEXED if f in kind.model_fields] + [f for f in kind.lookup if f not in INDEXED]
 
 
 def _one_line(e: Exception) -> str:

@@ -28,6 +28,7 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     table: ClassVar[str] = ""
+    lookup: ClassVar[tuple[str, ...]] = ()  # fields besides the common ones a database backend indexes
 
     id: str = Field(default_factory=new_id)
     created: datetime = Field(default_factory=now)
@@ -238,6 +239,26 @@ class Trajectory(Record):
     constrained: bool = False  # generated under the suite's tool-call grammar
     trace_id: str = ""  # imported, collected or proxied episodes: the trace or conversation id they came from
     tools: list[dict[str, Any]] = Field(default_factory=list)  # imported episodes: the tools their agent was offered
+
+
+class Span(Record):
+    """One OpenTelemetry span as `collect` received it, kept until its trace becomes an episode.
+
+    The id is "<trace id>:<span id>", so a span sent twice is stored once. Collectors keep no state of
+    their own: every collector on one store sees every span, so halves of a trace sent to two of them
+    make one episode. `status` turns "assembled" when the episode was (re)built with this span in it.
+    Spans are looked up by trace: a database backend indexes `trace_id` (and `status`, as for every kind).
+    """
+
+    table: ClassVar[str] = "spans"
+    lookup: ClassVar[tuple[str, ...]] = ("trace_id",)
+    trace_id: str
+    span_id: str
+    parent_id: str = ""
+    suite: str = ""  # the suite the collector was told to use ("" = the service's name)
+    sender: str = ""  # the account whose ingest token sent it ("" = the local user, no accounts)
+    data: dict[str, Any] = Field(default_factory=dict)  # the span as traces.otlp.spans_from_otlp_json gives it
+    status: Literal["open", "assembled"] = "open"
 
 
 # --- human feedback ------------------------------------------------------------------------------
@@ -600,6 +621,16 @@ class SignIn(Record):
     pending: str = ""
 
 
+class IngestToken(Record):
+    """A token that lets a program send traces to `collect` or requests through `proxy` for an account.
+
+    Like a SignIn, the store keeps only the token's SHA-256 (the id): a copy of the store sends nothing.
+    """
+
+    table: ClassVar[str] = "ingest_tokens"
+    account: str  # the Account id the token acts for (with that account's role, as the store says now)
+
+
 class Secret(Record):
     """A server secret that every dashboard server on this store shares (the id names its use)."""
 
@@ -610,5 +641,5 @@ class Secret(Record):
 ALL_RECORDS: tuple[type[Record], ...] = (
     Task, Suite, Trajectory, Label, Claim, Resolution, Correction, Preference, Insight, InsightProposal, Reflection, Exemplar,
     DatasetExport, Job, Adapter, EvalRun, Process, LearningCurve, Account, Promotion, Improvement,
-    SignIn, Secret,
+    SignIn, Secret, IngestToken, Span,
 )

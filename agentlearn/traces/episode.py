@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.records import Message, Step, ToolCall
+from storage.records import MemoryUsed, Message, Step, ToolCall
 
 
 @dataclass
@@ -28,6 +28,7 @@ class ImportedEpisode:
     started: datetime | None = None
     prompt: list[Message] = field(default_factory=list)  # the messages of the first model call (system, user...)
     format: str = ""  # the reader that read it (a key of formats.FORMATS)
+    memory: MemoryUsed | None = None  # what the proxy added to the agent's prompt (None: nothing known)
 
     @property
     def calls(self) -> list[ToolCall]:

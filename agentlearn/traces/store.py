@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from agentlearn import policy
 from agentlearn.accounts import Identity
 from agentlearn.tasks import check_text, task_id
 from agentlearn.traces.episode import ImportedEpisode
 from agentlearn.workspace import Workspace
-from storage.records import Message, Record, Suite, Task, ToolCall, Trajectory, now
+from storage.records import MemoryUsed, Message, Record, Suite, Task, ToolCall, Trajectory, now
 
+R = TypeVar("R", Task, Trajectory)
 SOURCE = "traces"
 NO_REFERENCE = "no-reference"  # the tag of a task whose right answer nobody has given yet
 
@@ -43,8 +44,9 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
                   source: str = SOURCE) -> dict[str, int]:
     """Store episodes in `suite` (created if missing); returns counts: episodes, steps, calls, new and
     updated trajectories, new tasks. `source` is the trajectories' source ("traces"; "collect" for spans
-    received live: the same trace gets the same id either way). `who` needs the import action. Episodes
-    without a user request are refused with the trace id, before anything is written."""
+    received live, "proxy" for proxied conversations: the same trace gets the same id either way). `who`
+    needs the import action. Episodes without a user request are refused with the trace id, before
+    anything is written."""
     policy.require(ws.repo, who, "import")
     if not suite.strip():
         raise ValueError("the suite needs a name")
@@ -53,8 +55,9 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
         if not e.request.strip():
             raise ValueError(f"trace {e.trace_id}: no user request found, so it cannot become a task")
     old_suite = ws.repo.get(Suite, suite)
-    stored_tasks = {t.id: t for t in ws.repo.find(Task, suite=suite)}  # read once: a get per episode is slow on TinyDB
-    stored_runs = {t.id for t in ws.repo.find(Trajectory, suite=suite)}
+    task_ids = {request_task_id(suite, e.request) for e in episodes}
+    stored_tasks = {t.id: t for t in _stored(ws, Task, suite, task_ids)}
+    stored_runs = {t.id for t in _stored(ws, Trajectory, suite, {trajectory_id(suite, e.trace_id) for e in episodes})}
     tasks: dict[str, Task] = {}
     records: list[Record] = []
     counts = {"episodes": len(episodes), "steps": 0, "calls": 0, "trajectories_new": 0, "trajectories_updated": 0,
@@ -75,10 +78,22 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
         counts["calls"] += len(e.calls)
         records.append(trajectory)
     suite_record = (old_suite.model_copy(update={"tools": list(tools.values())}) if old_suite else
-                    Suite(id=suite, name=suite, tools=list(tools.values()), source=SOURCE,
+                    Suite(id=suite, name=suite, tools=list(tools.values()), source=source,
                           description="Episodes imported from an agent's traces."))
     ws.repo.put_many([suite_record, *tasks.values(), *records])
     return counts
+
+
+FEW = 64  # up to this many ids are read one by one; more, with one read of the suite
+
+
+def _stored(ws: Workspace, kind: type[R], suite: str, ids: set[str]) -> list[R]:
+    """The stored records of the suite among these ids. A file's import reads the suite once (a get per
+    episode is slow on TinyDB); collect and proxy store a trace or a conversation at a time, and reading a
+    large suite's every run for each would grow with the suite."""
+    if len(ids) <= FEW:
+        return [r for r in (ws.repo.get(kind, i) for i in sorted(ids)) if r is not None and r.suite == suite]
+    return [r for r in ws.repo.find(kind, suite=suite) if r.id in ids]
 
 
 def _new_task(tid: str, suite: str, e: ImportedEpisode) -> Task:
@@ -94,5 +109,5 @@ def _trajectory(suite: str, task: Task, e: ImportedEpisode, source: str) -> Traj
         id=trajectory_id(suite, e.trace_id), task_id=task.id, suite=suite, split=task.split, prompt=e.prompt,
         steps=e.steps, output=e.answer or (last.action if last else ""),
         tool_call=first_turn[0] if first_turn else None, tool_calls=first_turn, model=e.model, source=source,
-        trace_id=e.trace_id, tools=e.tools, created=e.started or now(),
+        trace_id=e.trace_id, tools=e.tools, created=e.started or now(), memory=e.memory or MemoryUsed(),
     )
