@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agentlearn import accounts, users
+from agentlearn import users
 from storage import open_repository
 from tests.seed import SUITE, admin_of, seed_workspace
 

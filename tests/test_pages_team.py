@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentlearn import accounts, users, verdicts
+from agentlearn import users, verdicts
 from agentlearn.feedback import labels, queue
 from storage.records import Label, Resolution, Suite, Trajectory
 from tests.seed import SUITE, admin_of

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, users
+from agentlearn import users
 from storage import open_repository
 from storage.records import InsightProposal, Label, Preference
 from tests.seed import admin_of, seed_workspace

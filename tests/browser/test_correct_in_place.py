@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, datasets, graders, users
+from agentlearn import datasets, graders, users
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import open_repository

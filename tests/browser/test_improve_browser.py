@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, users
+from agentlearn import users
 from agentlearn.embeddings import hash_encode
 from agentlearn.settings import Settings
 from agentlearn.training import improve

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, users
+from agentlearn import users
 from storage import open_repository
 from storage.records import Label, Preference
 from tests.browser.test_browser import CHROMIUM, PASSWORD, key, no_exception, open_page, settle, wait_for

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, users
+from agentlearn import users
 from storage import open_repository
 from storage.records import Message, Suite, Task, ToolCall, Trajectory, Verdict
 from tests.browser.test_browser import CHROMIUM, PASSWORD, local_http, open_page, settle

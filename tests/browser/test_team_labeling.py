@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import accounts, users, verdicts
+from agentlearn import users, verdicts
 from agentlearn.feedback import queue
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
@@ -30,7 +30,7 @@ from tests.browser.test_browser import (
     settle,
     wait_for,
 )
-from tests.seed import ME, SUITE, admin_of, seed_workspace
+from tests.seed import SUITE, admin_of, seed_workspace
 
 CLAIM_SECONDS = 8  # for the expiry test; the other tests keep the default (10 minutes)
 TEAM = {"alice": "admin", "carol": "annotator", "erin": "annotator", "dave": "reviewer"}
@@ -47,7 +47,7 @@ def team_home(tmp_path) -> Path:
     seed_workspace(repo)
     for name, role in TEAM.items():
         users.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
-    queue.set_overlap(open_workspace(Settings(home=home)), SUITE, 2, who=ME)
+    queue.set_overlap(open_workspace(Settings(home=home)), SUITE, 2, who=admin_of(repo))
     return home
 
 
