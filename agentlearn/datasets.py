@@ -566,8 +566,7 @@ def _tools_problem(row: dict[str, Any], msgs: list[dict[str, Any]]) -> str:
     """A conversation with tool calls needs the tools it was offered, as a list in its `tools` column."""
     if not any(m.get("tool_calls") for m in msgs):
         return ""
-    return "" if isinstance(row.get("tools"), list) and row["tools"] else \
-        "a conversation with tool calls needs the tools offered in a non-empty tools column"
+    return "" if isinstance(row.get("tools"), list) else "a conversation with tool calls needs a tools column (a list)"
 
 
 def _unique(ids: list[str]) -> list[str]:

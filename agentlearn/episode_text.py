@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from agentlearn.toolcall import format_tool_call, normalise_tool
-from storage.records import Message, Step, Task, ToolCall, ToolResult, Trajectory
+from storage.records import Step, Task, ToolCall, ToolResult, Trajectory
 
 TRUNCATED = " [...]"
 
@@ -26,8 +26,10 @@ def is_episode(trajectory: Trajectory) -> bool:
 def shorten(text: str, limit: int) -> str:
     """The text on one line, cut to `limit` characters (marked) when longer."""
     text = " ".join((text or "").split())
-    if limit <= len(TRUNCATED) or len(text) <= limit:
-        return text[:max(limit, 0)] if limit <= len(TRUNCATED) else text
+    if len(text) <= limit:
+        return text
+    if limit <= len(TRUNCATED):
+        return text[:max(limit, 0)]
     return text[:limit - len(TRUNCATED)].rstrip() + TRUNCATED
 
 
@@ -148,7 +150,3 @@ def episode_tools(task: Task, trajectory: Trajectory | None) -> list[dict[str, A
     """The tools the episode's agent was offered: an imported episode's own, else its task's."""
     return openai_tools(trajectory.tools if trajectory is not None and trajectory.tools else task.tools)
 
-
-def first_request(messages: list[Message]) -> str:
-    """The first user message's text (the task's request, what episode exemplars are retrieved by)."""
-    return next((m.content for m in messages if m.role == "user"), messages[0].content if messages else "")

@@ -197,6 +197,7 @@ def test_reflexion_on_an_episode_reads_the_last_observations_and_the_graders_rea
     assert s_system.content == prompts.REFLEXION_FRAMING and "Reason:" not in s_human.content
 
 
+@pytest.mark.slow
 def test_reflexion_with_the_embedded_model_writes_a_plan_for_an_episode(real_ws, suite):
     ws = real_ws
     for t in suite.values():
