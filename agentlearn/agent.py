@@ -82,7 +82,7 @@ def _to_langchain(messages: list[Message]) -> list[BaseMessage]:
     return [kinds[m.role](content=m.content) for m in messages]
 
 
-CHARS_PER_TOKEN = 2.5
+CHARS_PER_TOKEN = prompts.CHARS_PER_TOKEN
 
 
 def reference_calls(ws: Workspace, suite: str) -> list[ToolCall]:
@@ -173,6 +173,7 @@ class Agent:
                     # leans on the closest example.
                     rank = {name: n for n, name in enumerate(ranked)}
                     shots.sort(key=lambda e: rank.get(e.tool, len(rank)))
+                shots = prompts.fit_shots(shots, self.ws.settings.exemplar_tokens)
             rules = (playbook.for_prompt(insights.active(self.ws, task.suite), self.ws.settings.playbook_tokens,
                                          exclude=o.ablate) if o.uses_insights else [])
             notes = reflexion.recent(self.ws, task.id, n=3, episode_id=ep.episode_id) if o.uses_reflexion else []

@@ -146,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--pairs-from", default="preferences",
                      help="DPO pair sources, comma separated: preferences,ratings,verifier")
     exp.add_argument("--force", action="store_true", help="replace an earlier .jsonl export at --out")
+    exp.add_argument("--source", default="",
+                     help="only trajectories from these sources, comma separated (agent, traces, collect, proxy, ...)")
     exp.set_defaults(func=cmd_export)
 
     lab = sub.add_parser("labels", help="people's labels, preferences and corrections").add_subparsers(
@@ -702,8 +704,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from agentlearn.datasets import export
 
     pairs = tuple(p.strip() for p in args.pairs_from.split(",") if p.strip())
+    sources = tuple(x.strip() for x in args.source.split(",") if x.strip())
     record = export(open_workspace(), args.kind, args.suite, out_path=args.out or None, pairs_from=pairs,
-                    force=args.force)
+                    force=args.force, sources=sources)
     _print_json({"id": record.id, "kind": record.kind, "suite": record.suite, "path": record.path,
                  "rows": record.rows, "trajectories": len(record.trajectory_ids), "labels": len(record.label_ids),
                  "preferences": len(record.preference_ids), "exemplars": len(record.exemplar_ids)})

@@ -7,6 +7,16 @@ trajectory whose labels say "fail" is never an SFT target, one they call "succes
 correction of a run (feedback.corrections) wins over both: it is the SFT answer for its task, and in DPO
 (with the "preferences" source, since it is a person's choice too) it is chosen over the run it corrects.
 
+Multi-step episodes (episode_text.is_episode: the agent's, or imported, collected or proxied ones)
+export as whole conversations: each user turn, the assistant's `tool_calls`, a `tool` message per
+result, the answer, with the tools offered in a `tools` column. "sft" writes TRL's tool-calling format
+(arguments as JSON objects, tool messages named by their tool), "openai-sft" OpenAI's fine-tuning form
+(arguments as JSON strings, tool messages carrying the call id). A person's correction of step k of an
+episode is the episode up to step k followed by the corrected call. A preference between two
+continuations of one episode (Preference.step) is a DPO pair whose prompt is the episode up to that step.
+Single-call trajectories export exactly as before. `sources` keeps only trajectories of those sources
+(agent, traces, collect, proxy, ...).
+
 Every export is written as JSONL, read back with `datasets.load_dataset("json", ...)` the way TRL reads
 it, checked for the columns its trainer needs, and stored as a DatasetExport with its lineage.
 """
@@ -20,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn import arg_kinds, verdicts
+from agentlearn.episode_text import assistant_calls, episode_tools, is_episode, openai_tools, step_messages
 from agentlearn.feedback import corrections
 from agentlearn.methods import EXPORT_KINDS
 from agentlearn.paths import check_out, file_part
 from agentlearn.prompts import build_prompt, instruction_for, task_messages
 from agentlearn.redact import redact
-from agentlearn.toolcall import format_tool_call, normalise_tool
+from agentlearn.toolcall import format_tool_call, normalise_tool, parse_tool_call
 from agentlearn.workspace import Workspace
 from storage.files import write_atomic
 from storage.records import (
@@ -34,6 +45,7 @@ from storage.records import (
     Exemplar,
     Label,
     Preference,
+    Step,
     Suite,
     Task,
     ToolCall,
@@ -70,11 +82,12 @@ class _Rows:
 
 
 def export(ws: Workspace, kind: str, suite: str, out_path: str | Path | None = None,
-           pairs_from: tuple[str, ...] = ("preferences",), force: bool = False) -> DatasetExport:
+           pairs_from: tuple[str, ...] = ("preferences",), force: bool = False,
+           sources: tuple[str, ...] = ()) -> DatasetExport:
     """Write one training file for a suite's train split, check it loads as TRL loads it, store its lineage.
 
     `out_path` passes paths.check_out (never the workspace's own files; an existing file is replaced only
-    with force, and only if it is a .jsonl file).
+    with force, and only if it is a .jsonl file). `sources`: only trajectories of these sources (all if empty).
     """
     if out_path:
         out_path = check_out(ws.settings, out_path, force, suffixes=(".jsonl",))
@@ -83,11 +96,17 @@ def export(ws: Workspace, kind: str, suite: str, out_path: str | Path | None = N
     unknown = [p for p in pairs_from if p not in PAIR_SOURCES]
     if unknown:
         raise ValueError(f"unknown pair source(s) {unknown}; choose from {', '.join(PAIR_SOURCES)}")
+    sources = tuple(x.strip() for x in sources if x.strip())
     tasks = train_tasks(ws, suite)
-    built = {"sft": sft_rows, "openai-sft": openai_sft_rows, "grpo": grpo_rows}.get(kind)
-    data = built(ws, tasks) if built else _pair_rows(ws, suite, tasks, pairs_from, openai=kind == "openai-dpo")
+    if kind == "grpo":
+        data = grpo_rows(ws, tasks)
+    elif kind in ("sft", "openai-sft"):
+        data = (sft_rows if kind == "sft" else openai_sft_rows)(ws, tasks, sources)
+    else:
+        data = _pair_rows(ws, suite, tasks, pairs_from, openai=kind == "openai-dpo", sources=sources)
     if len(data.rows) < MIN_ROWS:
-        raise ValueError(_empty_message(kind, suite, pairs_from))
+        raise ValueError(_empty_message(kind, suite, pairs_from)
+                         + (f" (only trajectories from: {', '.join(sources)})" if sources else ""))
     export_id = new_id()
     path = Path(out_path) if out_path else ws.settings.exports_dir / f"{file_part(suite, 'suite')}-{kind}-{export_id}.jsonl"
     write_jsonl(path, data.rows)
@@ -150,12 +169,12 @@ def row_problem(row: dict[str, Any], kind: str) -> str:
     """Why a row does not fit the trainer of `kind` ("" if it does)."""
     if kind in ("sft", "openai-sft"):
         msgs = row.get("messages")
-        if err := _messages_problem(msgs, "messages", allow_tool_calls=kind == "openai-sft"):
+        if err := _messages_problem(msgs, "messages", allow_tool_calls=True) or _tools_problem(row, msgs):
             return err
         return "" if msgs[-1]["role"] == "assistant" else "the last message must be the assistant's answer"
     if kind == "dpo":
         for key in ("prompt", "chosen", "rejected"):
-            if err := _messages_problem(row.get(key), key):
+            if err := _messages_problem(row.get(key), key, allow_tool_calls=key == "prompt"):
                 return err
         if row["chosen"][-1]["role"] != "assistant" or row["rejected"][-1]["role"] != "assistant":
             return "chosen and rejected must end with an assistant message"
@@ -173,10 +192,10 @@ def row_problem(row: dict[str, Any], kind: str) -> str:
         return ""
     if kind == "openai-dpo":
         msgs = (row.get("input") or {}).get("messages")
-        if err := _messages_problem(msgs, "input.messages"):
+        if err := _messages_problem(msgs, "input.messages", allow_tool_calls=True):
             return err
         for key in ("preferred_output", "non_preferred_output"):
-            if err := _messages_problem(row.get(key), key):
+            if err := _messages_problem(row.get(key), key, allow_tool_calls=True):
                 return err
         return ""
     return f"unknown kind {kind!r}"
@@ -191,51 +210,95 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 # --- SFT ---------------------------------------------------------------------------------------
 
 
-def sft_targets(ws: Workspace, tasks: dict[str, Task]) -> tuple[dict[str, ToolCall], _Rows]:
-    """One correct call per train task: a person's newest correction, else a success, else a reference/manual exemplar."""
+@dataclass
+class Target:
+    """What one train task's SFT row teaches: a call, or an episode's steps (before `upto`, then `call`)."""
+
+    call: ToolCall | None
+    episode: Trajectory | None = None  # a multi-step run: its steps are the conversation
+    upto: int | None = None  # a correction of this step of the episode: the steps before it, then `call`
+
+
+def sft_targets(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> tuple[dict[str, Target], _Rows]:
+    """One target per train task: a person's newest correction, else a success, else a reference/manual exemplar."""
     labels = _labels_by_trajectory(ws)
     judge = verdicts.judge(ws)
-    chosen: dict[str, ToolCall] = {}
+    chosen: dict[str, Target] = {}
     lineage = _Rows()
     for task_id, fix in corrections.latest_by_task(ws, list(tasks)).items():
-        chosen[task_id] = fix.call
+        run = ws.repo.get(Trajectory, fix.trajectory_id)
+        if sources and (run is None or run.source not in sources):
+            continue
+        episode = run if run is not None and is_episode(run) and fix.step < len(run.steps) else None
+        chosen[task_id] = Target(fix.call, episode, fix.step if episode is not None else None)
         lineage.correction_ids.append(fix.id)
         lineage.trajectory_ids.append(fix.trajectory_id)
-    for t in _trajectories(ws, tasks):
-        if t.task_id in chosen or t.tool_call is None:
+    for t in _trajectories(ws, tasks, sources):
+        if t.task_id in chosen or judge.succeeded(t) is not True:
             continue
-        ok = judge.succeeded(t) is True
-        if ok:
-            chosen[t.task_id] = t.tool_call
-            lineage.trajectory_ids.append(t.id)
-            lineage.label_ids += [lab.id for lab in labels.get(t.id, [])]
+        if is_episode(t):
+            chosen[t.task_id] = Target(next((c for s in t.steps for c in s.calls), None), t)
+        elif t.tool_call is not None:
+            chosen[t.task_id] = Target(t.tool_call)
+        else:
+            continue
+        lineage.trajectory_ids.append(t.id)
+        lineage.label_ids += [lab.id for lab in labels.get(t.id, [])]
     for ex in ws.repo.all(Exemplar):
         if ex.active and ex.kind in ("reference", "manual") and ex.task_id in tasks and ex.task_id not in chosen:
-            chosen[ex.task_id] = ex.call
+            chosen[ex.task_id] = Target(ex.call)
             lineage.exemplar_ids.append(ex.id)
     return chosen, lineage
 
 
-def sft_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
-    """Conversational SFT rows: the agent's prompt, then the canonical tool call as the assistant turn."""
-    targets, out = sft_targets(ws, tasks)
+def episode_messages(task: Task, target: Target, openai: bool) -> list[dict[str, Any]]:
+    """An episode target's messages after the task's first request, ending with the assistant's last turn."""
+    assert target.episode is not None
+    steps = target.episode.steps
+    if target.upto is not None and target.call is not None:
+        fixed = steps[target.upto]
+        steps = [*steps[:target.upto], Step(calls=[target.call], turn=fixed.turn, user=fixed.user)]
+    messages = step_messages(steps, task, openai)
+    while messages and messages[-1]["role"] != "assistant":
+        messages.pop()  # the corrected call's result is unknown; an episode cut off ends at its last turn
+    return messages
+
+
+def sft_rows(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> _Rows:
+    """Conversational SFT rows: the agent's prompt, then the canonical tool call as the assistant turn;
+    an episode in TRL's tool-calling format (assistant `tool_calls`, `tool` messages, a `tools` column)."""
+    targets, out = sft_targets(ws, tasks, sources)
     prompt = _prompter(ws)
-    for task_id, call in targets.items():
-        messages = prompt(tasks[task_id]) + [{"role": "assistant", "content": format_tool_call(call)}]
-        out.rows.append({"messages": messages})
+    for task_id, target in targets.items():
+        task = tasks[task_id]
+        if target.episode is not None:
+            steps = episode_messages(task, target, openai=False)
+            if steps:
+                out.rows.append({"messages": prompt(task) + steps, "tools": episode_tools(task, target.episode)})
+        elif target.call is not None:
+            messages = prompt(task) + [{"role": "assistant", "content": format_tool_call(target.call)}]
+            out.rows.append({"messages": messages})
     return out
 
 
-def openai_sft_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
-    """OpenAI chat fine-tuning rows: the conversation, the tools, and the answer as a native tool call."""
-    targets, out = sft_targets(ws, tasks)
-    for i, (task_id, call) in enumerate(targets.items()):
+def openai_sft_rows(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> _Rows:
+    """OpenAI chat fine-tuning rows: the conversation, the tools, and the answer as native tool calls
+    (an episode: every call, each tool's answer, each later user turn and the answers)."""
+    targets, out = sft_targets(ws, tasks, sources)
+    for i, (task_id, target) in enumerate(targets.items()):
         task = tasks[task_id]
-        answer = {"role": "assistant", "tool_calls": [{
-            "id": f"call_{i}", "type": "function",
-            "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
-        }]}
-        out.rows.append({"messages": _dicts(task_messages(task.input)) + [answer], "tools": _openai_tools(task.tools)})
+        if target.episode is not None:
+            steps = episode_messages(task, target, openai=True)
+            if steps:
+                out.rows.append({"messages": _dicts(task_messages(task.input)) + steps,
+                                 "tools": episode_tools(task, target.episode)})
+        elif target.call is not None:
+            answer = {"role": "assistant", "tool_calls": [{
+                "id": f"call_{i}", "type": "function",
+                "function": {"name": target.call.name,
+                             "arguments": json.dumps(target.call.arguments, ensure_ascii=False)},
+            }]}
+            out.rows.append({"messages": _dicts(task_messages(task.input)) + [answer], "tools": openai_tools(task.tools)})
     return out
 
 
@@ -261,7 +324,12 @@ def grpo_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
             "tools": json.dumps(tools, ensure_ascii=False),
             # The expected tool's argument kinds, so the reward grades each argument by its kind's rule.
             "arg_kinds": json.dumps(kinds_by_suite[task.suite].get(task.expected.name, {}), ensure_ascii=False),
+            # The task's id and suite: an environment task is graded by its checker, which reruns the task's
+            # reference calls on a fresh environment from the stored task.
             "task_id": task.id,
+            "suite": task.suite,
+            "environment": sorted(task.environment),
+            "turns": 1 + len(task.turns),
         })
     return out
 
@@ -271,7 +339,7 @@ def grpo_rows(ws: Workspace, tasks: dict[str, Task]) -> _Rows:
 
 @dataclass
 class Pair:
-    """A preferred and a dispreferred answer to one task."""
+    """A preferred and a dispreferred answer to one task (or continuation of an episode from one step)."""
 
     task_id: str
     chosen: str
@@ -280,40 +348,79 @@ class Pair:
     label_ids: list[str] = field(default_factory=list)
     preference_ids: list[str] = field(default_factory=list)
     correction_ids: list[str] = field(default_factory=list)
+    # A step pair: the episode whose steps before `step` are the shared context of both continuations.
+    episode: Trajectory | None = None
+    step: int = 0
 
 
-def correction_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
-    """Pairs from corrections on Trajectories: the corrected call chosen over the run's own output."""
+def _step_output(step: Step) -> str:
+    """What the model produced at a step: its raw text, or its calls (or answer) written out."""
+    if step.action.strip():
+        return step.action
+    return "".join(format_tool_call(c) for c in step.calls) or step.answer
+
+
+def correction_pairs(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> list[Pair]:
+    """Pairs from corrections on Trajectories: the corrected call chosen over the run's own output
+    (over the corrected step's own output, in the context of the steps before it, for an episode)."""
     pairs = []
     for fix in sorted(ws.repo.all(Correction), key=lambda c: (c.created, c.id)):
         run = ws.repo.get(Trajectory, fix.trajectory_id)
-        if fix.task_id in tasks and run is not None and run.output.strip():
+        if fix.task_id not in tasks or run is None or (sources and run.source not in sources):
+            continue
+        if is_episode(run) and fix.step < len(run.steps):
+            own = _step_output(run.steps[fix.step])
+            if own.strip():
+                pairs.append(Pair(fix.task_id, format_tool_call(fix.call), own, [run.id], correction_ids=[fix.id],
+                                  episode=run, step=fix.step))
+        elif run.output.strip():
             pairs.append(Pair(fix.task_id, format_tool_call(fix.call), run.output, [run.id],
                               correction_ids=[fix.id]))
     return pairs
 
 
-def preference_pairs(ws: Workspace, suite: str, tasks: dict[str, Task]) -> list[Pair]:
-    """Pairs from people's A/B choices; ties left out, a correction becomes the chosen answer."""
+def _step_context(ws: Workspace, p: Preference) -> Trajectory | None:
+    """The episode a step preference continues (either side's: both share the steps before `step`)."""
+    for tid in (p.trajectory_a, p.trajectory_b):
+        run = ws.repo.get(Trajectory, tid) if tid else None
+        if run is not None and is_episode(run) and p.step <= len(run.steps):
+            return run
+    return None
+
+
+def preference_pairs(ws: Workspace, suite: str, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> list[Pair]:
+    """Pairs from people's A/B choices; ties left out, a correction becomes the chosen answer. A choice
+    between two continuations of an episode (Preference.step) keeps the steps before it as the context."""
     pairs = []
     for p in ws.repo.all(Preference):
         if p.task_id not in tasks:
             continue
+        episode = _step_context(ws, p) if p.step else None
+        if sources and not _from_sources(ws, p, sources):
+            continue
+        step = p.step if episode is not None else 0
         if p.choice in ("A", "B"):
             better, worse = (p.response_a, p.response_b) if p.choice == "A" else (p.response_b, p.response_a)
-            pairs.append(Pair(p.task_id, p.corrected.strip() or better, worse, preference_ids=[p.id]))
+            pairs.append(Pair(p.task_id, p.corrected.strip() or better, worse, preference_ids=[p.id],
+                              episode=episode, step=step))
         elif p.choice == "both_bad" and p.corrected.strip():
             # Both shown answers were wrong but the person wrote the right one: it beats each of them.
-            pairs += [Pair(p.task_id, p.corrected.strip(), r, preference_ids=[p.id]) for r in (p.response_a,
-                                                                                            p.response_b)]
+            pairs += [Pair(p.task_id, p.corrected.strip(), r, preference_ids=[p.id], episode=episode, step=step)
+                      for r in (p.response_a, p.response_b)]
     return pairs
 
 
-def rating_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
+def _from_sources(ws: Workspace, p: Preference, sources: tuple[str, ...]) -> bool:
+    """True when a trajectory the preference compares comes from one of `sources`."""
+    runs = [ws.repo.get(Trajectory, tid) for tid in (p.trajectory_a, p.trajectory_b) if tid]
+    return any(r is not None and r.source in sources for r in runs)
+
+
+def rating_pairs(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> list[Pair]:
     """Pairs from scores on the same task: the best-rated answer against each lower-rated one."""
     labels = _labels_by_trajectory(ws)
     by_task: dict[str, list[tuple[float, Trajectory, list[Label]]]] = defaultdict(list)
-    for t in _trajectories(ws, tasks):
+    for t in _trajectories(ws, tasks, sources):
         scored = [lab for lab in labels.get(t.id, []) if lab.score is not None]
         if scored and t.output.strip():
             by_task[t.task_id].append((sum(lab.score for lab in scored) / len(scored), t, scored))
@@ -328,12 +435,12 @@ def rating_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
     return pairs
 
 
-def verifier_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
+def verifier_pairs(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> list[Pair]:
     """Pairs from outcomes on the same task: a success against each failure (the learning verdict)."""
     judge = verdicts.judge(ws)
     good: dict[str, Trajectory] = {}
     bad: dict[str, list[Trajectory]] = defaultdict(list)
-    for t in _trajectories(ws, tasks):
+    for t in _trajectories(ws, tasks, sources):
         ok = judge.succeeded(t) is True
         if ok and t.tool_call is not None:
             good.setdefault(t.task_id, t)
@@ -347,33 +454,65 @@ def verifier_pairs(ws: Workspace, tasks: dict[str, Task]) -> list[Pair]:
     return pairs
 
 
-def _pair_rows(ws: Workspace, suite: str, tasks: dict[str, Task], sources: tuple[str, ...], openai: bool) -> _Rows:
+def _pair_rows(ws: Workspace, suite: str, tasks: dict[str, Task], pair_sources: tuple[str, ...], openai: bool,
+               sources: tuple[str, ...] = ()) -> _Rows:
     pairs: list[Pair] = []
-    if "preferences" in sources:
-        pairs += preference_pairs(ws, suite, tasks) + correction_pairs(ws, tasks)
-    if "ratings" in sources:
-        pairs += rating_pairs(ws, tasks)
-    if "verifier" in sources:
-        pairs += verifier_pairs(ws, tasks)
+    if "preferences" in pair_sources:
+        pairs += preference_pairs(ws, suite, tasks, sources) + correction_pairs(ws, tasks, sources)
+    if "ratings" in pair_sources:
+        pairs += rating_pairs(ws, tasks, sources)
+    if "verifier" in pair_sources:
+        pairs += verifier_pairs(ws, tasks, sources)
     out, seen, prompt_of = _Rows(), set(), _prompter(ws)
     for pair in pairs:
-        key = (pair.task_id, pair.chosen.strip(), pair.rejected.strip())
+        key = (pair.task_id, pair.step, pair.chosen.strip(), pair.rejected.strip())
         if pair.chosen.strip() == pair.rejected.strip() or key in seen:
             continue  # identical answers teach nothing
         seen.add(key)
-        prompt = prompt_of(tasks[pair.task_id])
-        chosen = [{"role": "assistant", "content": pair.chosen.strip()}]
-        rejected = [{"role": "assistant", "content": pair.rejected.strip()}]
+        task = tasks[pair.task_id]
+        if openai:
+            prompt = _dicts(task_messages(task.input)) if pair.episode is not None else prompt_of(task)
+        else:
+            prompt = prompt_of(task)
+        if pair.episode is not None:
+            prompt += _context(task, pair.episode, pair.step, openai)
+        native = openai and pair.episode is not None
+        chosen, rejected = _reply(pair.chosen, native), _reply(pair.rejected, native)
         if openai:
             row = {"input": {"messages": prompt}, "preferred_output": chosen, "non_preferred_output": rejected}
+            if pair.episode is not None:
+                row["input"]["tools"] = episode_tools(task, pair.episode)
         else:
             row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+            if pair.episode is not None:
+                row["tools"] = episode_tools(task, pair.episode)
         out.rows.append(row)
         out.trajectory_ids += pair.trajectory_ids
         out.label_ids += pair.label_ids
         out.preference_ids += pair.preference_ids
         out.correction_ids += pair.correction_ids
     return out
+
+
+def _context(task: Task, episode: Trajectory, step: int, openai: bool) -> list[dict[str, Any]]:
+    """The episode up to a step, after the task's first request: what both continuations of a step pair saw
+    (the user message that opens the step's turn included)."""
+    steps = episode.steps[:step]
+    if step < len(episode.steps) and (not steps or episode.steps[step].turn != steps[-1].turn):
+        opening = episode.steps[step]
+        messages = step_messages([*steps, Step(turn=opening.turn, user=opening.user)], task, openai)
+    else:
+        messages = step_messages(steps, task, openai)
+    return messages
+
+
+def _reply(text: str, native: bool) -> list[dict[str, Any]]:
+    """A pair's answer as the assistant's turn: the text the model writes (its `<tool_call>` form), or for
+    `native` (an OpenAI step pair, whose context holds native calls) a parsable call as a native tool call."""
+    call = parse_tool_call(text).call if native else None
+    if call is not None:
+        return [assistant_calls([call], 0, openai=True)]
+    return [{"role": "assistant", "content": text.strip()}]
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -384,9 +523,9 @@ def _answer(t: Trajectory) -> str:
     return format_tool_call(t.tool_call) if t.tool_call else t.output
 
 
-def _trajectories(ws: Workspace, tasks: dict[str, Task]) -> list[Trajectory]:
+def _trajectories(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> list[Trajectory]:
     # Newest first, so the most recent success of a task is the one kept.
-    runs = [t for t in ws.repo.all(Trajectory) if t.task_id in tasks]
+    runs = [t for t in ws.repo.all(Trajectory) if t.task_id in tasks and (not sources or t.source in sources)]
     return sorted(runs, key=lambda t: (t.created, t.id), reverse=True)
 
 
@@ -401,19 +540,33 @@ def _dicts(messages: list) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
 
-def _openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"type": "function", "function": normalise_tool(t)} for t in tools]
-
-
 def _messages_problem(msgs: Any, key: str, allow_tool_calls: bool = False) -> str:
     if not isinstance(msgs, list) or not msgs:
         return f"{key} must be a non-empty list of messages"
+    calls: set[str] = set()
     for m in msgs:
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
             return f"{key}: every message needs a role of system, user, assistant or tool; got {m!r:.80}"
-        if not isinstance(m.get("content"), str) and not (allow_tool_calls and m.get("tool_calls")):
+        if m.get("tool_calls"):
+            if not allow_tool_calls or m["role"] != "assistant":
+                return f"{key}: only an assistant message of a conversation may carry tool_calls"
+            for c in m["tool_calls"]:
+                fn = c.get("function") if isinstance(c, dict) else None
+                if not isinstance(fn, dict) or not fn.get("name") or not isinstance(fn.get("arguments"), (str, dict)):
+                    return f"{key}: a tool call needs a function with a name and arguments; got {c!r:.80}"
+                calls.add(c.get("id") or "")
+        elif not isinstance(m.get("content"), str):
             return f"{key}: a {m.get('role')} message has no text content"
+        if m["role"] == "tool" and m.get("tool_call_id") and m["tool_call_id"] not in calls:
+            return f"{key}: a tool message answers call {m['tool_call_id']!r}, which no earlier assistant message made"
     return ""
+
+
+def _tools_problem(row: dict[str, Any], msgs: list[dict[str, Any]]) -> str:
+    """A conversation with tool calls needs the tools it was offered, as a list in its `tools` column."""
+    if not any(m.get("tool_calls") for m in msgs):
+        return ""
+    return "" if isinstance(row.get("tools"), list) else "a conversation with tool calls needs a tools column (a list)"
 
 
 def _unique(ids: list[str]) -> list[str]:

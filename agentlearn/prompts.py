@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentlearn.episode_text import shorten, transcript
 from agentlearn.toolcall import format_tool_call
 from storage.records import Exemplar, Message, Suite, Task
+
+# How prompt budgets are counted, everywhere (the playbook, episode exemplars, answer lengths): about
+# 2.5 characters a token, fewer than typical English so that JSON's short pieces are not undercounted.
+CHARS_PER_TOKEN = 2.5
+
+
+def approx_tokens(text: str) -> int:
+    """Tokens a text is counted as under CHARS_PER_TOKEN."""
+    return int(len(text) / CHARS_PER_TOKEN + 0.999)
 
 DEFAULT_INSTRUCTION = (
     "You are an agent that acts by calling tools. Read the conversation and call the one tool that "
@@ -95,14 +105,71 @@ def build_prompt(task: Task, shots: list[Exemplar], instruction: str = DEFAULT_I
     """The full prompt: system message, exemplars as (conversation, tool call) turns, then the task.
 
     Shots come in the order given; the agent passes them least similar first, so the closest case
-    sits right before the task (SHOT_ORDER).
+    sits right before the task (SHOT_ORDER). Episode exemplars (whole successful episodes) are shown as compact transcripts in the system
+    message (episodes_block), after `extra`; single-call shots stay (conversation, tool call) turns.
     """
     offered = task.tools if tools is None else tools  # a shortlist (tool_retrieval) or every tool
+    episodes = episodes_block([s for s in shots if s.steps])
+    extra = "\n\n".join(b for b in (extra, episodes) if b)
     prompt = [Message(role="system", content=system_prompt(instruction, offered, extra))]
     for shot in shots:
-        prompt += task_messages(shot.input)
-        prompt.append(Message(role="assistant", content=format_tool_call(shot.call)))
+        if not shot.steps:
+            prompt += task_messages(shot.input)
+            prompt.append(Message(role="assistant", content=format_tool_call(shot.call)))
     return prompt + task_messages(task.input)
+
+
+# --- episode exemplars: compact transcripts within a token budget ------------------------------------
+
+EPISODES_HEADER = ("Solved examples of similar requests: the request, each call made and what it returned "
+                   "(shortened), and the answer.")
+# Observation lengths a transcript tries, longest first, until it fits what is left of the budget.
+OBSERVATION_CHARS = (200, 80, 30)
+
+
+def episode_transcript(shot: Exemplar, observation_chars: int = OBSERVATION_CHARS[0]) -> str:
+    """An episode exemplar as a compact transcript: user request, each call and its observation, the answer."""
+    request = "\n".join(m.content for m in shot.input if m.role == "user") or "\n".join(m.content for m in shot.input)
+    return transcript(shot.steps, None, observation_chars, first_user=request)
+
+
+def fit_shots(shots: list[Exemplar], budget_tokens: int) -> list[Exemplar]:
+    """The shots the prompt shows, best first as given: every single-call shot, and each episode exemplar
+    whose transcript fits what is left of `budget_tokens`, with the longest observations (OBSERVATION_CHARS)
+    that fit; one that does not fit even shortened most is left out. The one place the budget is applied."""
+    kept, used, n = [], approx_tokens(EPISODES_HEADER), 0
+    for shot in shots:
+        if not shot.steps:
+            kept.append(shot)
+            continue
+        for chars in OBSERVATION_CHARS:
+            short = shortened(shot, chars)
+            cost = approx_tokens(_example(n + 1, short)) + 1  # and the blank line before it
+            if used + cost <= budget_tokens:
+                kept.append(short)
+                used, n = used + cost, n + 1
+                break
+    return kept
+
+
+def _example(n: int, shot: Exemplar) -> str:
+    return f"Example {n}:\n{episode_transcript(shot)}"
+
+
+def shortened(shot: Exemplar, chars: int) -> Exemplar:
+    """The exemplar with each observation and answer cut to `chars` (as its transcript shows them)."""
+    steps = [s.model_copy(update={
+        "answer": shorten(s.answer, chars),
+        "results": [r.model_copy(update={"content": shorten(r.content, chars)}) for r in s.results]})
+        for s in shot.steps]
+    return shot.model_copy(update={"steps": steps})
+
+
+def episodes_block(shots: list[Exemplar]) -> str:
+    """The episode exemplars as transcripts for the system message ("" when there are none)."""
+    if not shots:
+        return ""
+    return "\n\n".join([EPISODES_HEADER, *(_example(n, s) for n, s in enumerate(shots, 1))])
 
 
 # How retrieved shots are ordered in the prompt: "nearest_last" (best match right before the task) or
@@ -139,6 +206,15 @@ REFLEXION_FRAMING = (
     "task. Give your plan after \"Plan\"."
 )
 
+REFLEXION_EPISODE_FRAMING = (
+    "You will be given the history of a past episode in which you were given a request and a set of tools, "
+    "called tools one step at a time, read what each call returned, and answered. You were unsuccessful in "
+    "completing the task. Do not summarize the episode, but rather find the step that went wrong from the "
+    "observations (a tool's error says what it could not do) and the reason the grader gave. Devise a "
+    "concise, new plan of action that accounts for your mistake with reference to the specific tool and "
+    "arguments you should have used at that step, and what to do after it. You will need this later when "
+    "you are solving the same task. Give your plan after \"Plan\"."
+)
 
 # --- prompts (ExpeL's templates, adapted from ReAct environments to one tool call) ------------------
 

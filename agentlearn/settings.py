@@ -56,6 +56,7 @@ class Settings:
     max_new_tokens: int = 384  # a cap; each suite's own budget comes from its longest reference call
     auto_apply_insights: bool = False  # apply ExpeL operations without human review
     playbook_tokens: int = 300  # how much of the prompt the playbook may take (about 2.5 characters a token)
+    exemplar_tokens: int = 600  # how much the episode exemplars' transcripts may take (prompts.fit_shots)
     batch_size: int = 16  # prompts generated together by the embedded model
     threads: int = 1  # torch threads for generation: a second one costs far more than it gives on a busy 2-core machine
     concurrency: int = 4  # requests in flight to an OpenAI-compatible endpoint
@@ -82,6 +83,7 @@ class Settings:
             auto_apply_insights=env.get("AGENTLEARN_AUTO_APPLY_INSIGHTS", "") in ("1", "true", "yes"),
             max_new_tokens=_int(env, "AGENTLEARN_MAX_NEW_TOKENS", 384, 8, 4096),
             playbook_tokens=_int(env, "AGENTLEARN_PLAYBOOK_TOKENS", 300, 20, 8192),
+            exemplar_tokens=_int(env, "AGENTLEARN_EXEMPLAR_TOKENS", 600, 20, 16384),
             batch_size=_int(env, "AGENTLEARN_BATCH_SIZE", 16, 1, 256),
             threads=_int(env, "AGENTLEARN_THREADS", 1, 1, 256),
             concurrency=_int(env, "AGENTLEARN_CONCURRENCY", 4, 1, 64),

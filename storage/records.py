@@ -397,7 +397,7 @@ class Reflection(Record):
 
 
 class Exemplar(Record):
-    """A few-shot example: a task input with a correct call (a reference or a learned success)."""
+    """A few-shot example: a task input with a correct call, or a whole successful episode (reference or learned)."""
 
     table: ClassVar[str] = "exemplars"
     suite: str
@@ -409,6 +409,9 @@ class Exemplar(Record):
     tags: list[str] = Field(default_factory=list)
     trajectory_id: str = ""
     active: bool = True
+    # A whole episode: the steps that led to success (calls, observations, the answer); `call` is its
+    # first call. Empty for a single-call exemplar.
+    steps: list[Step] = Field(default_factory=list)
 
 
 # --- learning with weights ---------------------------------------------------------------------

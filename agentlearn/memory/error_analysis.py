@@ -7,7 +7,15 @@ A failed run is read through its verdict (graders' per-argument grades) against 
 - a categorical argument given a value that is never right for it in this suite;
 - free text where an identifier (an extractive value) was expected;
 - no parsable tool call at all.
-A pattern seen at least MIN_REPEATS times becomes a draft rule with its evidence runs and counts.
+A failed multi-step episode (episode_text.is_episode) is read step by step instead, against the
+reference calls of each user turn (Task.turn_calls; the task's reference or expected call for a one-turn
+task) and a person's correction of a step where there is one:
+- wrong tool at step k: a call of a tool the turn does not need, where another was expected;
+- argument error reported by the tool: a ToolResult with `error` (the tool refused what it was given);
+- looping: the same call (name and arguments) made again within one user turn;
+- giving up early: the turn answered before a call its reference needs (before any call, or part way).
+A pattern seen at least MIN_REPEATS times becomes a draft rule with its evidence runs and counts; the
+evidence of a step-level pattern is the episodes it was seen in, its rationale names the steps.
 Only train runs are read: rules drawn from heldout failures would teach the evaluation's answers.
 """
 
@@ -22,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from agentlearn import arg_kinds, verdicts
+from agentlearn.episode_text import is_episode, result_for
 from agentlearn.workspace import Workspace
-from storage.records import Suite, Task, Trajectory
+from storage.records import Correction, Step, Suite, Task, Trajectory
 
 MIN_REPEATS = 3
 SIMILAR = 0.55  # MiniLM cosine at which two requests count as the same kind of request
@@ -143,12 +152,14 @@ def analyse(ws: Workspace, suite: str) -> Analysis:
     tasks = {t.id: t for t in ws.repo.find(Task, suite=suite, split="train")}
     runs = [t for t in ws.repo.find(Trajectory, suite=suite, split="train") if t.task_id in tasks]
     judge = verdicts.judge(ws)
-    failures = [_Failure(t, tasks[t.task_id]) for t in runs if judge.succeeded(t) is False]
-    out = Analysis(runs=len(runs), failures=len(failures))
+    every_failure = [_Failure(t, tasks[t.task_id]) for t in runs if judge.succeeded(t) is False]
+    failures = [f for f in every_failure if not is_episode(f.trajectory)]
+    episodes = [f for f in every_failure if is_episode(f.trajectory)]
+    out = Analysis(runs=len(runs), failures=len(every_failure))
     if not runs:
         out.reason = "no train runs yet in this suite; run the agent on the train split (Run page) first"
         return out
-    if not failures:
+    if not every_failure:
         out.reason = f"none of the {len(runs)} train runs failed; nothing to learn from failures yet"
         return out
     record = ws.repo.get(Suite, suite)
@@ -186,6 +197,14 @@ def analyse(ws: Workspace, suite: str) -> Analysis:
                     groups[key].append(f)
                     examples.setdefault(key, _show(grade.expected))
 
+    steps_seen: dict[tuple, dict[str, list[int]]] = {}
+    if episodes:
+        corrected = _corrected_steps(ws, {f.trajectory.id for f in episodes})
+        for key, seen in _step_failures(episodes, corrected).items():
+            steps_seen[key] = seen
+            groups[key] = [f for f in episodes if f.trajectory.id in seen]
+            examples[key] = seen.get("", [""])[0] if key[0] == "tool-error" else ""
+
     background = [_request(t) for t in tasks.values()]
     by_tool: dict[str, list[str]] = defaultdict(list)
     for t in tasks.values():
@@ -195,11 +214,13 @@ def analyse(ws: Workspace, suite: str) -> Analysis:
             continue
         if key[0] in ("missed", "overcalled"):
             out.drafts += _tool_marginal(key, fs, background, by_tool)
+        elif key in steps_seen:
+            out.drafts.append(_step_draft(key, fs, steps_seen[key], examples[key]))
         else:
             out.drafts += _draft(ws, key, fs, background, right_values, examples.get(key, ""))
     if not out.drafts:
         biggest = max((len(fs) for fs in groups.values()), default=0)
-        out.reason = (f"no failure pattern repeats {MIN_REPEATS} times in {len(failures)} failed train runs "
+        out.reason = (f"no failure pattern repeats {MIN_REPEATS} times in {len(every_failure)} failed train runs "
                       f"(of {len(runs)}; the most common one is seen {biggest} times); label or run more")
     return out
 
@@ -232,3 +253,100 @@ def _draft(ws: Workspace, key: tuple, fs: list[_Failure], background: list[str],
     return [Draft(f"sentence:{tool}:{arg}", "arguments", f"{tool}'s {arg} is a value copied from the request "
                   f"(like {example}), not a sentence.", ids, f"{counts} wrote a sentence into {tool}.{arg}, which "
                   "takes an identifier")]
+
+
+# --- multi-step episodes: failures at a step ----------------------------------------------------------
+
+
+def _corrected_steps(ws: Workspace, trajectory_ids: set[str]) -> dict[tuple[str, int], str]:
+    """(trajectory id, step index) -> the tool a person's newest correction of that step calls."""
+    fixes = sorted((c for c in ws.repo.all(Correction) if c.trajectory_id in trajectory_ids),
+                   key=lambda c: (c.created, c.id))
+    return {(c.trajectory_id, c.step): c.call.name for c in fixes}
+
+
+def _turn_tools(task: Task, turn: int) -> list[str] | None:
+    """The tools a user turn's reference calls, in order; None when the task says nothing about the turn."""
+    if task.turn_calls:
+        return [c.name for c in task.turn_calls[turn]] if turn < len(task.turn_calls) else None
+    if turn:
+        return None
+    return [c.name for c in task.reference.calls] if task.reference is not None else [task.expected.name]
+
+
+def _step_failures(episodes: list[_Failure], corrected: dict[tuple[str, int], str]) -> dict[tuple, dict[str, list]]:
+    """Pattern key -> {episode id: the 1-based steps it was seen at}; a tool error's key also keeps, under "",
+    the first error text."""
+    found: dict[tuple, dict[str, list]] = defaultdict(dict)
+
+    def seen(key: tuple, traj: Trajectory, step_no: int) -> None:
+        found[key].setdefault(traj.id, []).append(step_no)
+
+    for f in episodes:
+        traj, task = f.trajectory, f.task
+        by_turn: dict[int, list[tuple[int, Step]]] = defaultdict(list)
+        for i, step in enumerate(traj.steps):
+            by_turn[step.turn].append((i, step))
+        for turn, steps in by_turn.items():
+            expected = _turn_tools(task, turn)
+            made: list[str] = []
+            calls_seen: set[str] = set()
+            for i, step in steps:
+                for n, call in enumerate(step.calls):
+                    right = corrected.get((traj.id, i))
+                    if right is None and expected is not None and call.name not in expected:
+                        right = next((t for t in expected if t not in made), None)
+                    if right is not None and right != call.name:
+                        seen(("step-tool", right, call.name), traj, i + 1)
+                    result = result_for(step, n)
+                    if result is not None and result.error:
+                        key = ("tool-error", call.name)
+                        seen(key, traj, i + 1)
+                        found[key].setdefault("", []).append(result.content.strip())
+                    same = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+                    if same in calls_seen:
+                        seen(("loop", call.name), traj, i + 1)
+                    calls_seen.add(same)
+                    made.append(call.name)
+                if not step.calls and step.answer.strip() and expected:
+                    missing = next((t for t in expected if t not in made), None)
+                    if missing is not None:
+                        seen(("early", missing, "none" if not made else "some"), traj, i + 1)
+    out: dict[tuple, dict[str, list]] = {}
+    for key, by_episode in found.items():
+        # An episode counts once per pattern; "early" before any call and part way are one pattern per tool.
+        merged = ("early", key[1]) if key[0] == "early" else key
+        target = out.setdefault(merged, {})
+        for ep, steps in by_episode.items():
+            target.setdefault(ep, [])
+            target[ep] += [s for s in steps if s not in target[ep]]
+    return out
+
+
+def _steps_text(seen: dict[str, list]) -> str:
+    steps = sorted({s for ep, ss in seen.items() if ep for s in ss})
+    return f"step{'s' * (len(steps) != 1)} {', '.join(str(s) for s in steps[:8])}"
+
+
+def _step_draft(key: tuple, fs: list[_Failure], seen: dict[str, list], example: str) -> Draft:
+    """The rule drafted from one step-level pattern; its rationale names the steps it was seen at."""
+    ids, counts = _evidence(fs)
+    at = _steps_text(seen)
+    kind, tool = key[0], key[1]
+    if kind == "step-tool":
+        wrong = key[2]
+        return Draft(f"step-tool:{tool}:{wrong}", "tool choice", f"When the request needs {tool}, call {tool}, "
+                     f"not {wrong}.", ids, f"{counts} called {wrong} where {tool} was expected (at {at})")
+    if kind == "tool-error":
+        shown = f" (for example: {_show(example)})" if example else ""
+        return Draft(f"tool-error:{tool}", "arguments", f"Give {tool} only arguments its signature and the "
+                     f"current state allow; when it reports an error, fix the argument it names before calling "
+                     f"again.", ids, f"{counts}: {tool} reported an error{shown} (at {at})")
+    if kind == "loop":
+        return Draft(f"loop:{tool}", "tool choice", f"Do not repeat a call of {tool} with the same arguments; "
+                     f"if its result did not help, change the arguments or call another tool.", ids,
+                     f"{counts} repeated the same {tool} call (at {at})")
+    before_any = sum(1 for f in fs if not any(s.calls for s in f.trajectory.steps))
+    return Draft(f"early:{tool}", "tool choice", f"Do not answer before calling {tool} when the request needs "
+                 f"it; answer after reading its result.", ids,
+                 f"{counts} answered before calling {tool} ({before_any} before any call; at {at})")

@@ -21,6 +21,11 @@ a person adds. Only active exemplars are retrieved. Selection modes (agentlearn.
 - mmr:      LangChain's maximal marginal relevance (lambda 0.5) over the 20 most similar candidates;
             the score shown is the candidate's cosine similarity to the task.
 
+An exemplar is one call (its task's input and the right call) or a whole successful episode (`steps`:
+the steps that led to success). Both are retrieved the same way, by their task's input, which for an
+episode is its first request; the prompt shows an episode as a compact transcript within the settings'
+exemplar_tokens (prompts.fit_shots).
+
 Every mode leaves out exemplars of the task itself (they would leak its answer) and of
 `exclude_task_id`, and keeps one exemplar per task (the best scored).
 
@@ -53,9 +58,10 @@ import numpy as np
 
 from agentlearn import policy, verdicts
 from agentlearn.accounts import Identity
+from agentlearn.episode_text import is_episode, result_for
 from agentlearn.methods import RETRIEVAL_MODES
 from agentlearn.workspace import Workspace
-from storage.records import Exemplar, Message, Task, ToolCall, Trajectory, new_id
+from storage.records import Exemplar, Message, Step, Task, ToolCall, Trajectory, new_id
 from storage.vectors import VectorTable
 
 MODES = RETRIEVAL_MODES  # the CLI's and the agent's choices today; methods.RETRIEVAL_MODES is the declaration
@@ -101,8 +107,29 @@ def learned_id(trajectory_id: str) -> str:
     return f"learned-{trajectory_id}"
 
 
+def steps_to_success(trajectory: Trajectory) -> list[Step]:
+    """The steps of a successful episode that led to its success: every step but those whose calls all
+    failed (the tool reported an error) and those that repeat a call already made with the same result."""
+    kept, seen = [], set()
+    for step in trajectory.steps:
+        results = [result_for(step, n) for n in range(len(step.calls))]
+        if step.calls and all(r is not None and r.error for r in results):
+            continue
+        key = json.dumps([[c.name, c.arguments, r.content if r else None] for c, r in zip(step.calls, results,
+                                                                                          strict=True)],
+                         sort_keys=True, default=str)
+        if step.calls and key in seen:
+            continue
+        seen.add(key)
+        kept.append(step)
+    return kept
+
+
 def sync_bank(ws: Workspace, suite: str) -> int:
-    """Create or refresh learned exemplars from the suite's successful train trajectories; returns how many are active."""
+    """Create or refresh learned exemplars from the suite's successful train trajectories; returns how many are active.
+
+    A successful episode (episode_text.is_episode) becomes an episode exemplar: the steps that led to
+    success, retrieved by its task's first request like any other exemplar, its first call as `call`."""
     repo = ws.repo
     tasks = {t.id: t for t in repo.find(Task, suite=suite) if t.split == "train"}
     judge = verdicts.judge(ws)
@@ -112,15 +139,18 @@ def sync_bank(ws: Workspace, suite: str) -> int:
     wanted: dict[str, Exemplar] = {}
     for traj in repo.find(Trajectory, suite=suite):
         task = tasks.get(traj.task_id)
-        if task is None or traj.split != "train" or traj.tool_call is None or judge.succeeded(traj) is not True:
+        if task is None or traj.split != "train" or judge.succeeded(traj) is not True:
             continue
-        assert traj.tool_call is not None
+        steps = steps_to_success(traj) if is_episode(traj) else []
+        call = next((c for s in steps for c in s.calls), None) if steps else traj.tool_call
+        if call is None:
+            continue  # nothing was called: no call to show
         ex_id = learned_id(traj.id)
         old = existing.get(ex_id)
         wanted[ex_id] = Exemplar(
             id=ex_id, created=old.created if old else traj.created, suite=suite, task_id=task.id,
-            kind="learned", input=task.input, call=traj.tool_call, tool=traj.tool_call.name,
-            tags=list(task.tags), trajectory_id=traj.id, active=True,
+            kind="learned", input=task.input, call=call, tool=call.name,
+            tags=list(task.tags), trajectory_id=traj.id, active=True, steps=steps,
         )
     changed = [e for e in wanted.values() if existing.get(e.id) != e]
     changed += [old.model_copy(update={"active": False}) for ex_id, old in existing.items()

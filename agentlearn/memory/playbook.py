@@ -19,11 +19,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from agentlearn import verdicts
+from agentlearn.prompts import CHARS_PER_TOKEN
 from agentlearn.workspace import Workspace
 from storage.records import Insight, InsightChange, Trajectory
 
 SECTIONS = ("tool choice", "arguments", "format", "domain rules")
-CHARS_PER_TOKEN = 2.5  # as the agent's token budget assumes
 _SECTION_WORDS = (
     ("format", r"\b(format|json|tool_call|<tool_call>|parse|syntax|quote|bracket)"),
     ("arguments", r"\b(argument|arguments|parameter|value|values|field|identifier|id)\b"),

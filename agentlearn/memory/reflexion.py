@@ -5,6 +5,10 @@ tool calling: the framing, the task (conversation + tool names), the trial's tho
 observation transcript, `STATUS: FAIL`, the last three plans of earlier trials, then `Plan:`. The next
 trial sees the last Ω = 3 reflections under the Reflexion header (`prompt_block`). The trial loop that
 calls `reflect`, `recent` and `prompt_block` lives in agentlearn.agent.
+
+A multi-step episode (episode_text.is_episode) is reflected on from what was observed: the framing asks
+for the step that went wrong, the transcript shows its last LAST_STEPS steps with each call and the
+observation it got (tool errors marked "Error:"), and `STATUS: FAIL` is followed by the grader's reason.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agentlearn import prompts
+from agentlearn.episode_text import is_episode, step_lines, user_turns
 from agentlearn.workspace import Workspace
 from storage.records import Reflection, Task, Trajectory
 
@@ -68,15 +73,45 @@ def transcript(trajectory: Trajectory) -> str:
     return "\n".join(lines)
 
 
+LAST_STEPS = 5  # an episode's last steps shown to the reflection (the failure is usually near its end)
+
+
+def episode_transcript(task: Task, trajectory: Trajectory) -> str:
+    """An episode's last LAST_STEPS steps: each later user turn, each call and its observation, the answer."""
+    steps = trajectory.steps
+    first = max(0, len(steps) - LAST_STEPS)
+    turns = user_turns(task)
+    lines = [f"(steps 1 to {first} left out)"] if first else []
+    turn = steps[first].turn if steps else 0
+    for i, step in enumerate(steps[first:], first + 1):
+        if step.turn != turn:
+            turn = step.turn
+            user = step.user or (turns[turn] if turn < len(turns) else "")
+            lines.append(f"User (turn {turn + 1}): {clip(user, MAX_MESSAGE_CHARS)}")
+        if step.thought.strip():
+            lines.append(f"Thought {i}: {clip(step.thought, MAX_FIELD_CHARS)}")
+        lines += step_lines(step, MAX_FIELD_CHARS, number=i)
+    return "\n".join(lines) or f"Action 1: {clip(trajectory.output, MAX_FIELD_CHARS)}"
+
+
+def status(trajectory: Trajectory) -> str:
+    """`STATUS: FAIL`, with the grader's reason for an episode (what the next trial must fix)."""
+    reason = trajectory.verdict.reason.strip() if trajectory.verdict else ""
+    return f"STATUS: FAIL\nReason: {clip(reason, MAX_FIELD_CHARS)}" if reason and is_episode(trajectory) else "STATUS: FAIL"
+
+
 def reflection_messages(task: Task, trajectory: Trajectory, previous: Sequence[str]) -> list[BaseMessage]:
     """The reflection query for a failed trial; `previous` are earlier plans (only the last 3 are shown)."""
-    parts = [f"Here is the task:\n{task_text(task)}", transcript(trajectory), "STATUS: FAIL"]
+    episode = is_episode(trajectory)
+    shown_steps = episode_transcript(task, trajectory) if episode else transcript(trajectory)
+    parts = [f"Here is the task:\n{task_text(task)}", shown_steps, status(trajectory)]
     shown = list(previous)[-MEMORY_WINDOW:]
     if shown:
         plans = "\n".join(f"Trial #{i}: {clip(p, MAX_PLAN_CHARS)}" for i, p in enumerate(shown))
         parts.append(f"Plans from past attempts:\n{plans}")
     parts.append("Plan:")
-    return [SystemMessage(content=prompts.REFLEXION_FRAMING), HumanMessage(content="\n\n".join(parts))]
+    framing = prompts.REFLEXION_EPISODE_FRAMING if episode else prompts.REFLEXION_FRAMING
+    return [SystemMessage(content=framing), HumanMessage(content="\n\n".join(parts))]
 
 
 def clean(text: str) -> str:

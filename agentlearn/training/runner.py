@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentlearn.training import quiet
+from agentlearn.training import chat_template, quiet
 from agentlearn.training.config import DPOJobConfig, GRPOJobConfig, JobConfig, SFTJobConfig
 
 log = logging.getLogger("agentlearn.training")
@@ -191,16 +191,32 @@ def load_rows(config: JobConfig, tokenizer) -> tuple[Any, int]:
     from datasets import Dataset
 
     rows = read_jsonl(config.dataset_path)
+    tool_calls = chat_template.has_tool_calls(rows)
+    if tool_calls and chat_template.ensure_tool_calling(tokenizer):
+        log.info("the tokenizer's chat template drops tool calls: training with %s", chat_template.TEMPLATE.name)
     kept = []
     for row in rows:
         if isinstance(config, SFTJobConfig) and config.completion_only_loss:
-            row = {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]}
+            row = {"prompt": row["messages"][:-1], "completion": row["messages"][-1:],
+                   **({"tools": row["tools"]} if row.get("tools") else {})}
         if row_tokens(config, row, tokenizer) <= config.max_length:
             kept.append(row)
     if not kept:
         raise ValueError(f"every row of {config.dataset_path} is longer than max_length={config.max_length} tokens; "
                          "raise max_length")
+    if tool_calls:
+        # Each call's arguments have their own keys: as JSON values they are not merged into one struct.
+        return _json_dataset(kept), len(rows) - len(kept)
     return Dataset.from_list(kept), len(rows) - len(kept)
+
+
+def _json_dataset(rows: list[dict[str, Any]]):
+    """Rows whose message lists (and tools) are stored as JSON values, each exactly as written."""
+    from datasets import Dataset, Features, Json, List
+
+    columns = sorted({k for row in rows for k in row})
+    features = Features({k: List(Json()) for k in columns})
+    return Dataset.from_list([{k: row.get(k) for k in columns} for row in rows], features=features)
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
