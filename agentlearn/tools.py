@@ -29,6 +29,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agentlearn import policy
+from agentlearn.accounts import Identity
+from agentlearn.workspace import Workspace
 from storage.records import Suite, Task, ToolBinding, ToolCall, ToolResult
 
 MAX_RESULT_CHARS = 4000  # an observation longer than this is cut: it goes back into a small model's prompt
@@ -60,6 +63,53 @@ def check_binding(binding: ToolBinding) -> ToolBinding:
     elif not shlex.split(target):
         raise ValueError(f"mcp target {target!r} is not a command line")
     return binding.model_copy(update={"target": target})
+
+
+def bind(ws: Workspace, suite: str, binding: ToolBinding, *, who: Identity | None) -> Suite:
+    """Bind some of a suite's tools (or all: `binding.tools` empty); replaces a binding of the same kind and
+    target and takes the named tools from any other. `who` needs the bind_tools action."""
+    policy.require(ws.repo, who, "bind_tools")
+    record = _suite(ws, suite)
+    binding = check_binding(binding)
+    known = {t.get("name") for t in record.tools}
+    unknown = [name for name in binding.tools if known and name not in known]
+    if unknown:
+        raise ValueError(f"suite {suite!r} has no tool {unknown[0]!r}; its tools: {', '.join(sorted(known))}")
+    kept = [b for b in record.bindings if (b.kind, b.target) != (binding.kind, binding.target)]
+    kept = _without(kept, set(binding.tools), record) if binding.tools else []
+    record = record.model_copy(update={"bindings": [*kept, binding]})
+    ws.repo.put(record)
+    return record
+
+
+def unbind(ws: Workspace, suite: str, tools: list[str] | None = None, *, who: Identity | None) -> Suite:
+    """Unbind the named tools of a suite (all of them without names). `who` needs the bind_tools action."""
+    policy.require(ws.repo, who, "bind_tools")
+    record = _suite(ws, suite)
+    record = record.model_copy(update={"bindings": _without(record.bindings, set(tools), record) if tools else []})
+    ws.repo.put(record)
+    return record
+
+
+def _suite(ws: Workspace, name: str) -> Suite:
+    record = ws.repo.get(Suite, name)
+    if record is None:
+        raise ValueError(f"no suite named {name!r}")
+    return record
+
+
+def _without(bindings: list[ToolBinding], names: set[str], suite: Suite) -> list[ToolBinding]:
+    """The bindings with `names` taken out (a binding of all tools keeps the suite's others); emptied ones dropped."""
+    everything = [t.get("name", "") for t in suite.tools]
+    out = []
+    for b in bindings:
+        serves = b.tools or everything
+        left = [n for n in serves if n not in names]
+        if len(left) == len(serves):
+            out.append(b)
+        elif left:
+            out.append(b.model_copy(update={"tools": left}))
+    return out
 
 
 def bindings_for(suite: Suite | None, task: Task) -> list[ToolBinding]:
