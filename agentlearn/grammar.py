@@ -158,10 +158,11 @@ class Compiler:
             # that alphabetical (the model could then not write an exemplar's first argument first).
             return self._compile(json.dumps(tools))
 
-    def compile_step(self, tools: list[dict[str, Any]], max_calls: int) -> Any:
-        """The compiled grammar of one step of an episode: 1..max_calls tagged calls of `tools`, or an answer."""
+    def compile_step(self, tools: list[dict[str, Any]], max_calls: int, may_answer: bool = True) -> Any:
+        """The compiled grammar of one step of an episode: 1..max_calls tagged calls of `tools`, or (when
+        `may_answer`) an answer in words."""
         with _lock:
-            return self._compile_step(json.dumps(tools), max_calls)
+            return self._compile_step(json.dumps(tools), max_calls, may_answer)
 
     def _loose(self, tools: list[dict[str, Any]]) -> frozenset[str]:
         """The tools whose own schema does not compile (their arguments become any JSON object)."""
@@ -178,7 +179,7 @@ class Compiler:
         return self.compiler.compile_json_schema(call_schema(tools, self._loose(tools)), any_whitespace=False,
                                                  any_order=ANY_ORDER)
 
-    def _compile_step_uncached(self, tools_json: str, max_calls: int) -> Any:
+    def _compile_step_uncached(self, tools_json: str, max_calls: int, may_answer: bool) -> Any:
         import xgrammar as xgr
 
         tools = json.loads(tools_json)
@@ -188,7 +189,8 @@ class Compiler:
                                     xgr.Grammar.from_ebnf(f'root ::= "{CLOSE}"'))
         then = xgr.Grammar.concat(xgr.Grammar.from_ebnf('root ::= "\\n"'), tagged)
         runs = [xgr.Grammar.concat(tagged, *[then] * n) if n else tagged for n in range(max(1, max_calls))]
-        return self.compiler.compile_grammar(xgr.Grammar.union(xgr.Grammar.from_ebnf(ANSWER_EBNF), *runs))
+        answer = [xgr.Grammar.from_ebnf(ANSWER_EBNF)] if may_answer else []
+        return self.compiler.compile_grammar(xgr.Grammar.union(*answer, *runs) if len(answer) + len(runs) > 1 else runs[0])
 
 
 def logits_processor(compiled: list[Any]) -> Any:

@@ -72,13 +72,14 @@ class LocalChatModel(BaseChatModel):
 
     def complete(self, chats: list[list[dict[str, str]]], tools: list[list[dict[str, Any]]] | None = None,
                  max_new_tokens: int | None = None, stop: list[str] | None = None,
-                 on_row: Callable[[int], None] | None = None, steps: list[int] | None = None) -> list[str]:
+                 on_row: Callable[[int], None] | None = None, steps: list[int] | None = None,
+                 may_answer: list[bool] | None = None) -> list[str]:
         """Answers to many chats, `batch_size` at a time (shortest prompts together).
 
         With `tools` (one tool list per chat) each answer is constrained to one call of those tools
         (grammar.py) and comes back as `<tool_call>{json}</tool_call>`; a chat whose `steps` entry is n > 0
-        is a step of an episode instead: 1..n tagged calls or an answer in words (Compiler.compile_step),
-        returned as written. Rows of both kinds share a batch, each with its own grammar. Without
+        is a step of an episode instead: 1..n tagged calls or (unless its `may_answer` entry is False) an
+        answer in words (Compiler.compile_step), returned as written. Rows of both kinds share a batch, each with its own grammar. Without
         `tools`, generation stops at the end of a tool call or at a `stop` string, row by row. `on_row(i)`
         is called as chat i's answer ends, inside a batch as soon as its row stops (progress moves per
         answer, not per batch).
@@ -87,6 +88,7 @@ class LocalChatModel(BaseChatModel):
         budget = max_new_tokens or self.max_new_tokens
         texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
         steps = steps or [0] * len(chats)
+        may_answer = may_answer or [True] * len(chats)
         if tools is not None:  # a single call: the grammar writes the JSON; the tags are fixed text
             texts = [t if n else t + OPEN for t, n in zip(texts, steps, strict=True)]
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
@@ -98,14 +100,14 @@ class LocalChatModel(BaseChatModel):
             ended = (lambda r, rows=rows: on_row(rows[r])) if on_row else None
             answers = self._generate_rows(model, tokenizer, [ids[i] for i in rows],
                                           [tools[i] for i in rows] if tools is not None else None, budget, stop, ended,
-                                          [steps[i] for i in rows])
+                                          [steps[i] for i in rows], [may_answer[i] for i in rows])
             for i, text in zip(rows, answers, strict=True):
                 out[i] = text
         return out
 
     def _generate_rows(self, model: Any, tokenizer: Any, ids: list[list[int]], tools: list[list[dict]] | None,
                        budget: int, stop: list[str] | None, on_row: Callable[[int], None] | None = None,
-                       steps: list[int] | None = None) -> list[str]:
+                       steps: list[int] | None = None, may_answer: list[bool] | None = None) -> list[str]:
         import torch
 
         enc, cache = _with_shared_prefix(model, ids, tokenizer.pad_token_id, budget)
@@ -115,9 +117,10 @@ class LocalChatModel(BaseChatModel):
                                       pad_token_id=tokenizer.pad_token_id)
         if tools is not None:
             compiler = grammar_compiler(self.model_dir, self.adapter_dir)
-            steps = steps or [0] * len(tools)
+            steps, may_answer = steps or [0] * len(tools), may_answer or [True] * len(tools)
             kwargs["logits_processor"] = [grammar.logits_processor(
-                [compiler.compile_step(t, n) if n else compiler.compile(t) for t, n in zip(tools, steps, strict=True)])]
+                [compiler.compile_step(t, n, a) if n else compiler.compile(t)
+                 for t, n, a in zip(tools, steps, may_answer, strict=True)])]
             kwargs["eos_token_id"] = sorted({*compiler.stop_token_ids, tokenizer.eos_token_id})
         else:
             # A finished tool call ends the answer: generating past it only costs time.
