@@ -35,7 +35,9 @@ from agentlearn.workspace import Workspace
 from storage.records import Suite, Task, ToolBinding, ToolCall, ToolResult
 
 MAX_RESULT_CHARS = 4000  # an observation longer than this is cut: it goes back into a small model's prompt
-KINDS = ("python", "environment", "mcp")
+# Seconds an MCP server may take to start and list its tools (a Python server importing the SDK took over
+# 2 s on a busy 2-core machine); each call then has its binding's own timeout.
+MCP_START_S = 60.0
 
 
 def environment_names() -> tuple[str, ...]:
@@ -177,7 +179,7 @@ def python_functions(binding: ToolBinding, tool_names: list[str]) -> dict[str, C
 class McpServer:
     """One stdio MCP server for a batch: started, its tools listed, called with a timeout, stopped by close()."""
 
-    def __init__(self, command: str, timeout_s: float) -> None:
+    def __init__(self, command: str, start_s: float = MCP_START_S) -> None:
         from anyio.from_thread import start_blocking_portal
         from mcp.client.session import ClientSession
         from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -192,8 +194,8 @@ class McpServer:
             read, write = self._streams_cm.__enter__()
             self._session_cm = self.portal.wrap_async_context_manager(ClientSession(read, write))
             self.session = self._session_cm.__enter__()
-            self.portal.call(lambda: _with_timeout(self.session.initialize(), timeout_s))
-            listed = self.portal.call(lambda: _with_timeout(self.session.list_tools(), timeout_s))
+            self.portal.call(lambda: _with_timeout(self.session.initialize(), start_s))
+            listed = self.portal.call(lambda: _with_timeout(self.session.list_tools(), start_s))
         except BaseException:
             self.close()
             raise
@@ -300,7 +302,7 @@ class Toolbox:
                     for name, fn in methods.items() if callable(fn)}
         server = self._servers.get(binding.target)
         if server is None:
-            server = self._servers[binding.target] = McpServer(binding.target, timeout)
+            server = self._servers[binding.target] = McpServer(binding.target, max(timeout, MCP_START_S))
         names = [n for n in (binding.tools or server.tools) if n in server.tools]
         return {name: (lambda call, s=server: s.call(call, timeout)) for name in names}
 

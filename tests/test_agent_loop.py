@@ -13,10 +13,14 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agentlearn.agent import RunOptions, conversation, replay_from, run_tasks
+from agentlearn.cli import main
 from agentlearn.toolcall import format_tool_call
+from agentlearn.workspace import open_workspace
 from storage.records import Message, Suite, Task, ToolBinding, ToolCall, Trajectory, Verdict
+from tests.conftest import link_shared_models
 from tests.data.toy_tools import TOOLS
 from tests.seed import as_
+from tests.test_tool_bindings_cli import _task_file
 
 SUITE = "toy-accounts"
 
@@ -220,3 +224,27 @@ def test_the_conversation_of_an_episode_pairs_each_result_with_its_call(scripted
     messages = conversation(ep)
     assert messages[2].tool_calls[0]["id"] == messages[3].tool_call_id == "call_0_0"
     assert isinstance(messages[-1], HumanMessage) and messages[-1].content == "next"
+
+
+def test_run_json_on_the_real_model_with_tools_that_execute(tmp_path, monkeypatch, capsys, shared_models):
+    home = link_shared_models(tmp_path / "home", shared_models)
+    monkeypatch.setenv("AGENTLEARN_HOME", str(home))
+    monkeypatch.setenv("AGENTLEARN_MAX_NEW_TOKENS", "48")
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"name": "acc", "max_steps": 2,
+                                "bindings": [{"kind": "python", "target": "tests.data.toy_tools"}]}))
+    assert main(["tasks", "import", str(_task_file(tmp_path)), "--card", str(card)]) == 0
+    capsys.readouterr()
+    assert main(["run", "--suite", "acc", "--split", "heldout", "--limit", "2", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2
+    names = {"find_user", "reset_password"}
+    for row in rows:
+        assert 1 <= len(row["steps"]) <= 2 and row["verdict"]["reason"]
+        for step in row["steps"]:
+            assert step["calls"] or step["answer"] or step["observation"].startswith("Error")
+            for call in step["calls"]:  # the grammar: only offered tools; each ran and answered
+                assert call["name"] in names and call["observation"] and call["seconds"] is not None
+                assert call["error"] == call["observation"].startswith("Error:")
+        stored = open_workspace().repo.get(Trajectory, row["trajectory_id"])
+        assert stored.constrained and len(stored.steps) == len(row["steps"])

@@ -1,5 +1,4 @@
-"""Bindings are an admin's: `suites bind/unbind`, suite cards with bindings, task files that name code refused;
-`run --json` on the real embedded model with tools that execute."""
+"""Bindings are an admin's: `suites bind/unbind`, suite cards with bindings, task files that name code refused."""
 
 from __future__ import annotations
 
@@ -11,8 +10,7 @@ import pytest
 from agentlearn.cli import main
 from agentlearn.tools import bind
 from agentlearn.workspace import open_workspace
-from storage.records import Suite, Task, ToolBinding, Trajectory
-from tests.conftest import link_shared_models
+from storage.records import Suite, Task, ToolBinding
 from tests.data.toy_tools import TOOLS
 from tests.seed import as_
 
@@ -85,27 +83,3 @@ def test_a_suite_card_on_the_server_may_bind_tools(tmp_path):
     assert suite.max_steps == 4 and suite.bindings[0].target == "tests.data.toy_tools"
     card.write_text("name: acc\nbindings:\n  - kind: python\n    target: 'rm -rf /'\n")
     assert main(["tasks", "import", str(_task_file(tmp_path)), "--card", str(card)]) == 2
-
-
-def test_run_json_on_the_real_model_with_tools_that_execute(tmp_path, monkeypatch, capsys, shared_models):
-    home = link_shared_models(tmp_path / "home", shared_models)
-    monkeypatch.setenv("AGENTLEARN_HOME", str(home))
-    monkeypatch.setenv("AGENTLEARN_MAX_NEW_TOKENS", "48")
-    card = tmp_path / "card.json"
-    card.write_text(json.dumps({"name": "acc", "max_steps": 2,
-                                "bindings": [{"kind": "python", "target": "tests.data.toy_tools"}]}))
-    assert main(["tasks", "import", str(_task_file(tmp_path)), "--card", str(card)]) == 0
-    capsys.readouterr()
-    assert main(["run", "--suite", "acc", "--split", "heldout", "--limit", "2", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 2
-    names = {"find_user", "reset_password"}
-    for row in rows:
-        assert 1 <= len(row["steps"]) <= 2 and row["verdict"]["reason"]
-        for step in row["steps"]:
-            assert step["calls"] or step["answer"] or step["observation"].startswith("Error")
-            for call in step["calls"]:  # the grammar: only offered tools; each ran and answered
-                assert call["name"] in names and call["observation"] and call["seconds"] is not None
-                assert call["error"] == call["observation"].startswith("Error:")
-        stored = open_workspace().repo.get(Trajectory, row["trajectory_id"])
-        assert stored.constrained and len(stored.steps) == len(row["steps"])
