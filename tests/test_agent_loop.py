@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import types
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -248,3 +250,60 @@ def test_run_json_on_the_real_model_with_tools_that_execute(tmp_path, monkeypatc
                 assert call["error"] == call["observation"].startswith("Error:")
         stored = open_workspace().repo.get(Trajectory, row["trajectory_id"])
         assert stored.constrained and len(stored.steps) == len(row["steps"])
+
+
+class _OpenAIEndpoint(BaseHTTPRequestHandler):
+    """An OpenAI-compatible /v1/chat/completions that plays an agent: look up, reset, then answer."""
+
+    requests: list[dict] = []
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append(body)
+        last = body["messages"][-1]
+        if last["role"] == "tool" and "user_id" in last["content"]:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "srv_2", "type": "function",
+                 "function": {"name": "reset_password", "arguments": last["content"]}}]}
+        elif last["role"] == "tool":
+            message = {"role": "assistant", "content": f"Done: {last['content']}"}
+        else:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "srv_1", "type": "function",
+                 "function": {"name": "find_user", "arguments": json.dumps({"name": "ada"})}}]}
+        reply = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+
+def test_an_openai_compatible_endpoint_gets_native_tool_calls_and_tool_messages(tmp_path, monkeypatch):
+    from agentlearn.settings import Settings
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAIEndpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _OpenAIEndpoint.requests = []
+    try:
+        ws = open_workspace(Settings(home=tmp_path / "home", backend="openai", openai_model="served",
+                                     openai_base_url=f"http://127.0.0.1:{server.server_address[1]}/v1"))
+        _suite(ws)
+        task = _task(ws, "Reset the password of ada", ToolCall(name="reset_password", arguments={"user_id": "u-17"}))
+        [[t]] = run_tasks(ws, [task], RunOptions())
+    finally:
+        server.shutdown()
+    first, second, third = _OpenAIEndpoint.requests
+    assert [tool["function"]["name"] for tool in first["tools"]] == ["find_user", "reset_password"]
+    assert first["tool_choice"] == "required" and second["tool_choice"] == "auto"  # a turn's first step calls
+    assistant, result = second["messages"][-2:]
+    assert assistant["tool_calls"][0]["function"]["name"] == "find_user"
+    assert result == {"role": "tool", "content": '{"user_id": "u-17"}', "tool_call_id": assistant["tool_calls"][0]["id"]}
+    assert third["messages"][-1]["content"] == "password of u-17 reset"
+    assert [len(s.calls) for s in t.steps] == [1, 1, 0] and t.steps[-1].answer == "Done: password of u-17 reset"
+    assert t.verdict.success
