@@ -355,7 +355,10 @@ class Agent:
         suite = self.suite(task.suite)
         kinds = arg_kinds.kinds_for(suite).get(task.expected.name) if suite else None
         call = next((c for c in trajectory.tool_calls if c.name == task.expected.name), trajectory.tool_call)
-        text = format_tool_call(call) if call and len(trajectory.steps) > 1 else trajectory.output
+        # The graders read the call's own text; a one-step answer keeps the model's whole output (its format counts).
+        episode = any(st.results or st.answer for st in trajectory.steps)
+        text = format_tool_call(call) if call is not None and (episode or call is not trajectory.tool_call) \
+            else trajectory.output
         return graders.grade(text, call, task.expected, task.tools, kinds=kinds)
 
     def store(self, state: State) -> State:
