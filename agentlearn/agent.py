@@ -251,11 +251,8 @@ class Agent:
         for kept in ep.kept:
             results = [self._run(ep, call) for call in kept.calls]
             ep.steps.append(kept.model_copy(update={"results": results, "observation": _observations(results)}))
-        last = ep.steps[-1] if ep.steps else None
-        ep.turn = last.turn if last else 0
+        ep.turn = ep.steps[-1].turn  # the last kept step is the corrected call
         ep.turn_steps = sum(1 for st in ep.steps if st.turn == ep.turn)
-        if last is not None and not last.calls:
-            self._end_turn(ep)
 
     def act(self, state: State) -> State:
         active = [ep for ep in _active(state) if ep.acting]
