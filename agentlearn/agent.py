@@ -1,7 +1,15 @@
 """The agent: a LangGraph graph that runs a batch of tool-calling tasks and stores every trial.
 
-    recall -> prompt -> act -> verify -> store --(failed, trials left, Reflexion on)--> reflect -> recall
-                                             \\-> END
+    recall -> prompt -> act -> execute --(an episode still acting)--> act
+                                       \\-> verify -> store --(failed, trials left, Reflexion on)--> reflect -> recall
+                                                          \\-> END
+
+An episode acts in a loop when its tools execute (the suite's bindings, or the environments its task
+names: agentlearn.tools) or its task has further user turns: each step the model either calls up to
+Suite.max_calls offered tools, whose results come back as tool messages, or answers in words; an answer
+ends the user turn (the next user message, if any, opens the next), and Suite.max_steps steps without
+one end the episode. Episodes of a batch may be at different steps: each row has its own conversation
+and grammar. A single-call suite without executed tools keeps one step and a made-up observation.
 
 The state is a batch of episodes (one per task), so `act` sends every prompt of a trial to the model at
 once: the embedded model generates them together (llm.LocalChatModel.complete), an OpenAI-compatible
@@ -24,14 +32,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 
-from agentlearn import adapters, arg_kinds, graders, grammar, prompts
+from agentlearn import adapters, arg_kinds, graders, grammar, prompts, tools
+from agentlearn.accounts import Identity
 from agentlearn.memory import exemplars, insights, playbook, reflexion, retrieval, tool_retrieval
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
-from agentlearn.toolcall import format_tool_call, parse_tool_call
+from agentlearn.toolcall import format_tool_call, parse_tool_call, parse_tool_calls
 from agentlearn.workspace import Workspace
 from storage.records import (
     Exemplar,
@@ -42,12 +51,15 @@ from storage.records import (
     Step,
     Suite,
     Task,
+    ToolBinding,
     ToolCall,
+    ToolResult,
     Trajectory,
+    Verdict,
     new_id,
 )
 
-__all__ = ["METHODS", "Agent", "RunOptions", "reference_calls", "run_task", "run_tasks", "token_budget"]
+__all__ = ["METHODS", "Agent", "RunOptions", "reference_calls", "replay_from", "run_task", "run_tasks", "token_budget"]
 
 Progress = Callable[[int, int, list[Trajectory], float], None]
 Answered = Callable[[int, int], None]  # (tasks answered so far, tasks in all)
@@ -71,6 +83,20 @@ class Episode:
     trajectory: Trajectory | None = None
     done: list[Trajectory] = field(default_factory=list)
     finished: bool = False
+    # The loop (episodes whose tools execute or whose task has more user turns):
+    looping: bool = False
+    max_calls: int = 1  # calls one step may make (several in one answer when > 1, looping or not)
+    max_steps: int = 10
+    bindings: list[ToolBinding] = field(default_factory=list)
+    runner: tools.EpisodeTools | None = None
+    steps: list[Step] = field(default_factory=list)
+    turn: int = 0
+    turn_steps: int = 0  # steps taken in the current user turn
+    user: str = ""  # the next user turn's message, until the step that answers it records it
+    acting: bool = False
+    seconds: float = 0.0  # the model's time for the latest act
+    kept: list[Step] = field(default_factory=list)  # replay: steps re-executed before acting, then the loop goes on
+    fixed_prompt: bool = False  # replay: the stored prompt is reused, memory is not recalled again
 
 
 class State(TypedDict, total=False):
@@ -134,12 +160,13 @@ class Agent:
 
     def _compile(self):
         g = StateGraph(State)
-        for name in ("recall", "prompt", "act", "verify", "store", "reflect"):
+        for name in ("recall", "prompt", "act", "execute", "verify", "store", "reflect"):
             g.add_node(name, getattr(self, name))
         g.add_edge(START, "recall")
         g.add_edge("recall", "prompt")
         g.add_edge("prompt", "act")
-        g.add_edge("act", "verify")
+        g.add_edge("act", "execute")
+        g.add_conditional_edges("execute", self.act_or_verify, {"act": "act", "verify": "verify"})
         g.add_edge("verify", "store")
         g.add_conditional_edges("store", self.retry_or_end, {"reflect": "reflect", "end": END})
         g.add_edge("reflect", "recall")
@@ -160,6 +187,8 @@ class Agent:
 
     def recall(self, state: State) -> State:
         for ep in _active(state):
+            if ep.fixed_prompt:
+                continue
             task = ep.task
             o = self.options_for(task.suite)
             shots, ep.tools = [], list(task.tools)
@@ -191,44 +220,144 @@ class Agent:
 
     def prompt(self, state: State) -> State:
         for ep in _active(state):
+            self._start_episode(ep)
+            if ep.fixed_prompt:
+                self._replay_kept(ep)
+                continue
             blocks = (prompts.playbook_block(playbook.grouped(ep.rules)) if ep.rules else "",
                       reflexion.prompt_block(ep.notes) if ep.notes else "")
             instruction = prompts.instruction_for(self.suite(ep.task.suite))
             shots = prompts.order_shots(ep.shots)
             if self.options.shot_seed is not None:
                 random.Random(f"{self.options.shot_seed}:{ep.task.id}").shuffle(shots)
+            rules = prompts.step_format_rules(ep.max_calls) if ep.looping or ep.max_calls > 1 else prompts.FORMAT_RULES
             ep.prompt = prompts.build_prompt(ep.task, shots, instruction, "\n\n".join(b for b in blocks if b),
-                                             tools=ep.tools)
+                                             tools=ep.tools, rules=rules)
         return {"episodes": state["episodes"]}
 
+    def _start_episode(self, ep: Episode) -> None:
+        """Set a trial going: how it acts (one call, several, or a loop), its tools' runners, no steps yet."""
+        suite = self.suite(ep.task.suite)
+        ep.bindings = tools.bindings_for(suite, ep.task)
+        ep.looping = bool(ep.bindings or ep.task.turns)
+        ep.max_calls = suite.max_calls if suite else 1
+        ep.max_steps = suite.max_steps if suite else 10
+        ep.runner = self._toolbox.episode(ep.bindings, ep.task) if ep.bindings else None
+        ep.steps, ep.turn, ep.turn_steps, ep.user, ep.acting = [], 0, 0, "", True
+        if not ep.tools:
+            ep.tools = list(ep.task.tools)
+
+    def _replay_kept(self, ep: Episode) -> None:
+        """Replay: run the kept steps' calls again in this episode's fresh tools (their state follows), then act on."""
+        for kept in ep.kept:
+            results = [self._run(ep, call) for call in kept.calls]
+            ep.steps.append(kept.model_copy(update={"results": results, "observation": _observations(results)}))
+        ep.turn = ep.steps[-1].turn  # the last kept step is the corrected call
+        ep.turn_steps = sum(1 for st in ep.steps if st.turn == ep.turn)
+
     def act(self, state: State) -> State:
-        active = _active(state)
+        active = [ep for ep in _active(state) if ep.acting]
         if not active:
             return {"episodes": state["episodes"]}
-        budget = max(self._decoding_for(ep.task.suite)[0] for ep in active)
-        tools = [grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
+        budget = max(self._decoding_for(ep.task.suite)[0] * (ep.max_calls if ep.looping or ep.max_calls > 1 else 1)
+                     for ep in active)
+        offered = [grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
         on_row = (lambda i: self.on_answer(active[i])) if self.on_answer else None
-        outputs, constrained = complete(self.chat, [ep.prompt for ep in active], tools,
+        started = time.perf_counter()
+        outputs, constrained = complete(self.chat, [conversation(ep) for ep in active], offered,
                                         constrained=self.options.constrained, max_new_tokens=budget,
-                                        concurrency=self.ws.settings.concurrency, on_row=on_row)
+                                        concurrency=self.ws.settings.concurrency, on_row=on_row,
+                                        steps=[ep.max_calls if ep.looping or ep.max_calls > 1 else 0 for ep in active],
+                                        may_answer=[_may_answer(ep) for ep in active])
+        seconds = time.perf_counter() - started
         for ep, out in zip(active, outputs, strict=True):
-            ep.output, ep.constrained = out, constrained
+            ep.output, ep.constrained, ep.seconds = out, constrained, seconds
         return {"episodes": state["episodes"]}
+
+    def execute(self, state: State) -> State:
+        """Run each acting episode's calls and record the step; an answer (or the step limit) ends its turn."""
+        for ep in _active(state):
+            if not ep.acting:
+                continue
+            if not ep.looping:
+                ep.acting = False  # one answer, graded by verify
+                continue
+            parsed = parse_tool_calls(ep.output)
+            calls = [c.model_copy(update={"id": c.id or f"call_{len(ep.steps)}_{n}"})
+                     for n, c in enumerate(parsed.calls[:ep.max_calls])]
+            results = [self._run(ep, call) for call in calls]
+            note = f"Error: the call could not be read: {parsed.error}" if parsed.error and not calls else ""
+            ep.steps.append(Step(thought=parsed.thought, action=ep.output, calls=calls, results=results,
+                                 answer="" if calls or note else parsed.answer, observation=note or _observations(results),
+                                 turn=ep.turn, user=ep.user, seconds=round(ep.seconds, 4)))
+            ep.user, ep.turn_steps = "", ep.turn_steps + 1
+            if not calls:
+                self._end_turn(ep)
+            elif ep.turn_steps >= ep.max_steps:
+                ep.acting = False  # the step limit: the episode stops without an answer
+        return {"episodes": state["episodes"]}
+
+    def _end_turn(self, ep: Episode) -> None:
+        """After an answer: the task's next user message opens the next turn, or the episode is over."""
+        if ep.turn < len(ep.task.turns):
+            ep.user = "\n".join(m.content for m in prompts.task_messages(ep.task.turns[ep.turn]))
+            ep.turn, ep.turn_steps = ep.turn + 1, 0
+        else:
+            ep.acting = False
+
+    def _run(self, ep: Episode, call: ToolCall) -> ToolResult:
+        if ep.runner is not None:
+            return ep.runner.run(call)
+        started = time.perf_counter()  # no tool runs: the tool layer's note on the call, as for single calls
+        note = _observation(format_tool_call(call), parse_tool_call(format_tool_call(call)), ep.task)
+        return ToolResult(call_id=call.id, name=call.name, content=note, error=note.startswith("Error"),
+                          seconds=time.perf_counter() - started)
+
+    def act_or_verify(self, state: State) -> str:
+        return "act" if any(ep.acting for ep in _active(state)) else "verify"
 
     def verify(self, state: State) -> State:
         for ep in _active(state):
-            task, output = ep.task, ep.output
-            parsed = parse_tool_call(output)
-            kinds = arg_kinds.kinds_for(self.suite(task.suite)).get(task.expected.name) if self.suite(task.suite) else None
-            verdict = graders.grade(output, parsed.call, task.expected, task.tools, kinds=kinds)
+            task = ep.task
+            if ep.looping:
+                steps = ep.steps
+                calls = [c for st in steps for c in st.calls]
+                output = next((st.answer for st in reversed(steps) if not st.calls), steps[-1].action if steps else "")
+            else:
+                output = ep.output
+                parsed = parse_tool_call(output)
+                calls = parse_tool_calls(output).calls[:ep.max_calls] if ep.max_calls > 1 else \
+                    [parsed.call] if parsed.call else []
+                steps = [Step(thought=parsed.thought, action=output, observation=_observation(output, parsed, task),
+                              calls=calls if ep.max_calls > 1 else [], seconds=round(ep.seconds, 4))]
             ep.trajectory = Trajectory(
-                task_id=task.id, suite=task.suite, split=task.split, prompt=ep.prompt,
-                steps=[Step(thought=parsed.thought, action=output, observation=_observation(output, parsed, task))],
-                output=output, tool_call=parsed.call, verdict=verdict, model=self.model_name,
+                task_id=task.id, suite=task.suite, split=task.split, prompt=ep.prompt, steps=steps,
+                output=output, tool_call=calls[0] if calls else None, tool_calls=calls, model=self.model_name,
                 adapter=self.options.adapter_id, memory=ep.memory, trial=ep.trial, episode_id=ep.episode_id,
                 source=self.options.source, constrained=ep.constrained,
             )
+            ep.trajectory.verdict = self._grade(task, ep.trajectory)
         return {"episodes": state["episodes"]}
+
+    def _grade(self, task: Task, trajectory: Trajectory) -> Verdict:
+        """The task's grader: by state turn by turn (turn_calls), by acceptable alternatives (reference), or
+        by the expected call and each argument's kind; an episode is graded on its call of the expected tool."""
+        if task.turn_calls:
+            from agentlearn.suites import multi_turn
+
+            return multi_turn.grade_episode(task, trajectory)
+        if task.reference is not None:
+            from agentlearn.suites import references
+
+            return references.grade(task, trajectory.tool_calls, trajectory.output)
+        suite = self.suite(task.suite)
+        kinds = arg_kinds.kinds_for(suite).get(task.expected.name) if suite else None
+        call = next((c for c in trajectory.tool_calls if c.name == task.expected.name), trajectory.tool_call)
+        # The graders read the call's own text; a one-step answer keeps the model's whole output (its format counts).
+        episode = any(st.results or st.answer for st in trajectory.steps)
+        text = format_tool_call(call) if call is not None and (episode or call is not trajectory.tool_call) \
+            else trajectory.output
+        return graders.grade(text, call, task.expected, task.tools, kinds=kinds)
 
     def store(self, state: State) -> State:
         active = _active(state)
@@ -265,9 +394,17 @@ class Agent:
         """Run the tasks together (all their trials); returns each task's trials in order."""
         if not tasks:
             return []
-        episodes = [Episode(task=t) for t in tasks]
-        self.graph.invoke({"episodes": episodes}, {"recursion_limit": 8 * self.options.trials + 8})
+        return self._invoke([Episode(task=t) for t in tasks])
+
+    def _invoke(self, episodes: list[Episode]) -> list[list[Trajectory]]:
+        steps = max(self._steps_per_trial(ep.task) for ep in episodes)
+        with tools.Toolbox() as self._toolbox:  # MCP servers run for this batch, then stop
+            self.graph.invoke({"episodes": episodes}, {"recursion_limit": (8 + 2 * steps) * self.options.trials + 8})
         return [ep.done for ep in episodes]
+
+    def _steps_per_trial(self, task: Task) -> int:
+        suite = self.suite(task.suite)
+        return (suite.max_steps if suite else 10) * (1 + len(task.turns))
 
     def run(self, task: Task) -> list[Trajectory]:
         """Run one task (all its trials). Returns the trials in order."""
@@ -295,9 +432,10 @@ def _observation(output: str, parsed: Any, task: Task) -> str:
 # --- talking to the model ------------------------------------------------------------------------
 
 
-def complete(chat: BaseChatModel, prompts_: list[list[Message]], tools: list[list[dict[str, Any]]],
-             constrained: bool, max_new_tokens: int, concurrency: int = 4,
-             on_row: Callable[[int], None] | None = None) -> tuple[list[str], bool]:
+def complete(chat: BaseChatModel, prompts_: list[list[Message]] | list[list[BaseMessage]],
+             tools: list[list[dict[str, Any]]], constrained: bool, max_new_tokens: int, concurrency: int = 4,
+             on_row: Callable[[int], None] | None = None, steps: list[int] | None = None,
+             may_answer: list[bool] | None = None) -> tuple[list[str], bool]:
     """The model's answers to many prompts, and whether they were decoded under the tool-call grammar.
 
     `on_row(i)` is called as prompt i's answer arrives (inside a batch too), for progress.
@@ -306,16 +444,21 @@ def complete(chat: BaseChatModel, prompts_: list[list[Message]], tools: list[lis
     - An OpenAI-compatible endpoint gets concurrent requests (at most `concurrency` in flight); when
       `constrained`, through native tool calling with a required tool choice.
     - Any other chat model (tests' fakes) answers one prompt after another, in order.
+
+    `steps[i]` > 0 makes prompt i a step of an episode: up to that many calls, or an answer in words (the
+    embedded model's step grammar; an endpoint's tool choice "auto" instead of "required"). A row whose
+    `may_answer` is False must call (the grammar has no answer branch; an endpoint gets "required").
     """
     from agentlearn.llm import LocalChatModel
 
-    chats = [_to_langchain(p) for p in prompts_]
+    chats = [_to_langchain(p) if p and isinstance(p[0], Message) else list(p) for p in prompts_]
+    steps = steps or [0] * len(chats)
     if isinstance(chat, LocalChatModel):
-        dicts = [[{"role": m.role, "content": m.content} for m in p] for p in prompts_]
+        dicts = [[_local_message(m) for m in c] for c in chats]
         return chat.complete(dicts, tools=tools if constrained else None, max_new_tokens=max_new_tokens,
-                             on_row=on_row), constrained
+                             on_row=on_row, steps=steps, may_answer=may_answer), constrained
     if type(chat).__name__ == "ChatOpenAI":
-        return _complete_openai(chat, chats, tools, constrained, concurrency, on_row)
+        return _complete_openai(chat, chats, tools, constrained, concurrency, on_row, steps, may_answer)
     answers = []
     for i, c in enumerate(chats):
         answers.append(str(chat.invoke(c).content))
@@ -325,13 +468,15 @@ def complete(chat: BaseChatModel, prompts_: list[list[Message]], tools: list[lis
 
 
 def _complete_openai(chat: BaseChatModel, chats: list[list[BaseMessage]], tools: list[list[dict[str, Any]]],
-                     constrained: bool, concurrency: int,
-                     on_row: Callable[[int], None] | None = None) -> tuple[list[str], bool]:
+                     constrained: bool, concurrency: int, on_row: Callable[[int], None] | None = None,
+                     steps: list[int] | None = None, may_answer: list[bool] | None = None) -> tuple[list[str], bool]:
     config = {"max_concurrency": max(1, concurrency)}
-    if constrained:
+    steps, may_answer = steps or [0] * len(chats), may_answer or [True] * len(chats)
+    if constrained or any(steps):  # an episode's steps always go through native tool calling
         try:
-            bound = [chat.bind_tools([{"type": "function", "function": t} for t in ts], tool_choice="required")
-                     for ts in tools]
+            bound = [chat.bind_tools([{"type": "function", "function": t} for t in ts],
+                                     tool_choice="auto" if n and a else "required")
+                     for ts, n, a in zip(tools, steps, may_answer, strict=True)]
             replies = _batch_each(bound, chats, config, on_row)
             return [_openai_text(r) for r in replies], True
         except Exception as e:  # an endpoint without tool calling: say so once, then answer in text
@@ -359,10 +504,58 @@ def _batch_each(models: list[Any], chats: list[list[BaseMessage]], config: dict,
 
 
 def _openai_text(reply: AIMessage) -> str:
+    """A reply's calls in the canonical text form (one a line), or its words when it called nothing."""
     calls = getattr(reply, "tool_calls", None) or []
     if calls:
-        return format_tool_call(ToolCall(name=calls[0]["name"], arguments=calls[0].get("args") or {}))
+        return "\n".join(format_tool_call(ToolCall(name=c["name"], arguments=c.get("args") or {})) for c in calls)
     return str(reply.content)
+
+
+# --- an episode as a conversation ------------------------------------------------------------------
+
+
+def conversation(ep: Episode) -> list[BaseMessage]:
+    """What the model sees at an episode's next step: the prompt, then each step's calls and their results
+    as tool messages (each naming its call's id), each answer, and the next user turn's message."""
+    messages = _to_langchain(ep.prompt)
+    for step in ep.steps:
+        if step.user:
+            messages.append(HumanMessage(content=step.user))
+        if step.calls:
+            messages.append(AIMessage(content=step.action, tool_calls=[
+                {"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"} for c in step.calls]))
+            messages += [ToolMessage(content=r.content, tool_call_id=r.call_id, name=r.name) for r in step.results]
+        else:
+            messages.append(AIMessage(content=step.answer or step.action))
+    if ep.user:
+        messages.append(HumanMessage(content=ep.user))
+    return messages
+
+
+def _local_message(m: BaseMessage) -> dict[str, str]:
+    """A message for the embedded model's chat template: calls as the text it wrote, results as tool turns."""
+    if isinstance(m, ToolMessage):
+        return {"role": "tool", "content": f"{m.name}: {m.content}" if m.name else str(m.content)}
+    if isinstance(m, AIMessage) and m.tool_calls and not str(m.content).strip():
+        text = "\n".join(format_tool_call(ToolCall(name=c["name"], arguments=c["args"])) for c in m.tool_calls)
+        return {"role": "assistant", "content": text}
+    return {"role": {"human": "user", "ai": "assistant"}.get(m.type, m.type), "content": str(m.content)}
+
+
+# Whether the first step of a user turn, in an episode whose tools execute, must call a tool. The embedded
+# 135M model, offered "calls or an answer" there, answered all 8 toy episodes of bench.bench_episodes in
+# prose at once (no call, nothing executed); later steps may answer.
+FIRST_STEP_CALLS = True
+
+
+def _may_answer(ep: Episode) -> bool:
+    """Whether this step may answer in words instead of calling (see FIRST_STEP_CALLS)."""
+    return not (FIRST_STEP_CALLS and ep.looping and ep.runner is not None and ep.turn_steps == 0)
+
+
+def _observations(results: list[ToolResult]) -> str:
+    """A step's results as one text (Step.observation)."""
+    return "\n".join(f"{r.name}: {r.content}" for r in results)
 
 
 # --- convenience -----------------------------------------------------------------------------------
@@ -418,3 +611,29 @@ def run_with_agent(ws: Workspace, tasks: list[Task], config: retrieval.Config,
     """retrieval.choose's stage b: the agent with exemplars retrieved by `config`, batched, storing nothing."""
     options = config.options(tools, ranker).replace(store=False, source="auto")
     return run_tasks(ws, tasks, options, progress=lambda done, n, trials, seconds: on_task(done))
+
+
+def replay_from(ws: Workspace, trajectory: Trajectory, step: int, call: ToolCall, *, who: Identity | None) -> Trajectory:
+    """Run an episode again from a corrected call: its steps before `step` kept (their calls re-executed in
+    fresh tools, so the environment reaches the same state), `call` executed at `step` in place of what the
+    model did, then the loop goes on as before. Stored as a new trajectory with source "replay"."""
+    from agentlearn.policy import require
+
+    require(ws.repo, who, "label")
+    task = ws.repo.get(Task, trajectory.task_id)
+    if task is None:
+        raise ValueError(f"trajectory {trajectory.id}: its task {trajectory.task_id!r} is no longer stored")
+    if not 0 <= step <= len(trajectory.steps):
+        raise ValueError(f"trajectory {trajectory.id} has {len(trajectory.steps)} steps; no step {step} to replay from")
+    at = trajectory.steps[step] if step < len(trajectory.steps) else None
+    corrected = Step(action=format_tool_call(call), calls=[call.model_copy(update={"id": call.id or f"call_{step}_0"})],
+                     turn=at.turn if at else (trajectory.steps[-1].turn if trajectory.steps else 0),
+                     user=at.user if at else "", thought="corrected by a person")
+    agent = Agent(ws, RunOptions(adapter_id=trajectory.adapter or "none", constrained=trajectory.constrained,
+                                 source="replay", store=False))
+    episode = Episode(task=task, prompt=list(trajectory.prompt), memory=trajectory.memory, fixed_prompt=True,
+                      kept=[*trajectory.steps[:step], corrected])
+    [[replayed]] = agent._invoke([episode])
+    replayed.episode_id = trajectory.episode_id or trajectory.id
+    ws.repo.put(replayed)
+    return replayed

@@ -64,11 +64,30 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the agent on a suite split and store the trajectories")
     methods.add_arguments(run, methods.RUN)
     run.add_argument("--split", default="train", choices=["train", "heldout"])
+    run.add_argument("--json", action="store_true", help="print one JSON object per task: its steps and verdict")
     run.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("replay", help="replay a run from the step a correction fixed, with the corrected call")
     rep.add_argument("correction", help="the correction's id (Trajectories shows it)")
     rep.set_defaults(func=cmd_replay)
+
+    suites = sub.add_parser("suites", help="where a suite's tools run (admins)").add_subparsers(
+        dest="action", required=True)
+    bind = suites.add_parser("bind", help="bind a suite's tools to a Python function or module, an environment "
+                                          "class or a stdio MCP server")
+    bind.add_argument("suite")
+    target = bind.add_mutually_exclusive_group(required=True)
+    target.add_argument("--python", metavar="MOD[:FUNC]", help="a module whose functions carry the tools' names, "
+                                                                "or one function")
+    target.add_argument("--environment", metavar="NAME", help="an environment class (one instance per episode)")
+    target.add_argument("--mcp", metavar="CMD", help="the command line of a stdio MCP server")
+    bind.add_argument("--tools", default="", help="comma-separated tools it serves (default: all)")
+    bind.add_argument("--timeout", type=float, default=10.0, help="seconds a call may take (default 10)")
+    bind.set_defaults(func=cmd_suites_bind)
+    unbind = suites.add_parser("unbind", help="stop running a suite's tools (all, or --tools)")
+    unbind.add_argument("suite")
+    unbind.add_argument("--tools", default="", help="comma-separated tools to unbind (default: all)")
+    unbind.set_defaults(func=cmd_suites_unbind)
 
     ins = sub.add_parser("insights", help="the playbook: proposals, review, bullets").add_subparsers(
         dest="action", required=True)
@@ -475,6 +494,56 @@ def cmd_suite_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _print_bindings(suite) -> None:
+    for b in suite.bindings or []:
+        print(f"  {b.kind} {b.target}\ttools: {', '.join(b.tools) or 'all'}\ttimeout {b.timeout_s:g} s")
+    if not suite.bindings:
+        print("  no tool runs: calls are graded, not executed")
+
+
+def cmd_suites_bind(args: argparse.Namespace) -> int:
+    from agentlearn import tools
+    from storage.records import ToolBinding
+
+    kind = "python" if args.python else "environment" if args.environment else "mcp"
+    binding = ToolBinding(kind=kind, target=args.python or args.environment or args.mcp, tools=_names(args.tools),
+                          timeout_s=args.timeout)
+    suite = tools.bind(open_workspace(), args.suite, binding, who=_who())
+    print(f"suite {suite.name!r}: tools bound")
+    _print_bindings(suite)
+    return 0
+
+
+def cmd_suites_unbind(args: argparse.Namespace) -> int:
+    from agentlearn import tools
+
+    suite = tools.unbind(open_workspace(), args.suite, _names(args.tools) or None, who=_who())
+    print(f"suite {suite.name!r}: tools unbound")
+    _print_bindings(suite)
+    return 0
+
+
+def episode_json(trajectory) -> dict:
+    """One run as `run --json` prints it: each step's calls with what they answered, its answer, the verdict."""
+    steps = []
+    for n, step in enumerate(trajectory.steps):
+        calls = step.calls or ([trajectory.tool_call] if trajectory.tool_call and n == 0 else [])
+        results = [*step.results, *[None] * (len(calls) - len(step.results))]
+        steps.append({"step": n, "turn": step.turn, "user": step.user, "answer": step.answer,
+                      "observation": step.observation, "seconds": step.seconds,
+                      "calls": [{"name": c.name, "arguments": c.arguments,
+                                 "observation": r.content if r else step.observation,
+                                 "error": r.error if r else step.observation.startswith("Error"),
+                                 "seconds": r.seconds if r else None} for c, r in zip(calls, results, strict=True)]})
+    verdict = trajectory.verdict
+    return {"task_id": trajectory.task_id, "trajectory_id": trajectory.id, "trial": trajectory.trial, "steps": steps,
+            "verdict": verdict.model_dump(include={"success", "reward", "reason"}) if verdict else None}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from agentlearn.agent import run_tasks
     from agentlearn.tasks import load_tasks
@@ -495,7 +564,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     stored = sum(len(r) for r in runs)
     processes.finish(ws, result={"options": used.to_dict(), "label": used.label(), "stored": stored,
                                  "solved": solved, "tasks": len(runs)})
-    print(f"stored {stored} trajectories; solved {solved}/{len(runs)} tasks")
+    if args.json:
+        for trials in runs:
+            _print_json(episode_json(trials[-1]))
+    print(f"stored {stored} trajectories; solved {solved}/{len(runs)} tasks", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

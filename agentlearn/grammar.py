@@ -20,6 +20,8 @@ import threading
 from functools import lru_cache
 from typing import Any
 
+from agentlearn.toolcall import CLOSE, OPEN
+
 MAX_STRING_CHARS = 160  # longer free text is not a tool argument a small model should write
 MAX_ARRAY_ITEMS = 16  # the most items any array argument may get, whatever the suite's data
 # Keys in the schema's order. xgrammar's any_order applies to every object, the call itself included, and
@@ -29,6 +31,8 @@ ANY_ORDER = False
 _DROP = ("$ref", "$defs", "definitions", "$schema", "$id", "format", "pattern", "patternProperties",
          "dependencies", "dependentSchemas", "if", "then", "else", "not")
 _lock = threading.Lock()
+# A step's final answer: words, never starting a tag (a call is written in the grammar's other branch).
+ANSWER_EBNF = "root ::= [^<] [^<]*"
 
 
 def _clean(schema: Any, depth: int = 0) -> Any:
@@ -141,6 +145,7 @@ class Compiler:
         self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
         self.compiler = xgr.GrammarCompiler(self.info)
         self._compile = lru_cache(maxsize=64)(self._compile_uncached)
+        self._compile_step = lru_cache(maxsize=64)(self._compile_step_uncached)
 
     @property
     def stop_token_ids(self) -> list[int]:
@@ -153,16 +158,39 @@ class Compiler:
             # that alphabetical (the model could then not write an exemplar's first argument first).
             return self._compile(json.dumps(tools))
 
-    def _compile_uncached(self, tools_json: str) -> Any:
-        tools = json.loads(tools_json)
+    def compile_step(self, tools: list[dict[str, Any]], max_calls: int, may_answer: bool = True) -> Any:
+        """The compiled grammar of one step of an episode: 1..max_calls tagged calls of `tools`, or (when
+        `may_answer`) an answer in words."""
+        with _lock:
+            return self._compile_step(json.dumps(tools), max_calls, may_answer)
+
+    def _loose(self, tools: list[dict[str, Any]]) -> frozenset[str]:
+        """The tools whose own schema does not compile (their arguments become any JSON object)."""
         loose: set[str] = set()
-        for tool in tools:  # find the tools whose own schema does not compile
+        for tool in tools:
             try:
                 self.compiler.compile_json_schema(call_schema([tool]), any_whitespace=False)
             except Exception:  # xgrammar raises RuntimeError/ValueError for schemas it cannot honour
                 loose.add(tool["name"])
-        return self.compiler.compile_json_schema(call_schema(tools, frozenset(loose)), any_whitespace=False,
+        return frozenset(loose)
+
+    def _compile_uncached(self, tools_json: str) -> Any:
+        tools = json.loads(tools_json)
+        return self.compiler.compile_json_schema(call_schema(tools, self._loose(tools)), any_whitespace=False,
                                                  any_order=ANY_ORDER)
+
+    def _compile_step_uncached(self, tools_json: str, max_calls: int, may_answer: bool) -> Any:
+        import xgrammar as xgr
+
+        tools = json.loads(tools_json)
+        call = xgr.Grammar.from_json_schema(json.dumps(call_schema(tools, self._loose(tools))), any_whitespace=False,
+                                            any_order=ANY_ORDER)
+        tagged = xgr.Grammar.concat(xgr.Grammar.from_ebnf(f'root ::= "{OPEN}"'), call,
+                                    xgr.Grammar.from_ebnf(f'root ::= "{CLOSE}"'))
+        then = xgr.Grammar.concat(xgr.Grammar.from_ebnf('root ::= "\\n"'), tagged)
+        runs = [xgr.Grammar.concat(tagged, *[then] * n) if n else tagged for n in range(max(1, max_calls))]
+        answer = [xgr.Grammar.from_ebnf(ANSWER_EBNF)] if may_answer else []
+        return self.compiler.compile_grammar(xgr.Grammar.union(*answer, *runs) if len(answer) + len(runs) > 1 else runs[0])
 
 
 def logits_processor(compiled: list[Any]) -> Any:

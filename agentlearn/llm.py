@@ -72,19 +72,25 @@ class LocalChatModel(BaseChatModel):
 
     def complete(self, chats: list[list[dict[str, str]]], tools: list[list[dict[str, Any]]] | None = None,
                  max_new_tokens: int | None = None, stop: list[str] | None = None,
-                 on_row: Callable[[int], None] | None = None) -> list[str]:
+                 on_row: Callable[[int], None] | None = None, steps: list[int] | None = None,
+                 may_answer: list[bool] | None = None) -> list[str]:
         """Answers to many chats, `batch_size` at a time (shortest prompts together).
 
         With `tools` (one tool list per chat) each answer is constrained to one call of those tools
-        (grammar.py) and comes back as `<tool_call>{json}</tool_call>`. Without, generation stops at the
-        end of a tool call or at a `stop` string, row by row. `on_row(i)` is called as chat i's answer
-        ends, inside a batch as soon as its row stops (progress moves per answer, not per batch).
+        (grammar.py) and comes back as `<tool_call>{json}</tool_call>`; a chat whose `steps` entry is n > 0
+        is a step of an episode instead: 1..n tagged calls or (unless its `may_answer` entry is False) an
+        answer in words (Compiler.compile_step), returned as written. Rows of both kinds share a batch, each with its own grammar. Without
+        `tools`, generation stops at the end of a tool call or at a `stop` string, row by row. `on_row(i)`
+        is called as chat i's answer ends, inside a batch as soon as its row stops (progress moves per
+        answer, not per batch).
         """
         model, tokenizer = load_local(self.model_dir, self.adapter_dir)
         budget = max_new_tokens or self.max_new_tokens
         texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
-        if tools is not None:
-            texts = [t + OPEN for t in texts]  # the grammar writes the JSON; the tags are fixed text
+        steps = steps or [0] * len(chats)
+        may_answer = may_answer or [True] * len(chats)
+        if tools is not None:  # a single call: the grammar writes the JSON; the tags are fixed text
+            texts = [t if n else t + OPEN for t, n in zip(texts, steps, strict=True)]
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # less padding per batch
         out: list[str] = [""] * len(ids)
@@ -93,13 +99,15 @@ class LocalChatModel(BaseChatModel):
             rows = order[start:start + size]
             ended = (lambda r, rows=rows: on_row(rows[r])) if on_row else None
             answers = self._generate_rows(model, tokenizer, [ids[i] for i in rows],
-                                          [tools[i] for i in rows] if tools is not None else None, budget, stop, ended)
+                                          [tools[i] for i in rows] if tools is not None else None, budget, stop, ended,
+                                          [steps[i] for i in rows], [may_answer[i] for i in rows])
             for i, text in zip(rows, answers, strict=True):
                 out[i] = text
         return out
 
     def _generate_rows(self, model: Any, tokenizer: Any, ids: list[list[int]], tools: list[list[dict]] | None,
-                       budget: int, stop: list[str] | None, on_row: Callable[[int], None] | None = None) -> list[str]:
+                       budget: int, stop: list[str] | None, on_row: Callable[[int], None] | None = None,
+                       steps: list[int] | None = None, may_answer: list[bool] | None = None) -> list[str]:
         import torch
 
         enc, cache = _with_shared_prefix(model, ids, tokenizer.pad_token_id, budget)
@@ -109,7 +117,10 @@ class LocalChatModel(BaseChatModel):
                                       pad_token_id=tokenizer.pad_token_id)
         if tools is not None:
             compiler = grammar_compiler(self.model_dir, self.adapter_dir)
-            kwargs["logits_processor"] = [grammar.logits_processor([compiler.compile(t) for t in tools])]
+            steps, may_answer = steps or [0] * len(tools), may_answer or [True] * len(tools)
+            kwargs["logits_processor"] = [grammar.logits_processor(
+                [compiler.compile_step(t, n, a) if n else compiler.compile(t)
+                 for t, n, a in zip(tools, steps, may_answer, strict=True)])]
             kwargs["eos_token_id"] = sorted({*compiler.stop_token_ids, tokenizer.eos_token_id})
         else:
             # A finished tool call ends the answer: generating past it only costs time.
@@ -129,10 +140,10 @@ class LocalChatModel(BaseChatModel):
         if watch is not None:
             watch.rest(len(ids))  # rows that ran to the token budget, or stopped at the very last step
         answers = []
-        for row in generated[:, enc["input_ids"].shape[1]:]:
+        for n, row in enumerate(generated[:, enc["input_ids"].shape[1]:]):
             text = tokenizer.decode(row, skip_special_tokens=True)
             if tools is not None:
-                answers.append(f"{OPEN}{text.strip()}{CLOSE}")
+                answers.append(text.strip() if steps[n] else f"{OPEN}{text.strip()}{CLOSE}")
                 continue
             for end in [tokenizer.eos_token, "<|im_end|>", *(stop or [])]:
                 if end and end in text:

@@ -13,6 +13,7 @@ which pages a role may open from `PAGES`.
     export            reviewer    write labels, preferences and corrections out of the store
     train             admin       train, stop jobs, choose or roll back a suite's model, improve
     import            admin       import task suites and trained adapters
+    bind_tools        admin       bind a suite's tools to code that runs (python, environments, MCP servers)
     manage_users      admin       add accounts, set roles and passwords, remove accounts
 
 With no accounts in the store (local mode) the one local user is an admin and may do everything.
@@ -49,6 +50,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "export": ("reviewer", "exporting labels"),
     "train": ("admin", "training and choosing a suite's model"),
     "import": ("admin", "importing suites and adapters"),
+    "bind_tools": ("admin", "binding a suite's tools to code that runs"),
     "manage_users": ("admin", "managing users"),
 }
 assert all(role in ROLES for role, _ in ACTIONS.values())

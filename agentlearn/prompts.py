@@ -32,6 +32,20 @@ FORMAT_RULES = (
     "Use only these tools. Take identifiers, names, numbers and dates from the conversation as written."
 )
 
+STEP_FORMAT_RULES = (
+    "Work in steps. At each step either call tools, each call written as\n"
+    '<tool_call>{{"name": "<tool name>", "arguments": {{<argument>: <value>, ...}}}}</tool_call>\n'
+    "({calls}), and read what they answered in the next message; or, once the request is done, answer "
+    "the user in plain words without a tool call.\n"
+    "Use only these tools. Take identifiers, names, numbers and dates from the conversation or from earlier "
+    "results as written."
+)
+
+
+def step_format_rules(max_calls: int) -> str:
+    """The output format of an episode's steps: up to `max_calls` calls, or an answer in words."""
+    return STEP_FORMAT_RULES.format(calls="one call" if max_calls == 1 else f"at most {max_calls} calls, one a line")
+
 
 def instruction_for(suite: Suite | None) -> str:
     """The suite's instruction, or the domain-free default."""
@@ -61,9 +75,9 @@ def tool_signature(tool: dict[str, Any]) -> str:
     return f"- {tool['name']}({', '.join(args)}){': ' + desc if desc else ''}"
 
 
-def system_prompt(instruction: str, tools: list[dict[str, Any]], extra: str = "") -> str:
-    """The system message: instruction, output format, the tools as signatures, then insights/reflections."""
-    lines = [instruction.strip(), FORMAT_RULES, "", "Tools:", *(tool_signature(t) for t in tools)]
+def system_prompt(instruction: str, tools: list[dict[str, Any]], extra: str = "", rules: str = FORMAT_RULES) -> str:
+    """The system message: instruction, output format (`rules`), the tools as signatures, then insights/reflections."""
+    lines = [instruction.strip(), rules, "", "Tools:", *(tool_signature(t) for t in tools)]
     if extra:
         lines += ["", extra]
     return "\n".join(lines)
@@ -101,7 +115,8 @@ def _speaker(role: str) -> str:
 
 
 def build_prompt(task: Task, shots: list[Exemplar], instruction: str = DEFAULT_INSTRUCTION,
-                 extra: str = "", tools: list[dict[str, Any]] | None = None) -> list[Message]:
+                 extra: str = "", tools: list[dict[str, Any]] | None = None,
+                 rules: str = FORMAT_RULES) -> list[Message]:
     """The full prompt: system message, exemplars as (conversation, tool call) turns, then the task.
 
     Shots come in the order given; the agent passes them least similar first, so the closest case
@@ -111,7 +126,7 @@ def build_prompt(task: Task, shots: list[Exemplar], instruction: str = DEFAULT_I
     offered = task.tools if tools is None else tools  # a shortlist (tool_retrieval) or every tool
     episodes = episodes_block([s for s in shots if s.steps])
     extra = "\n\n".join(b for b in (extra, episodes) if b)
-    prompt = [Message(role="system", content=system_prompt(instruction, offered, extra))]
+    prompt = [Message(role="system", content=system_prompt(instruction, offered, extra, rules))]
     for shot in shots:
         if not shot.steps:
             prompt += task_messages(shot.input)

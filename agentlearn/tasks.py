@@ -53,7 +53,7 @@ from agentlearn import arg_kinds, policy
 from agentlearn.accounts import Identity
 from agentlearn.toolcall import MAX_NESTING, external_refs, normalise_tool
 from agentlearn.workspace import Workspace
-from storage.records import Exemplar, Message, Record, Suite, Task, ToolCall, now
+from storage.records import Exemplar, Message, Record, Suite, Task, ToolBinding, ToolCall, now
 
 DEMO_SUITE = "helpdesk-demo"
 DATA_DIR = Path(__file__).parent / "data"
@@ -200,6 +200,7 @@ def _read_lines(path: Path) -> list[tuple[int, _Line]]:
                 raise ValueError(f"{where}: JSON nested too deeply to read (more than {MAX_NESTING} levels)") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{where}: a task must be a JSON object, not {type(obj).__name__}")
+            _refuse_code(obj, where)
             check_text(obj, where)
             try:
                 line = _Line.model_validate(obj)
@@ -219,6 +220,20 @@ def _read_lines(path: Path) -> list[tuple[int, _Line]]:
     if not out:
         raise ValueError(f"{path}: no tasks in the file")
     return out
+
+
+# Keys by which a task file could name code to run. Where tools run is set by an admin on the server
+# (agentlearn.tools.bind); a file that tries is refused before anything is stored or started.
+CODE_KEYS = ("bindings", "binding", "module", "command", "mcp", "python", "callable", "entrypoint")
+
+
+def _refuse_code(obj: dict[str, Any], where: str) -> None:
+    tools = obj.get("tools") if isinstance(obj.get("tools"), list) else []
+    for place, fields in [("the task", obj), *((f"tool {n + 1}", t) for n, t in enumerate(tools) if isinstance(t, dict))]:
+        named = next((k for k in CODE_KEYS if k in fields), None)
+        if named:
+            raise ValueError(f"{where}: {place} names code to run ({named!r}); a task file never says where tools "
+                             "run: an admin binds them (python -m agentlearn suites bind)")
 
 
 def _shared_system_message(lines: list[tuple[int, _Line]]) -> str:
@@ -401,8 +416,8 @@ def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0
     overrides = _merged_overrides(old_suite.arg_kind_overrides if old_suite else {}, kind_overrides or {},
                                   suite_tools, inferred)
     # A re-import keeps what people set on the suite: its model, retrieval choice, queue and rubric.
-    kept = old_suite.model_dump(include={"retrieval", "adapter", "overlap", "error_categories", "guidelines"}) \
-        if old_suite else {}
+    kept = old_suite.model_dump(include={"retrieval", "adapter", "overlap", "error_categories", "guidelines",
+                                         "bindings", "max_steps", "max_calls"}) if old_suite else {}
     record = Suite(
         id=suite, name=suite, tools=suite_tools, heldout_fraction=heldout,
         description=description or (old_suite.description if old_suite else ""),
@@ -450,6 +465,10 @@ class SuiteCard(BaseModel):
     instruction: str = ""
     tools: list[dict[str, Any]] | None = None
     arg_kinds: dict[str, dict[str, str]] = Field(default_factory=dict)  # tool -> argument -> kind
+    # Where tools run (a card is a file on the server, used by an admin: agentlearn.tools.bind checks each).
+    bindings: list[ToolBinding] = Field(default_factory=list)
+    max_steps: int | None = Field(default=None, ge=1, le=100)
+    max_calls: int | None = Field(default=None, ge=1, le=16)
 
 
 def load_card(path: str | Path) -> SuiteCard:
@@ -487,8 +506,18 @@ def import_suite(ws: Workspace, path: str | Path, suite: str = "", heldout: floa
     name = suite or found.name
     if not name.strip():
         raise ValueError("the suite needs a name: give one, or a card with 'name'")
-    return import_jsonl(ws, path, name, heldout, tools=found.tools, description=description or found.description,
-                        instruction=instruction or found.instruction, kind_overrides=found.arg_kinds)
+    if found.bindings:
+        policy.require(ws.repo, who, "bind_tools")
+        from agentlearn import tools
+
+        found.bindings = [tools.check_binding(b) for b in found.bindings]
+    record = import_jsonl(ws, path, name, heldout, tools=found.tools, description=description or found.description,
+                          instruction=instruction or found.instruction, kind_overrides=found.arg_kinds)
+    loop = {k: v for k, v in {"max_steps": found.max_steps, "max_calls": found.max_calls}.items() if v is not None}
+    if found.bindings or loop:
+        record = record.model_copy(update={**loop, **({"bindings": found.bindings} if found.bindings else {})})
+        ws.repo.put(record)
+    return record
 
 
 def import_upload(ws: Workspace, who: Identity | None, filename: str, data: bytes, suite: str = "",
@@ -571,7 +600,9 @@ def card_of(suite: Suite) -> dict[str, Any]:
     """The suite as a JSON-able card: name, description, instruction, tools, kinds in use, inferred, overrides."""
     return {"name": suite.name, "description": suite.description, "instruction": suite.instruction,
             "tools": suite.tools, "arg_kinds": arg_kinds.kinds_for(suite), "inferred_kinds": suite.arg_kinds,
-            "kind_overrides": suite.arg_kind_overrides, "source": suite.source}
+            "kind_overrides": suite.arg_kind_overrides, "source": suite.source,
+            "bindings": [b.model_dump() for b in suite.bindings], "max_steps": suite.max_steps,
+            "max_calls": suite.max_calls}
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -71,6 +71,46 @@ def parse_tool_call(text: str) -> ParsedCall:
     return _parse_bare(rest, offset, thought)
 
 
+@dataclass(frozen=True)
+class ParsedCalls:
+    """Every call in a model's output, in order; the first error; the reasoning; the text when no call was made."""
+
+    calls: list[ToolCall]
+    error: str = ""
+    thought: str = ""
+    answer: str = ""
+
+
+def parse_tool_calls(text: str) -> ParsedCalls:
+    """Every `<tool_call>` block of an output (or its one bare JSON call); never raises.
+
+    An output without a call is an answer in words: `answer` holds it (without a leading thought). A
+    block that does not parse is left out of `calls` and named in `error`.
+    """
+    text = text or ""
+    if OPEN not in text:
+        one = parse_tool_call(text)
+        if one.call is not None:
+            return ParsedCalls([one.call], "", one.thought)
+        thought, rest, _ = _split_thought(text)
+        return ParsedCalls([], "", thought, rest.strip())
+    calls, errors, thought, at = [], [], "", 0
+    while (start := text.find(OPEN, at)) >= 0:
+        end = text.find(CLOSE, start)
+        block = text[start:] if end < 0 else text[start:end + len(CLOSE)]
+        parsed = parse_tool_call(block)
+        if not calls and not errors:
+            thought = parse_tool_call(text[:start] + block).thought
+        if parsed.call is not None:
+            calls.append(parsed.call)
+        else:
+            errors.append(parsed.error)
+        if end < 0:
+            break
+        at = end + len(CLOSE)
+    return ParsedCalls(calls, errors[0] if errors else "", thought)
+
+
 def _split_thought(text: str) -> tuple[str, str, int]:
     """(thought, text after it, offset of that text in the original)."""
     m = _THINK.search(text)

@@ -93,3 +93,25 @@ def test_the_compiled_grammar_keeps_the_schemas_key_order(real_ws):
 
     assert accepts('{"name": "t", "arguments": {"title": "p", "tags": ["a"]}}')
     assert not accepts('{"name": "t", "arguments": {"tags": ["a"], "title": "p"}}')
+
+
+def test_a_step_grammar_allows_up_to_max_calls_tagged_calls_or_an_answer(real_ws):
+    import xgrammar as xgr
+
+    from agentlearn.llm import grammar_compiler
+    from agentlearn.models import chat_model_dir
+    from tests.data.toy_tools import TOOLS
+
+    compiler = grammar_compiler(str(chat_model_dir(real_ws.settings.models_dir)))
+
+    def accepts(compiled, text: str) -> bool:
+        matcher = xgr.GrammarMatcher(compiled)
+        return matcher.accept_string(text)
+
+    call = '<tool_call>{"name": "find_user", "arguments": {"name": "ada"}}</tool_call>'
+    two = compiler.compile_step(TOOLS, 2)
+    assert accepts(two, call) and accepts(two, call + "\n" + call) and accepts(two, "The password is reset.")
+    assert not accepts(two, (call + "\n") * 2 + "<tool_call>")  # a third call
+    assert not accepts(two, '<tool_call>{"name": "rm", ')  # a tool not offered
+    must_call = compiler.compile_step(TOOLS, 1, may_answer=False)
+    assert accepts(must_call, call) and not accepts(must_call, "The")

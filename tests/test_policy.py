@@ -10,10 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from agentlearn import accounts, policy, processes, tasks, users
+from agentlearn import tools as agent_tools
 from agentlearn.feedback import disagreements, export
 from agentlearn.memory import exemplars, insights, proposals
 from agentlearn.training import gate
-from storage.records import Exemplar, Insight, InsightProposal, Message, Process, Resolution, ToolCall
+from storage.records import Exemplar, Insight, InsightProposal, Message, Process, Resolution, ToolBinding, ToolCall
 from tests import test_pages
 from tests.seed import ME, SUITE
 from tests.test_pages import PASSWORD, click, open_page
@@ -70,12 +71,14 @@ def _calls(ws, tmp_path, monkeypatch, tag: str) -> dict:
                    lambda: any(s.name == f"imported-{tag}" for s in tasks.suites(ws))),
         "manage_users": (lambda who: users.set_role(ws.repo, "kim", "reviewer", who=who),
                          lambda: accounts.find(ws.repo, "kim").role == "reviewer"),
+        "bind_tools": (lambda who: agent_tools.bind(ws, SUITE, ToolBinding(kind="python", target=f"mod_{tag}"), who=who),
+                       lambda: any(b.target == f"mod_{tag}" for b in tasks.get_suite(ws, SUITE).bindings)),
     }
 
 
 def test_the_table_covers_every_action_and_role():
     assert set(policy.ACTIONS) == {"label", "review", "edit_playbook", "edit_suite", "manage_exemplars", "run",
-                                   "export", "train", "import", "manage_users"}
+                                   "export", "train", "import", "manage_users", "bind_tools"}
     assert {role for role, _ in policy.ACTIONS.values()} <= set(accounts.ROLES)
     assert set(policy.PROCESS_ACTIONS.values()) <= set(policy.ACTIONS)
 
@@ -169,7 +172,7 @@ PAGE_CHECKS = {
 
 @pytest.mark.parametrize("role", accounts.ROLES)
 def test_every_page_offers_exactly_what_the_role_may_do(team, role):
-    assert set(PAGE_CHECKS) == set(policy.ACTIONS) - {"import"}
+    assert set(PAGE_CHECKS) == set(policy.ACTIONS) - {"import", "bind_tools"}
     for action, (page, offered) in PAGE_CHECKS.items():
         allowed = policy.allows(_as(team, role), action)
         at = open_page(None, annotator=TEAM[role], trajectory="tr4ok")  # a run to label

@@ -136,3 +136,16 @@ def test_external_refs_and_a_validator_that_fetches_nothing():
     validator = schema_validator({"type": "object", "properties": {"a": {"$ref": "#/$defs/n"}},
                                   "$defs": {"n": {"type": "integer"}}})
     assert not list(validator.iter_errors({"a": 3})) and list(validator.iter_errors({"a": "x"}))
+
+
+def test_several_calls_are_read_in_order_and_words_without_a_call_are_an_answer():
+    from agentlearn.toolcall import parse_tool_calls
+
+    text = ('<think>two steps</think><tool_call>{"name": "a", "arguments": {}}</tool_call>\n'
+            '<tool_call>{bad}</tool_call><tool_call>{"name": "b", "arguments": {"x": 1}}</tool_call>')
+    parsed = parse_tool_calls(text)
+    assert [c.name for c in parsed.calls] == ["a", "b"] and parsed.thought == "two steps"
+    assert parsed.error.startswith("invalid JSON") and parsed.answer == ""
+    words = parse_tool_calls("The password of ada is reset.")
+    assert words.calls == [] and words.answer == "The password of ada is reset." and words.error == ""
+    assert parse_tool_calls('{"name": "a", "arguments": {}}').calls[0].name == "a"  # a bare call still counts
