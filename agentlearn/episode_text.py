@@ -18,9 +18,11 @@ TRUNCATED = " [...]"
 
 
 def is_episode(trajectory: Trajectory) -> bool:
-    """True for a multi-step run: more than one step, a later user turn, or calls that were executed."""
+    """True for a multi-step run: more than one step, a later user turn, calls that were executed, or an answer
+    in words (an imported run). The one rule: labeling views, exemplars, Reflexion, error analysis and exports
+    read it; a single graded call (today's single-call suites, several calls included) is not an episode."""
     steps = trajectory.steps
-    return len(steps) > 1 or any(s.results or s.turn for s in steps)
+    return len(steps) > 1 or any(s.results or s.turn or s.answer for s in steps)
 
 
 def shorten(text: str, limit: int) -> str:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agentlearn.episode_text import is_episode  # noqa: F401  (the one rule; pages ask it here)
 from storage.records import OMIT, Step, Task, ToolCall, Trajectory
 
 # Where an episode came from (Trajectory.source): the built-in agent, imported trace files, spans received
@@ -73,11 +74,6 @@ class StepView:
             parts.append(f"{self.tokens_in if self.tokens_in is not None else '?'} → "
                          f"{self.tokens_out if self.tokens_out is not None else '?'} tokens")
         return " · ".join(parts)
-
-
-def is_episode(traj: Trajectory) -> bool:
-    """True for a run whose steps hold executed calls, results or answers (not one verifier-noted output)."""
-    return any(s.calls or s.results or s.answer for s in traj.steps)
 
 
 def folded(text: str) -> bool:
