@@ -23,7 +23,7 @@ from tests.browser.test_browser import (
     settle,
     wait_for,
 )
-from tests.seed import HOSTILE, ME, SUITE, admin_of, seed_workspace
+from tests.seed import HOSTILE, SUITE, admin_of, seed_workspace
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs `apt-get install -y chromium`")]
@@ -52,7 +52,7 @@ def _improved(ws) -> str:
 
     stages = {"collect": lambda c: {}, "export": lambda c: {}, "check": lambda c: {}, "sft": sft,
               "evaluate": evaluate}
-    return improve.run(ws, SUITE, stages=stages, who=ME).promoted
+    return improve.run(ws, SUITE, stages=stages, who=admin_of(ws.repo)).promoted
 
 
 @pytest.fixture(scope="module")
