@@ -154,6 +154,7 @@ def test_episode_exemplar_is_retrieved_by_first_request_and_shown_as_a_transcrip
 
 
 def test_the_agent_fits_episode_exemplars_to_the_settings_budget(ws, suite):
+    from agentlearn import tools
     from agentlearn.agent import Agent, Episode, RunOptions
 
     exemplars.sync_bank(ws, SUITE)
@@ -161,7 +162,8 @@ def test_the_agent_fits_episode_exemplars_to_the_settings_budget(ws, suite):
     for budget in (60, 2000):
         ws.settings = ws.settings.with_(exemplar_tokens=budget)
         agent = Agent(ws, RunOptions(method="exemplars", exemplar_mode="bm25", k=2))
-        shown[budget] = agent.prompt(agent.recall({"episodes": [Episode(task=suite["t4"])]}))["episodes"][0]
+        with tools.Toolbox() as agent._toolbox:  # what run_batch opens around a batch (the task's tools run)
+            shown[budget] = agent.prompt(agent.recall({"episodes": [Episode(task=suite["t4"])]}))["episodes"][0]
     assert shown[60].shots == [] and shown[60].memory.exemplar_ids == []  # neither transcript fits 60 tokens
     assert len(shown[2000].memory.exemplar_ids) == 2
     assert "Example 2:" in shown[2000].prompt[0].content

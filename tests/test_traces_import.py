@@ -193,9 +193,8 @@ def test_import_needs_the_import_role(ws):
 
 
 def test_labeled_imported_episodes_reach_the_sft_export(ws):
-    """Round trip: import, a person marks an episode a success, the SFT export holds its task and call.
-    Today's SFT rows are one prompt and one call per task; multi-turn rows with tool messages are not
-    exported yet, so only the first call is checked."""
+    """Round trip: import, a person marks an episode a success, the SFT export holds it as a conversation:
+    its request, the assistant's tool call and the tool's answer."""
     from agentlearn.datasets import export
 
     import_file(ws, DATA / "otlp.json", "s", who=WHO)
@@ -206,8 +205,11 @@ def test_labeled_imported_episodes_reach_the_sft_export(ws):
     rows = [json.loads(line) for line in Path(record.path).read_text().splitlines()]
     assert record.rows == 1 and record.trajectory_ids == [run.id]
     (row,) = rows
-    assert "Open a ticket: printer on floor 3 jams" in row["messages"][-2]["content"]
-    assert "open_ticket" in row["messages"][-1]["content"] and "Printer on floor 3 jams" in row["messages"][-1]["content"]
+    messages = row["messages"]
+    assert any(m["role"] == "user" and "Open a ticket: printer on floor 3 jams" in m["content"] for m in messages)
+    calls = [c["function"] for m in messages if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    assert [c["name"] for c in calls] == ["open_ticket"] and "Printer on floor 3 jams" in json.dumps(calls[0])
+    assert [m for m in messages if m["role"] == "tool"]  # the tool's answer follows the call
 
 
 def test_cli_import_and_list(ws, capsys, tmp_path):
