@@ -219,7 +219,7 @@ class Agent:
             task, output = ep.task, ep.output
             parsed = parse_tool_call(output)
             kinds = arg_kinds.kinds_for(self.suite(task.suite)).get(task.expected.name) if self.suite(task.suite) else None
-            verdict = graders.grade(output, parsed.call, task.expected, task.tools, kinds=kinds)
+            verdict = graders.grade_task(task, output, [parsed.call] if parsed.call else [], kinds=kinds)
             ep.trajectory = Trajectory(
                 task_id=task.id, suite=task.suite, split=task.split, prompt=ep.prompt,
                 steps=[Step(thought=parsed.thought, action=output, observation=_observation(output, parsed, task))],

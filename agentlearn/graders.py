@@ -25,6 +25,11 @@ A missing expected argument or an unexpected non-null one is wrong; null counts 
   itself and carries no weight of its own);
 - reason: one sentence naming the first failure, checked in the order of CHECK_ORDER.
 
+`grade_task` is the entry the agent's verify step uses: a task with a reference (acceptable
+alternatives, several calls or none; BFCL suites) is graded by agentlearn.suites.references.grade,
+whose Verdict carries the same scores (name_match, call_match, args_score, args_exact), so every
+figure below is computed the same way for both.
+
 `args_normalised` is the kind-free argument agreement (every argument compared by values_match);
 RLVR rewards use it.
 """
@@ -43,7 +48,7 @@ from referencing.exceptions import Unresolvable
 
 from agentlearn.arg_kinds import kind_of, tokens
 from agentlearn.toolcall import parse_tool_call, schema_validator, tool_by_name
-from storage.records import ArgGrade, ToolCall, Trajectory, Verdict
+from storage.records import ArgGrade, Task, ToolCall, Trajectory, Verdict
 
 
 class Grade(NamedTuple):
@@ -253,6 +258,16 @@ def grade(raw_output: str, call: ToolCall | None, expected: ToolCall, tools: Too
         reason = f"Failed {failed.name}: {failed.reason}."
     arguments = argument_grades(call, expected, kinds) if call is not None and call.name == expected.name else []
     return Verdict(success=success, reward=round(reward, 4), reason=reason, scores=scores, arguments=arguments)
+
+
+def grade_task(task: Task, output: str, calls: list[ToolCall], kinds: ArgKinds | None = None) -> Verdict:
+    """A task's verdict: BFCL's rule against its reference where it has one (agentlearn.suites.references:
+    acceptable alternatives, several calls in any order, or none), else `grade` of the first call."""
+    if task.reference is not None:
+        from agentlearn.suites import references
+
+        return references.grade(task, calls, output)
+    return grade(output, calls[0] if calls else None, task.expected, task.tools, kinds)
 
 
 def token_f1(got: Any, want: Any) -> float:
