@@ -2,17 +2,19 @@
 
 tests/test_bfcl_references.py grades these answers with agentlearn.suites.references.grade and with
 BFCL's own ast_checker and requires the two to agree. The answers come from the embedded model
-(SmolLM2-135M, batched) on the first tasks of simple_python, multiple, parallel, parallel_multiple and
-irrelevance, in two modes:
-- constrained (every category): greedy, under the tool-call grammar (one well-formed call of an
-  offered tool), so the arguments are what the checkers disagree on if anything;
-- free (the categories where several calls or none are right): greedy without the grammar, told it
-  may answer with a list of calls or with no call, so the answers hold several calls, none, and
+(SmolLM2-135M) on the first tasks of simple_python, multiple, parallel, parallel_multiple and
+irrelevance, sampled at TEMPERATURE, COPIES answers per task, in two modes:
+- constrained (every category): under the tool-call grammar (one well-formed call of an offered
+  tool), so the arguments are what the checkers disagree on if anything;
+- free (the categories where several calls or none are right): without the grammar, told it may
+  answer with a list of calls or with no call, so the answers hold several calls, none, and
   malformed ones.
+The copies of one task form one batch: the embedded model computes a prompt prefix the rows share
+once (llm._with_shared_prefix), so the prompt is read once for all of them.
 
-    nice -n 10 .venv/bin/python -m bench.bfcl_answers --constrained 80 --free 40
+    nice -n 10 .venv/bin/python -m bench.bfcl_answers --constrained 26 --free 6
 
-(520 answers; about 10 CPU-minutes on one torch thread.)
+(26 x 5 x 4 + 6 x 3 x 4 = 592 answers; about 8 CPU-minutes on one torch thread.)
 
 Each line: {"id", "category", "mode", "output" (the model's text), "calls" ([{"name", "arguments"}] read
 from it; [] when it made none)}.
@@ -34,6 +36,8 @@ from agentlearn.toolcall import CLOSE, OPEN, parse_tool_call
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 FREE_CATEGORIES = ("parallel", "parallel_multiple", "irrelevance")
+TEMPERATURE = 0.8
+COPIES = 4
 OUT = Path(__file__).parent.parent / "tests" / "data" / "bfcl_answers.jsonl"
 FREE_RULES = (
     "Answer with the tool calls the request needs, written as\n"
@@ -62,18 +66,20 @@ def read_calls(text: str) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--constrained", type=int, default=80, help="tasks per category answered under the grammar")
-    parser.add_argument("--free", type=int, default=40, help="tasks per category of FREE_CATEGORIES answered freely")
+    parser.add_argument("--constrained", type=int, default=26, help="tasks per category answered under the grammar")
+    parser.add_argument("--free", type=int, default=6, help="tasks per category of FREE_CATEGORIES answered freely")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
-    chat = chat_model(Settings.from_env())
+    settings = Settings.from_env().with_(batch_size=COPIES)
+    chat = chat_model(settings, temperature=TEMPERATURE, seed=0)
     started, written = time.perf_counter(), 0
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out = open(args.out, "w", encoding="utf-8")
     for category in CATEGORIES:
         every = bfcl.read(category)["drafts"]
         for mode in ("constrained", "free"):
-            drafts = every[:args.constrained if mode == "constrained" else args.free if category in FREE_CATEGORIES else 0]
+            tasks = every[:args.constrained if mode == "constrained" else args.free if category in FREE_CATEGORIES else 0]
+            drafts = [d for d in tasks for _ in range(COPIES)]
             if not drafts:
                 continue
             rules = prompts.FORMAT_RULES if mode == "constrained" else FREE_RULES
@@ -82,7 +88,7 @@ def main() -> None:
                       *({"role": m.role, "content": m.content} for m in d.input)] for d in drafts]
             t0 = time.perf_counter()
             outputs = chat.complete(chats, tools=[d.tools for d in drafts] if mode == "constrained" else None,
-                                    max_new_tokens=160)
+                                    max_new_tokens=96)
             print(f"{category} {mode}: {len(drafts)} answers in {time.perf_counter() - t0:.0f} s", flush=True)
             for d, text in zip(drafts, outputs, strict=True):
                 out.write(json.dumps({"id": d.sample_id, "category": category, "mode": mode, "output": text,

@@ -163,3 +163,51 @@ def test_add_alternative_makes_a_corrected_value_acceptable(ws):
     assert stored.expected == task.expected  # the first alternative stays the expected call
     with pytest.raises(ValueError, match="has no call of 'other'"):
         references.add_alternative(ws, task.id, ToolCall(name="other"), who=ME)
+
+
+def _mutated(rnd, value):
+    if isinstance(value, bool):
+        return rnd.choice([not value, "true", 1])
+    if isinstance(value, (int, float)):
+        return rnd.choice([float(value), value + 1, str(value), int(value)])
+    if isinstance(value, str):
+        return rnd.choice([value.upper(), value + " x", value.replace(" ", ""), 5, [value]])
+    if isinstance(value, list):
+        return rnd.choice([list(reversed(value)), value[:-1], value + value[:1], [str(x) for x in value], ""])
+    if isinstance(value, dict):
+        return rnd.choice([dict(list(value.items())[:-1]), {**value, "zz": 1}, json.dumps(value)])
+    return value
+
+
+@pytest.mark.parametrize("category", ["simple_java", "simple_javascript", "live_simple", "live_parallel_multiple"])
+def test_verdicts_equal_bfcl_checker_on_varied_reference_answers(official, category):
+    """The categories the model's answers do not cover (Java and JavaScript source text, live data): answers
+    built from each task's acceptable values, some left out, changed, renamed, dropped or reordered (seeded)."""
+    import random
+
+    rnd = random.Random(category)
+    questions, gold = _rows(DATA, category), _rows(DATA / "possible_answer", category)
+    compared, right = 0, 0
+    disagreements = []
+    for draft in bfcl.read(category)["drafts"]:
+        task = _task(draft)
+        for _ in range(3):
+            calls = []
+            for ref in draft.reference.calls:
+                args = {}
+                for arg, acceptable in ref.arguments.items():
+                    value = bfcl.first_value([rnd.choice(acceptable)]) if acceptable else ""
+                    if value == "" and rnd.random() < 0.7:
+                        continue
+                    args[arg] = _mutated(rnd, value) if rnd.random() < 0.25 else value
+                if args and rnd.random() < 0.1:
+                    args.pop(rnd.choice(list(args)))
+                calls.append({"name": ref.name if rnd.random() > 0.05 else "other", "arguments": args})
+            rnd.shuffle(calls)
+            ours = references.grade(task, [ToolCall(**c) for c in calls]).success
+            theirs = official_verdict(official, category, questions[draft.sample_id], gold[draft.sample_id], calls)
+            compared, right = compared + 1, right + ours
+            if ours != theirs:
+                disagreements.append(f"{draft.sample_id}: ours {ours}, BFCL {theirs}: {calls}")
+    assert not disagreements, "\n".join(disagreements[:20])
+    assert 0 < right < compared
