@@ -365,7 +365,9 @@ def cmd_tasks_import(args: argparse.Namespace) -> int:
     tasks = load_tasks(ws, suite.name)
     train = sum(1 for t in tasks if t.split == "train")
     print(f"imported {len(tasks)} tasks into suite {suite.name!r}: {train} train, {len(tasks) - train} heldout, "
-          f"{len(suite.tools)} tools; instruction: {'own' if suite.instruction else 'the default'}")
+          f"{len(suite.tools)} tools; instruction: {'own' if suite.instruction else 'the default'}; "
+          f"at most {suite.max_calls} call{'s' if suite.max_calls > 1 else ''} an answer, {suite.max_steps} "
+          f"step{'s' if suite.max_steps > 1 else ''} a turn")
     return 0
 
 

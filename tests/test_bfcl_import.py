@@ -66,7 +66,8 @@ def test_parallel_has_several_calls_and_irrelevance_none(ws):
     par = tasks.import_suite(ws, "parallel", fmt="bfcl", who=ME)
     several = [t for t in tasks.load_tasks(ws, "parallel") if len(t.reference.calls) > 1]
     assert several and par.max_calls == max(len(t.reference.calls) for t in tasks.load_tasks(ws, "parallel")) > 1
-    tasks.import_suite(ws, "irrelevance", fmt="bfcl", who=ME)
+    suite = tasks.import_suite(ws, "irrelevance", fmt="bfcl", who=ME)
+    assert "" not in suite.arg_kinds  # no-call tasks add no nameless tool to the argument kinds
     irrelevant = tasks.load_tasks(ws, "irrelevance")
     assert len(irrelevant) == len(lines_of("irrelevance"))
     assert all(t.reference is not None and t.reference.calls == [] and t.expected.name == "" for t in irrelevant)
@@ -174,3 +175,4 @@ def test_multi_turn_names_only_the_package_environments(ws, tmp_path, monkeypatc
     with pytest.raises(ValueError, match=rf"{path}, line 2: unknown environment class 'os.system'"):
         tasks.import_suite(ws, path, "mt", fmt="bfcl", who=ME)
     assert ws.repo.count(Task) == 0
+
