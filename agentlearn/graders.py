@@ -345,6 +345,9 @@ def _first_difference(got: dict[str, Any], want: dict[str, Any], same: Callable[
 # --- a run's figures (evaluations and retrieval's stage b count the same way) -------------------------
 
 
+_CALL_QUALIFIED = re.compile(r"^[^\[\]]+\[\d+\]\.")
+
+
 def task_result(t: Trajectory) -> dict[str, float]:
     """One task's outcome: name, call and exact as 0/1, args the argument score (-1 when the name was wrong)."""
     scores = t.verdict.scores if t.verdict else {}
@@ -366,7 +369,9 @@ def score(finals: list[Trajectory]) -> dict[str, Any]:
         for arg in t.verdict.arguments:
             if arg.status == "unexpected":
                 continue  # an argument the reference does not have is not one of the suite's arguments
-            cell = per_argument.setdefault(f"{t.tool_call.name if t.tool_call else '?'}.{arg.name}", [0, 0])
+            # an answer graded against several reference calls names each argument with its call ("tool[1].arg")
+            key = arg.name if _CALL_QUALIFIED.match(arg.name) else f"{t.tool_call.name if t.tool_call else '?'}.{arg.name}"
+            cell = per_argument.setdefault(key, [0, 0])
             cell[0] += int(arg.status == "right")
             cell[1] += 1
     mean = (lambda key: sum(r[key] for r in results.values()) / n) if n else (lambda key: 0.0)

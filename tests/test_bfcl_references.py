@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from agentlearn.accounts import AccessDenied
+from agentlearn.graders import score
 from agentlearn.suites import bfcl, references
 from agentlearn.tasks import import_suite
-from storage.records import CallReference, Reference, Task, ToolCall
+from storage.records import CallReference, Reference, Task, ToolCall, Trajectory
 from tests.seed import ME
 
 ANSWERS = Path(__file__).parent / "data" / "bfcl_answers.jsonl"
@@ -137,7 +138,10 @@ def test_several_calls_in_any_order_and_no_call():
                 tools=[tool], reference=Reference(calls=[CallReference(name="weather", arguments={"city": ["Paris"]}),
                                                          CallReference(name="weather", arguments={"city": ["Rome"]})]))
     rome, paris = ToolCall(name="weather", arguments={"city": "rome"}), ToolCall(name="weather", arguments={"city": "Paris"})
-    assert references.grade(task, [rome, paris]).success
+    both = references.grade(task, [rome, paris])
+    assert both.success and [a.name for a in both.arguments] == ["weather[0].city", "weather[1].city"]
+    assert score([Trajectory(task_id="p", suite="t", split="heldout", tool_call=rome, verdict=both)])[
+        "per_argument"] == {"weather[0].city": [1, 1], "weather[1].city": [1, 1]}
     assert not references.grade(task, [rome, rome]).success
     assert not references.grade(task, [paris]).success
     nothing = task.model_copy(update={"reference": Reference(calls=[])})
