@@ -14,7 +14,7 @@ once (llm._with_shared_prefix), so the prompt is read once for all of them.
 
     nice -n 10 .venv/bin/python -m bench.bfcl_answers --constrained 26 --free 6
 
-(26 x 5 x 4 + 6 x 3 x 4 = 592 answers; about 8 CPU-minutes on one torch thread.)
+(26 x 5 x 4 + 6 x 3 x 4 = 592 answers.)
 
 Each line: {"id", "category", "mode", "output" (the model's text), "calls" ([{"name", "arguments"}] read
 from it; [] when it made none)}.
@@ -68,6 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--constrained", type=int, default=26, help="tasks per category answered under the grammar")
     parser.add_argument("--free", type=int, default=6, help="tasks per category of FREE_CATEGORIES answered freely")
+    parser.add_argument("--categories", default=",".join(CATEGORIES), help="comma-separated; several processes "
+                        "can share the categories, each with its own --out, and their files be joined")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     settings = Settings.from_env().with_(batch_size=COPIES)
@@ -75,7 +77,7 @@ def main() -> None:
     started, written = time.perf_counter(), 0
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out = open(args.out, "w", encoding="utf-8")
-    for category in CATEGORIES:
+    for category in args.categories.split(","):
         every = bfcl.read(category)["drafts"]
         for mode in ("constrained", "free"):
             tasks = every[:args.constrained if mode == "constrained" else args.free if category in FREE_CATEGORIES else 0]
