@@ -279,7 +279,10 @@ def _single_turn(obj: dict[str, Any], turns: list[list[Message]], category: str,
 
 def _multi_turn(obj: dict[str, Any], turns: list[list[Message]], answer: tuple[int, dict[str, Any]] | None,
                 where: str, answer_path: Path | None):
-    from agentlearn.suites.multi_turn import parse_calls
+    try:
+        from agentlearn.suites.multi_turn import parse_calls
+    except ImportError as e:
+        raise ValueError(f"{where}: reading multi-turn answers needs agentlearn.suites.multi_turn ({e})") from None
     from agentlearn.tasks import Draft
 
     known = environment_classes()
