@@ -3,18 +3,22 @@
 tests/test_bfcl_references.py grades these answers with agentlearn.suites.references.grade and with
 BFCL's own ast_checker and requires the two to agree. The answers come from the embedded model
 (SmolLM2-135M) on the first tasks of simple_python, multiple, parallel, parallel_multiple and
-irrelevance, sampled at TEMPERATURE, COPIES answers per task, in two modes:
+irrelevance, sampled at TEMPERATURE, --copies answers per task, in two modes:
 - constrained (every category): under the tool-call grammar (one well-formed call of an offered
   tool), so the arguments are what the checkers disagree on if anything;
 - free (the categories where several calls or none are right): without the grammar, told it may
   answer with a list of calls or with no call, so the answers hold several calls, none, and
   malformed ones.
 The copies of one task form one batch: the embedded model computes a prompt prefix the rows share
-once (llm._with_shared_prefix), so the prompt is read once for all of them.
+once (llm._with_shared_prefix), so the prompt is read once for all of them. Measured on the shared
+2-core machine (one torch thread, nice 10): about 1.5 CPU-seconds an answer with 8 copies, 1.8 with 4,
+model loading included.
 
-    nice -n 10 .venv/bin/python -m bench.bfcl_answers --constrained 26 --free 6
+    nice -n 10 .venv/bin/python -m bench.bfcl_answers --constrained 13 --free 3 --copies 8
 
-(26 x 5 x 4 + 6 x 3 x 4 = 592 answers.)
+The committed file joins runs of one category each (--categories C --out FILE): simple_python with
+--constrained 26 --copies 4, the other four with the defaults; 520 constrained answers over 78 tasks,
+plus the free answers that finished (the file says which: "mode").
 
 Each line: {"id", "category", "mode", "output" (the model's text), "calls" ([{"name", "arguments"}] read
 from it; [] when it made none)}.
@@ -37,7 +41,6 @@ from agentlearn.toolcall import CLOSE, OPEN, parse_tool_call
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 FREE_CATEGORIES = ("parallel", "parallel_multiple", "irrelevance")
 TEMPERATURE = 0.8
-COPIES = 4
 OUT = Path(__file__).parent.parent / "tests" / "data" / "bfcl_answers.jsonl"
 FREE_RULES = (
     "Answer with the tool calls the request needs, written as\n"
@@ -66,13 +69,14 @@ def read_calls(text: str) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--constrained", type=int, default=26, help="tasks per category answered under the grammar")
-    parser.add_argument("--free", type=int, default=6, help="tasks per category of FREE_CATEGORIES answered freely")
+    parser.add_argument("--constrained", type=int, default=13, help="tasks per category answered under the grammar")
+    parser.add_argument("--free", type=int, default=3, help="tasks per category of FREE_CATEGORIES answered freely")
+    parser.add_argument("--copies", type=int, default=8, help="answers sampled per task, in one batch")
     parser.add_argument("--categories", default=",".join(CATEGORIES), help="comma-separated; several processes "
                         "can share the categories, each with its own --out, and their files be joined")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
-    settings = Settings.from_env().with_(batch_size=COPIES)
+    settings = Settings.from_env().with_(batch_size=args.copies)
     chat = chat_model(settings, temperature=TEMPERATURE, seed=0)
     started, written = time.perf_counter(), 0
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +85,7 @@ def main() -> None:
         every = bfcl.read(category)["drafts"]
         for mode in ("constrained", "free"):
             tasks = every[:args.constrained if mode == "constrained" else args.free if category in FREE_CATEGORIES else 0]
-            drafts = [d for d in tasks for _ in range(COPIES)]
+            drafts = [d for d in tasks for _ in range(args.copies)]
             if not drafts:
                 continue
             rules = prompts.FORMAT_RULES if mode == "constrained" else FREE_RULES
