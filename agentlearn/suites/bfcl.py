@@ -113,7 +113,7 @@ def read(source: str, answers: str = "") -> dict[str, Any]:
 
     Returns {"drafts": [tasks.Draft], "catalog": tools of the whole file, "max_steps", "max_calls", "source"}.
     """
-    from agentlearn.tasks import Draft, check_task_tools, check_text
+    from agentlearn.task_lines import Draft, check_task_tools, check_text
 
     question_path, answer_path, category = files_for(source, answers)
     lines = _jsonl(question_path)
@@ -165,7 +165,7 @@ def read(source: str, answers: str = "") -> dict[str, Any]:
 
 
 def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    from agentlearn.tasks import parse_json_line
+    from agentlearn.task_lines import parse_json_line
 
     if not path.is_file():
         raise FileNotFoundError(f"no such BFCL file: {path}")
@@ -263,7 +263,7 @@ def expected_call(reference: Reference) -> ToolCall:
 
 def _single_turn(obj: dict[str, Any], turns: list[list[Message]], category: str,
                  answer: tuple[int, dict[str, Any]] | None, where: str, answer_path: Path | None):
-    from agentlearn.tasks import Draft
+    from agentlearn.task_lines import Draft
 
     tools = _tools(obj.get("function"), category, where)
     if category in NO_CALL:
@@ -283,7 +283,7 @@ def _multi_turn(obj: dict[str, Any], turns: list[list[Message]], answer: tuple[i
         from agentlearn.suites.multi_turn import parse_calls
     except ImportError as e:
         raise ValueError(f"{where}: reading multi-turn answers needs agentlearn.suites.multi_turn ({e})") from None
-    from agentlearn.tasks import Draft
+    from agentlearn.task_lines import Draft
 
     known = environment_classes()
     classes = obj.get("involved_classes")
