@@ -37,6 +37,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agentlearn import adapters, arg_kinds, graders, grammar, prompts, tools
 from agentlearn.accounts import Identity
+from agentlearn.episode_text import is_episode
 from agentlearn.memory import exemplars, insights, playbook, reflexion, retrieval, tool_retrieval
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
@@ -347,17 +348,14 @@ class Agent:
 
             return multi_turn.grade_episode(task, trajectory)
         if task.reference is not None:
-            from agentlearn.suites import references
-
-            return references.grade(task, trajectory.tool_calls, trajectory.output)
+            return graders.grade_task(task, trajectory.output, trajectory.tool_calls)
         suite = self.suite(task.suite)
         kinds = arg_kinds.kinds_for(suite).get(task.expected.name) if suite else None
         call = next((c for c in trajectory.tool_calls if c.name == task.expected.name), trajectory.tool_call)
         # The graders read the call's own text; a one-step answer keeps the model's whole output (its format counts).
-        episode = any(st.results or st.answer for st in trajectory.steps)
-        text = format_tool_call(call) if call is not None and (episode or call is not trajectory.tool_call) \
+        text = format_tool_call(call) if call is not None and (is_episode(trajectory) or call is not trajectory.tool_call) \
             else trajectory.output
-        return graders.grade(text, call, task.expected, task.tools, kinds=kinds)
+        return graders.grade_task(task, text, [call] if call is not None else [], kinds=kinds)
 
     def store(self, state: State) -> State:
         active = _active(state)

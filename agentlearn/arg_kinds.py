@@ -75,6 +75,8 @@ def infer(tasks: list[Task], tools: list[dict[str, Any]]) -> Kinds:
     observed: dict[str, dict[str, list[tuple[Any, list[str]]]]] = {}
     by_name: dict[str, list[Any]] = {}
     for task in tasks:
+        if not task.expected.name:
+            continue  # a task whose right answer is no call (BFCL irrelevance) shows no argument
         text = tokens(" ".join(m.content for m in task.input))
         args = observed.setdefault(task.expected.name, {})
         for arg, value in task.expected.arguments.items():

@@ -34,8 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     tasks = sub.add_parser("tasks", help="import and list task suites").add_subparsers(dest="action", required=True)
-    imp = tasks.add_parser("import", help="import tool-calling tasks from a JSONL file")
-    imp.add_argument("file")
+    imp = tasks.add_parser("import", help="import tool-calling tasks from a JSONL file or a BFCL category")
+    imp.add_argument("file", help="the task file; with --format bfcl also a BFCL category name, e.g. simple_python")
+    imp.add_argument("--format", dest="fmt", default="jsonl",
+                     help="jsonl (one task a line, see agentlearn/tasks.py) or bfcl (a BFCL question file or category)")
+    imp.add_argument("--answers", default="", help="bfcl: the possible-answer file (default: the package's, or "
+                                                   "possible_answer/ beside the question file)")
     imp.add_argument("--suite", default="", help="suite name (required unless the card names the suite)")
     imp.add_argument("--heldout", type=float, default=0.5, help="fraction held out for evaluation (default 0.5)")
     imp.add_argument("--card", default="", help="suite card, YAML or JSON: name, description, instruction, tools, "
@@ -435,11 +439,14 @@ def cmd_tasks_import(args: argparse.Namespace) -> int:
 
     ws = open_workspace()
     suite = import_suite(ws, args.file, args.suite, heldout=args.heldout, card=args.card,
-                         instruction=args.instruction, description=args.description, who=_who())
+                         instruction=args.instruction, description=args.description, fmt=args.fmt,
+                         answers=args.answers, who=_who())
     tasks = load_tasks(ws, suite.name)
     train = sum(1 for t in tasks if t.split == "train")
     print(f"imported {len(tasks)} tasks into suite {suite.name!r}: {train} train, {len(tasks) - train} heldout, "
-          f"{len(suite.tools)} tools; instruction: {'own' if suite.instruction else 'the default'}")
+          f"{len(suite.tools)} tools; instruction: {'own' if suite.instruction else 'the default'}; "
+          f"at most {suite.max_calls} call{'s' if suite.max_calls > 1 else ''} an answer, {suite.max_steps} "
+          f"step{'s' if suite.max_steps > 1 else ''} a turn")
     return 0
 
 

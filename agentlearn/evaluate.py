@@ -2,7 +2,9 @@
 
 Every run reports, over its n tasks (a task counts by its last trial):
 - name_accuracy: the right tool was called;
-- call_accuracy: the right tool with every argument right under its kind's rule (graders.py);
+- call_accuracy: the right tool with every argument right under its kind's rule (graders.py); on a
+  suite whose tasks carry references (BFCL's), the answer right by BFCL's AST rule: every acceptable
+  value, several calls in any order, or none (agentlearn.suites.references); `call_rule` says which;
 - args_score: the mean per-argument score over the calls that named the right tool;
 - exact_accuracy: the right tool with exactly the expected arguments (JSON equality).
 Per-task outcomes are stored (EvalRun.results) so that two runs on the same tasks compare as a paired
@@ -114,7 +116,10 @@ def summary(ws: Workspace, runs: list[EvalRun], baseline: str = "none") -> dict[
                            "n": first.n, "repeats": len(runs), "seconds": round(sum(r.seconds for r in runs), 1),
                            "per_argument": first.per_argument}
     out["label"] = options_of(first).label()
-    lines = [f"{out['label']} on {first.suite}/{first.split}, n={first.n}, {out['seconds']:.0f}s"]
+    referenced = any(t.reference is not None for t in load_tasks(ws, first.suite, first.split))
+    out["call_rule"] = "bfcl" if referenced else "argument kinds"
+    lines = [f"{out['label']} on {first.suite}/{first.split}, n={first.n}, {out['seconds']:.0f}s; call accuracy "
+             f"by {'BFCL' if referenced else 'each argument kind'}'s rule"]
     for metric in METRICS:
         values = [getattr(r, metric) for r in runs]
         out[metric] = values[0] if len(runs) == 1 else stats.spread(values).mean

@@ -25,6 +25,11 @@ A missing expected argument or an unexpected non-null one is wrong; null counts 
   itself and carries no weight of its own);
 - reason: one sentence naming the first failure, checked in the order of CHECK_ORDER.
 
+`grade_task` is the entry the agent's verify step uses: a task with a reference (acceptable
+alternatives, several calls or none; BFCL suites) is graded by agentlearn.suites.references.grade,
+whose Verdict carries the same scores (name_match, call_match, args_score, args_exact), so every
+figure below is computed the same way for both.
+
 `args_normalised` is the kind-free argument agreement (every argument compared by values_match);
 RLVR rewards use it.
 """
@@ -43,7 +48,7 @@ from referencing.exceptions import Unresolvable
 
 from agentlearn.arg_kinds import kind_of, tokens
 from agentlearn.toolcall import parse_tool_call, schema_validator, tool_by_name
-from storage.records import ArgGrade, ToolCall, Trajectory, Verdict
+from storage.records import ArgGrade, Task, ToolCall, Trajectory, Verdict
 
 
 class Grade(NamedTuple):
@@ -255,6 +260,16 @@ def grade(raw_output: str, call: ToolCall | None, expected: ToolCall, tools: Too
     return Verdict(success=success, reward=round(reward, 4), reason=reason, scores=scores, arguments=arguments)
 
 
+def grade_task(task: Task, output: str, calls: list[ToolCall], kinds: ArgKinds | None = None) -> Verdict:
+    """A task's verdict: BFCL's rule against its reference where it has one (agentlearn.suites.references:
+    acceptable alternatives, several calls in any order, or none), else `grade` of the first call."""
+    if task.reference is not None:
+        from agentlearn.suites import references
+
+        return references.grade(task, calls, output)
+    return grade(output, calls[0] if calls else None, task.expected, task.tools, kinds)
+
+
 def token_f1(got: Any, want: Any) -> float:
     """Token F1 between two values' texts (every string and number inside them); 1 when both are empty."""
     a, b = Counter(_value_tokens(got)), Counter(_value_tokens(want))
@@ -330,6 +345,9 @@ def _first_difference(got: dict[str, Any], want: dict[str, Any], same: Callable[
 # --- a run's figures (evaluations and retrieval's stage b count the same way) -------------------------
 
 
+_CALL_QUALIFIED = re.compile(r"^[^\[\]]+\[\d+\]\.")
+
+
 def task_result(t: Trajectory) -> dict[str, float]:
     """One task's outcome: name, call and exact as 0/1, args the argument score (-1 when the name was wrong)."""
     scores = t.verdict.scores if t.verdict else {}
@@ -351,7 +369,9 @@ def score(finals: list[Trajectory]) -> dict[str, Any]:
         for arg in t.verdict.arguments:
             if arg.status == "unexpected":
                 continue  # an argument the reference does not have is not one of the suite's arguments
-            cell = per_argument.setdefault(f"{t.tool_call.name if t.tool_call else '?'}.{arg.name}", [0, 0])
+            # an answer graded against several reference calls names each argument with its call ("tool[1].arg")
+            key = arg.name if _CALL_QUALIFIED.match(arg.name) else f"{t.tool_call.name if t.tool_call else '?'}.{arg.name}"
+            cell = per_argument.setdefault(key, [0, 0])
             cell[0] += int(arg.status == "right")
             cell[1] += 1
     mean = (lambda key: sum(r[key] for r in results.values()) / n) if n else (lambda key: 0.0)

@@ -1,4 +1,7 @@
-"""Task suites: import tool-calling tasks from JSONL, split them, and keep the tools and references.
+"""Task suites: import tool-calling tasks from JSONL (or BFCL, agentlearn.suites.bfcl), split them, keep tools and references.
+
+FORMATS names each format's reader; every reader hands over checked drafts, and one path
+(`import_file`) gives them ids and splits and writes them, so the rules below hold for every format.
 
 One task per line:
 
@@ -10,7 +13,7 @@ One task per line:
 
 Tools are JSON-schema definitions, OpenAI style or bare; they are stored in the bare form
 {"name", "description", "parameters"} (see toolcall.normalise_tool). A task without its own tools gets
-the suite's tools: those passed to import_jsonl, those defined on other lines, and for any function
+the suite's tools: those passed to import_file, those defined on other lines, and for any function
 still unknown a schema inferred from its expected calls.
 
 Import is all-or-nothing: every line is validated first and the first bad line raises ValueError
@@ -45,13 +48,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentlearn import arg_kinds, policy
 from agentlearn.accounts import Identity
-from agentlearn.toolcall import MAX_NESTING, external_refs, normalise_tool
+from agentlearn.task_lines import Draft, _check_tool, check_text, parse_json_line
 from agentlearn.workspace import Workspace
 from storage.records import Exemplar, Message, Record, Suite, Task, ToolBinding, ToolCall, now
 
@@ -90,94 +91,6 @@ def _pydantic_error(e: ValidationError) -> str:
     return f"{where}: {err['msg']}" if where else err["msg"]
 
 
-def _check_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    tool = normalise_tool(tool)
-    try:
-        Draft202012Validator.check_schema(tool["parameters"])
-    except SchemaError as e:
-        raise ValueError(f"tool {tool['name']!r}: 'parameters' is not a valid JSON schema: {e.message}") from None
-    except RecursionError:  # lines are bounded by check_text first; this guards tools given from code
-        raise ValueError(f"tool {tool['name']!r}: 'parameters' is nested too deeply to check") from None
-    outside = external_refs(tool["parameters"])
-    if outside:
-        raise ValueError(f"tool {tool['name']!r}: $ref {outside[0]!r} points outside the schema; only references "
-                         "inside it ('#/...') are allowed, nothing is fetched")
-    return tool
-
-
-MAX_DIGITS = 100  # a longer run of digits is no id or count; Python refuses ints past 4,300 digits anyway
-
-
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_DIGITS:
-        raise ValueError(f"a number with {len(text.lstrip('-'))} digits (at most {MAX_DIGITS})")
-    return int(text)
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is too large for a float")
-    return value
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _loads(text: str) -> Any:
-    """json.loads that refuses what a store cannot keep as written: huge numbers, NaN and Infinity."""
-    return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
-
-
-def check_text(value: Any, what: str) -> None:
-    """ValueError naming the place (`what`, then the JSON path) of the first problem in a parsed value:
-    nested more than MAX_NESTING levels, a lone surrogate (not text: it cannot be written as UTF-8), or
-    a NUL character (PostgreSQL cannot store it, so neither backend takes it). Iterative: any depth is fine."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
-    while stack:
-        node, path, depth = stack.pop()
-        if isinstance(node, str):
-            _check_string(node, path, what)
-            continue
-        if isinstance(node, dict):
-            children = list(node.items())
-        elif isinstance(node, list):
-            children = [(str(i), v) for i, v in enumerate(node)]
-        else:
-            continue
-        if depth >= MAX_NESTING:
-            shown = path if len(path) <= 80 else path[:80] + "..."
-            raise ValueError(f"{what}: nested more than {MAX_NESTING} levels deep (at {shown or 'the top'})")
-        for key, child in reversed(children):  # document order: the first problem in the line is named
-            where = f"{path}.{key}" if path else key
-            if isinstance(node, dict):
-                _check_string(key, where, what, "the key of ")
-            stack.append((child, where, depth + 1))
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _check_string(text: str, path: str, what: str, part: str = "") -> None:
-    if "\x00" in text:
-        raise ValueError(f"{what}: {part}{path or 'the value'} holds a NUL character (\\u0000); the store "
-                         "cannot keep it: remove it")
-    bad = _SURROGATE.search(text)
-    if bad:
-        raise ValueError(f"{what}: {part}{path or 'the value'} holds \\u{ord(bad.group()):04x}, half of a "
-                         "surrogate pair, which is not text: fix the escape or remove it")
-
-
-def _decode(raw: bytes, n: int, where: str) -> str:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line is {raw[e.start]:#04x}); "
-                         "save the file as UTF-8") from None
-    return text.removeprefix("\ufeff") if n == 1 else text  # a byte order mark some editors write
-
-
 def _read_lines(path: Path) -> list[tuple[int, _Line]]:
     """Every task line of a file, validated; raises ValueError naming the first bad line."""
     if not path.is_file():
@@ -187,17 +100,9 @@ def _read_lines(path: Path) -> list[tuple[int, _Line]]:
     with path.open("rb") as f:  # bytes, so that a non-UTF-8 line is reported with its number
         for n, raw in enumerate(f, start=1):
             where = f"{path}, line {n}"
-            text = _decode(raw, n, where)
-            if not text.strip():
+            obj = parse_json_line(raw, n, where)
+            if obj is None:
                 continue
-            try:
-                obj = _loads(text)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: invalid JSON at column {e.colno}: {e.msg}") from None
-            except ValueError as e:  # a number refused by _loads
-                raise ValueError(f"{where}: {e}") from None
-            except RecursionError:
-                raise ValueError(f"{where}: JSON nested too deeply to read (more than {MAX_NESTING} levels)") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{where}: a task must be a JSON object, not {type(obj).__name__}")
             _refuse_code(obj, where)
@@ -367,16 +272,59 @@ def reference_id(suite: str, sample_id: str) -> str:
     return f"{suite}:{sample_id}:reference"
 
 
-def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0.5, *,
-                 tools: list[dict[str, Any]] | None = None, description: str = "", source: str = "",
-                 instruction: str = "", kind_overrides: dict[str, dict[str, str]] | None = None) -> Suite:
-    """Import (or re-import) a JSONL task file into `suite`; all lines are checked before anything is written.
+def _read_jsonl(source: str, answers: str, given: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The JSONL format of the module docstring, as drafts (see FORMATS)."""
+    if answers:
+        raise ValueError("--answers is for the bfcl format; a JSONL line carries its own expected call")
+    path = Path(source)
+    lines = _read_lines(path)
+    shared = _shared_system_message(lines)
+    if shared:
+        for _, line in lines:
+            line.input = line.input[1:]
+    catalog = _catalog(lines, given)
+    if given is not None:  # tools were named: a task calling anything else is a mistake, not a new tool
+        defined = given + [t for _, line in lines for t in line.tools or []]
+        for n, line in lines:
+            if line.tools is None:
+                _check_offered(line, defined, f"{path}, line {n}")
+    drafts = [Draft(sample_id=line.sample_id, input=[Message(role=m.role, content=m.content) for m in line.input],
+                    expected=_to_call(line), tools=line.tools, tags=_tags(line)) for _, line in lines]
+    return {"drafts": drafts, "catalog": catalog, "instruction": shared, "source": str(path)}
+
+
+def _read_bfcl(source: str, answers: str, given: list[dict[str, Any]] | None) -> dict[str, Any]:
+    from agentlearn.suites import bfcl
+
+    if given is not None:
+        raise ValueError("a BFCL task brings its own functions; a card's tools do not apply")
+    return bfcl.read(source, answers)
+
+
+# Task file formats: name -> reader(source, answers, tools) returning {"drafts", "catalog", and optionally
+# "instruction" (a shared system message), "source", "max_steps", "max_calls"}; ValueError names file and line.
+FORMATS = {"jsonl": _read_jsonl, "bfcl": _read_bfcl}
+
+
+def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0.5, **options: Any) -> Suite:
+    """`import_file` for a JSONL task file."""
+    return import_file(ws, path, suite, heldout, fmt="jsonl", **options)
+
+
+def import_file(ws: Workspace, path: str | Path, suite: str, heldout: float = 0.5, *, fmt: str = "jsonl",
+                answers: str = "", tools: list[dict[str, Any]] | None = None, description: str = "",
+                source: str = "", instruction: str = "",
+                kind_overrides: dict[str, dict[str, str]] | None = None) -> Suite:
+    """Import (or re-import) a task file in format `fmt` (FORMATS) into `suite`; every task is checked before
+    anything is written. `path` is a file, or for the bfcl format also a category name; `answers` the
+    bfcl format's answer file.
 
     An empty `description` or `instruction` keeps the stored one (the instruction then falls back on
     the file's shared leading system message); `kind_overrides` (tool -> argument -> kind) are added
     to the suite's overrides.
     """
-    path = Path(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown task format {fmt!r} (formats: {', '.join(FORMATS)})")
     if not suite or not suite.strip():
         raise ValueError("the suite needs a name")
     if not 0.0 <= heldout <= 1.0:
@@ -389,25 +337,16 @@ def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0
         given = [_check_tool(t) for t in tools] if tools is not None else None
     except ValueError as e:
         raise ValueError(f"tools for suite {suite!r}: {e}") from None
-    lines = _read_lines(path)
-    shared = _shared_system_message(lines)
-    if shared:
-        for _, line in lines:
-            line.input = line.input[1:]
-    catalog = _catalog(lines, given)
-    if given is not None:  # tools were named: a task calling anything else is a mistake, not a new tool
-        defined = given + [t for _, line in lines for t in line.tools or []]
-        for n, line in lines:
-            if line.tools is None:
-                _check_offered(line, defined, f"{path}, line {n}")
+    read = FORMATS[fmt](str(path), answers, given)
+    drafts, catalog = read["drafts"], read["catalog"]
 
     old_suite = ws.repo.get(Suite, suite)
     merged = {t["name"]: t for t in (old_suite.tools if old_suite else [])}
     merged.update({t["name"]: t for t in catalog})
     start = now()
     records: list[Record] = []
-    for i, (_, line) in enumerate(lines):
-        records.extend(_task_records(ws, suite, line, catalog, heldout, start + timedelta(microseconds=i)))
+    for i, draft in enumerate(drafts):
+        records.extend(_task_records(ws, suite, draft, catalog, heldout, start + timedelta(microseconds=i)))
     new_tasks = [r for r in records if isinstance(r, Task)]
     fresh = {t.id for t in new_tasks}
     all_tasks = new_tasks + [t for t in ws.repo.find(Task, suite=suite) if t.id not in fresh]
@@ -415,38 +354,40 @@ def import_jsonl(ws: Workspace, path: str | Path, suite: str, heldout: float = 0
     inferred = arg_kinds.infer(all_tasks, suite_tools)
     overrides = _merged_overrides(old_suite.arg_kind_overrides if old_suite else {}, kind_overrides or {},
                                   suite_tools, inferred)
-    # A re-import keeps what people set on the suite: its model, retrieval choice, queue and rubric.
+    # A re-import keeps what people set on the suite: its model, retrieval choice, queue, rubric and bindings.
+    # The step and call limits come from the file where its format sets them, else stay as they were.
+    limits = {k: read[k] for k in ("max_steps", "max_calls") if k in read}
     kept = old_suite.model_dump(include={"retrieval", "adapter", "overlap", "error_categories", "guidelines",
-                                         "bindings", "max_steps", "max_calls"}) if old_suite else {}
+                                         "bindings", "max_steps", "max_calls"} - set(limits)) if old_suite else {}
     record = Suite(
         id=suite, name=suite, tools=suite_tools, heldout_fraction=heldout,
         description=description or (old_suite.description if old_suite else ""),
-        instruction=instruction or (old_suite.instruction if old_suite else "") or shared,
+        instruction=instruction or (old_suite.instruction if old_suite else "") or read.get("instruction", ""),
         arg_kinds=inferred, arg_kind_overrides=overrides,
-        source=source or str(path), created=old_suite.created if old_suite else start, **kept,
+        source=source or read.get("source", str(path)), created=old_suite.created if old_suite else start,
+        **limits, **kept,
     )
     ws.repo.put_many([record, *records])
     return record
 
 
-def _task_records(ws: Workspace, suite: str, line: _Line, catalog: list[dict[str, Any]], heldout: float,
+def _task_records(ws: Workspace, suite: str, draft: Draft, catalog: list[dict[str, Any]], heldout: float,
                   created: Any) -> list[Record]:
-    tid = task_id(suite, line.sample_id)
+    tid = task_id(suite, draft.sample_id)
     old = ws.repo.get(Task, tid)
-    split = split_for(line.sample_id, heldout)
-    call = _to_call(line)
-    messages = [Message(role=m.role, content=m.content) for m in line.input]
-    tags = _tags(line)
-    task = Task(id=tid, suite=suite, sample_id=line.sample_id, split=split, input=messages,
-                tools=line.tools if line.tools is not None else catalog, expected=call, tags=tags,
-                created=old.created if old else created)
+    split = split_for(draft.sample_id, heldout)
+    call = draft.expected
+    task = Task(id=tid, suite=suite, sample_id=draft.sample_id, split=split, input=draft.input,
+                tools=draft.tools if draft.tools is not None else catalog, expected=call, tags=draft.tags,
+                reference=draft.reference, turns=draft.turns, turn_calls=draft.turn_calls,
+                environment=draft.environment, created=old.created if old else created)
     out: list[Record] = [task]
-    ref = ws.repo.get(Exemplar, reference_id(suite, line.sample_id))
-    if split == "train":
+    ref = ws.repo.get(Exemplar, reference_id(suite, draft.sample_id))
+    if split == "train" and call.name:  # a task whose right answer is no call has no call to show
         # Keep a person's retirement of a reference, unless it was retired only for being held out.
         active = ref is None or ref.active or (old is not None and old.split == "heldout")
-        out.append(Exemplar(id=reference_id(suite, line.sample_id), suite=suite, task_id=tid, kind="reference",
-                            input=messages, call=call, tool=call.name, tags=tags, active=active,
+        out.append(Exemplar(id=reference_id(suite, draft.sample_id), suite=suite, task_id=tid, kind="reference",
+                            input=draft.input, call=call, tool=call.name, tags=draft.tags, active=active,
                             created=ref.created if ref else created))
     elif ref is not None and ref.active:
         out.append(ref.model_copy(update={"active": False}))  # a held-out answer must not leak as an exemplar
@@ -496,14 +437,17 @@ def load_card(path: str | Path) -> SuiteCard:
 
 
 def import_suite(ws: Workspace, path: str | Path, suite: str = "", heldout: float = 0.5, *, card: str | Path = "",
-                 instruction: str = "", description: str = "", who: Identity) -> Suite:
-    """Import a task file, with an optional suite card; `suite`, `instruction` and `description` win over the card's.
+                 instruction: str = "", description: str = "", fmt: str = "jsonl", answers: str = "",
+                 who: Identity) -> Suite:
+    """Import a task file (or, for the bfcl format, a category by name), with an optional suite card;
+    `suite`, `instruction` and `description` win over the card's. A bfcl import without a name is named
+    after the category or file.
 
     `who` needs the import action (agentlearn.policy).
     """
     policy.require(ws.repo, who, "import")
     found = load_card(card) if card else SuiteCard()
-    name = suite or found.name
+    name = suite or found.name or (Path(str(path)).stem.removeprefix("BFCL_v4_") if fmt == "bfcl" else "")
     if not name.strip():
         raise ValueError("the suite needs a name: give one, or a card with 'name'")
     if found.bindings:
@@ -511,8 +455,9 @@ def import_suite(ws: Workspace, path: str | Path, suite: str = "", heldout: floa
         from agentlearn import tools
 
         found.bindings = [tools.check_binding(b) for b in found.bindings]
-    record = import_jsonl(ws, path, name, heldout, tools=found.tools, description=description or found.description,
-                          instruction=instruction or found.instruction, kind_overrides=found.arg_kinds)
+    record = import_file(ws, path, name, heldout, fmt=fmt, answers=answers, tools=found.tools,
+                         description=description or found.description,
+                         instruction=instruction or found.instruction, kind_overrides=found.arg_kinds)
     loop = {k: v for k, v in {"max_steps": found.max_steps, "max_calls": found.max_calls}.items() if v is not None}
     if found.bindings or loop:
         record = record.model_copy(update={**loop, **({"bindings": found.bindings} if found.bindings else {})})
@@ -530,8 +475,8 @@ def import_upload(ws: Workspace, who: Identity | None, filename: str, data: byte
         path = Path(folder) / "upload.jsonl"  # never the uploaded name: it only ever appears in messages
         path.write_bytes(data)
         try:
-            return import_jsonl(ws, path, suite or Path(shown).stem, heldout, description=description,
-                                source=f"uploaded {shown}")
+            return import_file(ws, path, suite or Path(shown).stem, heldout, description=description,
+                               source=f"uploaded {shown}")
         except ValueError as e:
             raise ValueError(str(e).replace(str(path), shown)) from None
 
@@ -647,5 +592,5 @@ def ensure_demo_suite(ws: Workspace) -> Suite:
     existing = ws.repo.get(Suite, DEMO_SUITE)
     if existing is not None:
         return existing
-    return import_jsonl(ws, DATA_DIR / "demo_suite.jsonl", DEMO_SUITE, heldout=0.5, tools=demo_tools(),
-                        description="IT help desk and operations requests, one tool call each.", source="builtin")
+    return import_file(ws, DATA_DIR / "demo_suite.jsonl", DEMO_SUITE, heldout=0.5, tools=demo_tools(),
+                       description="IT help desk and operations requests, one tool call each.", source="builtin")

@@ -1,48 +1,91 @@
-"""BFCL function documents as the JSON-Schema tools the project offers (`{"name","description","parameters"}`).
+"""BFCL's Python-flavoured function schemas as JSON Schema.
 
-BFCL writes parameter types in its own vocabulary ("dict", "float", "tuple", "any", and Java/JavaScript
-names such as "String" or "HashMap"); tasks store JSON Schema (validated with Draft 2020-12). The type
-names map as bfcl-eval's `constants/type_mappings.py` (GORILLA_TO_OPENAPI) maps them, except that "any"
-and names it does not know get no type at all (any value is accepted) rather than "string". BFCL's
-non-schema "optional" marker is dropped: "required" already says which arguments may be left out.
+BFCL (the Berkeley Function Calling Leaderboard, `bfcl-eval`) writes parameter types the way Python
+(and, for its Java and JavaScript categories, those languages) names them: "dict", "float", "tuple",
+"any", "HashMap", "long"... JSON Schema has object, number, array, and no constraint for "anything".
+The table follows bfcl_eval.constants.type_mappings.GORILLA_TO_OPENAPI (Apache-2.0) with one change:
+"any" puts no type constraint on the value (BFCL's table makes it a string, which a schema validator
+would then hold against a number or a list the task accepts).
+
+Nested schemas are converted all the way down: `properties` of objects, `items` of arrays (a single
+schema or, for tuples, a list of them), `additionalProperties` when it is a schema. A property's
+`required: true` (a form some BFCL files use) is not JSON Schema and is dropped from the property; a
+list of required names on an object stays. Every other keyword (description, enum, default, format...)
+is kept as written.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
+# BFCL type name -> JSON Schema type; None: no type constraint.
+TYPES: dict[str, str | None] = {
+    "string": "string", "String": "string", "char": "string", "str": "string",
+    "integer": "integer", "int": "integer", "byte": "integer", "short": "integer", "long": "integer",
+    "Bigint": "integer",
+    "number": "number", "float": "number", "double": "number",
+    "boolean": "boolean", "bool": "boolean", "Boolean": "boolean",
+    "array": "array", "list": "array", "tuple": "array", "Array": "array", "ArrayList": "array",
+    "Queue": "array", "Stack": "array", "Set": "array",
+    "dict": "object", "object": "object", "HashMap": "object", "Hashtable": "object",
+    "any": None, "Any": None, "": None,  # a blank type (one BFCL JavaScript task) names nothing
+    "null": "null",
+}
 
-# "Boolean" is JavaScript's name, which BFCL's table lacks; "any" accepts any value, so it gets no type.
-_TYPES = {name: kind for name, kind in {**GORILLA_TO_OPENAPI, "Boolean": "boolean"}.items() if name.lower() != "any"}
-_DROPPED = {"optional", "type"}
+
+def json_schema(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema for a BFCL parameter schema (the whole `parameters` object or any part of it).
+
+    ValueError names the unknown type and where it is, e.g. "properties.unit.type: unknown type 'Color'".
+    """
+    return _convert(parameters, "")
 
 
-def json_schema(parameters: dict) -> dict:
-    """One BFCL parameter schema (a function's `parameters`, or one property of it) as JSON Schema."""
-    if not isinstance(parameters, dict):
-        raise ValueError(f"a BFCL parameter schema must be an object, got {type(parameters).__name__}")
-    out: dict[str, Any] = {key: value for key, value in parameters.items() if key not in _DROPPED}
-    kind = parameters.get("type")
-    if isinstance(kind, str) and kind in _TYPES:
-        out["type"] = _TYPES[kind]
-    if isinstance(parameters.get("properties"), dict):
-        out["properties"] = {name: json_schema(prop) for name, prop in parameters["properties"].items()}
-    if isinstance(parameters.get("items"), dict):
-        out["items"] = json_schema(parameters["items"])
-    if isinstance(parameters.get("additionalProperties"), dict):
-        out["additionalProperties"] = json_schema(parameters["additionalProperties"])
-    if "required" in out and not isinstance(out["required"], list):
-        del out["required"]
+def tool_schema(func_doc: dict[str, Any]) -> dict[str, Any]:
+    """A BFCL function document as a tool: {"name", "description", "parameters"} with JSON Schema parameters."""
+    name = func_doc.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError("a function document needs a 'name'")
+    params = func_doc.get("parameters") or {"type": "dict", "properties": {}}
+    try:
+        converted = json_schema(params)
+    except ValueError as e:
+        raise ValueError(f"function {name!r}: {e}") from None
+    converted.setdefault("type", "object")
+    converted.setdefault("properties", {})
+    return {"name": name, "description": str(func_doc.get("description") or ""), "parameters": converted}
+
+
+def _convert(schema: Any, where: str) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        at = f"{where}.{key}" if where else key
+        if key == "type":
+            kind = _json_type(value, at)
+            if kind is not None:
+                out["type"] = kind
+        elif key == "properties" and isinstance(value, dict):
+            out["properties"] = {name: _convert(sub, f"{at}.{name}") for name, sub in value.items()}
+        elif key == "items":
+            out["items"] = [_convert(s, f"{at}.{i}") for i, s in enumerate(value)] if isinstance(value, list) \
+                else _convert(value, at)
+        elif key == "additionalProperties" and isinstance(value, dict):
+            out[key] = _convert(value, at)
+        elif key == "required" and not isinstance(value, list):
+            continue  # `required: true` on a property: not JSON Schema; the object's list says it
+        else:
+            out[key] = value
+    if isinstance(out.get("items"), list):  # a tuple's positional item schemas: JSON Schema's prefixItems
+        out["prefixItems"] = out.pop("items")
     return out
 
 
-def tool_schema(func_doc: dict) -> dict:
-    """One BFCL function document as a tool: its name, description and JSON-Schema parameters."""
-    name = func_doc.get("name") if isinstance(func_doc, dict) else None
-    if not isinstance(name, str) or not name:
-        raise ValueError("a BFCL function document needs a non-empty string 'name'")
-    parameters = json_schema(func_doc.get("parameters") or {"type": "dict", "properties": {}})
-    parameters.setdefault("type", "object")
-    parameters.setdefault("properties", {})
-    return {"name": name, "description": str(func_doc.get("description", "")), "parameters": parameters}
+def _json_type(value: Any, where: str) -> str | list[str] | None:
+    if isinstance(value, list):
+        kinds = [_json_type(v, where) for v in value]
+        return None if None in kinds else sorted(set(kinds))  # type: ignore[arg-type]
+    if not isinstance(value, str) or value not in TYPES:
+        raise ValueError(f"{where}: unknown type {value!r}")
+    return TYPES[value]

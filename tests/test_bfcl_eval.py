@@ -1,0 +1,33 @@
+"""Evaluating a BFCL suite: the agent's verify step grades by BFCL's rule (graders.grade_task), and the
+evaluation reports call accuracy by that rule, name accuracy and per-argument figures."""
+
+from __future__ import annotations
+
+from agentlearn.evaluate import evaluate, summary
+from agentlearn.methods import RunOptions
+from agentlearn.tasks import import_suite
+from agentlearn.toolcall import format_tool_call
+from storage.records import ToolCall, Trajectory
+from tests.seed import ME
+
+
+def test_eval_on_a_bfcl_suite_reports_call_accuracy_by_bfcls_rule(ws, make_fake_chat):
+    import_suite(ws, "simple_python", heldout=1.0, fmt="bfcl", who=ME)
+    ws.chat_factory = make_fake_chat([
+        # simple_python_0: "unit" may be left out (["units", ""]): right by BFCL's rule
+        format_tool_call(ToolCall(name="calculate_triangle_area", arguments={"base": 10, "height": 5})),
+        # simple_python_1: 5.0 for an integer is a type error for BFCL (a kind-aware match would take it)
+        format_tool_call(ToolCall(name="math.factorial", arguments={"number": 5.0})),
+        # simple_python_2: "z": ["", 0] left out, and the right values
+        format_tool_call(ToolCall(name="math.hypot", arguments={"x": 4, "y": 5})),
+    ])
+    run = evaluate(ws, "simple_python", RunOptions(method="none", limit=3, constrained=False))
+    assert run.n == 3 and run.name_accuracy == 1.0
+    assert abs(run.call_accuracy - 2 / 3) < 1e-9
+    assert run.per_argument["math.factorial.number"] == [0, 1]
+    assert run.per_argument["calculate_triangle_area.base"] == [1, 1]
+    verdicts = {t.task_id: t.verdict for t in ws.repo.all(Trajectory)}
+    assert "has type float, expected integer" in verdicts["simple_python:simple_python_1"].reason
+    out = summary(ws, [run])
+    assert out["call_rule"] == "bfcl" and out["call_accuracy"] == run.call_accuracy
+    assert "BFCL's rule" in out["lines"][0]
