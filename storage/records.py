@@ -42,7 +42,9 @@ class ToolCall(BaseModel):
 
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
-    id: str = ""  # the call's id where its source gave one (an OpenAI tool_call_id, a span id)
+    # The call's id where its source gave one (an OpenAI tool_call_id, a span id); left out of dumps when
+    # empty, so a call without one reads, exports and compares as {"name", "arguments"}.
+    id: str = Field(default="", exclude_if=lambda v: not v)
 
 
 OMIT = ""  # in a CallReference's list of acceptable values: the argument may be left out (BFCL's convention)
