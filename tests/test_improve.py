@@ -14,8 +14,8 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agentlearn import adapters
-from agentlearn.training import improve
 from agentlearn.toolcall import format_tool_call
+from agentlearn.training import improve
 from storage.records import Adapter, EvalRun, Improvement, Promotion, Suite, Task, ToolCall
 from tests.seed import ME
 from tests.test_datasets import SUITE, mini_suite, retire_references

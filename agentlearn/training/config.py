@@ -143,15 +143,23 @@ def bounds(method: str, name: str) -> tuple[float, float]:
     return METHOD_BOUNDS.get(method, {}).get(name) or BOUNDS[name]
 
 # How a job is sized by its data (training.sizing), for SFT. Chosen from measured runs, embedded
-# SmolLM2-135M on CPU, heldout tool-name accuracy of the adapter alone:
-# - Two public-format suites first seen by the team (issue 20): the data-sized job of 3 epochs (15 and 24
-#   steps, warm-up shrunk with them, checkpoint picked by a 2-4 row slice) scored 15.8% (n=19) and 45.5%
-#   (n=11), below or near the same job with a fixed 40 steps, 52.6% and 81.8% (zero-shot 26.3% and 27.3%).
-# - bench/bench_training_defaults.py (README "Training defaults") adds the figures measured since.
+# SmolLM2-135M on CPU, cpu-small preset (batch 2, learning rate 5e-4, linear, warm-up 3), heldout
+# tool-name accuracy of the adapter alone with n (README "Training defaults" has the whole table):
+# - suite A (12 train / 19 heldout, issue 20): 3 epochs = 15 steps, checkpoint picked by 2 rows: 15.8%,
+#   below zero-shot 26.3%; a fixed 40 steps: 52.6%.
+# - suite B (21 train / 11 heldout, issue 20): data-sized: 45.5%; 40 steps: 81.8% (zero-shot 27.3%).
+# - IT help desk (17 train / 14 heldout): 3 epochs = 21 steps, 3-row slice at 0/3 at every check: 21.4%,
+#   equal to the base model's 21.4% (McNemar p = 1.0).
+# - the demo (45 train / 45 heldout): 60 steps: 57.8% (base 0%).
+# Data-sized runs of under 40 steps ended below their base (A), equal to it (IT) or far under 40 steps (B);
+# every run of 40 or more steps ended well above its base.
+# The step count is the measured difference; schedule (linear, cosine, constant) and checkpoint picking
+# were not separated by a measurement (bench/bench_training_defaults.py sweeps them; on this machine a
+# step of the public suites' 1,600-token rows took over a minute, so it did not finish).
 # So: never fewer than SFT_MIN_STEPS steps however few the rows (more for large data: SFT_EPOCHS epochs,
-# up to the preset's max_steps), the preset's warm-up kept, and the validation slice picks the checkpoint
-# only from VALIDATION_PICKS_FROM rows: one row of a 2-4 row slice is 25-50 points, so a choice by it is
-# chance, while it still tells whether the adapter ended below its base model.
+# up to the preset's max_steps), the preset's warm-up and linear schedule kept, and the validation slice
+# picks the checkpoint only from VALIDATION_PICKS_FROM rows: one row of a 2-4 row slice is 25-50 points,
+# so a choice by it is chance, while it still tells whether the adapter ended below its base model.
 SFT_MIN_STEPS = 40
 SFT_EPOCHS = 3
 VALIDATION_PICKS_FROM = 10
