@@ -159,7 +159,8 @@ def _parser() -> argparse.ArgumentParser:
     imp_.add_argument("--preset", default="", help="training preset (default: by hardware)")
     imp_.add_argument("--resume", nargs="?", const="latest", default="",
                       help="continue an improvement from its last finished stage (its id; default the suite's latest)")
-    imp_.add_argument("--json", action="store_true", help="print one JSON object: promoted, before, after, p_value")
+    imp_.add_argument("--json", action="store_true", help="print one JSON object: promoted, before (the serving configuration), "
+                      "after (the candidate with the serving memory), p_value, comparison, power")
     imp_.set_defaults(func=cmd_improve)
 
     exp = sub.add_parser("export", help="write a training file (SFT, DPO, GRPO, OpenAI JSONL) from a suite's train split")

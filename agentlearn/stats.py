@@ -6,11 +6,15 @@
   discordant pairs only: the exact McNemar test (a two-sided binomial test of b against b + c at 1/2)
   and Newcombe's score interval for a difference of paired proportions (Newcombe 1998, method 10),
   built from the two Wilson intervals and the correlation of the paired outcomes.
+- `mcnemar_power` / `tasks_needed`: how likely the exact McNemar test is to find a paired gain on n tasks,
+  and how many tasks it needs for a given power, computed exactly (no normal approximation): each task is
+  a win of the new model with probability p_win, a loss with p_loss, else both agree.
 - `spread`: mean, sample standard deviation, min and max of repeated measurements.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +119,81 @@ def newcombe_difference(s1: int, n1: int, s2: int, n2: int, z: float = Z95) -> t
     d = p1 - p2
     return (max(-1.0, d - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5),
             min(1.0, d + ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5))
+
+
+@functools.lru_cache(maxsize=256)
+def mcnemar_power(n: int, p_win: float, p_loss: float, alpha: float = 0.05) -> float:
+    """Probability that n paired tasks give exact McNemar p < alpha with the new model ahead.
+
+    Each task independently is a win (the new model right, the old wrong) with probability p_win, a loss
+    with p_loss, and concordant otherwise. Exact: the sum over the discordant count D of P(D) times the
+    chance that the wins among D reach the smallest count the test rejects at.
+    """
+    if n < 0 or p_win < 0 or p_loss < 0 or p_win + p_loss > 1:
+        raise ValueError(f"need n >= 0 and 0 <= p_win + p_loss <= 1, got n={n}, p_win={p_win}, p_loss={p_loss}")
+    return _power(n, p_win + p_loss, _rejecting(n, p_win, p_loss, alpha))
+
+
+@functools.lru_cache(maxsize=256)
+def tasks_needed(p_win: float, p_loss: float, alpha: float = 0.05, power: float = 0.8, most: int = 1000) -> int | None:
+    """The fewest paired tasks (about: power rises in steps) at which mcnemar_power reaches `power`;
+    None when even `most` tasks do not."""
+    rejecting = _rejecting(most, p_win, p_loss, alpha)
+    if _power(most, p_win + p_loss, rejecting) < power:
+        return None
+    low, high = 0, most  # power(low) < target <= power(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if _power(mid, p_win + p_loss, rejecting) >= power:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def _rejecting(most: int, p_win: float, p_loss: float, alpha: float) -> list[float]:
+    """For d = 0..most discordant pairs: the chance that the test rejects with the new model ahead."""
+    p_disc = p_win + p_loss
+    share = p_win / p_disc if p_disc else 0.0
+    out = [0.0]
+    for d in range(1, most + 1):
+        need = _wins_to_reject(d, alpha)
+        out.append(0.0 if need is None else sum(_binom_pmf(w, d, share) for w in range(need, d + 1)))
+    return out
+
+
+def _power(n: int, p_disc: float, rejecting: list[float]) -> float:
+    return min(1.0, sum(_binom_pmf(d, n, p_disc) * rejecting[d] for d in range(1, n + 1) if rejecting[d]))
+
+
+def fewest_wins(alpha: float = 0.05) -> int:
+    """The fewest discordant pairs, all won, that exact McNemar finds below alpha (6 at 0.05: p = 2/64)."""
+    d = 1
+    while mcnemar_exact(d, 0) >= alpha:
+        d += 1
+    return d
+
+
+@functools.lru_cache(maxsize=8192)
+def _wins_to_reject(d: int, alpha: float) -> int | None:
+    """The smallest wins w of d discordant pairs (w > d - w) with exact McNemar p < alpha, None if none."""
+    cdf, total = [], 0.0
+    for i in range(d + 1):
+        total += _binom_pmf(i, d, 0.5)
+        cdf.append(total)
+    for w in range(d // 2 + 1, d + 1):
+        if min(1.0, 2 * cdf[d - w]) < alpha:
+            return w
+    return None
+
+
+def _binom_pmf(k: int, n: int, p: float) -> float:
+    if p <= 0.0:
+        return 1.0 if k == 0 else 0.0
+    if p >= 1.0:
+        return 1.0 if k == n else 0.0
+    log = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) + (n - k) * math.log1p(-p)
+    return math.exp(log)
 
 
 def _outcome(result: dict[str, float], metric: str, task: str) -> bool:

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from agentlearn import adapters
-from agentlearn.training import gate, improve
+from agentlearn.training import gate, improve, jobs
 from pages import _progress, _ui
 
 
@@ -26,6 +26,9 @@ def section(suites: list[str]) -> None:
     current = adapters.suite_adapter(ws, suite)
     known = {a.id: a for a in adapters.newest_first(ws)}
     st.text(f"In use: {known[current].name + ' (' + current + ')' if current in known else 'the base model'}")
+    st.text(f"Serving: {improve.serving_text(ws, suite)}; Improve compares its candidates with this.")
+    power = improve.heldout_power(ws, suite)
+    (st.warning if power["too_small"] else st.caption)(_ui.plain("Before training: " + power["message"]))
     if c[2].button("Improve", icon=":material/auto_awesome:", type="primary", key="im_start", disabled=busy,
                    help="collect, export, check, train, evaluate on heldout and promote only if better"):
         chosen = ",".join(m for m in improve.TRAINED if m in ({"sft"} | set(methods)))
@@ -41,6 +44,12 @@ def section(suites: list[str]) -> None:
     if last is not None:
         st.caption(f"Latest improvement {last.id} · {last.status}")
         st.dataframe(pd.DataFrame(improve.stage_rows(last)), hide_index=True, width="stretch")
+        compared = improve.summary(last)["comparison"]
+        if compared:
+            st.markdown("**Heldout name accuracy: serving, candidate, candidate with the serving memory**")
+            st.dataframe(pd.DataFrame(_comparison_rows(compared)), hide_index=True, width="stretch",
+                         column_config={c: st.column_config.NumberColumn(c, format="percent")
+                                        for c in ("name accuracy", "vs serving")})
     _choose(suite, current, known)
     rows = gate.history_rows(ws, suite)
     if rows:
@@ -49,12 +58,22 @@ def section(suites: list[str]) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=share)
 
 
+def _comparison_rows(compared: list[dict]) -> list[dict]:
+    return [{"configuration": r["configuration"], "what": r["what"], "n": r["n"], "name accuracy": r["name_accuracy"],
+             "95% interval": f"{r['interval'][0]:.0%} to {r['interval'][1]:.0%}",
+             "vs serving": r.get("difference"),
+             "difference interval": f"{r['difference_interval'][0]:+.0%} to {r['difference_interval'][1]:+.0%}"
+             if "difference_interval" in r else "", "McNemar p": r.get("p_value")} for r in compared]
+
+
 def _choose(suite: str, current: str, known: dict) -> None:
     c = st.columns([3, 1, 1])
     options = [""] + list(known)
     pick = c[0].selectbox("Use another model", options, key="im_pick",
                           index=options.index(current) if current in options else 0,  # Use does nothing by mistake
-                          format_func=lambda i: f"{known[i].name} ({i})" if i else "the base model")
+                          format_func=lambda i: (f"{known[i].name} ({i})" + (" · below its base on validation"
+                                                 if jobs.adapter_below_base(_ui.workspace(), i) else ""))
+                          if i else "the base model")
     if c[1].button("Use", key="im_use", disabled=pick == current):
         _act(lambda: gate.use(_ui.workspace(), suite, pick or "none", _ui.identity()))
     if c[2].button("Roll back", icon=":material/undo:", key="im_rollback", disabled=not current and not

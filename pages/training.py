@@ -254,7 +254,8 @@ st.dataframe(pd.DataFrame([{
     "job": j.id, "method": j.method, "status": j.status, "suite": j.config.get("suite", ""),
     "steps": f"{j.step}/{j.max_steps}", "started": j.created, "finished": j.finished,
     "train loss": j.metrics.get("train_loss"), "adapter": adapters[j.adapter_id].name if j.adapter_id in adapters
-    else "", "error": j.error} for j in history]), hide_index=True, width="stretch")
+    else "", "validation": jobs.validation_text(j), "error": j.error} for j in history]), hide_index=True,
+    width="stretch")
 ids = [j.id for j in history]
 if st.session_state.get("tr_job") not in ids:
     st.session_state["tr_job"] = ids[0]
@@ -262,6 +263,9 @@ by_job = {j.id: j for j in history}
 job = by_job[st.selectbox("Job", ids, key="tr_job",
                           format_func=lambda i: f"{i} · {by_job[i].method} · {by_job[i].status}")]
 _progress(job)
+if jobs.below_base(job):
+    st.warning(_ui.plain(f"This adapter scored below its base model on the validation slice "
+                         f"({jobs.below_base_text(jobs.below_base(job))}): it is not offered as an improvement."))
 if job.error:
     st.error("The job failed:")
     st.code(job.error, language=None, wrap_lines=True)

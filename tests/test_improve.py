@@ -4,15 +4,21 @@ the gate's decision at the end, `improve --json`; and one REAL run on a tiny sui
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agentlearn import adapters
+from agentlearn.toolcall import format_tool_call
 from agentlearn.training import improve
-from storage.records import Adapter, EvalRun, Improvement, Promotion, Suite
+from storage.records import Adapter, EvalRun, Improvement, Promotion, Suite, Task, ToolCall
 from tests.seed import ME
-from tests.test_datasets import SUITE, mini_suite
+from tests.test_datasets import SUITE, mini_suite, retire_references
 
 
 def fake_adapter(ws, name: str) -> Adapter:
@@ -32,8 +38,8 @@ def stored_run(ws, names: list[int], adapter_id: str) -> EvalRun:
 class FakeStages:
     """Training and evaluation stand-ins: a fake adapter per method, heldout runs with set outcomes."""
 
-    def __init__(self, ws, outcomes: dict[str, list[int]], stop_in: str = "") -> None:
-        self.ws, self.outcomes, self.stop_in, self.calls = ws, outcomes, stop_in, []
+    def __init__(self, ws, outcomes: dict[str, list[int]], stop_in: str = "", below: dict | None = None) -> None:
+        self.ws, self.outcomes, self.stop_in, self.calls, self.below = ws, outcomes, stop_in, [], below or {}
 
     def train(self, method: str):
         def stage(ctx: improve.Context) -> dict:
@@ -43,7 +49,8 @@ class FakeStages:
             if method == self.stop_in:
                 self.stop_in = ""  # stops once, like a person pressing Stop
                 raise improve.Stopped("stopped by request")
-            return {"adapter_id": fake_adapter(self.ws, method).id, "job_id": f"job-{method}"}
+            return {"adapter_id": fake_adapter(self.ws, method).id, "job_id": f"job-{method}",
+                    "below_base": self.below.get(method, {})}
         return stage
 
     def evaluate(self, ctx: improve.Context) -> dict:
@@ -116,6 +123,103 @@ def test_a_failing_stage_is_kept_with_its_error(ws, tmp_path):
         improve.run(ws, SUITE, methods=("sft", "ppo"), who=ME)
 
 
+def test_an_adapter_below_its_base_on_validation_is_not_promoted(ws, tmp_path):
+    mini_suite(ws, tmp_path)
+    below = {"base_name": 0.75, "base_call": 0.5, "adapter_name": 0.5, "adapter_call": 0.25, "rows": 4.0}
+    fakes = FakeStages(ws, {"current": [0] * 10, "sft": [1] * 10}, below={"sft": below})
+    record = improve.run(ws, SUITE, stages=fakes.stages(), who=ME)
+    summary = improve.summary(record)
+    assert summary["promoted"] == "" and ws.repo.get(Suite, SUITE).adapter == ""
+    assert summary["p_value"] < 0.05  # the gate alone would have promoted it
+    assert any("below its base model on the training job's validation slice (name accuracy base 75% vs adapter "
+               "50%" in r for r in summary["reasons"]) and not any(r.startswith("promoted:") for r in summary["reasons"])
+    assert "below its base on validation" in dict((r["stage"], r["detail"]) for r in improve.stage_rows(record))["sft"]
+
+
+# Requests that name their tool's action, so a scripted model can answer right or wrong on purpose.
+SERVED_LINES = [(f"s{i}", f"Please reset the password of user u{i}." if i % 2 else f"The account of user u{i} is locked.",
+                 "reset_password" if i % 2 else "unlock_account", {"username": f"u{i}"}) for i in range(16)]
+
+
+class ByConfiguration(BaseChatModel):
+    """Right where `right(adapter, with_exemplars)` says, else the other tool: exemplars come as extra turns."""
+
+    adapter_dir: str = ""
+    right: Any = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        request = str(messages[-1].content)
+        tool = "reset_password" if "password" in request else "unlock_account"
+        if not self.right(bool(self.adapter_dir), len(messages) > 2):
+            tool = "unlock_account" if tool == "reset_password" else "reset_password"
+        user = re.search(r"user (\w+)", request).group(1)
+        call = format_tool_call(ToolCall(name=tool, arguments={"username": user}))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=call))])
+
+
+def scripted_ws(ws, right):
+    from agentlearn.embeddings import hash_encode
+    from agentlearn.workspace import open_workspace
+
+    def factory(settings, adapter_dir="", temperature=0.0, seed=None):
+        return ByConfiguration(adapter_dir=adapter_dir, right=right)
+
+    return open_workspace(ws.settings, encoder=hash_encode, chat_factory=factory)
+
+
+def test_improve_compares_the_candidate_with_what_the_suite_serves(ws, tmp_path):
+    """Real evaluate and decide stages (scripted model): the suite serves the base model with exemplars, which
+    gets every heldout task right; the adapter alone also does, but with exemplars gets every one wrong."""
+    mini_suite(ws, tmp_path, heldout=0.75, lines=SERVED_LINES)
+    real = scripted_ws(ws, lambda adapter, exemplars: adapter != exemplars)
+    assert improve.serving(real, SUITE) == ("", "exemplars")
+    assert improve.serving_text(real, SUITE) == "the base model with exemplars from its bank"
+    fakes = FakeStages(real, {})
+    record = improve.run(real, SUITE, stages={**fakes.stages(), "evaluate": improve.evaluate}, who=ME)
+    assert record.status == "succeeded", record.error
+    summary = improve.summary(record)
+    evaluated = next(s for s in record.stages if s.name == "evaluate").output
+    served = real.repo.get(EvalRun, evaluated["current_eval"])
+    assert served.method == "exemplars" and served.adapter == "" and served.name_accuracy == 1.0
+    n = served.n
+    assert n >= 6 and summary["promoted"] == "" and (summary["before"], summary["after"]) == (1.0, 0.0)
+    rows = {r["configuration"]: r for r in summary["comparison"]}
+    assert list(rows) == ["serving", "candidate", "candidate + memory"]
+    assert rows["serving"]["what"] == "base model + exemplars" and "p_value" not in rows["serving"]
+    assert rows["candidate"]["name_accuracy"] == 1.0 and rows["candidate"]["p_value"] == 1.0
+    assert rows["candidate + memory"]["difference"] == -1.0 and rows["candidate + memory"]["n"] == n
+    assert rows["candidate + memory"]["p_value"] == pytest.approx(2 / 2**n)
+    assert rows["serving"]["interval"][0] > 0.5 and rows["candidate + memory"]["interval"][1] < 0.5  # Wilson
+    assert any(line.strip().startswith("candidate + memory (SFT + exemplars): name 0.0% [") for line in summary["lines"])
+
+
+def test_without_a_bank_the_suite_serves_zero_shot_and_the_gate_compares_with_that(ws, tmp_path):
+    mini_suite(ws, tmp_path, heldout=0.75, lines=SERVED_LINES)
+    retire_references(ws)
+    real = scripted_ws(ws, lambda adapter, exemplars: adapter)
+    assert improve.serving(real, SUITE) == ("", "none")
+    stages = {**FakeStages(real, {}).stages(), "export": lambda ctx: {}, "evaluate": improve.evaluate}  # no rows
+    record = improve.run(real, SUITE, stages=stages, who=ME)
+    assert record.status == "succeeded", record.error
+    summary = improve.summary(record)
+    assert [r["configuration"] for r in summary["comparison"]] == ["serving", "candidate"]  # no memory to add
+    assert summary["promoted"] and (summary["before"], summary["after"]) == (0.0, 1.0) and summary["p_value"] < 0.05
+
+
+def test_the_heldout_split_is_judged_before_training(ws, tmp_path):
+    mini_suite(ws, tmp_path, heldout=0.75, lines=SERVED_LINES)
+    power = improve.heldout_power(ws, SUITE)
+    assert power["too_small"] and power["n"] == len([t for t in ws.repo.find(Task, suite=SUITE) if t.split == "heldout"])
+    assert "too small for the gate to pass a plausible gain" in power["message"]
+    assert f"80% needs about {power['needed']} heldout tasks" in power["message"] and power["needed"] > 100
+    assert "wins 15% of the tasks and loses 5%" in power["message"]
+    assert improve.heldout_power(ws, SUITE, limit=2)["n"] == 2
+
+
 def test_cli_improve_json(ws, tmp_path, capsys, monkeypatch):
     from agentlearn.cli import main
 
@@ -166,10 +270,13 @@ def test_real_improve_trains_evaluates_and_gates_on_a_tiny_suite(ws, tmp_path, l
     evaluated = stages["evaluate"].output
     heldout = sum(t.split == "heldout" for t in tasks.values())
     assert ws.repo.get(EvalRun, evaluated["current_eval"]).n == heldout and evaluated["current"] == ""
+    assert evaluated["memory"] == "exemplars" and ws.repo.get(EvalRun, evaluated["current_eval"]).method == "exemplars"
+    assert stages["check"].output["power"]["too_small"]
     assert ws.repo.get(EvalRun, evaluated["candidates"]["sft"]["eval_id"]).adapter == stages["sft"].output["adapter_id"]
     summary = improve.summary(record)
     # Two heldout tasks cannot reach p < 0.05 (the smallest exact p with 2 discordant pairs is 0.5): refused.
     assert summary["promoted"] == "" and summary["p_value"] >= 0.5
+    assert [r["configuration"] for r in summary["comparison"]] == ["serving", "candidate", "candidate + memory"]
     assert ws.repo.get(Suite, SUITE).adapter == "" and ws.repo.all(Promotion)[0].decision == "refused"
 
 
@@ -200,4 +307,4 @@ def test_real_stop_of_an_improve_process_stops_its_training_job(ws, tmp_path, li
     job = jobs.wait(ws, job.id, timeout=300)
     assert job.status == "stopped" and job.step < job.max_steps  # the job obeyed the stop, not ran to its end
     stages = {s.name: s for s in record.stages}
-    assert stages["check"].output["configs"]["sft"]["max_steps"] == 4  # sized: 3 epochs of 2 rows, floor 4
+    assert stages["check"].output["configs"]["sft"]["max_steps"] == 40  # sized: 3 epochs of 2 rows, floor 40

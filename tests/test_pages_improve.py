@@ -52,9 +52,16 @@ def test_the_section_shows_the_decision_and_rolls_back(page_ws, tmp_path):
     assert promoted and ws.repo.get(Suite, SUITE).adapter == promoted
     at = open_training()
     assert any(t.startswith("In use: sft (") and promoted in t for t in texts(at))
+    assert f"Serving: adapter {promoted} with exemplars from its bank; Improve compares its candidates with this." \
+        in texts(at)
+    assert any("too small for the gate to pass a plausible gain" in w.value for w in at.warning)  # 4 tasks
     stages = at.dataframe[0].value
     assert stages["stage"].tolist() == list(improve.STAGES) and stages["status"].tolist()[-1] == "done"
-    decisions = at.dataframe[1].value
+    compared = at.dataframe[1].value
+    assert compared["configuration"].tolist() == ["serving", "candidate"]
+    assert compared["n"].tolist() == [10, 10] and compared["name accuracy"].tolist() == [0.0, 0.9]
+    assert compared["McNemar p"].tolist()[1] < 0.05 and compared["95% interval"].tolist()[0] == "0% to 28%"
+    decisions = at.dataframe[2].value
     assert decisions["decision"].tolist() == ["promoted"] and decisions["p_value"].tolist()[0] < 0.05
     at.button(key="im_rollback").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -65,6 +72,26 @@ def test_the_section_shows_the_decision_and_rolls_back(page_ws, tmp_path):
     at.selectbox(key="im_pick").set_value(promoted).run()
     at.button(key="im_use").click().run()
     assert ws.repo.get(Suite, SUITE).adapter == promoted
+
+
+def test_an_adapter_below_its_base_is_marked_on_the_training_page(page_ws, tmp_path):
+    from storage.records import Adapter, Job
+
+    ws = page_ws
+    mini_suite(ws, tmp_path)
+    folder = ws.settings.adapters_dir / "worse"
+    folder.mkdir(parents=True)
+    job = ws.repo.put(Job(method="sft", status="succeeded", step=40, max_steps=40, config={"suite": SUITE},
+                          metrics={"val_name_accuracy": 0.25, "val_call_accuracy": 0.0, "val_rows": 4.0,
+                                   "base_val_name_accuracy": 0.5, "base_val_call_accuracy": 0.25}))
+    worse = ws.repo.put(Adapter(name="worse", path=str(folder), base_model="m", method="sft", job_id=job.id))
+    ws.repo.update(Job, job.id, lambda j: j.model_copy(update={"adapter_id": worse.id}))
+    at = open_training()
+    history = next(d.value for d in at.dataframe if "validation" in d.value.columns)
+    assert history["validation"].tolist() == ["base 50% -> 25% on 4 rows · BELOW BASE"]
+    assert any("scored below its base model on the validation slice" in w.value and "not offered as an improvement"
+               in w.value for w in at.warning)
+    assert "worse (" + worse.id + ") · below its base on validation" in at.selectbox(key="im_pick").options
 
 
 def test_improve_starts_a_process_and_a_stopped_one_can_resume(page_ws, tmp_path):

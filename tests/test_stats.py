@@ -89,3 +89,28 @@ def test_spread_of_repeats():
     assert s.std == pytest.approx(0.25)
     assert stats.spread([0.4]).std == 0.0
     assert stats.spread([]).n == 0 and math.isnan(stats.spread([]).mean)
+
+
+def test_mcnemar_power_equals_brute_force_over_every_outcome():
+    """Every assignment of win/loss/tie to n tasks, weighted by its probability, tested with mcnemar_exact."""
+    for n, p_win, p_loss in ((7, 0.3, 0.1), (9, 0.5, 0.05), (6, 0.2, 0.2)):
+        expected = 0.0
+        for wins in range(n + 1):
+            for losses in range(n - wins + 1):
+                ties = n - wins - losses
+                ways = math.comb(n, wins) * math.comb(n - wins, losses)
+                chance = ways * p_win**wins * p_loss**losses * (1 - p_win - p_loss) ** ties
+                if wins > losses and stats.mcnemar_exact(wins, losses) < 0.05:
+                    expected += chance
+        assert stats.mcnemar_power(n, p_win, p_loss) == pytest.approx(expected, abs=1e-12)
+    assert stats.mcnemar_power(5, 1.0, 0.0) == 0.0  # 5 wins of 5: p = 0.0625, never below 0.05
+    assert stats.mcnemar_power(6, 1.0, 0.0) == pytest.approx(1.0)  # 6 of 6: p = 0.03125
+    assert stats.fewest_wins(0.05) == 6 and binomtest(6, 6).pvalue < 0.05 <= binomtest(5, 5).pvalue
+
+
+def test_tasks_needed_reaches_the_power_asked_for():
+    needed = stats.tasks_needed(0.15, 0.05)
+    assert stats.mcnemar_power(needed, 0.15, 0.05) >= 0.8 > stats.mcnemar_power(needed // 2, 0.15, 0.05)
+    assert stats.tasks_needed(0.001, 0.0, most=50) is None
+    with pytest.raises(ValueError, match="p_win"):
+        stats.mcnemar_power(10, 0.7, 0.5)

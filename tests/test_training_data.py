@@ -33,9 +33,11 @@ def test_rows_use_the_agents_prompt_with_the_suites_instruction(ws, tmp_path):
 
 
 def test_steps_come_from_epochs_over_the_rows_within_a_floor_and_a_cap():
-    assert sizing.steps_for("sft", rows=12, effective_batch=2, cap=40) == 18  # 3 epochs
-    assert sizing.steps_for("sft", rows=2, effective_batch=2, cap=40) == sizing.MIN_STEPS
+    assert sizing.steps_for("sft", rows=12, effective_batch=2, cap=40) == jc.SFT_MIN_STEPS == 40  # not 18
+    assert sizing.steps_for("sft", rows=2, effective_batch=2, cap=300) == jc.SFT_MIN_STEPS
+    assert sizing.steps_for("sft", rows=100, effective_batch=2, cap=300) == 150  # 3 epochs above the floor
     assert sizing.steps_for("sft", rows=500, effective_batch=2, cap=40) == 40
+    assert sizing.steps_for("sft", rows=2, effective_batch=2, cap=10) == 10  # the cap wins over the floor
     assert sizing.steps_for("grpo", rows=12, effective_batch=4, cap=20) == 4
 
 
@@ -55,7 +57,7 @@ def test_max_length_comes_from_the_longest_row_within_the_models_context(ws, tmp
     sized, facts = sizing.size(small, ws.settings.models_dir)
     assert facts["rows"] == 4 and facts["context"] == sizing.model_context(base_model) >= 2048
     assert facts["longest"] + sizing.LENGTH_MARGIN <= sized.max_length < facts["longest"] + 2 * sizing.LENGTH_STEP
-    assert sized.max_steps == sizing.MIN_STEPS + 2 and sized.warmup_steps == 0  # 3 epochs of 4 rows at batch 2
+    assert sized.max_steps == jc.SFT_MIN_STEPS and sized.warmup_steps == 3  # the floor; the preset's warm-up
     kept, _ = sizing.size(small, ws.settings.models_dir, keep=("max_steps",))
     assert kept.max_steps == 40 and kept.max_length == sized.max_length
     tiny = jc.preset("sft", "cpu-tiny", dataset_path=made.path, base_model=base_model)
@@ -103,8 +105,62 @@ def test_the_adapter_kept_is_the_best_checkpoint_on_the_validation_rows(ws, tmp_
     assert job.status == "succeeded", job.error
     assert 1 <= job.metrics["best_step"] <= 3 and job.metrics["val_rows"] == 2
     assert 0.0 <= job.metrics["val_name_accuracy"] <= 1.0
+    assert 0.0 <= job.metrics["base_val_name_accuracy"] <= 1.0  # the untrained model answered the rows first
+    below = (job.metrics["val_name_accuracy"], job.metrics["val_call_accuracy"]) < (
+        job.metrics["base_val_name_accuracy"], job.metrics["base_val_call_accuracy"])
+    assert bool(jobs.below_base(job)) == below and ("BELOW BASE" in jobs.validation_text(job)) == below
     adapter = ws.repo.get(Adapter, job.adapter_id)
     assert (Path(adapter.path) / "adapter_config.json").exists() and (Path(adapter.path) / "tokenizer.json").exists()
+
+
+def test_a_small_slice_reports_base_vs_adapter_but_does_not_pick(ws, tmp_path, base_model):
+    """sizing.prepare on real exports: 12 rows give a 2-row slice that only reports; 60 rows a 12-row one that picks."""
+    lines = [(f"r{i}", f"Reset the password of user u{i}.", "reset_password", {"username": f"u{i}"}) for i in range(60)]
+    mini_suite(ws, tmp_path, lines=lines[:12])
+    made = datasets.export(ws, "sft", SUITE)
+    config = jc.preset("sft", "cpu-small", dataset_path=made.path, base_model=base_model)
+    small, facts = sizing.prepare(config, ws.settings.models_dir)
+    assert facts["validation_rows"] == 2 and not small.validation_picks and small.max_steps == jc.SFT_MIN_STEPS
+    assert "base vs adapter; the last checkpoint is kept" in sizing.describe(small, facts)
+    mini_suite(ws, tmp_path, lines=lines)
+    made = datasets.export(ws, "sft", SUITE)
+    large, facts = sizing.prepare(jc.from_dict({**config.to_dict(), "dataset_path": made.path}), ws.settings.models_dir)
+    assert facts["validation_rows"] == 12 >= jc.VALIDATION_PICKS_FROM and large.validation_picks
+    assert large.max_steps == 40  # 3 epochs of 48 rows is 72: the preset's cap
+
+
+def test_without_picking_only_the_base_and_the_end_are_graded_and_nothing_is_saved(tmp_path):
+    from agentlearn.training import jobs
+    from agentlearn.training.validation import BestOnValidation
+    from storage.records import Job
+
+    rows = [{"messages": [{"role": "user", "content": "reset akhan"}, {"role": "assistant", "content":
+             '<tool_call>{"name": "reset_password", "arguments": {"username": "akhan"}}</tool_call>'}]}]
+    answers = iter([[rows[0]["messages"][1]["content"]], ["no call"]])  # the base right, the end wrong
+
+    class Scripted(BestOnValidation):
+        def answers(self, model):
+            return next(answers)
+
+    class Model:
+        def save_pretrained(self, *args, **kwargs):
+            raise AssertionError("a slice that does not pick saves nothing")
+
+    class State:
+        global_step = 5
+
+    best = Scripted(rows, None, tmp_path / "adapter", every=1, picks=False)
+    best.on_train_begin(None, State(), None, model=Model())
+    best.on_step_end(None, State(), None, model=Model())  # not graded: it does not pick
+    best.on_train_end(None, State(), None, model=Model())
+    metrics = best.metrics()
+    assert [h["step"] for h in best.history] == [5] and metrics["best_step"] == 5
+    assert (metrics["base_val_name_accuracy"], metrics["val_name_accuracy"]) == (1.0, 0.0)
+    job = Job(method="sft", config={}, status="succeeded", step=5, max_steps=5, metrics=metrics, adapter_id="a1")
+    assert jobs.below_base(job)["base_name"] == 1.0 and "not offered as an improvement" in jobs.outcome(job)
+    assert jobs.validation_text(job) == "base 100% -> 0% on 1 rows · BELOW BASE"
+    fine = job.model_copy(update={"metrics": {**metrics, "val_name_accuracy": 1.0, "val_call_accuracy": 1.0}})
+    assert not jobs.below_base(fine) and "BELOW" not in jobs.outcome(fine) + jobs.validation_text(fine)
 
 
 def test_the_best_checkpoint_is_chosen_by_name_then_call_accuracy_and_a_later_tie_wins(tmp_path):

@@ -6,6 +6,8 @@
     apply(ws, suite, adapter, decision) stores the decision (a Promotion) and, when it passed, sets
                                         Suite.adapter, the model every run uses by default ("auto")
     use(ws, suite, ref) / rollback(ws, suite)   a person's choice, one action, also stored
+    power(n, p_max)                     before training: how likely a heldout split of n tasks lets the gate
+                                        pass a plausible gain, and how many tasks it would need
 
 Per-kind accuracy comes from EvalRun.per_argument (counted over the calls that named the right tool),
 so an adapter that names more tools but garbles identifiers is caught even when its name accuracy rose.
@@ -13,7 +15,9 @@ so an adapter that names more tools but garbles identifiers is caught even when 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from agentlearn import adapters, arg_kinds, policy, stats
 from agentlearn.accounts import Identity
@@ -82,6 +86,47 @@ def decide(candidate: EvalRun, current: EvalRun, kinds: arg_kinds.Kinds | None =
         reasons.append(f"promoted: ahead with p < {p_max:g} and no argument kind down by more than {margin:.0%}")
     return Decision(promote=ok, p_value=p.p_value, before=p.accuracy_b, after=p.accuracy_a, n=p.n,
                     per_kind=per_kind, reasons=reasons)
+
+
+def refuse(decision: Decision, reason: str) -> Decision:
+    """The decision with promotion refused for `reason` (the figures kept)."""
+    return dataclasses.replace(decision, promote=False, reasons=[
+        *[r for r in decision.reasons if not r.startswith("promoted:")], reason])
+
+
+# What `power` assumes: a new model that is better by PLAUSIBLE_GAIN of the tasks, net. Paired runs of
+# two models rarely differ in one direction only: the new one also loses some tasks the old one got right.
+# LOSS_SHARE says how many, as a share of the gain (0.5: +10 points net = 15% of tasks won, 5% lost).
+PLAUSIBLE_GAIN = 0.10
+LOSS_SHARE = 0.5
+WANTED_POWER = 0.8
+
+
+def power(n: int, p_max: float = 0.05, gain: float = PLAUSIBLE_GAIN, loss_share: float = LOSS_SHARE,
+          wanted: float = WANTED_POWER) -> dict[str, Any]:
+    """What a heldout split of n tasks lets the gate show: the chance it passes a +`gain` model (exact McNemar
+    p < p_max, the model ahead), the tasks it would need for `wanted` power, the least it needs even if the
+    new model lost nothing, and one message saying so (too_small when the chance is below `wanted`)."""
+    p_loss = gain * loss_share
+    p_win = gain + p_loss
+    chance = stats.mcnemar_power(n, p_win, p_loss, p_max)
+    needed = stats.tasks_needed(p_win, p_loss, p_max, wanted)
+    needed_clean = stats.tasks_needed(gain, 0.0, p_max, wanted)
+    fewest = stats.fewest_wins(p_max)
+    too_small = chance < wanted
+    assumed = (f"assuming a +{gain * 100:.0f}-point gain that wins {p_win:.0%} of the tasks and loses {p_loss:.0%} "
+               f"(exact McNemar, p < {p_max:g})")
+    needs = f"about {needed}" if needed else "more than 1,000"
+    if too_small:
+        message = (f"the heldout split ({n} tasks) is too small for the gate to pass a plausible gain: "
+                   f"{assumed}, it passes with probability {chance:.1%}; {wanted:.0%} needs {needs} heldout tasks "
+                   f"({needed_clean or 'over 1,000'} if the new model lost no task; at least {fewest} tasks won and "
+                   f"none lost are needed for any pass). Import more tasks or a larger heldout share.")
+    else:
+        message = f"the heldout split ({n} tasks) is large enough: {assumed}, the gate passes with probability {chance:.0%}."
+    return {"n": n, "gain": gain, "p_win": p_win, "p_loss": p_loss, "p_max": p_max, "power": chance,
+            "needed": needed, "needed_without_losses": needed_clean, "fewest_wins": fewest, "too_small": too_small,
+            "message": message}
 
 
 def judge(ws: Workspace, candidate: EvalRun, current: EvalRun) -> Decision:

@@ -5,9 +5,16 @@
     check     size each config by its data (sizing) and run the pre-launch checks (preflight)
     sft       train an SFT adapter (jobs.launch: the same job process as `train`)
     dpo, grpo optional, each continuing the SFT adapter
-    evaluate  heldout name/call accuracy of every candidate and of the suite's current model
-    decide    DPO or GRPO is kept over SFT only if the gate says it beats SFT; the chosen one goes
-              through the gate against the current model and is promoted only if it passes
+    evaluate  heldout runs of the suite's serving configuration (its model and its memory method: exemplars
+              when it has an exemplar bank, else zero-shot), of every candidate alone, and of every
+              candidate with the serving memory method (what the suite would serve once it is promoted)
+    decide    DPO or GRPO is kept over SFT only if the gate says it beats SFT; the chosen one, with the
+              serving memory method, goes through the gate against the serving configuration and is
+              promoted only if it passes; an adapter that scored below its base on the job's validation
+              slice is never promoted
+
+Before training, the check stage says what the heldout split can show: the chance that the gate passes a
+plausible gain (gate.power) and how many heldout tasks that would need.
 
 Each stage's status and output are kept on the Improvement record as it goes, so a stopped or failed
 pipeline resumes from its first unfinished stage (`improve --resume`). Progress reaches the Process
@@ -24,13 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentlearn import adapters, datasets, policy, processes
+from agentlearn import adapters, datasets, policy, processes, stats
 from agentlearn.accounts import Identity
 from agentlearn.methods import TRAINING_METHODS as METHODS
 from agentlearn.training import config as jc
 from agentlearn.training import gate, jobs, preflight, sizing
 from agentlearn.workspace import Workspace
-from storage.records import EvalRun, Improvement, StageRun, now
+from storage.records import EvalRun, Exemplar, Improvement, StageRun, now
 
 STAGES = ("collect", "export", "check", *METHODS, "evaluate", "decide")
 WHAT = {
@@ -40,7 +47,7 @@ WHAT = {
     "sft": "supervised fine-tuning",
     "dpo": "preference optimisation on top of SFT",
     "grpo": "reinforcement learning with the graders on top of SFT",
-    "evaluate": "heldout evaluation of each candidate and of the suite's current model",
+    "evaluate": "heldout evaluation of the suite's serving configuration, each candidate, and each with its memory",
     "decide": "the gate: promote only a model that is better",
 }
 TRAINED = METHODS
@@ -140,12 +147,16 @@ def summary(record: Improvement) -> dict[str, Any]:
         "before": decided.get("before"), "after": decided.get("after"), "p_value": decided.get("p_value"),
         "n": decided.get("n"), "chosen": decided.get("chosen", ""), "candidate": decided.get("adapter_id", ""),
         "reasons": decided.get("reasons", []), "versus_sft": decided.get("versus_sft", {}), "error": record.error,
+        "comparison": decided.get("comparison", []), "power": _check_output(record).get("power", {}),
         "stages": [{"name": s.name, "status": s.status, "error": s.error} for s in record.stages],
     }
     lines = [f"improvement {record.id} of {record.suite}: {record.status}"]
     lines += [f"  {s.name:8} {s.status}" + (f": {s.error}" if s.error else
                                             f": {s.output['reason']}" if s.status == "skipped" else "")
               for s in record.stages]
+    if out["power"].get("message"):
+        lines.append(f"  before training: {out['power']['message']}")
+    lines += [f"  {line}" for line in comparison_lines(out["comparison"])]
     lines += [f"  {r}" for r in out["reasons"]]
     if out["promoted"]:
         lines.append(f"  the suite now runs on adapter {out['promoted']}")
@@ -197,9 +208,12 @@ def export(ctx: Context) -> dict[str, Any]:
 
 
 def check(ctx: Context) -> dict[str, Any]:
-    """Each exported method's config, sized by its data and checked; SFT must pass, DPO/GRPO are noted."""
+    """Each exported method's config, sized by its data and checked; SFT must pass, DPO/GRPO are noted; and
+    what the heldout split lets the gate show (heldout_power)."""
     exported = ctx.output("export")
-    out: dict[str, Any] = {"configs": {}, "facts": {}, "warnings": {}, "errors": {}}
+    power = heldout_power(ctx.ws, ctx.suite, ctx.limit)
+    ctx.report(f"check: {power['message']}")
+    out: dict[str, Any] = {"configs": {}, "facts": {}, "warnings": {}, "errors": {}, "power": power}
     for method in ctx.methods:
         made = exported.get(method, {})
         if "path" not in made:
@@ -239,7 +253,8 @@ def _train(ctx: Context, method: str) -> dict[str, Any]:
     if job.status != "succeeded" or not job.adapter_id:
         raise RuntimeError(f"{method} job {job.id} {job.status}" + (f": {job.error}" if job.error else ""))
     return {"job_id": job.id, "adapter_id": job.adapter_id, "steps": job.step,
-            "seconds": round(jobs.progress(job).elapsed_s, 1), "train_loss": job.metrics.get("train_loss")}
+            "seconds": round(jobs.progress(job).elapsed_s, 1), "train_loss": job.metrics.get("train_loss"),
+            "below_base": jobs.below_base(job)}
 
 
 def sft(ctx: Context) -> dict[str, Any]:
@@ -257,27 +272,55 @@ def grpo(ctx: Context) -> dict[str, Any]:
     return _train(ctx, "grpo")
 
 
+def serving(ws: Workspace, suite: str) -> tuple[str, str]:
+    """(adapter id or "" for the base model, memory method) the suite's runs use now: its promoted model, with
+    exemplars when it has an exemplar bank (runs with exemplars retrieve from it), else zero-shot ("none")."""
+    bank = any(e.active for e in ws.repo.find(Exemplar, suite=suite))
+    return adapters.suite_adapter(ws, suite), "exemplars" if bank else "none"
+
+
+def heldout_power(ws: Workspace, suite: str, limit: int | None = None) -> dict[str, Any]:
+    """gate.power for the suite's heldout split (its first `limit` tasks) under the workspace's gate p."""
+    from agentlearn.tasks import load_tasks
+
+    return gate.power(len(load_tasks(ws, suite, "heldout")[: limit or None]), ws.settings.gate_p_value)
+
+
+def serving_text(ws: Workspace, suite: str) -> str:
+    """The serving configuration in words."""
+    adapter_id, memory = serving(ws, suite)
+    return f"{'adapter ' + adapter_id if adapter_id else 'the base model'} with {MEMORY_WORDS[memory]}"
+
+
+MEMORY_WORDS = {"exemplars": "exemplars from its bank", "none": "no memory (zero-shot)"}
+
+
 def evaluate(ctx: Context) -> dict[str, Any]:
-    """Heldout runs of the suite's current model and of every trained candidate (zero-shot, same decoding)."""
-    current = adapters.suite_adapter(ctx.ws, ctx.suite)
-    out: dict[str, Any] = {"current": current, "current_eval": _heldout(ctx, current, "current model").id,
-                           "candidates": {}}
+    """Heldout runs (same decoding) of the serving configuration and of every trained candidate, alone and with
+    the serving memory method."""
+    current, memory = serving(ctx.ws, ctx.suite)
+    served = _heldout(ctx, current, memory, "the serving configuration")
+    out: dict[str, Any] = {"current": current, "memory": memory, "current_eval": served.id, "candidates": {}}
     for method in TRAINED:
         adapter_id = ctx.output(method).get("adapter_id")
         if adapter_id:
-            run_ = _heldout(ctx, adapter_id, method.upper())
-            out["candidates"][method] = {"adapter_id": adapter_id, "eval_id": run_.id, "n": run_.n,
-                                         "name_accuracy": run_.name_accuracy, "call_accuracy": run_.call_accuracy,
-                                         "args_score": run_.args_score}
+            alone = _heldout(ctx, adapter_id, "none", method.upper())
+            both = alone if memory == "none" else _heldout(ctx, adapter_id, memory, f"{method.upper()} + {memory}")
+            out["candidates"][method] = {"adapter_id": adapter_id, "eval_id": alone.id, "n": alone.n,
+                                         "name_accuracy": alone.name_accuracy, "call_accuracy": alone.call_accuracy,
+                                         "args_score": alone.args_score, "memory_eval_id": both.id,
+                                         "memory_name_accuracy": both.name_accuracy}
     if not out["candidates"]:
         raise RuntimeError("no adapter was trained, so there is nothing to evaluate")
     return out
 
 
 def decide(ctx: Context) -> dict[str, Any]:
-    """DPO/GRPO over SFT only through the gate; then the chosen candidate against the current model."""
+    """DPO/GRPO over SFT only through the gate; then the chosen candidate, with the serving memory method,
+    against the serving configuration. An adapter below its base on the job's validation slice is refused."""
     evaluated = ctx.output("evaluate")
-    runs = {m: ctx.ws.repo.get(EvalRun, c["eval_id"]) for m, c in evaluated["candidates"].items()}
+    candidates = evaluated["candidates"]
+    runs = {m: ctx.ws.repo.get(EvalRun, c.get("memory_eval_id") or c["eval_id"]) for m, c in candidates.items()}
     current = ctx.ws.repo.get(EvalRun, evaluated["current_eval"])
     chosen, versus_sft = "sft" if "sft" in runs else next(iter(runs)), {}
     for method in ("dpo", "grpo"):
@@ -287,14 +330,56 @@ def decide(ctx: Context) -> dict[str, Any]:
                                   method: said.after, "n": said.n, "reasons": said.reasons}
             if said.promote and runs[method].name_accuracy > runs[chosen].name_accuracy:
                 chosen = method
-    adapter_id = evaluated["candidates"][chosen]["adapter_id"]
+    adapter_id = candidates[chosen]["adapter_id"]
     said = gate.judge(ctx.ws, runs[chosen], current)
+    below = ctx.output(chosen).get("below_base") or {}
+    if below:
+        said = gate.refuse(said, f"refused: the adapter scored below its base model on the training job's "
+                                 f"validation slice ({jobs.below_base_text(below)})")
     promotion = gate.apply(ctx.ws, ctx.suite, adapter_id, said, runs[chosen], current,
                            improvement_id=ctx.improvement_id)
+    memory = evaluated.get("memory", "none")
+    alone = ctx.ws.repo.get(EvalRun, candidates[chosen]["eval_id"])
     return {"chosen": chosen, "adapter_id": adapter_id, "promoted": adapter_id if said.promote else "",
             "previous": evaluated["current"], "before": said.before, "after": said.after, "p_value": said.p_value,
             "n": said.n, "reasons": said.reasons, "per_kind": said.per_kind, "promotion_id": promotion.id,
-            "versus_sft": versus_sft}
+            "versus_sft": versus_sft, "memory": memory,
+            "comparison": comparison(current, alone, runs[chosen], chosen, memory)}
+
+
+def comparison(served: EvalRun, alone: EvalRun, with_memory: EvalRun, method: str, memory: str) -> list[dict[str, Any]]:
+    """Rows for the serving configuration, the candidate alone and the candidate with the serving memory
+    method: n, name accuracy with its Wilson 95% interval, and against the serving run the paired
+    difference (Newcombe 95% interval) and exact McNemar p."""
+    model = f"adapter {served.adapter}" if served.adapter else "base model"
+    rows = [("serving", f"{model} + {memory}", served), ("candidate", f"{method.upper()} alone", alone)]
+    if with_memory.id != alone.id:
+        rows.append(("candidate + memory", f"{method.upper()} + {memory}", with_memory))
+    out = []
+    for role, what, run in rows:
+        right = sum(float(r.get("name", 0)) >= 0.5 for r in run.results.values())
+        row: dict[str, Any] = {"configuration": role, "what": what, "eval_id": run.id, "n": len(run.results),
+                               "name_accuracy": right / len(run.results) if run.results else 0.0,
+                               "interval": list(stats.wilson(right, len(run.results)))}
+        if run is not served:
+            p = stats.paired(run, served, "name")
+            row.update(difference=p.difference, difference_interval=[p.low, p.high], p_value=p.p_value, paired_n=p.n)
+        out.append(row)
+    return out
+
+
+def comparison_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The comparison as readable lines."""
+    lines = []
+    for r in rows:
+        low, high = r["interval"]
+        line = f"{r['configuration']} ({r['what']}): name {r['name_accuracy']:.1%} [{low:.0%}, {high:.0%}], n={r['n']}"
+        if "p_value" in r:
+            d_low, d_high = r["difference_interval"]
+            line += (f"; vs serving {r['difference']:+.1%} [{d_low:+.0%}, {d_high:+.0%}] on {r['paired_n']} paired, "
+                     f"McNemar p={r['p_value']:.3g}")
+        lines.append(line)
+    return lines
 
 
 STAGE_FUNCTIONS: dict[str, Stage] = {"collect": collect, "export": export, "check": check, "sft": sft, "dpo": dpo,
@@ -304,22 +389,23 @@ STAGE_FUNCTIONS: dict[str, Stage] = {"collect": collect, "export": export, "chec
 # --- internals -----------------------------------------------------------------------------------
 
 
-def _heldout(ctx: Context, adapter_id: str, what: str) -> EvalRun:
-    """A heldout zero-shot run of an adapter ("" = base model): a stored one that covers the tasks, else a new one."""
+def _heldout(ctx: Context, adapter_id: str, memory: str, what: str) -> EvalRun:
+    """A heldout run of an adapter ("" = base model) with a memory method; zero-shot ("none") reuses a stored run
+    that covers the tasks (its answers do not depend on anything that changes), exemplars always run anew."""
     from agentlearn.evaluate import evaluate as run_eval
     from agentlearn.tasks import load_tasks
 
     wanted = {t.id for t in load_tasks(ctx.ws, ctx.suite, "heldout")[: ctx.limit or None]}
     constrained = ctx.ws.settings.constrained
     stored = [r for r in ctx.ws.repo.find(EvalRun, suite=ctx.suite)
-              if r.split == "heldout" and r.method == "none" and r.adapter == adapter_id and not r.ablated
+              if memory == "none" and r.split == "heldout" and r.method == "none" and r.adapter == adapter_id and not r.ablated
               and r.bank_size is None and r.constrained == constrained and r.temperature == 0.0
               and wanted <= set(r.results)]
     if stored:
         return max(stored, key=lambda r: r.created)
     from agentlearn.methods import RunOptions
 
-    options = RunOptions(method="none", adapter_id=adapter_id or "none", limit=ctx.limit, constrained=constrained)
+    options = RunOptions(method=memory, adapter_id=adapter_id or "none", limit=ctx.limit, constrained=constrained)
     return run_eval(ctx.ws, ctx.suite, options, "heldout",
                     progress=lambda i, n, *_: ctx.report(f"evaluate: {what}, {i} of {n} heldout tasks"))
 
@@ -393,6 +479,10 @@ class _stop_on_sigterm:
         raise Stopped("stopped by request")
 
 
+def _check_output(record: Improvement) -> dict[str, Any]:
+    return next((s.output for s in record.stages if s.name == "check" and s.status == "done"), {})
+
+
 def stage_rows(record: Improvement) -> list[dict[str, Any]]:
     """One row per stage for a table: name, status, what it did or why not, how long it took."""
     rows = []
@@ -409,12 +499,18 @@ def _said(stage: StageRun) -> str:
         return ", ".join(f"{m}: {o['rows']} rows" if "rows" in o else f"{m}: {o.get('error', '')}"
                          for m, o in out.items())
     if stage.name == "check":
-        return ", ".join(f"{m}: {f.get('max_steps', '?')} steps, max_length {f.get('max_length', '?')}, "
-                         f"{f.get('rows', 0)} rows" for m, f in out.get("facts", {}).items())
+        sized = ", ".join(f"{m}: {f.get('max_steps', '?')} steps, max_length {f.get('max_length', '?')}, "
+                          f"{f.get('rows', 0)} rows" for m, f in out.get("facts", {}).items())
+        return sized + (f"; {out['power']['message']}" if out.get("power") else "")
     if stage.name in TRAINED and out:
-        return f"adapter {out.get('adapter_id', '')} from job {out.get('job_id', '')}, {out.get('steps', 0)} steps"
+        below = out.get("below_base")
+        return (f"adapter {out.get('adapter_id', '')} from job {out.get('job_id', '')}, {out.get('steps', 0)} steps"
+                + (f"; below its base on validation ({jobs.below_base_text(below)})" if below else ""))
     if stage.name == "evaluate" and out:
-        return ", ".join(f"{m}: name {c['name_accuracy']:.1%}" for m, c in out.get("candidates", {}).items())
+        memory = out.get("memory", "none")
+        return ", ".join(f"{m}: name {c['name_accuracy']:.1%}" + (
+            f", with {memory} {c['memory_name_accuracy']:.1%}" if memory != "none" and "memory_name_accuracy" in c
+            else "") for m, c in out.get("candidates", {}).items())
     if stage.name == "decide" and out:
         others = "".join(f"; {m.upper()} {'beat' if v['promote'] else 'did not beat'} SFT "
                          f"({v['sft']:.1%} -> {v[m]:.1%}, p={v['p_value']:.3g})" for m, v in out.get("versus_sft", {}).items())

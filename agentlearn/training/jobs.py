@@ -197,9 +197,50 @@ def outcome(job: Job) -> str:
         parts.append(f"train loss {job.metrics['train_loss']:.3f}")
     if job.adapter_id:
         parts.append(f"adapter {job.adapter_id} saved")
+    below = below_base(job)
+    if below:
+        parts.append(f"BELOW ITS BASE on validation ({below_base_text(below)}): not offered as an improvement")
     if job.error:
         parts.append(job.error.splitlines()[0][:200])
     return " · ".join(parts)
+
+
+def below_base(job: Job) -> dict[str, float]:
+    """{} unless the job's adapter scored below its base model on the validation slice (name accuracy, then
+    call accuracy); else the figures: base and adapter name and call accuracy and the slice's rows."""
+    m = job.metrics
+    if "base_val_name_accuracy" not in m or "val_name_accuracy" not in m:
+        return {}
+    base = (m["base_val_name_accuracy"], m.get("base_val_call_accuracy", 0.0))
+    adapter = (m["val_name_accuracy"], m.get("val_call_accuracy", 0.0))
+    if adapter >= base:
+        return {}
+    return {"base_name": base[0], "base_call": base[1], "adapter_name": adapter[0], "adapter_call": adapter[1],
+            "rows": m.get("val_rows", 0.0)}
+
+
+def adapter_below_base(ws: Workspace, adapter_id: str) -> bool:
+    """Whether the job that made an adapter found it below its base on validation (below_base)."""
+    adapter = ws.repo.get(Adapter, adapter_id)
+    job = ws.repo.get(Job, adapter.job_id) if adapter is not None and adapter.job_id else None
+    return bool(job and below_base(job))
+
+
+def validation_text(job: Job) -> str:
+    """Validation name accuracy, base -> adapter, for a table ("" without a validation slice); BELOW BASE marks
+    an adapter that is not offered as an improvement."""
+    m = job.metrics
+    if "val_name_accuracy" not in m:
+        return ""
+    base = f"base {m['base_val_name_accuracy']:.0%} -> " if "base_val_name_accuracy" in m else ""
+    return f"{base}{m['val_name_accuracy']:.0%} on {m.get('val_rows', 0):.0f} rows" + (
+        " · BELOW BASE" if below_base(job) else "")
+
+
+def below_base_text(below: dict[str, float]) -> str:
+    """The figures of below_base in words."""
+    return (f"name accuracy base {below['base_name']:.0%} vs adapter {below['adapter_name']:.0%}, call accuracy "
+            f"base {below['base_call']:.0%} vs adapter {below['adapter_call']:.0%}, on {below['rows']:.0f} rows")
 
 
 @dataclass

@@ -379,6 +379,7 @@ def train(config: JobConfig, models_dir: Path, output_dir: Path, adapter_dir: Pa
         result.metrics.update({f"last_{k}": v for k, v in _numbers(entry).items() if k not in output.metrics})
     if best is not None:
         result.metrics.update(best.metrics())
+    if best is not None and best.picks:
         if not should_save():  # stopped without saving: the best checkpoint written meanwhile goes too
             import shutil
 
@@ -402,7 +403,8 @@ def _validation(config: JobConfig, tokenizer, adapter_dir: Path, rows: int):
     from agentlearn.training.validation import BestOnValidation, read_rows
 
     every = config.validation_every or max(1, -(-rows // config.effective_batch))  # once an epoch
-    return BestOnValidation(read_rows(config.validation_path), tokenizer, adapter_dir, every)
+    return BestOnValidation(read_rows(config.validation_path), tokenizer, adapter_dir, every,
+                            picks=config.validation_picks)
 
 
 def _numbers(values: dict[str, Any]) -> dict[str, float]:

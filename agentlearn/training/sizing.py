@@ -1,9 +1,11 @@
 """Training sized by the data: the longest row sets max_length (within the model's context), and the
 number of rows sets the steps (epochs over them, with a floor and a cap).
 
-A preset's max_steps is then the cap, not the count: 12 rows at batch 2 need 18 steps for 3 epochs,
-not 40, and a row of 1,235 tokens raises max_length instead of being refused. The cpu-tiny preset is a
-smoke test and keeps its fixed 2 steps.
+A preset's max_steps is the cap. SFT's floor is config.SFT_MIN_STEPS (measured: fewer steps on a small
+suite left the adapter below its base), so 12 rows at batch 2 train 40 steps, not the 18 of 3 epochs; a
+row of 1,235 tokens raises max_length instead of being refused. The cpu-tiny preset is a smoke test and
+keeps its fixed 2 steps. SFT holds out a validation slice (from MIN_ROWS_FOR_VALIDATION rows); it picks
+the checkpoint only when it has config.VALIDATION_PICKS_FROM rows, else it only reports base vs adapter.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn.training import runner
-from agentlearn.training.config import JobConfig, SFTJobConfig, from_dict
+from agentlearn.training.config import (
+    SFT_EPOCHS,
+    SFT_MIN_STEPS,
+    VALIDATION_PICKS_FROM,
+    JobConfig,
+    SFTJobConfig,
+    from_dict,
+)
 
-EPOCHS = {"sft": 3, "dpo": 2, "grpo": 1}
-MIN_STEPS = 4
+EPOCHS = {"sft": SFT_EPOCHS, "dpo": 2, "grpo": 1}
+MIN_STEPS = {"sft": SFT_MIN_STEPS, "dpo": 4, "grpo": 4}
 LENGTH_MARGIN = 32  # tokens above the longest row: the chat template's own turn markers, rounding
 LENGTH_STEP = 64
 FIXED_PRESETS = ("cpu-tiny",)
@@ -45,9 +54,9 @@ def row_lengths(config: JobConfig, models_dir: Path) -> list[int]:
 
 
 def steps_for(method: str, rows: int, effective_batch: int, cap: int) -> int:
-    """Epochs over the rows, at least MIN_STEPS and at most `cap`."""
+    """Epochs over the rows, at least the method's MIN_STEPS and at most `cap`."""
     wanted = math.ceil(EPOCHS.get(method, 1) * rows / max(1, effective_batch))
-    return max(1, min(cap, max(MIN_STEPS, wanted)))
+    return max(1, min(cap, max(MIN_STEPS.get(method, 4), wanted)))
 
 
 def size(config: JobConfig, models_dir: Path, keep: tuple[str, ...] = ()) -> tuple[JobConfig, dict[str, Any]]:
@@ -78,7 +87,9 @@ def describe(config: JobConfig, facts: dict[str, Any]) -> str:
                 f"own sizes (the longest of {facts['rows']} rows needs {facts['longest']} tokens).")
     said = [f"{config.max_steps} steps" + (" (from the data)" if "max_steps" in facts else " (as given)"),
             f"max_length {config.max_length}" + (" (from the data)" if "max_length" in facts else " (as given)")]
-    val = f", {facts['validation_rows']} more held out for validation" if facts.get("validation_rows") else ""
+    val = (f", {facts['validation_rows']} more held out for validation ("
+           + ("it picks the checkpoint" if facts.get("validation_picks") else "base vs adapter; the last checkpoint is kept")
+           + ")") if facts.get("validation_rows") else ""
     return (f"{', '.join(said)}: {facts['rows']} training rows{val}, the longest needs {facts['longest']} tokens "
             f"of the model's {facts['context']}.")
 
@@ -105,8 +116,11 @@ def prepare(config: JobConfig, models_dir: Path, keep: tuple[str, ...] = ()) -> 
     if isinstance(config, SFTJobConfig) and config.preset not in FIXED_PRESETS and not config.validation_path:
         train, val = split_rows(config.dataset_path)
         if val:
-            config = from_dict({**config.to_dict(), "dataset_path": train, "validation_path": val})
+            picks = len(runner.read_jsonl(val)) >= VALIDATION_PICKS_FROM
+            config = from_dict({**config.to_dict(), "dataset_path": train, "validation_path": val,
+                                "validation_picks": picks})
     sized, facts = size(config, models_dir, keep)
     if isinstance(sized, SFTJobConfig) and sized.validation_path:
         facts["validation_rows"] = len(runner.read_jsonl(sized.validation_path))
+        facts["validation_picks"] = sized.validation_picks
     return sized, facts

@@ -5,6 +5,9 @@ at the end, the model answers the slice's prompts greedily in batches; each answ
 against the row's own answer (name, then every argument under its kind's rule, graders.py). Whenever
 the score (name accuracy, then call accuracy, then the mean argument score) is at least the best so
 far, the adapter is saved: a later checkpoint that ties wins, since it has seen more data.
+
+Before the first step the untrained model (the base: LoRA starts as a no-op) answers the slice too, so the
+job can say when its adapter ends up below its base (jobs.below_base); that check is not a candidate.
 """
 
 from __future__ import annotations
@@ -40,15 +43,22 @@ class BestOnValidation(TrainerCallback):
     """Grades the model on the validation rows every `every` steps and at the end; saves the best adapter."""
 
     def __init__(self, rows: list[dict[str, Any]], tokenizer, adapter_dir: Path, every: int,
-                 batch_size: int = 8) -> None:
-        self.rows, self.tokenizer, self.adapter_dir = rows, tokenizer, Path(adapter_dir)
+                 batch_size: int = 8, picks: bool = True) -> None:
+        """`picks`: save the best checkpoint; without, grade only the base and the end (the caller saves)."""
+        self.rows, self.tokenizer, self.adapter_dir, self.picks = rows, tokenizer, Path(adapter_dir), picks
         self.every, self.batch_size = max(1, every), batch_size
         self.best: tuple[float, float, float] | None = None
         self.best_step, self.last_checked = 0, -1
         self.history: list[dict[str, float]] = []
+        self.base: dict[str, float] = {}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is not None and not self.base:
+            self.base = grade_answers(self.answers(model), self.rows)
+        return control
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if model is not None and state.global_step % self.every == 0:
+        if self.picks and model is not None and state.global_step % self.every == 0:
             self.check(model, state.global_step)
         return control
 
@@ -58,12 +68,14 @@ class BestOnValidation(TrainerCallback):
         return control
 
     def check(self, model, step: int) -> dict[str, float]:
-        """Grade the model now; save it when it is at least as good as the best so far."""
+        """Grade the model now; when picking, save it if it is at least as good as the best so far."""
         scores = grade_answers(self.answers(model), self.rows)
         self.last_checked = step
         self.history.append({"step": float(step), **scores})
         key = (scores["val_name_accuracy"], scores["val_call_accuracy"], scores["val_args_score"])
-        if self.best is None or key >= self.best:
+        if not self.picks:
+            self.best, self.best_step = key, step  # the last checkpoint is the one kept
+        elif self.best is None or key >= self.best:
             self.best, self.best_step = key, step
             self.adapter_dir.mkdir(parents=True, exist_ok=True)
             model.save_pretrained(str(self.adapter_dir), save_embedding_layers=False)
@@ -100,8 +112,9 @@ class BestOnValidation(TrainerCallback):
         if self.best is None:
             return {}
         name, call, args = self.best
+        base = {f"base_{k}": v for k, v in self.base.items()}
         return {"val_name_accuracy": name, "val_call_accuracy": call, "val_args_score": args,
-                "best_step": float(self.best_step), "val_rows": float(len(self.rows))}
+                "best_step": float(self.best_step), "val_rows": float(len(self.rows)), **base}
 
 
 def _until_end(text: str, tok) -> str:
