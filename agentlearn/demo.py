@@ -19,11 +19,17 @@ from agentlearn.agent import run_tasks
 from agentlearn.curve import learning_curve
 from agentlearn.memory import proposals, retrieval
 from agentlearn.methods import RunOptions
-from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
+from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, import_file, load_tasks
 from agentlearn.workspace import Workspace
-from storage.records import EvalRun, InsightProposal, LearningCurve, Trajectory
+from storage.records import EvalRun, InsightProposal, LearningCurve, Suite, Trajectory
 
 CURVE_SIZES = (0, 4, 12, None)  # zero-shot, a few experiences, more, the whole bank
+# Multi-step episodes for every page: a few tasks of BFCL's multi_turn_base, whose tools run in the
+# package's own environments (file system, messaging...). Steps per user turn and calls per step are kept
+# low so the demo still serves in minutes on 2 cores (each call's tokens cost decoding time); the suite's
+# own limits (BFCL's 20 steps, its largest reference turn's calls) are restored afterwards.
+EPISODE_SUITE, EPISODE_CATEGORY, EPISODE_TASKS = "bfcl-multi-turn", "multi_turn_base", 2
+EPISODE_LIMITS = {"max_steps": 3, "max_calls": 2}
 
 
 def _say(message: str) -> None:
@@ -57,7 +63,9 @@ def ensure_demo_workspace(ws: Workspace, runs: int = 8, eval_limit: int = 12) ->
     need_curve = not ws.repo.find(LearningCurve, suite=DEMO_SUITE)
     train = load_tasks(ws, DEMO_SUITE, "train")[:runs]
     heldout = len(load_tasks(ws, DEMO_SUITE, "heldout")[:eval_limit])
-    total = (2 * len(train) if need_runs else 0) + (len(CURVE_SIZES) * heldout if need_curve else 0)
+    need_episodes = not ws.repo.find(Trajectory, suite=EPISODE_SUITE)
+    total = (2 * len(train) if need_runs else 0) + (len(CURVE_SIZES) * heldout if need_curve else 0) \
+        + (EPISODE_TASKS if need_episodes else 0)
     bar = _Bar(ws, total)
     try:
         if not retrieval.current(ws, DEMO_SUITE):
@@ -76,12 +84,16 @@ def ensure_demo_workspace(ws: Workspace, runs: int = 8, eval_limit: int = 12) ->
             # the embedded one rarely writes a usable rule), so they are left to the Insights page.
             bar.step("proposing playbook rules from the runs")
             proposals.propose(ws, DEMO_SUITE, sources=("errors",))
+        if need_episodes:
+            bar.step(f"running {EPISODE_TASKS} multi-step BFCL tasks with tools that execute")
+            _episodes(ws, bar)
         if need_curve:
             bar.step("measuring the learning curve on heldout tasks")
             learning_curve(ws, DEMO_SUITE, RunOptions(limit=eval_limit or None), sizes=CURVE_SIZES, draws=1,
                            progress=lambda i, n, message: (bar.advance(heldout), bar.step(message)))
     finally:
         bar.close()
+    summary_episodes = len(ws.repo.find(Trajectory, suite=EPISODE_SUITE))
     curve = max(ws.repo.find(LearningCurve, suite=DEMO_SUITE), key=lambda c: c.created, default=None)
     summary = {
         "home": str(ws.settings.home),
@@ -90,9 +102,22 @@ def ensure_demo_workspace(ws: Workspace, runs: int = 8, eval_limit: int = 12) ->
         "trajectories": len(ws.repo.find(Trajectory, suite=DEMO_SUITE)),
         "insight_proposals": len(ws.repo.find(InsightProposal, suite=DEMO_SUITE)),
         "eval_runs": len(ws.repo.find(EvalRun, suite=DEMO_SUITE)),
+        "episodes": summary_episodes,
         "curve": [(p["bank_size"], round(p["name_accuracy"], 3)) for p in curve.points] if curve else [],
     }
     if curve:
         _say("learning curve (bank size: heldout name accuracy): "
              + ", ".join(f"{size}: {acc:.0%}" for size, acc in summary["curve"]))
     return summary
+
+
+def _episodes(ws: Workspace, bar: _Bar) -> None:
+    """Import BFCL's multi-turn tasks and run the agent on a few: real episodes, graded by BFCL's checker."""
+    suite = ws.repo.get(Suite, EPISODE_SUITE) or import_file(ws, EPISODE_CATEGORY, EPISODE_SUITE, heldout=0.5,
+                                                            fmt="bfcl", source="builtin")
+    ws.repo.put(suite.model_copy(update=EPISODE_LIMITS))
+    try:
+        tasks = load_tasks(ws, EPISODE_SUITE, "train")[:EPISODE_TASKS]
+        run_tasks(ws, tasks, RunOptions(method="none"), progress=lambda *_: bar.advance())
+    finally:
+        ws.repo.put(suite)
