@@ -1,4 +1,4 @@
-"""Chat models behind one LangChain interface: the embedded SmolLM2, or any OpenAI-compatible API."""
+"""Chat models behind one LangChain interface: an embedded model (agentlearn.models), or any OpenAI-compatible API."""
 
 from __future__ import annotations
 
@@ -293,7 +293,7 @@ def chat_model(settings: Settings, adapter_dir: str = "", temperature: float = 0
             seed=seed,
         )
     return LocalChatModel(
-        model_dir=str(chat_model_dir(Path(settings.models_dir))), adapter_dir=adapter_dir,
+        model_dir=str(chat_model_dir(Path(settings.models_dir), settings.local_model)), adapter_dir=adapter_dir,
         max_new_tokens=settings.max_new_tokens, temperature=temperature, seed=seed, batch_size=settings.batch_size,
         threads=settings.threads,
     )
