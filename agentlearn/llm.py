@@ -182,7 +182,8 @@ PREFILL_ROWS = 4  # prompts prefilled together: rows of similar length, so littl
 def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: int) -> tuple[dict[str, Any], Any]:
     """Inputs for one generate() call, and a factory of its KV cache, prefilled up to each row's last token.
 
-    Three things make a batch cheap on a CPU:
+    Three things make a batch cheap on a CPU (a model whose sliding-window layers are shorter than prompt plus
+    answer gets no prefilled cache: generate() builds its own):
     - the cache is a StaticCache of the prompt width plus the token budget: a DynamicCache concatenates
       every layer's keys and values at every step, a third of a 16-row constrained batch's time here;
     - the prompts of one suite share their system message (instruction and tools), often half of every
@@ -212,6 +213,8 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: i
 
     def cache(model: Any) -> Any:
         static = StaticCache(config=model.config, max_cache_len=width + budget)
+        if any(layer.max_cache_len < width + budget for layer in static.layers):
+            return None  # a sliding-window layer (Gemma 3) shorter than prompt + answer: generate()'s own cache
         prefix = model(input_ids=input_ids[:1, :shared], use_cache=True).past_key_values if shared else None
         for start in range(0, len(ids), PREFILL_ROWS):
             rows = list(range(start, min(start + PREFILL_ROWS, len(ids))))
@@ -219,6 +222,8 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: i
                           pad_id)
         for layer in static.layers:
             layer.cumulative_length.fill_(width - 1)
+            if hasattr(layer, "cumulative_length_int"):  # a sliding-window layer counts in a Python int too
+                layer.cumulative_length_int = width - 1
         return static
 
     return enc, cache

@@ -70,7 +70,7 @@ def main() -> None:
               f"[{r['name_ci'][0]:.0%}, {r['name_ci'][1]:.0%}] | {r['call_accuracy']:.1%} | "
               + (f"{r['difference']:+.1%} (p={r['p_value']:.3g})" if "p_value" in r else "-")
               + f" | {r['seconds_per_task']:.2f} |")
-    out = Path(__file__).parent / "results" / f"models-{suite}.json"
+    out = Path(__file__).parent / "results" / f"models-{suite}-{args.models.replace(',', '+')}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"suite": suite, "train": len(train), "heldout": len(heldout), "rows": rows},
                               indent=2, default=str))
