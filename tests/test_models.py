@@ -14,7 +14,7 @@ from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, load_tasks
 from agentlearn.training import config as jc
 from agentlearn.training import jobs, runner
 from agentlearn.workspace import open_workspace
-from storage.records import Exemplar, Message, ToolCall, Trajectory
+from storage.records import Exemplar, Message, Task, ToolCall, Trajectory
 from tests.conftest import link_shared_models
 
 TOOLS = [{"name": "restart_service", "description": "Restart a service on a host.",
@@ -82,8 +82,8 @@ def test_a_job_resolves_an_embedded_model_name_to_its_converted_folder(tmp_path,
 
 
 def _shot(request: str, name: str, **arguments: str) -> Exemplar:
-    return Exemplar(suite="s", task_id=request, input=[Message(role="user", content=request)],
-                    call=ToolCall(name=name, arguments=arguments))
+    return Exemplar(suite="s", task_id=request, kind="manual", input=[Message(role="user", content=request)],
+                    call=ToolCall(name=name, arguments=arguments), tool=name)
 
 
 @pytest.mark.slow
@@ -113,10 +113,8 @@ def test_gemma_sees_a_plain_completion_layout(gemma_model_dir):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gemma_model_dir)
-    task_input = [Message(role="user", content="web01 is down, restart nginx")]
-    from storage.records import Task
-
-    task = Task(suite="s", input=task_input, tools=TOOLS, expected=ToolCall(name="restart_service", arguments={}))
+    task = Task(suite="s", sample_id="1", split="heldout", input=[Message(role="user", content="web01 is down, restart nginx")],
+                tools=TOOLS, expected=ToolCall(name="restart_service", arguments={}))
     shots = [_shot("Open a ticket: printer jam", "open_ticket", summary="printer jam")]
     chat = [m.model_dump() for m in prompts.build_prompt(task, shots)]
     text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
