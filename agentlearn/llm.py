@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agentlearn import grammar
-from agentlearn.models import chat_model_dir, torch_threads
+from agentlearn.models import EMBEDDED_MODELS, chat_model_dir, embedded_model, torch_threads
 from agentlearn.settings import Settings
 from agentlearn.toolcall import CLOSE, OPEN
 
@@ -279,6 +280,19 @@ def grammar_compiler(model_dir: str, adapter_dir: str = "") -> grammar.Compiler:
     return grammar.Compiler(tokenizer, vocab_size=model.config.vocab_size)
 
 
+def check_adapter_base(adapter_dir: str, local_model: str) -> None:
+    """Refuse an adapter trained on another embedded model than the one selected (its weights would not fit)."""
+    config = Path(adapter_dir) / "adapter_config.json"
+    if not config.exists():
+        return
+    base = Path(str(json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or "")).name
+    trained_on = next((m for m in EMBEDDED_MODELS.values() if m.label == base), None)
+    if trained_on is not None and trained_on.name != local_model:
+        raise ValueError(f"the adapter in {adapter_dir} was trained on {trained_on.label}, but the embedded model is "
+                         f"{embedded_model(local_model).label}; select {trained_on.name} (AGENTLEARN_LOCAL_MODEL or "
+                         "the dashboard's sidebar) to use it")
+
+
 def chat_model(settings: Settings, adapter_dir: str = "", temperature: float = 0.0,
                seed: int | None = None) -> BaseChatModel:
     """The chat model the settings ask for. The OpenAI key is read from the environment only."""
@@ -297,6 +311,8 @@ def chat_model(settings: Settings, adapter_dir: str = "", temperature: float = 0
             max_completion_tokens=settings.max_new_tokens,
             seed=seed,
         )
+    if adapter_dir:
+        check_adapter_base(adapter_dir, settings.local_model)
     return LocalChatModel(
         model_dir=str(chat_model_dir(Path(settings.models_dir), settings.local_model)), adapter_dir=adapter_dir,
         max_new_tokens=settings.max_new_tokens, temperature=temperature, seed=seed, batch_size=settings.batch_size,

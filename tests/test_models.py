@@ -78,6 +78,20 @@ def test_a_job_resolves_an_embedded_model_name_to_its_converted_folder(tmp_path,
     assert seen == ["gemma3-270m", "gemma3-270m"]
 
 
+def test_an_adapter_is_served_only_on_the_model_it_was_trained_on(tmp_path):
+    from agentlearn.llm import check_adapter_base
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/x/models/gemma-3-270m"}))
+    check_adapter_base(str(adapter), "gemma3-270m")
+    with pytest.raises(ValueError, match="trained on gemma-3-270m, but the embedded model is SmolLM2-135M-Instruct; "
+                                         "select gemma3-270m"):
+        check_adapter_base(str(adapter), "smollm2-135m")
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/my/own/model"}))
+    check_adapter_base(str(adapter), "smollm2-135m")  # a model of the user's own: not ours to judge
+
+
 # --- Gemma 3 270M, for real ---------------------------------------------------------------------
 
 
