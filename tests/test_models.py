@@ -76,6 +76,11 @@ def test_a_job_resolves_an_embedded_model_name_to_its_converted_folder(tmp_path,
     assert runner.base_model_dir(jc.preset("sft"), tmp_path) == str(tmp_path / "gemma3-270m")  # the selected one
     assert runner.base_model_dir(jc.preset("sft", base_model=str(tmp_path)), tmp_path) == str(tmp_path)
     assert seen == ["gemma3-270m", "gemma3-270m"]
+    from agentlearn.training import preflight
+
+    assert preflight.setting_problems(jc.preset("sft", base_model="gemma3-270m")) == []
+    assert preflight.setting_problems(jc.preset("sft", base_model="gemma9")) == [
+        "base_model gemma9 is neither an embedded model (smollm2-135m, gemma3-270m) nor a model folder (no config.json)"]
 
 
 def test_an_adapter_is_served_only_on_the_model_it_was_trained_on(tmp_path):
