@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from agentlearn import accounts, policy, processes, sessions
+from agentlearn.models import EMBEDDED_MODELS
 from pages import _progress, _ui
 from storage.records import Adapter, Task, Trajectory
 
@@ -174,6 +175,12 @@ def _sidebar() -> None:
         st.text(str(settings.home))
         adapters = _ui.workspace().repo.count(Adapter)
         st.caption("Model backend")
+        if settings.backend == "embedded":
+            names = list(EMBEDDED_MODELS)
+            st.selectbox("Embedded model", names, index=names.index(settings.local_model), key=_ui.LOCAL_MODEL_KEY,
+                         format_func=lambda name: EMBEDDED_MODELS[name].label,
+                         help="The model this session runs, evaluates and trains (AGENTLEARN_LOCAL_MODEL sets the "
+                              "default). Jobs started from here train it.")
         st.text(f"{settings.backend}: {settings.model_label or '(no model set)'}\n{adapters} trained adapter(s)")
 
 

@@ -1,7 +1,8 @@
-"""Chat models behind one LangChain interface: the embedded SmolLM2, or any OpenAI-compatible API."""
+"""Chat models behind one LangChain interface: an embedded model (agentlearn.models), or any OpenAI-compatible API."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agentlearn import grammar
-from agentlearn.models import chat_model_dir, torch_threads
+from agentlearn.models import EMBEDDED_MODELS, chat_model_dir, embedded_model, torch_threads
 from agentlearn.settings import Settings
 from agentlearn.toolcall import CLOSE, OPEN
 
@@ -193,7 +194,8 @@ PREFILL_ROWS = 4  # prompts prefilled together: rows of similar length, so littl
 def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: int) -> tuple[dict[str, Any], Any]:
     """Inputs for one generate() call, and a factory of its KV cache, prefilled up to each row's last token.
 
-    Three things make a batch cheap on a CPU:
+    Three things make a batch cheap on a CPU (a model whose sliding-window layers are shorter than prompt plus
+    answer gets no prefilled cache: generate() builds its own):
     - the cache is a StaticCache of the prompt width plus the token budget: a DynamicCache concatenates
       every layer's keys and values at every step, a third of a 16-row constrained batch's time here;
     - the prompts of one suite share their system message (instruction and tools), often half of every
@@ -223,6 +225,8 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: i
 
     def cache(model: Any) -> Any:
         static = StaticCache(config=model.config, max_cache_len=width + budget)
+        if any(layer.max_cache_len < width + budget for layer in static.layers):
+            return None  # a sliding-window layer (Gemma 3) shorter than prompt + answer: generate()'s own cache
         prefix = model(input_ids=input_ids[:1, :shared], use_cache=True).past_key_values if shared else None
         for start in range(0, len(ids), PREFILL_ROWS):
             rows = list(range(start, min(start + PREFILL_ROWS, len(ids))))
@@ -230,6 +234,8 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: i
                           pad_id)
         for layer in static.layers:
             layer.cumulative_length.fill_(width - 1)
+            if hasattr(layer, "cumulative_length_int"):  # a sliding-window layer counts in a Python int too
+                layer.cumulative_length_int = width - 1
         return static
 
     return enc, cache
@@ -285,6 +291,19 @@ def grammar_compiler(model_dir: str, adapter_dir: str = "") -> grammar.Compiler:
     return grammar.Compiler(tokenizer, vocab_size=model.config.vocab_size)
 
 
+def check_adapter_base(adapter_dir: str, local_model: str) -> None:
+    """Refuse an adapter trained on another embedded model than the one selected (its weights would not fit)."""
+    config = Path(adapter_dir) / "adapter_config.json"
+    if not config.exists():
+        return
+    base = Path(str(json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or "")).name
+    trained_on = next((m for m in EMBEDDED_MODELS.values() if m.label == base), None)
+    if trained_on is not None and trained_on.name != local_model:
+        raise ValueError(f"the adapter in {adapter_dir} was trained on {trained_on.label}, but the embedded model is "
+                         f"{embedded_model(local_model).label}; select {trained_on.name} (AGENTLEARN_LOCAL_MODEL or "
+                         "the dashboard's sidebar) to use it")
+
+
 def chat_model(settings: Settings, adapter_dir: str = "", temperature: float = 0.0,
                seed: int | None = None) -> BaseChatModel:
     """The chat model the settings ask for. The OpenAI key is read from the environment only."""
@@ -303,8 +322,10 @@ def chat_model(settings: Settings, adapter_dir: str = "", temperature: float = 0
             max_completion_tokens=settings.max_new_tokens,
             seed=seed,
         )
+    if adapter_dir:
+        check_adapter_base(adapter_dir, settings.local_model)
     return LocalChatModel(
-        model_dir=str(chat_model_dir(Path(settings.models_dir))), adapter_dir=adapter_dir,
+        model_dir=str(chat_model_dir(Path(settings.models_dir), settings.local_model)), adapter_dir=adapter_dir,
         max_new_tokens=settings.max_new_tokens, temperature=temperature, seed=seed, batch_size=settings.batch_size,
         threads=settings.threads,
     )

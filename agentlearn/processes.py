@@ -57,7 +57,9 @@ def child_env(ws: Workspace, extra: dict[str, str] | None = None, model_access: 
            if k in KEEP_NAMES or k.startswith(KEEP_PREFIXES) or (keep_openai and k.startswith("OPENAI_"))}
     env.pop(PROCESS_ID_ENV, None)  # a grandchild is not the process its parent reports for
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-    env.update(AGENTLEARN_HOME=str(ws.settings.home), PYTHONUNBUFFERED="1", PYTHONPATH=pythonpath)
+    # The child serves and trains the embedded model this workspace selected (the dashboard may choose another).
+    env.update(AGENTLEARN_HOME=str(ws.settings.home), AGENTLEARN_LOCAL_MODEL=ws.settings.local_model,
+               PYTHONUNBUFFERED="1", PYTHONPATH=pythonpath)
     env.update(extra or {})
     return env
 

@@ -187,6 +187,33 @@ def episodes_block(shots: list[Exemplar]) -> str:
     return "\n\n".join([EPISODES_HEADER, *(_example(n, s) for n, s in enumerate(shots, 1))])
 
 
+# --- prompt layouts: how a model sees the messages above (agentlearn.models names one per model) ---------
+
+# A base model has seen no chat turns, only text: the system message as a preamble, then each exemplar as a
+# "Request: ... / Call: <tool_call>...</tool_call>" block, then the task's request and "Call:", which the
+# model continues. A tool's output (multi-turn) is a "Result:" line. Rendered as a chat template so that
+# generation, training rows and validation prompts come out alike.
+COMPLETION_TEMPLATE = (
+    "{{- bos_token if bos_token else '' -}}"
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'system' -%}{{ m['content'] | trim }}{{ '\\n\\n' }}"
+    "{%- elif m['role'] == 'assistant' -%}{{ 'Call: ' }}{{ m['content'] | trim }}{{ '\\n\\n' }}"
+    "{%- elif m['role'] == 'tool' -%}{{ 'Result: ' }}{{ m['content'] | trim }}{{ '\\n' }}"
+    "{%- else -%}{{ 'Request: ' }}{{ m['content'] | trim }}{{ '\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ 'Call: ' }}{%- endif -%}"
+)
+PROMPT_FORMATS = {"chat": None, "completion": COMPLETION_TEMPLATE}  # None: the model's own chat template
+
+
+def chat_template(prompt_format: str) -> str | None:
+    """The chat template a prompt format installs in a model's tokenizer (None: keep the model's own)."""
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"unknown prompt format {prompt_format!r}; choose one of {', '.join(PROMPT_FORMATS)}")
+    return PROMPT_FORMATS[prompt_format]
+
+
 # How retrieved shots are ordered in the prompt: "nearest_last" (best match right before the task) or
 # "nearest_first". Measured on the two public suites with bench.bench_learning --shot-order.
 SHOT_ORDER = "nearest_last"

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from agentlearn.models import DEFAULT_LOCAL_MODEL, EMBEDDED_MODELS, embedded_model
+
 # Set in a child started by processes.start: the id of the Process record it reports to.
 PROCESS_ID_ENV = "AGENTLEARN_PROCESS_ID"
 
@@ -51,6 +53,7 @@ class Settings:
 
     home: Path = field(default_factory=_default_home)
     backend: str = "embedded"  # embedded | openai
+    local_model: str = DEFAULT_LOCAL_MODEL  # which embedded model (agentlearn.models.EMBEDDED_MODELS)
     openai_model: str = ""
     openai_base_url: str = ""
     max_new_tokens: int = 384  # a cap; each suite's own budget comes from its longest reference call
@@ -75,9 +78,13 @@ class Settings:
         backend = env.get("AGENTLEARN_BACKEND", "embedded").strip().lower()
         if backend not in ("embedded", "openai"):
             raise ValueError(f"AGENTLEARN_BACKEND must be 'embedded' or 'openai', not {backend!r}")
+        local_model = env.get("AGENTLEARN_LOCAL_MODEL", "").strip().lower() or DEFAULT_LOCAL_MODEL
+        if local_model not in EMBEDDED_MODELS:
+            raise ValueError(f"AGENTLEARN_LOCAL_MODEL must be one of {', '.join(EMBEDDED_MODELS)}, not {local_model!r}")
         return cls(
             home=_default_home(),
             backend=backend,
+            local_model=local_model,
             openai_model=env.get("AGENTLEARN_OPENAI_MODEL", env.get("OPENAI_MODEL", "")),
             openai_base_url=env.get("OPENAI_BASE_URL", ""),
             auto_apply_insights=env.get("AGENTLEARN_AUTO_APPLY_INSIGHTS", "") in ("1", "true", "yes"),
@@ -134,4 +141,4 @@ class Settings:
     @property
     def model_label(self) -> str:
         """A short name of the chat model in use, stored on each trajectory."""
-        return self.openai_model if self.backend == "openai" else "SmolLM2-135M-Instruct"
+        return self.openai_model if self.backend == "openai" else embedded_model(self.local_model).label

@@ -6,6 +6,7 @@ st.text / st.code / st.json / st.dataframe, never as markdown or HTML.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -76,10 +77,18 @@ def gate_workspace() -> Workspace:
     return _open(home())
 
 
+LOCAL_MODEL_KEY = "local_model"  # session state: the embedded model this session chose in the sidebar
+
+
 def workspace() -> Workspace:
-    """The one workspace per process for the chosen folder (every page calls this first: the page gate)."""
+    """The one workspace per process for the chosen folder (every page calls this first: the page gate),
+    seen with the embedded model this session chose: the store and vectors are shared, only the model differs."""
     through_app()
-    return _open(home())
+    ws = _open(home())
+    chosen = st.session_state.get(LOCAL_MODEL_KEY)
+    if chosen and chosen != ws.settings.local_model:
+        return dataclasses.replace(ws, settings=ws.settings.with_(local_model=chosen))
+    return ws
 
 
 def clear() -> None:

@@ -87,6 +87,14 @@ def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def gemma_model_dir(shared_models: Path) -> Path:
+    """Gemma 3 270M converted once per test session into the shared models folder (minutes on a busy CPU)."""
+    from agentlearn.models import chat_model_dir
+
+    return chat_model_dir(shared_models, "gemma3-270m")
+
+
 def link_shared_models(home: Path, shared: Path) -> Path:
     """Make `home`/models the session's shared models folder; returns `home`."""
     home.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,16 @@ def test_sidebar_shows_the_local_user_and_the_backend(seeded):
     assert any("embedded" in t for t in sidebar)
 
 
+def test_the_sidebar_chooses_the_embedded_model_for_this_session(seeded):
+    at = open_page(None)
+    box = at.sidebar.selectbox(key=_ui.LOCAL_MODEL_KEY)
+    assert box.options == ["SmolLM2-135M-Instruct", "gemma-3-270m"] and box.value == "smollm2-135m"
+    box.select("gemma3-270m").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(t.value.startswith("embedded: gemma-3-270m") for t in at.sidebar.text)  # the workspace's model now
+    assert at.sidebar.selectbox(key=_ui.LOCAL_MODEL_KEY).value == "gemma3-270m"
+
+
 def test_a_page_requested_first_still_runs_inside_app(raw_seeded):
     """A server's first request for /trajectories must still get the sidebar (who is signed in) from app.py."""
     at = open_page("pages/trajectories.py", annotator="erin")

@@ -85,7 +85,7 @@ def test_embedded_chat_model_answers(model_home):
 
 
 def test_conversion_is_reused(model_home, monkeypatch):
-    target = model_home / "models" / models.CHAT_MODEL_NAME
+    target = models.converted_dir(model_home / "models")
     files = ["model.safetensors", "config.json", "tokenizer.json", ".converted"]
     before = {f: (target / f).stat().st_mtime_ns for f in files}
 
@@ -95,7 +95,8 @@ def test_conversion_is_reused(model_home, monkeypatch):
     monkeypatch.setattr(models, "_convert_gguf", no_reconvert)
     assert models.chat_model_dir(model_home / "models") == target
     assert {f: (target / f).stat().st_mtime_ns for f in files} == before
-    assert (target / ".converted").read_text() == models.gguf_file().name
+    packaged = models.gguf_file(models.embedded_model(), model_home / "unused")  # in its package: nothing assembled
+    assert (target / ".converted").read_text() == packaged.name and not (model_home / "unused").exists()
     assert not (target.with_name(target.name + ".partial")).exists()
 
 

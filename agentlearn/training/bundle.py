@@ -117,10 +117,12 @@ def import_bundle(ws: Workspace, folder: str | Path, *, who: Identity) -> Adapte
                           export_id=lineage.get("export_id", ""), status="succeeded", step=int(result.get("steps", 0)),
                           max_steps=config.max_steps, metrics=metrics, adapter_id=adapter_id, finished=now()))
     suite = lineage.get("suite", "")
-    from agentlearn.models import CHAT_MODEL_NAME
+    from agentlearn.models import EMBEDDED_MODELS, converted_dir
 
     # The base model as this machine names it: the remote path means nothing here.
-    base = config.base_model or str(ws.settings.models_dir / CHAT_MODEL_NAME)
+    named = config.base_model in EMBEDDED_MODELS or not config.base_model
+    base = (str(converted_dir(ws.settings.models_dir, config.base_model or ws.settings.local_model)) if named
+            else config.base_model)
     return ws.repo.put(Adapter(id=adapter_id, name=f"{config.method}-{suite or 'data'}-{job.id[:6]}-bundle",
                                path=str(target), base_model=base, job_id=job.id, method=config.method))
 

@@ -1,6 +1,6 @@
 """One dataclass per training method, saved as YAML, plus named presets for the embedded SmolLM2.
 
-A config says everything a job needs: the dataset file, the base model (empty = the embedded SmolLM2),
+A config says everything a job needs: the dataset file, the base model (a folder, or an embedded model's name),
 LoRA and optimiser settings and the method's own knobs. `device="auto"` picks CUDA when there is one,
 else CPU in float32 (TRL turns bf16 on by default, which breaks CPU training, so it is always set).
 """
@@ -30,7 +30,7 @@ class JobConfig:
     export_id: str = ""
     suite: str = ""
     preset: str = ""
-    base_model: str = ""  # a model folder; empty = the embedded SmolLM2
+    base_model: str = ""  # a model folder or an embedded model's name (agentlearn.models); empty = the selected one
     init_adapter: str = ""  # an adapter folder to train further (its own LoRA settings apply)
     name: str = ""  # the adapter's display name; empty = "<method>-<suite>-<job>"
     max_steps: int = 2

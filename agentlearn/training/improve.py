@@ -220,8 +220,9 @@ def check(ctx: Context) -> dict[str, Any]:
             out["errors"][method] = [made.get("error", "no dataset was exported")]
             continue
         keep = tuple(k for k in ("max_steps", "max_length") if k in ctx.extra)
-        config = jc.preset(method, ctx.preset or jobs.default_preset(), dataset_path=made["path"],
-                           export_id=made["id"], suite=ctx.suite, **ctx.extra)
+        config = jobs.with_base_model(ctx.ws, jc.preset(method, ctx.preset or jobs.default_preset(),
+                                                        dataset_path=made["path"], export_id=made["id"],
+                                                        suite=ctx.suite, **ctx.extra))
         config, facts = sizing.prepare(config, ctx.ws.settings.models_dir, keep=keep)
         report = preflight.check(config, ctx.ws.settings.models_dir)
         if report.errors and method == "sft":

@@ -11,6 +11,7 @@ it, and killing it (even with SIGKILL) leaves the store as it was: every write i
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -43,8 +44,15 @@ def job_dir(ws: Workspace, job_id: str) -> Path:
     return ws.settings.jobs_dir / job_id
 
 
+def with_base_model(ws: Workspace, config: JobConfig) -> JobConfig:
+    """The config naming the workspace's embedded model when it names no base model, so that the job
+    trains the model the workspace serves whatever process runs it."""
+    return config if config.base_model else dataclasses.replace(config, base_model=ws.settings.local_model)
+
+
 def new_job(ws: Workspace, config: JobConfig) -> Job:
     """Store a queued Job for a config and write its job.yaml."""
+    config = with_base_model(ws, config)
     job = Job(method=config.method, config=config.to_dict(), export_id=config.export_id, max_steps=config.max_steps)
     folder = job_dir(ws, job.id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,8 +75,8 @@ def config_for_suite(ws: Workspace, method: str, suite: str, preset_name: str = 
     from agentlearn.training import sizing
 
     exported = datasets.export(ws, method, suite, pairs_from=pairs_from)
-    config = preset(method, preset_name or default_preset(), dataset_path=exported.path, export_id=exported.id,
-                    suite=suite, **overrides)
+    config = with_base_model(ws, preset(method, preset_name or default_preset(), dataset_path=exported.path,
+                                        export_id=exported.id, suite=suite, **overrides))
     # Steps and max_length from the data (a validation slice for SFT), unless they were given.
     return sizing.prepare(config, ws.settings.models_dir, keep=tuple(overrides))[0]
 
@@ -79,6 +87,7 @@ def launch(ws: Workspace, config: JobConfig, *, who: Identity) -> Job:
     `who` needs the train action (agentlearn.policy).
     """
     policy.require(ws.repo, who, "train")
+    config = with_base_model(ws, config)
     errors = preflight.validate(config, ws.settings.models_dir)
     if errors:
         raise ValueError("the job cannot start:\n- " + "\n- ".join(errors))

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentlearn.models import EMBEDDED_MODELS
 from agentlearn.training.config import GRPOJobConfig, JobConfig, SFTJobConfig, problems
 
 
@@ -54,8 +55,10 @@ def setting_problems(config: JobConfig) -> list[str]:
     out = []
     if config.init_adapter and not (Path(config.init_adapter) / "adapter_config.json").exists():
         out.append(f"init_adapter {config.init_adapter} is not an adapter folder (no adapter_config.json)")
-    if config.base_model and not (Path(config.base_model) / "config.json").exists():
-        out.append(f"base_model {config.base_model} is not a model folder (no config.json)")
+    if (config.base_model and config.base_model not in EMBEDDED_MODELS
+            and not (Path(config.base_model) / "config.json").exists()):
+        out.append(f"base_model {config.base_model} is neither an embedded model ({', '.join(EMBEDDED_MODELS)}) "
+                   "nor a model folder (no config.json)")
     if isinstance(config, SFTJobConfig) and config.validation_path and not Path(config.validation_path).exists():
         out.append(f"validation_path {config.validation_path} does not exist; export the dataset again")
     if isinstance(config, GRPOJobConfig) and config.num_generations >= 2 and (

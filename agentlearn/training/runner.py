@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentlearn.settings import Settings
 from agentlearn.training import chat_template, quiet
 from agentlearn.training.config import DPOJobConfig, GRPOJobConfig, JobConfig, SFTJobConfig
 
@@ -45,12 +46,13 @@ def resolve_device(config: JobConfig) -> str:
 
 
 def base_model_dir(config: JobConfig, models_dir: Path) -> str:
-    """The base model folder: the config's, or the embedded SmolLM2 (converted on first use)."""
-    if config.base_model:
-        return config.base_model
-    from agentlearn.models import chat_model_dir
+    """The base model folder: the config's folder, or the embedded model it names (empty: the one the
+    settings select, AGENTLEARN_LOCAL_MODEL), converted on first use."""
+    from agentlearn.models import EMBEDDED_MODELS, chat_model_dir
 
-    return str(chat_model_dir(models_dir))
+    if config.base_model and config.base_model not in EMBEDDED_MODELS:
+        return config.base_model
+    return str(chat_model_dir(models_dir, config.base_model or Settings.from_env().local_model))
 
 
 def load_tokenizer(config: JobConfig, base_dir: str):
