@@ -9,7 +9,7 @@ would then hold against a number or a list the task accepts).
 
 Nested schemas are converted all the way down: `properties` of objects, `items` of arrays (a single
 schema or, for tuples, a list of them), `additionalProperties` when it is a schema. A property's
-`required: true` (a form some BFCL files use) is not JSON Schema and is dropped from the property; a
+`required: true` and `optional: true` (forms some BFCL files use) are not JSON Schema and are dropped from the property; a
 list of required names on an object stays. Every other keyword (description, enum, default, format...)
 is kept as written.
 """
@@ -38,6 +38,8 @@ def json_schema(parameters: dict[str, Any]) -> dict[str, Any]:
 
     ValueError names the unknown type and where it is, e.g. "properties.unit.type: unknown type 'Color'".
     """
+    if not isinstance(parameters, dict):
+        raise ValueError(f"a parameter schema must be an object, not {type(parameters).__name__}")
     return _convert(parameters, "")
 
 
@@ -75,6 +77,8 @@ def _convert(schema: Any, where: str) -> Any:
             out[key] = _convert(value, at)
         elif key == "required" and not isinstance(value, list):
             continue  # `required: true` on a property: not JSON Schema; the object's list says it
+        elif key == "optional" and isinstance(value, bool):
+            continue  # BFCL's own marker, not JSON Schema: the object's `required` list already says it
         else:
             out[key] = value
     if isinstance(out.get("items"), list):  # a tuple's positional item schemas: JSON Schema's prefixItems

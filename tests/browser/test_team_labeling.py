@@ -223,11 +223,11 @@ def test_l_on_the_run_page_keeps_who_is_labeling_and_the_first_key_after_signing
     settle(page)
     # Sign in with the keyboard only, then press a shortcut at once: it must not land in a text box.
     page.get_by_label("Name").click()
-    page.keyboard.type("carol")
+    page.keyboard.type("dave")  # a reviewer: the Run page is theirs
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
-    page.get_by_text("Signed in: carol").first.wait_for(timeout=20_000)
+    page.get_by_text("Signed in: dave").first.wait_for(timeout=20_000)
     shown(page)
     settle(page)
     key(page, "s", "verdict: success")
@@ -243,11 +243,11 @@ def test_l_on_the_run_page_keeps_who_is_labeling_and_the_first_key_after_signing
     key(page, "l")
     page.get_by_role("heading", name="Trajectories").first.wait_for(timeout=20_000)
     settle(page)
-    assert page.get_by_text("Signed in: carol").count() >= 1
+    assert page.get_by_text("Signed in: dave").count() >= 1
     tid = shown(page)
     key(page, "s", "verdict: success")
     page.keyboard.press("n")
-    label = wait_for(lambda: repo.find(Label, trajectory_id=tid, annotator="carol"))[0]
+    label = wait_for(lambda: repo.find(Label, trajectory_id=tid, annotator="dave"))[0]
     assert label.verdict == "success"
     no_exception(page)
     page.context.close()
