@@ -87,6 +87,7 @@ class Episode:
     # The loop (episodes whose tools execute or whose task has more user turns):
     looping: bool = False
     max_calls: int = 1  # calls one step may make (several in one answer when > 1, looping or not)
+    may_decline: bool = False  # a one-answer task may be answered in words (Suite.may_decline)
     max_steps: int = 10
     bindings: list[ToolBinding] = field(default_factory=list)
     runner: tools.EpisodeTools | None = None
@@ -231,7 +232,8 @@ class Agent:
             shots = prompts.order_shots(ep.shots)
             if self.options.shot_seed is not None:
                 random.Random(f"{self.options.shot_seed}:{ep.task.id}").shuffle(shots)
-            rules = prompts.step_format_rules(ep.max_calls) if ep.looping or ep.max_calls > 1 else prompts.FORMAT_RULES
+            rules = prompts.step_format_rules(ep.max_calls) if ep.looping else \
+                prompts.answer_format_rules(ep.max_calls, ep.may_decline)
             ep.prompt = prompts.build_prompt(ep.task, shots, instruction, "\n\n".join(b for b in blocks if b),
                                              tools=ep.tools, rules=rules)
         return {"episodes": state["episodes"]}
@@ -243,6 +245,7 @@ class Agent:
         ep.looping = bool(ep.bindings or ep.task.turns)
         ep.max_calls = suite.max_calls if suite else 1
         ep.max_steps = suite.max_steps if suite else 10
+        ep.may_decline = bool(suite and suite.may_decline)
         ep.runner = self._toolbox.episode(ep.bindings, ep.task) if ep.bindings else None
         ep.steps, ep.turn, ep.turn_steps, ep.user, ep.acting = [], 0, 0, "", True
         if not ep.tools:
@@ -260,15 +263,14 @@ class Agent:
         active = [ep for ep in _active(state) if ep.acting]
         if not active:
             return {"episodes": state["episodes"]}
-        budget = max(self._decoding_for(ep.task.suite)[0] * (ep.max_calls if ep.looping or ep.max_calls > 1 else 1)
-                     for ep in active)
+        budget = max(self._decoding_for(ep.task.suite)[0] * ep.max_calls for ep in active)
         offered = [grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
         on_row = (lambda i: self.on_answer(active[i])) if self.on_answer else None
         started = time.perf_counter()
         outputs, constrained = complete(self.chat, [conversation(ep) for ep in active], offered,
                                         constrained=self.options.constrained, max_new_tokens=budget,
                                         concurrency=self.ws.settings.concurrency, on_row=on_row,
-                                        steps=[ep.max_calls if ep.looping or ep.max_calls > 1 else 0 for ep in active],
+                                        steps=[_calls_per_step(ep) for ep in active],
                                         may_answer=[_may_answer(ep) for ep in active])
         seconds = time.perf_counter() - started
         for ep, out in zip(active, outputs, strict=True):
@@ -544,6 +546,12 @@ def _local_message(m: BaseMessage) -> dict[str, str]:
 # 135M model, offered "calls or an answer" there, answered all 8 toy episodes of bench.bench_episodes in
 # prose at once (no call, nothing executed); later steps may answer.
 FIRST_STEP_CALLS = True
+
+
+def _calls_per_step(ep: Episode) -> int:
+    """0 for exactly one call (the single-call grammar), else the step grammar's most calls: an episode's step,
+    an answer of several calls, or one that may be given in words instead (`may_decline`)."""
+    return ep.max_calls if ep.looping or ep.max_calls > 1 or ep.may_decline else 0
 
 
 def _may_answer(ep: Episode) -> bool:

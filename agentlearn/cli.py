@@ -447,7 +447,8 @@ def cmd_tasks_import(args: argparse.Namespace) -> int:
     print(f"imported {len(tasks)} tasks into suite {suite.name!r}: {train} train, {len(tasks) - train} heldout, "
           f"{len(suite.tools)} tools; instruction: {'own' if suite.instruction else 'the default'}; "
           f"at most {suite.max_calls} call{'s' if suite.max_calls > 1 else ''} an answer, {suite.max_steps} "
-          f"step{'s' if suite.max_steps > 1 else ''} a turn")
+          f"step{'s' if suite.max_steps > 1 else ''} a turn"
+          f"{'; a request may be answered without a call' if suite.may_decline else ''}")
     return 0
 
 

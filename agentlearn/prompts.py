@@ -42,9 +42,29 @@ STEP_FORMAT_RULES = (
 )
 
 
+DECLINE_FORMAT_RULES = (
+    "If one of these tools does what the request asks, answer with {calls}, written as\n"
+    '<tool_call>{{"name": "<tool name>", "arguments": {{<argument>: <value>, ...}}}}</tool_call>\n'
+    "If none of them does, do not call a tool: say so in plain words.\n"
+    "Take identifiers, names, numbers and dates from the conversation as written."
+)
+
+
+def _calls_text(max_calls: int) -> str:
+    return "one call" if max_calls == 1 else f"at most {max_calls} calls, one a line"
+
+
 def step_format_rules(max_calls: int) -> str:
     """The output format of an episode's steps: up to `max_calls` calls, or an answer in words."""
-    return STEP_FORMAT_RULES.format(calls="one call" if max_calls == 1 else f"at most {max_calls} calls, one a line")
+    return STEP_FORMAT_RULES.format(calls=_calls_text(max_calls))
+
+
+def answer_format_rules(max_calls: int, may_decline: bool) -> str:
+    """The output format of a one-answer task: exactly one call, up to `max_calls` calls, or (for a suite whose
+    requests may need no call) those calls or a plain-words answer saying no tool fits."""
+    if may_decline:
+        return DECLINE_FORMAT_RULES.format(calls=_calls_text(max_calls))
+    return FORMAT_RULES if max_calls == 1 else step_format_rules(max_calls)
 
 
 def instruction_for(suite: Suite | None) -> str:

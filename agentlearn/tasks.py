@@ -357,8 +357,11 @@ def import_file(ws: Workspace, path: str | Path, suite: str, heldout: float = 0.
     # A re-import keeps what people set on the suite: its model, retrieval choice, queue, rubric and bindings.
     # The step and call limits come from the file where its format sets them, else stay as they were.
     limits = {k: read[k] for k in ("max_steps", "max_calls") if k in read}
+    if any(d.reference is not None and not d.reference.calls and not d.turn_calls for d in drafts):
+        limits["may_decline"] = True  # some request is rightly answered without a call: the agent may decline
     kept = old_suite.model_dump(include={"retrieval", "adapter", "overlap", "error_categories", "guidelines",
-                                         "bindings", "max_steps", "max_calls"} - set(limits)) if old_suite else {}
+                                         "bindings", "max_steps", "max_calls", "may_decline"} - set(limits)) \
+        if old_suite else {}
     record = Suite(
         id=suite, name=suite, tools=suite_tools, heldout_fraction=heldout,
         description=description or (old_suite.description if old_suite else ""),
@@ -410,6 +413,7 @@ class SuiteCard(BaseModel):
     bindings: list[ToolBinding] = Field(default_factory=list)
     max_steps: int | None = Field(default=None, ge=1, le=100)
     max_calls: int | None = Field(default=None, ge=1, le=16)
+    may_decline: bool | None = None  # whether a request may be answered in words, without a call
 
 
 def load_card(path: str | Path) -> SuiteCard:
@@ -458,7 +462,8 @@ def import_suite(ws: Workspace, path: str | Path, suite: str = "", heldout: floa
     record = import_file(ws, path, name, heldout, fmt=fmt, answers=answers, tools=found.tools,
                          description=description or found.description,
                          instruction=instruction or found.instruction, kind_overrides=found.arg_kinds)
-    loop = {k: v for k, v in {"max_steps": found.max_steps, "max_calls": found.max_calls}.items() if v is not None}
+    loop = {k: v for k, v in {"max_steps": found.max_steps, "max_calls": found.max_calls,
+                              "may_decline": found.may_decline}.items() if v is not None}
     if found.bindings or loop:
         record = record.model_copy(update={**loop, **({"bindings": found.bindings} if found.bindings else {})})
         ws.repo.put(record)
@@ -547,7 +552,7 @@ def card_of(suite: Suite) -> dict[str, Any]:
             "tools": suite.tools, "arg_kinds": arg_kinds.kinds_for(suite), "inferred_kinds": suite.arg_kinds,
             "kind_overrides": suite.arg_kind_overrides, "source": suite.source,
             "bindings": [b.model_dump() for b in suite.bindings], "max_steps": suite.max_steps,
-            "max_calls": suite.max_calls}
+            "max_calls": suite.max_calls, "may_decline": suite.may_decline}
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -148,6 +148,8 @@ class Suite(Record):
     bindings: list[ToolBinding] = Field(default_factory=list)
     max_steps: int = Field(default=10, ge=1, le=100)  # model turns per user turn before the episode stops
     max_calls: int = Field(default=1, ge=1, le=16)  # calls one answer may make (1: today's single call)
+    # Some requests are rightly answered without a call (BFCL irrelevance): the agent may answer in words.
+    may_decline: bool = False
 
 
 # --- runs ----------------------------------------------------------------------------------------

@@ -31,3 +31,27 @@ def test_eval_on_a_bfcl_suite_reports_call_accuracy_by_bfcls_rule(ws, make_fake_
     out = summary(ws, [run])
     assert out["call_rule"] == "bfcl" and out["call_accuracy"] == run.call_accuracy
     assert "BFCL's rule" in out["lines"][0]
+
+
+def test_a_suite_with_no_call_answers_may_be_answered_in_words(ws, make_fake_chat):
+    suite = import_suite(ws, "irrelevance", heldout=1.0, fmt="bfcl", who=ME)
+    assert suite.may_decline
+    ws.chat_factory = make_fake_chat([
+        "None of these functions can answer that: it needs a calculator I was not given.",
+        format_tool_call(ToolCall(name="determine_body_mass_index", arguments={"weight": 70, "height": 1.75})),
+    ])
+    run = evaluate(ws, "irrelevance", RunOptions(method="none", limit=2, constrained=False))
+    assert run.n == 2 and abs(run.call_accuracy - 1 / 2) < 1e-9  # the words are right, the call is not
+    prompt = next(iter(ws.repo.all(Trajectory))).prompt[0].content
+    assert "If none of them does, do not call a tool" in prompt
+
+
+def test_the_embedded_model_declines_under_the_grammar_when_the_suite_allows_it(real_ws):
+    """The real model and grammar: one-answer tasks of an irrelevance suite get words, not a forced call
+    (before the suite could decline, the single-call grammar made every answer a call: 0% by construction)."""
+    import_suite(real_ws, "irrelevance", heldout=1.0, fmt="bfcl", who=ME)
+    run = evaluate(real_ws, "irrelevance", RunOptions(method="none", limit=2))
+    assert run.constrained and run.n == 2
+    outputs = [t.output for t in real_ws.repo.all(Trajectory)]
+    assert all("<tool_call>" not in o and o.strip() for o in outputs), outputs
+    assert run.call_accuracy == 1.0

@@ -72,6 +72,7 @@ def test_parallel_has_several_calls_and_irrelevance_none(ws):
     assert len(irrelevant) == len(lines_of("irrelevance"))
     assert all(t.reference is not None and t.reference.calls == [] and t.expected.name == "" for t in irrelevant)
     assert not ws.repo.find(Exemplar, suite="irrelevance")  # no call to show as an example
+    assert suite.may_decline and not par.may_decline  # only a suite with no-call answers lets the agent decline
 
 
 def test_java_keeps_bfcl_types_for_the_checker(ws):
