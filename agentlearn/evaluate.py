@@ -22,7 +22,7 @@ from agentlearn.agent import run_tasks
 from agentlearn.graders import score
 from agentlearn.memory.retrieval import resolve_options
 from agentlearn.methods import RunOptions, options_of
-from agentlearn.tasks import load_tasks
+from agentlearn.tasks import gradable_tasks, load_tasks
 from agentlearn.workspace import Workspace
 from storage.records import EvalRun, Trajectory
 
@@ -37,9 +37,10 @@ def evaluate(ws: Workspace, suite: str, options: RunOptions | None = None, split
     `progress` after each task, `answered(a, n)` as each gets its answer inside a batch (agent.run_tasks).
     """
     options = options or RunOptions()
-    tasks = load_tasks(ws, suite, split)
+    tasks = gradable_tasks(ws, suite, split)
     if not tasks:
-        raise ValueError(f"suite {suite!r} has no {split} tasks; import one with `python -m agentlearn tasks import`")
+        raise ValueError(f"suite {suite!r} has no {split} tasks with a known right answer; import tasks with "
+                         "`python -m agentlearn tasks import`, or correct imported runs to give them one")
     tasks = tasks[:options.limit] if options.limit else tasks
     used = resolve_options(ws, suite, options.replace(source="eval"))
     started = time.perf_counter()

@@ -582,6 +582,18 @@ def load_tasks(ws: Workspace, suite: str, split: str | None = None) -> list[Task
     return ws.repo.find(Task, suite=suite, split=split)
 
 
+def has_answer(task: Task) -> bool:
+    """Whether the task says what a right answer is (an expected call, a reference, even "call nothing", or
+    per-turn calls). A request imported from traces has none until a person gives one: it can be labeled,
+    but not scored, so evaluations and the retrieval choice leave it out."""
+    return task.reference is not None or bool(task.expected.name) or bool(task.turn_calls)
+
+
+def gradable_tasks(ws: Workspace, suite: str, split: str) -> list[Task]:
+    """The split's tasks that can be scored (has_answer), in file order."""
+    return [t for t in load_tasks(ws, suite, split) if has_answer(t)]
+
+
 def tools_for(ws: Workspace, suite: str) -> list[dict[str, Any]]:
     """The suite's tools, each {"name", "description", "parameters"}."""
     return get_suite(ws, suite).tools

@@ -34,6 +34,26 @@ def test_evaluate_scores_name_and_call_accuracy_separately(ws, make_fake_chat):
     assert ws.repo.get(EvalRun, run.id).trajectory_ids == run.trajectory_ids
 
 
+def test_requests_without_a_known_answer_are_left_out_of_scores(ws, make_fake_chat):
+    """A request imported from traces ("no-reference" until a person answers it) is labeled, not scored:
+    evaluations and the retrieval choice leave it out instead of counting it as a failure."""
+    from agentlearn.memory import retrieval
+    from storage.records import Task, ToolCall
+
+    ensure_demo_suite(ws)
+    heldout = load_tasks(ws, DEMO_SUITE, "heldout")
+    unknown = [Task(id=f"{DEMO_SUITE}:traced-{split}", suite=DEMO_SUITE, sample_id=f"traced-{split}", split=split,
+                    input=heldout[0].input,
+                    tools=heldout[0].tools, expected=ToolCall(name=""), tags=["no-reference"])
+               for split in ("train", "heldout")]
+    ws.repo.put_many(unknown)
+    ws.chat_factory = make_fake_chat([format_tool_call(t.expected) for t in heldout])
+    run = evaluate(ws, DEMO_SUITE, RunOptions(method="none"))
+    assert run.n == len(heldout) and run.call_accuracy == 1.0
+    choice = retrieval.choose(ws, DEMO_SUITE, how_many=0)
+    assert choice["n_train"] == len(load_tasks(ws, DEMO_SUITE, "train")) - 1
+
+
 def test_evaluate_an_unknown_suite_says_what_to_do(ws):
     with pytest.raises(ValueError, match="no suite named .nope."):
         evaluate(ws, "nope")

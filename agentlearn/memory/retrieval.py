@@ -284,15 +284,15 @@ def type_is_usable(ws: Workspace, suite_name: str, train: Sequence[Task]) -> boo
 def choose(ws: Workspace, suite_name: str, progress: Progress | None = None, *, runner: Runner | None = None,
            how_many: int = FINALISTS) -> dict[str, Any]:
     """Choose the suite's retrieval mode, k and tool-awareness by leave-one-out on its train split; store and return it."""
-    from agentlearn.tasks import get_suite, load_tasks
+    from agentlearn.tasks import get_suite, gradable_tasks
 
     if how_many < 0:
         raise ValueError(f"the number of configurations run through the agent cannot be negative ({how_many})")
     get_suite(ws, suite_name)
-    train = load_tasks(ws, suite_name, "train")
+    train = gradable_tasks(ws, suite_name, "train")
     if len(train) < 2:
-        raise ValueError(f"suite {suite_name!r} has {len(train)} train task(s); choosing retrieval by leave-one-out "
-                         "needs at least 2")
+        raise ValueError(f"suite {suite_name!r} has {len(train)} train task(s) with a known right answer; choosing "
+                         "retrieval by leave-one-out needs at least 2")
     exemplars.sync_bank(ws, suite_name)  # the bank the agent's runs will retrieve from
     if not exemplars.bank(ws, suite_name):
         raise ValueError(f"suite {suite_name!r} has no active exemplars to retrieve; import its train split or add "
