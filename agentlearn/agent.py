@@ -41,6 +41,7 @@ from agentlearn.episode_text import is_episode
 from agentlearn.memory import exemplars, insights, playbook, reflexion, retrieval, tool_retrieval
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
+from agentlearn.tasks import tools_added_at, tools_at
 from agentlearn.toolcall import format_tool_call, parse_tool_call, parse_tool_calls
 from agentlearn.workspace import Workspace
 from storage.records import (
@@ -250,6 +251,9 @@ class Agent:
         ep.steps, ep.turn, ep.turn_steps, ep.user, ep.acting = [], 0, 0, "", True
         if not ep.tools:
             ep.tools = list(ep.task.tools)
+        if ep.task.held_back:  # a shortlist or the whole list, less what a later turn brings
+            first = {t["name"] for t in tools_at(ep.task, 0)}
+            ep.tools = [t for t in ep.tools if t["name"] in first]
 
     def _replay_kept(self, ep: Episode) -> None:
         """Replay: run the kept steps' calls again in this episode's fresh tools (their state follows), then act on."""
@@ -305,6 +309,10 @@ class Agent:
         if ep.turn < len(ep.task.turns):
             ep.user = "\n".join(m.content for m in prompts.task_messages(ep.task.turns[ep.turn]))
             ep.turn, ep.turn_steps = ep.turn + 1, 0
+            added = tools_added_at(ep.task, ep.turn)
+            if added:  # a held-back tool arrives: offered from now on, and shown to the model with the message
+                ep.tools = ep.tools + [t for t in added if t not in ep.tools]
+                ep.user = prompts.tools_added_message(added, ep.user)
         else:
             ep.acting = False
 

@@ -117,6 +117,12 @@ def playbook_block(sections: list[tuple[str, list[str]]]) -> str:
     return "\n".join(parts) if len(parts) > 1 else ""
 
 
+def tools_added_message(tools: list[dict[str, Any]], text: str) -> str:
+    """A user turn that brings tools held back until now: their signatures, then the turn's own words."""
+    listed = "\n".join(tool_signature(t) for t in tools)
+    return f"New tools you can call now:\n{listed}" + (f"\n\n{text}" if text.strip() else "")
+
+
 def task_messages(messages: list[Message]) -> list[Message]:
     """A task's conversation as the user turn the agent answers.
 

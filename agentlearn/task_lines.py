@@ -139,4 +139,5 @@ class Draft:
     reference: Reference | None = None
     turns: list[list[Message]] = field(default_factory=list)
     turn_calls: list[list[ToolCall]] = field(default_factory=list)
+    held_back: dict[int, list[str]] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)

@@ -383,7 +383,7 @@ def _task_records(ws: Workspace, suite: str, draft: Draft, catalog: list[dict[st
     task = Task(id=tid, suite=suite, sample_id=draft.sample_id, split=split, input=draft.input,
                 tools=draft.tools if draft.tools is not None else catalog, expected=call, tags=draft.tags,
                 reference=draft.reference, turns=draft.turns, turn_calls=draft.turn_calls,
-                environment=draft.environment, created=old.created if old else created)
+                held_back=draft.held_back, environment=draft.environment, created=old.created if old else created)
     out: list[Record] = [task]
     ref = ws.repo.get(Exemplar, reference_id(suite, draft.sample_id))
     if split == "train" and call.name:  # a task whose right answer is no call has no call to show
@@ -580,6 +580,18 @@ def load_tasks(ws: Workspace, suite: str, split: str | None = None) -> list[Task
     if split is None:
         return ws.repo.find(Task, suite=suite)
     return ws.repo.find(Task, suite=suite, split=split)
+
+
+def tools_at(task: Task, turn: int) -> list[dict[str, Any]]:
+    """The task's tools offered at a user turn: all but those held back until a later turn (Task.held_back)."""
+    later = {name for at, names in task.held_back.items() if at > turn for name in names}
+    return [t for t in task.tools if t["name"] not in later]
+
+
+def tools_added_at(task: Task, turn: int) -> list[dict[str, Any]]:
+    """The tools first offered at this turn."""
+    names = set(task.held_back.get(turn, []))
+    return [t for t in task.tools if t["name"] in names]
 
 
 def has_answer(task: Task) -> bool:

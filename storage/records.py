@@ -94,6 +94,9 @@ class Task(Record):
     reference: Reference | None = None  # None: `expected` is the whole reference (today's suites)
     turns: list[list[Message]] = Field(default_factory=list)  # user messages of turns after the first
     turn_calls: list[list[ToolCall]] = Field(default_factory=list)  # per turn (first included), the reference calls
+    # Tools not offered until a later turn (turn index -> tool names; BFCL multi_turn_miss_func): `tools` holds
+    # them all, the agent offers each from its turn on, announced in that turn's user message.
+    held_back: dict[int, list[str]] = Field(default_factory=dict)
     # The environment's name (a key of agentlearn.suites.environments.NAMES, never code) -> its initial state.
     environment: dict[str, Any] = Field(default_factory=dict)
 

@@ -160,6 +160,21 @@ def test_a_task_with_more_user_turns_continues_after_each_answer(scripted):
                                                             "AIMessage", "ToolMessage"]
 
 
+def test_a_tool_held_back_until_a_later_turn_is_offered_and_announced_from_that_turn(scripted):
+    """BFCL multi_turn_miss_func: a function missing at first arrives with a later user turn."""
+    ws = scripted
+    _suite(ws)
+    task = _task(ws, "hello", ToolCall(name="reset_password", arguments={"user_id": "u-17"}),
+                 turns=[[Message(role="user", content="Reset the password of ada")]],
+                 held_back={1: ["reset_password"]})
+    [[t]] = run_tasks(ws, [task], RunOptions())
+    system = str(ws.chat_factory.seen[0][0].content)
+    assert "find_user" in system and "reset_password" not in system  # not offered at the first turn
+    assert t.steps[1].user.startswith("New tools you can call now:\n- reset_password(user_id: string)")
+    assert t.steps[1].user.endswith("Reset the password of ada")
+    assert [c.name for c in t.tool_calls] == ["find_user", "reset_password"] and t.verdict.success
+
+
 def test_an_unbound_suite_may_make_several_calls_in_one_answer(ws, make_fake_chat):
     ws.repo.put(Suite(id=SUITE, name=SUITE, tools=TOOLS, max_calls=2))
     task = _task(ws, "reset ada", ToolCall(name="find_user", arguments={"name": "ada"}))

@@ -75,6 +75,29 @@ def test_parallel_has_several_calls_and_irrelevance_none(ws):
     assert suite.may_decline and not par.may_decline  # only a suite with no-call answers lets the agent decline
 
 
+def test_miss_func_holds_functions_back_until_their_turn(ws):
+    tasks.import_suite(ws, "multi_turn_miss_func", fmt="bfcl", who=ME)
+    line = lines_of("multi_turn_miss_func")[0]
+    task = ws.repo.get(Task, f"multi_turn_miss_func:{line['id']}")
+    (turn, names), = line["missed_function"].items()
+    assert task.held_back == {int(turn): names} and line["question"][int(turn)] == []
+    assert task.turns[int(turn) - 1][0].content == bfcl.TOOLS_ADDED_PROMPT
+    offered_first = {t["name"] for t in tasks.tools_at(task, 0)}
+    assert not offered_first & set(names) and set(names) <= {t["name"] for t in tasks.tools_at(task, int(turn))}
+    assert all(t.held_back for t in tasks.load_tasks(ws, "multi_turn_miss_func"))
+
+
+def test_a_missed_function_that_no_class_offers_is_refused_with_its_line(tmp_path, ws):
+    lines = lines_of("multi_turn_miss_func")[:2]
+    lines[1]["missed_function"] = {"1": ["no_such_function"]}
+    questions = tmp_path / "BFCL_v4_multi_turn_miss_func.json"
+    questions.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    answers = DATA / "possible_answer" / "BFCL_v4_multi_turn_miss_func.json"
+    with pytest.raises(ValueError, match=r"line 2.*'no_such_function', which none of the line's classes offers"):
+        tasks.import_suite(ws, str(questions), fmt="bfcl", answers=str(answers), who=ME)
+    assert not tasks.suites(ws)
+
+
 def test_java_keeps_bfcl_types_for_the_checker(ws):
     tasks.import_suite(ws, "simple_java", fmt="bfcl", who=ME)
     task = ws.repo.get(Task, "simple_java:simple_java_0")

@@ -30,8 +30,10 @@ parse_calls reads BFCL's `func(arg=value)` text), `environment` = {class: its in
 for the line's involved_classes, and `tools` = those classes' function docs from
 bfcl_eval/data/multi_turn_func_doc, less the line's excluded_function. A class outside
 ENVIRONMENT_CLASSES (the installed package's own list) is refused: an imported file never names code
-to run. multi_turn_miss_func's functions held back until a later turn are offered from the start (a
-task has one tool list). The AST rule does not grade multi-turn tasks, so they carry no `reference`.
+to run. multi_turn_miss_func's functions held back until a later turn (`missed_function`) keep their schemas in
+`tools` and are listed in `Task.held_back`: the agent offers them from that turn on, whose empty user
+message becomes BFCL's own ("I have updated some more functions you can choose from. What about now?"),
+with the new functions' signatures before it. The AST rule does not grade multi-turn tasks, so they carry no `reference`.
 
 A question line that names code (`module`, `command` or `bindings` keys) is refused with its file and
 line; so is any line the JSONL import would refuse (text the store cannot keep, a bad schema). The
@@ -57,6 +59,9 @@ CATEGORIES = SINGLE_TURN + MULTI_TURN
 NO_CALL = ("irrelevance", "live_irrelevance")  # the right answer to every task is no call
 NAMES_CODE = ("module", "command", "bindings")  # keys of a task line that would name code to run
 OMIT = ""  # among an argument's acceptable values: it may be left out
+# The user message of a turn that brings held-back functions (bfcl_eval.constants.default_prompts'
+# DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC, as BFCL's inference sends it).
+TOOLS_ADDED_PROMPT = "I have updated some more functions you can choose from. What about now?"
 MULTI_TURN_STEPS = 20  # model steps per user turn: BFCL's own limit (bfcl_eval.constants.default_prompts)
 
 
@@ -277,6 +282,28 @@ def _single_turn(obj: dict[str, Any], turns: list[list[Message]], category: str,
                  tools=tools, tags=[category] if category else [], reference=reference)
 
 
+def _held_back(missed: Any, offered: set[str], n_turns: int, where: str) -> dict[int, list[str]]:
+    """`missed_function` ({"3": ["sort"]}: functions first offered at turn 3) checked against the line's turns
+    and functions."""
+    if missed is None:
+        return {}
+    if not isinstance(missed, dict):
+        raise ValueError(f"{where}: 'missed_function' must be an object of turn index -> function names")
+    out: dict[int, list[str]] = {}
+    for key, names in missed.items():
+        if not (isinstance(key, str) and key.isdigit() and 0 < int(key) < n_turns):
+            raise ValueError(f"{where}: 'missed_function' key {key!r} is not a turn after the first "
+                             f"(1 to {n_turns - 1})")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{where}: 'missed_function'[{key!r}] must be a list of function names")
+        unknown = [n for n in names if n not in offered]
+        if unknown:
+            raise ValueError(f"{where}: 'missed_function'[{key!r}] names {unknown[0]!r}, which none of the "
+                             "line's classes offers")
+        out[int(key)] = list(names)
+    return out
+
+
 def _multi_turn(obj: dict[str, Any], turns: list[list[Message]], answer: tuple[int, dict[str, Any]] | None,
                 where: str, answer_path: Path | None):
     try:
@@ -318,8 +345,11 @@ def _multi_turn(obj: dict[str, Any], turns: list[list[Message]], answer: tuple[i
     except ValueError as e:
         raise ValueError(f"{answer_path}, line {answer[0]}: {e}") from None
     first = next((c for c in turn_calls[0]), ToolCall(name=""))
+    held_back = _held_back(obj.get("missed_function"), {d["name"] for d in tools}, len(turns), where)
+    turns = [[Message(role="user", content=TOOLS_ADDED_PROMPT)] if at in held_back and not turn else turn
+             for at, turn in enumerate(turns)]
     return Draft(sample_id=obj["id"], input=turns[0], expected=first,
                  tools=[tool_schema(d) for d in tools], tags=[category_of(obj["id"]) or "multi_turn"],
-                 turns=turns[1:], turn_calls=turn_calls,
+                 turns=turns[1:], turn_calls=turn_calls, held_back=held_back,
                  environment={cls: copy.deepcopy(config.get(cls, {})) for cls in classes})
 
