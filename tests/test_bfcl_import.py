@@ -161,17 +161,10 @@ def test_command_line_imports_a_category(tmp_path, capsys):
     assert "neither a file nor a BFCL category" in capsys.readouterr().err
 
 
-def test_multi_turn_import_fills_turns_environment_and_tools(ws, monkeypatch):
-    """What the reader does with a multi-turn line. The call texts go to agentlearn.suites.multi_turn.parse_calls
-    (its own module, tested there); here a recording stand-in returns one call per text, named by it."""
-    seen: list[str] = []
+def test_multi_turn_import_fills_turns_environment_and_tools(ws):
+    """What the reader does with a multi-turn line, with the real call reader (multi_turn.parse_calls)."""
+    from agentlearn.suites.multi_turn import parse_calls
 
-    def parse_calls(text: str) -> list[ToolCall]:
-        seen.append(text)
-        return [ToolCall(name=text.split("(")[0], arguments={"text": text})]
-
-    monkeypatch.setitem(sys.modules, "agentlearn.suites.multi_turn",
-                        types.SimpleNamespace(parse_calls=parse_calls))
     suite = tasks.import_suite(ws, "multi_turn_base", fmt="bfcl", who=ME)
     assert suite.max_steps == bfcl.MULTI_TURN_STEPS and suite.max_calls > 1
     question = lines_of("multi_turn_base")[0]
@@ -180,8 +173,10 @@ def test_multi_turn_import_fills_turns_environment_and_tools(ws, monkeypatch):
     assert [m.content for m in task.input] == [m["content"] for m in question["question"][0]]
     assert [[m.content for m in turn] for turn in task.turns] == [[m["content"] for m in t]
                                                                   for t in question["question"][1:]]
-    assert [[c.arguments["text"] for c in turn] for turn in task.turn_calls] == gold
-    assert seen[:len(gold[0])] == gold[0]
+    assert task.turn_calls == [[c for text in turn for c in parse_calls(text)] for turn in gold]
+    assert task.turn_calls[0][:2] == [ToolCall(name="cd", arguments={"folder": "document"}),
+                                      ToolCall(name="mkdir", arguments={"dir_name": "temp"})]
+    assert task.turn_calls[2] == [ToolCall(name="sort", arguments={"file_name": "final_report.pdf"})]  # positional
     assert set(task.environment) == set(question["involved_classes"])
     assert task.environment["GorillaFileSystem"] == question["initial_config"]["GorillaFileSystem"]
     names = {t["name"] for t in task.tools}
