@@ -19,8 +19,11 @@ from agentlearn.traces.assemble import (
     ToolRun,
     arguments_of,
     as_text,
+    count_of,
+    duration_of,
     episode,
     message_of,
+    request_of,
     seconds_of,
     tools_of,
 )
@@ -61,7 +64,7 @@ def read(documents: list[Document]) -> list[ImportedEpisode]:
         called = {c.name for t in turns for c in (t.output.calls if t.output else [])}
         runs = [_run(o) for o in members if o["type"] == "TOOL" or (o["type"] == "SPAN" and o.get("name") in called)]
         found = episode(trace_id, turns, runs, fmt="langfuse", agent=str(trace.get("name") or ""),
-                        request=_request(trace.get("input")))
+                        request=request_of(trace.get("input")))
         if found is not None:
             out.append(found)
     return out
@@ -88,19 +91,8 @@ def _observation(obs: Any, where: str) -> dict:
     return obs
 
 
-def _request(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        for key in ("input", "question", "query"):
-            if isinstance(value.get(key), str):
-                return value[key]
-    return ""
-
-
 def _duration(obs: dict) -> float | None:
-    start, end = seconds_of(obs.get("startTime")), seconds_of(obs.get("endTime"))
-    return end - start if start is not None and end is not None and end >= start else None
+    return duration_of(obs.get("startTime"), obs.get("endTime"))
 
 
 def _output(value: Any) -> Msg | None:
@@ -109,10 +101,6 @@ def _output(value: Any) -> Msg | None:
     if isinstance(value, dict) and isinstance(value.get("choices"), list) and value["choices"]:
         return message_of(value["choices"][0].get("message") if isinstance(value["choices"][0], dict) else None, "assistant")
     return message_of(value, "assistant")
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _turn(obs: dict) -> ModelTurn:
@@ -126,8 +114,8 @@ def _turn(obs: dict) -> ModelTurn:
     return ModelTurn(start=seconds_of(obs["startTime"]) or 0.0,
                      input=[m for m in map(message_of, messages if isinstance(messages, list) else []) if m is not None],
                      output=_output(obs.get("output")), seconds=_duration(obs),
-                     tokens_in=_int(usage.get("input", usage.get("promptTokens"))),
-                     tokens_out=_int(usage.get("output", usage.get("completionTokens"))),
+                     tokens_in=count_of(usage.get("input", usage.get("promptTokens"))),
+                     tokens_out=count_of(usage.get("output", usage.get("completionTokens"))),
                      model=str(obs.get("model") or ""), tools=tools_of(tools))
 
 

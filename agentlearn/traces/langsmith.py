@@ -20,8 +20,11 @@ from agentlearn.traces.assemble import (
     ToolRun,
     arguments_of,
     as_text,
+    count_of,
+    duration_of,
     episode,
     message_of,
+    request_of,
     seconds_of,
     tools_of,
 )
@@ -61,7 +64,7 @@ def read(documents: list[Document]) -> list[ImportedEpisode]:
         tool_runs = [_tool(r) for r in members if r["run_type"] == "tool"]
         root = next((r for r in members if not r.get("parent_run_id")), members[0])
         found = episode(trace_id, turns, tool_runs, fmt="langsmith", agent=str(root.get("name") or ""),
-                        request=_request(root.get("inputs")))
+                        request=request_of(root.get("inputs")))
         if found is not None:
             out.append(found)
     return out
@@ -76,17 +79,8 @@ def _trace_of(run: dict, by_id: dict[str, dict]) -> str:
     return str(run["id"])
 
 
-def _request(inputs: Any) -> str:
-    if isinstance(inputs, dict):
-        for key in ("input", "question", "query"):
-            if isinstance(inputs.get(key), str):
-                return inputs[key]
-    return ""
-
-
 def _duration(run: dict) -> float | None:
-    start, end = seconds_of(run.get("start_time")), seconds_of(run.get("end_time"))
-    return end - start if start is not None and end is not None and end >= start else None
+    return duration_of(run.get("start_time"), run.get("end_time"))
 
 
 def _messages(inputs: Any) -> list[Msg]:
@@ -119,14 +113,10 @@ def _turn(run: dict) -> ModelTurn:
     inputs = run.get("inputs") or {}
     tools = params.get("tools") or (inputs.get("tools") if isinstance(inputs, dict) else None)
     return ModelTurn(start=seconds_of(run["start_time"]) or 0.0, input=_messages(inputs), output=_answer(run.get("outputs")),
-                     seconds=_duration(run), tokens_in=_int(run.get("prompt_tokens")),
-                     tokens_out=_int(run.get("completion_tokens")),
+                     seconds=_duration(run), tokens_in=count_of(run.get("prompt_tokens")),
+                     tokens_out=count_of(run.get("completion_tokens")),
                      model=str(params.get("model") or params.get("model_name") or meta.get("ls_model_name") or ""),
                      tools=tools_of(tools))
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _tool_input(inputs: Any) -> dict[str, Any]:
