@@ -13,6 +13,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from agentlearn.feedback import episodes
+from pages import _ui
 from storage.records import Task, Trajectory
 
 
@@ -72,16 +73,11 @@ def render_steps(traj: Trajectory, task: Task | None, flag_prefix: str = "", sel
                 st.text(view.user or "(the user message is not in the store)")
             _expected(view)
         with st.container(border=True, key=f"step_box_{view.index}"):
-            cols = st.columns([6, 1]) if flag_prefix else [st.container()]
-            with cols[0]:
+            with _ui.flaggable(flag_prefix, view.index, flagged):
                 mark = "▶ " if view.index == selected else ""
                 st.caption(" · ".join(p for p in (f"{mark}step {view.index + 1}", f"turn {view.turn + 1}",
                                                   view.timing()) if p))
                 _body(view)
-            if flag_prefix:
-                with cols[1]:
-                    if st.checkbox("flag", key=f"{flag_prefix}{view.index}", help="Mark this step as wrong"):
-                        flagged.append(view.index)
             if below is not None and view.index == selected:
                 below(view.index)
     return flagged

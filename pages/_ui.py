@@ -10,6 +10,8 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
@@ -219,6 +221,19 @@ def tool_schema_names(task: Task | None) -> list[str]:
     return [t.get("function", t).get("name", "") for t in task.tools]
 
 
+@contextmanager
+def flaggable(flag_prefix: str, step: int, flagged: list[int]) -> Iterator[None]:
+    """Draw a step's body (inside the with block); with flag_prefix a "flag" checkbox beside it, and the
+    step appended to `flagged` when it is ticked. The one step flag of every trajectory view."""
+    cols = st.columns([6, 1]) if flag_prefix else [st.container()]
+    with cols[0]:
+        yield
+    if flag_prefix:
+        with cols[1]:
+            if st.checkbox("flag", key=f"{flag_prefix}{step}", help="Mark this step as wrong"):
+                flagged.append(step)
+
+
 def render_trajectory(ws: Workspace, traj: Trajectory, task: Task | None, flag_prefix: str = "",
                       selected: int | None = None, below=None) -> list[int]:
     """Show a trajectory safely; with flag_prefix, a checkbox per step; returns the flagged steps.
@@ -241,23 +256,17 @@ def render_trajectory(ws: Workspace, traj: Trajectory, task: Task | None, flag_p
     flagged = []
     st.markdown("**Steps**")
     for i, step in enumerate(traj.steps):
-        with st.container(border=True):
-            cols = st.columns([6, 1]) if flag_prefix else [st.container()]
-            with cols[0]:
-                st.caption(f"step {i + 1}")
-                if step.thought:
-                    st.caption("thought")
-                    st.text(step.thought)
-                if step.action:
-                    st.caption("action")
-                    st.code(step.action, language=None, wrap_lines=True)
-                if step.observation:
-                    st.caption("observation")
-                    st.code(step.observation, language=None, wrap_lines=True)
-            if flag_prefix:
-                with cols[1]:
-                    if st.checkbox("flag", key=f"{flag_prefix}{i}", help="Mark this step as wrong"):
-                        flagged.append(i)
+        with st.container(border=True), flaggable(flag_prefix, i, flagged):
+            st.caption(f"step {i + 1}")
+            if step.thought:
+                st.caption("thought")
+                st.text(step.thought)
+            if step.action:
+                st.caption("action")
+                st.code(step.action, language=None, wrap_lines=True)
+            if step.observation:
+                st.caption("observation")
+                st.code(step.observation, language=None, wrap_lines=True)
     if not traj.steps:
         st.caption("output")
         st.code(traj.output, language=None, wrap_lines=True)
