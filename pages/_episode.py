@@ -47,14 +47,11 @@ def _body(view: episodes.StepView) -> None:
         st.caption("thought")
         st.text(view.thought)
     for call in view.calls:
-        st.caption("call")
-        st.code(episodes.call_text(call), language="json", wrap_lines=True)
+        _ui.captioned("call", episodes.call_text(call), language="json")
     if view.answer:
-        st.caption("answer")
-        st.code(view.answer, language=None, wrap_lines=True)
+        _ui.captioned("answer", view.answer)
     if view.text:
-        st.caption("model output (no call or answer could be read)")
-        st.code(view.text, language=None, wrap_lines=True)
+        _ui.captioned("model output (no call or answer could be read)", view.text)
     for n, obs in enumerate(view.observations, start=1):
         _observation(n, obs)
 

@@ -221,6 +221,12 @@ def tool_schema_names(task: Task | None) -> list[str]:
     return [t.get("function", t).get("name", "") for t in task.tools]
 
 
+def captioned(caption: str, text: str, language: str | None = None) -> None:
+    """Text from data (a call, an answer, an observation) in a wrapped code box under a caption written here."""
+    st.caption(caption)
+    st.code(text, language=language, wrap_lines=True)
+
+
 @contextmanager
 def flaggable(flag_prefix: str, step: int, flagged: list[int]) -> Iterator[None]:
     """Draw a step's body (inside the with block); with flag_prefix a "flag" checkbox beside it, and the
@@ -262,14 +268,11 @@ def render_trajectory(ws: Workspace, traj: Trajectory, task: Task | None, flag_p
                 st.caption("thought")
                 st.text(step.thought)
             if step.action:
-                st.caption("action")
-                st.code(step.action, language=None, wrap_lines=True)
+                captioned("action", step.action)
             if step.observation:
-                st.caption("observation")
-                st.code(step.observation, language=None, wrap_lines=True)
+                captioned("observation", step.observation)
     if not traj.steps:
-        st.caption("output")
-        st.code(traj.output, language=None, wrap_lines=True)
+        captioned("output", traj.output)
     st.markdown("**Parsed tool call**")
     if traj.tool_call is not None:
         st.json(traj.tool_call.model_dump(), expanded=True)
