@@ -267,6 +267,9 @@ class Agent:
         active = [ep for ep in _active(state) if ep.acting]
         if not active:
             return {"episodes": state["episodes"]}
+        # New tokens an answer may generate: one call's room (token_budget) per call the answer may make. Not the
+        # prompt's exemplar room (prompts.fit_shots, settings.exemplar_tokens): that caps what is read, this what
+        # is written; both count tokens by prompts.CHARS_PER_TOKEN.
         budget = max(self._decoding_for(ep.task.suite)[0] * ep.max_calls for ep in active)
         offered = [grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
         on_row = (lambda i: self.on_answer(active[i])) if self.on_answer else None

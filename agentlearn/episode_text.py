@@ -2,8 +2,10 @@
 
 An episode is a Trajectory whose steps hold the model's calls and what running them answered
 (storage.records.Step). Exemplars, Reflexion, error analysis and exports all read it through here, so a
-step renders the same way wherever it is shown or learned from. A single-call trajectory (one step,
-no executed results) is not an episode: every learning method keeps its single-call form for it.
+step renders the same way wherever it is shown or learned from; `step_parts` is the one walk over a
+step that every text rendering of it (these prompts, a preference's stored continuation) writes out.
+A single-call trajectory (one step, no executed results) is not an episode: every learning method keeps
+its single-call form for it.
 """
 
 from __future__ import annotations
@@ -65,20 +67,35 @@ def _turn_user(task: Task | None, step: Step) -> str:
     return turns[step.turn] if step.turn < len(turns) else ""
 
 
+def step_parts(step: Step) -> list[tuple[str, ToolCall | ToolResult | str | None]]:
+    """What a step shows, in order: ("call", ToolCall) then ("result", its ToolResult, None when none was
+    kept) for each call, then ("answer", text), or ("output", the model's raw text) for a step that made
+    neither a call nor an answer."""
+    parts: list[tuple[str, ToolCall | ToolResult | str | None]] = []
+    for n, call in enumerate(step.calls):
+        parts += [("call", call), ("result", result_for(step, n))]
+    if step.answer.strip():
+        parts.append(("answer", step.answer))
+    elif not step.calls and step.action.strip():
+        parts.append(("output", step.action))
+    return parts
+
+
 # --- the compact transcript: prompts (exemplars, Reflexion) -----------------------------------------
+
+PROMPT_LABELS = {"call": "Call", "result": "Observation", "answer": "Answer", "output": "Output"}
 
 
 def step_lines(step: Step, observation_chars: int, number: int | None = None) -> list[str]:
     """One step as lines: each call and its shortened observation, or the answer (labels numbered if asked)."""
     no = "" if number is None else f" {number}"
     lines = []
-    for n, call in enumerate(step.calls):
-        lines.append(f"Call{no}: {format_tool_call(call)}")
-        lines.append(f"Observation{no}: {shorten(observation(result_for(step, n)), observation_chars)}")
-    if step.answer.strip():
-        lines.append(f"Answer{no}: {shorten(step.answer, observation_chars)}")
-    elif not step.calls and step.action.strip():
-        lines.append(f"Output{no}: {shorten(step.action, observation_chars)}")
+    for kind, value in step_parts(step):
+        if kind == "call":
+            text = format_tool_call(value)
+        else:
+            text = shorten(observation(value) if kind == "result" else value, observation_chars)
+        lines.append(f"{PROMPT_LABELS[kind]}{no}: {text}")
     return lines
 
 

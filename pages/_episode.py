@@ -1,5 +1,5 @@
-"""An episode on the labeling pages, step by step (feedback.episodes): the user message that opened each
-turn and the calls the task expected in it, then each step's calls or answer, what each call answered
+"""A trajectory on the labeling pages (render_trajectory): a one-call run's step and parsed call, or an
+episode step by step (feedback.episodes): the user message that opened each turn and the calls the task expected in it, then each step's calls or answer, what each call answered
 (long observations folded, errors marked) and its timings.
 
 Everything shown comes from data (tool output, model output, names) and goes through st.text / st.code;
@@ -13,6 +13,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from agentlearn.feedback import episodes
+from pages import _ui
 from storage.records import Task, Trajectory
 
 
@@ -46,14 +47,11 @@ def _body(view: episodes.StepView) -> None:
         st.caption("thought")
         st.text(view.thought)
     for call in view.calls:
-        st.caption("call")
-        st.code(episodes.call_text(call), language="json", wrap_lines=True)
+        _ui.captioned("call", episodes.call_text(call), language="json")
     if view.answer:
-        st.caption("answer")
-        st.code(view.answer, language=None, wrap_lines=True)
+        _ui.captioned("answer", view.answer)
     if view.text:
-        st.caption("model output (no call or answer could be read)")
-        st.code(view.text, language=None, wrap_lines=True)
+        _ui.captioned("model output (no call or answer could be read)", view.text)
     for n, obs in enumerate(view.observations, start=1):
         _observation(n, obs)
 
@@ -72,16 +70,11 @@ def render_steps(traj: Trajectory, task: Task | None, flag_prefix: str = "", sel
                 st.text(view.user or "(the user message is not in the store)")
             _expected(view)
         with st.container(border=True, key=f"step_box_{view.index}"):
-            cols = st.columns([6, 1]) if flag_prefix else [st.container()]
-            with cols[0]:
+            with _ui.flaggable(flag_prefix, view.index, flagged):
                 mark = "▶ " if view.index == selected else ""
                 st.caption(" · ".join(p for p in (f"{mark}step {view.index + 1}", f"turn {view.turn + 1}",
                                                   view.timing()) if p))
                 _body(view)
-            if flag_prefix:
-                with cols[1]:
-                    if st.checkbox("flag", key=f"{flag_prefix}{view.index}", help="Mark this step as wrong"):
-                        flagged.append(view.index)
             if below is not None and view.index == selected:
                 below(view.index)
     return flagged
@@ -97,3 +90,40 @@ def render_continuation(traj: Trajectory, task: Task | None, start: int) -> None
             _body(view)
     if not views:
         st.text("(no steps after the shared ones)")
+
+
+def render_trajectory(traj: Trajectory, task: Task | None, flag_prefix: str = "",
+                      selected: int | None = None, below=None) -> list[int]:
+    """Show a trajectory safely; with flag_prefix, a checkbox per step; returns the flagged steps.
+
+    An episode (executed steps) is drawn step by step (render_steps), its `selected` step marked with
+    `below(step)` drawn inside it.
+    """
+    st.markdown("**Task**")
+    if task is not None:
+        _ui.messages([m for m in task.input if m.role != "system"])
+    else:
+        st.text(f"(task {traj.task_id} is not in the store)")
+    if episodes.is_episode(traj):
+        st.markdown(f"**Steps ({len(traj.steps)})**")
+        return render_steps(traj, task, flag_prefix, selected, below)
+    flagged = []
+    st.markdown("**Steps**")
+    for i, step in enumerate(traj.steps):
+        with st.container(border=True), _ui.flaggable(flag_prefix, i, flagged):
+            st.caption(f"step {i + 1}")
+            if step.thought:
+                st.caption("thought")
+                st.text(step.thought)
+            if step.action:
+                _ui.captioned("action", step.action)
+            if step.observation:
+                _ui.captioned("observation", step.observation)
+    if not traj.steps:
+        _ui.captioned("output", traj.output)
+    st.markdown("**Parsed tool call**")
+    if traj.tool_call is not None:
+        st.json(traj.tool_call.model_dump(), expanded=True)
+    else:
+        st.text("(no tool call could be parsed)")
+    return flagged

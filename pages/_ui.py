@@ -10,6 +10,8 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
@@ -219,54 +221,23 @@ def tool_schema_names(task: Task | None) -> list[str]:
     return [t.get("function", t).get("name", "") for t in task.tools]
 
 
-def render_trajectory(ws: Workspace, traj: Trajectory, task: Task | None, flag_prefix: str = "",
-                      selected: int | None = None, below=None) -> list[int]:
-    """Show a trajectory safely; with flag_prefix, a checkbox per step; returns the flagged steps.
+def captioned(caption: str, text: str, language: str | None = None) -> None:
+    """Text from data (a call, an answer, an observation) in a wrapped code box under a caption written here."""
+    st.caption(caption)
+    st.code(text, language=language, wrap_lines=True)
 
-    An episode (executed steps) is drawn step by step (pages._episode), its `selected` step marked with
-    `below(step)` drawn inside it.
-    """
-    from agentlearn.feedback.episodes import is_episode
 
-    st.markdown("**Task**")
-    if task is not None:
-        messages([m for m in task.input if m.role != "system"])
-    else:
-        st.text(f"(task {traj.task_id} is not in the store)")
-    if is_episode(traj):
-        from pages import _episode
-
-        st.markdown(f"**Steps ({len(traj.steps)})**")
-        return _episode.render_steps(traj, task, flag_prefix, selected, below)
-    flagged = []
-    st.markdown("**Steps**")
-    for i, step in enumerate(traj.steps):
-        with st.container(border=True):
-            cols = st.columns([6, 1]) if flag_prefix else [st.container()]
-            with cols[0]:
-                st.caption(f"step {i + 1}")
-                if step.thought:
-                    st.caption("thought")
-                    st.text(step.thought)
-                if step.action:
-                    st.caption("action")
-                    st.code(step.action, language=None, wrap_lines=True)
-                if step.observation:
-                    st.caption("observation")
-                    st.code(step.observation, language=None, wrap_lines=True)
-            if flag_prefix:
-                with cols[1]:
-                    if st.checkbox("flag", key=f"{flag_prefix}{i}", help="Mark this step as wrong"):
-                        flagged.append(i)
-    if not traj.steps:
-        st.caption("output")
-        st.code(traj.output, language=None, wrap_lines=True)
-    st.markdown("**Parsed tool call**")
-    if traj.tool_call is not None:
-        st.json(traj.tool_call.model_dump(), expanded=True)
-    else:
-        st.text("(no tool call could be parsed)")
-    return flagged
+@contextmanager
+def flaggable(flag_prefix: str, step: int, flagged: list[int]) -> Iterator[None]:
+    """Draw a step's body (inside the with block); with flag_prefix a "flag" checkbox beside it, and the
+    step appended to `flagged` when it is ticked. The one step flag of every trajectory view."""
+    cols = st.columns([6, 1]) if flag_prefix else [st.container()]
+    with cols[0]:
+        yield
+    if flag_prefix:
+        with cols[1]:
+            if st.checkbox("flag", key=f"{flag_prefix}{step}", help="Mark this step as wrong"):
+                flagged.append(step)
 
 
 def render_verdict(traj: Trajectory) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from agentlearn.feedback import disagreements, index, queue
-from pages import _ui
+from pages import _episode, _ui
 
 KEYS = [("S", "resolve as success"), ("F", "resolve as fail"), ("K", "skip"), ("P", "previous")]
 
@@ -88,4 +88,4 @@ with left:
     with st.container(border=True):
         st.markdown("**Expected call beside the agent's**")
         _ui.reference_panel(ws, task, traj)
-    _ui.render_trajectory(ws, traj, task)
+    _episode.render_trajectory(traj, task)

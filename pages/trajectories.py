@@ -13,7 +13,7 @@ import streamlit as st
 from agentlearn.feedback import claims, episodes, index, labels, queue, similar
 from agentlearn.memory import proposals
 from agentlearn.tasks import request_text
-from pages import _labeling, _ui
+from pages import _episode, _labeling, _ui
 
 FILTER_KEYS = ("f_suite", "f_split", "f_verifier", "f_status", "f_model", "f_adapter", "f_method", "f_source",
                "f_annotator", "f_search", "f_order")
@@ -347,7 +347,7 @@ with left:
         k.button(f"Flag step {selected + 1} as wrong", key="btn_step_flag", shortcut="W", on_click=_flag_selected,
                  width="content", help="Flag the first wrong step; press again to take the flag off")
         k.caption(f"selected: step {selected + 1} of {len(traj.steps)} (▶) · its call can be corrected in its box")
-        _ui.render_trajectory(ws, traj, task, flag_prefix=f"flag_{current}_", selected=selected,
+        _episode.render_trajectory(traj, task, flag_prefix=f"flag_{current}_", selected=selected,
                               below=lambda step: _labeling.step_panel(ws, traj, task, step))
     else:
         with st.container(border=True):
@@ -355,4 +355,4 @@ with left:
             _ui.reference_panel(ws, task, traj)
         with st.expander("Correct the agent's call (stored as a correction: the SFT answer for this task)"):
             _labeling.correction_panel(ws, traj, task)
-        _ui.render_trajectory(ws, traj, task, flag_prefix=f"flag_{current}_")
+        _episode.render_trajectory(traj, task, flag_prefix=f"flag_{current}_")

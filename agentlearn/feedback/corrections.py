@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from jsonschema.exceptions import SchemaError
 from referencing.exceptions import Unresolvable
@@ -25,8 +25,9 @@ from agentlearn.accounts import Identity
 from agentlearn.memory import exemplars
 from agentlearn.toolcall import normalise_tool, parse_tool_call, schema_validator, tool_by_name
 from agentlearn.workspace import Workspace
-from storage.records import Correction, Exemplar, Task, ToolCall, Trajectory
+from storage.records import Correction, Exemplar, Record, Task, ToolCall, Trajectory
 
+R = TypeVar("R", bound=Record)
 WIDGETS = ("text", "integer", "number", "boolean", "choice", "json")
 
 
@@ -189,17 +190,32 @@ def _problem(error) -> str:
 # --- stored corrections ----------------------------------------------------------------------------
 
 
+def stored(ws: Workspace, kind: type[R], record_id: str, missing: str) -> R:
+    """The stored record of `kind` with this id; CorrectionError(`missing`) when the store has none."""
+    found = ws.repo.get(kind, record_id)
+    if found is None:
+        raise CorrectionError([missing])
+    return found
+
+
+def correction(ws: Workspace, correction_id: str) -> Correction:
+    """A stored correction; CorrectionError when there is none."""
+    return stored(ws, Correction, correction_id, f"no correction with id {correction_id!r}")
+
+
+def run_and_task(ws: Workspace, trajectory_id: str) -> tuple[Trajectory, Task]:
+    """A stored run and its task, which a correction of it is checked against; CorrectionError names the missing one."""
+    traj = stored(ws, Trajectory, trajectory_id, f"no trajectory with id {trajectory_id!r}")
+    return traj, stored(ws, Task, traj.task_id,
+                        f"the run's task {traj.task_id!r} is not in the store; there is nothing to check against")
+
+
 def save(ws: Workspace, trajectory_id: str, author: str, call: ToolCall, note: str = "") -> Correction:
     """Check a corrected call against the run's task and store it under the author's name."""
     author = author.strip()
     if not author:
         raise CorrectionError(["the author is empty: sign in before correcting a call"])
-    traj = ws.repo.get(Trajectory, trajectory_id)
-    if traj is None:
-        raise CorrectionError([f"no trajectory with id {trajectory_id!r}"])
-    task = ws.repo.get(Task, traj.task_id)
-    if task is None:
-        raise CorrectionError([f"the run's task {traj.task_id!r} is not in the store; there is nothing to check against"])
+    traj, task = run_and_task(ws, trajectory_id)
     check_call(task, call)
     return ws.repo.put(Correction(trajectory_id=traj.id, task_id=task.id, suite=traj.suite, author=author,
                                   call=call, note=note.strip()))
@@ -225,12 +241,8 @@ def to_exemplar(ws: Workspace, correction_id: str, *, who: Identity) -> Exemplar
 
     `who` needs manage_exemplars (agentlearn.policy).
     """
-    c = ws.repo.get(Correction, correction_id)
-    if c is None:
-        raise CorrectionError([f"no correction with id {correction_id!r}"])
-    task = ws.repo.get(Task, c.task_id)
-    if task is None:
-        raise CorrectionError([f"the correction's task {c.task_id!r} is not in the store"])
+    c = correction(ws, correction_id)
+    task = stored(ws, Task, c.task_id, f"the correction's task {c.task_id!r} is not in the store")
     if task.split != "train":
         raise CorrectionError([f"task {task.id!r} is held out for evaluation: an exemplar of it would give the "
                                "evaluation its own answer"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from agentlearn import policy
 from agentlearn.accounts import Identity
-from agentlearn.feedback.corrections import CorrectionError, check_call, of_trajectory
+from agentlearn.feedback.corrections import CorrectionError, check_call, of_trajectory, run_and_task
 from agentlearn.workspace import Workspace
 from storage.records import Correction, Task, ToolCall, Trajectory
 
@@ -35,15 +35,10 @@ def correct_step(ws: Workspace, trajectory_id: str, step: int, call: ToolCall, *
     `who` needs the label action (agentlearn.policy).
     """
     who = policy.require(ws.repo, who, "label")
-    traj = ws.repo.get(Trajectory, trajectory_id)
-    if traj is None:
-        raise CorrectionError([f"no trajectory with id {trajectory_id!r}"])
+    traj, task = run_and_task(ws, trajectory_id)
     if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < max(1, len(traj.steps)):
         raise CorrectionError([f"step {step!r} is not a step of trajectory {traj.id} (steps 0 to "
                                f"{max(1, len(traj.steps)) - 1}, counted from 0)"])
-    task = ws.repo.get(Task, traj.task_id)
-    if task is None:
-        raise CorrectionError([f"the run's task {traj.task_id!r} is not in the store; there is nothing to check against"])
     call = _checked(traj, task, call)
     if add_alternative:
         if not can_add_alternative(task):

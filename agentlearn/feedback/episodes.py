@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agentlearn.episode_text import is_episode  # noqa: F401  (the one rule; pages ask it here)
+from agentlearn.episode_text import is_episode, step_parts  # is_episode: the one rule; pages ask it here
 from storage.records import OMIT, Step, Task, ToolCall, Trajectory
 
 # Where an episode came from (Trajectory.source): the built-in agent, imported trace files, spans received
@@ -169,16 +169,17 @@ def shared_steps(a: Trajectory, b: Trajectory) -> int:
 
 
 def transcript(steps: Sequence[Step]) -> str:
-    """Steps as plain text, one line per call, result and answer (a continuation's response in a preference)."""
+    """Steps as plain text, one line per call, result and answer, nothing shortened (a continuation's
+    response in a preference, as stored and exported); the compact prompt form is episode_text.transcript."""
     lines = []
     for step in steps:
-        for i, call in enumerate(step.calls):
-            lines.append(f"call: {call_text(call)}")
-            if i < len(step.results):
-                r = step.results[i]
-                lines.append(("error: " if r.error else "result: ") + r.content)
-        if step.answer:
-            lines.append(f"answer: {step.answer}")
-        elif not step.calls and step.action:
-            lines.append(step.action)
+        for kind, value in step_parts(step):
+            if kind == "call":
+                lines.append(f"call: {call_text(value)}")
+            elif kind == "result" and value is not None:
+                lines.append(("error: " if value.error else "result: ") + value.content)
+            elif kind == "answer":
+                lines.append(f"answer: {value}")
+            elif kind == "output":
+                lines.append(value)
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from agentlearn import processes
 from agentlearn.accounts import Identity
-from agentlearn.feedback.corrections import CorrectionError
+from agentlearn.feedback.corrections import correction, stored
 from agentlearn.workspace import Workspace
 from storage.records import Correction, Process, Trajectory
 
@@ -38,13 +38,8 @@ class Replay:
 
 
 def _correction(ws: Workspace, correction_id: str) -> tuple[Correction, Trajectory]:
-    c = ws.repo.get(Correction, correction_id)
-    if c is None:
-        raise CorrectionError([f"no correction with id {correction_id!r}"])
-    traj = ws.repo.get(Trajectory, c.trajectory_id)
-    if traj is None:
-        raise CorrectionError([f"the corrected run {c.trajectory_id!r} is not in the store any more"])
-    return c, traj
+    c = correction(ws, correction_id)
+    return c, stored(ws, Trajectory, c.trajectory_id, f"the corrected run {c.trajectory_id!r} is not in the store any more")
 
 
 def start(ws: Workspace, correction_id: str, *, who: Identity) -> Process:

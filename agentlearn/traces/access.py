@@ -1,16 +1,21 @@
-"""Who may send to `collect` and `proxy`: the same rule for both.
+"""Who may send to `collect` and `proxy`: the same rule for both, and the one way both start and check.
 
 Without accounts they listen on loopback only and every request acts for the local user. With accounts
 they may listen anywhere, and every request presents a per-account ingest token in TOKEN_HEADER; the
 account it names needs the "import" action (agentlearn.policy), checked against the store on each
 request, so a role changed or a token revoked counts at once on every server sharing the store.
+Both build their app with `receiver`, ask `sender` who a request acts for, and start with `serve`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from agentlearn import accounts, policy
 from agentlearn.accounts import AccessDenied, Identity
@@ -79,3 +84,31 @@ def caller(repo: Repository, headers: Mapping[str, str]) -> Identity:
     if account is None:
         raise AccessDenied("unknown or revoked ingest token")
     return policy.require(repo, accounts.identity_of(account), ACTION)
+
+
+async def sender(repo: Repository, request: Request) -> Identity:
+    """`caller` of a request being answered, read off the event loop (it reads the store). An AccessDenied
+    it raises becomes the receiver's 401 (`receiver`)."""
+    return await run_in_threadpool(caller, repo, request.headers)
+
+
+def receiver(title: str, refusal: Callable[[int, str], Response], lifespan=None) -> FastAPI:
+    """A receiver's app: no API docs, and an AccessDenied raised while answering a request goes back as
+    HTTP 401 in the receiver's own error shape (`refusal(status, message)`)."""
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+
+    async def refused(_: Request, e: Exception) -> Response:
+        return refusal(401, str(e))
+
+    app.add_exception_handler(AccessDenied, refused)
+    return app
+
+
+def serve(make_app: Callable[[], FastAPI], repo: Repository, *, host: str, port: int) -> None:
+    """Run a receiver until interrupted; refuses an address off loopback while no accounts exist."""
+    import uvicorn
+
+    problem = listen_problem(host, repo)
+    if problem:
+        raise ValueError(problem)
+    uvicorn.run(make_app(), host=host, port=port, log_level="warning")

@@ -183,6 +183,29 @@ def seconds_of(iso: Any) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+def duration_of(start: Any, end: Any) -> float | None:
+    """Seconds between two ISO 8601 times; None unless both are times and the end is not before the start."""
+    began, ended = seconds_of(start), seconds_of(end)
+    return ended - began if began is not None and ended is not None and ended >= began else None
+
+
+def count_of(value: Any) -> int | None:
+    """A recorded token count: an integer as it is (a bool is not one), anything else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def request_of(value: Any) -> str:
+    """The request a root run or trace was given: its input when that is text, else the text under
+    `input`, `question` or `query` (the keys agent frameworks write); "" when there is none."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("input", "question", "query"):
+            if isinstance(value.get(key), str):
+                return value[key]
+    return ""
+
+
 # --- joining ------------------------------------------------------------------------------------
 
 

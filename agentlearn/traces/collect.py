@@ -183,14 +183,11 @@ def create_app(ws: Workspace, suite: str = "", quiet_s: float = QUIET_S) -> Fast
         yield
         task.cancel()
 
-    app = FastAPI(title="agentlearn collect", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = access.receiver("agentlearn collect", _status, lifespan=lifespan)
 
     @app.post("/v1/traces")
     async def traces(request: Request) -> Response:
-        try:
-            who = await run_in_threadpool(access.caller, ws.repo, request.headers)
-        except AccessDenied as e:
-            return _status(401, str(e))
+        who = await access.sender(ws.repo, request)
         content_type = request.headers.get("content-type", "")
         try:
             raw = await _read_capped(request)
@@ -222,9 +219,4 @@ async def _read_capped(request: Request) -> bytes:
 def serve(ws: Workspace, *, host: str = "127.0.0.1", port: int = 4318, suite: str = "",
           quiet_s: float = QUIET_S) -> None:
     """Run the receiver until interrupted; refuses an address off loopback while no accounts exist."""
-    import uvicorn
-
-    problem = access.listen_problem(host, ws.repo)
-    if problem:
-        raise ValueError(problem)
-    uvicorn.run(create_app(ws, suite, quiet_s), host=host, port=port, log_level="warning")
+    access.serve(lambda: create_app(ws, suite, quiet_s), ws.repo, host=host, port=port)

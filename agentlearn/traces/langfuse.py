@@ -13,17 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentlearn.traces.assemble import (
-    ModelTurn,
-    Msg,
-    ToolRun,
-    arguments_of,
-    as_text,
-    episode,
-    message_of,
-    seconds_of,
-    tools_of,
-)
+from agentlearn.traces import assemble
+from agentlearn.traces.assemble import ModelTurn, Msg, ToolRun
 from agentlearn.traces.documents import Document
 from agentlearn.traces.episode import ImportedEpisode
 
@@ -60,8 +51,8 @@ def read(documents: list[Document]) -> list[ImportedEpisode]:
         turns = [_turn(o) for o in members if o["type"] == "GENERATION"]
         called = {c.name for t in turns for c in (t.output.calls if t.output else [])}
         runs = [_run(o) for o in members if o["type"] == "TOOL" or (o["type"] == "SPAN" and o.get("name") in called)]
-        found = episode(trace_id, turns, runs, fmt="langfuse", agent=str(trace.get("name") or ""),
-                        request=_request(trace.get("input")))
+        found = assemble.episode(trace_id, turns, runs, fmt="langfuse", agent=str(trace.get("name") or ""),
+                                 request=assemble.request_of(trace.get("input")))
         if found is not None:
             out.append(found)
     return out
@@ -83,36 +74,22 @@ def _observation(obs: Any, where: str) -> dict:
     if not isinstance(obs, dict) or obs.get("type") not in OBSERVATION_TYPES or not obs.get("traceId"):
         raise ValueError(f"{where}: not a Langfuse observation (it needs 'traceId' and a 'type' such as "
                          "GENERATION, SPAN or TOOL)")
-    if seconds_of(obs.get("startTime")) is None:
+    if assemble.seconds_of(obs.get("startTime")) is None:
         raise ValueError(f"{where}: startTime {str(obs.get('startTime'))[:40]!r} is not an ISO 8601 time")
     return obs
 
 
-def _request(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        for key in ("input", "question", "query"):
-            if isinstance(value.get(key), str):
-                return value[key]
-    return ""
-
-
 def _duration(obs: dict) -> float | None:
-    start, end = seconds_of(obs.get("startTime")), seconds_of(obs.get("endTime"))
-    return end - start if start is not None and end is not None and end >= start else None
+    return assemble.duration_of(obs.get("startTime"), obs.get("endTime"))
 
 
 def _output(value: Any) -> Msg | None:
     if isinstance(value, str):
         return Msg(role="assistant", text=value)
     if isinstance(value, dict) and isinstance(value.get("choices"), list) and value["choices"]:
-        return message_of(value["choices"][0].get("message") if isinstance(value["choices"][0], dict) else None, "assistant")
-    return message_of(value, "assistant")
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+        first = value["choices"][0]
+        return assemble.message_of(first.get("message") if isinstance(first, dict) else None, "assistant")
+    return assemble.message_of(value, "assistant")
 
 
 def _turn(obs: dict) -> ModelTurn:
@@ -123,19 +100,21 @@ def _turn(obs: dict) -> ModelTurn:
     tools = (given.get("tools") if isinstance(given, dict) else None) or params.get("tools") or metadata.get("tools")
     usage = obs.get("usageDetails") or obs.get("usage") or {}
     usage = usage if isinstance(usage, dict) else {}
-    return ModelTurn(start=seconds_of(obs["startTime"]) or 0.0,
-                     input=[m for m in map(message_of, messages if isinstance(messages, list) else []) if m is not None],
+    return ModelTurn(start=assemble.seconds_of(obs["startTime"]) or 0.0,
+                     input=[m for m in map(assemble.message_of, messages if isinstance(messages, list) else [])
+                            if m is not None],
                      output=_output(obs.get("output")), seconds=_duration(obs),
-                     tokens_in=_int(usage.get("input", usage.get("promptTokens"))),
-                     tokens_out=_int(usage.get("output", usage.get("completionTokens"))),
-                     model=str(obs.get("model") or ""), tools=tools_of(tools))
+                     tokens_in=assemble.count_of(usage.get("input", usage.get("promptTokens"))),
+                     tokens_out=assemble.count_of(usage.get("output", usage.get("completionTokens"))),
+                     model=str(obs.get("model") or ""), tools=assemble.tools_of(tools))
 
 
 def _run(obs: dict) -> ToolRun:
     failed = obs.get("level") == "ERROR"
     output = obs.get("output")
     metadata = obs.get("metadata") if isinstance(obs.get("metadata"), dict) else {}
-    return ToolRun(start=seconds_of(obs["startTime"]) or 0.0, name=str(obs.get("name") or ""),
-                   arguments=arguments_of(obs.get("input")),
-                   content=as_text(output if output is not None else obs.get("statusMessage") if failed else ""),
+    return ToolRun(start=assemble.seconds_of(obs["startTime"]) or 0.0, name=str(obs.get("name") or ""),
+                   arguments=assemble.arguments_of(obs.get("input")),
+                   content=assemble.as_text(output if output is not None
+                                            else obs.get("statusMessage") if failed else ""),
                    error=failed, seconds=_duration(obs), call_id=str(metadata.get("tool_call_id") or ""))

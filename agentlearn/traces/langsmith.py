@@ -14,17 +14,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from agentlearn.traces.assemble import (
-    ModelTurn,
-    Msg,
-    ToolRun,
-    arguments_of,
-    as_text,
-    episode,
-    message_of,
-    seconds_of,
-    tools_of,
-)
+from agentlearn.traces import assemble
+from agentlearn.traces.assemble import ModelTurn, Msg, ToolRun
 from agentlearn.traces.documents import Document
 from agentlearn.traces.episode import ImportedEpisode
 
@@ -48,7 +39,7 @@ def read(documents: list[Document]) -> list[ImportedEpisode]:
             where = f"{doc.where}, runs[{i}]" if wrapped else doc.where
             if not isinstance(run, dict) or "run_type" not in run or not run.get("id"):
                 raise ValueError(f"{where}: not a LangSmith run (it needs 'id' and 'run_type')")
-            if seconds_of(run.get("start_time")) is None:
+            if assemble.seconds_of(run.get("start_time")) is None:
                 raise ValueError(f"{where}: start_time {str(run.get('start_time'))[:40]!r} is not an ISO 8601 time")
             runs.append((where, run))
     by_id = {str(run["id"]): run for _, run in runs}
@@ -60,8 +51,8 @@ def read(documents: list[Document]) -> list[ImportedEpisode]:
         turns = [_turn(r) for r in members if r["run_type"] in MODEL_RUNS]
         tool_runs = [_tool(r) for r in members if r["run_type"] == "tool"]
         root = next((r for r in members if not r.get("parent_run_id")), members[0])
-        found = episode(trace_id, turns, tool_runs, fmt="langsmith", agent=str(root.get("name") or ""),
-                        request=_request(root.get("inputs")))
+        found = assemble.episode(trace_id, turns, tool_runs, fmt="langsmith", agent=str(root.get("name") or ""),
+                                 request=assemble.request_of(root.get("inputs")))
         if found is not None:
             out.append(found)
     return out
@@ -76,24 +67,15 @@ def _trace_of(run: dict, by_id: dict[str, dict]) -> str:
     return str(run["id"])
 
 
-def _request(inputs: Any) -> str:
-    if isinstance(inputs, dict):
-        for key in ("input", "question", "query"):
-            if isinstance(inputs.get(key), str):
-                return inputs[key]
-    return ""
-
-
 def _duration(run: dict) -> float | None:
-    start, end = seconds_of(run.get("start_time")), seconds_of(run.get("end_time"))
-    return end - start if start is not None and end is not None and end >= start else None
+    return assemble.duration_of(run.get("start_time"), run.get("end_time"))
 
 
 def _messages(inputs: Any) -> list[Msg]:
     found = inputs.get("messages") if isinstance(inputs, dict) else None
     if isinstance(found, list) and found and isinstance(found[0], list):  # a batch of one prompt
         found = found[0]
-    return [m for m in map(message_of, found if isinstance(found, list) else []) if m is not None]
+    return [m for m in map(assemble.message_of, found if isinstance(found, list) else []) if m is not None]
 
 
 def _answer(outputs: Any) -> Msg | None:
@@ -103,13 +85,14 @@ def _answer(outputs: Any) -> Msg | None:
     if isinstance(generations, list) and generations:
         first = generations[0][0] if isinstance(generations[0], list) and generations[0] else generations[0]
         if isinstance(first, dict):
-            return message_of(first.get("message"), "assistant") or Msg(role="assistant", text=as_text(first.get("text")))
+            return (assemble.message_of(first.get("message"), "assistant")
+                    or Msg(role="assistant", text=assemble.as_text(first.get("text"))))
     choices = outputs.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return message_of(choices[0].get("message"), "assistant")
+        return assemble.message_of(choices[0].get("message"), "assistant")
     if isinstance(outputs.get("output"), dict):
-        return message_of(outputs["output"], "assistant")
-    return message_of(outputs, "assistant") if "content" in outputs or "tool_calls" in outputs else None
+        return assemble.message_of(outputs["output"], "assistant")
+    return assemble.message_of(outputs, "assistant") if "content" in outputs or "tool_calls" in outputs else None
 
 
 def _turn(run: dict) -> ModelTurn:
@@ -118,22 +101,19 @@ def _turn(run: dict) -> ModelTurn:
     meta = extra.get("metadata") if isinstance(extra.get("metadata"), dict) else {}
     inputs = run.get("inputs") or {}
     tools = params.get("tools") or (inputs.get("tools") if isinstance(inputs, dict) else None)
-    return ModelTurn(start=seconds_of(run["start_time"]) or 0.0, input=_messages(inputs), output=_answer(run.get("outputs")),
-                     seconds=_duration(run), tokens_in=_int(run.get("prompt_tokens")),
-                     tokens_out=_int(run.get("completion_tokens")),
+    return ModelTurn(start=assemble.seconds_of(run["start_time"]) or 0.0, input=_messages(inputs),
+                     output=_answer(run.get("outputs")),
+                     seconds=_duration(run), tokens_in=assemble.count_of(run.get("prompt_tokens")),
+                     tokens_out=assemble.count_of(run.get("completion_tokens")),
                      model=str(params.get("model") or params.get("model_name") or meta.get("ls_model_name") or ""),
-                     tools=tools_of(tools))
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+                     tools=assemble.tools_of(tools))
 
 
 def _tool_input(inputs: Any) -> dict[str, Any]:
     """A tool run's arguments: its inputs, or the one `input` string LangChain writes (JSON or a Python literal)."""
     if isinstance(inputs, dict) and set(inputs) == {"input"} and isinstance(inputs["input"], str):
         text = inputs["input"]
-        args = arguments_of(text)
+        args = assemble.arguments_of(text)
         if args == {"input": text} and len(text) <= MAX_LITERAL:
             try:
                 literal = ast.literal_eval(text)
@@ -141,7 +121,7 @@ def _tool_input(inputs: Any) -> dict[str, Any]:
                 return args
             return literal if isinstance(literal, dict) else args
         return args
-    return arguments_of(inputs)
+    return assemble.arguments_of(inputs)
 
 
 def _tool(run: dict) -> ToolRun:
@@ -154,6 +134,7 @@ def _tool(run: dict) -> ToolRun:
     extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
     call_id = call_id or str(extra.get("tool_call_id") or "")
     error = run.get("error")
-    return ToolRun(start=seconds_of(run["start_time"]) or 0.0, name=str(run.get("name") or ""),
-                   arguments=_tool_input(run.get("inputs")), content=as_text(error or output), error=bool(error),
+    return ToolRun(start=assemble.seconds_of(run["start_time"]) or 0.0, name=str(run.get("name") or ""),
+                   arguments=_tool_input(run.get("inputs")), content=assemble.as_text(error or output),
+                   error=bool(error),
                    seconds=_duration(run), call_id=call_id)

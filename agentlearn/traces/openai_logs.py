@@ -19,7 +19,7 @@ import hashlib
 import json
 from typing import Any
 
-from agentlearn.traces.assemble import ModelTurn, Msg, episode, message_of, tools_of
+from agentlearn.traces.assemble import ModelTurn, Msg, count_of, episode, message_of, tools_of
 from agentlearn.traces.documents import Document
 from agentlearn.traces.episode import ImportedEpisode
 
@@ -45,7 +45,7 @@ def read(documents: list[Document]) -> list[ImportedEpisode]:
         output = message_of(choices[0].get("message"), "assistant") if choices and isinstance(choices[0], dict) else None
         usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
         turn = ModelTurn(start=float(response.get("created") or 0), input=messages, output=output,
-                         tokens_in=_count(usage.get("prompt_tokens")), tokens_out=_count(usage.get("completion_tokens")),
+                         tokens_in=count_of(usage.get("prompt_tokens")), tokens_out=count_of(usage.get("completion_tokens")),
                          model=str(response.get("model") or request.get("model") or ""),
                          tools=tools_of(request.get("tools")))
         prefixes = _prefix_hashes(messages)
@@ -103,10 +103,6 @@ def _bodies(doc: Document) -> tuple[dict, dict]:
 def _conversation(request: dict) -> str:
     meta = request.get("metadata") if isinstance(request.get("metadata"), dict) else {}
     return next((str(meta[k]) for k in CONVERSATION_KEYS if meta.get(k)), "")
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _prefix_hashes(messages: list[Msg]) -> list[str]:

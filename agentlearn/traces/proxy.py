@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from agentlearn.accounts import AccessDenied, Identity
+from agentlearn.accounts import Identity
 from agentlearn.tasks import check_text
 from agentlearn.traces import access, conversation, store
 from agentlearn.traces.memory import DEFAULT_BUDGET_TOKENS, Memory, inject, recall
@@ -155,15 +155,12 @@ def create_app(ws: Workspace, upstream: str, suite: str = "", budget_tokens: int
     """The proxy as an ASGI app forwarding to `upstream` (an OpenAI base URL, e.g. http://host:8000/v1)."""
     target = upstream.rstrip("/") + "/chat/completions"
     client = httpx.AsyncClient(timeout=timeout_s)
-    app = FastAPI(title="agentlearn proxy", docs_url=None, redoc_url=None, openapi_url=None)
+    app = access.receiver("agentlearn proxy", _error)
     app.router.add_event_handler("shutdown", client.aclose)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        try:
-            who = await run_in_threadpool(access.caller, ws.repo, request.headers)
-        except AccessDenied as e:
-            return _error(401, str(e))
+        who = await access.sender(ws.repo, request)
         raw = await request.body()
         if len(raw) > MAX_BODY:
             return _error(413, f"the request body is {len(raw)} bytes; the proxy takes at most {MAX_BODY}")
@@ -302,11 +299,6 @@ def record(ws: Workspace, exchange: Exchange, *, who: Identity) -> Trajectory | 
 def serve(ws: Workspace, upstream: str, *, host: str = "127.0.0.1", port: int = 8788, suite: str = "",
           budget_tokens: int = DEFAULT_BUDGET_TOKENS) -> None:
     """Run the proxy until interrupted; refuses an address off loopback while no accounts exist."""
-    import uvicorn
-
-    problem = access.listen_problem(host, ws.repo)
-    if problem:
-        raise ValueError(problem)
     if not upstream.startswith(("http://", "https://")):
         raise ValueError(f"--upstream must be an http(s) URL such as http://127.0.0.1:8000/v1, not {upstream!r}")
-    uvicorn.run(create_app(ws, upstream, suite, budget_tokens), host=host, port=port, log_level="warning")
+    access.serve(lambda: create_app(ws, upstream, suite, budget_tokens), ws.repo, host=host, port=port)

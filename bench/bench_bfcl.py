@@ -1,0 +1,169 @@
+"""BFCL single-turn categories on the embedded models: what zero-shot, exemplars and an SFT adapter score by
+BFCL's own rule, beside the leaderboard's small models.
+
+    nice -n 10 python -m bench.bench_bfcl                                  # five categories, both models
+    python -m bench.bench_bfcl --category simple_python --model smollm2-135m --limit 60 --home DIR
+
+Each category is imported from the installed bfcl-eval package (`tasks import --format bfcl`, split as the
+importer splits: half heldout) into its own workspace under --home (a temp folder unless given; a rerun
+with the same --home skips what bench/results/bfcl.json already holds). Per model, on the first --limit
+heldout tasks, greedy, constrained decoding:
+- none:            zero-shot
+- exemplars:       exemplars with the suite's auto retrieval (model-free leave-one-out, as the demo sets it)
+- sft:             an adapter trained on the category's train split with the job's defaults
+                   (jobs.config_for_suite, run in this process), zero-shot
+- sft+exemplars:   that adapter with exemplars
+A row gives n, accuracy by BFCL's rule (call accuracy) with its Wilson 95% interval, the paired difference
+against the same model's zero-shot with its exact McNemar p, name accuracy, seconds per task, and the
+leaderboard's figure for that category beside it (../shared/research/benchmarks-and-traces-2026.md).
+A method that cannot run on a category (irrelevance has no call to show as an exemplar or to train on)
+says why in its row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from agentlearn import stats
+from agentlearn.evaluate import evaluate
+from agentlearn.memory import retrieval
+from agentlearn.methods import RunOptions
+from agentlearn.models import EMBEDDED_MODELS, chat_model_dir
+from agentlearn.settings import Settings
+from agentlearn.tasks import import_file, load_tasks
+from agentlearn.workspace import Workspace, open_workspace
+from storage.records import Suite
+
+CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
+METHODS = ("none", "exemplars", "sft", "sft+exemplars")
+# BFCL v4 board, 2026-04-12 (research note): category -> (Qwen3-0.6B, Granite-4.0-350m); FunctionGemma-270M's
+# model card (zero-shot) beside them.
+LEADERBOARD = {"simple_python": (64.17, 61.67, 61.6), "multiple": (86.0, 84.5, 63.5), "parallel": (67.5, 70.0, 39.0),
+               "parallel_multiple": (69.5, 55.5, 29.5), "irrelevance": (80.84, 60.84, 73.7)}
+RESULTS = Path(__file__).parent / "results" / "bfcl.json"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--category", default=",".join(CATEGORIES), help="BFCL categories, comma-separated")
+    ap.add_argument("--model", default=",".join(EMBEDDED_MODELS), help="embedded models, comma-separated")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--limit", type=int, default=60, help="the first N heldout tasks of each category")
+    ap.add_argument("--home", default="", help="folder of the categories' workspaces (default: a temp folder)")
+    args = ap.parse_args()
+    root = Path(args.home or tempfile.mkdtemp(prefix="agentlearn-bfcl-"))
+    RESULTS.parent.mkdir(exist_ok=True)
+    rows: list[dict[str, Any]] = json.loads(RESULTS.read_text())["rows"] if args.home and RESULTS.exists() else []
+    done = {(r["category"], r["model"], r["method"]) for r in rows}
+    for category in _names(args.category):
+        ws = _workspace(root, category)
+        n_train = len(load_tasks(ws, category, "train"))
+        for model in _names(args.model):
+            chat_model_dir(ws.settings.models_dir, model)  # converted before anything is timed
+            model_ws = open_workspace(ws.settings.with_(local_model=model))
+            base, adapter = None, ""
+            for method in _names(args.methods):
+                key = (category, model, method)
+                if method.startswith("sft") and not adapter:
+                    adapter = _train(model_ws, category)
+                if key in done and method != "none":
+                    continue
+                row = _measure(model_ws, category, model, method, adapter, args.limit, base)
+                row["train"] = n_train
+                if method == "none":
+                    base = row.pop("_run")
+                if key not in done:
+                    rows.append({k: v for k, v in row.items() if not k.startswith("_")})
+                    RESULTS.write_text(json.dumps({"rows": rows}, indent=2, default=str))
+                print(_line(rows[-1]), flush=True)
+    _table(rows)
+    print(f"\nwrote {RESULTS}")
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _workspace(root: Path, category: str) -> Workspace:
+    """The category's workspace (one models folder shared by all), imported and its retrieval chosen once."""
+    home, models = root / category, root / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "models").exists():
+        (home / "models").symlink_to(models.resolve(), target_is_directory=True)
+    ws = open_workspace(Settings.from_env().with_(home=home, backend="embedded"))
+    if ws.repo.get(Suite, category) is None:
+        import_file(ws, category, category, heldout=0.5, fmt="bfcl")
+    if not retrieval.current(ws, category):
+        try:
+            retrieval.choose(ws, category, how_many=0)
+        except ValueError as e:  # no exemplars to retrieve (irrelevance): exemplars rows say so
+            print(f"{category}: {e}", flush=True)
+    return ws
+
+
+def _train(ws: Workspace, suite: str) -> str:
+    """An SFT adapter on the suite's train split with the job's defaults; its id, or "" with the reason printed."""
+    from agentlearn.training import jobs
+
+    try:
+        config = jobs.config_for_suite(ws, "sft", suite)
+    except ValueError as e:
+        print(f"{suite}: no SFT adapter: {e}", flush=True)
+        return ""
+    job = jobs.new_job(ws, config)
+    started = time.perf_counter()
+    job = jobs.run_job(ws, job.id, config)
+    print(f"{suite}: SFT {job.status} in {time.perf_counter() - started:.0f} s, {job.step} steps "
+          f"{job.error or ''}", flush=True)
+    return job.adapter_id
+
+
+def _measure(ws: Workspace, suite: str, model: str, method: str, adapter: str, limit: int, base) -> dict[str, Any]:
+    row: dict[str, Any] = {"category": suite, "model": model, "method": method, "leaderboard": LEADERBOARD.get(suite)}
+    if method.startswith("sft") and not adapter:
+        return {**row, "n": 0, "why": "no adapter (nothing to train on)"}
+    options = RunOptions(method="exemplars" if method.endswith("exemplars") else "none", limit=limit,
+                         adapter_id=adapter if method.startswith("sft") else "none")
+    try:
+        run = evaluate(ws, suite, options)
+    except ValueError as e:
+        return {**row, "n": 0, "why": str(e)}
+    row.update(_run=run, n=run.n, accuracy=run.call_accuracy, name_accuracy=run.name_accuracy,
+               ci=stats.wilson(round(run.call_accuracy * run.n), run.n), seconds_per_task=run.seconds / max(run.n, 1))
+    if base is not None:
+        p = stats.paired(run, base, "call")
+        row.update(difference=p.difference, p_value=p.p_value)
+    return row
+
+
+def _line(r: dict[str, Any]) -> str:
+    if not r.get("n"):
+        return f"{r['category']:18} {r['model']:13} {r['method']:14} -- {r.get('why', '')}"
+    vs = f" {r['difference']:+.1%} (p={r['p_value']:.3g})" if "p_value" in r else ""
+    return (f"{r['category']:18} {r['model']:13} {r['method']:14} n={r['n']:3} {r['accuracy']:6.1%} "
+            f"[{r['ci'][0]:.0%}, {r['ci'][1]:.0%}]{vs} ({r['seconds_per_task']:.2f} s/task)")
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    print("\n| category | model | method | n | accuracy by BFCL's rule [95% CI] | vs zero-shot (McNemar p) | "
+          "name accuracy | s/task | board: Qwen3-0.6B / Granite-350m / FunctionGemma-270M |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        board = " / ".join(f"{x:g}" for x in r["leaderboard"]) if r.get("leaderboard") else "-"
+        if not r.get("n"):
+            print(f"| {r['category']} | {r['model']} | {r['method']} | 0 | {r.get('why', '')} | - | - | - | {board} |")
+            continue
+        vs = f"{r['difference']:+.1%} (p={r['p_value']:.3g})" if "p_value" in r else "-"
+        print(f"| {r['category']} | {r['model']} | {r['method']} | {r['n']} | {r['accuracy']:.1%} "
+              f"[{r['ci'][0]:.0%}, {r['ci'][1]:.0%}] | {vs} | {r['name_accuracy']:.1%} | "
+              f"{r['seconds_per_task']:.2f} | {board} |")
+
+
+if __name__ == "__main__":
+    main()
