@@ -1,9 +1,11 @@
 """What a workspace derives from its store and keeps in memory, with one owner: the workspace.
 
 Every value is kept beside the store version it was built from (a tuple the repository reports), so
-a write by any process or any workspace makes the next read rebuild it. Workspaces opened on the same
+a write by any process or any workspace makes the next read rebuild it. Workspaces open on the same
 store (the same folder or database URL) share one `Caches`: a page run, a command or a reopened
-workspace finds what an earlier one built, and two stores never see each other's values.
+workspace finds what another one built, and two stores never see each other's values. A store's
+caches live as long as a workspace on it (the dashboard keeps one per server), so a process that
+opens many stores, such as the test suite, does not keep them all.
 
 Keys never use `id()` of an object: ids are reused after garbage collection, so an id-keyed value
 could be served to a different repository or encoder.
@@ -12,6 +14,7 @@ could be served to a different repository or encoder.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -60,12 +63,12 @@ class Caches:
                 table.clear()
 
 
-_by_store: dict[str, Caches] = {}
+_by_store: weakref.WeakValueDictionary[str, Caches] = weakref.WeakValueDictionary()
 _by_store_lock = threading.Lock()
 
 
 def for_store(location: str) -> Caches:
-    """The caches of the store at `location` (a folder path or a database URL), shared by its workspaces."""
+    """The caches of the store at `location` (a folder path or a database URL), shared by its open workspaces."""
     with _by_store_lock:
         found = _by_store.get(location)
         if found is None:
@@ -76,5 +79,5 @@ def for_store(location: str) -> Caches:
 def clear_all() -> None:
     """Forget every store's cached values, as a new process would start (tests; a folder changed on disk)."""
     with _by_store_lock:
-        for caches in _by_store.values():
+        for caches in list(_by_store.values()):
             caches.clear()

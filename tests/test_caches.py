@@ -7,6 +7,7 @@ label index, queue, exemplar index, tool vectors).
 from __future__ import annotations
 
 import gc
+import weakref
 
 import numpy as np
 
@@ -77,6 +78,18 @@ def test_a_write_through_one_workspace_is_seen_by_another_on_the_same_store(tmp_
     exemplars.add_manual(first, SUITE, [Message(role="user", content="scanner offline")], ToolCall(name="fix_scanner"),
                          who=ME)
     assert {s.exemplar.tool for s in exemplars.select(second, query, "semantic", k=5)} == {"fix_printer", "fix_scanner"}
+
+
+def test_a_stores_caches_go_with_its_last_workspace(tmp_path):
+    first = _open(tmp_path / "w")
+    kept = weakref.ref(first.caches)
+    second = _open(tmp_path / "w")
+    del first
+    gc.collect()
+    assert kept() is second.caches
+    del second
+    gc.collect()
+    assert kept() is None
 
 
 def test_a_reopened_workspace_gets_the_built_exemplar_index(tmp_path, monkeypatch):
