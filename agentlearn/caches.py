@@ -44,11 +44,6 @@ class Caches:
         with self.lock:
             self._values[name] = (version, value)
 
-    def forget(self, name: object) -> None:
-        """Drop one value, so the next read rebuilds it from the store."""
-        with self.lock:
-            self._values.pop(name, None)
-
     def table(self, name: str) -> dict:
         """A named dict for values with keys of their own (queue results per filter, exemplar indices per
         suite, tool vectors per encoder and text); its user checks versions and bounds its size."""
