@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
 
+from agentlearn.caches import Caches, for_store
 from agentlearn.settings import Settings
 from storage import CorruptStoreError, Repository, open_repository, open_vector_table
 from storage.vectors import VectorTableBase
@@ -31,12 +32,17 @@ def _real_chat(settings: Settings, adapter_dir: str = "", temperature: float = 0
 
 @dataclass
 class Workspace:
-    """Everything a learning step needs. Tests pass a fake encoder and chat factory."""
+    """Everything a learning step needs. Tests pass a fake encoder and chat factory.
+
+    `caches` holds what is derived from the store (indices, exemplar banks, tool vectors); open_workspace
+    gives every workspace on one store the same one (agentlearn.caches).
+    """
 
     settings: Settings
     repo: Repository
     encoder: Encoder = _real_encoder
     chat_factory: ChatFactory = _real_chat
+    caches: Caches = field(default_factory=Caches, repr=False)
     _vectors: dict[str, VectorTableBase] = field(default_factory=dict, repr=False)
 
     def vectors(self, name: str) -> VectorTableBase:
@@ -57,12 +63,18 @@ class Workspace:
         return self.chat_factory(self.settings, adapter_dir=adapter_dir, temperature=temperature, seed=seed)
 
 
+def store_location(settings: Settings) -> str:
+    """Where the store lives, as one string: the database URL, or the store folder's resolved path."""
+    return settings.database_url or str(settings.store_dir.resolve())
+
+
 def open_workspace(settings: Settings | None = None, encoder: Encoder | None = None,
                    chat_factory: ChatFactory | None = None) -> Workspace:
     """Open the workspace at settings.home (AGENTLEARN_HOME by default), creating folders."""
     settings = settings or Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
-    ws = Workspace(settings=settings, repo=open_repository(str(settings.store_dir), settings.database_url))
+    ws = Workspace(settings=settings, repo=open_repository(str(settings.store_dir), settings.database_url),
+                   caches=for_store(store_location(settings)))
     if encoder is not None:
         ws.encoder = encoder
     if chat_factory is not None:

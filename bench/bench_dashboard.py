@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+from agentlearn import caches
 from agentlearn.embeddings import hash_encode
 from agentlearn.feedback import claims, index, labels, queue
 from agentlearn.settings import Settings
@@ -125,10 +126,10 @@ def bench_library(home: Path, rows: list) -> None:
     ws = open_workspace(Settings(home=home), encoder=hash_encode)
     with timed(rows, "store parsed cold (repo.all, once per process)"):
         ws.repo.all(Trajectory)
-    index.clear_caches()
+    caches.clear_all()
     with timed(rows, "index.trajectory_index, built (then saved)"):
         index.trajectory_index(ws)
-    index.clear_caches()
+    caches.clear_all()
     with timed(rows, "index.trajectory_index, from its file (after a restart)"):
         index.trajectory_index(ws)
     with timed(rows, "labels.label_index, built"):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agentlearn import caches
 from agentlearn.embeddings import encode
 from agentlearn.memory import exemplars
 from agentlearn.settings import Settings
@@ -149,7 +150,7 @@ def main() -> int:
     qvecs = encode([q for q, _, _ in queries])
 
     # A cold start, as in a fresh process: new repository (parses the store), vectors read from disk.
-    exemplars.clear_cache()
+    caches.clear_all()
     t = time.perf_counter()
     ws = open_workspace(Settings(home=home), encoder=encode)
     exemplars.select(ws, tasks[0], "semantic", k=args.k, query_vector=qvecs[0])  # builds the index

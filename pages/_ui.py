@@ -95,11 +95,11 @@ def workspace() -> Workspace:
 
 def clear() -> None:
     """Forget the cached workspace and indices (tests; after the folder changed on disk)."""
-    from agentlearn.feedback.index import clear_caches
+    from agentlearn import caches
 
     st.cache_resource.clear()
     st.cache_data.clear()
-    clear_caches()
+    caches.clear_all()
 
 
 def identity() -> accounts.Identity:

@@ -18,6 +18,10 @@ SOURCE_WORDS = {"errors": "error analysis (no model)", "model": "ExpeL compariso
 
 ws = _ui.workspace()
 _ui.keep("ins_suite", "ins_sources", "ins_section", "ins_flagged", "ins_sort", "ins_status")
+# The bullet pickers show a bullet's text, and the browser keeps the label it last showed, not the bullet's
+# id. Naming the chosen bullet again each run sends its current label: after an edit, a restore or a
+# promotion the picker shows the new text.
+_ui.keep("ins_pick", "ins_ab_pick")
 
 
 def _current(suite: str) -> InsightProposal | None:

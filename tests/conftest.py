@@ -112,13 +112,13 @@ def real_ws(_agentlearn_home: Path, shared_models: Path) -> Workspace:
 @pytest.fixture
 def seeded(ws: Workspace) -> Iterator[Workspace]:
     """The `ws` workspace seeded with the page-test records of tests/seed.py (no model runs)."""
-    from agentlearn.feedback import index
+    from agentlearn import caches
     from tests.seed import seed_workspace
 
     seed_workspace(ws.repo)
-    index.clear_caches()
+    caches.clear_all()
     yield ws
-    index.clear_caches()
+    caches.clear_all()
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------

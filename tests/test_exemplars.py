@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
+from agentlearn import caches
 from agentlearn.embeddings import hash_encode
 from agentlearn.memory import exemplars
 from agentlearn.methods import RETRIEVAL_MODES
@@ -176,7 +177,7 @@ def test_same_inputs_give_identical_selection(tmp_path, mode):
         make_exemplar(ws, t, tool, tags, task_id=f"t{n}", n=n % 4)
     task = query("network printer password", tags=["network", "access"])
     first = exemplars.select(ws, task, mode, k=4)
-    exemplars.clear_cache()
+    caches.clear_all()
     again = exemplars.select(open_workspace(Settings(home=tmp_path), encoder=hash_encode), task, mode, k=4)
     assert [(s.exemplar.id, s.score) for s in first] == [(s.exemplar.id, s.score) for s in again]
     assert len(first) == 4
@@ -245,7 +246,7 @@ def test_unchanged_texts_are_never_encoded_again(ws, bank):
     exemplars.select(ws, query("scanner"), "semantic")
     assert seen == ["scanner offline", "scanner"]
     seen.clear()
-    exemplars.clear_cache()  # a new process: vectors come from disk, nothing is re-encoded
+    caches.clear_all()  # a new process: vectors come from disk, nothing is re-encoded
     exemplars.select(open_workspace(ws.settings, encoder=counting), query("vpn"), "semantic")
     assert seen == ["vpn"]
     seen.clear()
@@ -494,7 +495,7 @@ def test_bank_size_draws_are_deterministic_and_nested(ws, big_bank):
     assert [len(draws[s]) for s in (0, 1, 4, 8, 16, 40, 100)] == [0, 1, 4, 8, 16, 40, 40]
     assert draws[1] <= draws[4] <= draws[8] <= draws[16] <= draws[40]  # a learning curve's banks nest
     assert draws[0] == set() and exemplars.select(ws, query("x"), "semantic", bank_size=0) == []
-    exemplars.clear_cache()
+    caches.clear_all()
     again = open_workspace(ws.settings, encoder=hash_encode)  # a new process draws the same
     assert all(_drawn(again, s) == draws[s] for s in (4, 8, 16))
     assert _drawn(ws, 8, seed=1) != draws[8]  # another seed, another draw

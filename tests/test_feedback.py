@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentlearn import caches
 from agentlearn.feedback import index, labels, queue, reports, similar
 from storage.records import Label, Trajectory
 from tests.seed import SUITE
@@ -120,7 +121,7 @@ def test_index_file_is_reused_after_a_restart(seeded, monkeypatch):
     monkeypatch.setattr(index, "SAVE_INDEX_FROM", 1)
     first = index.trajectory_index(seeded)
     assert (seeded.settings.home / "cache" / "trajectory-index.parquet").exists()
-    index.clear_caches()
+    caches.clear_all()
     calls = []
     monkeypatch.setattr(index, "_build_trajectory_index", lambda *a: calls.append(a))
     again = index.trajectory_index(seeded)

@@ -396,6 +396,27 @@ def test_reject_and_manual_curation(seeded):
     assert ins.text.startswith("Always ask for the username") and ins.history[-1].operation == "RESTORE"
 
 
+def test_after_restore_the_bullet_picker_and_the_text_box_show_the_restored_text(seeded):
+    """The browser keeps the picker's last label, not the bullet's id: each change must send the new label
+    as the picker's value (tests/browser/test_insights_restore.py shows it in Chromium)."""
+    at = open_page("pages/insights.py")
+    at.selectbox(key="ins_pick").select("ins-1").run()
+    versions = len(seeded.repo.get(Insight, "ins-1").history)
+    at.text_area(key=f"ins_text_ins-1_{versions}").input("Check the username.").run()
+    click(at, "ins_save")
+    picker = at.selectbox(key="ins_pick")
+    assert picker.proto.set_value and picker.proto.raw_value == "[active, importance 2] Check the username."
+    at.number_input(key=f"ins_restore_ins-1_{versions + 1}").set_value(0).run()
+    click(at, "ins_restore")
+    restored = seeded.repo.get(Insight, "ins-1").text
+    assert restored.startswith("Always ask for the username")
+    picker = at.selectbox(key="ins_pick")
+    assert picker.value == "ins-1"
+    assert picker.proto.set_value and picker.proto.raw_value == f"[active, importance 2] {restored}"
+    assert [t.value for t in at.text_area if t.key.startswith("ins_text_ins-1_")] == [restored]
+    assert restored in [t.value for t in at.text]
+
+
 # --- Overview -----------------------------------------------------------------------------------
 
 

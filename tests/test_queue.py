@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from agentlearn import verdicts
-from agentlearn.feedback import claims, disagreements, index, labels, queue, reports, team
+from agentlearn import caches, verdicts
+from agentlearn.feedback import claims, disagreements, labels, queue, reports, team
 from storage.records import Claim, Label, Suite, Trajectory, now
 from tests.seed import ME, SUITE, as_
 
@@ -17,7 +17,7 @@ MINE = queue.Filters(status=queue.ASSIGNED, order="oldest")
 
 def _reopen(ws):
     """Forget every cache, as a new server process would."""
-    index.clear_caches()
+    caches.clear_all()
     return ws
 
 

@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from agentlearn.feedback.index import cached
 from agentlearn.workspace import Workspace
 from storage.records import Claim, now
 
@@ -23,7 +22,7 @@ def claim_id(annotator: str) -> str:
 
 
 def _all(ws: Workspace) -> list[Claim]:
-    return cached(ws, "claims", ws.repo.version(Claim), lambda: ws.repo.all(Claim))
+    return ws.caches.get("claims", ws.repo.version(Claim), lambda: ws.repo.all(Claim))
 
 
 def active(ws: Workspace, at: datetime | None = None) -> dict[str, Claim]:

@@ -1,9 +1,9 @@
-"""Column indices over the store that every labeling view reads, and the caches that hold them.
+"""Column indices over the store that every labeling view reads: the trajectory index and the task map.
 
 At 100k trajectories, building Python objects per request is too slow, so a lightweight column index
 (one NumPy array per field) is built once per change of the trajectory table and filters run on the
-arrays. Every cache here is keyed by the repository object and a version tuple from the store, so a
-write by another process (its version changes) makes the next read rebuild.
+arrays. Each index is kept in the workspace's caches (agentlearn.caches) beside a version tuple from
+the store, so a write by another process or workspace (its version changes) makes the next read rebuild.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,54 +22,10 @@ from agentlearn.workspace import Workspace
 from storage.files import write_atomic
 from storage.records import Task, Trajectory
 
-lock = threading.RLock()
-_cache: dict[tuple[int, object], tuple[tuple, object]] = {}
-# Other caches that must be forgotten with these (queue results); each is a dict cleared in place.
-_also_cleared: list[dict] = []
-
-
-def cached(ws: Workspace, name: object, version: tuple, build):
-    """Return build() cached per repository and name until `version` changes."""
-    key = (id(ws.repo), name)
-    with lock:
-        hit = _cache.get(key)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-    value = build()
-    with lock:
-        _cache[key] = (version, value)
-    return value
-
-
-def put_cached(ws: Workspace, name: object, version: tuple, value: object) -> None:
-    """Replace a cached value (a writer that folded its own change in, instead of a rebuild)."""
-    with lock:
-        _cache[(id(ws.repo), name)] = (version, value)
-
-
-def forget(ws: Workspace, name: object) -> None:
-    """Drop one cached value, so the next read rebuilds it from the store."""
-    with lock:
-        _cache.pop((id(ws.repo), name), None)
-
-
-def register_cache(cache: dict) -> dict:
-    """Have clear_caches() empty this dict too."""
-    _also_cleared.append(cache)
-    return cache
-
-
-def clear_caches() -> None:
-    """Forget every cached index (tests; another repository opened at the same address)."""
-    with lock:
-        _cache.clear()
-        for cache in _also_cleared:
-            cache.clear()
-
 
 def task_map(ws: Workspace) -> dict[str, Task]:
     """Every task by id (cached until the task table changes)."""
-    return cached(ws, "tasks", ws.repo.version(Task), lambda: {t.id: t for t in ws.repo.all(Task)})
+    return ws.caches.get("tasks", ws.repo.version(Task), lambda: {t.id: t for t in ws.repo.all(Task)})
 
 
 def trajectory(ws: Workspace, trajectory_id: str | None) -> Trajectory | None:
@@ -187,7 +142,7 @@ def trajectory_index(ws: Workspace) -> TrajectoryIndex:
             gc.freeze()
         return index
 
-    return cached(ws, "trajectories", version, build)
+    return ws.caches.get("trajectories", version, build)
 
 
 def mask_of(idx: TrajectoryIndex, wanted) -> np.ndarray:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentlearn.feedback import rubric
-from agentlearn.feedback.index import cached, put_cached, trajectory_index
+from agentlearn.feedback.index import trajectory_index
 from agentlearn.workspace import Workspace
 from storage.records import Label, Trajectory
 
@@ -41,7 +41,7 @@ def _build_label_index(labels: Sequence[Label], version: tuple) -> LabelIndex:
 def label_index(ws: Workspace) -> LabelIndex:
     """The cached label index (rebuilt when another writer changed the label table)."""
     version = ws.repo.version(Label)
-    return cached(ws, "labels", version, lambda: _build_label_index(ws.repo.all(Label), version))
+    return ws.caches.get("labels", version, lambda: _build_label_index(ws.repo.all(Label), version))
 
 
 def submit_label(ws: Workspace, trajectory_id: str, annotator: str, verdict: str, score: int | None = None,
@@ -89,7 +89,7 @@ def write_labels(ws: Workspace, labels: list[Label]) -> None:
     for name in {lb.annotator for lb in labels}:
         by_annotator[name] = set(by_annotator.get(name, ())) | {lb.trajectory_id for lb in labels
                                                                 if lb.annotator == name}
-    put_cached(ws, "labels", after, LabelIndex(version=after, latest=latest, by_annotator=by_annotator,
+    ws.caches.put("labels", after, LabelIndex(version=after, latest=latest, by_annotator=by_annotator,
                                                count=before.count + len(labels)))
 
 
@@ -118,7 +118,7 @@ def undo(ws: Workspace, label_id: str, annotator: str) -> Label:
     by_annotator = dict(before.by_annotator)
     if label.annotator not in remaining:
         by_annotator[label.annotator] = set(by_annotator.get(label.annotator, ())) - {tid}
-    put_cached(ws, "labels", after, LabelIndex(version=after, latest=latest, by_annotator=by_annotator,
+    ws.caches.put("labels", after, LabelIndex(version=after, latest=latest, by_annotator=by_annotator,
                                                count=before.count - 1))
     return label
 

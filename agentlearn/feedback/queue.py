@@ -17,7 +17,7 @@ import pandas as pd
 from agentlearn import policy
 from agentlearn.accounts import Identity
 from agentlearn.feedback import claims
-from agentlearn.feedback.index import TrajectoryIndex, cached, lock, mask_of, register_cache, task_map, trajectory_index
+from agentlearn.feedback.index import TrajectoryIndex, mask_of, task_map, trajectory_index
 from agentlearn.feedback.labels import LabelIndex, label_index
 from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
@@ -77,7 +77,7 @@ class Assignment:
 def assignment(ws: Workspace) -> Assignment:
     """The cached overlap per suite and resolved trajectories (rebuilt when suites or resolutions change)."""
     version = (ws.repo.version(Suite), ws.repo.version(Resolution))
-    return cached(ws, "assignment", version, lambda: Assignment(
+    return ws.caches.get("assignment", version, lambda: Assignment(
         version, {s.name: s.overlap for s in ws.repo.all(Suite)},
         {r.trajectory_id for r in ws.repo.all(Resolution)}))
 
@@ -106,7 +106,7 @@ def task_suites(ws: Workspace) -> set[str]:
     return {t.suite for t in task_map(ws).values()}
 
 
-_queues: dict[tuple, tuple[tuple, np.ndarray, list[str]]] = register_cache({})
+QUEUES_KEPT = 64  # filter combinations whose results are kept per store
 
 
 def queue(ws: Workspace, filters: Filters, me: str = "") -> list[str]:
@@ -118,18 +118,19 @@ def queue(ws: Workspace, filters: Filters, me: str = "") -> list[str]:
     idx = trajectory_index(ws)
     labels = label_index(ws)
     plan = assignment(ws)
-    key, versions = (id(ws.repo), filters, me), (idx.version, labels.version, plan.version)
-    with lock:
-        hit = _queues.get(key)
+    results = ws.caches.table("queues")
+    key, versions = (filters, me), (idx.version, labels.version, plan.version)
+    with ws.caches.lock:
+        hit = results.get(key)
     if hit is not None and hit[0] == versions:
         _, hits, ids = hit
     else:
-        hits = _queue(idx, labels, filters, me, plan)
+        hits = _queue(ws, idx, labels, filters, me, plan)
         ids = idx.ids[hits].tolist()
-        with lock:
-            if len(_queues) > 64:
-                _queues.clear()
-            _queues[key] = (versions, hits, ids)
+        with ws.caches.lock:
+            if len(results) >= QUEUES_KEPT:
+                results.clear()
+            results[key] = (versions, hits, ids)
     if filters.status == ASSIGNED:
         others = [n for tid in claims.held_by_others(ws, me) if (n := idx.position.get(tid)) is not None]
         if others:
@@ -138,25 +139,19 @@ def queue(ws: Workspace, filters: Filters, me: str = "") -> list[str]:
     return ids
 
 
-_needed: dict[tuple, np.ndarray] = register_cache({})
-
-
-def _annotators_needed(idx: TrajectoryIndex, plan: Assignment) -> np.ndarray:
+def _annotators_needed(ws: Workspace, idx: TrajectoryIndex, plan: Assignment) -> np.ndarray:
     """Per trajectory, its suite's overlap (kept until trajectories or suites change: labels do not matter)."""
-    key = (id(idx), idx.version, plan.version)
-    need = _needed.get(key)
-    if need is None:
+    def build() -> np.ndarray:
         need = np.ones(len(idx), dtype=np.int16)
         for suite, n in plan.overlap.items():
             if n != 1:
                 need[idx.suite == suite] = n
-        with lock:
-            _needed.clear()
-            _needed[key] = need
-    return need
+        return need
+
+    return ws.caches.get("annotators needed", (idx.version, plan.version), build)
 
 
-def _needs_annotators(idx: TrajectoryIndex, labels: LabelIndex, plan: Assignment) -> np.ndarray:
+def _needs_annotators(ws: Workspace, idx: TrajectoryIndex, labels: LabelIndex, plan: Assignment) -> np.ndarray:
     position = idx.position
     rows, people = [], []
     for tid, by in labels.latest.items():
@@ -166,11 +161,11 @@ def _needs_annotators(idx: TrajectoryIndex, labels: LabelIndex, plan: Assignment
             people.append(len(by))
     count = np.zeros(len(idx), dtype=np.int16)
     count[rows] = people
-    return (count < _annotators_needed(idx, plan)) & ~mask_of(idx, plan.resolved)
+    return (count < _annotators_needed(ws, idx, plan)) & ~mask_of(idx, plan.resolved)
 
 
-def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str,
-           plan: Assignment | None = None) -> np.ndarray:
+def _queue(ws: Workspace, idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str,
+           plan: Assignment) -> np.ndarray:
     """Row numbers of the index that match, in queue order."""
     mask = np.ones(len(idx), dtype=bool)
     for column, value in (("suite", filters.suite), ("split", filters.split), ("model", filters.model),
@@ -185,7 +180,7 @@ def _queue(idx: TrajectoryIndex, labels: LabelIndex, filters: Filters, me: str,
         labeled = mask_of(idx, labels.latest.keys())
         mine = mask_of(idx, labels.by_annotator.get(me, ()))
         if filters.status == ASSIGNED:
-            mask &= ~mine & _needs_annotators(idx, labels, plan or Assignment((), {}, set()))
+            mask &= ~mine & _needs_annotators(ws, idx, labels, plan)
         else:
             mask &= {
                 "unlabeled": ~labeled, "labeled": labeled, "labeled by me": mine, "not labeled by me": ~mine,

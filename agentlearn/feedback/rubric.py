@@ -20,7 +20,7 @@ import pandas as pd
 
 from agentlearn import policy, verdicts
 from agentlearn.accounts import Identity
-from agentlearn.feedback.index import cached, task_map
+from agentlearn.feedback.index import task_map
 from agentlearn.workspace import Workspace
 from storage.records import DEFAULT_ERROR_CATEGORIES, Label, Resolution, Suite, Task, Trajectory
 
@@ -118,8 +118,7 @@ def failures_by_category(ws: Workspace, suite: str = "", trajectory_ids: Sequenc
     """
     if trajectory_ids is None:
         version = tuple(ws.repo.version(kind) for kind in (Trajectory, Label, Resolution, Suite, Task))
-        return cached(ws, ("failures_by_category", suite), version,
-                      lambda: _failures(ws, suite, None)).copy()
+        return ws.caches.get(("failures_by_category", suite), version, lambda: _failures(ws, suite, None)).copy()
     return _failures(ws, suite, trajectory_ids)
 
 

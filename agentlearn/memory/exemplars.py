@@ -288,9 +288,8 @@ class Bm25:
         return np.asarray(self.weights[:, cols] @ factor).reshape(-1)
 
 
-_CACHE: dict[tuple[str, str], _Index] = {}
-_CACHE_LOCK = threading.Lock()
-_CACHE_MAX = 16
+_BUILD_LOCK = threading.Lock()  # one index build at a time: a second caller waits and takes its result
+INDICES_KEPT = 16  # suites whose index is kept per store
 
 
 def _files_key(ws: Workspace) -> tuple:
@@ -300,14 +299,15 @@ def _files_key(ws: Workspace) -> tuple:
 
 def _index(ws: Workspace, suite: str) -> _Index:
     """The suite's index, rebuilt only if the exemplar table or the vector files changed."""
-    cache_key = (str(ws.settings.store_dir), suite)
-    cached = _CACHE.get(cache_key)
-    # A hit costs a few stat calls: no records or vectors are read, even by a newly opened workspace.
+    indices = ws.caches.table("exemplar indices")
+    cached = indices.get(suite)
+    # A hit costs a few stat calls: no records or vectors are read, even by a newly opened workspace
+    # (workspaces on one store share their caches).
     if cached is not None and cached.key == (ws.repo.version(Exemplar), _files_key(ws)):
         return cached
-    with _CACHE_LOCK:
+    with _BUILD_LOCK:
         version = ws.repo.version(Exemplar)  # read before the records: a later write forces a rebuild
-        cached = _CACHE.get(cache_key)
+        cached = indices.get(suite)
         if cached is not None and cached.key == (version, _files_key(ws)):
             return cached  # another thread rebuilt it while this one waited
         active = [e for e in ws.repo.all(Exemplar) if e.active]
@@ -316,9 +316,10 @@ def _index(ws: Workspace, suite: str) -> _Index:
         table.sync(texts_all, ws.encoder)
         mine = [e for e in active if e.suite == suite]
         index = _build(mine, [texts_all[e.id] for e in mine], table, (version, _files_key(ws)))
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[cache_key] = index
+        with ws.caches.lock:
+            if len(indices) >= INDICES_KEPT:
+                indices.pop(next(iter(indices)))
+            indices[suite] = index
         return index
 
 
@@ -335,12 +336,6 @@ def _build(exemplars: list[Exemplar], texts: list[str], table: VectorTable, key:
         matrix = np.zeros((0, table.matrix.shape[1] if table.matrix.ndim == 2 else 0), dtype=np.float32)
     return _Index(key=key, exemplars=exemplars, texts=texts, matrix=matrix, group=group,
                   group_of_task=group_of_task)
-
-
-def clear_cache() -> None:
-    """Forget every in-memory index (tests, or after moving a workspace)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
 
 
 # --- ranking ----------------------------------------------------------------------------------------

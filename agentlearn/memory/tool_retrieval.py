@@ -33,7 +33,6 @@ VOTE_MIN_COSINE = 0.25  # an exemplar less similar than this to the request is n
 RANKERS = TOOL_RANKERS
 TIE_BREAK = 1e-3  # weight of the other list in a single-list ranker: it only orders tools the first ties
 _GENERIC = re.compile(r"\(schema inferred from \d+ example calls?\)")
-_cache: dict[tuple[int, str], np.ndarray] = {}
 
 
 def tool_text(tool: dict[str, Any]) -> str:
@@ -48,12 +47,14 @@ def tool_text(tool: dict[str, Any]) -> str:
 
 
 def _tool_vectors(ws: Workspace, texts: list[str]) -> np.ndarray:
-    key = id(ws.encoder)
-    missing = [t for t in texts if (key, t) not in _cache]
+    """Each text's vector by the workspace's encoder, encoded once per encoder (the key holds the encoder
+    itself, so a vector of one encoder is never served for another)."""
+    known = ws.caches.table("tool vectors")
+    missing = [t for t in texts if (ws.encoder, t) not in known]
     if missing:
         for text, vector in zip(missing, ws.encoder(missing), strict=True):
-            _cache[(key, text)] = np.asarray(vector, dtype=np.float32)
-    return np.stack([_cache[(key, t)] for t in texts])
+            known[(ws.encoder, text)] = np.asarray(vector, dtype=np.float32)
+    return np.stack([known[(ws.encoder, t)] for t in texts])
 
 
 def check_ranker(ranker: str) -> str:
