@@ -145,9 +145,9 @@ def build_prompt(task: Task, shots: list[Exemplar], instruction: str = DEFAULT_I
                  rules: str = FORMAT_RULES) -> list[Message]:
     """The full prompt: system message, exemplars as (conversation, tool call) turns, then the task.
 
-    Shots come in the order given; the agent passes them least similar first, so the closest case
-    sits right before the task (SHOT_ORDER). Episode exemplars (whole successful episodes) are shown as compact transcripts in the system
-    message (episodes_block), after `extra`; single-call shots stay (conversation, tool call) turns.
+    Shots come in the order given (order_shots decides it). Episode exemplars (whole successful episodes)
+    are shown as compact transcripts in the system message (episodes_block), after `extra`; single-call
+    shots stay (conversation, tool call) turns.
     """
     offered = task.tools if tools is None else tools  # a shortlist (tool_retrieval) or every tool
     episodes = episodes_block([s for s in shots if s.steps])
