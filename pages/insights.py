@@ -99,7 +99,9 @@ st.caption("The playbook: short rules shown to the agent (methods insights, exem
            "(helpful), failed in what the bullet is about (harmful), or failed for another reason (neutral).")
 _ui.cheatsheet(KEYS)
 _ui.show_flash()
-suites = _ui.suites_or_stop(ws, "ins_suite", "import tasks and run the agent first")
+suites = _ui.suites_or_stop(ws, "", "import tasks and run the agent first")
+if st.session_state.get("ins_suite") not in suites:  # first visit: open where proposals wait for review
+    st.session_state["ins_suite"] = insights.most_pending(ws, suites)
 suite = st.selectbox("Suite", suites, key="ins_suite")
 reviewer, editor = _ui.can("review"), _ui.can("edit_playbook")  # others read proposals and rules
 if not reviewer:

@@ -371,6 +371,14 @@ def test_approve_reject_and_edit_proposals(seeded):
     assert seeded.repo.get(InsightProposal, "prop-edit").status == "approved"
 
 
+def test_insights_opens_on_the_suite_whose_proposals_wait(seeded):
+    from storage.records import Suite
+
+    seeded.repo.put(Suite(id="aaa-no-proposals", name="aaa-no-proposals"))  # first by name, nothing to review
+    at = open_page("pages/insights.py")
+    assert at.selectbox(key="ins_suite").value == SUITE and at.session_state["ins_current"] == "prop-add"
+
+
 def test_reject_and_manual_curation(seeded):
     at = open_page("pages/insights.py", annotator="bob")
     click(at, "ins_reject")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -201,6 +202,13 @@ def insights_version(ws: Workspace, suite: str) -> int:
 def pending(ws: Workspace, suite: str) -> list[InsightProposal]:
     """A suite's proposals waiting for review, oldest first."""
     return ws.repo.find(InsightProposal, suite=suite, status="pending")
+
+
+def most_pending(ws: Workspace, suites: list[str]) -> str:
+    """Of these suites, the one with the most proposals waiting for review (the first one when none has any):
+    where a reviewer opening the Insights page has work."""
+    counts = Counter(p.suite for p in ws.repo.find(InsightProposal, status="pending"))
+    return max(suites, key=lambda s: (counts[s], -suites.index(s)), default="")
 
 
 def every(ws: Workspace, suite: str) -> list[Insight]:
