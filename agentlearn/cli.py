@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="create the demo workspace (suite, runs, labels) if it is missing")
-    demo.add_argument("--runs", type=int, default=8, help="train tasks run with and without exemplars on first creation")
+    demo.add_argument("--runs", type=int, default=None,
+                      help="train tasks run with and without exemplars on first creation (default: 3 of each of "
+                           "the 4 most used tools)")
     demo.set_defaults(func=cmd_demo)
 
     tasks = sub.add_parser("tasks", help="import and list task suites").add_subparsers(dest="action", required=True)
@@ -389,7 +391,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from agentlearn.demo import ensure_demo_workspace
 
     ws = open_workspace()
-    summary = ensure_demo_workspace(ws, runs=args.runs)
+    summary = ensure_demo_workspace(ws, **({"runs": args.runs} if args.runs is not None else {}))
     _print_json(summary)
     return 0
 

@@ -21,9 +21,14 @@ from agentlearn.memory import proposals, retrieval
 from agentlearn.methods import RunOptions
 from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite, import_file, load_tasks
 from agentlearn.workspace import Workspace
-from storage.records import EvalRun, InsightProposal, LearningCurve, Suite, Trajectory
+from storage.records import EvalRun, InsightProposal, LearningCurve, Suite, Task, Trajectory
 
 CURVE_SIZES = (0, 4, 12, None)  # zero-shot, a few experiences, more, the whole bank
+# The first runs: 3 train tasks of each of the 4 most used tools. Error analysis drafts a rule from a pattern
+# seen 3 times, so tasks of one tool in threes are what give the Insights page proposals from real failures
+# (the first 8 tasks in file order, two tools, gave 1 proposal; 3 x 4 tools gave 7 with 16 tasks).
+RUNS, PER_TOOL = 12, 3
+EVAL_LIMIT = 10
 # Multi-step episodes for every page: a few tasks of BFCL's multi_turn_base, whose tools run in the
 # package's own environments (file system, messaging...). Steps per user turn and calls per step are kept
 # low so the demo still serves in minutes on 2 cores (each call's tokens cost decoding time); the suite's
@@ -56,12 +61,23 @@ class _Bar:
         self.bar.close()
 
 
-def ensure_demo_workspace(ws: Workspace, runs: int = 8, eval_limit: int = 12) -> dict[str, Any]:
+def first_tasks(train: list[Task], runs: int) -> list[Task]:
+    """`runs` train tasks, PER_TOOL of each tool in turn, the most used tools first (file order within a tool)."""
+    by_tool: dict[str, list[Task]] = {}
+    for task in train:
+        by_tool.setdefault(task.expected.name, []).append(task)
+    groups = sorted(by_tool.values(), key=len, reverse=True)
+    picked = [t for g in groups for t in g[:PER_TOOL]]
+    picked += [t for g in groups for t in g[PER_TOOL:]]  # more runs than tools x PER_TOOL: the rest in turn
+    return picked[:runs]
+
+
+def ensure_demo_workspace(ws: Workspace, runs: int = RUNS, eval_limit: int = EVAL_LIMIT) -> dict[str, Any]:
     """Create the demo suite, its first runs and its learning curve if missing; return what is there."""
     ensure_demo_suite(ws)
     need_runs = not ws.repo.find(Trajectory, suite=DEMO_SUITE)
     need_curve = not ws.repo.find(LearningCurve, suite=DEMO_SUITE)
-    train = load_tasks(ws, DEMO_SUITE, "train")[:runs]
+    train = first_tasks(load_tasks(ws, DEMO_SUITE, "train"), runs)
     heldout = len(load_tasks(ws, DEMO_SUITE, "heldout")[:eval_limit])
     need_episodes = not ws.repo.find(Trajectory, suite=EPISODE_SUITE)
     total = (2 * len(train) if need_runs else 0) + (len(CURVE_SIZES) * heldout if need_curve else 0) \

@@ -20,3 +20,20 @@ def test_the_demo_builds_runs_a_choice_and_a_learning_curve_once(ws, capsys):
     again = ensure_demo_workspace(ws, runs=3, eval_limit=2)  # a later start reuses everything
     assert again == summary and len(ws.repo.find(LearningCurve, suite=DEMO_SUITE)) == 1
     assert sum(t.split == "train" for t in ws.repo.find(Trajectory, suite=DEMO_SUITE)) == 6
+
+
+def test_the_first_runs_take_tasks_of_each_tool_in_threes(ws):
+    """Error analysis drafts a rule from a pattern seen 3 times: three tasks of a tool can give one."""
+    from collections import Counter
+
+    from agentlearn.demo import PER_TOOL, RUNS, first_tasks
+    from agentlearn.tasks import ensure_demo_suite, load_tasks
+
+    ensure_demo_suite(ws)
+    train = load_tasks(ws, DEMO_SUITE, "train")
+    picked = first_tasks(train, RUNS)
+    counts = Counter(t.expected.name for t in picked)
+    most_used = [name for name, _ in Counter(t.expected.name for t in train).most_common(RUNS // PER_TOOL)]
+    assert len(picked) == RUNS == len(set(t.id for t in picked)) and set(counts) == set(most_used)
+    assert set(counts.values()) == {PER_TOOL}
+    assert first_tasks(train, len(train) + 5) and len(first_tasks(train, len(train) + 5)) == len(train)
