@@ -15,9 +15,9 @@ from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from pages import _ui
 from storage import open_repository
-from storage.records import InsightProposal, Label
+from storage.records import Insight, InsightProposal, Label, Preference, Suite
 from tests.conftest import PostgresServer, fake_chat_factory, fill, remount
-from tests.seed import seed_workspace
+from tests.seed import SUITE, seed_workspace
 from tests.test_pages import click, markdown_texts, open_page, plain_texts
 
 COMMENT = "The printer is on floor 2, not 3."
@@ -108,6 +108,41 @@ def test_a_write_in_the_page_itself_stops_there_in_one_line_and_keeps_the_text(d
     click(at, f"propose_traj_{first}")
     assert [p.text for p in disk_ws.repo.find(InsightProposal, source="person")] == [
         "Ask which floor before sending a technician."]
+
+
+def test_preferences_insights_and_suites_keep_what_was_entered_on_a_read_only_disk(disk_ws, small_disk):
+    fixed = '<tool_call>{"name": "reset_password", "arguments": {"username": "akhan"}}</tool_call>'
+    where = f"cannot write {disk_ws.settings.store_dir}"
+    pref = open_page("pages/preferences.py")
+    pair = pref.session_state["pair"]
+    click(pref, "pref_e")
+    pref.text_area(key="pref_fix_text").input(fixed).run()
+    insights = open_page("pages/insights.py")
+    insights.text_area(key="ins_edit_prop-add").input("Use create_ticket for any broken device.").run()
+    suites = open_page("pages/suites.py")
+    suites.selectbox(key="su_suite").set_value(SUITE).run()
+    suites.text_input(key=f"su_description_{SUITE}").set_value("Accounts and tickets")
+    remount(small_disk, "ro")
+
+    pref.button(key="pref_x").click().run()  # both bad, with the edit: a callback
+    _one_line(pref, where, "Read-only file system")
+    assert pref.session_state["pair"] == pair and pref.text_area(key="pref_fix_text").value == fixed
+    insights.button(key="ins_edit").click().run()  # approve my edit: a callback
+    _one_line(insights, where, "Read-only file system")
+    assert insights.text_area(key="ins_edit_prop-add").value == "Use create_ticket for any broken device."
+    suites.button(key="su_save_card").click().run()  # in the page body
+    _one_line(suites, where, "Read-only file system")
+    assert suites.text_input(key=f"su_description_{SUITE}").value == "Accounts and tickets"
+    assert disk_ws.repo.find(Preference) == [] and disk_ws.repo.get(InsightProposal, "prop-add").status == "pending"
+
+    remount(small_disk, "rw")
+    click(pref, "pref_x")
+    click(insights, "ins_edit")
+    click(suites, "su_save_card")
+    (p,) = disk_ws.repo.find(Preference, annotator="alice")
+    assert (p.choice, p.corrected) == ("both_bad", fixed)
+    assert "Use create_ticket for any broken device." in [i.text for i in disk_ws.repo.find(Insight, suite=SUITE)]
+    assert disk_ws.repo.get(Suite, SUITE).description == "Accounts and tickets"
 
 
 @pytest.fixture
