@@ -8,6 +8,8 @@ PostgreSQL server that is stopped and started again.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from agentlearn.embeddings import hash_encode
@@ -92,6 +94,26 @@ def test_a_label_the_disk_refuses_is_one_line_and_its_comment_waits_for_the_retr
     (label,) = disk_ws.repo.find(Label, trajectory_id=first, annotator="alice")
     assert (label.verdict, label.score, label.comment) == ("fail", 2, COMMENT)
     assert not at.error
+
+
+def test_a_claim_that_cannot_be_renewed_leaves_the_item_open_for_the_retry(disk_ws, small_disk, app_env):
+    """Every run renews the open item's claim (a write) before the label box is drawn: a disk that refuses
+    it must not take the box, the verdict or the item away from the person."""
+    app_env.setenv("AGENTLEARN_CLAIM_SECONDS", "1")  # renewed on every run
+    _ui.clear()
+    at = open_page("pages/trajectories.py")
+    first = _labeling(at)
+    remount(small_disk, "ro")
+    time.sleep(0.5)  # the claim is due for renewal (after a quarter of its second)
+    at.button(key="btn_submit").click().run()
+    line = _one_line(at, f"cannot write {disk_ws.settings.store_dir / 'labels'}", "Read-only file system")
+    assert "claims" not in line
+    assert at.text_area(key=f"comment_{first}").value == COMMENT
+    assert any(t.value.startswith("verdict: fail   score: 2") for t in at.text)
+    remount(small_disk, "rw")
+    click(at, "btn_submit")
+    (label,) = disk_ws.repo.find(Label, trajectory_id=first, annotator="alice")
+    assert (label.verdict, label.score, label.comment) == ("fail", 2, COMMENT)
 
 
 def test_a_write_in_the_page_itself_stops_there_in_one_line_and_keeps_the_text(disk_ws, small_disk):
