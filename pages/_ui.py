@@ -214,7 +214,6 @@ def action(callback: Callable) -> Callable:
             return callback(*args, **kwargs)
         except STORE_FAILURES as e:
             st.session_state[_FAILED_KEY] = failure_line(e)
-            return None
 
     return run
 
@@ -240,10 +239,14 @@ def store_failures() -> Iterator[None]:
 
 def fragment(run_every: float | None) -> Callable:
     """st.fragment for parts of a page that poll the store: a failure shows its line in the part and
-    the next poll tries again (a fragment's reruns do not pass through app.py)."""
+    the next poll tries again. A fragment's reruns do not pass through app.py, so it also draws the
+    failure of a callback of its own buttons (a Stop button's)."""
     def wrap(body: Callable) -> Callable:
         @functools.wraps(body)
         def guarded(*args, **kwargs):
+            failed = st.session_state.pop(_FAILED_KEY, None)
+            if failed:
+                st.error(plain(failed))
             try:
                 body(*args, **kwargs)
             except STORE_FAILURES as e:
