@@ -88,6 +88,7 @@ def _fetch_cookie() -> None:
         st.sidebar.html(f'<img src="{url}" alt="" width="1" height="1" style="position:absolute;opacity:0">')
 
 
+@_ui.action
 def _sign_out() -> None:
     sessions.revoke(_ui.gate_workspace().repo, st.session_state.get(_ui.SESSION_KEY))  # its cookie signs nobody in
     for key in list(st.session_state):
@@ -138,7 +139,7 @@ def _demo_child(home: str, _who: accounts.Identity) -> str | None:
     return processes.start(ws, "demo", ["demo"], who=_who).id
 
 
-@st.fragment(run_every=5)
+@_ui.fragment(run_every=5)
 def _demo_progress(process_id: str) -> None:
     process = processes.get(_ui.workspace(), process_id)
     if process is None:
@@ -210,13 +211,16 @@ def _allowed(pages: list, who: accounts.Identity) -> list:
     return [p for p in pages if who.can(NEEDS_ROLE.get(p.url_path, "annotator"))]
 
 
-who = _identity_sidebar()
-_ui.gate_passed(True)  # only now may a page draw (pages/_ui.py through_app)
-allowed = _allowed(_pages(), who)
-page = st.navigation(allowed)
-_back_to_the_link(allowed, page)
-_sidebar()
-demo = _demo_child(_ui.home(), who)
-if demo is not None:
-    _demo_progress(demo)
-page.run()
+# A full or read-only disk or an unreachable database, met anywhere in the gate or the page, is one
+# plain line at the top; what the person typed stays in its box for when the store is back.
+with _ui.store_failures():
+    who = _identity_sidebar()
+    _ui.gate_passed(True)  # only now may a page draw (pages/_ui.py through_app)
+    allowed = _allowed(_pages(), who)
+    page = st.navigation(allowed)
+    _back_to_the_link(allowed, page)
+    _sidebar()
+    demo = _demo_child(_ui.home(), who)
+    if demo is not None:
+        _demo_progress(demo)
+    page.run()

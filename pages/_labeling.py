@@ -200,6 +200,7 @@ def step_panel(ws: Workspace, traj: Trajectory, task: Task | None, step: int) ->
                    "replay is a new run, linked to this one")
 
 
+@_ui.action
 def _replay(ws: Workspace, correction_id: str) -> None:
     try:
         replays.start(ws, correction_id, who=_ui.identity())

@@ -49,7 +49,7 @@ def watch(kind: str, what: str = "tasks") -> None:
     _watch(kind, what)
 
 
-@st.fragment(run_every=POLL_S)
+@_ui.fragment(run_every=POLL_S)
 def _watch(kind: str, what: str) -> None:
     ws = _ui.workspace()
     process = processes.latest(ws, kind)

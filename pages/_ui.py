@@ -7,10 +7,11 @@ st.text / st.code / st.json / st.dataframe, never as markdown or HTML.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from agentlearn import accounts, policy
 from agentlearn.settings import Settings
 from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace, open_workspace
+from storage.errors import StoreError
 from storage.records import Exemplar, Insight, Task, Trajectory
 
 # Tests replace these (a hashing encoder, a fake chat model) before running the app.
@@ -183,6 +185,76 @@ def guidelines(text: str) -> None:
 _GUIDELINES_MARKDOWN = (MarkdownIt("commonmark", {"html": False, "linkify": False})
                         .enable(["table", "strikethrough"])
                         .disable(["link", "image", "autolink", "reference", "html_inline", "html_block"]))
+
+
+# --- a disk or database that fails while a page runs ------------------------------------------------
+
+# What a full or read-only disk and an unreachable database raise (storage's StoreWriteError is both;
+# a PostgreSQL failure is a StoreError naming the host). Each says in one line what failed and where.
+STORE_FAILURES = (StoreError, OSError)
+_FAILED_KEY = "_store_failed"  # session state: the line of a callback's failure, drawn by the run it starts
+
+
+def failure_line(e: BaseException) -> str:
+    """The error's own message on one line: it names the file or database (never a traceback)."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def action(callback: Callable) -> Callable:
+    """Wrap a widget callback that reads or writes the store.
+
+    Callbacks run before app.py, so a failure in one would end the run with a traceback and a page
+    with nothing else on it. Wrapped, the failure is kept as a line that app.py's store_failures()
+    draws, and the page is drawn as usual: every box still holds what the person entered (nothing
+    is cleared before the write succeeded), ready to send again once the disk or database is back.
+    """
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except STORE_FAILURES as e:
+            st.session_state[_FAILED_KEY] = failure_line(e)
+
+    return run
+
+
+@contextmanager
+def store_failures() -> Iterator[None]:
+    """app.py runs the whole page inside this: a store failure becomes one plain line at the top.
+
+    A failure in the page stops the run there with st.stop(): Streamlit keeps the values of the
+    widgets not drawn yet (a run that stops early forgets none), so what the person typed below that
+    point is there again on the next run. A callback's failure (see action) is drawn the same way.
+    """
+    slot = st.empty()
+    failed = st.session_state.pop(_FAILED_KEY, None)
+    if failed:
+        slot.error(plain(failed))
+    try:
+        yield
+    except STORE_FAILURES as e:
+        slot.error(plain(failure_line(e)))
+        st.stop()
+
+
+def fragment(run_every: float | None) -> Callable:
+    """st.fragment for parts of a page that poll the store: a failure shows its line in the part and
+    the next poll tries again. A fragment's reruns do not pass through app.py, so it also draws the
+    failure of a callback of its own buttons (a Stop button's)."""
+    def wrap(body: Callable) -> Callable:
+        @functools.wraps(body)
+        def guarded(*args, **kwargs):
+            failed = st.session_state.pop(_FAILED_KEY, None)
+            if failed:
+                st.error(plain(failed))
+            try:
+                body(*args, **kwargs)
+            except STORE_FAILURES as e:
+                st.error(plain(failure_line(e)))
+
+        return st.fragment(run_every=run_every)(guarded)
+
+    return wrap
 
 
 def flash(message: str, kind: str = "success") -> None:

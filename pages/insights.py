@@ -32,6 +32,7 @@ def _current(suite: str) -> InsightProposal | None:
     return next((p for p in queue if p.id == wanted), queue[0])
 
 
+@_ui.action
 def _act(action: str) -> None:
     suite = st.session_state.get("ins_suite") or ""
     proposal = _current(suite)
@@ -53,6 +54,7 @@ def _act(action: str) -> None:
     st.session_state["ins_current"] = nxt if nxt != proposal.id else None
 
 
+@_ui.action
 def _skip() -> None:
     suite = st.session_state.get("ins_suite") or ""
     proposal = _current(suite)
@@ -61,6 +63,7 @@ def _skip() -> None:
             [p.id for p in insights.pending(ws, suite)], proposal.id)
 
 
+@_ui.action
 def _manage(fn, *args) -> None:
     if not _ui.allowed("edit_playbook"):
         return
@@ -78,6 +81,7 @@ def _add_manual(suite: str) -> None:
         st.session_state["ins_new_text"] = ""
 
 
+@_ui.action
 def _retire(insight_id: str, why: str) -> None:
     if not _ui.allowed("edit_playbook"):
         return

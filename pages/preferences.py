@@ -37,6 +37,7 @@ def _set_pair(pair: preferences.Pair | None) -> None:
     st.session_state.pop("pref_fix_side", None)
 
 
+@_ui.action
 def _new_stored_pair() -> None:
     _set_pair(preferences.sample_stored_pair(ws, annotator=_ui.annotator(),
                                              suite=st.session_state.get("pref_suite") or ""))
@@ -71,6 +72,7 @@ def _to_link(pair: preferences.Pair | None) -> None:
             st.query_params.pop(name, None)
 
 
+@_ui.action
 def _choose(choice: str) -> None:
     pair = st.session_state.get("pair")
     name = _ui.annotator()

@@ -30,6 +30,7 @@ def _go(step: int) -> None:
     st.session_state["rv_current"] = queue.next_after(ids, st.session_state.get("rv_current"), step)
 
 
+@_ui.action
 def _resolve(verdict: str) -> None:
     tid = st.session_state.get("rv_current")
     if not tid or not _ui.allowed("review"):

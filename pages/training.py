@@ -182,6 +182,7 @@ def _progress(job: Job) -> None:
                                                                         p.eta_s))
 
 
+@_ui.action
 def _stop(job_id: str, save: bool) -> None:
     try:
         jobs.stop(ws, job_id, save=save, who=_ui.identity())
@@ -216,7 +217,7 @@ def _notices() -> None:
         st.button("Dismiss", key="tr_dismiss", on_click=lambda: st.session_state.update(tr_notices=[]))
 
 
-@st.fragment(run_every=POLL_S if active_now else IDLE_POLL_S)
+@_ui.fragment(run_every=POLL_S if active_now else IDLE_POLL_S)
 def live() -> None:
     """Running jobs: progress, charts, log tail and stop buttons; the whole page redraws when a job
     starts or ends (history, notices, the adapter list), so nothing on it stays stale."""

@@ -57,11 +57,13 @@ def _unpin() -> None:
     st.session_state["_pinned"] = None
 
 
+@_ui.action
 def _go(step: int) -> None:
     _unpin()
     st.session_state["traj_current"] = queue.next_after(_queue(), st.session_state.get("traj_current"), step)
 
 
+@_ui.action
 def _set(field: str, value) -> None:
     tid = st.session_state.get("traj_current")
     if tid:
@@ -70,6 +72,7 @@ def _set(field: str, value) -> None:
             _draft(tid)["categories"] = []  # error categories describe a failure
 
 
+@_ui.action
 def _toggle_category(name: str) -> None:
     tid = st.session_state.get("traj_current")
     if tid:
@@ -82,12 +85,14 @@ def _toggle_category(name: str) -> None:
             draft["verdict"] = "fail"
 
 
+@_ui.action
 def _take_verifier() -> None:
     traj = index.trajectory(ws, st.session_state.get("traj_current"))
     if traj is not None and traj.verdict is not None:
         _set("verdict", "success" if traj.verdict.success else "fail")
 
 
+@_ui.action
 def _submit() -> None:
     tid = st.session_state.get("traj_current")
     traj = index.trajectory(ws, tid)
@@ -117,6 +122,7 @@ def _submit() -> None:
     _labeling.ask_scroll_to_top()  # a mouse submit leaves the view at the button; the next run starts at the top
 
 
+@_ui.action
 def _undo() -> None:
     """Remove my last submitted label and reopen its item with that verdict as the draft."""
     try:
@@ -137,6 +143,7 @@ def _selected_step(tid: str, steps: int) -> int:
     return min(max(0, st.session_state.get(f"step_{tid}", 0)), max(0, steps - 1))
 
 
+@_ui.action
 def _move_step(by: int) -> None:
     traj = index.trajectory(ws, st.session_state.get("traj_current"))
     if traj is not None and traj.steps:
@@ -144,6 +151,7 @@ def _move_step(by: int) -> None:
                                                   len(traj.steps) - 1)
 
 
+@_ui.action
 def _flag_selected() -> None:
     """Flag (or unflag) the selected step; a wrong step makes the run a fail."""
     traj = index.trajectory(ws, st.session_state.get("traj_current"))

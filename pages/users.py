@@ -13,6 +13,7 @@ ROLE_HELP = "annotator: labels and preferences · reviewer: also insights and di
             "admin: also training, imports and users"
 
 
+@_ui.action
 def _act(fn, *args, done: str) -> None:
     if not _ui.allowed("manage_users"):
         return

@@ -121,6 +121,47 @@ def seeded(ws: Workspace) -> Iterator[Workspace]:
     caches.clear_all()
 
 
+# --- a disk of its own: full, read-only -------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB file system of its own (tmpfs): it fills up and can be remounted read-only, which stops
+    root too (a chmod does not); skipped where mounting is not allowed."""
+    import subprocess
+
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def remount(folder: Path, mode: str) -> None:
+    """Make small_disk read-only ("ro") or writable again ("rw")."""
+    import subprocess
+
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(folder)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Fill small_disk to the last byte with one file (removing it frees the disk again)."""
+    import os
+
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:  # No space left on device: full
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------------
 
 

@@ -465,20 +465,6 @@ def test_a_megabyte_sample_id_imports_fast_and_tags_are_read_off_ids(ws, tmp_pat
 # --- a full disk, a read-only home: one-line errors, nothing half-written ----------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 2 MB file system of its own (tmpfs); skipped where mounting is not allowed."""
-    import subprocess
-
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a small file system here (needs root)")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-
-
 def _cli(home: Path, *argv: str) -> tuple[int, str, str]:
     import subprocess
     import sys
@@ -506,11 +492,11 @@ def test_a_full_disk_fails_the_import_whole_in_one_line(small_disk, tmp_path):
 
 
 def test_a_read_only_home_reads_and_refuses_writes_in_one_line(small_disk, tmp_path):
-    import subprocess
+    from tests.conftest import remount
 
     home = small_disk / "home"
     assert _cli(home, "tasks", "import", str(write(tmp_path / "a.jsonl", [line("a"), line("b")])), "--suite", "s")[0] == 0
-    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    remount(small_disk, "ro")
     code, out, err = _cli(home, "tasks", "list")
     assert code == 0 and out.startswith("s\t2 tasks"), err
     code, _, err = _cli(home, "tasks", "import", str(write(tmp_path / "b.jsonl", [line("c")])), "--suite", "t")

@@ -4,6 +4,10 @@ A claim lasts `settings.claim_seconds` (10 minutes unless set) and is renewed on
 somebody walked away from comes back by itself. Each person holds one claim at most (its id is derived
 from the name), so opening the next item moves it. When two people open one item at the same moment,
 the earlier claim wins and the later person is moved on.
+
+A claim is only a courtesy to the others: when the disk refuses to store one (full, read-only), the
+item stays open for its person unclaimed, so the page goes on to draw it with whatever they were
+entering; the label they submit meets the same disk and says so.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from agentlearn.workspace import Workspace
+from storage.errors import StoreWriteError
 from storage.records import Claim, now
 
 
@@ -58,7 +63,10 @@ def claim(ws: Workspace, trajectory_id: str, me: str) -> Claim | None:
         since = mine.since
     else:
         since = at
-    ws.repo.put(Claim(id=claim_id(me), trajectory_id=trajectory_id, annotator=me, since=since, expires=at + ttl))
+    try:
+        ws.repo.put(Claim(id=claim_id(me), trajectory_id=trajectory_id, annotator=me, since=since, expires=at + ttl))
+    except StoreWriteError:
+        pass  # not claimed this time: the next run tries again
     return None
 
 
