@@ -146,7 +146,7 @@ def _demo_progress(process_id: str) -> None:
         return
     if process.status == "running":
         st.progress(processes.fraction(process),
-                    text=f"Creating the demo workspace: {_progress.counted(process, 'steps')}")
+                    text=f"Creating the demo workspace: {processes.counted(process, 'steps')}")
         st.info("The agent runs real tasks in the background; pages fill in as results arrive.",
                 icon=":material/hourglass_top:")
         if process.message:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentlearn.workspace import Workspace
-from storage.records import Adapter, Job, Suite
+from storage.records import Adapter, Suite
 
 
 def find(ws: Workspace, ref: str) -> Adapter:
@@ -16,7 +16,9 @@ def find(ws: Workspace, ref: str) -> Adapter:
     adapter = ws.repo.get(Adapter, ref)
     if adapter is not None:
         return adapter
-    job = ws.repo.get(Job, ref)
+    from agentlearn.training import jobs  # its status is its process's
+
+    job = jobs.get(ws, ref)
     if job is not None:
         if not job.adapter_id:
             raise ValueError(f"job {ref} ({job.status}) made no adapter" + (f": {job.error}" if job.error else ""))

@@ -191,7 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     lex.set_defaults(func=cmd_labels_export)
 
     train = sub.add_parser("train", help="train a LoRA adapter (runs the job process and waits for it)")
-    train.add_argument("method", choices=TRAINING_METHODS)
+    train.add_argument("method", nargs="?", choices=TRAINING_METHODS)
+    train.add_argument("--run-job", default="", metavar="JOB_ID",
+                       help="train a stored job in this process (what a launched job's process runs)")
     train.add_argument("--config", default="", help="a job YAML config (then --suite/--preset are not used)")
     train.add_argument("--suite", default="", help="export this suite's train split and train on it")
     train.add_argument("--preset", default="", help="cpu-tiny, cpu-small or cuda-qlora (default: by hardware)")
@@ -807,10 +809,15 @@ def cmd_labels_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from agentlearn import processes
     from agentlearn.training import config as job_config
     from agentlearn.training import jobs
     from storage.records import Adapter
 
+    if args.run_job:
+        return _run_job(args.run_job)
+    if not args.method:
+        raise ValueError(f"give the method to train: {', '.join(TRAINING_METHODS)}")
     ws = open_workspace()
     overrides: dict = {}
     if args.max_steps is not None:
@@ -842,29 +849,56 @@ def cmd_train(args: argparse.Namespace) -> int:
                      "launch": str(folder / "run.sh"), "then": f"python -m agentlearn adapters import {folder}"})
         return 0
     job = jobs.launch(ws, config, who=_who())
-    print(f"job {job.id} started (pid {job.pid}); log: {job.log_path}", file=sys.stderr)
+    started = jobs.process(ws, job)
+    print(f"job {job.id} started (process {started.id}, pid {started.pid}); log: {started.log_path}", file=sys.stderr)
     seen = [-1]
 
-    def report(j) -> None:
-        if j.step != seen[0] and j.max_steps:
-            seen[0] = j.step
-            p = jobs.progress(j)
-            eta = f", ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
-            loss = j.metrics.get("loss", j.metrics.get("reward"))
-            print(f"  step {j.step}/{j.max_steps} ({j.status}{eta})" + (f" {loss:.4f}" if loss is not None else ""),
-                  file=sys.stderr)
+    def report(p) -> None:
+        if p.done != seen[0] and p.total:
+            seen[0] = p.done
+            print(f"  {processes.counted(p, 'steps')}" + (f" · {p.message}" if p.message else ""), file=sys.stderr)
 
     job = jobs.wait(ws, job.id, poll=2.0, on_progress=report)
     adapter = ws.repo.get(Adapter, job.adapter_id) if job.adapter_id else None
     result = {"job_id": job.id, "status": job.status, "adapter_id": job.adapter_id,
               "adapter": adapter.path if adapter else "", "metrics": job.metrics, "error": job.error,
-              "export_id": config.export_id, "dataset": config.dataset_path, "log": job.log_path,
-              "seconds": round(jobs.progress(job).elapsed_s, 1)}
+              "export_id": config.export_id, "dataset": config.dataset_path, "log": started.log_path,
+              "seconds": round(jobs.elapsed_s(job), 1)}
     if args.json:
         _print_json(result)
     else:
         print(f"{job.status}: adapter {result['adapter'] or '-'}" + (f"; error: {job.error}" if job.error else ""))
     return 0 if job.status in ("succeeded", "stopped") else 1
+
+
+def _run_job(job_id: str) -> int:
+    """The job process (`train --run-job ID`, started by jobs.launch): train the stored job here; its
+    Process record gets the steps, and its end from main()."""
+    import logging
+    import traceback
+
+    from agentlearn import processes
+    from agentlearn.training import config as job_config
+    from agentlearn.training import jobs, quiet
+    from storage.records import Job
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet.install()
+    ws = open_workspace()
+    job = ws.repo.get(Job, job_id)
+    if job is None:
+        raise ValueError(f"no job with id {job_id!r} in {ws.settings.store_dir}")
+    config = job_config.load(job.config_path)
+    print(f"job {job_id}: {config.method} on {config.dataset_path}", flush=True)
+    try:
+        job = jobs.run_job(ws, job_id, config)
+    except Exception:
+        traceback.print_exc()  # the log shows where; the Process record gets the one-line reason
+        raise
+    processes.finish(ws, result={"job_id": job_id, "adapter_id": job.adapter_id})
+    print(f"job {job_id}: trained {job.step} steps" + (f", adapter {job.adapter_id}" if job.adapter_id else ""),
+          flush=True)
+    return 0
 
 
 def cmd_retrieval_choose(args: argparse.Namespace) -> int:
@@ -962,6 +996,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if processes.current_id():  # a child whose output is a log that people read: no secrets in it
         redact.install()
+        processes.beat()
     try:
         args = _parser().parse_args(argv)
         code = int(args.func(args) or 0)

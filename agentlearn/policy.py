@@ -59,7 +59,7 @@ assert all(role in ROLES for role, _ in ACTIONS.values())
 PAGES: dict[str, str] = {"review": "review", "run": "run", "training": "train", "users": "manage_users"}
 
 # What each kind of child process (processes.start) does.
-PROCESS_ACTIONS: dict[str, str] = {"run": "run", "eval": "run", "curve": "run", "improve": "train",
+PROCESS_ACTIONS: dict[str, str] = {"run": "run", "eval": "run", "curve": "run", "improve": "train", "train": "train",
                                    "auto": "manage_exemplars", "propose": "edit_playbook",
                                    "demo": "label",  # the demo builds a fresh workspace for whoever opens it first
                                    "replay": "label"}  # a labeler replays a run from the step they corrected

@@ -1,9 +1,14 @@
-"""Child processes: the one way to start long work (agent runs, evaluations, the demo, curves) and watch it.
+"""Child processes: the one way to start long work (agent runs, evaluations, curves, the demo, improve,
+training jobs) and watch it.
 
     start(ws, kind, args)   Process record (running) -> `python -m agentlearn <args>`, detached, logged
-    the child               report(ws, done, total) while it works; finish(ws, result | error) at the end
-    get / running           read the record; a running record whose process is gone reads as failed
+    the child               beat() keeps its heartbeat; report(ws, done, total) while it works;
+                            requested() at its step ends; finish(ws, result | error) at the end
+    get / running           read the record; a running record whose process is gone, or whose heartbeat
+                            stopped, reads as failed
     stop(ws, id)            SIGTERM to the child's process group; the record reads stopped
+    stop(ws, id, save=True) a request the child reads at its next step: it stops there and keeps its
+                            work (a training job saves its adapter); the record reads stopped when it ends
 
 The dashboard must not run long work on its own threads (Streamlit's API is not thread-safe and a
 rerun would cut it off), and a rerun of any session must find the work again: the state lives in
@@ -42,11 +47,15 @@ KEEP_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "VIRTUA
               "TOKENIZERS_PARALLELISM", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 KEEP_PREFIXES = ("AGENTLEARN_", "HF_", "TRANSFORMERS_", "PYTHON", "LC_", "CUDA_")  # CUDA_*: which GPU
 KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+STOP_AND_SAVE = "stop_and_save"  # the request stop(save=True) leaves on the record
+HEARTBEAT_S = 10.0  # how often a child writes its heartbeat (beat)
+STALE_AFTER_S = 180.0  # a running record silent this long is marked failed: its child hangs or runs elsewhere
 
 _children: dict[str, subprocess.Popen] = {}  # started by this process: polled so that none stays a zombie
 _lock = threading.Lock()
 _reported: dict[str, float] = {}  # process id -> when this child last wrote its progress
 _own_ws: list[Workspace] = []  # the child's workspace, opened once when report/finish get none
+_asked: dict[str, tuple[float, str]] = {}  # process id -> when its request was last read, and what it was
 
 
 def child_env(ws: Workspace, extra: dict[str, str] | None = None, model_access: bool = True) -> dict[str, str]:
@@ -64,12 +73,12 @@ def child_env(ws: Workspace, extra: dict[str, str] | None = None, model_access: 
     return env
 
 
-def spawn(ws: Workspace, module: str, args: Sequence[str], log_path: str | Path,
-          extra_env: dict[str, str] | None = None, model_access: bool = True) -> subprocess.Popen:
-    """Start `python -m <module> <args>` detached (own session), appending its output to log_path."""
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+def spawn(ws: Workspace, args: Sequence[str], log_path: Path, extra_env: dict[str, str],
+          model_access: bool) -> subprocess.Popen:
+    """Start `python -m agentlearn <args>` detached (own session), appending its output to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=str(PROJECT_ROOT),
+        proc = subprocess.Popen([sys.executable, "-m", "agentlearn", *map(str, args)], cwd=str(PROJECT_ROOT),
                                 env=child_env(ws, extra_env, model_access), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     with _lock:
@@ -77,10 +86,12 @@ def spawn(ws: Workspace, module: str, args: Sequence[str], log_path: str | Path,
     return proc
 
 
-def start(ws: Workspace, kind: str, args: Sequence[str], *, who: Identity) -> Process:
+def start(ws: Workspace, kind: str, args: Sequence[str], *, who: Identity, env: dict[str, str] | None = None,
+          model_access: bool = True) -> Process:
     """Store a Process record and start `python -m agentlearn <args>` for it; returns the record with its pid.
 
-    `who` must be allowed what the kind does (policy.PROCESS_ACTIONS); the child acts for them.
+    `who` must be allowed what the kind does (policy.PROCESS_ACTIONS); the child acts for them. `env` and
+    `model_access` are child_env's.
     """
     if not KIND.match(kind):
         raise ValueError(f"a process kind is a short lower-case word (run, eval, demo, curve), not {kind!r}")
@@ -91,14 +102,15 @@ def start(ws: Workspace, kind: str, args: Sequence[str], *, who: Identity) -> Pr
     log_path = ws.settings.jobs_dir / "processes" / f"{kind}-{record.id}.log"
     record = ws.repo.put(record.model_copy(update={"log_path": str(log_path), "heartbeat": now()}))
     try:
-        proc = spawn(ws, "agentlearn", record.args, log_path, {PROCESS_ID_ENV: record.id})
+        proc = spawn(ws, record.args, log_path, {**(env or {}), PROCESS_ID_ENV: record.id}, model_access)
     except OSError as e:
         return _end(ws, record.id, "failed", error=f"the process could not start: {e}")
     return ws.repo.update(Process, record.id, lambda p: p.model_copy(update={"pid": proc.pid}))
 
 
 def get(ws: Workspace, process_id: str) -> Process | None:
-    """The process record, None if unknown; a running one whose process is gone is marked failed first."""
+    """The process record, None if unknown; a running one whose process is gone, or whose heartbeat
+    stopped, is marked failed first."""
     record = ws.repo.get(Process, process_id)
     if record is None or record.status != "running":
         return record
@@ -119,13 +131,20 @@ def latest(ws: Workspace, kind: str) -> Process | None:
     return None if newest is None else get(ws, newest.id)
 
 
-def stop(ws: Workspace, process_id: str) -> Process:
-    """End a running child and everything it started (its process group); the record reads stopped."""
+def stop(ws: Workspace, process_id: str, save: bool = False) -> Process:
+    """End a running child and everything it started (its process group); the record reads stopped.
+
+    With save=True the child is asked instead to stop at its next step and keep its work (a child that
+    reads requested(), as training does); the record stays running, with the request, until it ends.
+    """
     record = get(ws, process_id)
     if record is None:
         raise ValueError(f"no process with id {process_id!r}")
     if record.status != "running":
         return record
+    if save:
+        return ws.repo.update(Process, process_id, lambda p: p.model_copy(update={"request": STOP_AND_SAVE})
+                              if p.status == "running" else p)
     if record.pid is not None and pid_alive(record.pid):
         try:
             os.killpg(record.pid, signal.SIGTERM)  # start_new_session made its pid the group id
@@ -135,7 +154,7 @@ def stop(ws: Workspace, process_id: str) -> Process:
 
 
 def tail(ws: Workspace, record: Any, lines: int = 30) -> str:
-    """The last lines of a child's log (a Process or a training Job record; "" before it wrote any).
+    """The last lines of a child's log (a record with a log_path; "" before it wrote any).
 
     Only a file inside this workspace's jobs folder is read (symlinks resolved): a record from a shared
     database, a restored backup or a store made elsewhere may name any file on the machine, and the log
@@ -168,6 +187,11 @@ def option(process: Process, name: str) -> str:
     """The value given to an option of the command (e.g. "--suite"), "" if it was not given."""
     args = process.args
     return args[args.index(name) + 1] if name in args[:-1] else ""
+
+
+def stopping(process: Process) -> bool:
+    """True while a child asked to stop and save has not ended yet."""
+    return process.status == "running" and bool(process.request)
 
 
 def fraction(process: Process) -> float:
@@ -218,6 +242,19 @@ def elapsed_s(process: Process, at: datetime | None = None) -> float:
     return max(0.0, ((process.finished or at or now()) - process.created).total_seconds())
 
 
+def counted(process: Process, what: str = "tasks") -> str:
+    """"3 of 17 tasks · 42 s · ETA 180 s": how far, how long so far, how long still (eta)."""
+    if not process.total:
+        return f"starting… · {elapsed_s(process):.0f} s"
+    return line(process.done, process.total, what, elapsed_s(process), eta(process))
+
+
+def line(done: int, total: int, what: str, elapsed: float, eta_left: float | None) -> str:
+    """The one wording of progress on every page and terminal: training steps, tasks, points, stages."""
+    left = f" · ETA {eta_left:.0f} s" if eta_left is not None else ""
+    return f"{done} of {total} {what} · {elapsed:.0f} s{left}"
+
+
 # --- the child's side ----------------------------------------------------------------------------
 
 
@@ -245,8 +282,46 @@ def report(ws: Workspace | None, done: int, total: int, message: str = "") -> No
     _workspace(ws).repo.update(Process, process_id, record)
 
 
+def requested(ws: Workspace | None = None) -> str:
+    """The request left for this child by stop(save=True) ("" if none, or outside a started child); read
+    from the store at most about once a second, so a child may ask at every step."""
+    process_id = current_id()
+    if not process_id:
+        return ""
+    moment = time.monotonic()
+    at, asked = _asked.get(process_id, (-REPORT_EVERY_S, ""))
+    if not asked and moment - at >= REPORT_EVERY_S:
+        record = _workspace(ws).repo.get(Process, process_id)
+        asked = record.request if record is not None else ""
+        _asked[process_id] = (moment, asked)
+    return asked
+
+
+def beat(ws: Workspace | None = None, every: float = HEARTBEAT_S) -> None:
+    """Write this child's heartbeat every `every` seconds from a daemon thread, while its record runs, so
+    that a child that loads, generates or trains for minutes between reports is not taken for hung."""
+    process_id = current_id()
+    if not process_id:
+        return
+    workspace = _workspace(ws)
+
+    def run() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                after = workspace.repo.update(Process, process_id, lambda p: p.model_copy(
+                    update={"heartbeat": now()}) if p.status == "running" else p)
+            except Exception:  # noqa: BLE001 - a missed beat is not worth ending the work for
+                continue
+            if after.status != "running":
+                return
+
+    threading.Thread(target=run, name=f"heartbeat-{process_id}", daemon=True).start()
+
+
 def finish(ws: Workspace | None, result: dict[str, Any] | None = None, error: str = "") -> None:
-    """Record the end: succeeded with `result`, or failed with `error`; a no-op outside a started child."""
+    """Record the end: succeeded with `result`, or failed with `error`; a no-op outside a started child.
+    A child that ends without error after stop(save=True) asked it to reads stopped."""
     process_id = current_id()
     if not process_id:
         return
@@ -287,11 +362,15 @@ def _runs_agentlearn(pid: int) -> bool:
         return True  # no /proc here: trust the pid
 
 
-def _check(ws: Workspace, record: Process) -> Process:
-    if record.pid is None or (pid_alive(record.pid) and _runs_agentlearn(record.pid)):
-        return record
-    return _end(ws, record.id, "failed", error=f"the process (pid {record.pid}) ended without reporting a result: "
-                "it was killed or crashed; see its log")
+def _check(ws: Workspace, record: Process, stale_after: float = STALE_AFTER_S) -> Process:
+    if record.pid is not None and not (pid_alive(record.pid) and _runs_agentlearn(record.pid)):
+        return _end(ws, record.id, "failed", error=f"the process (pid {record.pid}) ended without reporting a "
+                    "result: it was killed or crashed (out of memory?); see its log")
+    silent = (now() - (record.heartbeat or record.created)).total_seconds()
+    if silent > stale_after:
+        return _end(ws, record.id, "failed", error=f"no heartbeat for {silent:.0f} s: the process hangs or runs "
+                    "elsewhere; marked failed")
+    return record
 
 
 def _end(ws: Workspace, process_id: str, status: str, result: dict[str, Any] | None = None,
@@ -299,8 +378,10 @@ def _end(ws: Workspace, process_id: str, status: str, result: dict[str, Any] | N
     def change(p: Process) -> Process:
         if p.status != "running":  # the first end wins: a stopped child's own exit changes nothing
             return p
+        ended, why = ("stopped", "stopped by request and saved") if status == "succeeded" and p.request else (
+            status, error)
         # An endpoint may quote the API key in its error: nothing secret is stored or shown.
-        return p.model_copy(update={"status": status, "error": redact(error)[:2000], "finished": now(), "heartbeat": now(),
+        return p.model_copy(update={"status": ended, "error": redact(why)[:2000], "finished": now(), "heartbeat": now(),
                                     "result": {**p.result, **(result or {})}})
 
     return ws.repo.update(Process, process_id, change)

@@ -11,7 +11,7 @@ longer than max_length left out. The device is CUDA when torch sees one (preset 
 use TRL's stock SFTTrainer.
 
 Figures, for each path (means over --repeat runs, alternating which path goes first):
-- seconds: wall time. The job's runs from launch() until the Job record says it ended (pre-launch check,
+- seconds: wall time. The job's runs from launch() until its Process record says it ended (pre-launch check,
   detached process, store writes, progress callback, heartbeat, adapter registration); the bare time
   is the script's process from start to exit. Their ratio job / bare is printed against the target 1.05.
 - tokens/s: training tokens over training time, both as the trainer itself reports them: TRL's
@@ -46,7 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agentlearn import datasets  # noqa: E402
+from agentlearn import datasets, processes  # noqa: E402
 from agentlearn.accounts import local_identity  # noqa: E402
 from agentlearn.embeddings import hash_encode  # noqa: E402
 from agentlearn.models import chat_model_dir  # noqa: E402
@@ -158,10 +158,10 @@ def run_job(ws, config: jc.JobConfig, hook_dir: Path, peak_file: Path) -> dict[s
     seconds = ((job.finished - wall_start).total_seconds() if job.finished is not None
                else time.perf_counter() - start)
     if job.status != "succeeded":
-        raise SystemExit(f"job failed: {job.error}\n{jobs.log_tail(ws, job)}")
+        raise SystemExit(f"job failed: {job.error}\n{processes.tail(ws, jobs.process(ws, job))}")
     tokens = job.metrics.get("last_num_tokens", job.metrics.get("num_tokens"))
     return {"seconds": seconds, "train_runtime": job.metrics.get("train_runtime"), "num_tokens": tokens,
-            "steps": job.step, "pid": job.pid, "job_id": job.id}
+            "steps": job.step, "pid": jobs.process(ws, job).pid, "job_id": job.id}
 
 
 def run_bare(config: jc.JobConfig, device: str, out: str, hook_dir: Path, peak_file: Path) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def main() -> None:
             job = jobs.run_job(ws, job.id, config)
             trained = time.perf_counter() - started
             if not job.adapter_id:
-                print(f"  {name}: job {job.status} {job.error}", flush=True)
+                print(f"  {name}: job {job.id} saved no adapter", flush=True)
                 continue
             run = _heldout(ws, suite, job.adapter_id, args.limit)
             rows.append(_row(key, name, len(train), run, base, {

@@ -1,4 +1,5 @@
-"""The widget every page uses to start a child process (processes.start) and watch it from its record.
+"""The widget every page uses to start a child process (processes.start) and watch it from its record:
+agent runs, evaluations, curves, the demo, improve and training jobs alike.
 
 Progress comes from the Process record that the child updates (processes.report), never from its
 output; the newest process of a kind is shown to every session, so a reload or a second browser
@@ -62,39 +63,36 @@ def _watch(kind: str, what: str) -> None:
     panel(process, what, key=kind)
 
 
-def panel(process: Process, what: str = "tasks", key: str = "") -> None:
-    """One child process: status, progress with elapsed time and ETA, its last message, Stop, and its log."""
-    ws = _ui.workspace()
+def panel(process: Process, what: str = "tasks", key: str = "", saves: bool = False, log_lines: int = 40) -> None:
+    """One child process: status, progress with elapsed time and ETA, its last message, Stop (and, for a
+    child that keeps its work when asked, `saves`, Stop and save), and its log."""
     with st.container(border=True):
-        st.caption(f"{process.kind} process · started {process.created:%H:%M:%S} · {process.status}")
+        status = "stopping" if processes.stopping(process) else process.status
+        st.caption(f"{process.kind} process · started {process.created:%H:%M:%S} · {status}")
         st.code(processes.command(process), language="bash")
-        st.progress(processes.fraction(process), text=counted(process, what))
+        st.progress(processes.fraction(process), text=processes.counted(process, what))
         if process.message:
             st.text(process.message)
         if process.status == "running":
-            if st.button("Stop", key=f"{key}_stop_{process.id}", icon=":material/stop:"):
-                processes.stop(ws, process.id)
-                st.rerun()  # the whole page: its Start button comes back
+            c = st.columns([1, 1, 4])
+            c[0].button("Stop", key=f"{key}_stop_{process.id}", icon=":material/stop:", on_click=_stop,
+                        args=(process.id, False))
+            if saves:
+                c[1].button("Stop and save", key=f"{key}_save_{process.id}", icon=":material/save:", on_click=_stop,
+                            args=(process.id, True), disabled=processes.stopping(process),
+                            help="stop at the next step and keep what it made")
         elif process.status == "succeeded":
             finished = f" at {process.finished:%H:%M:%S}" if process.finished else ""
             st.success(f"{process.kind} process finished{finished}", icon=":material/check_circle:")
         else:
             st.text(f"{process.status}: {process.error or 'no reason recorded'}")
         with st.expander("log", expanded=process.status == "failed"):
-            log(process, 40, "(no output yet)")
+            log(process, log_lines, "(no output yet)")
 
 
-def counted(process: Process, what: str = "tasks") -> str:
-    """"3 of 17 tasks · 42 s · ETA 180 s": how far, how long so far, how long still (processes.eta)."""
-    if not process.total:
-        return f"starting… · {processes.elapsed_s(process):.0f} s"
-    return line(process.done, process.total, what, processes.elapsed_s(process), processes.eta(process))
-
-
-def line(done: int, total: int, what: str, elapsed_s: float, eta_s: float | None) -> str:
-    """The one wording of progress on every page: training steps, tasks, points, stages."""
-    eta = f" · ETA {eta_s:.0f} s" if eta_s is not None else ""
-    return f"{done} of {total} {what} · {elapsed_s:.0f} s{eta}"
+def _stop(process_id: str, save: bool) -> None:
+    """Stop now, or ask to stop and save; the page then redraws (its Start button comes back)."""
+    processes.stop(_ui.workspace(), process_id, save=save)
 
 
 def log(record: object, lines: int, empty: str) -> None:

@@ -1,7 +1,8 @@
 """Training: export a dataset, check and launch a LoRA job (SFT, DPO, GRPO), watch it, stop it, see history.
 
-Jobs run in their own processes (agentlearn.training.jobs); this page only writes requests and reads
-the Job records, so a reload or a closed browser loses nothing.
+Jobs are `train` child processes (agentlearn.training.jobs): each is watched with the panel every long
+piece of work has (pages/_progress: progress, ETA, Stop, Stop and save, log), its charts beside it. This
+page only starts, stops and reads records, so a reload or a closed browser loses nothing.
 """
 
 from __future__ import annotations
@@ -176,19 +177,14 @@ def _charts(job: Job, key: str) -> None:
                                          key=f"{key}_{chart}")
 
 
-def _progress(job: Job) -> None:
-    p = jobs.progress(job)
-    st.progress(p.fraction, text=f"{job.status} · " + _progress_ui.line(job.step, job.max_steps, "steps", p.elapsed_s,
-                                                                        p.eta_s))
-
-
-@_ui.action
-def _stop(job_id: str, save: bool) -> None:
-    try:
-        jobs.stop(ws, job_id, save=save, who=_ui.identity())
-        _ui.flash("Stopping after the current step" + (" and saving the adapter" if save else ""))
-    except ValueError as e:
-        _ui.flash(str(e), "error")
+def _watched(job: Job, key: str, log_lines: int) -> None:
+    """The job's process in the panel every long piece of work has; a job that ran without one (an imported
+    bundle, an older store) shows how it ended."""
+    process = jobs.process(ws, job)
+    if process is None:
+        st.text(f"{job.status} · step {job.step} of {job.max_steps}")
+        return
+    _progress_ui.panel(process, "steps", key=key, saves=True, log_lines=log_lines)
 
 
 history = jobs.list_jobs(ws)
@@ -233,14 +229,8 @@ def live() -> None:
         with st.container(border=True):
             st.markdown(f"**{job.method.upper()} job**")
             st.text(f"job {job.id} · suite {job.config.get('suite', '')}")
-            _progress(job)
-            c = st.columns([1, 1, 4])
-            stopping = job.status == "stopping"
-            c[0].button("Stop", key=f"tr_stop_{job.id}", on_click=_stop, args=(job.id, False), disabled=stopping)
-            c[1].button("Stop and save", key=f"tr_save_{job.id}", on_click=_stop, args=(job.id, True),
-                        disabled=stopping, help="save the adapter at the next step, then stop")
+            _watched(job, "tr", 15)
             _charts(job, f"live_{job.id}")
-            _progress_ui.log(job, 15, "(no output yet)")
 
 
 st.subheader("Running")
@@ -263,11 +253,11 @@ if st.session_state.get("tr_job") not in ids:
 by_job = {j.id: j for j in history}
 job = by_job[st.selectbox("Job", ids, key="tr_job",
                           format_func=lambda i: f"{i} · {by_job[i].method} · {by_job[i].status}")]
-_progress(job)
+_watched(job, "tr_hist", 200)
 if jobs.below_base(job):
     st.warning(_ui.plain(f"This adapter scored below its base model on the validation slice "
                          f"({jobs.below_base_text(jobs.below_base(job))}): it is not offered as an improvement."))
-if job.error:
+if job.status == "failed" and job.error:
     st.error("The job failed:")
     st.code(job.error, language=None, wrap_lines=True)
 c = st.columns(2)
@@ -288,5 +278,3 @@ with c[1]:
     known = {f.name for f in dataclasses.fields(jc.CONFIGS[job.method])}
     st.json({k: v for k, v in job.config.items() if k in known or k == "method"}, expanded=False)
 _charts(job, f"hist_{job.id}")
-with st.expander("Log"):
-    _progress_ui.log(job, 200, "(no log)")

@@ -448,25 +448,33 @@ class JobEvent(BaseModel):
 
 
 class Job(Record):
-    """A training job running (or run) in its own process."""
+    """What a training job trains and what it made: config, logged metrics (the charts), steps, adapter.
+
+    A job started here runs as a `train` child process (`process_id`): its status, heartbeat, progress,
+    ETA, log and stop are that Process record's (agentlearn.training.jobs.get reads them from it).
+    """
 
     table: ClassVar[str] = "jobs"
     method: TrainingMethod
     config: dict[str, Any]
     config_path: str = ""
     export_id: str = ""
+    process_id: str = ""
+    # How a job without a process ended: an imported bundle (trained elsewhere), or a store written before
+    # jobs ran as processes. A job with a process_id reads these three from its Process.
     status: Literal["queued", "running", "stopping", "succeeded", "failed", "stopped"] = "queued"
-    pid: int | None = None
-    heartbeat: datetime | None = None
-    step: int = 0
-    step_at: datetime | None = None  # when `step` was reached: the ETA's rate is measured up to it
+    error: str = ""
+    finished: datetime | None = None
+    step: int = 0  # steps trained, written when the job ends (the Process counts them while it runs)
     max_steps: int = 0
     events: list[JobEvent] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
     adapter_id: str = ""
+    # Read from stores written before jobs ran as processes; not written any more.
+    pid: int | None = None
+    heartbeat: datetime | None = None
+    step_at: datetime | None = None
     log_path: str = ""
-    error: str = ""
-    finished: datetime | None = None
 
 
 class Adapter(Record):
@@ -527,7 +535,7 @@ class Process(Record):
     """A child `python -m agentlearn ...` process started by the dashboard, and its progress."""
 
     table: ClassVar[str] = "processes"
-    kind: str  # run | eval | demo | curve | auto
+    kind: str  # run | eval | demo | curve | auto | improve | train | ...
     args: list[str] = Field(default_factory=list)
     by: str = ""  # who started it: the child acts for this account (agentlearn.policy)
     status: Literal["running", "succeeded", "failed", "stopped"] = "running"
@@ -540,6 +548,7 @@ class Process(Record):
     error: str = ""
     heartbeat: datetime | None = None
     finished: datetime | None = None
+    request: str = ""  # "stop_and_save": asked to stop at its next step and keep its work (processes.stop)
     # The first report and the latest ones (agentlearn.processes keeps a bounded list): the ETA's rate.
     events: list[ProgressEvent] = Field(default_factory=list)
 

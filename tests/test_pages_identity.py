@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from agentlearn import accounts, users
 from pages import _ui
-from storage.records import InsightProposal, Job, Label
+from storage.records import InsightProposal, Job, Label, Process
 from tests import test_pages
 from tests.seed import SUITE, admin_of
 from tests.test_pages import PASSWORD, ROOT, TIMEOUT, click, markdown_texts, plain_texts
@@ -143,8 +143,9 @@ def test_with_accounts_a_network_address_asks_to_sign_in(team, network_address):
 def test_training_page_shows_suite_names_errors_and_logs_as_text(seeded, tmp_path):
     outside = tmp_path / "outside.log"
     outside.write_text("secret line")
-    seeded.repo.put(Job(method="sft", config={"suite": EVIL}, status="failed", error=EVIL, max_steps=2,
-                        log_path=str(outside)))
+    # The job's process record names a log outside the workspace (a record from elsewhere): not read.
+    process = seeded.repo.put(Process(kind="train", status="failed", error=EVIL, log_path=str(outside)))
+    seeded.repo.put(Job(method="sft", config={"suite": EVIL}, max_steps=2, process_id=process.id))
     at = _app()
     at.switch_page("pages/training.py").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -223,18 +223,51 @@ def test_eta_comes_from_the_steps_done_and_their_rate():
 
 
 def test_a_training_job_eta_falls_while_a_step_runs_long(ws):
-    """The SFT job read 207 s left at 207 s and 305 s at 320 s: its ETA now comes from its steps' rate."""
+    """The SFT job read 207 s left at 207 s and 305 s at 320 s: a job's ETA is its Process's, from its steps'
+    rate (the first report is when training began, the last when step 5 was reached)."""
     from datetime import timedelta
 
-    from agentlearn.training import jobs
-    from storage.records import Job, JobEvent, now
+    from storage.records import ProgressEvent, now
 
     t = now()
     begun, reached = t - timedelta(seconds=320), t - timedelta(seconds=120)  # 5 of 10 steps in 200 s
-    job = Job(method="sft", config={}, status="running", step=5, max_steps=10, step_at=reached,
-              events=[JobEvent(step=0, at=begun)], heartbeat=t)
-    assert jobs.progress(job).eta_s == pytest.approx(160, abs=2)  # 4 steps after the current one, 40 s each
-    at_the_step = job.model_copy(update={"step_at": t, "events": [JobEvent(step=0, at=t - timedelta(seconds=200))]})
-    assert jobs.progress(at_the_step).eta_s == pytest.approx(200, abs=2)
-    old = job.model_copy(update={"step_at": None, "events": [JobEvent(step=0, at=begun), JobEvent(step=5, at=reached)]})
-    assert jobs.progress(old).eta_s == pytest.approx(160, abs=2)  # a record stored before step_at reads the same
+    job = Process(kind="train", created=begun - timedelta(seconds=60), done=5, total=10, heartbeat=t,
+                  events=[ProgressEvent(done=0, total=10, at=begun), ProgressEvent(done=5, total=10, at=reached)])
+    assert processes.eta(job) == pytest.approx(160, abs=2)  # 4 steps after the current one, 40 s each
+    at_the_step = job.model_copy(update={"events": [ProgressEvent(done=0, total=10, at=t - timedelta(seconds=200)),
+                                                    ProgressEvent(done=5, total=10, at=t)]})
+    assert processes.eta(at_the_step) == pytest.approx(200, abs=2)
+    assert processes.counted(job, "steps").startswith("5 of 10 steps · 380 s · ETA 16")
+
+
+def test_stop_and_save_is_a_request_the_child_reads_and_its_end_reads_stopped(ws, monkeypatch):
+    record = ws.repo.put(Process(kind="train", args=["train"]))
+    assert processes.stop(ws, record.id, save=True).request == processes.STOP_AND_SAVE
+    asked = processes.get(ws, record.id)
+    assert asked.status == "running" and processes.stopping(asked)  # until the child ends
+    assert processes.requested(ws) == ""  # not a started child: nothing to read
+    monkeypatch.setenv(processes.PROCESS_ID_ENV, record.id)
+    assert processes.requested(ws) == processes.STOP_AND_SAVE
+    processes.finish(ws, result={"adapter_id": "a1"})
+    ended = processes.get(ws, record.id)
+    assert (ended.status, ended.error, ended.result) == ("stopped", "stopped by request and saved", {"adapter_id": "a1"})
+    assert processes.stop(ws, record.id, save=True).status == "stopped"  # an ended one is left as it is
+
+
+def test_a_silent_process_is_marked_failed_and_a_child_keeps_its_heartbeat(ws, monkeypatch):
+    from datetime import timedelta
+
+    from storage.records import now
+
+    silent = ws.repo.put(Process(kind="train", heartbeat=now() - timedelta(seconds=processes.STALE_AFTER_S + 5)))
+    assert processes.running(ws) == []
+    assert processes.get(ws, silent.id).status == "failed" and "no heartbeat" in processes.get(ws, silent.id).error
+    beating = ws.repo.put(Process(kind="eval", heartbeat=now() - timedelta(seconds=60)))
+    monkeypatch.setenv(processes.PROCESS_ID_ENV, beating.id)
+    processes.beat(ws, every=0.05)
+    deadline = time.time() + 10
+    while ws.repo.get(Process, beating.id).heartbeat < now() - timedelta(seconds=5) and time.time() < deadline:
+        time.sleep(0.05)
+    assert ws.repo.get(Process, beating.id).heartbeat > now() - timedelta(seconds=5)
+    assert processes.get(ws, beating.id).status == "running"
+    processes.finish(ws)  # the beat ends with the record

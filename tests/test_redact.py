@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agentlearn import processes
+from agentlearn import cli, processes
 from agentlearn.redact import MASK, RedactingStream, redact
+from storage.records import Job, Process
 from tests.seed import ME, SUITE, seed_workspace
 
 KEY = "sk-test-Zq81vXw2LmNp4RtY7uKc"
@@ -93,6 +94,12 @@ def test_a_training_job_error_that_quotes_a_token_is_stored_redacted(ws, monkeyp
         raise RuntimeError(f"401 from the hub: Authorization: Bearer {KEY}")
 
     monkeypatch.setattr(runner, "train", fail)
-    config = jc.preset("sft", "cpu-tiny")
-    job = jobs.run_job(ws, jobs.new_job(ws, config).id, config)
+    job = jobs.new_job(ws, jc.preset("sft", "cpu-tiny"))
+    process = ws.repo.put(Process(kind="train", args=["train", "--run-job", job.id]))
+    ws.repo.update(Job, job.id, lambda j: j.model_copy(update={"process_id": process.id}))
+    monkeypatch.setenv(processes.PROCESS_ID_ENV, process.id)  # the job process's own code, run here
+    monkeypatch.setattr(processes, "_own_ws", [ws])
+    monkeypatch.setattr("agentlearn.cli.open_workspace", lambda: ws)
+    assert cli.main(["train", "--run-job", job.id]) == 2
+    job = jobs.get(ws, job.id)
     assert job.status == "failed" and "401 from the hub" in job.error and KEY not in job.error

@@ -18,8 +18,7 @@ import yaml
 from agentlearn import datasets, processes
 from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight, runner
-from agentlearn.training.control import CONTROL_FILE, STOP
-from storage.records import ALL_RECORDS, Adapter, DatasetExport, Job, Task
+from storage.records import ALL_RECORDS, Adapter, DatasetExport, Job, Process, Task
 from tests.seed import ME
 from tests.test_datasets import LINES, SUITE, call_text, mini_suite, prefer
 
@@ -165,10 +164,14 @@ def test_call_reward_grades_each_argument_by_its_kind():
 def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_model):
     cfg = tiny("sft", ws, tmp_path, base_model)
     job = jobs.launch(ws, cfg, who=ME)
-    assert job.pid and Path(job.config_path).name == "job.yaml" and jc.load(job.config_path) == cfg
+    process = jobs.process(ws, job)
+    assert process.kind == "train" and process.pid and process.args == ["train", "--run-job", job.id]
+    assert Path(job.config_path).name == "job.yaml" and jc.load(job.config_path) == cfg
     job = jobs.wait(ws, job.id, timeout=600)
-    assert job.status == "succeeded", processes.tail(ws, job)
+    process = jobs.process(ws, job)
+    assert job.status == "succeeded", processes.tail(ws, process)
     assert job.step == 2 and job.max_steps == 2 and job.finished and job.error == ""
+    assert (process.done, process.total) == (2, 2) and process.result["adapter_id"] == job.adapter_id
     assert [e.step for e in job.events if "loss" in e.values] == [1, 2]
     assert job.metrics["train_loss"] > 0 and job.metrics["rows"] == 4
     adapter = ws.repo.get(Adapter, job.adapter_id)
@@ -178,10 +181,10 @@ def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_mod
     assert saved["trainable_token_indices"]  # the added <tool_call> tokens' rows travel with the adapter
     assert "<tool_call>" in (Path(adapter.path) / "tokenizer.json").read_text()
     assert isinstance(generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0]), str)
-    log = processes.tail(ws, job, 200)
+    log = processes.tail(ws, process, 200)
     assert "train_runtime" in log
     assert "gemm_4bit" not in log and "pip install kernels" not in log  # no optional-kernel notice on CPU
-    assert jobs.progress(job).fraction == 1.0
+    assert processes.fraction(process) == 1.0
 
 
 def test_real_dpo_continues_an_sft_adapter_into_one_self_contained_adapter(ws, tmp_path, base_model):
@@ -189,7 +192,7 @@ def test_real_dpo_continues_an_sft_adapter_into_one_self_contained_adapter(ws, t
     sft_adapter = ws.repo.get(Adapter, jobs.run_job(ws, jobs.new_job(ws, sft).id, sft).adapter_id)
     dpo = tiny("dpo", ws, tmp_path, base_model, init_adapter=sft_adapter.path)
     job = jobs.run_job(ws, jobs.new_job(ws, dpo).id, dpo)
-    assert job.status == "succeeded", job.error
+    assert job.adapter_id and job.step == 2
     margins = [e.values["rewards/margins"] for e in job.events if "rewards/margins" in e.values]
     assert len(margins) == 2 and margins[0] == pytest.approx(0.0, abs=1e-4)  # the reference is the SFT adapter
     adapter = ws.repo.get(Adapter, job.adapter_id)
@@ -202,26 +205,37 @@ def test_real_grpo_run_in_process_with_grader_rewards(ws, tmp_path, base_model):
     cfg = tiny("grpo", ws, tmp_path, base_model, max_completion_length=16)
     assert preflight.check(cfg, ws.settings.models_dir).ok
     job = jobs.run_job(ws, jobs.new_job(ws, cfg).id, cfg)
-    assert job.status == "succeeded", job.error
+    assert job.adapter_id
     logged = {k for e in job.events for k in e.values}
     assert {"reward", "rewards/call_reward/mean", "rewards/format_reward/mean"} <= logged
     assert generate(base_model, ws.repo.get(Adapter, job.adapter_id).path, ws.repo.find(Task, suite=SUITE)[0])
 
 
-def test_stop_request_ends_the_run_without_an_adapter(ws, tmp_path, base_model):
+def test_a_stop_and_save_request_ends_the_run_at_the_next_step_saved(ws, tmp_path, base_model, monkeypatch):
+    """The job process's own code (`train --run-job`, in this process): asked before it began, it trains one
+    step, saves, and its Process reads stopped."""
+    from agentlearn.cli import main
+
     cfg = tiny("sft", ws, tmp_path, base_model, max_steps=50)
     job = jobs.new_job(ws, cfg)
-    (ws.settings.jobs_dir / job.id / CONTROL_FILE).write_text(STOP)  # asked to stop before it began
-    job = jobs.run_job(ws, job.id, cfg)
-    assert job.status == "stopped" and job.step == 1 and job.adapter_id == ""
-    assert ws.repo.count(Adapter) == 0
+    process = ws.repo.put(Process(kind="train", args=["train", "--run-job", job.id], request=processes.STOP_AND_SAVE))
+    ws.repo.update(Job, job.id, lambda j: j.model_copy(update={"process_id": process.id}))
+    monkeypatch.setenv(processes.PROCESS_ID_ENV, process.id)
+    monkeypatch.setattr(processes, "_own_ws", [ws])
+    monkeypatch.setattr("agentlearn.cli.open_workspace", lambda: ws)
+    assert main(["train", "--run-job", job.id]) == 0
+    job = jobs.get(ws, job.id)
+    assert job.status == "stopped" and job.step == 1 and job.adapter_id
+    assert ws.repo.get(Adapter, job.adapter_id).job_id == job.id
+    assert jobs.process(ws, job).done == 1
 
 
 def _wait_for_step(ws, job_id: str, timeout: float = 300) -> Job:
+    """The job once its process reported a step done (or ended)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = ws.repo.get(Job, job_id)
-        if job.step >= 1 or job.status not in jobs.ACTIVE:
+        job = jobs.get(ws, job_id)
+        if jobs.process(ws, job).done >= 1 or job.status not in jobs.ACTIVE:
             return job
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} made no step in {timeout} s")
@@ -233,7 +247,7 @@ def test_stop_and_save_writes_a_usable_adapter(ws, tmp_path, base_model):
     assert _wait_for_step(ws, job.id).status == "running"
     assert jobs.stop(ws, job.id, save=True, who=ME).status == "stopping"
     job = jobs.wait(ws, job.id, timeout=300)
-    assert job.status == "stopped", processes.tail(ws, job)
+    assert job.status == "stopped", processes.tail(ws, jobs.process(ws, job))
     assert 1 <= job.step < 500 and job.adapter_id
     adapter = ws.repo.get(Adapter, job.adapter_id)
     assert generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0])
@@ -246,23 +260,16 @@ def test_sigkill_marks_the_job_failed_and_leaves_the_store_intact(ws, tmp_path, 
     before = store_is_readable(ws)
     job = jobs.launch(ws, cfg, who=ME)
     _wait_for_step(ws, job.id)
-    os.kill(job.pid, signal.SIGKILL)
+    os.kill(jobs.process(ws, job).pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while not jobs.refresh_statuses(ws) and time.monotonic() < deadline:
+    while jobs.get(ws, job.id).status == "running" and time.monotonic() < deadline:
         time.sleep(0.2)
-    job = ws.repo.get(Job, job.id)
+    job = jobs.get(ws, job.id)
     assert job.status == "failed" and "killed or crashed" in job.error and job.finished
     after = store_is_readable(ws)
-    assert after == {**before, "Job": before["Job"] + 1}
+    assert after == {**before, "Job": before["Job"] + 1, "Process": before["Process"] + 1}
     assert ws.repo.get(DatasetExport, cfg.export_id).rows == 4
     assert [j.status for j in jobs.list_jobs(ws)] == ["failed"]
-
-
-def test_a_silent_job_is_marked_failed(ws):
-    job = ws.repo.put(Job(method="sft", config={}, status="running", pid=None))
-    assert jobs.refresh_statuses(ws, stale_after=3600) == []
-    changed = jobs.refresh_statuses(ws, stale_after=0)
-    assert [j.id for j in changed] == [job.id] and "no heartbeat" in changed[0].error
 
 
 def test_cli_export_and_train_json(ws, tmp_path, base_model, capsys):
@@ -333,7 +340,7 @@ def test_training_page_exports_checks_launches_and_shows_history(page_ws, tmp_pa
     (job,) = ws.repo.all(Job)
     assert job.config["preset"] == "cpu-tiny" and job.config["suite"] == SUITE
     job = jobs.wait(ws, job.id, timeout=600)
-    assert job.status == "succeeded", processes.tail(ws, job)
+    assert job.status == "succeeded", processes.tail(ws, jobs.process(ws, job))
     at.run()
     assert not at.exception
     assert job.id in at.dataframe[0].value["job"].tolist()
@@ -364,19 +371,25 @@ def test_training_page_sizes_the_job_from_the_data(page_ws, tmp_path):
 
 
 def test_training_page_stop_and_save_writes_the_request(page_ws, tmp_path):
-    from storage.records import now
+    """The job is watched with the panel every process has; Stop and save leaves the request on its Process."""
+    from datetime import timedelta
+
+    from storage.records import ProgressEvent, now
 
     ws = page_ws
     mini_suite(ws, tmp_path)
-    job = ws.repo.put(Job(method="sft", config={"suite": SUITE}, status="running", pid=os.getpid(), heartbeat=now(),
-                          step=3, max_steps=10))
+    # No pid: a fresh heartbeat alone keeps the record running. 3 steps in 30 s.
+    process = ws.repo.put(Process(kind="train", args=["train", "--run-job", "j"], heartbeat=now(), done=3, total=10,
+                                  events=[ProgressEvent(done=0, total=10, at=now() - timedelta(seconds=30)),
+                                          ProgressEvent(done=3, total=10)]))
+    job = ws.repo.put(Job(method="sft", config={"suite": SUITE}, max_steps=10, process_id=process.id))
     at = open_training()
-    assert "3 of 10 steps" in at.get("progress")[0].proto.text
-    _button(at, f"tr_save_{job.id}").click().run()
+    assert "3 of 10 steps" in at.get("progress")[0].proto.text and "ETA" in at.get("progress")[0].proto.text
+    _button(at, f"tr_save_{process.id}").click().run()
     assert not at.exception
-    assert (ws.settings.jobs_dir / job.id / CONTROL_FILE).read_text() == "stop_and_save"
-    assert ws.repo.get(Job, job.id).status == "stopping"
-    ws.repo.put(ws.repo.get(Job, job.id).model_copy(update={"status": "failed", "error": "boom: out of memory"}))
+    assert ws.repo.get(Process, process.id).request == processes.STOP_AND_SAVE
+    assert jobs.get(ws, job.id).status == "stopping"
+    ws.repo.update(Process, process.id, lambda p: p.model_copy(update={"status": "failed", "error": "boom: out of memory"}))
     at.run()
     assert any("failed" in e.value for e in at.error)
     assert any("boom: out of memory" in c.value for c in at.code)  # the error itself is shown as plain text

@@ -246,15 +246,15 @@ def _train(ctx: Context, method: str) -> dict[str, Any]:
         settings["init_adapter"] = adapters.find(ctx.ws, ctx.output("sft")["adapter_id"]).path
     job = jobs.launch(ctx.ws, jc.from_dict(settings), who=ctx.who)
     try:
-        job = jobs.wait(ctx.ws, job.id, poll=2.0, on_progress=lambda j: ctx.report(
-            f"{method}: step {j.step}/{j.max_steps} of job {j.id}"))
+        job = jobs.wait(ctx.ws, job.id, poll=2.0, on_progress=lambda p: ctx.report(
+            f"{method}: {processes.counted(p, 'steps')} (job {job.id})"))
     except (Stopped, KeyboardInterrupt):
         jobs.stop(ctx.ws, job.id, who=ctx.who)  # the job runs in its own session: a stop of this process does not reach it
         raise
     if job.status != "succeeded" or not job.adapter_id:
         raise RuntimeError(f"{method} job {job.id} {job.status}" + (f": {job.error}" if job.error else ""))
     return {"job_id": job.id, "adapter_id": job.adapter_id, "steps": job.step,
-            "seconds": round(jobs.progress(job).elapsed_s, 1), "train_loss": job.metrics.get("train_loss"),
+            "seconds": round(jobs.elapsed_s(job), 1), "train_loss": job.metrics.get("train_loss"),
             "below_base": jobs.below_base(job)}
 
 

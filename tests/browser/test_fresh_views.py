@@ -1,6 +1,6 @@
 """Real-browser tests: views that follow the store by themselves, without a reload.
 
-- Training: a job whose record another process moves from running to succeeded, while the page is open,
+- Training: a job whose process another process moves from running to succeeded, while the page is open,
   shows a "Finished" notice and the new status in History; the page is never reloaded.
 - Run: a run process that another process starts and ends redraws the whole page (its Start button, the count of
   stored runs), not only the progress widget.
@@ -45,20 +45,21 @@ LATENCY_S = 10  # the views poll every 2 s; a redraw of the page on top of that 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs `apt-get install -y chromium`")]
 
-# Another process: keeps the job's heartbeat while it "trains", and once the test creates the go file,
+# Another process: keeps the job process's heartbeat while it "trains", and once the test creates the go file,
 # writes the end of the job into the store, the way a real job process does (Repository.update).
 WRITER = """
 import sys, time
 from pathlib import Path
 from storage import open_repository
-from storage.records import Job, now
-store, job_id, go = sys.argv[1:4]
+from storage.records import Job, Process, now
+store, job_id, process_id, go = sys.argv[1:5]
 repo = open_repository(store)
 while not Path(go).exists():
-    repo.update(Job, job_id, lambda j: j.model_copy(update={"heartbeat": now(), "step": 1}))
+    repo.update(Process, process_id, lambda p: p.model_copy(update={"heartbeat": now(), "done": 1, "total": 2}))
     time.sleep(0.5)
-repo.update(Job, job_id, lambda j: j.model_copy(update={
-    "status": "succeeded", "step": 2, "finished": now(), "heartbeat": now(), "metrics": {"train_loss": 1.25}}))
+repo.update(Job, job_id, lambda j: j.model_copy(update={"step": 2, "metrics": {"train_loss": 1.25}}))
+repo.update(Process, process_id, lambda p: p.model_copy(update={
+    "status": "succeeded", "done": 2, "finished": now(), "heartbeat": now()}))
 """
 
 
@@ -137,9 +138,10 @@ def _query(page) -> dict[str, str]:
 
 def test_a_job_that_ends_while_the_training_page_is_open_shows_finished(server, home, page, tmp_path):
     repo = open_repository(str(home / "store"))
-    job = repo.put(Job(method="sft", config={"suite": SUITE}, status="running", heartbeat=now(), step=0, max_steps=2))
+    process = repo.put(Process(kind="train", args=["train", "--run-job", "j"], heartbeat=now(), total=2))
+    job = repo.put(Job(method="sft", config={"suite": SUITE}, max_steps=2, process_id=process.id))
     go = tmp_path / "go"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(home / "store"), job.id, str(go)], cwd=ROOT,
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(home / "store"), job.id, process.id, str(go)], cwd=ROOT,
                               env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     try:
         open_page(page, server, "training", annotator="alice")
@@ -148,7 +150,7 @@ def test_a_job_that_ends_while_the_training_page_is_open_shows_finished(server, 
         page.evaluate("window.__same_page = 1")  # gone if the page were reloaded
         go.write_text("go")
         assert writer.wait(timeout=30) == 0
-        assert repo.get(Job, job.id).status == "succeeded"  # written by the other process
+        assert repo.get(Process, process.id).status == "succeeded"  # written by the other process
         written = time.monotonic()
         page.get_by_text(f"Finished: SFT job {job.id} succeeded").wait_for(timeout=30_000)
         latency = time.monotonic() - written
@@ -157,7 +159,7 @@ def test_a_job_that_ends_while_the_training_page_is_open_shows_finished(server, 
         settle(page)
         assert page.evaluate("window.__same_page") == 1  # no reload
         assert page.get_by_text("No job is running.").count() == 1
-        assert page.get_by_text(re.compile(r"^succeeded · 2 of 2 steps · ")).count() >= 1  # History's progress
+        assert page.get_by_text(re.compile(r"^2 of 2 steps · ")).count() >= 1  # History's progress
         assert "train loss 1.250" in page.get_by_text(f"Finished: SFT job {job.id}").first.inner_text()
         no_exception(page)
         _shoot(page, "training")
