@@ -64,7 +64,7 @@ from storage.records import (
 __all__ = ["METHODS", "Agent", "RunOptions", "reference_calls", "replay_from", "run_task", "run_tasks", "token_budget"]
 
 Progress = Callable[[int, int, list[Trajectory], float], None]
-Answered = Callable[[int, int], None]  # (tasks answered so far, tasks in all)
+Answered = Callable[[int, int, str], None]  # (tasks answered so far, tasks in all, what is happening)
 
 
 @dataclass
@@ -143,6 +143,8 @@ class Agent:
     ws: Workspace
     options: RunOptions = field(default_factory=RunOptions)
     on_answer: Callable[[Episode], None] | None = None  # as each answer arrives, inside a batch too
+    # Before each generation: how many tasks are answering and at which step (a long first batch shows work).
+    on_step: Callable[[int, int], None] | None = None
 
     def __post_init__(self) -> None:
         adapter_dir, self.model_name = "", self.ws.settings.model_label
@@ -273,6 +275,8 @@ class Agent:
         budget = max(self._decoding_for(ep.task.suite)[0] * ep.max_calls for ep in active)
         offered = [grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
         on_row = (lambda i: self.on_answer(active[i])) if self.on_answer else None
+        if self.on_step:
+            self.on_step(len(active), max(len(ep.steps) for ep in active) + 1)
         started = time.perf_counter()
         outputs, constrained = complete(self.chat, [conversation(ep) for ep in active], offered,
                                         constrained=self.options.constrained, max_new_tokens=budget,
@@ -589,8 +593,9 @@ def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: P
     """Run many tasks with one agent, a batch at a time; `progress(i, n, trials, seconds)` after each task.
 
     Batches are `settings.batch_size` tasks (or `chunk`), so a stopped run keeps what it finished.
-    Inside a batch `answered(a, n)` is called as each task gets its first answer (a batch of 16
-    answers takes minutes on a CPU: progress must not wait for the whole batch).
+    Inside a batch `answered(a, n, message)` is called before each generation (what is being answered, so a
+    long first batch shows its total and its work at once) and as each task gets its first answer (a batch
+    of 16 answers takes minutes on a CPU: progress must not wait for the whole batch).
     """
     if not tasks:
         return []
@@ -610,9 +615,14 @@ def run_tasks(ws: Workspace, tasks: list[Task], options: RunOptions, progress: P
     def on_answer(ep: Episode) -> None:
         if ep.episode_id not in first:
             first.add(ep.episode_id)
-            answered(len(first), len(tasks))
+            answered(len(first), len(tasks), "")
+
+    def on_step(acting: int, step: int) -> None:
+        what = f"answering {acting} task{'s' if acting != 1 else ''}" + (f", step {step}" if step > 1 else "")
+        answered(len(first), len(tasks), what)
 
     agent.on_answer = on_answer if answered else None
+    agent.on_step = on_step if answered else None
     started = time.perf_counter()
     for start in range(0, len(tasks), size):
         for trials in agent.run_batch(tasks[start:start + size]):

@@ -417,9 +417,10 @@ class _TaskProgress:
         if i == n:
             self.part += 1
 
-    def answered(self, a: int, n: int) -> None:
-        """As each task gets its answer (before its batch ends and is stored)."""
-        self._report(a, n, f"{a} of {n} answered")
+    def answered(self, a: int, n: int, message: str = "") -> None:
+        """As each task gets its answer (before its batch ends and is stored), and before each generation
+        (`message`: how many tasks are answering, at which step), so the bar has a total from the start."""
+        self._report(a, n, message or f"{a} of {n} answered")
 
     def _report(self, done: int, n: int, message: str) -> None:
         from agentlearn import processes

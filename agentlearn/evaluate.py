@@ -34,7 +34,8 @@ def evaluate(ws: Workspace, suite: str, options: RunOptions | None = None, split
     """Run every task of a split once (Reflexion: up to `options.trials`), store and return the scores.
 
     The stored run keeps the options it used with every "auto" resolved (EvalRun.options).
-    `progress` after each task, `answered(a, n)` as each gets its answer inside a batch (agent.run_tasks).
+    `progress` after each task, `answered(a, n, message)` as each gets its answer inside a batch, and before
+    each generation with what it is doing (agent.run_tasks).
     """
     options = options or RunOptions()
     tasks = gradable_tasks(ws, suite, split)
@@ -77,9 +78,9 @@ def evaluate_repeats(ws: Workspace, suite: str, repeats: int, options: RunOption
         if progress:  # one count over every repeat, so a progress bar never starts again
             progress(len(runs) * n + i, repeats * n, trials, seconds)
 
-    def overall_answered(a: int, n: int) -> None:
+    def overall_answered(a: int, n: int, message: str = "") -> None:
         if answered:
-            answered(len(runs) * n + a, repeats * n)
+            answered(len(runs) * n + a, repeats * n, message)
 
     for i in range(repeats):
         sampled = (options or RunOptions()).replace(temperature=temperature, seed=i, shot_seed=i)

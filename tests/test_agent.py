@@ -139,9 +139,10 @@ def test_each_answer_is_reported_inside_its_batch(ws, make_fake_chat):
     ws.chat_factory = make_fake_chat([_right(t) for t in tasks])
     seen = []
     run_tasks(ws, tasks, RunOptions(), progress=lambda i, n, trials, s: seen.append(("stored", i)),
-              answered=lambda a, n: seen.append(("answered", a, n)))
-    assert seen[:5] == [("answered", a, 5) for a in range(1, 6)]  # before the batch was stored
-    assert seen[5:] == [("stored", i) for i in range(1, 6)]
+              answered=lambda a, n, message: seen.append(("answered", a, n, message)))
+    assert seen[0] == ("answered", 0, 5, "answering 5 tasks")  # before the first answer: the total, and what runs
+    assert seen[1:6] == [("answered", a, 5, "") for a in range(1, 6)]  # before the batch was stored
+    assert seen[6:] == [("stored", i) for i in range(1, 6)]
 
 
 def test_reflexion_retries_only_the_failed_tasks_together(ws, make_fake_chat):
