@@ -29,7 +29,6 @@ from starlette.concurrency import run_in_threadpool
 
 from agentlearn import accounts
 from agentlearn.accounts import AccessDenied, Identity
-from agentlearn.tasks import check_text
 from agentlearn.traces import access, store
 from agentlearn.traces.otlp import episodes_from_spans, spans_from_otlp_json, spans_from_otlp_protobuf
 from agentlearn.workspace import Workspace
@@ -87,10 +86,9 @@ def read_batch(data: bytes, content_type: str) -> list[dict[str, Any]]:
                 payload = json.loads(data)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise ValueError(f"the body is not JSON: {e}") from None
-            spans = spans_from_otlp_json(payload)
+            spans = spans_from_otlp_json(payload)  # both readers check the text (tasks.check_text)
         else:
             raise Refused(415, f"Content-Type {content_type or '(none)'!r} is not OTLP: send {PROTOBUF} or {JSON}")
-        check_text(spans, "the span batch")
     except Refused:
         raise
     except (ValueError, TypeError, RecursionError) as e:
