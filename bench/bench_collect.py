@@ -69,10 +69,10 @@ def main() -> int:
         home = Path(tempfile.mkdtemp(prefix="agentlearn-bench-collect-"))
         ws = open_workspace(Settings(home=home, database_url=server.url if server else ""), encoder=hash_encode)
         times, sizes = [], []
-        cpu_start, exporter_start = time.process_time(), time.thread_time()
-        pg_start = postgres_cpu_s(server.data) if server else 0.0
         with serving(collect.create_app(ws, quiet_s=3600)) as url:
             exporter = OTLPSpanExporter(endpoint=url + "/v1/traces", timeout=120)
+            cpu_start, exporter_start = time.process_time(), time.thread_time()  # the server has started
+            pg_start = postgres_cpu_s(server.data) if server else 0.0
             for start in range(0, len(runs), args.batch):
                 batch = [s for run in runs[start:start + args.batch] for s in run]
                 t = time.perf_counter()
