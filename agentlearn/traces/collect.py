@@ -130,10 +130,10 @@ def spans_of(ws: Workspace, trace_ids: set[str], held: Sequence[Span] = ()) -> d
 def assemble(ws: Workspace, traces: dict[str, list[Span]]) -> int:
     """Make (or remake) the episode of each trace from its stored spans; marks the spans assembled.
 
-    Episodes of one suite sent by one account are stored together with their spans' marks, in one
-    put_many: a trace is marked assembled only with its episode. A group that cannot be stored (an
-    episode without a user request, a sender no longer allowed) is logged and marked too: the next span
-    of its traces tries again. Returns the episodes stored.
+    Episodes of one suite sent by one account are stored together, in one put_many with their spans'
+    marks (a crash leaves both or neither). A group that cannot be stored (an episode without a user
+    request, a sender no longer allowed) is logged and marked too: the next span of its traces tries
+    again. Returns the episodes stored.
     """
     groups: dict[tuple[str, str], list] = defaultdict(list)
     unused = dict(traces)  # traces that hold no model call or tool run: only marked
