@@ -7,8 +7,9 @@ invoke_agent > chat > execute_tool > chat > execute_tool > chat), serves `collec
 them with the real OTLPSpanExporter (protobuf), `--batch` runs per export, one export after another. It
 prints the rate over the whole run and over its first and last fifth (the store grows as it goes), checks
 that every run became one episode, and writes bench/results/collect.json. On a busy machine the CPU
-time (this process: exporter and collector; PostgreSQL's own work is not in it) says more than the wall rate. PostgreSQL is a fresh local
-server (as the tests start one); TinyDB a temporary folder.
+time per span says more than the wall rate: the collector's (this process's threads but the main one,
+which runs the exporter) and PostgreSQL's (its server and backend processes, read from /proc).
+PostgreSQL is a fresh local server (as the tests start one); TinyDB a temporary folder.
 """
 
 from __future__ import annotations
@@ -34,6 +35,25 @@ from tests.conftest import PostgresServer
 from tests.test_collect import _recorded_spans
 
 
+def _ticks(stat: Path, children: bool = False) -> int:
+    """CPU clock ticks of a process from /proc/PID/stat (with its reaped children's, if asked)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15 if children else 13])
+
+
+def postgres_cpu_s(data: Path) -> float:
+    """CPU seconds PostgreSQL has used so far: the postmaster, its live processes and those that ended."""
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    ticks = _ticks(Path(f"/proc/{postmaster}/stat"), children=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                ticks += _ticks(stat)
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended while it was read
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces", type=int, default=600)
@@ -49,9 +69,10 @@ def main() -> int:
         home = Path(tempfile.mkdtemp(prefix="agentlearn-bench-collect-"))
         ws = open_workspace(Settings(home=home, database_url=server.url if server else ""), encoder=hash_encode)
         times, sizes = [], []
-        cpu_start = time.process_time()
         with serving(collect.create_app(ws, quiet_s=3600)) as url:
             exporter = OTLPSpanExporter(endpoint=url + "/v1/traces", timeout=120)
+            cpu_start, exporter_start = time.process_time(), time.thread_time()  # the server has started
+            pg_start = postgres_cpu_s(server.data) if server else 0.0
             for start in range(0, len(runs), args.batch):
                 batch = [s for run in runs[start:start + args.batch] for s in run]
                 t = time.perf_counter()
@@ -59,7 +80,8 @@ def main() -> int:
                     raise RuntimeError("an export failed")
                 times.append(time.perf_counter() - t)
                 sizes.append(len(batch))
-        cpu_s = time.process_time() - cpu_start  # this process: the exporter and the collector together
+            collector_cpu_s = (time.process_time() - cpu_start) - (time.thread_time() - exporter_start)
+            pg_cpu_s = postgres_cpu_s(server.data) - pg_start if server else 0.0
         episodes = len(ws.repo.find(Trajectory, source=collect.SOURCE))
     finally:
         if server is not None:
@@ -69,7 +91,9 @@ def main() -> int:
               "episodes": episodes, "spans_per_s": round(sum(sizes) / sum(times)),
               "first_fifth_spans_per_s": round(sum(sizes[:fifth]) / sum(times[:fifth])),
               "last_fifth_spans_per_s": round(sum(sizes[-fifth:]) / sum(times[-fifth:])),
-              "cpu_s": round(cpu_s, 1), "spans_per_cpu_s": round(sum(sizes) / cpu_s),
+              "collector_cpu_s": round(collector_cpu_s, 2),
+              "collector_cpu_ms_per_span": round(1000 * collector_cpu_s / sum(sizes), 3),
+              "postgres_cpu_s": round(pg_cpu_s, 2), "postgres_cpu_ms_per_span": round(1000 * pg_cpu_s / sum(sizes), 3),
               "load_avg_start": load_start, "load_avg_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
     print(json.dumps(result, indent=2))
     if episodes != args.traces:

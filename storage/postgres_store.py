@@ -23,7 +23,7 @@ import os
 import re
 import select
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, TypeVar
 
@@ -398,6 +398,28 @@ class PostgresRepository:
         else:
             candidates = list(self._fresh(record_type).values())
         found = [r for r in candidates if all(getattr(r, f) == v for f, v in equals.items())]
+        return sorted(found, key=lambda r: (r.created, r.id))
+
+    def find_in(self, record_type: type[R], field: str, values: Iterable[Any], /,
+                skip: Collection[str] = ()) -> list[R]:
+        """Records whose `field` is one of `values` (and whose id is not in `skip`), oldest first. The id or
+        an indexed field is read with one query on its index while nothing is cached (as find does), and
+        the rows in `skip` are not sent; otherwise the cache, brought up to date, is searched."""
+        self._check_kind(record_type)
+        wanted, skip = set(values), set(skip)
+        if not wanted:
+            return []
+        keyed = field == "id" or field in _indexed(record_type)
+        if keyed and self._caches[record_type.table].version < 0 and all(isinstance(v, str) for v in wanted):
+            with self._transaction() as cur:
+                cur.execute(f"SELECT id, doc::text FROM {table_name(record_type)} WHERE {field} = ANY(%s) "
+                            "AND NOT (id = ANY(%s))", (sorted(wanted), sorted(skip)))
+                found = [self._parse(record_type, i, text) for i, text in cur.fetchall()]
+        elif field == "id":
+            records = self._fresh(record_type)
+            found = [records[i] for i in wanted - skip if i in records]
+        else:
+            found = [r for r in self._fresh(record_type).values() if getattr(r, field) in wanted and r.id not in skip]
         return sorted(found, key=lambda r: (r.created, r.id))
 
     def update(self, kind: type[R], record_id: str, change: Callable[[R], R]) -> R:

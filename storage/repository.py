@@ -6,7 +6,7 @@ PostgreSQL means writing another class with these methods; nothing above storage
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol, TypeVar
 
 from storage.records import Record
@@ -31,6 +31,11 @@ class Repository(Protocol):
 
     def find(self, record_type: type[R], /, **equals: Any) -> list[R]:
         """Records whose fields equal the given values, oldest first (any field, `kind` included)."""
+
+    def find_in(self, record_type: type[R], field: str, values: Iterable[Any], /,
+                skip: Collection[str] = ()) -> list[R]:
+        """Records whose `field` (the id or any field) is one of `values`, oldest first: one read for many
+        keys. Records whose id is in `skip` (the caller holds them already) are left out unread."""
 
     def update(self, kind: type[R], record_id: str, change: Callable[[R], R]) -> R:
         """Read, change and write one record atomically (across threads and processes)."""

@@ -26,14 +26,13 @@ Why it looks like this (figures measured on a 2-core machine, see README "Storag
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import shutil
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,6 +54,7 @@ from storage.files import (
     write_atomic,
     write_durable,
 )
+from storage.gc_pause import paused
 from storage.records import ALL_RECORDS, Record
 
 R = TypeVar("R", bound=Record)
@@ -139,33 +139,6 @@ def encode_shard(path: Path, data: dict[str, Any]) -> bytes:
                 raise StoreError(f"{path}: record {doc_id!r} holds text that is not valid Unicode ({bad}, a lone "
                                  "surrogate); nothing was written") from None
         raise
-
-
-_gc_lock = threading.Lock()
-_gc_pausers = 0  # threads parsing right now; the collector runs again when the last one is done
-_gc_was_enabled = False
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while parsing shards.
-
-    Parsing makes many containers and no cycles; with the collector on, its passes over the growing
-    heap made reading 10k trajectories about four times slower.
-    """
-    global _gc_pausers, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()
 
 
 class _Shard:
@@ -264,7 +237,7 @@ class _Shard:
         return new, encode_shard(self.path, new)
 
     def records(self) -> dict[str, Record]:
-        with _gc_paused():
+        with paused():
             return self._records()
 
     def _records(self) -> dict[str, Record]:
@@ -605,7 +578,7 @@ class TinyDBRepository:
         """Every record of a kind, oldest first."""
         self._recover()
         out: list[R] = []
-        with _gc_paused():
+        with paused():
             for shard in self._all_shards(kind):
                 with shard.lock:
                     out.extend(shard.records().values())  # type: ignore[arg-type]
@@ -615,6 +588,27 @@ class TinyDBRepository:
     def find(self, record_type: type[R], /, **equals: Any) -> list[R]:
         """Records whose fields equal the given values, oldest first (any field, `kind` included)."""
         return [r for r in self.all(record_type) if all(getattr(r, f) == v for f, v in equals.items())]
+
+    def find_in(self, record_type: type[R], field: str, values: Iterable[Any], /,
+                skip: Collection[str] = ()) -> list[R]:
+        """Records whose `field` is one of `values` (and whose id is not in `skip`), oldest first; ids are
+        looked up in their shards."""
+        wanted = set(values)
+        if field != "id":
+            return [r for r in self.all(record_type) if getattr(r, field) in wanted and r.id not in skip]
+        wanted -= set(skip)
+        self._recover()
+        by_shard: dict[int, tuple[_Shard, list[str]]] = {}
+        for record_id in wanted:
+            shard = self._shard_of(record_type, record_id)
+            by_shard.setdefault(id(shard), (shard, []))[1].append(record_id)
+        found: list[R] = []
+        with paused():
+            for shard, ids in by_shard.values():
+                with shard.lock:
+                    records = shard.records()
+                    found.extend(records[i] for i in ids if i in records)  # type: ignore[misc]
+        return sorted(found, key=lambda r: (r.created, r.id))
 
     def update(self, kind: type[R], record_id: str, change: Callable[[R], R]) -> R:
         """Read, change and write one record while holding its shard against threads and processes."""
@@ -641,7 +635,7 @@ class TinyDBRepository:
         """How many records of a kind there are."""
         self._recover()
         total = 0
-        with _gc_paused():
+        with paused():
             for shard in self._all_shards(kind):
                 with shard.lock:
                     total += len(shard.records())

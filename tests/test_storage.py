@@ -91,6 +91,23 @@ def test_find_by_fields(store_location):
     assert repo.find(Label, annotator="nobody") == []
 
 
+def test_find_in_reads_many_keys_at_once_cold_and_warm(store_location):
+    """By id, by an indexed field and by any field; `skip` leaves records out. PostgreSQL answers from its
+    indexes while nothing is cached and from the cache once it is warm: the answers agree."""
+    repo = open_store(store_location)
+    repo.put_many([label(i) for i in range(30)] + [trajectory(i) for i in range(5)])
+    for fresh in (open_store(store_location), repo):
+        if fresh is repo:
+            repo.all(Label)  # warm
+        by_id = fresh.find_in(Label, "id", ["label-0007", "label-0003", "missing"])
+        assert [r.id for r in by_id] == ["label-0003", "label-0007"]  # oldest first
+        by_run = fresh.find_in(Label, "trajectory_id", {"traj-1", "traj-2"}, skip={"label-0001"})
+        assert [r.id for r in by_run] == [f"label-{i:04d}" for i in range(30) if i % 7 in (1, 2) and i != 1]
+        assert [r.id for r in fresh.find_in(Label, "score", [5])] == [f"label-{i:04d}" for i in range(4, 30, 5)]
+        assert fresh.find_in(Label, "id", []) == [] and fresh.find_in(Label, "id", ["label-0002"], skip=["label-0002"]) == []
+    assert open_store(store_location).find_in(Trajectory, "task_id", ["task-3"]) == [trajectory(3)]
+
+
 def test_update_delete_count(store_location):
     repo = open_store(store_location)
     repo.put(Insight(id="rule", suite="s", text="Check the tool name."))

@@ -98,6 +98,33 @@ def test_fresh_sdk_spans_read_alike_as_json_base64_json_and_protobuf():
     assert [c.name for c in found.calls] == ["get_weather"]
 
 
+def test_protobuf_is_read_field_by_field_as_its_json_form_is_read():
+    """Every attribute value kind, events and a failed status read alike from protobuf bytes and from
+    protobuf's JSON mapping; an id of the wrong size and a NUL character are refused, naming the place."""
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.trace import StatusCode
+
+    provider, exporter = trace_samples._provider(seed=12)
+    with provider.get_tracer("t").start_as_current_span("odd") as span:
+        span.set_attributes({"n": 5, "x": 2.5, "yes": True, "words": ["a", "b"], "ints": [1, 2], "raw": b"\x01\xff"})
+        span.add_event("note", {"k": "v"})
+        span.set_status(StatusCode.ERROR, "boom")
+    request = encode_spans(exporter.get_finished_spans())
+    [read] = otlp.spans_from_otlp_protobuf(request.SerializeToString())
+    assert [read] == otlp.spans_from_otlp_json(MessageToDict(request))
+    assert {k: read["attributes"][k] for k in ("n", "x", "yes", "words", "ints", "raw")} == {
+        "n": 5, "x": 2.5, "yes": True, "words": ["a", "b"], "ints": [1, 2], "raw": "01ff"}
+    assert read["status"] == {"code": otlp.STATUS_ERROR, "message": "boom"} and read["events"][0]["name"] == "note"
+    request.resource_spans[0].scope_spans[0].spans[0].span_id = b"\x01\x02\x03"
+    with pytest.raises(ValueError, match=r"resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.spanId: 3 bytes"):
+        otlp.spans_from_otlp_protobuf(request.SerializeToString())
+    request.resource_spans[0].scope_spans[0].spans[0].span_id = b"\x01" * 8
+    request.resource_spans[0].scope_spans[0].spans[0].name = "a\x00b"
+    with pytest.raises(ValueError, match="0.name holds a NUL"):
+        otlp.spans_from_otlp_protobuf(request.SerializeToString())
+
+
 def test_spans_of_one_trace_split_over_lines_make_one_episode(ws, tmp_path):
     payload = json.loads((DATA / "otlp.json").read_text())
     spans = payload["resourceSpans"][0]["scopeSpans"][0]["spans"]

@@ -19,6 +19,7 @@ import json
 import logging
 import zlib
 from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,10 +30,10 @@ from starlette.concurrency import run_in_threadpool
 
 from agentlearn import accounts
 from agentlearn.accounts import AccessDenied, Identity
-from agentlearn.tasks import check_text
 from agentlearn.traces import access, store
 from agentlearn.traces.otlp import episodes_from_spans, spans_from_otlp_json, spans_from_otlp_protobuf
 from agentlearn.workspace import Workspace
+from storage.gc_pause import paused
 from storage.records import Span, now
 
 SOURCE = "collect"  # Trajectory.source of the episodes it assembles
@@ -87,10 +88,9 @@ def read_batch(data: bytes, content_type: str) -> list[dict[str, Any]]:
                 payload = json.loads(data)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise ValueError(f"the body is not JSON: {e}") from None
-            spans = spans_from_otlp_json(payload)
+            spans = spans_from_otlp_json(payload)  # both readers check the text (tasks.check_text)
         else:
             raise Refused(415, f"Content-Type {content_type or '(none)'!r} is not OTLP: send {PROTOBUF} or {JSON}")
-        check_text(spans, "the span batch")
     except Refused:
         raise
     except (ValueError, TypeError, RecursionError) as e:
@@ -98,13 +98,13 @@ def read_batch(data: bytes, content_type: str) -> list[dict[str, Any]]:
     return spans
 
 
-def store_spans(ws: Workspace, spans: list[dict[str, Any]], suite: str, who: Identity) -> set[str]:
-    """Keep a read batch (a span sent again replaces itself); returns the trace ids it touched."""
+def store_spans(ws: Workspace, spans: list[dict[str, Any]], suite: str, who: Identity) -> list[Span]:
+    """Keep a read batch (a span sent again replaces itself); returns the records stored."""
     records = [Span(id=f"{s['trace_id']}:{s['span_id']}", trace_id=s["trace_id"], span_id=s["span_id"],
                     parent_id=s["parent_span_id"], suite=suite, sender="" if who.local else who.name, data=s)
                for s in spans]
     ws.repo.put_many(records)
-    return {s["trace_id"] for s in spans}
+    return records
 
 
 def _sender(ws: Workspace, spans: list[Span]) -> Identity:
@@ -116,41 +116,61 @@ def _sender(ws: Workspace, spans: list[Span]) -> Identity:
     return accounts.identity_of(account)
 
 
-def spans_of(ws: Workspace, trace_ids: set[str]) -> dict[str, list[Span]]:
-    """The stored spans of these traces, oldest first: a lookup per trace by its indexed id, so a database
-    backend never reads (or keeps in memory) the spans of other traces."""
-    return {t: ws.repo.find(Span, trace_id=t) for t in sorted(trace_ids)}
+def spans_of(ws: Workspace, trace_ids: set[str], held: Sequence[Span] = ()) -> dict[str, list[Span]]:
+    """The stored spans of these traces, oldest first: one read by their indexed trace id, so a database
+    backend never reads (or keeps in memory) the spans of other traces. Spans in `held` (just stored by
+    the caller) are taken as they are instead of being read back."""
+    found = ws.repo.find_in(Span, "trace_id", trace_ids, skip={s.id for s in held})
+    traces: dict[str, list[Span]] = {t: [] for t in sorted(trace_ids)}
+    for span in sorted([*found, *held], key=lambda s: (s.created, s.id)):
+        traces[span.trace_id].append(span)
+    return traces
 
 
 def assemble(ws: Workspace, traces: dict[str, list[Span]]) -> int:
     """Make (or remake) the episode of each trace from its stored spans; marks the spans assembled.
 
-    Episodes of one suite sent by one account are stored together (one save per group). A group that
-    cannot be stored (an episode without a user request, a sender no longer allowed) is logged and
-    marked too: the next span of its traces tries again. Returns the episodes stored.
+    Episodes of one suite sent by one account are stored together, in one put_many with their spans'
+    marks (a crash leaves both or neither). A group that cannot be stored (an episode without a user
+    request, a sender no longer allowed) is logged and marked too: the next span of its traces tries
+    again. Returns the episodes stored.
     """
     groups: dict[tuple[str, str], list] = defaultdict(list)
-    for spans in traces.values():
+    unused = dict(traces)  # traces that hold no model call or tool run: only marked
+    for trace_id, spans in traces.items():
         for episode in episodes_from_spans([s.data for s in spans]):
             suite = next((s.suite for s in spans if s.suite), "") or episode.service or DEFAULT_SUITE
             groups[(suite, next((s.sender for s in reversed(spans) if s.sender), ""))].append((episode, spans))
+            unused.pop(trace_id, None)
     made = 0
     for (suite, _), found in groups.items():
+        marks = _marked([spans for _, spans in found])
         try:
-            made += store.save_episodes(ws, suite, [e for e, _ in found], who=_sender(ws, found[0][1]),
-                                        source=SOURCE)["episodes"]
+            records, counts = store.episode_records(ws, suite, [e for e, _ in found], who=_sender(ws, found[0][1]),
+                                                    source=SOURCE)
         except (ValueError, AccessDenied) as e:
             log.warning("collect: %d trace(s) of suite %r not stored as episodes: %s", len(found), suite, e)
-    fresh = [s.model_copy(update={"status": "assembled"}) for spans in traces.values() for s in spans
-             if s.status != "assembled"]
-    if fresh:
-        ws.repo.put_many(fresh)
+            records, counts = [], {"episodes": 0}
+        ws.repo.put_many([*records, *marks])
+        made += counts["episodes"]
+    marks = _marked(list(unused.values()))
+    if marks:
+        ws.repo.put_many(marks)
     return made
 
 
+def _marked(traces: list[list[Span]]) -> list[Span]:
+    """The spans of these traces not yet marked assembled, marked."""
+    return [s.model_copy(update={"status": "assembled"}) for spans in traces for s in spans if s.status != "assembled"]
+
+
 def receive(ws: Workspace, spans: list[dict[str, Any]], suite: str, who: Identity) -> int:
-    """Store a read batch, then assemble each trace it touched whose root span is stored; returns episodes made."""
-    traces = spans_of(ws, store_spans(ws, spans, suite, who))
+    """Store a read batch, then assemble each trace it touched whose root span is stored; returns episodes made.
+
+    The spans are read back after they are stored (never before): of two collectors storing halves of a
+    trace at once, the one that reads last finds both halves."""
+    stored = store_spans(ws, spans, suite, who)
+    traces = spans_of(ws, {s.trace_id for s in stored}, held=stored)
     return assemble(ws, {t: found for t, found in traces.items() if any(not s.parent_id for s in found)})
 
 
@@ -191,10 +211,10 @@ def create_app(ws: Workspace, suite: str = "", quiet_s: float = QUIET_S) -> Fast
         content_type = request.headers.get("content-type", "")
         try:
             raw = await _read_capped(request)
-            spans = read_batch(_body(raw, request.headers.get("content-encoding", "")), content_type)
+            await run_in_threadpool(_take, ws, raw, request.headers.get("content-encoding", ""), content_type,
+                                    suite, who)
         except Refused as e:
             return _status(e.status, str(e))
-        await run_in_threadpool(receive, ws, spans, suite, who)
         if content_type.startswith(PROTOBUF):
             from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -202,6 +222,13 @@ def create_app(ws: Workspace, suite: str = "", quiet_s: float = QUIET_S) -> Fast
         return JSONResponse({})
 
     return app
+
+
+def _take(ws: Workspace, raw: bytes, encoding: str, content_type: str, suite: str, who: Identity) -> None:
+    """Read a received body and keep its spans (off the event loop); Refused if it cannot be read. The
+    batch's many short-lived containers are made with the garbage collector paused (storage.gc_pause)."""
+    with paused():
+        receive(ws, read_batch(_body(raw, encoding), content_type), suite, who)
 
 
 async def _read_capped(request: Request) -> bytes:

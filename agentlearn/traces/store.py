@@ -47,6 +47,15 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
     received live, "proxy" for proxied conversations: the same trace gets the same id either way). `who`
     needs the import action. Episodes without a user request are refused with the trace id, before
     anything is written."""
+    records, counts = episode_records(ws, suite, episodes, who=who, source=source)
+    ws.repo.put_many(records)
+    return counts
+
+
+def episode_records(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode], *, who: Identity,
+                    source: str = SOURCE) -> tuple[list[Record], dict[str, int]]:
+    """What save_episodes writes (the suite, the tasks, the trajectories) and its counts, unwritten: for a
+    caller that stores them in one put_many with records of its own. Checks and refuses as save_episodes."""
     policy.require(ws.repo, who, "import")
     if not suite.strip():
         raise ValueError("the suite needs a name")
@@ -80,20 +89,13 @@ def save_episodes(ws: Workspace, suite: str, episodes: Sequence[ImportedEpisode]
     suite_record = (old_suite.model_copy(update={"tools": list(tools.values())}) if old_suite else
                     Suite(id=suite, name=suite, tools=list(tools.values()), source=source,
                           description="Episodes imported from an agent's traces."))
-    ws.repo.put_many([suite_record, *tasks.values(), *records])
-    return counts
-
-
-FEW = 64  # up to this many ids are read one by one; more, with one read of the suite
+    return [suite_record, *tasks.values(), *records], counts
 
 
 def _stored(ws: Workspace, kind: type[R], suite: str, ids: set[str]) -> list[R]:
-    """The stored records of the suite among these ids. A file's import reads the suite once (a get per
-    episode is slow on TinyDB); collect and proxy store a trace or a conversation at a time, and reading a
-    large suite's every run for each would grow with the suite."""
-    if len(ids) <= FEW:
-        return [r for r in (ws.repo.get(kind, i) for i in sorted(ids)) if r is not None and r.suite == suite]
-    return [r for r in ws.repo.find(kind, suite=suite) if r.id in ids]
+    """The stored records of the suite among these ids, read by id in one go: the cost follows the episodes
+    saved, not the size of the suite."""
+    return [r for r in ws.repo.find_in(kind, "id", ids) if r.suite == suite]
 
 
 def _new_task(tid: str, suite: str, e: ImportedEpisode) -> Task:
