@@ -106,14 +106,19 @@ class Server:
         self.proc = None
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("browser-home")
+def seeded_home(tmp_path_factory, prefix: str, team: dict[str, str]) -> Path:
+    """A seeded workspace whose people (name -> role) sign in through the real form with PASSWORD."""
+    home = tmp_path_factory.mktemp(prefix)
     repo = open_repository(str(home / "store"))
     seed_workspace(repo)
-    for name, role in TEAM.items():  # everyone signs in through the real form
+    for name, role in team.items():
         users.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
     return home
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return seeded_home(tmp_path_factory, "browser-home", TEAM)
 
 
 def settle(page, quiet: float = 0.6, timeout: float = 30) -> None:

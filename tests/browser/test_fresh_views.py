@@ -22,22 +22,21 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import users
 from storage import open_repository
 from storage.records import Job, Preference, Process, Trajectory, now
 from tests.browser.test_browser import (
     CHROMIUM,
-    PASSWORD,
     SHOTS,
     Server,
     local_http,
     no_exception,
     open_page,
+    seeded_home,
     settle,
     sign_in_if_asked,
     wait_for,
 )
-from tests.seed import SUITE, admin_of, seed_workspace
+from tests.seed import SUITE
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_S = 10  # the views poll every 2 s; a redraw of the page on top of that stays well under this
@@ -98,11 +97,7 @@ def endpoint():
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("fresh-home")
-    repo = open_repository(str(home / "store"))
-    seed_workspace(repo)
-    users.add_user(repo, "alice", "admin", PASSWORD, who=admin_of(repo))
-    return home
+    return seeded_home(tmp_path_factory, "fresh-home", {"alice": "admin"})
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import users
 from storage import open_repository
 from storage.records import Insight
-from tests.browser.test_browser import PASSWORD, open_page, settle, wait_for
-from tests.seed import admin_of, seed_workspace
+from tests.browser.test_browser import open_page, seeded_home, settle, wait_for
 
 OLD = "Always ask for the username before resetting a password."
 NEW = "Check the username."
@@ -22,11 +20,7 @@ NEW = "Check the username."
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("insights-home")
-    repo = open_repository(str(home / "store"))
-    seed_workspace(repo)
-    users.add_user(repo, "alice", "admin", PASSWORD, who=admin_of(repo))
-    return home
+    return seeded_home(tmp_path_factory, "insights-home", {"alice": "admin"})
 
 
 def _picker(page):
