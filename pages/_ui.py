@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -406,17 +405,3 @@ def suites(ws: Workspace) -> list[str]:
 
     names = {s.name for s in ws.repo.all(Suite)} | {t.suite for t in index.task_map(ws).values()}
     return sorted(names | set(queue.facets(ws)["suite"]))
-
-
-def agentlearn_cmd() -> list[str]:
-    """How to start the CLI as a child process (same interpreter, same workspace)."""
-    import sys
-
-    return [sys.executable, "-m", "agentlearn"]
-
-
-def child_env() -> dict[str, str]:
-    """The environment for child processes: this session's workspace."""
-    env = dict(os.environ)
-    env["AGENTLEARN_HOME"] = home()
-    return env
