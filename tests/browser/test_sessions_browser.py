@@ -61,6 +61,13 @@ def test_signed_in_stays_signed_in_across_a_reload_and_a_deep_link_until_sign_ou
     settle(page)
     assert not page.get_by_role("button", name="Sign in").count()
     assert "tr4ok" in page.locator("body").inner_text()  # the linked item is the one shown
+    page.goto(f"{server.url}/suites")  # an annotator types the page that changes a suite's card and kinds
+    page.get_by_text("Signed in: carol").first.wait_for(timeout=30_000)
+    settle(page)
+    page.get_by_role("heading", name="Suites").first.wait_for(timeout=30_000)  # she may read it...
+    for name in ("Save card", "Save kinds", "Import"):  # ...not change it
+        button = page.get_by_role("button", name=name)
+        assert button.count() == 0 or button.first.is_disabled(), name
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("button", name="Sign in").wait_for(timeout=20_000)
     assert _cookie(page) is not None  # still in the browser, but it signs nobody in any more
@@ -68,6 +75,11 @@ def test_signed_in_stays_signed_in_across_a_reload_and_a_deep_link_until_sign_ou
     page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
     settle(page)
     assert not page.get_by_text("Signed in:").count()
+    sign_in_if_asked(page, "alice")  # an admin, on the same typed link, has the buttons carol lacked
+    page.get_by_text("Signed in: alice").first.wait_for(timeout=30_000)
+    page.goto(f"{server.url}/suites")
+    page.get_by_role("button", name="Save card").first.wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Save card").first.is_enabled()
 
 
 def test_first_visitors_of_a_fresh_server_see_no_page_before_the_gate(browser, home):
