@@ -394,7 +394,9 @@ def _nearest(index: _Index, q: np.ndarray, base: np.ndarray, want: int) -> tuple
     """
     m = max(4 * want, want + 16)
     while index.ann is not None and m <= min(ANN_MAX_FETCH, len(index.exemplars)):
-        rows, scores = _ann_candidates(index, q, base, m)
+        if (found := _ann_candidates(index, q, base, m)) is None:
+            break
+        rows, scores = found
         chosen = _top_unique(scores, index.group[rows], want)
         if len(chosen) == want:
             return [int(rows[c]) for c in chosen], dict(zip(rows.tolist(), scores.tolist(), strict=True))
@@ -407,7 +409,9 @@ def _best_cosine_rows(index: _Index, q: np.ndarray, base: np.ndarray, window: in
     """_best_rows of the cosine scores plus base: from the HNSW index's candidates above ANN_MIN_VECTORS."""
     m = 2 * window
     while index.ann is not None and m <= min(ANN_MAX_FETCH, len(index.exemplars)):
-        rows, scores = _ann_candidates(index, q, base, m)
+        if (found := _ann_candidates(index, q, base, m)) is None:
+            break
+        rows, scores = found
         best = _best_rows(scores, window)
         if len(best) == window:
             return rows[best]
@@ -415,9 +419,12 @@ def _best_cosine_rows(index: _Index, q: np.ndarray, base: np.ndarray, window: in
     return _best_rows(index.matrix @ q + base, window)
 
 
-def _ann_candidates(index: _Index, q: np.ndarray, base: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of the HNSW index's m nearest to q, in row order, and their exact cosine plus base."""
+def _ann_candidates(index: _Index, q: np.ndarray, base: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of the HNSW index's m nearest to q, in row order, and their exact cosine plus base (None: search
+    exactly, see AnnIndex.query)."""
     labels = index.ann.query(q, m)
+    if labels is None:
+        return None
     labels = labels[labels < len(index.ann_rows)]  # added for a newer build of the suite's index: not rows here
     rows = np.sort(index.ann_rows[labels])  # row order, so that ties go to the older row as in exact search
     rows = rows[rows >= 0]
