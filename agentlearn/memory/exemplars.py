@@ -40,7 +40,10 @@ Two options apply to every mode:
 
 The index of a suite (exemplars, their vectors, a BM25 model) is kept in memory and rebuilt only when
 the exemplar table or the vector file changes, so a query at 100k exemplars is one matrix-vector
-product plus an argpartition (hybrid: plus one sparse BM25 product and two small sorts).
+product plus an argpartition (hybrid: plus one sparse BM25 product and two small sorts). From
+ANN_MIN_VECTORS exemplars on, the vector search of the semantic, type, hybrid and mmr modes asks an
+HNSW index (storage.ann, kept in files beside the vectors and updated with each change, not rebuilt)
+for candidates and scores those exactly: about a millisecond at 1M instead of a product over every row.
 """
 
 from __future__ import annotations
@@ -61,8 +64,9 @@ from agentlearn.accounts import Identity
 from agentlearn.episode_text import is_episode, result_for
 from agentlearn.methods import RETRIEVAL_MODES
 from agentlearn.workspace import Workspace
+from storage.ann import AnnIndex
 from storage.records import Exemplar, Message, Step, Task, ToolCall, Trajectory, new_id
-from storage.vectors import VectorTable
+from storage.vectors import VectorTable, text_hash
 
 MODES = RETRIEVAL_MODES  # the CLI's and the agent's choices today; methods.RETRIEVAL_MODES is the declaration
 VECTOR_TABLE = "exemplars"
@@ -70,6 +74,11 @@ BM25_K1, BM25_B = 1.5, 0.75
 MMR_LAMBDA, MMR_FETCH_K = 0.5, 20
 RRF_K, RRF_WINDOW = 60, 100  # reciprocal rank fusion constant; rows each ranking contributes
 TOOL_AWARE_POOL = 4  # tool-aware selection looks at the best 4k candidates
+# A suite's vector search goes through an HNSW index (storage.ann) from this many exemplars on. Below it
+# exact search stays: it is exact, and one product over 20k x 384 float32 takes a few milliseconds, while
+# building the graph for them takes seconds and its answers may differ from the exact top-k.
+ANN_MIN_VECTORS = 20_000
+ANN_MAX_FETCH = 4096  # candidates asked of the index at most; beyond this exact search is as cheap
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,8 @@ class _Index:
     matrix: np.ndarray  # (n, d) float32, row i = exemplars[i]
     group: np.ndarray  # (n,) int: rows with the same task share a group (dedupe key)
     group_of_task: dict[str, int]
+    ann: AnnIndex | None = None  # the suite's HNSW index, from ANN_MIN_VECTORS exemplars on
+    ann_rows: np.ndarray | None = None  # label in `ann` -> row here (-1: not a row of this index)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _bm25: Bm25 | None = None
     _tag_rows: dict[str, np.ndarray] | None = None
@@ -316,6 +327,9 @@ def _index(ws: Workspace, suite: str) -> _Index:
         table.sync(texts_all, ws.encoder)
         mine = [e for e in active if e.suite == suite]
         index = _build(mine, [texts_all[e.id] for e in mine], table, (version, _files_key(ws)))
+        if len(mine) >= ANN_MIN_VECTORS:
+            _attach_ann(index, cached.ann if cached is not None and cached.ann is not None else
+                        AnnIndex(ws.settings.vectors_dir / "ann", f"{VECTOR_TABLE}-{text_hash(suite)}"))
         with ws.caches.lock:
             if len(indices) >= INDICES_KEPT:
                 indices.pop(next(iter(indices)))
@@ -336,6 +350,12 @@ def _build(exemplars: list[Exemplar], texts: list[str], table: VectorTable, key:
         matrix = np.zeros((0, table.matrix.shape[1] if table.matrix.ndim == 2 else 0), dtype=np.float32)
     return _Index(key=key, exemplars=exemplars, texts=texts, matrix=matrix, group=group,
                   group_of_task=group_of_task)
+
+
+def _attach_ann(index: _Index, ann: AnnIndex) -> None:
+    """Bring the suite's HNSW index up to the rows of `index` (added and deleted, not rebuilt) and attach it."""
+    index.ann_rows = ann.sync([e.id for e in index.exemplars], [text_hash(t) for t in index.texts], index.matrix)
+    index.ann = ann
 
 
 # --- ranking ----------------------------------------------------------------------------------------
@@ -363,6 +383,52 @@ def _top_unique(scores: np.ndarray, group: np.ndarray, k: int) -> list[int]:
         if m >= allowed:
             return chosen
         m = min(allowed, m * 4)
+
+
+def _nearest(index: _Index, q: np.ndarray, base: np.ndarray, want: int) -> tuple[list[int], Any]:
+    """The `want` rows most similar to q (one per task, rows whose base is -inf left out), and their scores.
+
+    Exact below ANN_MIN_VECTORS. Above it, the HNSW index's nearest candidates are scored exactly; when
+    left-out rows or shared tasks leave fewer than `want`, four times as many are asked, up to
+    ANN_MAX_FETCH, then the search is exact. Scores come as a row -> score mapping of the candidates.
+    """
+    m = max(4 * want, want + 16)
+    while index.ann is not None and m <= min(ANN_MAX_FETCH, len(index.exemplars)):
+        if (found := _ann_candidates(index, q, base, m)) is None:
+            break
+        rows, scores = found
+        chosen = _top_unique(scores, index.group[rows], want)
+        if len(chosen) == want:
+            return [int(rows[c]) for c in chosen], dict(zip(rows.tolist(), scores.tolist(), strict=True))
+        m *= 4
+    cosine = index.matrix @ q + base
+    return _top_unique(cosine, index.group, want), cosine
+
+
+def _best_cosine_rows(index: _Index, q: np.ndarray, base: np.ndarray, window: int) -> np.ndarray:
+    """_best_rows of the cosine scores plus base: from the HNSW index's candidates above ANN_MIN_VECTORS."""
+    m = 2 * window
+    while index.ann is not None and m <= min(ANN_MAX_FETCH, len(index.exemplars)):
+        if (found := _ann_candidates(index, q, base, m)) is None:
+            break
+        rows, scores = found
+        best = _best_rows(scores, window)
+        if len(best) == window:
+            return rows[best]
+        m *= 4
+    return _best_rows(index.matrix @ q + base, window)
+
+
+def _ann_candidates(index: _Index, q: np.ndarray, base: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of the HNSW index's m nearest to q, in row order, and their exact cosine plus base (None: search
+    exactly, see AnnIndex.query)."""
+    labels = index.ann.query(q, m)
+    if labels is None:
+        return None
+    labels = labels[labels < len(index.ann_rows)]  # added for a newer build of the suite's index: not rows here
+    rows = np.sort(index.ann_rows[labels])  # row order, so that ties go to the older row as in exact search
+    rows = rows[rows >= 0]
+    return rows, index.matrix[rows] @ q + base[rows]
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -474,8 +540,8 @@ def select(ws: Workspace, task: Task, mode: str, k: int = 3, exclude_task_id: st
 
 
 def _rank(ws: Workspace, index: _Index, task: Task, mode: str, want: int, base: np.ndarray,
-          query_vector: np.ndarray | None) -> tuple[list[int], np.ndarray]:
-    """The mode's best `want` rows (one per task) in its order, and the score of every row."""
+          query_vector: np.ndarray | None) -> tuple[list[int], Any]:
+    """The mode's best `want` rows (one per task) in its order, and their scores (indexed by row)."""
     n = len(index.exemplars)
     if mode == "fixed":
         return _top_unique(base + 1.0, index.group, want), np.ones(n)
@@ -490,18 +556,18 @@ def _rank(ws: Workspace, index: _Index, task: Task, mode: str, want: int, base: 
         if 16 * len(rows) < n:  # a rare tag: multiply only its rows
             scores[rows] = index.matrix[rows] @ q + base[rows]
         elif len(rows):  # a common one: copying its rows out costs more than one full product
-            full = index.matrix @ q + base
-            scores[rows] = full[rows]
+            scores[rows] = base[rows]
+            return _nearest(index, q, scores, want)
         return _top_unique(scores, index.group, want), scores
-    cosine = index.matrix @ q + base
     if mode == "semantic":
-        return _top_unique(cosine, index.group, want), cosine
+        return _nearest(index, q, base, want)
     if mode == "hybrid":
         lexical = base + index.bm25().get_scores(tokenize(text_of(task.input)))
         window = max(RRF_WINDOW, 4 * want)
-        fused = rrf([_best_rows(lexical, window, floor=0.0), _best_rows(cosine, window)], n)
+        cosine_rows = _best_cosine_rows(index, q, base, window)
+        fused = rrf([_best_rows(lexical, window, floor=0.0), cosine_rows], n)
         return _top_unique(fused, index.group, want), fused
-    cand = _top_unique(cosine, index.group, max(MMR_FETCH_K, want))
+    cand, cosine = _nearest(index, q, base, max(MMR_FETCH_K, want))
     picked = mmr(q, index.matrix[cand], want)
     return [cand[i] for i in picked], cosine
 
