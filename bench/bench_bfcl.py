@@ -2,6 +2,7 @@
 BFCL's own rule, beside the leaderboard's small models.
 
     nice -n 10 python -m bench.bench_bfcl                                  # five categories, both models
+    python -m bench.bench_bfcl --category multi_turn_base --model smollm2-135m --methods none,exemplars,reflexion
     python -m bench.bench_bfcl --category simple_python --model smollm2-135m --limit 60 --home DIR
 
 Each category is imported from the installed bfcl-eval package (`tasks import --format bfcl`, split as the
@@ -13,6 +14,7 @@ heldout tasks, greedy, constrained decoding:
 - sft:             an adapter trained on the category's train split with the job's defaults
                    (jobs.config_for_suite, run in this process), zero-shot
 - sft+exemplars:   that adapter with exemplars
+- reflexion:       zero-shot with Reflexion, 3 trials (not in the default list; for multi-turn categories)
 A row gives n, accuracy by BFCL's rule (call accuracy) with its Wilson 95% interval, the paired difference
 against the same model's zero-shot with its exact McNemar p, name accuracy, seconds per task, and the
 leaderboard's figure for that category beside it (../shared/research/benchmarks-and-traces-2026.md).
@@ -37,14 +39,17 @@ from agentlearn.models import EMBEDDED_MODELS, chat_model_dir
 from agentlearn.settings import Settings
 from agentlearn.tasks import import_file, load_tasks
 from agentlearn.workspace import Workspace, open_workspace
-from storage.records import Suite
+from storage.records import Suite, Trajectory
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 METHODS = ("none", "exemplars", "sft", "sft+exemplars")
+EXTRA_METHODS = ("reflexion",)
 # BFCL v4 board, 2026-04-12 (research note): category -> (Qwen3-0.6B, Granite-4.0-350m); FunctionGemma-270M's
 # model card (zero-shot) beside them.
 LEADERBOARD = {"simple_python": (64.17, 61.67, 61.6), "multiple": (86.0, 84.5, 63.5), "parallel": (67.5, 70.0, 39.0),
                "parallel_multiple": (69.5, 55.5, 29.5), "irrelevance": (80.84, 60.84, 73.7)}
+# Multi-turn (research note): Qwen3-0.6B and xLAM-2-1b on the board's multi-turn overall.
+MULTI_TURN_BOARD = (3.62, 36.0)
 RESULTS = Path(__file__).parent / "results" / "bfcl.json"
 
 
@@ -52,7 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--category", default=",".join(CATEGORIES), help="BFCL categories, comma-separated")
     ap.add_argument("--model", default=",".join(EMBEDDED_MODELS), help="embedded models, comma-separated")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS + EXTRA_METHODS)}")
     ap.add_argument("--limit", type=int, default=60, help="the first N heldout tasks of each category")
     ap.add_argument("--home", default="", help="folder of the categories' workspaces (default: a temp folder)")
     args = ap.parse_args()
@@ -128,21 +133,34 @@ def _train(ws: Workspace, suite: str) -> str:
 
 
 def _measure(ws: Workspace, suite: str, model: str, method: str, adapter: str, limit: int, base) -> dict[str, Any]:
-    row: dict[str, Any] = {"category": suite, "model": model, "method": method, "leaderboard": LEADERBOARD.get(suite)}
+    board = MULTI_TURN_BOARD if suite.startswith("multi_turn") else LEADERBOARD.get(suite)
+    row: dict[str, Any] = {"category": suite, "model": model, "method": method, "leaderboard": board}
     if method.startswith("sft") and not adapter:
         return {**row, "n": 0, "why": "no adapter (nothing to train on)"}
-    options = RunOptions(method="exemplars" if method.endswith("exemplars") else "none", limit=limit,
-                         adapter_id=adapter if method.startswith("sft") else "none")
+    memory = "exemplars" if method.endswith("exemplars") else "reflexion" if method == "reflexion" else "none"
+    options = RunOptions(method=memory, limit=limit, adapter_id=adapter if method.startswith("sft") else "none")
     try:
         run = evaluate(ws, suite, options)
     except ValueError as e:
         return {**row, "n": 0, "why": str(e)}
     row.update(_run=run, n=run.n, accuracy=run.call_accuracy, name_accuracy=run.name_accuracy,
                ci=stats.wilson(round(run.call_accuracy * run.n), run.n), seconds_per_task=run.seconds / max(run.n, 1))
+    if suite.startswith("multi_turn"):
+        row.update(_episode_figures(ws, run))
     if base is not None:
         p = stats.paired(run, base, "call")
         row.update(difference=p.difference, p_value=p.p_value)
     return row
+
+
+def _episode_figures(ws: Workspace, run) -> dict[str, float]:
+    """Share of episodes whose every call was read and ran without an error, and steps per episode."""
+    episodes = [t for t in (ws.repo.get(Trajectory, i) for i in run.trajectory_ids) if t is not None]
+    clean = sum(all(not r.error for s in t.steps for r in s.results)
+                and not any(s.observation.startswith("Error: the call could not be read") for s in t.steps)
+                for t in episodes)
+    return {"clean_share": clean / max(len(episodes), 1),
+            "steps_per_episode": sum(len(t.steps) for t in episodes) / max(len(episodes), 1)}
 
 
 def _line(r: dict[str, Any]) -> str:
@@ -150,12 +168,19 @@ def _line(r: dict[str, Any]) -> str:
         return f"{r['category']:18} {r['model']:13} {r['method']:14} -- {r.get('why', '')}"
     vs = f" {r['difference']:+.1%} (p={r['p_value']:.3g})" if "p_value" in r else ""
     return (f"{r['category']:18} {r['model']:13} {r['method']:14} n={r['n']:3} {r['accuracy']:6.1%} "
-            f"[{r['ci'][0]:.0%}, {r['ci'][1]:.0%}]{vs} ({r['seconds_per_task']:.2f} s/task)")
+            f"[{r['ci'][0]:.0%}, {r['ci'][1]:.0%}]{vs} ({r['seconds_per_task']:.2f} s/task){_episodes(r)}")
+
+
+def _episodes(r: dict[str, Any]) -> str:
+    if "clean_share" not in r:
+        return ""
+    return f"; every call read and ran in {r['clean_share']:.0%} of episodes, {r['steps_per_episode']:.1f} steps each"
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
     print("\n| category | model | method | n | accuracy by BFCL's rule [95% CI] | vs zero-shot (McNemar p) | "
-          "name accuracy | s/task | board: Qwen3-0.6B / Granite-350m / FunctionGemma-270M |\n"
+          "name accuracy | s/task | board: Qwen3-0.6B / Granite-350m / FunctionGemma-270M (multi-turn: Qwen3-0.6B / "
+          "xLAM-2-1b) |\n"
           "|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         board = " / ".join(f"{x:g}" for x in r["leaderboard"]) if r.get("leaderboard") else "-"
@@ -165,7 +190,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
         vs = f"{r['difference']:+.1%} (p={r['p_value']:.3g})" if "p_value" in r else "-"
         print(f"| {r['category']} | {r['model']} | {r['method']} | {r['n']} | {r['accuracy']:.1%} "
               f"[{r['ci'][0]:.0%}, {r['ci'][1]:.0%}] | {vs} | {r['name_accuracy']:.1%} | "
-              f"{r['seconds_per_task']:.2f} | {board} |")
+              f"{r['seconds_per_task']:.2f}{_episodes(r)} | {board} |")
 
 
 if __name__ == "__main__":
