@@ -20,24 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 from agentlearn import agent, prompts, stats
 from agentlearn.evaluate import evaluate
 from agentlearn.memory import retrieval
 from agentlearn.methods import RETRIEVAL_MODES, RunOptions
-from agentlearn.settings import Settings
-from agentlearn.tasks import ensure_demo_suite, import_jsonl, load_tasks
-from agentlearn.workspace import open_workspace
+from agentlearn.tasks import load_tasks
+from bench.suite_args import add_suite_arguments, open_suite
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--file", help="a JSONL task file to import (default: the built-in demo suite)")
-    ap.add_argument("--suite", default="", help="suite name for --file")
-    ap.add_argument("--home", default="", help="AGENTLEARN_HOME to use (default: a new temp folder)")
-    ap.add_argument("--limit", type=int, default=None, help="only the first N heldout tasks")
+    add_suite_arguments(ap)
     ap.add_argument("--modes", default=",".join(RETRIEVAL_MODES), help="retrieval modes to measure")
     ap.add_argument("--decoding", default="constrained,free", help="constrained, free, or both")
     ap.add_argument("--reflexion", action="store_true", help="also Reflexion with 3 trials")
@@ -45,13 +40,7 @@ def main() -> None:
                     help="also auto with the other shot order (prompts.SHOT_ORDERS), constrained")
     args = ap.parse_args()
 
-    home = Path(args.home or tempfile.mkdtemp(prefix="agentlearn-bench-"))
-    ws = open_workspace(Settings.from_env().with_(home=home))
-    if args.file:
-        suite = args.suite or Path(args.file).stem.replace("_", "-")
-        import_jsonl(ws, args.file, suite)
-    else:
-        suite = ensure_demo_suite(ws).name
+    home, ws, suite = open_suite(args)
     train, heldout = load_tasks(ws, suite, "train"), load_tasks(ws, suite, "heldout")[: args.limit]
     train_tools = {t.expected.name for t in train}
     reachable = sum(1 for t in heldout if t.expected.name in train_tools)

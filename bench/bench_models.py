@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 from agentlearn import stats
@@ -24,30 +23,20 @@ from agentlearn.evaluate import evaluate
 from agentlearn.memory import retrieval
 from agentlearn.methods import RunOptions
 from agentlearn.models import EMBEDDED_MODELS, chat_model_dir
-from agentlearn.settings import Settings
-from agentlearn.tasks import ensure_demo_suite, import_jsonl, load_tasks
+from agentlearn.tasks import load_tasks
 from agentlearn.workspace import open_workspace
+from bench.suite_args import add_suite_arguments, open_suite
 
 METHODS = ("none", "exemplars")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--file", help="a JSONL task file to import (default: the built-in demo suite)")
-    ap.add_argument("--suite", default="", help="suite name for --file")
-    ap.add_argument("--home", default="", help="AGENTLEARN_HOME to use (default: a new temp folder)")
-    ap.add_argument("--limit", type=int, default=None, help="only the first N heldout tasks")
+    add_suite_arguments(ap)
     ap.add_argument("--models", default=",".join(EMBEDDED_MODELS), help="embedded models to compare")
     args = ap.parse_args()
 
-    home = Path(args.home or tempfile.mkdtemp(prefix="agentlearn-bench-"))
-    ws = open_workspace(Settings.from_env().with_(home=home, backend="embedded"))
-    if args.file:
-        suite = args.suite or Path(args.file).stem.replace("_", "-")
-        if not load_tasks(ws, suite):
-            import_jsonl(ws, args.file, suite)
-    else:
-        suite = ensure_demo_suite(ws).name
+    home, ws, suite = open_suite(args, backend="embedded")
     if not retrieval.current(ws, suite):
         retrieval.choose(ws, suite, how_many=0)
     train, heldout = load_tasks(ws, suite, "train"), load_tasks(ws, suite, "heldout")[: args.limit]

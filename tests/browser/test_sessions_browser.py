@@ -12,22 +12,15 @@ import pytest
 
 from agentlearn import sessions
 from storage import open_repository
-from tests.browser.test_browser import ARGS, CHROMIUM, PASSWORD, TEAM, Server, settle, sign_in_if_asked
-from tests.seed import SUITE, admin_of, seed_workspace
+from tests.browser.test_browser import ARGS, CHROMIUM, TEAM, Server, seeded_home, settle, sign_in_if_asked
+from tests.seed import SUITE, seed_workspace
 
 pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    from agentlearn import users
-
-    home = tmp_path_factory.mktemp("sessions-home")
-    repo = open_repository(str(home / "store"))
-    seed_workspace(repo)
-    for name, role in TEAM.items():
-        users.add_user(repo, name, role, PASSWORD, who=admin_of(repo))
-    return home
+    return seeded_home(tmp_path_factory, "sessions-home", TEAM)
 
 
 @pytest.fixture(scope="module")
