@@ -124,7 +124,8 @@ def test_task_progress_moves_on_answers_and_never_goes_back(ws, monkeypatch, cap
 
 @pytest.mark.slow
 def test_a_real_evaluation_reports_each_answer_before_its_batch_is_stored_and_stops(real_ws, monkeypatch):
-    """A child evaluation on the real model: progress arrives per answer, inside a batch, and Stop ends it."""
+    """A child evaluation on the real model: its total is known before the first answer, progress arrives per
+    answer inside a batch, and Stop ends it."""
     from agentlearn.tasks import DEMO_SUITE, ensure_demo_suite
     from storage.records import Trajectory
 
@@ -133,11 +134,12 @@ def test_a_real_evaluation_reports_each_answer_before_its_batch_is_stored_and_st
     monkeypatch.setenv("AGENTLEARN_BATCH_SIZE", "8")
     record = processes.start(ws, "eval", ["eval", "--suite", DEMO_SUITE, "--limit", "16"], who=ME)
     deadline = time.time() + 300
-    while not record.events and record.status == "running" and time.time() < deadline:
+    while not any(e.done for e in record.events) and record.status == "running" and time.time() < deadline:
         time.sleep(0.2)
         record = processes.get(ws, record.id)
     assert record.status == "running" and record.events, (record.error, processes.tail(ws, record))
-    first = record.events[0]
+    assert (record.events[0].done, record.events[0].total) == (0, 16)  # the total, before any answer
+    first = next(e for e in record.events if e.done)
     assert 1 <= first.done < first.total == 16
     stored = [t.created for t in ws.repo.find(Trajectory, suite=DEMO_SUITE)]
     assert all(first.at < at for at in stored)  # reported before its batch was stored, not after
