@@ -34,11 +34,12 @@ def reset_password(username: str, delivery: str = "email") -> str:
     return f"temporary password for {username} sent by {delivery}"
 
 
-def desk_agent(client: openai.OpenAI, request: str) -> str:
+def desk_agent(client: openai.OpenAI, request: str, model: str = "desk-model", **options) -> str:
     """A plain tool-calling loop on the OpenAI client: call the model, run what it calls, until it answers."""
     messages = [{"role": "system", "content": "You are the help desk."}, {"role": "user", "content": request}]
     for _ in range(4):
-        message = client.chat.completions.create(model="desk-model", messages=messages, tools=TOOLS).choices[0].message
+        message = client.chat.completions.create(model=model, messages=messages, tools=TOOLS,
+                                                 **options).choices[0].message
         messages.append(message.model_dump(exclude_none=True))
         if not message.tool_calls:
             return message.content or ""

@@ -203,3 +203,75 @@ def test_the_agent_sends_a_batch_to_a_real_openai_compatible_server_concurrently
     assert [r[0].task_id for r in runs] == [t.id for t in tasks]  # answers come back in task order
     assert all(r[0].output.strip() and r[0].verdict is not None for r in runs)
     assert all(r[0].model == str(model_dir) for r in runs)
+
+
+def test_an_agent_on_a_real_server_is_collected_corrected_and_its_correction_reaches_the_next_request(
+        model_home, openai_server, tmp_path):
+    """The loop for an agent that is not ours, upstream `transformers serve`: an OpenAI-client agent traced by
+    OpenInference and the real OTLP exporter runs on the served SmolLM2 and sends its run to `collect`; a person
+    corrects the call the model did not make; the correction becomes an exemplar; the next request through
+    `proxy` reaches the same server with that corrected call in its system message."""
+    import httpx
+    import openai
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from agentlearn.feedback import corrections
+    from agentlearn.traces import collect, proxy
+    from storage.records import ToolCall
+    from tests.asgi_server import serving
+    from tests.seed import ME
+    from tests.test_own_agent import SERVICE, TOOLS, desk_agent
+
+    base_url, model_dir = openai_server
+    ws = open_workspace(Settings(home=tmp_path / "home"))
+    received: list[dict] = []
+
+    async def forward(request):  # between proxy and server: keeps what the server was sent, passes it on
+        body = await request.json()
+        received.append(body)
+        async with httpx.AsyncClient(timeout=300) as client:
+            reply = await client.post(base_url + "/chat/completions", json=body)
+        return JSONResponse(reply.json(), status_code=reply.status_code)
+
+    relay = Starlette(routes=[Route("/v1/chat/completions", forward, methods=["POST"])])
+
+    def client(url: str, **kw) -> openai.OpenAI:
+        return openai.OpenAI(base_url=url, api_key="sk-x", max_retries=0, timeout=300, **kw)
+
+    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
+    with serving(collect.create_app(ws, quiet_s=3600)) as collector:
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector + "/v1/traces")))
+        instrumentor = OpenAIInstrumentor()
+        instrumentor.instrument(tracer_provider=provider)
+        try:
+            with provider.get_tracer(SERVICE).start_as_current_span("desk-agent run"):
+                answer = desk_agent(client(base_url), "Reset the password of dlee and text it to him.",
+                                    model=str(model_dir), max_tokens=48)
+        finally:
+            instrumentor.uninstrument()
+            provider.shutdown()
+
+    [episode] = ws.repo.find(Trajectory, source="collect")
+    assert episode.suite == SERVICE and episode.model.startswith(str(model_dir))  # the served model's name
+    assert episode.steps and (episode.steps[-1].answer == answer or episode.steps[-1].calls)
+
+    expected = ToolCall(name="reset_password", arguments={"username": "dlee", "delivery": "sms"})
+    fix = corrections.save(ws, episode.id, "maya", expected, note="the model answered without resetting")
+    corrections.to_exemplar(ws, fix.id, who=ME)
+
+    with serving(relay) as relayed, serving(proxy.create_app(ws, relayed + "/v1")) as url:
+        reply = client(url + "/v1", default_headers={"X-Agentlearn-Suite": SERVICE}).chat.completions.create(
+            model=str(model_dir), max_tokens=24, tools=TOOLS,
+            messages=[{"role": "user", "content": "Please reset the password of akhan and text it to her."}])
+    assert reply.choices[0].message.content or reply.choices[0].message.tool_calls  # the server's own answer
+    system = received[-1]["messages"][0]
+    assert system["role"] == "system"
+    assert "Reset the password of dlee and text it to him." in system["content"]
+    assert '"name": "reset_password", "arguments": {"username": "dlee", "delivery": "sms"}' in system["content"]
