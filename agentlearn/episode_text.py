@@ -48,10 +48,10 @@ def result_for(step: Step, n: int) -> ToolResult | None:
 
 
 def observation(result: ToolResult | None) -> str:
-    """What a call answered, as the agent reads it: errors are marked as such."""
+    """What a call answered: errors are marked as such (once: the tool layer's own errors already say "Error:")."""
     if result is None:
         return "(no result)"
-    return f"Error: {result.content}" if result.error else result.content
+    return f"Error: {result.content}" if result.error and not result.content.startswith("Error") else result.content
 
 
 def user_turns(task: Task) -> list[str]:

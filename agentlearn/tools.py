@@ -13,7 +13,8 @@ never names code. Three kinds:
   tools listed, each call sent with the binding's timeout, the server stopped when the batch closes.
 
 Every call runs with its binding's timeout; an exception or a timeout becomes a ToolResult with
-`error=True` and "Error: ..." the agent reads on its next step, never a crash of the batch. A Python
+`error=True` and "Error: ..." the agent reads on its next step, never a crash of the batch. An
+environment's method that returns {"error": ...} (BFCL's way of refusing) is an error too, in its own words. A Python
 call that overruns keeps running in its (daemon) thread: Python cannot stop a thread, and the episode
 must go on.
 """
@@ -152,7 +153,9 @@ def run_with_timeout(fn: Callable[[], Any], timeout_s: float) -> Any:
     return box.get("value")
 
 
-def _call_python(fn: Callable[..., Any], call: ToolCall, timeout_s: float) -> ToolResult:
+def _call_python(fn: Callable[..., Any], call: ToolCall, timeout_s: float,
+                 refused: Callable[[Any], bool] = lambda value: False) -> ToolResult:
+    """Run one call; `refused(value)` says whether a value returned (not raised) is the tool's own error."""
     started = time.perf_counter()
     try:
         value = run_with_timeout(lambda: fn(**call.arguments), timeout_s)
@@ -160,7 +163,15 @@ def _call_python(fn: Callable[..., Any], call: ToolCall, timeout_s: float) -> To
         return _error(call, f"{call.name} timed out: {e}", time.perf_counter() - started)
     except Exception as e:  # a tool's failure is an observation for the agent
         return _error(call, f"{call.name} raised {type(e).__name__}: {e}", time.perf_counter() - started)
-    return ToolResult(call_id=call.id, name=call.name, content=_content(value), seconds=time.perf_counter() - started)
+    return ToolResult(call_id=call.id, name=call.name, content=_content(value), error=refused(value),
+                      seconds=time.perf_counter() - started)
+
+
+def _environment_refused(value: Any) -> bool:
+    """BFCL's environment classes answer misuse with {"error": "..."} instead of raising: a tool error too.
+
+    The content stays the class's own text: BFCL's grader compares results as the environment wrote them."""
+    return isinstance(value, dict) and "error" in value
 
 
 def python_functions(binding: ToolBinding, tool_names: list[str]) -> dict[str, Callable[..., Any]]:
@@ -298,7 +309,7 @@ class Toolbox:
             instance = environments.create(binding.target, task.environment.get(binding.target, {}))
             methods = {name: getattr(instance, name, None) for name in binding.tools or tool_names
                        if not name.startswith("_")}
-            return {name: (lambda call, fn=fn: _call_python(fn, call, timeout))
+            return {name: (lambda call, fn=fn: _call_python(fn, call, timeout, _environment_refused))
                     for name, fn in methods.items() if callable(fn)}
         server = self._servers.get(binding.target)
         if server is None:

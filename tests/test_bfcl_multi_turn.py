@@ -148,6 +148,23 @@ def test_create_loads_the_state_and_call_runs_on_the_instance_that_has_the_metho
         environments.call(math, ToolCall(name="add", arguments={"a": 1, "b": 2, "x": 3}))
 
 
+def test_an_environment_refusing_a_call_in_its_own_words_is_a_tool_error(base):
+    """BFCL's classes return {"error": ...} instead of raising: the result is an error, its text left as BFCL wrote it."""
+    from agentlearn import tools
+    from storage.records import Suite
+
+    task = base["multi_turn_base_0"]
+    task = task.model_copy(update={"tools": environments.tools_for(list(task.environment))})  # as imported
+    with tools.Toolbox() as box:
+        episode_tools = box.episode(tools.bindings_for(Suite(name=task.suite), task), task)
+        listed = episode_tools.run(ToolCall(name="ls", arguments={}))
+        episode_tools.run(ToolCall(name="cd", arguments={"folder": "document"}))
+        again = episode_tools.run(ToolCall(name="touch", arguments={"file_name": "final_report.pdf"}))
+    assert not listed.error and json.loads(listed.content) == {"current_directory_content": ["document", "archive"]}
+    assert again.error and json.loads(again.content) == {
+        "error": "touch: cannot touch 'final_report.pdf': File exists"}
+
+
 def test_tools_for_gives_every_documented_function(base):
     tools = environments.tools_for(["GorillaFileSystem", "MathAPI"])
     names = [t["name"] for t in tools]
