@@ -221,7 +221,7 @@ def test_a_missing_call_fails_its_turn_by_the_response_check(base):
     verdict = grade_episode(task, episode(task, replace(task, 3, 3)))
     assert not verdict.success
     assert verdict.scores == {"turn_0": 1.0, "turn_1": 1.0, "turn_2": 1.0, "turn_3": 0.0} and verdict.reward == 0.75
-    assert verdict.reason.startswith("Failed turn 3: the results of the reference calls "
+    assert verdict.reason.startswith("Failed turn 4: the results of the reference calls "
                                      "diff(file_name1='final_report.pdf', file_name2='previous_report.pdf') "
                                      "are not among the agent's")
 
@@ -231,7 +231,7 @@ def test_a_wrong_argument_fails_its_turn_by_the_state_check(base):
     wrong = ToolCall(name="mkdir", arguments={"dir_name": "tmp"})
     verdict = grade_episode(task, episode(task, replace(task, 0, 1, wrong)))
     assert not verdict.success and verdict.scores["turn_0"] == 0.0 and verdict.reward == 0.0
-    assert verdict.reason.startswith("Failed turn 0: the GorillaFileSystem state differs from the reference's (root:")
+    assert verdict.reason.startswith("Failed turn 1: the GorillaFileSystem state differs from the reference's (root:")
 
 
 def test_a_wrong_argument_that_changes_only_a_result_fails_that_turn(base):
@@ -239,7 +239,7 @@ def test_a_wrong_argument_that_changes_only_a_result_fails_that_turn(base):
     wrong = ToolCall(name="grep", arguments={"file_name": "log.txt", "pattern": "Warning"})
     verdict = grade_episode(task, episode(task, replace(task, 2, 1, wrong)))
     assert [verdict.scores[f"turn_{t}"] for t in range(4)] == [1.0, 1.0, 0.0, 1.0] and verdict.reward == 0.5
-    assert verdict.reason.startswith("Failed turn 2: the results of the reference calls "
+    assert verdict.reason.startswith("Failed turn 3: the results of the reference calls "
                                      "grep(file_name='log.txt', pattern='Error') are not among the agent's")
 
 
@@ -248,7 +248,7 @@ def test_a_call_that_raises_is_reported_by_the_grader(base):
     bad = [ToolCall(name="mv", arguments={"from": "log.txt", "to": "archive"}), ToolCall(name="rm_rf", arguments={})]
     verdict = grade_episode(task, episode(task, replace(task, 1, 1, *bad)))
     assert not verdict.success and verdict.scores["turn_1"] == 0.0
-    assert verdict.reason.startswith("Failed turn 1: the GorillaFileSystem state differs")
+    assert verdict.reason.startswith("Failed turn 2: the GorillaFileSystem state differs")
     assert "the agent's call mv(from='log.txt', to='archive') raised TypeError: " in verdict.reason
     assert "unexpected keyword argument 'from'" in verdict.reason
     assert "the agent's call rm_rf() raised ValueError: unknown function 'rm_rf'" in verdict.reason
@@ -260,7 +260,7 @@ def test_a_turn_without_calls_fails_and_calls_from_an_earlier_turn_count(base):
     silent[2] = []
     verdict = grade_episode(task, episode(task, silent))
     assert verdict.scores["turn_2"] == 0.0
-    assert verdict.reason == "Failed turn 2: no calls, where the reference makes 2."
+    assert verdict.reason == "Failed turn 3: no calls, where the reference makes 2."
     # BFCL compares a turn's reference results with every result so far: a call made early still counts.
     early = [list(t) for t in task.turn_calls]
     early[0] = [*early[0], ToolCall(name="cd", arguments={"folder": "workspace"})]
@@ -277,7 +277,7 @@ def test_a_turn_whose_reference_calls_nothing_is_replayed_but_not_checked():
     extra[2] = [ToolCall(name="touch", arguments={"file_name": "stray.txt"})]
     verdict = grade_episode(task, episode(task, extra))
     assert verdict.scores["turn_2"] == 1.0 and verdict.scores["turn_3"] == 0.0
-    assert verdict.reason.startswith("Failed turn 3: the GorillaFileSystem state differs")
+    assert verdict.reason.startswith("Failed turn 4: the GorillaFileSystem state differs")
 
 
 def test_a_task_without_turn_calls_cannot_be_graded(base):

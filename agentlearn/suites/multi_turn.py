@@ -99,7 +99,7 @@ def grade_episode(task: Task, trajectory: Trajectory) -> Verdict:
 
     The agent's calls of turn t are the calls of its steps with `turn == t`, in order. `scores` holds
     each turn's pass ("turn_0": 1.0, ...); `reward` is the share of turns passed before the first
-    failure (1.0 on success); `reason` names the first failing turn, why, and any call that raised.
+    failure (1.0 on success); `reason` names the first failing turn (counted from 1), why, and any call that raised.
     """
     if not task.turn_calls:
         raise ValueError(f"task {task.sample_id or task.id}: no reference calls per turn to grade by (turn_calls)")
@@ -114,7 +114,8 @@ def grade_episode(task: Task, trajectory: Trajectory) -> Verdict:
         scores[f"turn_{turn}"] = 0.0 if why else 1.0
         if why and not first_failure:
             notes = [f"the agent's call {e}" for e in agent_errors] + [f"the reference call {e}" for e in reference_errors]
-            first_failure = f"turn {turn}: {why}" + "".join(f"; {note}" for note in notes)
+            # People read turns from 1, as the labeling view numbers them; `scores` keys stay 0-based data.
+            first_failure = f"turn {turn + 1}: {why}" + "".join(f"; {note}" for note in notes)
     passed = next((t for t, s in enumerate(scores.values()) if s < 1.0), len(scores))
     if first_failure:
         reason = f"Failed {first_failure}."
