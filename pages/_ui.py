@@ -302,7 +302,7 @@ def captioned(caption: str, text: str, language: str | None = None) -> None:
 def flaggable(flag_prefix: str, step: int, flagged: list[int]) -> Iterator[None]:
     """Draw a step's body (inside the with block); with flag_prefix a "flag" checkbox beside it, and the
     step appended to `flagged` when it is ticked. The one step flag of every trajectory view."""
-    cols = st.columns([6, 1]) if flag_prefix else [st.container()]
+    cols = st.columns([3, 1]) if flag_prefix else [st.container()]
     with cols[0]:
         yield
     if flag_prefix:
