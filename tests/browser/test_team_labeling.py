@@ -229,7 +229,9 @@ def test_l_on_the_run_page_keeps_who_is_labeling_and_the_first_key_after_signing
     page.keyboard.press("Enter")
     page.get_by_text("Signed in: dave").first.wait_for(timeout=20_000)
     shown(page)
-    settle(page)
+    # The signed-in page draws in more than one run on a loaded machine; a key pressed between them can
+    # land on the run being replaced. Wait as a person would for the page to be still, then press once.
+    settle(page, quiet=2.0)
     key(page, "s", "verdict: success")
     assert page.get_by_role("button", name="Sign in").count() == 0
     page.get_by_role("link", name="Run").click()
