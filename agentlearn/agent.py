@@ -112,6 +112,8 @@ def _to_langchain(messages: list[Message]) -> list[BaseMessage]:
 
 
 CHARS_PER_TOKEN = prompts.CHARS_PER_TOKEN
+# How an executed step's observation begins when the model's output held no readable call (and no answer).
+UNREADABLE = "Error: the call could not be read"
 
 
 def reference_calls(ws: Workspace, suite: str) -> list[ToolCall]:
@@ -300,7 +302,7 @@ class Agent:
             calls = [c.model_copy(update={"id": c.id or f"call_{len(ep.steps)}_{n}"})
                      for n, c in enumerate(parsed.calls[:ep.max_calls])]
             results = [self._run(ep, call) for call in calls]
-            note = f"Error: the call could not be read: {parsed.error}" if parsed.error and not calls else ""
+            note = f"{UNREADABLE}: {parsed.error}" if parsed.error and not calls else ""
             ep.steps.append(Step(thought=parsed.thought, action=ep.output, calls=calls, results=results,
                                  answer="" if calls or note else parsed.answer, observation=note or _observations(results),
                                  turn=ep.turn, user=ep.user, seconds=round(ep.seconds, 4)))

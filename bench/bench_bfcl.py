@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentlearn import stats
+from agentlearn import agent, stats
 from agentlearn.evaluate import evaluate
 from agentlearn.memory import retrieval
 from agentlearn.methods import RunOptions
@@ -157,7 +157,7 @@ def _episode_figures(ws: Workspace, run) -> dict[str, float]:
     """Share of episodes whose every call was read and ran without an error, and steps per episode."""
     episodes = [t for t in (ws.repo.get(Trajectory, i) for i in run.trajectory_ids) if t is not None]
     clean = sum(all(not r.error for s in t.steps for r in s.results)
-                and not any(s.observation.startswith("Error: the call could not be read") for s in t.steps)
+                and not any(s.observation.startswith(agent.UNREADABLE) for s in t.steps)
                 for t in episodes)
     return {"clean_share": clean / max(len(episodes), 1),
             "steps_per_episode": sum(len(t.steps) for t in episodes) / max(len(episodes), 1)}
