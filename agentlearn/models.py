@@ -186,4 +186,5 @@ def embedding_model():
     quiet.install()  # sentence-transformers imports peft, and so bitsandbytes, whose CPU-kernel notice is noise
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(embedding_model_dir()), device="cpu")
+    # eval() once here: embeddings._encode_few calls the modules directly, without encode()'s own eval().
+    return SentenceTransformer(str(embedding_model_dir()), device="cpu").eval()

@@ -6,8 +6,10 @@ Builds a suite of `--n` help-desk exemplars (bench_retrieval's texts; the first 
 real MiniLM, the rest noisy copies of those vectors) and one playbook bullet in a temporary
 AGENTLEARN_HOME, starts a local OpenAI-compatible fake upstream (canned answer, no work) in this process
 and the real `python -m agentlearn proxy` as a child process in front of it, then sends `--requests`
-chat completions with the OpenAI-style body, alternating direct to the upstream and through the proxy.
-Overhead = proxied minus direct latency of each pair. Retrieval (the playbook read, the query embedding,
+chat completions with the OpenAI-style body, each direct to the upstream and then through the proxy:
+half open a conversation, half are its next step (the model's tool call and the tool's result added;
+the request retrieved for is the same user message, whose vector the proxy has kept). Overhead =
+proxied minus direct latency of each pair. Retrieval (the playbook read, the query embedding,
 exemplar selection) is the proxy's own measure, read from its Server-Timing header, with the query
 embedding shown apart. Recording the
 exchange happens after the answer is sent, so it is outside the latency but shares the CPU.
@@ -81,6 +83,36 @@ def pct(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
 
 
+class Pairs:
+    """Latencies of requests sent direct to the upstream and through the proxy, in pairs."""
+
+    def __init__(self) -> None:
+        self.direct, self.proxied, self.overhead, self.retrieval, self.embedding = [], [], [], [], []
+
+    def send(self, client: httpx.Client, upstream: str, proxy: str, body: dict, keep: bool) -> None:
+        headers = {"authorization": "Bearer k"}
+        t0 = time.perf_counter()
+        client.post(upstream + "/chat/completions", json=body, headers=headers)
+        t1 = time.perf_counter()
+        r = client.post(proxy + "/chat/completions", json=body, headers=headers)
+        t2 = time.perf_counter()
+        r.raise_for_status()
+        if not keep:
+            return
+        self.direct.append((t1 - t0) * 1000)
+        self.proxied.append((t2 - t1) * 1000)
+        self.overhead.append(self.proxied[-1] - self.direct[-1])
+        timing = r.headers["server-timing"]
+        self.retrieval.append(float(re.search(r"memory;dur=([\d.]+)", timing).group(1)))
+        self.embedding.append(float(re.search(r"embedding;dur=([\d.]+)", timing).group(1)))
+
+    def summary(self) -> dict:
+        return {"requests": len(self.direct), "direct": pct(self.direct), "proxied": pct(self.proxied),
+                "overhead": pct(self.overhead), "retrieval": pct(self.retrieval),
+                "retrieval_without_embedding": pct([a - b for a, b in zip(self.retrieval, self.embedding, strict=True)]),
+                "query_embedding": pct(self.embedding)}
+
+
 def wait_for(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -98,6 +130,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="exemplars in the suite")
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--pause-ms", type=float, default=0.0,
+                    help="wait between requests, as an agent does while its model works (0: back to back, so "
+                         "the proxy records the previous exchange while it serves the next)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "proxy.json"))
     args = ap.parse_args()
@@ -106,7 +141,7 @@ def main() -> int:
     home = build_home(args.n, args.seed)
     build_s = time.perf_counter() - t
     rng = random.Random(args.seed + 1)
-    queries = [make_text(rng)[0] for _ in range(args.requests + 5)]
+    queries = [make_text(rng)[0] for _ in range(args.requests // 2 + 5)]
     port = free_port()
     env = os.environ | {"AGENTLEARN_HOME": str(home)}
     with serving(upstream_app()) as upstream:
@@ -115,33 +150,25 @@ def main() -> int:
         try:
             proxy = f"http://127.0.0.1:{port}/v1"
             wait_for(f"http://127.0.0.1:{port}/", proc)
-            direct, proxied, overhead, retrieval, embedding = [], [], [], [], []
+            first, later = Pairs(), Pairs()
             with httpx.Client(timeout=60) as client:
                 for i, text in enumerate(queries):
-                    body = {"model": "fake", "messages": [{"role": "system", "content": "You are the help desk."},
-                                                          {"role": "user", "content": text}]}
-                    t0 = time.perf_counter()
-                    client.post(upstream + "/v1/chat/completions", json=body, headers={"authorization": "Bearer k"})
-                    t1 = time.perf_counter()
-                    r = client.post(proxy + "/chat/completions", json=body, headers={"authorization": "Bearer k"})
-                    t2 = time.perf_counter()
-                    r.raise_for_status()
-                    if i < 5:  # warm-up: the first requests load MiniLM and build the index
-                        continue
-                    direct.append((t1 - t0) * 1000)
-                    proxied.append((t2 - t1) * 1000)
-                    overhead.append(proxied[-1] - direct[-1])
-                    timing = r.headers["server-timing"]
-                    retrieval.append(float(re.search(r"memory;dur=([\d.]+)", timing).group(1)))
-                    embedding.append(float(re.search(r"embedding;dur=([\d.]+)", timing).group(1)))
+                    opening = [{"role": "system", "content": "You are the help desk."}, {"role": "user", "content": text}]
+                    # The first request of a conversation, then its next step (the model's call and the
+                    # tool's result appended): the request retrieved for is the same user message.
+                    step = [*opening, {"role": "assistant", "content": None, "tool_calls": [
+                                {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]},
+                            {"role": "tool", "tool_call_id": "c1", "content": "ticket 42 is open"}]
+                    for pairs, messages in ((first, opening), (later, step)):
+                        pairs.send(client, upstream + "/v1", proxy, {"model": "fake", "messages": messages},
+                                   keep=i >= 5)  # warm-up: the first requests load MiniLM and build the index
+                        time.sleep(args.pause_ms / 1000)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    result = {"exemplars": args.n, "requests": len(direct), "direct": pct(direct), "proxied": pct(proxied),
-              "overhead": pct(overhead), "retrieval": pct(retrieval),
-              "retrieval_without_embedding": pct([a - b for a, b in zip(retrieval, embedding, strict=True)]),
-              "query_embedding": pct(embedding), "bank_build_s": round(build_s, 1),
-              "load_avg_start": load_start, "load_avg_end": round(os.getloadavg()[0], 2),
+    result = {"exemplars": args.n, "requests": len(first.direct) + len(later.direct),
+              "first_request": first.summary(), "later_step": later.summary(), "bank_build_s": round(build_s, 1),
+              "pause_ms": args.pause_ms, "load_avg_start": load_start, "load_avg_end": round(os.getloadavg()[0], 2),
               "cpus": os.cpu_count(), "python": platform.python_version()}
     print(json.dumps(result, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
