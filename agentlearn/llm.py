@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -89,6 +90,11 @@ class LocalChatModel(BaseChatModel):
         budget = max_new_tokens or self.max_new_tokens
         texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
         steps = steps or [0] * len(chats)
+        # Steps of episodes: each prompt is the last one plus what happened since, so its keys and values
+        # are kept for the next step (RowPrefixes).
+        kept = row_prefixes(self.model_dir, self.adapter_dir) if any(steps) else None
+        if kept is not None:
+            kept.new_call()
         may_answer = may_answer or [True] * len(chats)
         if tools is not None:  # a single call: the grammar writes the JSON; the tags are fixed text
             texts = [t if n else t + OPEN for t, n in zip(texts, steps, strict=True)]
@@ -101,17 +107,18 @@ class LocalChatModel(BaseChatModel):
             ended = (lambda r, rows=rows: on_row(rows[r])) if on_row else None
             answers = self._generate_rows(model, tokenizer, [ids[i] for i in rows],
                                           [tools[i] for i in rows] if tools is not None else None, budget, stop, ended,
-                                          [steps[i] for i in rows], [may_answer[i] for i in rows])
+                                          [steps[i] for i in rows], [may_answer[i] for i in rows], kept)
             for i, text in zip(rows, answers, strict=True):
                 out[i] = text
         return out
 
     def _generate_rows(self, model: Any, tokenizer: Any, ids: list[list[int]], tools: list[list[dict]] | None,
                        budget: int, stop: list[str] | None, on_row: Callable[[int], None] | None = None,
-                       steps: list[int] | None = None, may_answer: list[bool] | None = None) -> list[str]:
+                       steps: list[int] | None = None, may_answer: list[bool] | None = None,
+                       kept: RowPrefixes | None = None) -> list[str]:
         import torch
 
-        enc, cache = _with_shared_prefix(model, ids, tokenizer.pad_token_id, budget)
+        enc, cache = _with_shared_prefix(model, ids, tokenizer.pad_token_id, budget, kept)
         sample = self.temperature > 0
         kwargs: dict[str, Any] = dict(max_new_tokens=budget, do_sample=sample,
                                       temperature=self.temperature if sample else None, top_p=None, top_k=None,
@@ -191,10 +198,11 @@ MIN_SHARED_PREFIX = 32  # tokens; below this a separate prefix pass costs more t
 PREFILL_ROWS = 4  # prompts prefilled together: rows of similar length, so little padding is computed
 
 
-def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: int) -> tuple[dict[str, Any], Any]:
+def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: int,
+                        kept: RowPrefixes | None = None) -> tuple[dict[str, Any], Any]:
     """Inputs for one generate() call, and a factory of its KV cache, prefilled up to each row's last token.
 
-    Three things make a batch cheap on a CPU (a model whose sliding-window layers are shorter than prompt plus
+    What makes a batch cheap on a CPU (a model whose sliding-window layers are shorter than prompt plus
     answer gets no prefilled cache: generate() builds its own):
     - the cache is a StaticCache of the prompt width plus the token budget: a DynamicCache concatenates
       every layer's keys and values at every step, a third of a 16-row constrained batch's time here;
@@ -202,10 +210,13 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: i
       prompt: its keys and values are computed once and copied into each row;
     - the rest of each prompt is prefilled PREFILL_ROWS rows at a time (callers pass rows sorted by
       length), each group padded only to its own longest row: padding one batch of 32 demo prompts to
-      its longest row computed 46% more prompt tokens than the prompts hold.
-    Rows are laid out as [shared prefix][padding][rest], the padding masked out; positions come from the
-    attention mask, so every row sees the positions it would see alone. generate() then feeds the last
-    token of every row.
+      its longest row computed 46% more prompt tokens than the prompts hold;
+    - with `kept` (steps of episodes), a row that begins with a prompt prefilled at an earlier step
+      starts from that prompt's keys and values and computes only what was added since (the model's
+      last answer, the tools' results); every row's prompt is then kept for its next step.
+    Rows are laid out as [shared prefix][padding][rest], or [padding][whole prompt] for a row continued
+    from what was kept, the padding masked out; positions come from the attention mask, so every row
+    sees the positions it would see alone. generate() then feeds the last token of every row.
     """
     import torch
     from transformers import StaticCache
@@ -215,11 +226,16 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: i
     width = max(len(r) for r in ids)
     if shared < MIN_SHARED_PREFIX:
         shared = 0
+    # A kept prefix is used where it is longer than what the batch shares (capped at the row less its last token).
+    found = [kept.longest(row) if kept is not None else (0, None) for row in ids]
+    found = [(min(n, len(row) - 1), entry) if n > max(shared, MIN_SHARED_PREFIX - 1) else (0, None)
+             for (n, entry), row in zip(found, ids, strict=True)]
     input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     for n, row in enumerate(ids):
-        rest = row[shared:]
-        input_ids[n, :shared], mask[n, :shared] = torch.tensor(row[:shared]), 1
+        lead = 0 if found[n][0] else shared
+        rest = row[lead:]
+        input_ids[n, :lead], mask[n, :lead] = torch.tensor(row[:lead]), 1
         input_ids[n, width - len(rest):], mask[n, width - len(rest):] = torch.tensor(rest), 1
     enc = {"input_ids": input_ids, "attention_mask": mask}
 
@@ -227,18 +243,135 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: i
         static = StaticCache(config=model.config, max_cache_len=width + budget)
         if any(layer.max_cache_len < width + budget for layer in static.layers):
             return None  # a sliding-window layer (Gemma 3) shorter than prompt + answer: generate()'s own cache
-        prefix = model(input_ids=input_ids[:1, :shared], use_cache=True).past_key_values if shared else None
-        for start in range(0, len(ids), PREFILL_ROWS):
-            rows = list(range(start, min(start + PREFILL_ROWS, len(ids))))
+        fresh = [n for n in range(len(ids)) if not found[n][0]]
+        prefix = model(input_ids=input_ids[:1, :shared], use_cache=True).past_key_values if shared and fresh else None
+        for start in range(0, len(fresh), PREFILL_ROWS):
+            rows = fresh[start:start + PREFILL_ROWS]
             _prefill_rows(model, static, prefix, [ids[r][shared:-1] for r in rows], rows, len(ids), shared, width,
                           pad_id)
+        for n, (length, entry) in enumerate(found):
+            if length:
+                _prefill_kept(model, static, entry, length, ids[n][:-1], n, len(ids), width)
         for layer in static.layers:
             layer.cumulative_length.fill_(width - 1)
             if hasattr(layer, "cumulative_length_int"):  # a sliding-window layer counts in a Python int too
                 layer.cumulative_length_int = width - 1
+        if kept is not None:
+            for n, row in enumerate(ids):
+                lead = 0 if found[n][0] else shared
+                kept.put(row[:-1], [_row_tensors(layer, n, lead, len(row) - 1, width) for layer in static.layers])
         return static
 
     return enc, cache
+
+
+def _row_tensors(layer: Any, n: int, lead: int, length: int, width: int) -> tuple[Any, Any]:
+    """Row n's keys and values for its first `length` tokens, out of the [lead][padding][rest] layout."""
+    import torch
+
+    tail = length - lead
+    parts = [(layer.keys[n:n + 1, :, :lead], layer.values[n:n + 1, :, :lead])] if lead else []
+    parts.append((layer.keys[n:n + 1, :, width - 1 - tail:width - 1], layer.values[n:n + 1, :, width - 1 - tail:width - 1]))
+    return torch.cat([k for k, _ in parts], dim=2), torch.cat([v for _, v in parts], dim=2)
+
+
+def _prefill_kept(model: Any, static: Any, entry: Any, length: int, row: list[int], n: int, batch: int,
+                  width: int) -> None:
+    """Prefill row n (its tokens less the last) from the keys and values kept for its first `length` tokens,
+    right-aligned to column width - 1."""
+    import torch
+    from transformers import DynamicCache
+
+    past = DynamicCache()
+    for layer_index, (keys, values) in enumerate(entry.layers):
+        past.update(keys[:, :, :length], values[:, :, :length], layer_index)
+    if length < len(row):
+        new = torch.tensor([row[length:]])
+        positions = torch.arange(length, len(row)).unsqueeze(0)
+        past = model(input_ids=new, attention_mask=torch.ones((1, len(row)), dtype=torch.long),
+                     position_ids=positions, past_key_values=past, use_cache=True).past_key_values
+    for layer_index, layer in enumerate(static.layers):
+        keys, values = past.layers[layer_index].keys, past.layers[layer_index].values
+        if not layer.is_initialized:
+            like = keys[:1, :, :1]
+            layer.lazy_initialization(like.expand(batch, -1, -1, -1), like.expand(batch, -1, -1, -1))
+        layer.keys[n, :, width - 1 - len(row):width - 1] = keys[0]
+        layer.values[n, :, width - 1 - len(row):width - 1] = values[0]
+
+
+class RowPrefixes:
+    """Keys and values of episode prompts already prefilled, kept for the next step of each episode.
+
+    An episode's next prompt is its last prompt plus the model's answer, the tools' results and the chat
+    template's tags, so the longest kept prompt it begins with saves most of its prefill: a BFCL
+    multi-turn prompt carries ~5k tokens of function schemas at every step. Bounded by bytes: a new
+    prompt replaces the ones it extends; room is made by dropping prompts no row of the current call
+    used (oldest first); what still does not fit is not kept (an episode of this call is not pushed out
+    by another of the same call, which would leave every row missing at the next step).
+    Used under llm's generation lock only.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: dict[tuple[int, ...], _Kept] = {}  # in the order kept
+        self.bytes = 0
+        self.call = 0
+        self.hits = self.misses = self.reused_tokens = 0
+
+    def new_call(self) -> None:
+        self.call += 1
+
+    def longest(self, row: list[int]) -> tuple[int, _Kept | None]:
+        """The kept prompt sharing the longest beginning with `row`, and that length (0, None if none)."""
+        best, best_entry = 0, None
+        have = np.asarray(row)
+        for entry in self.entries.values():
+            m = min(len(have), len(entry.ids))
+            same = have[:m] == entry.ids[:m]
+            n = m if same.all() else int(same.argmin())
+            if n > best:
+                best, best_entry = n, entry
+        if best_entry is not None:
+            best_entry.call = self.call
+            self.hits, self.reused_tokens = self.hits + 1, self.reused_tokens + best
+        else:
+            self.misses += 1
+        return best, best_entry
+
+    def put(self, row: list[int], layers: list[tuple[Any, Any]]) -> None:
+        key = tuple(row)
+        entry = _Kept(np.asarray(row), [(k.clone(), v.clone()) for k, v in layers], self.call)
+        for old_key in [k for k in self.entries if len(k) <= len(key) and key[:len(k)] == k]:
+            self._drop(old_key)  # a prompt this one extends: its episode moved on
+        for old_key in [k for k, e in self.entries.items() if e.call < self.call]:
+            if self.bytes + entry.nbytes <= self.max_bytes:
+                break
+            self._drop(old_key)
+        if self.bytes + entry.nbytes <= self.max_bytes:
+            self.entries[key] = entry
+            self.bytes += entry.nbytes
+
+    def _drop(self, key: tuple[int, ...]) -> None:
+        self.bytes -= self.entries.pop(key).nbytes
+
+
+class _Kept:
+    """One kept prompt: its token ids and each layer's (keys, values) over them, shaped [1, heads, tokens, dim]."""
+
+    def __init__(self, ids: Any, layers: list[tuple[Any, Any]], call: int) -> None:
+        self.ids, self.layers, self.call = ids, layers, call
+        self.nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+
+
+# Kept episode prompts per model: 4 GiB holds ~14 BFCL multi-turn prompts of 6k tokens on SmolLM2-135M (46 KB of
+# keys and values a token); the static cache of a 16-row batch of them takes ~5 GiB besides.
+ROW_PREFIX_BYTES = 4 * 1024**3
+
+
+@lru_cache(maxsize=4)
+def row_prefixes(model_dir: str, adapter_dir: str = "") -> RowPrefixes:
+    """The kept episode prompts of one loaded model (once per process)."""
+    return RowPrefixes(ROW_PREFIX_BYTES)
 
 
 def _prefill_rows(model: Any, static: Any, prefix: Any, rests: list[list[int]], rows: list[int], batch: int,

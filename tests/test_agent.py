@@ -229,3 +229,41 @@ def test_the_real_embedded_model_runs_tasks_with_exemplars(real_ws):
     # SmolLM2 with three retrieved exemplars writes parseable calls on these tasks.
     assert sum(1 for t in stored if t.tool_call is not None) >= 3
     json.dumps([t.model_dump(mode="json") for t in stored])
+
+
+@pytest.mark.slow
+def test_an_episode_step_continued_from_its_kept_prompt_answers_as_one_prefilled_afresh(real_ws):
+    """Steps of episodes reuse the keys and values of the prompt they extend (llm.RowPrefixes): the answers
+    equal those of a full prefill, in a batch that mixes continued rows and new ones."""
+    from agentlearn import grammar, llm
+    from agentlearn.llm import LocalChatModel
+    from agentlearn.models import chat_model_dir
+
+    ws = real_ws
+    ensure_demo_suite(ws)
+    tasks = load_tasks(ws, DEMO_SUITE, "heldout")[:3]
+    limits = grammar.value_limits(reference_calls(ws, DEMO_SUITE))
+    tools = [grammar.with_value_limits(t.tools, limits) for t in tasks]
+    model_dir = str(chat_model_dir(ws.settings.models_dir))
+    budget = token_budget(ws, DEMO_SUITE, cap=256)
+    model = LocalChatModel(model_dir=model_dir, batch_size=8)
+    opening = [[m.model_dump() for m in build_prompt(t, [])] for t in tasks]
+
+    def step(chats, rows):
+        return model.complete([chats[i] for i in rows], tools=[tools[i] for i in rows], max_new_tokens=budget,
+                              steps=[1] * len(rows))
+
+    llm.row_prefixes.cache_clear()
+    first = step(opening, [0, 1])
+    kept = llm.row_prefixes(model_dir, "")  # as LocalChatModel asks for it
+    assert len(kept.entries) == 2 and kept.hits == 0
+    # The next step: the model's answer and a tool's result added to the first two; the third task starts.
+    later = [c + [{"role": "assistant", "content": a}, {"role": "user", "content": "Result: ticket 4711 is open."}]
+             for c, a in zip(opening[:2], first, strict=True)] + [opening[2]]
+    continued = step(later, [0, 1, 2])
+    # The two episodes' first prompts were reused whole; the new row may start from one of them (the system message).
+    assert kept.hits >= 2 and kept.reused_tokens > sum(len(str(c)) for c in opening[:2]) / 8
+    assert len(kept.entries) == 3  # each continued prompt replaced the one it extends; the new row was kept
+    llm.row_prefixes.cache_clear()
+    afresh = step(later, [0, 1, 2])
+    assert continued == afresh
