@@ -35,7 +35,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 
-from agentlearn import adapters, arg_kinds, graders, grammar, prompts, tools
+from agentlearn import adapters, arg_kinds, graders, grammar, optional_args, prompts, tools
 from agentlearn.accounts import Identity
 from agentlearn.episode_text import is_episode
 from agentlearn.memory import exemplars, insights, playbook, reflexion, retrieval, tool_retrieval
@@ -161,7 +161,7 @@ class Agent:
         self.chat = self.ws.chat(adapter_dir=adapter_dir, temperature=self.options.temperature,
                                  seed=self.options.seed)
         self._suites: dict[str, Suite | None] = {}
-        self._decoding: dict[str, tuple[int, dict[str, int]]] = {}
+        self._decoding: dict[str, tuple[int, dict[str, int], optional_args.OptionalRule]] = {}
         self._resolved: dict[str, RunOptions] = {}
         self.graph = self._compile()
 
@@ -275,7 +275,7 @@ class Agent:
         # prompt's exemplar room (prompts.fit_shots, settings.exemplar_tokens): that caps what is read, this what
         # is written; both count tokens by prompts.CHARS_PER_TOKEN.
         budget = max(self._decoding_for(ep.task.suite)[0] * ep.max_calls for ep in active)
-        offered = [grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1]) for ep in active]
+        offered = [self._offered(ep) for ep in active]
         on_row = (lambda i: self.on_answer(active[i])) if self.on_answer else None
         if self.on_step:
             self.on_step(len(active), max(len(ep.steps) for ep in active) + 1)
@@ -397,13 +397,23 @@ class Agent:
             ep.trial += 1
         return {"episodes": state["episodes"]}
 
-    def _decoding_for(self, suite: str) -> tuple[int, dict[str, int]]:
-        """(token budget, string and array bounds) for a suite's answers, both from its reference calls, read once."""
+    def _decoding_for(self, suite: str) -> tuple[int, dict[str, int], optional_args.OptionalRule]:
+        """(token budget, string and array bounds, optional arguments' rule) for a suite's answers, all from its
+        train split's references, read once."""
         if suite not in self._decoding:
-            calls = reference_calls(self.ws, suite)
+            train = [t for t in self.ws.repo.find(Task, suite=suite) if t.split == "train"]
+            calls = [t.expected for t in train]
+            optional = (optional_args.rule(train) if self.options.optional_args == "auto"
+                        else optional_args.OptionalRule())
             self._decoding[suite] = (token_budget(self.ws, suite, self.ws.settings.max_new_tokens, calls),
-                                     grammar.value_limits(calls) if calls else {})
+                                     grammar.value_limits(calls) if calls else {}, optional)
         return self._decoding[suite]
+
+    def _offered(self, ep: Episode) -> list[dict[str, Any]]:
+        """The tools an answer may call as the grammar (or an endpoint) is given them: optional arguments the
+        suite's references leave out removed (optional_args), strings and arrays bounded."""
+        _, limits, optional = self._decoding_for(ep.task.suite)
+        return grammar.with_value_limits(optional_args.applied(ep.tools, optional), limits)
 
     # --- entry --------------------------------------------------------------------------------
 
