@@ -94,7 +94,8 @@ class LocalChatModel(BaseChatModel):
         # are kept for the next step (RowPrefixes).
         kept = row_prefixes(self.model_dir, self.adapter_dir) if any(steps) else None
         if kept is not None:
-            kept.new_call()
+            with _generate_lock:
+                kept.new_call()
         may_answer = may_answer or [True] * len(chats)
         if tools is not None:  # a single call: the grammar writes the JSON; the tags are fixed text
             texts = [t if n else t + OPEN for t, n in zip(texts, steps, strict=True)]
@@ -307,8 +308,8 @@ class RowPrefixes:
     multi-turn prompt carries ~5k tokens of function schemas at every step. Bounded by bytes: a new
     prompt replaces the ones it extends; room is made by dropping prompts no row of the current call
     used (oldest first); what still does not fit is not kept (an episode of this call is not pushed out
-    by another of the same call, which would leave every row missing at the next step).
-    Used under llm's generation lock only.
+    by another of the same call, which would leave every row missing at the next step). A prompt the last
+    call did not use is dropped when the next one starts. Used under llm's generation lock only.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -319,6 +320,10 @@ class RowPrefixes:
         self.hits = self.misses = self.reused_tokens = 0
 
     def new_call(self) -> None:
+        """Start a generation call: prompts the last call neither used nor kept are dropped (their episodes
+        ended; an episode's rows come back at every call until it ends), so nothing outlives its run."""
+        for key in [k for k, e in self.entries.items() if e.call < self.call]:
+            self._drop(key)
         self.call += 1
 
     def longest(self, row: list[int]) -> tuple[int, _Kept | None]:
