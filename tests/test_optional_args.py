@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlearn import grammar, optional_args
+from agentlearn import optional_args
 from agentlearn.optional_args import OptionalRule
 from storage.records import CallReference, Reference, Task, ToolCall
 
