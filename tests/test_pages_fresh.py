@@ -107,7 +107,12 @@ def _import_peft(install: bool) -> str:
 
 
 def test_importing_peft_prints_the_kernel_notice_only_without_the_filter():
-    assert "pip install kernels" in _import_peft(install=False)  # what a CPU job log showed
+    from bitsandbytes.functional import has_avx512bf16
+
+    # bitsandbytes looks for the hub kernel, and logs the notice when it is missing, only on CPUs with
+    # AVX512-BF16; elsewhere there is no notice to filter (the filter itself is tested above).
+    if has_avx512bf16():
+        assert "pip install kernels" in _import_peft(install=False)  # what a CPU job log showed
     assert "gemm_4bit" not in _import_peft(install=True)
 
 
