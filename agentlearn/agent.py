@@ -401,7 +401,7 @@ class Agent:
         """(token budget, string and array bounds, optional arguments' rule) for a suite's answers, all from its
         train split's references, read once."""
         if suite not in self._decoding:
-            train = [t for t in self.ws.repo.find(Task, suite=suite) if t.split == "train"]
+            train = self.ws.repo.find(Task, suite=suite, split="train")
             calls = [t.expected for t in train]
             optional = (optional_args.rule(train) if self.options.optional_args == "auto"
                         else optional_args.OptionalRule())

@@ -293,9 +293,7 @@ def _prefill_kept(model: Any, static: Any, entry: Any, length: int, row: list[in
                      position_ids=positions, past_key_values=past, use_cache=True).past_key_values
     for layer_index, layer in enumerate(static.layers):
         keys, values = past.layers[layer_index].keys, past.layers[layer_index].values
-        if not layer.is_initialized:
-            like = keys[:1, :, :1]
-            layer.lazy_initialization(like.expand(batch, -1, -1, -1), like.expand(batch, -1, -1, -1))
+        _allocate(layer, keys, batch)
         layer.keys[n, :, width - 1 - len(row):width - 1] = keys[0]
         layer.values[n, :, width - 1 - len(row):width - 1] = values[0]
 
@@ -411,15 +409,20 @@ def _prefill_rows(model: Any, static: Any, prefix: Any, rests: list[list[int]], 
         source = prefix.layers[layer_index] if prefix is not None else None
         if new_k is None and source is None:
             continue  # one-token prompts: nothing to prefill, generate() fills the cache
-        if not layer.is_initialized:  # allocate the whole batch's tensors, shaped like this model's keys
-            like = (new_k[layer_index] if new_k is not None else source.keys)[:1, :, :1]
-            layer.lazy_initialization(like.expand(batch, -1, -1, -1), like.expand(batch, -1, -1, -1))
+        _allocate(layer, new_k[layer_index] if new_k is not None else source.keys, batch)
         if source is not None:
             layer.keys[index, :, :shared] = source.keys
             layer.values[index, :, :shared] = source.values
         if new_k is not None:
             layer.keys[index, :, width - 1 - span:width - 1] = new_k[layer_index]
             layer.values[index, :, width - 1 - span:width - 1] = new_v[layer_index]
+
+
+def _allocate(layer: Any, keys: Any, batch: int) -> None:
+    """Allocate a static cache layer's tensors for the whole batch, shaped like this model's `keys`, once."""
+    if not layer.is_initialized:
+        like = keys[:1, :, :1]
+        layer.lazy_initialization(like.expand(batch, -1, -1, -1), like.expand(batch, -1, -1, -1))
 
 
 @lru_cache(maxsize=4)

@@ -21,10 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.records import CallReference, Task
+from agentlearn.suites.references import OMIT, reference_of
+from storage.records import Task
 
 MIN_CASES = 5  # fewer cases than this say too little about a suite: optional arguments stay offered
-OMIT = ""  # in a reference's acceptable values: the argument may be left out (suites.references.OMIT)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def rule(tasks: list[Task]) -> OptionalRule:
         if task.split != "train":
             continue
         schemas = {t.get("name"): t.get("parameters") or {} for t in task.tools if isinstance(t, dict)}
-        for ref in _reference_calls(task):
+        for ref in reference_of(task).calls:
             params = schemas.get(ref.name)
             if not isinstance(params, dict) or not isinstance(params.get("properties"), dict):
                 continue
@@ -70,15 +70,6 @@ def rule(tasks: list[Task]) -> OptionalRule:
         return OptionalRule(cases=total, needed=total_needed)
     kept = frozenset(k for k, n in cases.items() if n >= 2 and needed[k] * 2 > n)
     return OptionalRule(leave_out=True, kept=kept, cases=total, needed=total_needed)
-
-
-def _reference_calls(task: Task) -> list[CallReference]:
-    """The task's expected calls with their acceptable values (a plain expected call: its one value each)."""
-    if task.reference is not None:
-        return task.reference.calls
-    if task.expected is None or not task.expected.name:
-        return []
-    return [CallReference(name=task.expected.name, arguments={k: [v] for k, v in task.expected.arguments.items()})]
 
 
 def applied(tools: list[dict[str, Any]], optional: OptionalRule) -> list[dict[str, Any]]:
