@@ -231,10 +231,11 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: i
     found = [kept.longest(row) if kept is not None else (0, None) for row in ids]
     found = [(min(n, len(row) - 1), entry) if n > max(shared, MIN_SHARED_PREFIX - 1) else (0, None)
              for (n, entry), row in zip(found, ids, strict=True)]
+    leads = [0 if length else shared for length, _ in found]  # tokens laid out at the left of each row
     input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     for n, row in enumerate(ids):
-        lead = 0 if found[n][0] else shared
+        lead = leads[n]
         rest = row[lead:]
         input_ids[n, :lead], mask[n, :lead] = torch.tensor(row[:lead]), 1
         input_ids[n, width - len(rest):], mask[n, width - len(rest):] = torch.tensor(rest), 1
@@ -259,8 +260,7 @@ def _with_shared_prefix(model: Any, ids: list[list[int]], pad_id: int, budget: i
                 layer.cumulative_length_int = width - 1
         if kept is not None:
             for n, row in enumerate(ids):
-                lead = 0 if found[n][0] else shared
-                kept.put(row[:-1], [_row_tensors(layer, n, lead, len(row) - 1, width) for layer in static.layers])
+                kept.put(row[:-1], [_row_tensors(layer, n, leads[n], len(row) - 1, width) for layer in static.layers])
         return static
 
     return enc, cache
