@@ -39,6 +39,13 @@ class Caches:
         self.put(name, version, value)
         return value
 
+    def previous(self, name: object) -> Any:
+        """The value kept under `name` whatever its version (None if none): a build that brings an old
+        value up to date instead of starting over."""
+        with self.lock:
+            hit = self._values.get(name)
+        return None if hit is None else hit[1]
+
     def put(self, name: object, version: tuple, value: object) -> None:
         """Replace a value (a writer that folded its own change in, instead of a rebuild)."""
         with self.lock:

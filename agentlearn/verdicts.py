@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from storage.records import Label, Resolution, Trajectory
+from storage.records import Label, Resolution, Task, Trajectory
 
 
 def human_verdict(labels: Iterable[Label]) -> str | None:
@@ -29,16 +29,43 @@ def latest_resolution(resolutions: Iterable[Resolution]) -> Resolution | None:
     return ordered[-1] if ordered else None
 
 
-def succeeded(trajectory: Trajectory, labels: Iterable[Label] = (),
-              resolutions: Iterable[Resolution] = ()) -> bool | None:
-    """The verdict learning uses; None when nobody and no verifier has judged the run."""
+def people_succeeded(labels: Iterable[Label] = (), resolutions: Iterable[Resolution] = ()) -> bool | None:
+    """What people said: a reviewer's resolution, else the labels' majority; None when nobody judged."""
     ruling = latest_resolution(resolutions)
     if ruling is not None:
         return ruling.verdict == "success"
     people = human_verdict(labels)
+    return None if people is None else people == "success"
+
+
+def succeeded(trajectory: Trajectory, labels: Iterable[Label] = (),
+              resolutions: Iterable[Resolution] = ()) -> bool | None:
+    """The verdict learning uses; None when nobody and no verifier has judged the run."""
+    people = people_succeeded(labels, resolutions)
     if people is not None:
-        return people == "success"
+        return people
     return trajectory.verdict.success if trajectory.verdict is not None else None
+
+
+def verifier_category(trajectory: Trajectory, task: Task | None = None) -> str:
+    """The error category a failed run's verifier verdict (and its task's expected tool) implies ('' when none)."""
+    if trajectory.tool_call is None:
+        return "format"
+    if task is not None and trajectory.tool_call.name != task.expected.name:
+        return "wrong tool"
+    verdict = trajectory.verdict
+    if verdict is None:
+        return ""
+    if verdict.scores.get("name_match", 1.0) < 1.0:
+        return "wrong tool"
+    statuses = {a.status for a in verdict.arguments}
+    if "missing" in statuses:
+        return "missing argument"
+    if statuses & {"wrong", "unexpected"}:
+        return "wrong argument"
+    if verdict.scores.get("valid_json", 1.0) < 1.0 or verdict.scores.get("schema_valid", 1.0) < 1.0:
+        return "format"
+    return ""
 
 
 class Judge:
@@ -55,8 +82,9 @@ class Judge:
     def succeeded(self, trajectory: Trajectory) -> bool | None:
         return succeeded(trajectory, self.labels.get(trajectory.id, ()), self.resolutions.get(trajectory.id, ()))
 
-    def judged_by_people(self, trajectory_id: str) -> bool:
-        return bool(self.labels.get(trajectory_id) or self.resolutions.get(trajectory_id))
+    def people_succeeded(self, trajectory_id: str) -> bool | None:
+        """People's verdict on a run (a resolution, then labels) without reading the run; None if not judged."""
+        return people_succeeded(self.labels.get(trajectory_id, ()), self.resolutions.get(trajectory_id, ()))
 
 
 def judge(ws) -> Judge:

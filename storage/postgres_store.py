@@ -463,6 +463,21 @@ class PostgresRepository:
             cur.execute("SELECT version, deletes FROM al_versions WHERE tbl = %s", (kind.table,))
             return tuple(cur.fetchone())
 
+    def changes_since(self, kind: type[R], version: tuple) -> tuple[list[R], tuple] | None:
+        """The rows written since `version` (one query on the seq index; every row for `()`), and the version
+        they bring it to; None after a deletion (what is gone cannot be listed). Nothing read here is kept
+        in the records cache: a reader of changes keeps what it needs of them."""
+        self._check_kind(kind)
+        with self._transaction(repeatable=True) as cur:
+            cur.execute("SELECT version, deletes FROM al_versions WHERE tbl = %s", (kind.table,))
+            now_at = tuple(cur.fetchone())
+            if version and (len(version) != 2 or version[1] != now_at[1]):
+                return None
+            cur.execute(f"SELECT id, doc::text FROM {table_name(kind)} WHERE seq > %s",
+                        (version[0] if version else -1,))
+            records = [self._parse(kind, record_id, text) for record_id, text in cur]
+        return sorted(records, key=lambda r: (r.created, r.id)), now_at
+
     # --- vectors --------------------------------------------------------------------------------
 
     def vector_table(self, name: str) -> PostgresVectorTable:

@@ -48,3 +48,8 @@ class Repository(Protocol):
 
     def version(self, kind: type[Record]) -> tuple:
         """A value that changes whenever the table changes (for caches above)."""
+
+    def changes_since(self, kind: type[R], version: tuple) -> tuple[list[R], tuple] | None:
+        """The records written (added or replaced) since the table was at `version` (all of them for `()`),
+        oldest first, and the version they bring it to; None when the store cannot tell (a deletion since,
+        or a backend that keeps no write order): the caller reads everything again."""

@@ -641,6 +641,10 @@ class TinyDBRepository:
                     total += len(shard.records())
         return total
 
+    def changes_since(self, kind: type[R], version: tuple) -> None:
+        """None: the files keep no write order, so a reader of changes reads everything again."""
+        return None
+
     def version(self, kind: type[Record]) -> tuple:
         """Changes whenever any shard file of the table changes."""
         folder = self.root / kind.table

@@ -8,6 +8,7 @@ the store, so a write by another process or workspace (its version changes) make
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agentlearn import verdicts
 from agentlearn.tasks import request_text
 from agentlearn.workspace import Workspace
 from storage.files import write_atomic
@@ -44,6 +46,7 @@ class TrajectoryIndex:
     split: np.ndarray
     created: np.ndarray  # seconds since the epoch (UTC), float64
     verifier: np.ndarray  # 1 success, 0 fail, -1 no verdict
+    category: np.ndarray  # the error category the verifier's fail implies ("" otherwise: verdicts.verifier_category)
     model: np.ndarray
     adapter: np.ndarray
     method: np.ndarray
@@ -52,15 +55,19 @@ class TrajectoryIndex:
     text: np.ndarray  # lower-cased request + output + call (and an episode's calls and answers), for search
     facets: dict[str, list[str]] = field(default_factory=dict)
     position: dict[str, int] = field(default_factory=dict)
+    unsaved: int = 0  # rows changed since the index file was written
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
-FIELDS = ("ids", "task_id", "suite", "split", "created", "verifier", "model", "adapter", "method", "source",
-          "output_hash", "text")
-INDEX_FORMAT = 3  # bump when the columns or facets change, so an old file on disk is not used
+FIELDS = ("ids", "task_id", "suite", "split", "created", "verifier", "category", "model", "adapter", "method",
+          "source", "output_hash", "text")
+DTYPES = {"created": np.float64, "verifier": np.int8, "output_hash": np.int64}
+FACETS = ("suite", "split", "model", "adapter", "method", "source")
+INDEX_FORMAT = 4  # bump when the columns or facets change, so an old file on disk is not used
 SAVE_INDEX_FROM = 5000  # trajectories; smaller stores rebuild faster than they load from the file
+RESAVE_SHARE = 0.05  # write the file again once this share of its rows changed since it was written
 
 
 def _steps_text(t: Trajectory) -> str:
@@ -71,24 +78,75 @@ def _steps_text(t: Trajectory) -> str:
     return "\n" + " ".join(said)
 
 
-def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
+def _columns(ws: Workspace, trajectories: list[Trajectory]) -> dict[str, np.ndarray]:
+    """The index's columns for these trajectories, in their order."""
     tasks = task_map(ws)
     requests = {tid: request_text(t.input) for tid, t in tasks.items()}
     rows = [(t.id, t.task_id, t.suite, t.split, t.created.timestamp(),
-             -1 if t.verdict is None else int(t.verdict.success), t.model, t.adapter, t.memory.method, t.source,
-             hashlib.blake2b(t.output.encode(), digest_size=8).digest(),
+             -1 if t.verdict is None else int(t.verdict.success),
+             verdicts.verifier_category(t, tasks.get(t.task_id)) if t.verdict is not None and not t.verdict.success
+             else "",
+             t.model, t.adapter, t.memory.method, t.source,
+             int.from_bytes(hashlib.blake2b(t.output.encode(), digest_size=8).digest(), "little", signed=True),
              f"{requests.get(t.task_id, '')}\n{t.output}\n{t.tool_call.name if t.tool_call else ''}"
              f"{_steps_text(t)}".lower())
-            for t in ws.repo.all(Trajectory)]
+            for t in trajectories]
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(FIELDS)
-    dtypes = {"created": np.float64, "verifier": np.int8}
-    arrays = {name: np.array(col, dtype=dtypes.get(name, object)) for name, col in zip(FIELDS, cols, strict=True)}
-    arrays["output_hash"] = np.array([int.from_bytes(b, "little", signed=True) for b in arrays["output_hash"]],
-                                     dtype=np.int64)
-    index = TrajectoryIndex(version=version, **arrays)
+    return {name: np.array(col, dtype=DTYPES.get(name, object)) for name, col in zip(FIELDS, cols, strict=True)}
+
+
+def _facets(columns: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    return {name: sorted(str(v) for v in pd.unique(columns[name]) if v) for name in FACETS}
+
+
+def _index(version: tuple, columns: dict[str, np.ndarray], unsaved: int) -> TrajectoryIndex:
+    index = TrajectoryIndex(version=version, unsaved=unsaved, **columns)
     index.position = {i: n for n, i in enumerate(index.ids)}
-    index.facets = {name: sorted(str(v) for v in pd.unique(getattr(index, name)) if v)
-                    for name in ("suite", "split", "model", "adapter", "method", "source")}
+    index.facets = _facets(columns)
+    return index
+
+
+def _build_trajectory_index(ws: Workspace, task_version: tuple) -> TrajectoryIndex:
+    """Every trajectory read once: without keeping the parsed records where the store can list them all
+    (PostgreSQL), else from the store's own records."""
+    every = ws.repo.changes_since(Trajectory, ())
+    runs, at = every if every is not None else (ws.repo.all(Trajectory), ws.repo.version(Trajectory))
+    return _index((at, task_version), _columns(ws, runs), unsaved=len(runs))
+
+
+def _updated(ws: Workspace, old: TrajectoryIndex, version: tuple) -> TrajectoryIndex | None:
+    """`old` brought up to the store with only the trajectories written since it was built (a dashboard
+    beside collectors that keep adding runs, or a restart after them); None when that cannot be done (the
+    tasks changed, a run was deleted, or the store keeps no write order)."""
+    if old.version[1] != version[1]:
+        return None
+    changes = ws.repo.changes_since(Trajectory, old.version[0])
+    if changes is None:
+        return None
+    written, trajectories_at = changes
+    if not written:
+        return dataclasses.replace(old, version=(trajectories_at, version[1]))
+    new = _columns(ws, written)
+    at = np.array([old.position.get(i, -1) for i in new["ids"]], dtype=np.int64)
+    replaced, added = at >= 0, at < 0
+    columns = {}
+    for name in FIELDS:
+        column = getattr(old, name)
+        if replaced.any():
+            column = column.copy()  # readers may hold the old index (and a file's arrays are read-only)
+            column[at[replaced]] = new[name][replaced]
+        columns[name] = np.concatenate([column, new[name][added]])
+    version = (trajectories_at, version[1])
+    unsaved = old.unsaved + len(written)
+    if added.any() and len(old) and new["created"][added].min() < old.created[-1]:
+        order = np.lexsort((columns["ids"].astype(str), columns["created"]))  # the store's order: oldest first
+        return _index(version, {name: column[order] for name, column in columns.items()}, unsaved)
+    # Appended after the old rows (runs arrive newest last): the old positions and facets still hold.
+    index = TrajectoryIndex(version=version, unsaved=unsaved, **columns)
+    index.position = dict(old.position)
+    index.position.update((i, len(old) + n) for n, i in enumerate(new["ids"][added]))
+    index.facets = {name: sorted(set(old.facets.get(name, [])) | set(values))
+                    for name, values in _facets(new).items()}
     return index
 
 
@@ -97,22 +155,32 @@ def _index_files(ws: Workspace) -> tuple[Path, Path]:
     return folder / "trajectory-index.parquet", folder / "trajectory-index.json"
 
 
-def _load_index_file(ws: Workspace, version: tuple) -> TrajectoryIndex | None:
-    """The index saved by an earlier process, if the store has not changed since (restarts stay fast)."""
+def _load_index_file(ws: Workspace) -> TrajectoryIndex | None:
+    """The index saved by an earlier process (restarts stay fast), at the store version it was saved at."""
     table, meta = _index_files(ws)
     try:
         saved = json.loads(meta.read_text())
-        if saved.get("format") != INDEX_FORMAT or saved.get("version") != json.loads(json.dumps(version)):
+        if saved.get("format") != INDEX_FORMAT or saved.get("store") != _store_key(ws):
             return None
         df = pd.read_parquet(table)
-    except (OSError, ValueError, KeyError):
+        version = _tuples(saved["version"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    dtypes = {"created": np.float64, "verifier": np.int8, "output_hash": np.int64}
-    index = TrajectoryIndex(version=version, **{name: df[name].to_numpy(dtype=dtypes.get(name, object))
+    index = TrajectoryIndex(version=version, **{name: df[name].to_numpy(dtype=DTYPES.get(name, object))
                                                 for name in FIELDS})
     index.position = {i: n for n, i in enumerate(index.ids)}
     index.facets = saved["facets"]
     return index
+
+
+def _tuples(value):
+    """A version read back from JSON: its lists as the tuples the store reported."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _store_key(ws: Workspace) -> str:
+    """Which store an index file was built from (a folder or a database, its password left out)."""
+    return hashlib.sha256((ws.settings.database_url or str(ws.settings.home)).encode()).hexdigest()[:16]
 
 
 def _save_index_file(ws: Workspace, index: TrajectoryIndex) -> None:
@@ -120,26 +188,34 @@ def _save_index_file(ws: Workspace, index: TrajectoryIndex) -> None:
     try:
         table.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(table, pd.DataFrame({name: getattr(index, name) for name in FIELDS}).to_parquet())
-        write_atomic(meta, json.dumps({"format": INDEX_FORMAT, "version": index.version,
+        write_atomic(meta, json.dumps({"format": INDEX_FORMAT, "store": _store_key(ws), "version": index.version,
                                        "facets": index.facets}).encode())
+        index.unsaved = 0
     except (OSError, ValueError):
         pass  # only a cache: the next start rebuilds it
 
 
 def trajectory_index(ws: Workspace) -> TrajectoryIndex:
-    """The cached column index of all trajectories (rebuilt when the trajectory or task table changes)."""
+    """The cached column index of all trajectories: brought up to date with the runs written since it was
+    built where the store can list them, rebuilt when that cannot be done."""
     version = (ws.repo.version(Trajectory), ws.repo.version(Task))
 
     def build() -> TrajectoryIndex:
-        index = _load_index_file(ws, version)
+        kept = ws.caches.previous("trajectories")
+        index = None
+        for old in (kept, _load_index_file(ws) if kept is None else None):
+            if old is not None:
+                index = old if old.version == version else _updated(ws, old, version)
+                if index is not None:
+                    break
         if index is None:
-            index = _build_trajectory_index(ws, version)
-            if len(index) >= SAVE_INDEX_FROM:
-                _save_index_file(ws, index)
+            index = _build_trajectory_index(ws, version[1])
             # The parsed store is millions of long-lived objects; left to the cyclic garbage collector,
             # every full collection walks them again and a page run takes seconds instead of 0.1 s.
             gc.collect()
             gc.freeze()
+        if len(index) >= SAVE_INDEX_FROM and index.unsaved > RESAVE_SHARE * len(index):
+            _save_index_file(ws, index)
         return index
 
     return ws.caches.get("trajectories", version, build)

@@ -12,7 +12,7 @@ from agentlearn.feedback.index import mask_of, task_map, trajectory_index
 from agentlearn.feedback.labels import label_index
 from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
-from storage.records import EvalRun, Label, Trajectory
+from storage.records import EvalRun, Label
 
 
 @dataclass
@@ -151,12 +151,11 @@ def success_by_method(ws: Workspace, suite: str = "") -> pd.DataFrame:
     """
     idx = trajectory_index(ws)
     judge = verdicts.judge(ws)
-    judged = [tid for tid in idx.ids if judge.judged_by_people(tid)] if (judge.labels or judge.resolutions) else []
     human = np.full(len(idx), -1, np.int8)
-    for tid in judged:
-        traj = ws.repo.get(Trajectory, tid)
-        if traj is not None:
-            human[idx.position[tid]] = int(bool(judge.succeeded(traj)))
+    for tid in set(judge.labels) | set(judge.resolutions):  # people's verdict: the run itself need not be read
+        n = idx.position.get(tid)
+        if n is not None:
+            human[n] = int(bool(judge.people_succeeded(tid)))
     df = pd.DataFrame({"method": idx.method, "verifier": idx.verifier, "human": human})
     if suite:
         df = df[idx.suite == suite]

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from agentlearn import policy, verdicts
 from agentlearn.accounts import Identity
-from agentlearn.feedback.index import task_map
+from agentlearn.feedback.index import mask_of, trajectory_index
 from agentlearn.workspace import Workspace
 from storage.records import DEFAULT_ERROR_CATEGORIES, Label, Resolution, Suite, Task, Trajectory
 
@@ -87,27 +88,6 @@ def check_label_categories(ws: Workspace, suite: str, ticked: Sequence[str]) -> 
     return list(dict.fromkeys(ticked))
 
 
-def verifier_category(trajectory: Trajectory, task: Task | None = None) -> str:
-    """The category a failed run's verifier verdict (and its task's expected tool) implies ('' when none)."""
-    if trajectory.tool_call is None:
-        return "format"
-    if task is not None and trajectory.tool_call.name != task.expected.name:
-        return "wrong tool"
-    verdict = trajectory.verdict
-    if verdict is None:
-        return ""
-    if verdict.scores.get("name_match", 1.0) < 1.0:
-        return "wrong tool"
-    statuses = {a.status for a in verdict.arguments}
-    if "missing" in statuses:
-        return "missing argument"
-    if statuses & {"wrong", "unexpected"}:
-        return "wrong argument"
-    if verdict.scores.get("valid_json", 1.0) < 1.0 or verdict.scores.get("schema_valid", 1.0) < 1.0:
-        return "format"
-    return ""
-
-
 def failures_by_category(ws: Workspace, suite: str = "", trajectory_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Failed runs per error category (COLUMNS); every category of the suite has a row, zero included.
 
@@ -123,23 +103,24 @@ def failures_by_category(ws: Workspace, suite: str = "", trajectory_ids: Sequenc
 
 
 def _failures(ws: Workspace, suite: str, trajectory_ids: Sequence[str] | None) -> pd.DataFrame:
-    if trajectory_ids is not None:
-        wanted = set(trajectory_ids)
-        runs = [t for t in ws.repo.all(Trajectory) if t.id in wanted]
-    else:
-        runs = [t for t in ws.repo.all(Trajectory) if not suite or t.suite == suite]
+    idx = trajectory_index(ws)
+    wanted = mask_of(idx, trajectory_ids) if trajectory_ids is not None else (idx.suite == suite) if suite else None
     judge = verdicts.judge(ws)
-    tasks = task_map(ws)
-    people, machine, failed = Counter(), Counter(), 0
-    for t in runs:
-        if judge.succeeded(t) is not False:
+    people, failed = Counter(), 0
+    judged = np.zeros(len(idx), dtype=bool)
+    for tid in set(judge.labels) | set(judge.resolutions):
+        n = idx.position.get(tid)
+        if n is None or (wanted is not None and not wanted[n]):
             continue
-        failed += 1
-        ticked = _ticked(judge.labels.get(t.id, []))
-        if judge.judged_by_people(t.id):
-            people.update(ticked or [UNCATEGORISED])
-        else:
-            machine[verifier_category(t, tasks.get(t.task_id)) or UNCATEGORISED] += 1
+        judged[n] = True
+        if judge.people_succeeded(tid) is False:
+            failed += 1
+            people.update(_ticked(judge.labels.get(tid, [])) or [UNCATEGORISED])
+    # The others as the verifier judged them: its category was worked out when the run entered the index.
+    by_verifier = (idx.verifier == 0) & ~judged & (wanted if wanted is not None else True)
+    machine = Counter({c or UNCATEGORISED: int(n) for c, n in
+                       zip(*np.unique(idx.category[by_verifier].astype(str), return_counts=True), strict=True)})
+    failed += int(by_verifier.sum())
     names = categories(ws, suite) if suite else list(DEFAULT_ERROR_CATEGORIES)
     names += [c for c in list(people) + list(machine) if c not in names and c != UNCATEGORISED]
     names.append(UNCATEGORISED)
