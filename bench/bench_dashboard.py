@@ -1,9 +1,15 @@
-"""How fast the labeling queue is at 1k and 100k trajectories: library calls, AppTest runs, a real browser.
+"""How fast the dashboard is at 1k and 100k trajectories (1M on PostgreSQL): library calls, AppTest runs,
+a real browser.
 
     .venv/bin/python -m bench.bench_dashboard                 # 1k and 100k, with the browser
     .venv/bin/python -m bench.bench_dashboard --sizes 1000 --no-browser
+    .venv/bin/python -m bench.bench_dashboard --store postgres --sizes 1000000 [--database-url URL]
 
-Workspaces are generated once under bench/results/ (gitignored) and reused. Figures printed:
+Workspaces are generated once under bench/results/ (gitignored) and reused; on PostgreSQL (a temporary
+server, or --database-url: a database this bench filled before is reused when it holds the same number
+of trajectories) the home keeps only the dashboard's cache folder. Figures printed:
+
+- overview: the functions the Overview page (the first page) calls, each with the indexes built;
 - index/labels/queue: the functions the Trajectories page calls (index from the parsed store, index from
   its file after a restart, the queue with filters, search, a label written and the queue recomputed);
 - assignment: the suite set to 2 annotators per item and 50 items held open by other people (claims),
@@ -12,8 +18,10 @@ Workspaces are generated once under bench/results/ (gitignored) and reused. Figu
   workspace, so their S then N / N figures include overlap and claims;
 - AppTest: a full script run of the Trajectories page, first in this process (store parsed cold) and
   then warm, and the runs behind the keys K (next) and S then N (label, submit and next);
-- browser: `streamlit run` + Chromium, the first page load of a fresh server, a page load on a warm
-  server, and the time from pressing K / N until the next trajectory is on screen.
+- browser: `streamlit run` + Chromium: Overview (the page the dashboard opens on) until its last table
+  shows, first on a fresh server and then warm; the same for Trajectories; and the time from pressing
+  K / N until the next trajectory is on screen. Each twice: a server that builds the index itself, then
+  a restarted one that finds it in the cache folder (on PostgreSQL, runs written meanwhile are added).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from pathlib import Path
 
 from agentlearn import caches
 from agentlearn.embeddings import hash_encode
-from agentlearn.feedback import claims, index, labels, queue
+from agentlearn.feedback import claims, index, labels, queue, reports, rubric, team
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import open_repository
@@ -66,9 +74,9 @@ REQUESTS = [("reset_password", "username", "Reset the password of user{n}, send 
             ("grant_access", "group", "Add me to the group team{n} please.")]
 
 
-def generate(home: Path, n: int) -> None:
+def generate(home: Path, n: int, database_url: str = "") -> None:
     """A workspace with 40 tasks, n trajectories (half verified successes) and labels on 10% of them."""
-    repo = open_repository(str(home / "store"))
+    repo = open_repository(str(home / "store"), database_url)
     rng = random.Random(n)
     tools = [{"name": name, "description": name, "parameters": {"type": "object", "properties": {arg: {"type": "string"}},
                                                                  "required": [arg]}} for name, arg, _ in REQUESTS]
@@ -103,15 +111,19 @@ def generate(home: Path, n: int) -> None:
         repo.put_many(labels[i:i + 20_000])
 
 
-def workspace_for(n: int) -> Path:
-    home = RESULTS / f"ws-{n}"
-    if not (home / ".complete").exists():
+def workspace_for(n: int, database_url: str = "") -> Path:
+    home = RESULTS / (f"ws-pg-{n}" if database_url else f"ws-{n}")
+    done = (open_repository("", database_url).count(Trajectory) == n if database_url
+            else (home / ".complete").exists())
+    if not done:
         shutil.rmtree(home, ignore_errors=True)
         t = time.perf_counter()
-        generate(home, n)
-        (home / ".complete").write_text("")
+        generate(home, n, database_url)
+        if not database_url:
+            (home / ".complete").write_text("")
         print(f"  generated {n:,} trajectories in {time.perf_counter() - t:.0f} s")
     shutil.rmtree(home / "cache", ignore_errors=True)  # measure the index build, not a left-over file
+    home.mkdir(parents=True, exist_ok=True)
     return home
 
 
@@ -122,10 +134,8 @@ def timed(rows: list, what: str):
     rows.append((what, time.perf_counter() - t))
 
 
-def bench_library(home: Path, rows: list) -> None:
-    ws = open_workspace(Settings(home=home), encoder=hash_encode)
-    with timed(rows, "store parsed cold (repo.all, once per process)"):
-        ws.repo.all(Trajectory)
+def bench_library(home: Path, rows: list, database_url: str) -> None:
+    ws = open_workspace(Settings(home=home, database_url=database_url), encoder=hash_encode)
     caches.clear_all()
     with timed(rows, "index.trajectory_index, built (then saved)"):
         index.trajectory_index(ws)
@@ -134,6 +144,7 @@ def bench_library(home: Path, rows: list) -> None:
         index.trajectory_index(ws)
     with timed(rows, "labels.label_index, built"):
         labels.label_index(ws)
+    bench_overview(ws, rows)
     f = queue.Filters(status="not labeled by me")
     with timed(rows, "queue.queue (not labeled by me)"):
         ids = queue.queue(ws, f, me="zoe")
@@ -145,6 +156,19 @@ def bench_library(home: Path, rows: list) -> None:
     with timed(rows, "labels.bulk_accept_count over the whole queue"):
         labels.bulk_accept_count(ws, ids, "zoe")
     bench_assignment(ws, rows)
+
+
+def bench_overview(ws, rows: list) -> None:
+    for what, call in (("overview: success_over_time", lambda: reports.success_over_time(ws, suite=SUITE)),
+                       ("overview: success_by_method", lambda: reports.success_by_method(ws, suite=SUITE)),
+                       ("overview: failures_by_category", lambda: rubric.failures_by_category(ws, SUITE)),
+                       ("overview: progress_by_suite", lambda: reports.progress_by_suite(ws)),
+                       ("overview: progress_by_annotator", lambda: reports.progress_by_annotator(ws)),
+                       ("overview: team_table", lambda: team.team_table(ws)),
+                       ("overview: kappa (people-verifier, people)", lambda: (reports.kappa_human_verifier(ws, SUITE),
+                                                                             reports.kappa_between_people(ws, SUITE)))):
+        with timed(rows, what):
+            call()
 
 
 OTHERS = 50  # people (or tabs) holding an item open while the bench labels
@@ -176,7 +200,7 @@ def bench_assignment(ws, rows: list) -> None:
             current = claims.take(ws, ids[ids.index(nxt):] if nxt in ids else ids, "zoe")
 
 
-def bench_apptest(home: Path, rows: list) -> None:
+def bench_apptest(home: Path, rows: list, database_url: str) -> None:
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
 
@@ -190,10 +214,17 @@ def bench_apptest(home: Path, rows: list) -> None:
 
     PagesManager.__init__ = init
     os.environ["AGENTLEARN_HOME"], os.environ["AGENTLEARN_DEMO"] = str(home), "0"
+    os.environ["AGENTLEARN_DATABASE_URL"] = database_url
     _ui.ENCODER = hash_encode
     _ui.clear()
-    hold_items_open(open_workspace(Settings(home=home), encoder=hash_encode))  # fresh claims for the page runs
+    hold_items_open(open_workspace(Settings(home=home, database_url=database_url), encoder=hash_encode))
     try:
+        for label in ("AppTest: open Overview (the first page), first in this process", "AppTest: open Overview, warm"):
+            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+            at.query_params["annotator"] = "zoe"
+            with timed(rows, label):
+                at.run()
+            assert not at.exception, at.exception
         for label in ("AppTest: open Trajectories, first in this process", "AppTest: open Trajectories, warm"):
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
             at.query_params["annotator"] = "zoe"
@@ -219,9 +250,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(home: Path) -> tuple[subprocess.Popen, str]:
+def _serve(home: Path, database_url: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    env = dict(os.environ, AGENTLEARN_HOME=str(home), AGENTLEARN_DEMO="0", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, AGENTLEARN_HOME=str(home), AGENTLEARN_DEMO="0", HF_HUB_OFFLINE="1",
+               AGENTLEARN_DATABASE_URL=database_url)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
                              "--server.port", str(port), "--server.fileWatcherType", "none"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -249,23 +281,32 @@ def _settle(page, quiet: float = 0.6, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def bench_browser(home: Path, rows: list) -> None:
+def bench_browser(home: Path, rows: list, database_url: str) -> None:
     from playwright.sync_api import sync_playwright
 
     shutil.rmtree(home / "cache", ignore_errors=True)  # the first server builds the index itself
-    hold_items_open(open_workspace(Settings(home=home), encoder=hash_encode))
+    ws = open_workspace(Settings(home=home, database_url=database_url), encoder=hash_encode)
+    hold_items_open(ws)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         for start in ("fresh server, no index file", "restarted server, index file"):
-            proc, url = _serve(home)
+            proc, url = _serve(home, database_url)
             try:
+                overview = browser.new_page(viewport={"width": 1500, "height": 1100})
+                for label in (f"browser: Overview until its last table shows, {start}",
+                              "browser: Overview, warm server"):
+                    with timed(rows, label):
+                        overview.goto(f"{url}/?annotator=zoe")
+                        overview.get_by_role("heading", name="Team").wait_for(timeout=600_000)
+                    _settle(overview)
+                overview.close()
                 page = browser.new_page(viewport={"width": 1500, "height": 1100})
                 shown = page.get_by_text(re.compile(r"^trajectory \w+ · suite"))
                 for label in (f"browser: first page load, {start}", "browser: page load, warm server"):
                     with timed(rows, label):
                         page.goto(f"{url}/trajectories?annotator=zoe")
                         shown.first.wait_for(timeout=300_000)
-                _settle(page)  # let the run that fills the query string finish: a key pressed during it is lost
+                _settle(page, quiet=1.5)  # let the run that fills the query string finish: a key pressed during it is lost
                 for label, k, wait in (("browser: K until the next trajectory shows", "k", None),
                                        ("browser: S until the verdict shows", "s", "verdict: success"),
                                        ("browser: N (submit) until the next trajectory shows", "n", None)):
@@ -295,6 +336,9 @@ def bench_browser(home: Path, rows: list) -> None:
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=30)
+            # A run written while the dashboard is down (a collector): the restarted server adds it to its index.
+            last = ws.repo.get(Trajectory, str(index.trajectory_index(ws).ids[-1]))
+            ws.repo.put(last.model_copy(update={"id": f"late{time.time_ns()}", "created": now()}))
         browser.close()
 
 
@@ -302,22 +346,45 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--store", choices=["tinydb", "postgres"], default="tinydb")
+    ap.add_argument("--database-url", default="", help="a PostgreSQL database to fill (or reuse); default: a "
+                                                        "temporary server (with --store postgres)")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    print(f"agentlearn dashboard benchmark · {os.cpu_count()} CPUs")
-    for n in args.sizes:
-        print(f"\n== {n:,} trajectories ==")
-        home = workspace_for(n)
-        rows: list[tuple[str, float]] = []
-        try:
-            bench_library(home, rows)
-            bench_apptest(home, rows)
-            if not args.no_browser and Path(CHROMIUM).exists():
-                bench_browser(home, rows)
-        finally:  # what was measured before a failure is still worth seeing
-            for what, seconds in rows:
-                print(f"  {what:<58} {seconds * 1000:9.0f} ms")
+    server = None
+    if args.store == "postgres" and not args.database_url:
+        from tests.conftest import PostgresServer
+
+        server = PostgresServer()
+    print(f"agentlearn dashboard benchmark · {os.cpu_count()} CPUs · {args.store}")
+    try:
+        for n in args.sizes:
+            url = args.database_url or (server.url if server else "")
+            if server and n != args.sizes[0]:  # one size per database
+                url = _new_database(server.url, n)
+            print(f"\n== {n:,} trajectories ==")
+            home = workspace_for(n, url)
+            rows: list[tuple[str, float]] = []
+            try:
+                bench_library(home, rows, url)
+                bench_apptest(home, rows, url)
+                if not args.no_browser and Path(CHROMIUM).exists():
+                    bench_browser(home, rows, url)
+            finally:  # what was measured before a failure is still worth seeing
+                for what, seconds in rows:
+                    print(f"  {what:<62} {seconds * 1000:9.0f} ms", flush=True)
+    finally:
+        if server:
+            server.remove()
     return 0
+
+
+def _new_database(server_url: str, n: int) -> str:
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE bench_{n}")
+    return server_url.rsplit("/", 1)[0] + f"/bench_{n}"
 
 
 if __name__ == "__main__":
