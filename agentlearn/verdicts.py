@@ -41,7 +41,11 @@ def people_succeeded(labels: Iterable[Label] = (), resolutions: Iterable[Resolut
 def succeeded(trajectory: Trajectory, labels: Iterable[Label] = (),
               resolutions: Iterable[Resolution] = ()) -> bool | None:
     """The verdict learning uses; None when nobody and no verifier has judged the run."""
-    people = people_succeeded(labels, resolutions)
+    return _or_verifier(people_succeeded(labels, resolutions), trajectory)
+
+
+def _or_verifier(people: bool | None, trajectory: Trajectory) -> bool | None:
+    """People's verdict where there is one, else the verifier's."""
     if people is not None:
         return people
     return trajectory.verdict.success if trajectory.verdict is not None else None
@@ -78,15 +82,20 @@ class Judge:
             self.labels[label.trajectory_id].append(label)
         for r in resolutions:
             self.resolutions[r.trajectory_id].append(r)
+        self._people: dict[str, bool | None] = {}
 
     def succeeded(self, trajectory: Trajectory) -> bool | None:
-        return succeeded(trajectory, self.labels.get(trajectory.id, ()), self.resolutions.get(trajectory.id, ()))
+        return _or_verifier(self.people_succeeded(trajectory.id), trajectory)
 
     def people_succeeded(self, trajectory_id: str) -> bool | None:
         """People's verdict on a run (a resolution, then labels) without reading the run; None if not judged."""
-        return people_succeeded(self.labels.get(trajectory_id, ()), self.resolutions.get(trajectory_id, ()))
+        if trajectory_id not in self._people:
+            self._people[trajectory_id] = people_succeeded(self.labels.get(trajectory_id, ()),
+                                                           self.resolutions.get(trajectory_id, ()))
+        return self._people[trajectory_id]
 
 
 def judge(ws) -> Judge:
-    """A Judge over everything the workspace's store holds now."""
-    return Judge(ws.repo.all(Label), ws.repo.all(Resolution))
+    """A Judge over everything the workspace's store holds now (kept until a label or resolution is written:
+    at 100k labels building one takes a second, and Overview asks for it in several tables)."""
+    return ws.kept("judge", (Label, Resolution), lambda: Judge(ws.repo.all(Label), ws.repo.all(Resolution)))

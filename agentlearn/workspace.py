@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -12,6 +13,8 @@ from agentlearn.caches import Caches, for_store
 from agentlearn.settings import Settings
 from storage import CorruptStoreError, Repository, open_repository, open_vector_table
 from storage.vectors import VectorTableBase
+
+T = TypeVar("T")
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
 ChatFactory = Callable[..., BaseChatModel]
@@ -57,6 +60,11 @@ class Workspace:
             return table.load()
         except CorruptStoreError:
             return table
+
+    def kept(self, name: object, kinds: Sequence[type], build: Callable[[], T]) -> T:
+        """build(), kept in the caches until a record of one of `kinds` is written (tables a page draws on
+        every visit, whose inputs change far less often)."""
+        return self.caches.get(name, tuple(self.repo.version(kind) for kind in kinds), build)
 
     def chat(self, adapter_dir: str = "", temperature: float = 0.0, seed: int | None = None) -> BaseChatModel:
         """The configured chat model, optionally with a LoRA adapter or sampling."""

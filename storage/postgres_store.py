@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from storage import migrations
 from storage.errors import CorruptStoreError, SchemaVersionError, StoreError
-from storage.records import ALL_RECORDS, Record
+from storage.records import ALL_RECORDS, Record, store_order
 from storage.vectors import VectorTableBase
 
 R = TypeVar("R", bound=Record)
@@ -97,6 +97,7 @@ class _Cache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.records: dict[str, Record] = {}
+        self.ordered: list[Record] | None = None  # the records in the store's order, once asked for
         self.version = -1
         self.deletes = -1
 
@@ -344,7 +345,7 @@ class PostgresRepository:
                 cur.execute(f"SELECT id FROM {table_name(kind)}")
                 present = {row[0] for row in cur}
                 records = {i: r for i, r in records.items() if i in present}
-            cache.records, cache.version, cache.deletes = records, version, deletes
+            cache.records, cache.version, cache.deletes, cache.ordered = records, version, deletes, None
             return records  # type: ignore[return-value]
 
     # --- the Repository interface ---------------------------------------------------------------
@@ -382,7 +383,15 @@ class PostgresRepository:
     def all(self, kind: type[R]) -> list[R]:
         """Every record of a kind, oldest first."""
         self._check_kind(kind)
-        return sorted(self._fresh(kind).values(), key=lambda r: (r.created, r.id))
+        records, cache = self._fresh(kind), self._caches[kind.table]
+        with cache.lock:
+            if cache.ordered is None or cache.records is not records:
+                ordered = sorted(records.values(), key=store_order)
+                if cache.records is records:  # still the newest: keep the order for the next reader
+                    cache.ordered = ordered
+            else:
+                ordered = cache.ordered
+        return list(ordered)
 
     def find(self, record_type: type[R], /, **equals: Any) -> list[R]:
         """Records whose fields equal the given values, oldest first (any field, `kind` included)."""
@@ -398,7 +407,7 @@ class PostgresRepository:
         else:
             candidates = list(self._fresh(record_type).values())
         found = [r for r in candidates if all(getattr(r, f) == v for f, v in equals.items())]
-        return sorted(found, key=lambda r: (r.created, r.id))
+        return sorted(found, key=store_order)
 
     def find_in(self, record_type: type[R], field: str, values: Iterable[Any], /,
                 skip: Collection[str] = ()) -> list[R]:
@@ -420,7 +429,7 @@ class PostgresRepository:
             found = [records[i] for i in wanted - skip if i in records]
         else:
             found = [r for r in self._fresh(record_type).values() if getattr(r, field) in wanted and r.id not in skip]
-        return sorted(found, key=lambda r: (r.created, r.id))
+        return sorted(found, key=store_order)
 
     def update(self, kind: type[R], record_id: str, change: Callable[[R], R]) -> R:
         """Read, change and write one record in one transaction, the row locked against everyone else."""
@@ -476,7 +485,7 @@ class PostgresRepository:
             cur.execute(f"SELECT id, doc::text FROM {table_name(kind)} WHERE seq > %s",
                         (version[0] if version else -1,))
             records = [self._parse(kind, record_id, text) for record_id, text in cur]
-        return sorted(records, key=lambda r: (r.created, r.id)), now_at
+        return sorted(records, key=store_order), now_at
 
     # --- vectors --------------------------------------------------------------------------------
 

@@ -23,6 +23,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def store_order(record: Record) -> tuple[float, str]:
+    """The stores' order, oldest first: `created`, then the id. A timestamp rather than the datetime:
+    comparing aware datetimes asks each for its UTC offset, which made sorting 100k records 8x slower."""
+    return record.created.timestamp(), record.id
+
+
 class Record(BaseModel):
     """Base of every stored record; subclasses set `table`."""
 

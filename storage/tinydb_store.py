@@ -55,7 +55,7 @@ from storage.files import (
     write_durable,
 )
 from storage.gc_pause import paused
-from storage.records import ALL_RECORDS, Record
+from storage.records import ALL_RECORDS, Record, store_order
 
 R = TypeVar("R", bound=Record)
 
@@ -582,7 +582,7 @@ class TinyDBRepository:
             for shard in self._all_shards(kind):
                 with shard.lock:
                     out.extend(shard.records().values())  # type: ignore[arg-type]
-        out.sort(key=lambda r: (r.created, r.id))
+        out.sort(key=store_order)
         return out
 
     def find(self, record_type: type[R], /, **equals: Any) -> list[R]:
@@ -608,7 +608,7 @@ class TinyDBRepository:
                 with shard.lock:
                     records = shard.records()
                     found.extend(records[i] for i in ids if i in records)  # type: ignore[misc]
-        return sorted(found, key=lambda r: (r.created, r.id))
+        return sorted(found, key=store_order)
 
     def update(self, kind: type[R], record_id: str, change: Callable[[R], R]) -> R:
         """Read, change and write one record while holding its shard against threads and processes."""

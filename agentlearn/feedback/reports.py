@@ -12,7 +12,7 @@ from agentlearn.feedback.index import mask_of, task_map, trajectory_index
 from agentlearn.feedback.labels import label_index
 from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
-from storage.records import EvalRun, Label
+from storage.records import EvalRun, Label, Resolution, Task, Trajectory
 
 
 @dataclass
@@ -44,6 +44,10 @@ def agreement_of(a: list[str], b: list[str], nothing: str = "nothing to compare 
 
 def kappa_human_verifier(ws: Workspace, suite: str = "") -> Agreement:
     """Agreement between the people's verdict and the automatic verifier on labeled trajectories."""
+    return ws.kept(("kappa_human_verifier", suite), (Trajectory, Task, Label), lambda: _kappa_human_verifier(ws, suite))
+
+
+def _kappa_human_verifier(ws: Workspace, suite: str = "") -> Agreement:
     idx = trajectory_index(ws)
     human, machine = [], []
     for tid, by in label_index(ws).latest.items():
@@ -57,6 +61,10 @@ def kappa_human_verifier(ws: Workspace, suite: str = "") -> Agreement:
 
 def kappa_between_people(ws: Workspace, suite: str = "") -> Agreement:
     """Agreement between pairs of people on trajectories both labeled (pooled over all pairs)."""
+    return ws.kept(("kappa_between_people", suite), (Trajectory, Task, Label), lambda: _kappa_between_people(ws, suite))
+
+
+def _kappa_between_people(ws: Workspace, suite: str = "") -> Agreement:
     idx = trajectory_index(ws)
     a, b = [], []
     for tid, by in label_index(ws).latest.items():
@@ -149,6 +157,10 @@ def success_by_method(ws: Workspace, suite: str = "") -> pd.DataFrame:
     "human success %" is verdicts' rule (a resolution first, then people's labels) over the runs that
     people labeled or a reviewer resolved.
     """
+    return ws.kept(("success_by_method", suite), (Trajectory, Task, Label, Resolution), lambda: _success_by_method(ws, suite)).copy()
+
+
+def _success_by_method(ws: Workspace, suite: str = "") -> pd.DataFrame:
     idx = trajectory_index(ws)
     judge = verdicts.judge(ws)
     human = np.full(len(idx), -1, np.int8)

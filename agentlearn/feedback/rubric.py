@@ -97,8 +97,8 @@ def failures_by_category(ws: Workspace, suite: str = "", trajectory_ids: Sequenc
     runs it takes about 2 s to count, and Overview draws it on every visit).
     """
     if trajectory_ids is None:
-        version = tuple(ws.repo.version(kind) for kind in (Trajectory, Label, Resolution, Suite, Task))
-        return ws.caches.get(("failures_by_category", suite), version, lambda: _failures(ws, suite, None)).copy()
+        return ws.kept(("failures_by_category", suite), (Trajectory, Label, Resolution, Suite, Task),
+                       lambda: _failures(ws, suite, None)).copy()
     return _failures(ws, suite, trajectory_ids)
 
 

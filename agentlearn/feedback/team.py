@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pandas as pd
@@ -34,6 +35,12 @@ def team_table(ws: Workspace) -> pd.DataFrame:
     the days), so a break does not count as slow work. "median s" is the median time per item over the
     "timed" labels; κ is against every other person on shared runs.
     """
+    # Kept until a label is written, and for five minutes at most: "last 24 h" moves with the clock.
+    version = (ws.repo.version(Label), int(time.time() // 300))
+    return ws.caches.get("team_table", version, lambda: _team_table(ws)).copy()
+
+
+def _team_table(ws: Workspace) -> pd.DataFrame:
     labels = ws.repo.all(Label)
     if not labels:
         return pd.DataFrame(columns=TEAM_COLUMNS)
