@@ -284,9 +284,9 @@ def _settle(page, quiet: float = 0.6, timeout: float = 60) -> None:
 def bench_browser(home: Path, rows: list, database_url: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    shutil.rmtree(home / "cache", ignore_errors=True)  # the first server builds the index itself
     ws = open_workspace(Settings(home=home, database_url=database_url), encoder=hash_encode)
-    hold_items_open(ws)
+    hold_items_open(ws)  # (this builds the index in this process: its file goes next)
+    shutil.rmtree(home / "cache", ignore_errors=True)  # the first server builds the index itself
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         for start in ("fresh server, no index file", "restarted server, index file"):

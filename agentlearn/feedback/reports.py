@@ -81,6 +81,10 @@ def _kappa_between_people(ws: Workspace, suite: str = "") -> Agreement:
 
 def progress_by_suite(ws: Workspace) -> pd.DataFrame:
     """Per suite: trajectories, how many are labeled, the share, and the verifier's success rate."""
+    return ws.kept("progress_by_suite", (Trajectory, Task, Label), lambda: _progress_by_suite(ws)).copy()
+
+
+def _progress_by_suite(ws: Workspace) -> pd.DataFrame:
     idx = trajectory_index(ws)
     labeled = mask_of(idx, label_index(ws).latest.keys())
     df = pd.DataFrame({"suite": idx.suite, "labeled": labeled, "verified": idx.verifier >= 0,
@@ -96,6 +100,10 @@ def progress_by_suite(ws: Workspace) -> pd.DataFrame:
 
 def progress_by_annotator(ws: Workspace) -> pd.DataFrame:
     """Per annotator: trajectories labeled, labels written, share judged success, last label time."""
+    return ws.kept("progress_by_annotator", (Trajectory, Task, Label), lambda: _progress_by_annotator(ws)).copy()
+
+
+def _progress_by_annotator(ws: Workspace) -> pd.DataFrame:
     rows = []
     latest = label_index(ws).latest
     per: dict[str, list[Label]] = {}
@@ -131,6 +139,10 @@ def success_over_time(ws: Workspace, freq: str | None = None, suite: str = "") -
     Without `freq` the bucket is chosen from the runs' time span (time_bucket); `attrs` says which:
     "bucket" (words), "seconds" and "tickformat".
     """
+    return ws.kept(("success_over_time", freq, suite), (Trajectory, Task), lambda: _success_over_time(ws, freq, suite)).copy()
+
+
+def _success_over_time(ws: Workspace, freq: str | None = None, suite: str = "") -> pd.DataFrame:
     idx = trajectory_index(ws)
     ok = (idx.verifier >= 0) & ((idx.suite == suite) if suite else True)
     if not ok.any():
