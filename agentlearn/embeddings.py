@@ -42,7 +42,7 @@ def _encode_few(model, texts: list[str]) -> np.ndarray:
     overhead on a 20-token input; ONNX Runtime runs the same graph in 5-8 ms. One thread: with two, thread
     start-up after batch work costs hundreds of milliseconds on a 2-core machine.
     """
-    features = model.tokenize(texts)
+    features = model.preprocess(texts)
     feed = {name: features[name].numpy() for name in _INPUTS}
     return _query_session().run(None, feed)[0]
 
@@ -100,7 +100,7 @@ def _export_onnx() -> bytes:
             return torch.nn.functional.normalize(mean, dim=-1)
 
     model = embedding_model()
-    sample = model.tokenize(["a query"])
+    sample = model.preprocess(["a query"])
     dynamic = {name: {0: "batch", 1: "length"} for name in _INPUTS}
     out = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
