@@ -57,7 +57,7 @@ def test_runs_written_after_the_index_was_built_are_read_alone_and_give_what_a_r
     assert "m3" in after.facets["model"] and all(after.ids[after.position[i]] == i for i in after.ids)
     caches.clear_all()
     monkeypatch.setattr(index, "_build_trajectory_index", real_build)
-    assert _columns(after) == _columns(real_build(ws, after.version[1]))
+    assert _columns(after) == _columns(real_build(ws, after.version))
 
     # A restart: the file saved above plus what was written since, still without a full read on PostgreSQL.
     ws.repo.put(_run(4, True, late + timedelta(seconds=2)))

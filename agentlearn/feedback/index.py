@@ -110,12 +110,13 @@ def _index(version: tuple, columns: dict[str, np.ndarray], unsaved: int) -> Traj
     return index
 
 
-def _build_trajectory_index(ws: Workspace, task_version: tuple) -> TrajectoryIndex:
+def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
     """Every trajectory read once: without keeping the parsed records where the store can list them all
-    (PostgreSQL), else from the store's own records."""
+    with the version they are at (PostgreSQL), else from the store's own records (read after `version`
+    was taken, so that a write in between makes the next read update again rather than be missed)."""
     every = ws.repo.changes_since(Trajectory, ())
-    runs, at = every if every is not None else (ws.repo.all(Trajectory), ws.repo.version(Trajectory))
-    return _index((at, task_version), _columns(ws, runs), unsaved=len(runs))
+    runs, at = every if every is not None else (ws.repo.all(Trajectory), version[0])
+    return _index((at, version[1]), _columns(ws, runs), unsaved=len(runs))
 
 
 def _updated(ws: Workspace, old: TrajectoryIndex, version: tuple) -> TrajectoryIndex | None:
@@ -142,7 +143,8 @@ def _updated(ws: Workspace, old: TrajectoryIndex, version: tuple) -> TrajectoryI
         columns[name] = np.concatenate([column, new[name][added]])
     version = (trajectories_at, version[1])
     unsaved = old.unsaved + len(written)
-    if added.any() and len(old) and new["created"][added].min() < old.created[-1]:
+    moved = replaced.any() and (new["created"][replaced] != old.created[at[replaced]]).any()
+    if moved or (added.any() and len(old) and new["created"][added].min() < old.created[-1]):
         order = np.lexsort((columns["ids"].astype(str), columns["created"]))  # the store's order: oldest first
         return _index(version, {name: column[order] for name, column in columns.items()}, unsaved)
     # Appended after the old rows (runs arrive newest last): the old positions and facets still hold.
@@ -183,7 +185,8 @@ def _tuples(value):
 
 
 def _store_key(ws: Workspace) -> str:
-    """Which store an index file was built from (a folder or a database, its password left out)."""
+    """Which store an index file was built from: a folder or a database URL, hashed (the file never holds
+    a password)."""
     return hashlib.sha256((ws.settings.database_url or str(ws.settings.home)).encode()).hexdigest()[:16]
 
 
@@ -213,7 +216,7 @@ def trajectory_index(ws: Workspace) -> TrajectoryIndex:
                 if index is not None:
                     break
         if index is None:
-            index = _build_trajectory_index(ws, version[1])
+            index = _build_trajectory_index(ws, version)
             # The parsed store is millions of long-lived objects; left to the cyclic garbage collector,
             # every full collection walks them again and a page run takes seconds instead of 0.1 s.
             gc.collect()
