@@ -6,7 +6,7 @@ PostgreSQL means writing another class with these methods; nothing above storage
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from storage.records import Record
@@ -49,7 +49,7 @@ class Repository(Protocol):
     def version(self, kind: type[Record]) -> tuple:
         """A value that changes whenever the table changes (for caches above)."""
 
-    def changes_since(self, kind: type[R], version: tuple) -> tuple[list[R], tuple] | None:
+    def changes_since(self, kind: type[R], version: tuple) -> tuple[Iterator[R], tuple] | None:
         """The records written (added or replaced) since the table was at `version` (all of them for `()`),
-        oldest first, and the version they bring it to; None when the store cannot tell (a deletion since,
-        or a backend that keeps no write order): the caller reads everything again."""
+        oldest first, to be iterated once, and the version they bring it to; None when the store cannot tell
+        (a deletion since, or a backend that keeps no write order): the caller reads everything again."""

@@ -12,6 +12,7 @@ import dataclasses
 import gc
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,8 +79,8 @@ def _steps_text(t: Trajectory) -> str:
     return "\n" + " ".join(said)
 
 
-def _columns(ws: Workspace, trajectories: list[Trajectory]) -> dict[str, np.ndarray]:
-    """The index's columns for these trajectories, in their order."""
+def _columns(ws: Workspace, trajectories: Iterable[Trajectory]) -> dict[str, np.ndarray]:
+    """The index's columns for these trajectories, in their order (read once, each dropped after its row)."""
     tasks = task_map(ws)
     requests = {tid: request_text(t.input) for tid, t in tasks.items()}
     rows = [(t.id, t.task_id, t.suite, t.split, t.created.timestamp(),
@@ -116,7 +117,8 @@ def _build_trajectory_index(ws: Workspace, version: tuple) -> TrajectoryIndex:
     was taken, so that a write in between makes the next read update again rather than be missed)."""
     every = ws.repo.changes_since(Trajectory, ())
     runs, at = every if every is not None else (ws.repo.all(Trajectory), version[0])
-    return _index((at, version[1]), _columns(ws, runs), unsaved=len(runs))
+    columns = _columns(ws, runs)
+    return _index((at, version[1]), columns, unsaved=len(columns["ids"]))
 
 
 def _updated(ws: Workspace, old: TrajectoryIndex, version: tuple) -> TrajectoryIndex | None:
@@ -128,7 +130,7 @@ def _updated(ws: Workspace, old: TrajectoryIndex, version: tuple) -> TrajectoryI
     changes = ws.repo.changes_since(Trajectory, old.version[0])
     if changes is None:
         return None
-    written, trajectories_at = changes
+    written, trajectories_at = list(changes[0]), changes[1]
     if not written:
         return dataclasses.replace(old, version=(trajectories_at, version[1]))
     new = _columns(ws, written)
