@@ -88,7 +88,7 @@ def generate(home: Path, n: int, database_url: str = "") -> None:
                           input=[Message(role="user", content=text.format(n=i))], tools=tools,
                           expected=ToolCall(name=name, arguments={arg: f"v{i}"})))
     repo.put_many(tasks)
-    start = now() - timedelta(days=60)
+    start = now() - timedelta(seconds=50 * n)  # 50 s apart, the newest just now: a run added later is the newest
     batch: list = []
     for i in range(n):
         task = tasks[i % len(tasks)]
