@@ -87,6 +87,10 @@ class Judge:
     def succeeded(self, trajectory: Trajectory) -> bool | None:
         return _or_verifier(self.people_succeeded(trajectory.id), trajectory)
 
+    def judged(self) -> set[str]:
+        """The runs people judged: labeled by someone or resolved by a reviewer."""
+        return set(self.labels) | set(self.resolutions)
+
     def people_succeeded(self, trajectory_id: str) -> bool | None:
         """People's verdict on a run (a resolution, then labels) without reading the run; None if not judged."""
         if trajectory_id not in self._people:

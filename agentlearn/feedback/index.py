@@ -210,13 +210,10 @@ def trajectory_index(ws: Workspace) -> TrajectoryIndex:
     version = (ws.repo.version(Trajectory), ws.repo.version(Task))
 
     def build() -> TrajectoryIndex:
-        kept = ws.caches.previous("trajectories")
-        index = None
-        for old in (kept, _load_index_file(ws) if kept is None else None):
-            if old is not None:
-                index = old if old.version == version else _updated(ws, old, version)
-                if index is not None:
-                    break
+        old = ws.caches.previous("trajectories")  # this process's index, else the one a restart left
+        if old is None:
+            old = _load_index_file(ws)
+        index = None if old is None else old if old.version == version else _updated(ws, old, version)
         if index is None:
             index = _build_trajectory_index(ws, version)
             # The parsed store is millions of long-lived objects; left to the cyclic garbage collector,

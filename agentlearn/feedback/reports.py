@@ -177,7 +177,7 @@ def _success_by_method(ws: Workspace, suite: str = "") -> pd.DataFrame:
     idx = trajectory_index(ws)
     judge = verdicts.judge(ws)
     human = np.full(len(idx), -1, np.int8)
-    for tid in set(judge.labels) | set(judge.resolutions):  # people's verdict: the run itself need not be read
+    for tid in judge.judged():  # people's verdict: the run itself need not be read
         n = idx.position.get(tid)
         if n is not None:
             human[n] = int(bool(judge.people_succeeded(tid)))
