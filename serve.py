@@ -1,6 +1,6 @@
 """The dashboard's server: `streamlit run serve.py` (what `./manage dashboard` runs) serves app.py.
 
-Two things only a server can do, which a Streamlit script cannot:
+Three things only a server can do, which a Streamlit script cannot:
 - Set the HttpOnly session cookie. A script runs over the WebSocket and can set no cookie at all, and
   JavaScript cannot set an HttpOnly one. So after the sign-in form succeeds, app.py draws an invisible
   image whose URL is /api/session?ticket=T; this route trades the one-time ticket (a minute, once) for
@@ -9,11 +9,19 @@ Two things only a server can do, which a Streamlit script cannot:
 - Turn off Streamlit's legacy pages/ mode before the first visitor: a folder named pages/ makes a fresh
   server run page files without app.py until some session has run st.navigation. The pages refuse to
   draw in that mode anyway (pages/_ui.py through_app); here it never starts.
+- Build what the first page reads before the first visitor comes (pages/_ui.py warm: at 1M runs in
+  PostgreSQL that is seconds of indices and tables). The server answers once it is done; a failure there
+  is logged and the pages report it themselves.
 
 st.App is Streamlit's own way to add routes (streamlit 1.67, starlette).
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
 
 import streamlit as st
 from starlette.requests import Request
@@ -53,4 +61,17 @@ def _session_cookie(request: Request) -> Response:
     return response
 
 
-app = st.App("app.py", routes=[Route(sessions.CLAIM_PATH, _session_cookie)])
+@asynccontextmanager
+async def _warm_first(_app):
+    from pages import _ui
+
+    started = time.perf_counter()
+    try:
+        await asyncio.to_thread(_ui.warm)
+        logging.getLogger("agentlearn").info("first page built in %.1f s", time.perf_counter() - started)
+    except Exception:  # noqa: BLE001 - the pages show what is wrong with the store; the server still starts
+        logging.getLogger("agentlearn").exception("building the first page before serving failed")
+    yield
+
+
+app = st.App("app.py", routes=[Route(sessions.CLAIM_PATH, _session_cookie)], lifespan=_warm_first)

@@ -398,6 +398,18 @@ def suites_or_stop(ws: Workspace, key: str = "", hint: str = "import tasks first
     return names
 
 
+def warm() -> None:
+    """Build what the dashboard's first page reads before anybody asks (serve.py, once at start): the
+    pages' imports, the trajectory and label indices and Overview's tables for its default suite. At 1M
+    runs these take seconds, which the first visitor would otherwise wait through."""
+    from agentlearn.feedback.overview import overview_tables
+    from pages import _charts, _labeling  # noqa: F401 - imported for the pages (plotly alone takes a second)
+
+    ws = _open(home())
+    names = suites(ws)
+    overview_tables(ws, names[0] if names else "")
+
+
 def suites(ws: Workspace) -> list[str]:
     """Suite names known to the store (tasks, suites, trajectories)."""
     from agentlearn.feedback import index, queue

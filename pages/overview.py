@@ -6,17 +6,19 @@ import streamlit as st
 
 from agentlearn import reports
 from agentlearn.feedback import reports as feedback_reports
-from agentlearn.feedback import rubric, team
+from agentlearn.feedback.overview import overview_tables
 from agentlearn.methods import METHODS
 from pages import _charts, _labeling, _ui
 
 ws = _ui.workspace()
 st.title("Overview")
 
+suites = _ui.suites(ws)
+if st.session_state.get("ov_suite") not in suites:
+    st.session_state["ov_suite"] = suites[0] if suites else None
 with st.spinner("Reading the store…"):
-    c = feedback_reports.counts(ws)
-    people_machine = feedback_reports.kappa_human_verifier(ws)
-    people = feedback_reports.kappa_between_people(ws)
+    tables = overview_tables(ws, st.session_state["ov_suite"] or "")
+c, people_machine, people = tables.counts, tables.people_verifier, tables.people
 
 
 def _kappa_text(a: feedback_reports.Agreement) -> str:
@@ -25,7 +27,9 @@ def _kappa_text(a: feedback_reports.Agreement) -> str:
 
 share = 100 * c["labeled"] / c["trajectories"] if c["trajectories"] else 0.0
 m = st.columns(6)
-m[0].metric("Trajectories", f"{c['trajectories']:,}", border=True, help="Stored runs of the agent")
+runs = c["trajectories"]  # a million and up would not fit the card: 1.00M, the exact count in its help
+m[0].metric("Trajectories", f"{runs / 1e6:.2f}M" if runs >= 1_000_000 else f"{runs:,}", border=True,
+            help=f"Stored runs of the agent: {runs:,}")
 m[1].metric("Labeled", f"{c['labeled']:,}", f"{share:.1f}% of runs", delta_color="off", delta_arrow="off",
             border=True, help="Runs that at least one person labeled")
 m[2].metric("Preferences", f"{c['preferences']:,}", border=True, help="Pairwise choices (DPO pairs)")
@@ -86,9 +90,6 @@ def _learning(suite: str) -> None:
             st.plotly_chart(_charts.learning_curve(reports.curve_table(curve)), key="chart_curve")
 
 
-suites = _ui.suites(ws)
-if st.session_state.get("ov_suite") not in suites:
-    st.session_state["ov_suite"] = suites[0] if suites else None
 suite = st.selectbox("Suite", suites, key="ov_suite", help="Every chart and table below is of this suite")
 if suite:
     _learning(suite)
@@ -96,7 +97,7 @@ if suite:
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Success rate over time")
-    over_time = feedback_reports.success_over_time(ws, suite=suite or "")
+    over_time = tables.success_over_time
     if len(over_time):
         fig = _charts.success_over_time(over_time)
         st.plotly_chart(fig, key="chart_time")
@@ -104,19 +105,19 @@ with left:
         st.text("No verified runs yet.")
 with right:
     st.subheader("Success rate per learning method")
-    by_method = feedback_reports.success_by_method(ws, suite=suite or "")
+    by_method = tables.success_by_method
     if len(by_method):
         long = by_method.melt(id_vars=["method", "runs"], value_vars=["verifier success %", "human success %"],
                               var_name="judged by", value_name="success %").dropna()
         st.plotly_chart(_charts.percent_bars(long, "method", "success %", "judged by", ["runs"]), key="chart_method")
 
 st.subheader("Failures by error category")
-_labeling.failure_categories(rubric.failures_by_category(ws, suite or ""), key="ov_categories")
+_labeling.failure_categories(tables.failures, key="ov_categories")
 
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Label progress per suite")
-    st.dataframe(feedback_reports.progress_by_suite(ws), hide_index=True, width="stretch")
+    st.dataframe(tables.progress_by_suite, hide_index=True, width="stretch")
     st.subheader("Agreement")
     pairs = {"people and the verifier": people_machine, "two people": people}
     st.dataframe([{"between": name, "Cohen's κ": _kappa_text(a), "runs": a.n,
@@ -127,13 +128,13 @@ with left:
             st.text(f"{name}: {a.reason}")
 with right:
     st.subheader("Label progress per annotator")
-    per_person = feedback_reports.progress_by_annotator(ws)
+    per_person = tables.progress_by_annotator
     if len(per_person):
         st.dataframe(per_person, hide_index=True, width="stretch")
     else:
         st.text("Nobody has labeled yet.")
     st.subheader("Latest evaluations")
-    evals = feedback_reports.eval_table(ws, suite or "", limit=5)
+    evals = tables.evaluations
     if len(evals):
         st.dataframe(evals[["when", "suite", "method", "adapter", "n", "call accuracy", "name accuracy"]],
                      hide_index=True, width="stretch")
@@ -142,7 +143,7 @@ with right:
     st.page_link("pages/evaluate.py", label="All evaluations", icon=":material/bar_chart:")
 
 st.subheader("Team")
-crew = team.team_table(ws)
+crew = tables.team
 if len(crew):
     st.caption("Per annotator: labels written, throughput per clock hour and per day in which they labeled at all, "
                "median time from opening an item to submitting it, and agreement with the other people on the "

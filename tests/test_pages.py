@@ -482,6 +482,23 @@ def test_the_time_axis_never_repeats_a_label():
     assert _charts.success_over_time(months).layout.xaxis.dtick == "M3"
 
 
+def test_the_server_builds_the_first_page_before_its_first_visitor(seeded, monkeypatch):
+    """serve.py warms: Overview's first run then builds none of its tables (each is served as kept)."""
+    from agentlearn.feedback import overview
+
+    _ui.warm()
+    ws = _ui._open(_ui.home())
+    warmed = ws.caches.previous("progress_by_suite")
+    assert warmed is not None and set(warmed["suite"]) == {SUITE}
+    built = []
+    real = overview.reports.progress_by_suite.__globals__["_progress_by_suite"]
+    monkeypatch.setitem(overview.reports.progress_by_suite.__globals__, "_progress_by_suite",
+                        lambda w: built.append(1) or real(w))
+    at = open_page("pages/overview.py")
+    assert {m.label: m.value for m in at.metric}["Trajectories"] == "13"
+    assert built == []
+
+
 def test_overview_on_an_empty_store_says_what_to_do(ws, monkeypatch, _navigation_like_a_server):
     monkeypatch.setenv("AGENTLEARN_DEMO", "0")
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
