@@ -18,8 +18,9 @@ of trajectories) the home keeps only the dashboard's cache folder. Figures print
   workspace, so their S then N / N figures include overlap and claims;
 - AppTest: a full script run of the Trajectories page, first in this process (store parsed cold) and
   then warm, and the runs behind the keys K (next) and S then N (label, submit and next);
-- browser: `streamlit run` + Chromium: Overview (the page the dashboard opens on) until its last table
-  shows, first on a fresh server and then warm; the same for Trajectories; and the time from pressing
+- browser: `streamlit run serve.py` (as ./manage dashboard) + Chromium: the server's start until it
+  answers (it builds the first page's tables first), Overview (the page the dashboard opens on) until its
+  last table shows, first on a fresh server and then warm; the same for Trajectories; and the time from pressing
   K / N until the next trajectory is on screen. Each twice: a server that builds the index itself, then
   a restarted one that finds it in the cache folder (on PostgreSQL, runs written meanwhile are added).
 """
@@ -255,17 +256,19 @@ def _serve(home: Path, database_url: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = dict(os.environ, AGENTLEARN_HOME=str(home), AGENTLEARN_DEMO="0", HF_HUB_OFFLINE="1",
                AGENTLEARN_DATABASE_URL=database_url)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+    # serve.py, as ./manage dashboard serves: it builds the first page before it answers.
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"), "--server.headless", "true",
                              "--server.port", str(port), "--server.fileWatcherType", "none"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    deadline = time.time() + 600
+    while time.time() < deadline:
         try:
             urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
             break
         except OSError:
-            time.sleep(0.3)
+            time.sleep(0.1)
     return proc, url
 
 
@@ -291,7 +294,8 @@ def bench_browser(home: Path, rows: list, database_url: str) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         for start in ("fresh server, no index file", "restarted server, index file"):
-            proc, url = _serve(home, database_url)
+            with timed(rows, f"browser: server start until it answers, {start}"):
+                proc, url = _serve(home, database_url)
             try:
                 overview = browser.new_page(viewport={"width": 1500, "height": 1100})
                 for label in (f"browser: Overview until its last table shows, {start}",

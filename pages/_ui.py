@@ -402,8 +402,9 @@ def warm() -> None:
     """Build what the dashboard's first page reads before anybody asks (serve.py, once at start): the
     pages' imports, the trajectory and label indices and Overview's tables for its default suite. At 1M
     runs these take seconds, which the first visitor would otherwise wait through."""
+    from agentlearn import reports  # noqa: F401 - what app.py and Overview import (the agent, LangGraph: 0.4 s)
     from agentlearn.feedback.overview import overview_tables
-    from pages import _charts, _labeling  # noqa: F401 - imported for the pages (plotly alone takes a second)
+    from pages import _charts, _labeling, _progress  # noqa: F401 - plotly alone takes a second
 
     ws = _open(home())
     names = suites(ws)
