@@ -408,7 +408,9 @@ def warm() -> None:
 
     ws = _open(home())
     names = suites(ws)
-    overview_tables(ws, names[0] if names else "")
+    tables = overview_tables(ws, names[0] if names else "")
+    if len(tables.success_over_time):  # plotly loads its validators and JSON encoder with the first figure
+        _charts.success_over_time(tables.success_over_time).to_json()
 
 
 def suites(ws: Workspace) -> list[str]:
