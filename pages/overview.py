@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from agentlearn import reports
@@ -19,6 +21,9 @@ if st.session_state.get("ov_suite") not in suites:
 with st.spinner("Reading the store…"):
     tables = overview_tables(ws, st.session_state["ov_suite"] or "")
 c, people_machine, people = tables.counts, tables.people_verifier, tables.people
+if tables.updating:
+    st.caption(f"Figures as of {time.strftime('%H:%M:%S', time.localtime(tables.built))}: what was written since "
+               "is being counted (seconds on a store this size); the next visit shows it.")
 
 
 def _kappa_text(a: feedback_reports.Agreement) -> str:

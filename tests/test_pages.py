@@ -499,6 +499,17 @@ def test_the_server_builds_the_first_page_before_its_first_visitor(seeded, monke
     assert built == []
 
 
+def test_overview_of_a_big_store_says_its_figures_are_being_updated(seeded, monkeypatch):
+    from agentlearn.feedback import overview
+
+    monkeypatch.setattr(overview, "BACKGROUND_FROM", 1)  # the seed's 13 runs count as big here
+    open_page("pages/overview.py")
+    seeded.repo.put(Label(trajectory_id="tr0bad", annotator="zed", verdict="fail"))
+    at = open_page(None)  # the page the dashboard opens on (one run: a second would find the new tables)
+    assert at.title[0].value == "Overview"
+    assert any(c.value.startswith("Figures as of") for c in at.caption)
+
+
 def test_overview_on_an_empty_store_says_what_to_do(ws, monkeypatch, _navigation_like_a_server):
     monkeypatch.setenv("AGENTLEARN_DEMO", "0")
     monkeypatch.setattr(_ui, "ENCODER", hash_encode)
