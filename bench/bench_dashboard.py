@@ -44,7 +44,7 @@ from pathlib import Path
 
 from agentlearn import caches
 from agentlearn.embeddings import hash_encode
-from agentlearn.feedback import claims, index, labels, queue, reports, rubric, team
+from agentlearn.feedback import claims, index, labels, overview, queue, reports, rubric, team
 from agentlearn.settings import Settings
 from agentlearn.workspace import open_workspace
 from storage import open_repository
@@ -241,6 +241,18 @@ def bench_apptest(home: Path, rows: list, database_url: str) -> None:
             at.button(key="btn_success").click().run()
             at.button(key="btn_submit").click().run()
         assert at.session_state["traj_current"] != first
+        # A label was just written: a big store's Overview shows its last tables and builds new ones beside.
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        at.query_params["annotator"] = "zoe"
+        with timed(rows, "AppTest: open Overview after a label (the last tables; new ones built beside)"):
+            at.run()
+        updating = any(c.value.startswith("Figures as of") for c in at.caption)
+        ws = _ui._open(str(home))
+        t = time.perf_counter()
+        while overview.overview_tables(ws, SUITE).updating:
+            time.sleep(0.05)
+        rows.append(("overview: the new tables kept, from the end of that page run" + ("" if updating else " (none was needed)"),
+                     time.perf_counter() - t))
     finally:
         PagesManager.__init__ = original
         _ui.clear()
