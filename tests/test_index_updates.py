@@ -87,3 +87,28 @@ def test_overview_tables_come_from_the_index_and_people_verdicts(store_ws):
     assert methods.loc["exemplars", "labeled"] == 2 and methods.loc["exemplars", "human success %"] == 50
     ws.repo.put(Label(trajectory_id="tr3bad", annotator="bob", verdict="fail", categories=["format"]))
     assert rubric.failures_by_category(ws, SUITE).set_index("category").loc["format", "from people"] == 1
+
+
+def test_labels_another_writer_added_are_folded_into_the_label_index(store_ws, monkeypatch):
+    """PostgreSQL: only the new labels are read (not every label again) and the index equals a rebuild;
+    TinyDB: rebuilt. An undone label (a deletion) reads everything again on both."""
+    ws = store_ws
+    before = labels.label_index(ws)
+    ws.repo.put_many([Label(trajectory_id="tr0ok", annotator="zed", verdict="fail"),
+                      Label(trajectory_id="tr0ok", annotator="zed", verdict="success"),
+                      Label(trajectory_id="tr1bad", annotator="amy", verdict="fail")])
+    rebuilt = []
+    real = labels._build_label_index
+    monkeypatch.setattr(labels, "_build_label_index", lambda *a: rebuilt.append(1) or real(*a))
+    after = labels.label_index(ws)
+    assert bool(rebuilt) is not is_database_url(ws.settings.database_url)
+    assert after.count == before.count + 3 and after.latest["tr0ok"]["zed"].verdict == "success"
+    assert after.by_annotator["amy"] == {"tr1bad"} and "tr0ok" in after.by_annotator["zed"]
+    assert "zed" not in before.latest.get("tr0ok", {})  # the index a reader held is left as it was
+    full = real(ws.repo.all(Label), ())
+    assert after.latest == full.latest and after.by_annotator == full.by_annotator and after.count == full.count
+
+    undone = after.latest["tr1bad"]["amy"]
+    ws.repo.delete(Label, undone.id)
+    rebuilt.clear()
+    assert "amy" not in labels.label_index(ws).latest.get("tr1bad", {}) and rebuilt == [1]
