@@ -75,7 +75,8 @@ def verifier_category(trajectory: Trajectory, task: Task | None = None) -> str:
 class Judge:
     """Every label and resolution read once; `succeeded` for many trajectories without more reads."""
 
-    def __init__(self, labels: Iterable[Label], resolutions: Iterable[Resolution] = ()) -> None:
+    def __init__(self, labels: Iterable[Label], resolutions: Iterable[Resolution] = (), version: tuple = ()) -> None:
+        self.version = version  # the store's (labels, resolutions) versions it was read at, where known
         self.labels: dict[str, list[Label]] = defaultdict(list)
         self.resolutions: dict[str, list[Resolution]] = defaultdict(list)
         for label in labels:
@@ -83,6 +84,23 @@ class Judge:
         for r in resolutions:
             self.resolutions[r.trajectory_id].append(r)
         self._people: dict[str, bool | None] = {}
+        self._said: dict[str, str | None] = {}
+
+    def with_labels(self, labels: Iterable[Label], version: tuple) -> Judge:
+        """A new Judge that also knows these labels; what it worked out for other runs is kept (at 100k
+        labels, working every verdict out again took a second after each label)."""
+        new = Judge((), (), version)
+        new.labels = defaultdict(list, self.labels)
+        new.resolutions = self.resolutions
+        touched = set()
+        for label in labels:
+            if label.trajectory_id not in touched:
+                touched.add(label.trajectory_id)
+                new.labels[label.trajectory_id] = list(new.labels[label.trajectory_id])  # the old Judge's stays
+            new.labels[label.trajectory_id].append(label)
+        new._people = {t: v for t, v in self._people.items() if t not in touched}
+        new._said = {t: v for t, v in self._said.items() if t not in touched}
+        return new
 
     def succeeded(self, trajectory: Trajectory) -> bool | None:
         return _or_verifier(self.people_succeeded(trajectory.id), trajectory)
@@ -98,8 +116,26 @@ class Judge:
                                                            self.resolutions.get(trajectory_id, ()))
         return self._people[trajectory_id]
 
+    def people_said(self, trajectory_id: str) -> str | None:
+        """The labels' verdict alone (human_verdict: a reviewer's resolution not counted); None if unlabeled."""
+        if trajectory_id not in self._said:
+            self._said[trajectory_id] = human_verdict(self.labels.get(trajectory_id, ()))
+        return self._said[trajectory_id]
+
 
 def judge(ws) -> Judge:
-    """A Judge over everything the workspace's store holds now (kept until a label or resolution is written:
-    at 100k labels building one takes a second, and Overview asks for it in several tables)."""
-    return ws.kept("judge", (Label, Resolution), lambda: Judge(ws.repo.all(Label), ws.repo.all(Resolution)))
+    """A Judge over everything the workspace's store holds now, kept until a label or resolution is written
+    (at 100k labels building one takes a second, and Overview asks for it in several tables). Labels added
+    since are folded into the kept one where the store can list them (PostgreSQL); a resolution, a
+    deletion or a store without write order reads everything again."""
+    version = (ws.repo.version(Label), ws.repo.version(Resolution))
+
+    def build() -> Judge:
+        old = ws.caches.previous("judge")
+        if old is not None and old.version and old.version[1] == version[1]:
+            changes = ws.repo.changes_since(Label, old.version[0])
+            if changes is not None:
+                return old.with_labels(changes[0], (changes[1], version[1]))
+        return Judge(ws.repo.all(Label), ws.repo.all(Resolution), version)
+
+    return ws.caches.get("judge", version, build)

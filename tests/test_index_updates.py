@@ -112,3 +112,29 @@ def test_labels_another_writer_added_are_folded_into_the_label_index(store_ws, m
     ws.repo.delete(Label, undone.id)
     rebuilt.clear()
     assert "amy" not in labels.label_index(ws).latest.get("tr1bad", {}) and rebuilt == [1]
+
+
+def test_the_judge_folds_in_new_labels_and_keeps_the_verdicts_of_other_runs(store_ws):
+    from agentlearn import verdicts
+    from storage.records import Resolution
+
+    ws = store_ws
+    ws.repo.put(Label(trajectory_id="tr1ok", annotator="amy", verdict="success"))
+    before = verdicts.judge(ws)
+    assert before.people_succeeded("tr1ok") is True and before.people_said("tr1ok") == "success"
+    ws.repo.put_many([Label(trajectory_id="tr0ok", annotator="zed", verdict="fail"),
+                      Label(trajectory_id="tr1ok", annotator="bo", verdict="fail")])  # a tie: a fail
+    after = verdicts.judge(ws)
+    postgres = is_database_url(ws.settings.database_url)
+    assert ("tr1ok" in after._people) is False and before.people_succeeded("tr1ok") is True
+    fresh = verdicts.Judge(ws.repo.all(Label), ws.repo.all(Resolution))
+    for tid in fresh.judged() | after.judged():
+        assert after.people_succeeded(tid) == fresh.people_succeeded(tid), tid
+        assert after.people_said(tid) == fresh.people_said(tid), tid
+    assert after.people_succeeded("tr1ok") is False and after.people_said("tr0ok") == "fail"
+    # What was worked out for an untouched run is carried over where the labels were folded in (PostgreSQL).
+    ws.repo.put(Label(trajectory_id="tr0bad", annotator="zed", verdict="fail"))
+    again = verdicts.judge(ws)
+    assert ("tr1ok" in again._people) is postgres
+    ws.repo.put(Resolution(trajectory_id="tr0bad", reviewer="rev", verdict="success"))
+    assert verdicts.judge(ws).people_succeeded("tr0bad") is True  # a resolution: read again

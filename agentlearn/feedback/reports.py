@@ -10,7 +10,6 @@ import pandas as pd
 from agentlearn import verdicts
 from agentlearn.feedback.index import mask_of, task_map, trajectory_index
 from agentlearn.feedback.labels import label_index
-from agentlearn.verdicts import human_verdict
 from agentlearn.workspace import Workspace
 from storage.records import EvalRun, Label, Resolution, Task, Trajectory
 
@@ -50,12 +49,13 @@ def kappa_human_verifier(ws: Workspace, suite: str = "") -> Agreement:
 
 def _kappa_human_verifier(ws: Workspace, suite: str = "") -> Agreement:
     idx = trajectory_index(ws)
+    judge = verdicts.judge(ws)  # its verdicts are kept from one label to the next
     human, machine = [], []
-    for tid, by in label_index(ws).latest.items():
+    for tid in label_index(ws).latest:
         n = idx.position.get(tid)
         if n is None or idx.verifier[n] < 0 or (suite and idx.suite[n] != suite):
             continue
-        human.append(human_verdict(by.values()))
+        human.append(judge.people_said(tid))
         machine.append("success" if idx.verifier[n] == 1 else "fail")
     return agreement_of(human, machine, "no labeled run has a verifier verdict yet")
 
