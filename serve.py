@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from contextlib import asynccontextmanager
 
@@ -66,9 +67,11 @@ async def _warm_first(_app):
     from pages import _ui
 
     started = time.perf_counter()
+    # Said on the terminal: on a big store the server answers only after this (a first build at 1M runs: 40 s).
+    print("  Reading the store for the first page…", file=sys.stderr, flush=True)
     try:
         await asyncio.to_thread(_ui.warm)
-        logging.getLogger("agentlearn").info("first page built in %.1f s", time.perf_counter() - started)
+        print(f"  First page ready in {time.perf_counter() - started:.1f} s.", file=sys.stderr, flush=True)
     except Exception:  # noqa: BLE001 - the pages show what is wrong with the store; the server still starts
         logging.getLogger("agentlearn").exception("building the first page before serving failed")
     yield
