@@ -98,8 +98,11 @@ class Judge:
                 touched.add(label.trajectory_id)
                 new.labels[label.trajectory_id] = list(new.labels[label.trajectory_id])  # the old Judge's stays
             new.labels[label.trajectory_id].append(label)
-        new._people = {t: v for t, v in self._people.items() if t not in touched}
-        new._said = {t: v for t, v in self._said.items() if t not in touched}
+        # Copied in one step first: another thread may be working verdicts out on the old Judge meanwhile.
+        new._people, new._said = dict(self._people), dict(self._said)
+        for tid in touched:
+            new._people.pop(tid, None)
+            new._said.pop(tid, None)
         return new
 
     def succeeded(self, trajectory: Trajectory) -> bool | None:
