@@ -9,7 +9,7 @@ Three things only a server can do, which a Streamlit script cannot:
 - Turn off Streamlit's legacy pages/ mode before the first visitor: a folder named pages/ makes a fresh
   server run page files without app.py until some session has run st.navigation. The pages refuse to
   draw in that mode anyway (pages/_ui.py through_app); here it never starts.
-- Build what the first page reads before the first visitor comes (pages/_ui.py warm: at 1M runs in
+- Build what the first page reads before the first visitor comes (pages/_warm.py: at 1M runs in
   PostgreSQL that is seconds of indices and tables). The server answers once it is done; a failure there
   is logged and the pages report it themselves.
 
@@ -64,13 +64,13 @@ def _session_cookie(request: Request) -> Response:
 
 @asynccontextmanager
 async def _warm_first(_app):
-    from pages import _ui
+    from pages import _warm
 
     started = time.perf_counter()
     # Said on the terminal: on a big store the server answers only after this (a first build at 1M runs: 40 s).
     print("  Reading the store for the first page…", file=sys.stderr, flush=True)
     try:
-        await asyncio.to_thread(_ui.warm)
+        await asyncio.to_thread(_warm.warm)
         print(f"  First page ready in {time.perf_counter() - started:.1f} s.", file=sys.stderr, flush=True)
     except Exception:  # noqa: BLE001 - the pages show what is wrong with the store; the server still starts
         logging.getLogger("agentlearn").exception("building the first page before serving failed")

@@ -398,21 +398,6 @@ def suites_or_stop(ws: Workspace, key: str = "", hint: str = "import tasks first
     return names
 
 
-def warm() -> None:
-    """Build what the dashboard's first page reads before anybody asks (serve.py, once at start): the
-    pages' imports, the trajectory and label indices and Overview's tables for its default suite. At 1M
-    runs these take seconds, which the first visitor would otherwise wait through."""
-    from agentlearn import reports  # noqa: F401 - what app.py and Overview import (the agent, LangGraph: 0.4 s)
-    from agentlearn.feedback.overview import overview_tables
-    from pages import _charts, _labeling, _progress  # noqa: F401 - plotly alone takes a second
-
-    ws = _open(home())
-    names = suites(ws)
-    tables = overview_tables(ws, names[0] if names else "")
-    if len(tables.success_over_time):  # plotly loads its validators and JSON encoder with the first figure
-        _charts.success_over_time(tables.success_over_time).to_json()
-
-
 def suites(ws: Workspace) -> list[str]:
     """Suite names known to the store (tasks, suites, trajectories)."""
     from agentlearn.feedback import index, queue

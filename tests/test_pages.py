@@ -485,8 +485,9 @@ def test_the_time_axis_never_repeats_a_label():
 def test_the_server_builds_the_first_page_before_its_first_visitor(seeded, monkeypatch):
     """serve.py warms: Overview's first run then builds none of its tables (each is served as kept)."""
     from agentlearn.feedback import overview
+    from pages import _warm
 
-    _ui.warm()
+    _warm.warm()
     ws = _ui._open(_ui.home())
     warmed = ws.caches.previous("progress_by_suite")
     assert warmed is not None and set(warmed["suite"]) == {SUITE}
