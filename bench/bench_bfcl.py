@@ -7,7 +7,8 @@ BFCL's own rule, beside the leaderboard's small models.
 
 Each category is imported from the installed bfcl-eval package (`tasks import --format bfcl`, split as the
 importer splits: half heldout) into its own workspace under --home (a temp folder unless given; a rerun
-with the same --home skips what bench/results/bfcl.json already holds). Per model, on the first --limit
+with the same --home skips what bench/results/bfcl.json already holds, and pairs a new method against the
+zero-shot run stored in that workspace instead of running it again). Per model, on the first --limit
 heldout tasks, greedy, constrained decoding:
 - none:            zero-shot
 - exemplars:       exemplars with the suite's auto retrieval (model-free leave-one-out, as the demo sets it)
@@ -39,7 +40,7 @@ from agentlearn.models import EMBEDDED_MODELS, chat_model_dir
 from agentlearn.settings import Settings
 from agentlearn.tasks import import_file, load_tasks
 from agentlearn.workspace import Workspace, open_workspace
-from storage.records import Suite, Trajectory
+from storage.records import EvalRun, Suite, Trajectory
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 METHODS = ("none", "exemplars", "sft", "sft+exemplars")
@@ -77,6 +78,11 @@ def main() -> None:
                 if method.startswith("sft") and not adapter:
                     adapter = _train(model_ws, category)
                 if key in done and method != "none":
+                    continue
+                if key in done and (stored := _stored_zero_shot(model_ws, category, args.limit)) is not None:
+                    base = stored  # what the other methods pair against, without answering every task again
+                    print(f"{category} {model} none: the run stored at {stored.created:%Y-%m-%d %H:%M} (n={stored.n})",
+                          flush=True)
                     continue
                 row = _measure(model_ws, category, model, method, adapter, args.limit, base)
                 row["train"] = n_train
@@ -130,6 +136,14 @@ def _train(ws: Workspace, suite: str) -> str:
         return ""
     print(f"{suite}: SFT adapter in {time.perf_counter() - started:.0f} s, {job.step} steps", flush=True)
     return job.adapter_id
+
+
+def _stored_zero_shot(ws: Workspace, suite: str, limit: int):
+    """The newest zero-shot heldout run of this model on the same first `limit` tasks, or None."""
+    n = len(load_tasks(ws, suite, "heldout")[:limit])
+    stored = [r for r in ws.repo.find(EvalRun, suite=suite) if r.split == "heldout" and r.method == "none"
+              and not r.adapter and not r.ablated and r.model == ws.settings.model_label and r.n == n]
+    return max(stored, key=lambda r: r.created, default=None)
 
 
 def _measure(ws: Workspace, suite: str, model: str, method: str, adapter: str, limit: int, base) -> dict[str, Any]:
