@@ -114,6 +114,9 @@ def _to_langchain(messages: list[Message]) -> list[BaseMessage]:
 CHARS_PER_TOKEN = prompts.CHARS_PER_TOKEN
 # How an executed step's observation begins when the model's output held no readable call (and no answer).
 UNREADABLE = "Error: the call could not be read"
+# What a step's answer is when the model's endpoint failed to answer it (an HTTP error, a timeout): the episode
+# records it as that step's observation and ends the turn; the other episodes of the batch go on.
+ENDPOINT_FAILED = "Error: the model endpoint did not answer"
 
 
 def reference_calls(ws: Workspace, suite: str) -> list[ToolCall]:
@@ -303,6 +306,8 @@ class Agent:
                      for n, c in enumerate(parsed.calls[:ep.max_calls])]
             results = [self._run(ep, call) for call in calls]
             note = f"{UNREADABLE}: {parsed.error}" if parsed.error and not calls else ""
+            if ep.output.startswith(ENDPOINT_FAILED):
+                calls, results, note = [], [], ep.output
             ep.steps.append(Step(thought=parsed.thought, action=ep.output, calls=calls, results=results,
                                  answer="" if calls or note else parsed.answer, observation=note or _observations(results),
                                  turn=ep.turn, user=ep.user, seconds=round(ep.seconds, 4)))
@@ -497,36 +502,55 @@ def complete(chat: BaseChatModel, prompts_: list[list[Message]] | list[list[Base
 def _complete_openai(chat: BaseChatModel, chats: list[list[BaseMessage]], tools: list[list[dict[str, Any]]],
                      constrained: bool, concurrency: int, on_row: Callable[[int], None] | None = None,
                      steps: list[int] | None = None, may_answer: list[bool] | None = None) -> tuple[list[str], bool]:
+    """Requests with native tool calling (when `constrained` or a step of an episode); the rows the endpoint
+    refused with tools are asked again without them, and a row that still fails reads ENDPOINT_FAILED."""
     config = {"max_concurrency": max(1, concurrency)}
     steps, may_answer = steps or [0] * len(chats), may_answer or [True] * len(chats)
-    if constrained or any(steps):  # an episode's steps always go through native tool calling
+    rows = list(range(len(chats)))
+    answers: list[str] = [""] * len(chats)
+    native = constrained or any(steps)  # an episode's steps always go through native tool calling
+    if native:
         try:
             bound = [chat.bind_tools([{"type": "function", "function": t} for t in ts],
                                      tool_choice="auto" if n and a else "required")
                      for ts, n, a in zip(tools, steps, may_answer, strict=True)]
             replies = _batch_each(bound, chats, config, on_row)
-            return [_openai_text(r) for r in replies], True
-        except Exception as e:  # an endpoint without tool calling: say so once, then answer in text
+        except Exception as e:  # noqa: BLE001 - a tool list the client library cannot send: every row in text
+            replies = [e] * len(chats)
+        for i, reply in enumerate(replies):
+            if not isinstance(reply, Exception):
+                answers[i] = _openai_text(reply)
+        rows = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
+        if rows:
             import sys
 
-            print(f"[agent] the endpoint refused tool calling ({type(e).__name__}: {e}); answering in text",
-                  file=sys.stderr)
-    replies = _batch_each([chat] * len(chats), chats, config, on_row)
-    return [str(r.content) for r in replies], False
+            first = replies[rows[0]]
+            print(f"[agent] {len(rows)} of {len(chats)} requests with tools failed ({type(first).__name__}: {first}); "
+                  "asking them again without tools", file=sys.stderr)
+    if rows:
+        replies = _batch_each([chat] * len(rows), [chats[i] for i in rows], config,
+                              (lambda j: on_row(rows[j])) if on_row and not native else None)
+        for i, reply in zip(rows, replies, strict=True):
+            answers[i] = (f"{ENDPOINT_FAILED}: {type(reply).__name__}: {reply}" if isinstance(reply, Exception)
+                          else str(reply.content))
+    return answers, native and len(rows) < len(chats)
 
 
 def _batch_each(models: list[Any], chats: list[list[BaseMessage]], config: dict,
-                on_row: Callable[[int], None] | None = None) -> list[AIMessage]:
-    """Concurrent requests (at most max_concurrency in flight); `on_row(i)` as each reply arrives."""
+                on_row: Callable[[int], None] | None = None) -> list[AIMessage | Exception]:
+    """Concurrent requests (at most max_concurrency in flight); `on_row(i)` as each reply arrives. A request that
+    fails gives its exception in its place, so one bad answer does not lose the others."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     with ThreadPoolExecutor(max_workers=config["max_concurrency"]) as pool:
         futures = {pool.submit(model.invoke, chat): i for i, (model, chat) in enumerate(zip(models, chats, strict=True))}
         replies: list[Any] = [None] * len(chats)
         for future in as_completed(futures):
-            replies[futures[future]] = future.result()
+            i = futures[future]
+            error = future.exception()
+            replies[i] = error if error is not None else future.result()
             if on_row:
-                on_row(futures[future])
+                on_row(i)
     return replies
 
 

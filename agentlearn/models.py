@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from filelock import FileLock
+
+from storage import files
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -98,40 +101,60 @@ def converted_dir(models_dir: Path, name: str = DEFAULT_LOCAL_MODEL) -> Path:
 def chat_model_dir(models_dir: Path, name: str = DEFAULT_LOCAL_MODEL) -> Path:
     """The converted model `name` (safetensors) in `models_dir`, converting it on first use.
 
-    The prompt layout its table entry names is (re)written into the folder's tokenizer each time it
-    differs, so a converted model follows agentlearn.prompts without converting again.
+    The prompt layout its table entry names (chat template, and the response template a server uses to read
+    tool calls back) is (re)written into the folder's tokenizer each time it differs, so a converted model
+    follows agentlearn.prompts without converting again.
     """
-    from agentlearn.prompts import chat_template
-
     model = embedded_model(name)
     target = converted_dir(models_dir, name)
-    template = chat_template(model.prompt_format)
-    if _ready(target, template):
+    if _ready(target, model.prompt_format):
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(models_dir / f".{model.label}.lock")):
         if not (target / ".converted").exists():
             scratch = models_dir / f".{model.label}.gguf-scratch"
             try:
-                _convert_gguf(gguf_file(model, scratch), target, template)
+                _convert_gguf(gguf_file(model, scratch), target, model.prompt_format)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)  # a reassembled GGUF is not kept
-        elif template is not None and not _ready(target, template):
-            (target / TEMPLATE_FILE).write_text(template, encoding="utf-8")
+        elif not _ready(target, model.prompt_format):
+            write_prompt_format(target, model.prompt_format)
     return target
 
 
 TEMPLATE_FILE = "chat_template.jinja"  # where transformers keeps a tokenizer's chat template
+TOKENIZER_CONFIG = "tokenizer_config.json"  # where it keeps the response template
 
 
-def _ready(target: Path, template: str | None) -> bool:
+def write_prompt_format(folder: Path, prompt_format: str) -> None:
+    """Install a prompt format in a saved tokenizer: its chat template and its response template (both read by
+    `transformers serve`, so a served model renders and returns tool calls as the agent writes them)."""
+    from agentlearn.prompts import chat_template, response_template
+
+    (folder / TEMPLATE_FILE).write_text(chat_template(prompt_format), encoding="utf-8")
+    config_path = folder / TOKENIZER_CONFIG
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+    config.pop("chat_template", None)  # the file above wins; an inline copy would be read first by some tools
+    if (wanted := response_template(prompt_format)) is None:
+        config.pop("response_template", None)
+    else:
+        config["response_template"] = wanted
+    files.write_atomic(config_path, json.dumps(config, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+def _ready(target: Path, prompt_format: str) -> bool:
+    from agentlearn.prompts import chat_template, response_template
+
     if not ((target / "model.safetensors").exists() and (target / ".converted").exists()):
         return False
-    path = target / TEMPLATE_FILE
-    return template is None or (path.exists() and path.read_text(encoding="utf-8") == template)
+    template, config = target / TEMPLATE_FILE, target / TOKENIZER_CONFIG
+    if not (template.exists() and config.exists()):
+        return False
+    return (template.read_text(encoding="utf-8") == chat_template(prompt_format)
+            and json.loads(config.read_text(encoding="utf-8")).get("response_template") == response_template(prompt_format))
 
 
-def _convert_gguf(gguf: Path, target: Path, template: str | None) -> None:
+def _convert_gguf(gguf: Path, target: Path, prompt_format: str) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -142,11 +165,10 @@ def _convert_gguf(gguf: Path, target: Path, template: str | None) -> None:
         del model.config.quantization_config
     model.hf_quantizer = None
     model.is_quantized = False
-    if template is not None:
-        tokenizer.chat_template = template
     tmp = target.with_name(target.name + ".partial")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    write_prompt_format(tmp, prompt_format)
     (tmp / ".converted").write_text(gguf.name)
     if target.exists():
         shutil.rmtree(target)

@@ -7,6 +7,7 @@ has to explain `<tool_call>`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from agentlearn.episode_text import shorten, transcript
@@ -230,14 +231,39 @@ COMPLETION_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ 'Call: ' }}{%- endif -%}"
 )
-PROMPT_FORMATS = {"chat": None, "completion": COMPLETION_TEMPLATE}  # None: the model's own chat template
+# An instruction-tuned ChatML model ("chat"): its own turns, with an assistant's tool calls written as the agent
+# writes them and tool results as `tool` turns (SmolLM2's own template drops tool calls, so a served model would
+# not see the calls it made at earlier steps). The same text as SmolLM2's template for plain messages.
+CHAT_TEMPLATE_FILE = Path(__file__).resolve().parent / "data" / "tool_chat_template.jinja"
+PROMPT_FORMATS = {"chat": CHAT_TEMPLATE_FILE, "completion": COMPLETION_TEMPLATE}
+
+# How an OpenAI-compatible server that reads a tokenizer's `response_template` (transformers serve) turns the
+# model's text back into native tool calls: each `<tool_call>{json}</tool_call>` a call, the rest the content.
+# Written beside the chat template; a base model's completion layout has no turns to parse.
+CHATML_TOOL_CALLS = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "<|im_start|>assistant\n",
+    "fields": {
+        "tool_calls": {"open_pattern": r"\s*<tool_call>", "close": "</tool_call>", "repeats": True,
+                       "content": "json", "transform": {"type": "function", "function": "{content}"}},
+        "content": {"close_pattern": r"\s*(?:<\|im_end\|>|<\|endoftext\|>)", "content": "text"},
+    },
+}
+RESPONSE_TEMPLATES = {"chat": CHATML_TOOL_CALLS, "completion": None}
 
 
-def chat_template(prompt_format: str) -> str | None:
-    """The chat template a prompt format installs in a model's tokenizer (None: keep the model's own)."""
+def chat_template(prompt_format: str) -> str:
+    """The chat template a prompt format installs in a model's tokenizer."""
     if prompt_format not in PROMPT_FORMATS:
         raise ValueError(f"unknown prompt format {prompt_format!r}; choose one of {', '.join(PROMPT_FORMATS)}")
-    return PROMPT_FORMATS[prompt_format]
+    template = PROMPT_FORMATS[prompt_format]
+    return template.read_text(encoding="utf-8") if isinstance(template, Path) else template
+
+
+def response_template(prompt_format: str) -> dict[str, Any] | None:
+    """How a server parses the model's answer into content and native tool calls (None: it does not)."""
+    chat_template(prompt_format)  # the same check of the name
+    return RESPONSE_TEMPLATES[prompt_format]
 
 
 # How retrieved shots are ordered in the prompt: "nearest_last" (best match right before the task) or

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import threading
@@ -322,3 +323,44 @@ def test_an_openai_compatible_endpoint_gets_native_tool_calls_and_tool_messages(
     assert third["messages"][-1]["content"] == "password of u-17 reset"
     assert [len(s.calls) for s in t.steps] == [1, 1, 0] and t.steps[-1].answer == "Done: password of u-17 reset"
     assert t.verdict.success
+
+
+class _FailingForGrace(_OpenAIEndpoint):
+    """The same endpoint, but every request about grace gets HTTP 500 (as a server whose parser chokes)."""
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server name
+        length = int(self.headers["Content-Length"])
+        raw = self.rfile.read(length)
+        if b"grace" in raw:
+            self.requests.append(json.loads(raw))
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.rfile = io.BytesIO(raw)
+        super().do_POST()
+
+
+def test_an_endpoint_error_on_one_episode_is_its_observation_and_the_batch_goes_on(tmp_path, monkeypatch):
+    from agentlearn.settings import Settings
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FailingForGrace)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _FailingForGrace.requests = []
+    try:
+        ws = open_workspace(Settings(home=tmp_path / "home", backend="openai", openai_model="served",
+                                     openai_base_url=f"http://127.0.0.1:{server.server_address[1]}/v1"))
+        _suite(ws)
+        ada = _task(ws, "Reset the password of ada", ToolCall(name="reset_password", arguments={"user_id": "u-17"}))
+        grace = _task(ws, "Reset the password of grace", ToolCall(name="reset_password", arguments={"user_id": "u-9"}),
+                      n=1)
+        [[a], [g]] = run_tasks(ws, [ada, grace], RunOptions())
+    finally:
+        server.shutdown()
+    assert a.verdict.success and [len(s.calls) for s in a.steps] == [1, 1, 0]
+    [step] = g.steps  # asked with tools, then again without them: both answered 500; the turn ends there
+    assert step.calls == [] and step.answer == ""
+    assert step.observation == "Error: the model endpoint did not answer: OpenAIAPIError: Error code: 500"
+    assert not g.verdict.success
+    asked = [r for r in _FailingForGrace.requests if b"grace" in json.dumps(r).encode()]
+    assert [("tools" in r) for r in asked][:1] == [True] and not asked[-1].get("tools")

@@ -34,7 +34,9 @@ def test_the_table_names_each_model_once_with_a_known_prompt_format():
     for model in models.EMBEDDED_MODELS.values():
         assert model.prompt_format in prompts.PROMPT_FORMATS
     assert models.embedded_model("gemma3-270m").prompt_format == "completion"  # a base model: no chat turns
-    assert prompts.chat_template("chat") is None and prompts.chat_template("completion") == prompts.COMPLETION_TEMPLATE
+    assert prompts.chat_template("chat") == prompts.CHAT_TEMPLATE_FILE.read_text()
+    assert prompts.chat_template("completion") == prompts.COMPLETION_TEMPLATE
+    assert prompts.response_template("chat") is prompts.CHATML_TOOL_CALLS and prompts.response_template("completion") is None
     with pytest.raises(ValueError, match="unknown embedded model 'llama'; choose one of smollm2-135m, gemma3-270m"):
         models.embedded_model("llama")
     with pytest.raises(ValueError, match="unknown prompt format 'xml'"):
@@ -95,6 +97,37 @@ def test_an_adapter_is_served_only_on_the_model_it_was_trained_on(tmp_path):
         check_adapter_base(str(adapter), "smollm2-135m")
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/my/own/model"}))
     check_adapter_base(str(adapter), "smollm2-135m")  # a model of the user's own: not ours to judge
+
+
+def test_a_converted_smollm2_is_served_with_tool_calls_in_both_directions(shared_models, monkeypatch):
+    """The converted folder carries the tool-call chat template and a response template, which `transformers
+    serve` reads: a served model sees the calls it made earlier and answers with native tool calls. A folder
+    converted before either is brought up to date in place, without converting again."""
+    from transformers import AutoTokenizer
+
+    target = models.chat_model_dir(shared_models)
+    monkeypatch.setattr(models, "_convert_gguf", lambda *a: pytest.fail("converted the GGUF file a second time"))
+    config_path = target / models.TOKENIZER_CONFIG
+    config = json.loads(config_path.read_text())
+    config.pop("response_template")
+    config_path.write_text(json.dumps(config))
+    (target / models.TEMPLATE_FILE).write_text("{{ 'an older layout' }}")
+    assert models.chat_model_dir(shared_models) == target
+
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    calls = [{"type": "function", "function": {"name": "restart_service", "arguments": {"host": "web01", "service": "nginx"}}}]
+    chat = [{"role": "user", "content": "web01 is down, restart nginx"},
+            {"role": "assistant", "content": "", "tool_calls": calls},
+            {"role": "tool", "content": "restarted"}]
+    text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert ('<|im_start|>assistant\n<tool_call>{"name": "restart_service", "arguments": {"host": "web01", '
+            '"service": "nginx"}}</tool_call><|im_end|>\n<|im_start|>tool\nrestarted<|im_end|>\n') in text
+    answer = '<tool_call>{"name": "open_ticket", "arguments": {"summary": "nginx restarted"}}</tool_call><|im_end|>'
+    parsed = tokenizer.parse_response(answer, prefix=text)
+    assert parsed["tool_calls"] == [{"type": "function", "function": {"name": "open_ticket",
+                                                                      "arguments": {"summary": "nginx restarted"}}}]
+    assert tokenizer.parse_response("It is up again.<|im_end|>", prefix=text) == {"role": "assistant",
+                                                                                  "content": "It is up again."}
 
 
 # --- Gemma 3 270M, for real ---------------------------------------------------------------------

@@ -10,10 +10,11 @@ that writes each call as the agent's own `<tool_call>{"name": ..., "arguments": 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "tool_chat_template.jinja"
+from agentlearn.prompts import CHAT_TEMPLATE_FILE
+
+TEMPLATE = CHAT_TEMPLATE_FILE  # also what a converted SmolLM2 carries (agentlearn.models)
 
 
 def has_tool_calls(rows: Iterable[dict[str, Any]]) -> bool:
