@@ -62,3 +62,30 @@ def suite_adapter(ws: Workspace, suite: str) -> str:
 def newest_first(ws: Workspace) -> list[Adapter]:
     """Every registered adapter, newest first."""
     return sorted(ws.repo.all(Adapter), key=lambda a: (a.created, a.id), reverse=True)
+
+
+def export_merged(ws: Workspace, ref: str, out: str | Path) -> Path:
+    """A standalone model folder: the adapter `ref` names merged into its base model, with the tokenizer's prompt
+    format (chat template, and the response template that turns `<tool_call>` text back into native tool calls).
+    Any OpenAI-compatible server that loads a transformers folder serves it (`transformers serve FOLDER`), so an
+    agent that is not ours runs on what was learned here. `out` must be new or empty."""
+    import shutil
+
+    from agentlearn import llm, models
+
+    adapter = find(ws, ref)
+    target = Path(out).expanduser()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ValueError(f"{target} is not an empty folder; name a new one for the merged model")
+    base = models.adapter_base(adapter.path) or models.embedded_model(ws.settings.local_model)
+    model, tokenizer = llm.load_local(str(models.chat_model_dir(ws.settings.models_dir, base.name)), adapter.path)
+    tokenizer.padding_side = "right"  # load_local pads on the left for its batches; a server pads as it needs
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    models.write_prompt_format(partial, base.prompt_format)
+    if target.exists():
+        target.rmdir()
+    partial.rename(target)
+    return target

@@ -150,6 +150,11 @@ def _parser() -> argparse.ArgumentParser:
     imb = ad_sub.add_parser("import", help="register the adapter a trained bundle (train --bundle) produced")
     imb.add_argument("folder")
     imb.set_defaults(func=cmd_adapters_import)
+    exm = ad_sub.add_parser("export", help="write the adapter merged into its base model, a folder any "
+                                           "OpenAI-compatible server can serve (transformers serve FOLDER)")
+    exm.add_argument("ref", help="the adapter's id, its job's id, or its folder")
+    exm.add_argument("--out", required=True, help="a new or empty folder for the merged model")
+    exm.set_defaults(func=cmd_adapters_export)
     hist = ad_sub.add_parser("history", help="the suite's gate decisions and model changes, newest first")
     hist.add_argument("--suite", required=True)
     hist.add_argument("--json", action="store_true", help="one JSON array")
@@ -742,6 +747,14 @@ def cmd_adapters_import(args: argparse.Namespace) -> int:
 
     adapter = bundle.import_bundle(open_workspace(), args.folder, who=_who())
     _print_json({"adapter_id": adapter.id, "job_id": adapter.job_id, "name": adapter.name, "path": adapter.path})
+    return 0
+
+
+def cmd_adapters_export(args: argparse.Namespace) -> int:
+    from agentlearn import adapters
+
+    folder = adapters.export_merged(open_workspace(), args.ref, args.out)
+    _print_json({"folder": str(folder), "serve": f"transformers serve {folder}"})
     return 0
 
 

