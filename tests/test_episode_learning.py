@@ -302,7 +302,9 @@ def test_sft_exports_episodes_in_trls_tool_calling_format_and_the_embedded_model
                       + [{"role": "assistant", "content": format_tool_call(call("ls", path="photos"))}]}
 
     tokenizer = AutoTokenizer.from_pretrained(str(chat_model_dir(ws.settings.models_dir)))
-    assert chat_template.ensure_tool_calling(tokenizer)  # SmolLM2's own template drops tool calls
+    # A converted SmolLM2 carries the tool-calling template (its own drops tool calls): nothing to swap in.
+    assert not chat_template.ensure_tool_calling(tokenizer)
+    assert tokenizer.chat_template == chat_template.TEMPLATE.read_text()
     text = tokenizer.apply_chat_template(msgs, tools=row["tools"], tokenize=False)
     for m in msgs:
         for c in m.get("tool_calls") or []:
