@@ -7,7 +7,10 @@ import json
 import sys
 import threading
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -300,20 +303,27 @@ class _OpenAIEndpoint(BaseHTTPRequestHandler):
         self.wfile.write(reply)
 
 
-def test_an_openai_compatible_endpoint_gets_native_tool_calls_and_tool_messages(tmp_path, monkeypatch):
+@contextmanager
+def _endpoint_workspace(handler: type[_OpenAIEndpoint], home: Path) -> Iterator[Any]:
+    """A workspace on the OpenAI path whose endpoint is `handler`, served on a free local port meanwhile."""
     from agentlearn.settings import Settings
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAIEndpoint)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    _OpenAIEndpoint.requests = []
+    handler.requests = []
     try:
-        ws = open_workspace(Settings(home=tmp_path / "home", backend="openai", openai_model="served",
+        ws = open_workspace(Settings(home=home, backend="openai", openai_model="served",
                                      openai_base_url=f"http://127.0.0.1:{server.server_address[1]}/v1"))
         _suite(ws)
-        task = _task(ws, "Reset the password of ada", ToolCall(name="reset_password", arguments={"user_id": "u-17"}))
-        [[t]] = run_tasks(ws, [task], RunOptions())
+        yield ws
     finally:
         server.shutdown()
+
+
+def test_an_openai_compatible_endpoint_gets_native_tool_calls_and_tool_messages(tmp_path):
+    with _endpoint_workspace(_OpenAIEndpoint, tmp_path / "home") as ws:
+        task = _task(ws, "Reset the password of ada", ToolCall(name="reset_password", arguments={"user_id": "u-17"}))
+        [[t]] = run_tasks(ws, [task], RunOptions())
     first, second, third = _OpenAIEndpoint.requests
     assert [tool["function"]["name"] for tool in first["tools"]] == ["find_user", "reset_password"]
     assert first["tool_choice"] == "required" and second["tool_choice"] == "auto"  # a turn's first step calls
@@ -341,22 +351,12 @@ class _FailingForGrace(_OpenAIEndpoint):
         super().do_POST()
 
 
-def test_an_endpoint_error_on_one_episode_is_its_observation_and_the_batch_goes_on(tmp_path, monkeypatch):
-    from agentlearn.settings import Settings
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FailingForGrace)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _FailingForGrace.requests = []
-    try:
-        ws = open_workspace(Settings(home=tmp_path / "home", backend="openai", openai_model="served",
-                                     openai_base_url=f"http://127.0.0.1:{server.server_address[1]}/v1"))
-        _suite(ws)
+def test_an_endpoint_error_on_one_episode_is_its_observation_and_the_batch_goes_on(tmp_path):
+    with _endpoint_workspace(_FailingForGrace, tmp_path / "home") as ws:
         ada = _task(ws, "Reset the password of ada", ToolCall(name="reset_password", arguments={"user_id": "u-17"}))
         grace = _task(ws, "Reset the password of grace", ToolCall(name="reset_password", arguments={"user_id": "u-9"}),
                       n=1)
         [[a], [g]] = run_tasks(ws, [ada, grace], RunOptions())
-    finally:
-        server.shutdown()
     assert a.verdict.success and [len(s.calls) for s in a.steps] == [1, 1, 0]
     [step] = g.steps  # asked with tools, then again without them: both answered 500; the turn ends there
     assert step.calls == [] and step.answer == ""
