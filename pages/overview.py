@@ -61,10 +61,14 @@ if c["trajectories"] == 0:
     st.stop()
 
 
+def _ci(p) -> str:
+    return f"{100 * p.low:+.0f} to {100 * p.high:+.0f} points"
+
+
 def _gain_metric(col, what: str, p) -> None:
     col.metric(f"{what} gain over zero-shot", f"{100 * p.difference:+.1f} points",
-               f"{p.accuracy_a:.0%} vs {p.accuracy_b:.0%} · n={p.n} · 95% CI {100 * p.low:+.0f} to {100 * p.high:+.0f}"
-               f" · p={p.p_value:.2g}", delta_color="off", delta_arrow="off", border=True,
+               f"{p.accuracy_a:.0%} vs {p.accuracy_b:.0%} · p={p.p_value:.2g} · n={p.n} · 95% CI {_ci(p)}",
+               delta_color="off", delta_arrow="off", border=True,
                help="Paired on the same held-out tasks: Newcombe's 95% interval, exact McNemar p-value")
 
 
@@ -81,11 +85,13 @@ def _learning(suite: str) -> None:
             st.text(f"No held-out evaluation of {method} with a zero-shot run on the same tasks yet (Evaluate page).")
         else:
             p, call = gain.paired, gain.call
-            both = st.columns(2)
-            _gain_metric(both[0], "Tool-name", p)
-            _gain_metric(both[1], "Whole-call", call)  # the name alone can gain while no call is right
-            st.text(f"{gain.label} against zero-shot: tool name {p.accuracy_a:.0%} vs {p.accuracy_b:.0%}, whole call "
-                    f"(name and arguments) {call.accuracy_a:.0%} vs {call.accuracy_b:.0%}")
+            # One above the other: side by side in a third of the page, each figure was cut to "+10…".
+            _gain_metric(st.container(), "Tool-name", p)
+            _gain_metric(st.container(), "Whole-call", call)  # the name alone can gain while no call is right
+            # The cards' last line is cut in a third of the page; the intervals are written out here too.
+            st.text(f"{gain.label} against zero-shot on {p.n} held-out tasks: tool name {p.accuracy_a:.0%} vs "
+                    f"{p.accuracy_b:.0%} (gain 95% CI {_ci(p)}), whole call (name and arguments) "
+                    f"{call.accuracy_a:.0%} vs {call.accuracy_b:.0%} (gain 95% CI {_ci(call)})")
     with right:
         curve = reports.latest_curve(ws, suite)
         if curve is None:
