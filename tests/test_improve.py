@@ -220,6 +220,29 @@ def test_the_heldout_split_is_judged_before_training(ws, tmp_path):
     assert improve.heldout_power(ws, SUITE, limit=2)["n"] == 2
 
 
+def test_heldout_tasks_calling_tools_no_train_task_calls_are_named_before_training(ws, tmp_path):
+    tasks = mini_suite(ws, tmp_path, heldout=0.5)
+    heldout = sorted((t for t in tasks.values() if t.split == "heldout"), key=lambda t: t.sample_id)
+    assert improve.unseen_tools(ws, SUITE)["tools"] == ["unlock_account"]  # the mini suite's heldout-only tool
+    trained = next(t.expected for t in tasks.values() if t.split == "train")
+    for task in heldout:  # every heldout task calls a tool some train task calls: nothing to say
+        ws.repo.update(Task, task.id, lambda t: t.model_copy(update={"expected": trained}))
+    assert improve.unseen_tools(ws, SUITE) == {}
+    ws.repo.update(Task, heldout[0].id, lambda t: t.model_copy(update={
+        "expected": ToolCall(name="escalate_ticket", arguments={}),
+        "tools": t.tools + [{"name": "escalate_ticket", "parameters": {"type": "object", "properties": {}}}]}))
+    unseen = improve.unseen_tools(ws, SUITE)
+    assert (unseen["tasks"], unseen["of"], unseen["tools"]) == (1, len(heldout), ["escalate_ticket"])
+    assert unseen["message"] == (f"1 of {len(heldout)} heldout tasks call tools that no train task calls "
+                                 "(escalate_ticket): training cannot teach those names, and an adapter may call the "
+                                 "train split's tools instead.")
+    fakes = FakeStages(ws, {"current": [0] * 10, "sft": [1] * 9 + [0]})
+    # The check stage's output carries it (the real stage: test_real_improve_...); the summary says it.
+    check = lambda ctx: {"configs": {}, "unseen_tools": improve.unseen_tools(ctx.ws, ctx.suite)}  # noqa: E731
+    record = improve.run(ws, SUITE, stages={**fakes.stages(), "check": check}, who=ME)
+    assert f"  before training: {unseen['message']}" in improve.summary(record)["lines"]
+
+
 def test_cli_improve_json(ws, tmp_path, capsys, monkeypatch):
     from agentlearn.cli import main
 
@@ -272,6 +295,7 @@ def test_real_improve_trains_evaluates_and_gates_on_a_tiny_suite(ws, tmp_path, l
     assert ws.repo.get(EvalRun, evaluated["current_eval"]).n == heldout and evaluated["current"] == ""
     assert evaluated["memory"] == "exemplars" and ws.repo.get(EvalRun, evaluated["current_eval"]).method == "exemplars"
     assert stages["check"].output["power"]["too_small"]
+    assert stages["check"].output["unseen_tools"] == improve.unseen_tools(real, SUITE)
     assert ws.repo.get(EvalRun, evaluated["candidates"]["sft"]["eval_id"]).adapter == stages["sft"].output["adapter_id"]
     summary = improve.summary(record)
     # Two heldout tasks cannot reach p < 0.05 (the smallest exact p with 2 discordant pairs is 0.5): refused.
