@@ -115,3 +115,33 @@ def test_a_step_grammar_allows_up_to_max_calls_tagged_calls_or_an_answer(real_ws
     assert not accepts(two, '<tool_call>{"name": "rm", ')  # a tool not offered
     must_call = compiler.compile_step(TOOLS, 1, may_answer=False)
     assert accepts(must_call, call) and not accepts(must_call, "The")
+
+
+def test_integers_get_at_most_15_digits_and_keep_their_own_tighter_bounds():
+    args = grammar.call_schema([TOOL])["properties"]["arguments"]["properties"]
+    assert args["count"] == {"type": "integer", "minimum": -grammar.MAX_INTEGER, "maximum": grammar.MAX_INTEGER}
+    tool = {"name": "t", "parameters": {"type": "object", "properties": {
+        "page": {"type": "integer", "minimum": 0.5, "maximum": 99.5}, "share": {"type": "number"}}}}
+    props = grammar.call_schema([tool])["properties"]["arguments"]["properties"]
+    assert (props["page"]["minimum"], props["page"]["maximum"]) == (1, 99)  # a float bound rounds inward
+    assert props["share"] == {"type": "number"}  # numbers stay free: 1.6e-19 needs its exponent
+
+
+@pytest.mark.slow
+def test_the_compiled_grammar_stops_an_integer_at_15_digits(real_ws):
+    """The model that writes zeros after "1" is made to close the number, so its call still parses."""
+    import xgrammar as xgr
+
+    from agentlearn.llm import grammar_compiler
+    from agentlearn.models import chat_model_dir
+
+    tool = {"name": "odds", "parameters": {"type": "object", "required": ["total"], "properties": {
+        "total": {"type": "integer"}}}}
+    compiled = grammar_compiler(str(chat_model_dir(real_ws.settings.models_dir))).compile([tool])
+
+    def accepts(text: str) -> bool:
+        return xgr.GrammarMatcher(compiled).accept_string(text)
+
+    head = '{"name": "odds", "arguments": {"total": '
+    assert accepts(head + "-" + "9" * 15 + "}}") and accepts(head + "52}}")
+    assert not accepts(head + "1" + "0" * 15)
