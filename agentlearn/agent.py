@@ -606,8 +606,12 @@ def _calls_per_step(ep: Episode) -> int:
 
 
 def _may_answer(ep: Episode) -> bool:
-    """Whether this step may answer in words instead of calling (see FIRST_STEP_CALLS)."""
-    return not (FIRST_STEP_CALLS and ep.looping and ep.runner is not None and ep.turn_steps == 0)
+    """Whether this step may answer in words instead of calling: a one-answer task only where its suite may
+    decline (offered words, the 135M model answered every BFCL parallel request in prose); an episode's step
+    unless it is the first of a turn with tools bound (see FIRST_STEP_CALLS)."""
+    if not ep.looping:
+        return ep.may_decline
+    return not (FIRST_STEP_CALLS and ep.runner is not None and ep.turn_steps == 0)
 
 
 def _observations(results: list[ToolResult]) -> str:

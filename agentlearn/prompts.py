@@ -43,6 +43,14 @@ STEP_FORMAT_RULES = (
 )
 
 
+# A one-answer task that may take several calls: all of them at once, no steps, no words.
+CALLS_FORMAT_RULES = (
+    "Answer with {calls}, each written as\n"
+    '<tool_call>{{"name": "<tool name>", "arguments": {{<argument>: <value>, ...}}}}</tool_call>\n'
+    "Make one call for each thing the request asks.\n"
+    "Use only these tools. Take identifiers, names, numbers and dates from the conversation as written."
+)
+
 DECLINE_FORMAT_RULES = (
     "If one of these tools does what the request asks, answer with {calls}, written as\n"
     '<tool_call>{{"name": "<tool name>", "arguments": {{<argument>: <value>, ...}}}}</tool_call>\n'
@@ -65,7 +73,7 @@ def answer_format_rules(max_calls: int, may_decline: bool) -> str:
     requests may need no call) those calls or a plain-words answer saying no tool fits."""
     if may_decline:
         return DECLINE_FORMAT_RULES.format(calls=_calls_text(max_calls))
-    return FORMAT_RULES if max_calls == 1 else step_format_rules(max_calls)
+    return FORMAT_RULES if max_calls == 1 else CALLS_FORMAT_RULES.format(calls=_calls_text(max_calls))
 
 
 def instruction_for(suite: Suite | None) -> str:

@@ -189,6 +189,8 @@ def test_an_unbound_suite_may_make_several_calls_in_one_answer(ws, make_fake_cha
     assert len(t.steps) == 1 and [c.name for c in t.tool_calls] == ["find_user", "reset_password"]
     assert t.tool_call.name == "find_user" and t.verdict.success
     assert "accepted the arguments" in t.steps[0].observation and not t.steps[0].results  # nothing ran
+    system = str(ws.chat_factory.seen[0][0].content)
+    assert "Answer with at most 2 calls" in system and "plain words" not in system  # calls, not steps or words
 
 
 def test_graders_for_turns_and_for_references_are_the_suites_own(scripted, monkeypatch):
