@@ -766,7 +766,7 @@ def cmd_adapters_history(args: argparse.Namespace) -> int:
         print(json.dumps([p.model_dump(mode="json") for p in found]))
         return 0
     for p in found:
-        figures = f" name {p.before:.1%} -> {p.after:.1%}, p={p.p_value:.3g}, n={p.n}" if p.n else ""
+        figures = f" {p.metric} {p.before:.1%} -> {p.after:.1%}, p={p.p_value:.3g}, n={p.n}" if p.n else ""
         print(f"{p.created:%Y-%m-%d %H:%M}  {p.decision:8} {p.adapter_id or 'base model'}{figures}")
     return 0
 

@@ -46,10 +46,11 @@ def section(suites: list[str]) -> None:
         st.dataframe(pd.DataFrame(improve.stage_rows(last)), hide_index=True, width="stretch")
         compared = improve.summary(last)["comparison"]
         if compared:
-            st.markdown("**Heldout name accuracy: serving, candidate, candidate with the serving memory**")
-            st.dataframe(pd.DataFrame(_comparison_rows(compared)), hide_index=True, width="stretch",
+            metric = f"{improve.row_metric(compared[0])} accuracy"
+            st.markdown(f"**Heldout {metric}: serving, candidate, candidate with the serving memory**")
+            st.dataframe(pd.DataFrame(_comparison_rows(compared, metric)), hide_index=True, width="stretch",
                          column_config={c: st.column_config.NumberColumn(c, format="percent")
-                                        for c in ("name accuracy", "vs serving")})
+                                        for c in (metric, "vs serving")})
     _choose(suite, current, known)
     rows = gate.history_rows(ws, suite)
     if rows:
@@ -58,8 +59,8 @@ def section(suites: list[str]) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=share)
 
 
-def _comparison_rows(compared: list[dict]) -> list[dict]:
-    return [{"configuration": r["configuration"], "what": r["what"], "n": r["n"], "name accuracy": r["name_accuracy"],
+def _comparison_rows(compared: list[dict], metric: str) -> list[dict]:
+    return [{"configuration": r["configuration"], "what": r["what"], "n": r["n"], metric: improve.row_accuracy(r),
              "95% interval": f"{r['interval'][0]:.0%} to {r['interval'][1]:.0%}",
              "vs serving": r.get("difference"),
              "difference interval": f"{r['difference_interval'][0]:+.0%} to {r['difference_interval'][1]:+.0%}"

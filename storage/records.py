@@ -583,9 +583,10 @@ class Promotion(Record):
     previous: str = ""  # the suite's adapter before ("" = the base model)
     decision: Literal["promoted", "refused", "rollback", "use"]
     p_value: float = 1.0
-    before: float = 0.0  # heldout name accuracy of the previous model
-    after: float = 0.0  # heldout name accuracy of the candidate
+    before: float = 0.0  # heldout accuracy (`metric`) of the previous model
+    after: float = 0.0  # heldout accuracy (`metric`) of the candidate
     n: int = 0
+    metric: Literal["name", "call"] = "name"  # name or call accuracy (training.gate.metric_for)
     eval_before: str = ""  # EvalRun ids the decision compared
     eval_after: str = ""
     per_kind: dict[str, dict[str, float]] = Field(default_factory=dict)  # kind -> before, after, n

@@ -131,3 +131,21 @@ def test_cli_adapters_use_rollback_and_history(ws, tmp_path, capsys):
     assert main(["adapters", "use", "missing", "--suite", SUITE]) == 2
     assert "no adapter, job or adapter folder" in capsys.readouterr().err
     assert ws.repo.count(Promotion) == 2  # the refused command stored nothing
+
+
+def test_on_a_suite_graded_by_references_the_gate_compares_call_accuracy(ws):
+    """A BFCL suite offers one tool per simple task: names are all right, the calls are what differ."""
+    from agentlearn.tasks import import_suite
+    from tests.seed import ME
+
+    import_suite(ws, "simple_python", SUITE, heldout=1.0, fmt="bfcl", who=ME)
+    assert gate.metric_for(ws, SUITE) == "call"
+    results = lambda calls: {f"t{i}": {"name": 1.0, "call": float(c)} for i, c in enumerate(calls)}  # noqa: E731
+    current = EvalRun(suite=SUITE, split="heldout", method="none", n=10, name_accuracy=1.0, call_accuracy=0.1,
+                      results=results([1] + [0] * 9))
+    candidate = EvalRun(suite=SUITE, split="heldout", method="none", n=10, name_accuracy=1.0, call_accuracy=1.0,
+                        results=results([1] * 10))
+    said = gate.judge(ws, candidate, current)
+    assert said.promote and said.metric == "call" and (said.before, said.after) == (0.1, 1.0)
+    assert said.reasons[0].startswith("call accuracy 10.0% -> 100.0%")
+    assert gate.decide(candidate, current).reasons[-1].startswith("refused: the new model is not ahead on name")

@@ -190,7 +190,8 @@ def test_improve_compares_the_candidate_with_what_the_suite_serves(ws, tmp_path)
     rows = {r["configuration"]: r for r in summary["comparison"]}
     assert list(rows) == ["serving", "candidate", "candidate + memory"]
     assert rows["serving"]["what"] == "base model + exemplars" and "p_value" not in rows["serving"]
-    assert rows["candidate"]["name_accuracy"] == 1.0 and rows["candidate"]["p_value"] == 1.0
+    assert rows["candidate"]["accuracy"] == 1.0 and rows["candidate"]["metric"] == "name"  # no references: names
+    assert rows["candidate"]["p_value"] == 1.0
     assert rows["candidate + memory"]["difference"] == -1.0 and rows["candidate + memory"]["n"] == n
     assert rows["candidate + memory"]["p_value"] == pytest.approx(2 / 2**n)
     assert rows["serving"]["interval"][0] > 0.5 and rows["candidate + memory"]["interval"][1] < 0.5  # Wilson

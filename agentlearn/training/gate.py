@@ -1,8 +1,11 @@
 """The promotion gate: a new adapter becomes a suite's model only when heldout says it is better.
 
-    decide(candidate, current, kinds)  paired exact McNemar on heldout name accuracy (p below
+    decide(candidate, current, kinds)  paired exact McNemar on heldout accuracy (p below
                                         settings.gate_p_value, candidate ahead) and no argument kind
                                         worse by more than settings.gate_kind_margin
+    metric_for(ws, suite)               which accuracy: call accuracy where the suite's tasks carry references
+                                        (every acceptable value known, BFCL's rule grades the whole call),
+                                        name accuracy elsewhere (suites whose arguments cannot be graded)
     apply(ws, suite, adapter, decision) stores the decision (a Promotion) and, when it passed, sets
                                         Suite.adapter, the model every run uses by default ("auto")
     use(ws, suite, ref) / rollback(ws, suite)   a person's choice, one action, also stored
@@ -31,11 +34,30 @@ class Decision:
 
     promote: bool
     p_value: float
-    before: float  # heldout name accuracy of the current model
+    before: float  # heldout accuracy (`metric`) of the current model
     after: float  # of the candidate
     n: int  # tasks both runs have
     per_kind: dict[str, dict[str, float]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    metric: str = "name"  # "name" or "call" accuracy (metric_for)
+
+
+METRIC_WORDS = {"name": "name accuracy", "call": "call accuracy"}
+
+
+def metric_for(ws: Workspace, suite: str) -> str:
+    """"call" when the suite's heldout tasks carry references: there the whole call is graded by a rule that
+    accepts every right answer (BFCL's), and name accuracy says little (a BFCL simple task offers one tool:
+    98.5% named it). "name" elsewhere: a suite that invents argument values grades them too harshly."""
+    from agentlearn.tasks import load_tasks
+
+    tasks = load_tasks(ws, suite, "heldout")
+    return "call" if tasks and all(t.reference is not None for t in tasks) else "name"
+
+
+def accuracy(run: EvalRun, metric: str) -> float:
+    """A run's heldout accuracy by `metric`."""
+    return run.call_accuracy if metric == "call" else run.name_accuracy
 
 
 def kind_accuracy(run: EvalRun, kinds: arg_kinds.Kinds | None) -> dict[str, tuple[int, int]]:
@@ -50,13 +72,14 @@ def kind_accuracy(run: EvalRun, kinds: arg_kinds.Kinds | None) -> dict[str, tupl
 
 
 def decide(candidate: EvalRun, current: EvalRun, kinds: arg_kinds.Kinds | None = None, p_max: float = 0.05,
-           margin: float = 0.10) -> Decision:
-    """Promote only if the candidate is ahead on name accuracy with p < p_max and loses no kind by > margin."""
+           margin: float = 0.10, metric: str = "name") -> Decision:
+    """Promote only if the candidate is ahead on `metric` accuracy with p < p_max and loses no kind by > margin."""
     if candidate.split != current.split or candidate.suite != current.suite:
         raise ValueError(f"the gate compares runs on one suite and split, not {candidate.suite}/{candidate.split} "
                          f"with {current.suite}/{current.split}")
-    p = stats.paired(candidate, current, "name")
-    reasons = [f"name accuracy {p.accuracy_b:.1%} -> {p.accuracy_a:.1%} on {p.n} paired heldout tasks "
+    words = METRIC_WORDS[metric]
+    p = stats.paired(candidate, current, metric)
+    reasons = [f"{words} {p.accuracy_b:.1%} -> {p.accuracy_a:.1%} on {p.n} paired heldout tasks "
                f"({p.only_a} only the new model got right, {p.only_b} only the current one), "
                f"exact McNemar p={p.p_value:.3g}, difference {p.difference:+.1%} [{p.low:+.1%}, {p.high:+.1%}]"]
     ok = True
@@ -65,7 +88,7 @@ def decide(candidate: EvalRun, current: EvalRun, kinds: arg_kinds.Kinds | None =
         reasons.append("the runs share no task: nothing to compare")
     elif p.difference <= 0:
         ok = False
-        reasons.append("refused: the new model is not ahead on name accuracy")
+        reasons.append(f"refused: the new model is not ahead on {words}")
     elif p.p_value >= p_max:
         ok = False
         reasons.append(f"refused: p={p.p_value:.3g} is not below {p_max:g}; the gain may be chance")
@@ -85,7 +108,7 @@ def decide(candidate: EvalRun, current: EvalRun, kinds: arg_kinds.Kinds | None =
     if ok:
         reasons.append(f"promoted: ahead with p < {p_max:g} and no argument kind down by more than {margin:.0%}")
     return Decision(promote=ok, p_value=p.p_value, before=p.accuracy_b, after=p.accuracy_a, n=p.n,
-                    per_kind=per_kind, reasons=reasons)
+                    per_kind=per_kind, reasons=reasons, metric=metric)
 
 
 def refuse(decision: Decision, reason: str) -> Decision:
@@ -130,10 +153,11 @@ def power(n: int, p_max: float = 0.05, gain: float = PLAUSIBLE_GAIN, loss_share:
 
 
 def judge(ws: Workspace, candidate: EvalRun, current: EvalRun) -> Decision:
-    """`decide` with the suite's argument kinds and the workspace's gate settings."""
+    """`decide` with the suite's argument kinds and metric and the workspace's gate settings."""
     suite = ws.repo.get(Suite, candidate.suite)
     kinds = arg_kinds.kinds_for(suite) if suite else None
-    return decide(candidate, current, kinds, ws.settings.gate_p_value, ws.settings.gate_kind_margin)
+    return decide(candidate, current, kinds, ws.settings.gate_p_value, ws.settings.gate_kind_margin,
+                  metric_for(ws, candidate.suite))
 
 
 def apply(ws: Workspace, suite: str, adapter_id: str, decision: Decision, candidate: EvalRun, current: EvalRun,
@@ -143,7 +167,8 @@ def apply(ws: Workspace, suite: str, adapter_id: str, decision: Decision, candid
     previous = adapters.suite_adapter(ws, suite)
     promotion = Promotion(suite=suite, adapter_id=adapter_id, previous=previous,
                           decision="promoted" if decision.promote else "refused", p_value=decision.p_value,
-                          before=decision.before, after=decision.after, n=decision.n, eval_before=current.id,
+                          before=decision.before, after=decision.after, n=decision.n, metric=decision.metric,
+                          eval_before=current.id,
                           eval_after=candidate.id, per_kind=decision.per_kind, reasons=decision.reasons, by=by,
                           improvement_id=improvement_id)
     ws.repo.put(promotion)
@@ -205,5 +230,6 @@ def history_rows(ws: Workspace, suite: str) -> list[dict[str, object]]:
     """The suite's decisions as table rows, newest first."""
     return [{"when": p.created, "decision": p.decision, "adapter": p.adapter_id or "base model",
              "previous": p.previous or "base model", "before": p.before if p.n else None,
-             "after": p.after if p.n else None, "p_value": p.p_value if p.n else None, "n": p.n or None,
+             "after": p.after if p.n else None, "accuracy": METRIC_WORDS[p.metric] if p.n else None,
+             "p_value": p.p_value if p.n else None, "n": p.n or None,
              "by": p.by, "why": " · ".join(p.reasons)} for p in history(ws, suite)]

@@ -333,7 +333,8 @@ def evaluate(ctx: Context) -> dict[str, Any]:
     the serving memory method."""
     current, memory = serving(ctx.ws, ctx.suite)
     served = _heldout(ctx, current, memory, "the serving configuration")
-    out: dict[str, Any] = {"current": current, "memory": memory, "current_eval": served.id, "candidates": {}}
+    out: dict[str, Any] = {"current": current, "memory": memory, "current_eval": served.id, "candidates": {},
+                           "metric": gate.metric_for(ctx.ws, ctx.suite)}
     for method in TRAINED:
         adapter_id = ctx.output(method).get("adapter_id")
         if adapter_id:
@@ -342,7 +343,8 @@ def evaluate(ctx: Context) -> dict[str, Any]:
             out["candidates"][method] = {"adapter_id": adapter_id, "eval_id": alone.id, "n": alone.n,
                                          "name_accuracy": alone.name_accuracy, "call_accuracy": alone.call_accuracy,
                                          "args_score": alone.args_score, "memory_eval_id": both.id,
-                                         "memory_name_accuracy": both.name_accuracy}
+                                         "memory_name_accuracy": both.name_accuracy,
+                                         "memory_call_accuracy": both.call_accuracy}
     if not out["candidates"]:
         raise RuntimeError("no adapter was trained, so there is nothing to evaluate")
     return out
@@ -361,7 +363,7 @@ def decide(ctx: Context) -> dict[str, Any]:
             said = gate.judge(ctx.ws, runs[method], runs["sft"])
             versus_sft[method] = {"promote": said.promote, "p_value": said.p_value, "sft": said.before,
                                   method: said.after, "n": said.n, "reasons": said.reasons}
-            if said.promote and runs[method].name_accuracy > runs[chosen].name_accuracy:
+            if said.promote and gate.accuracy(runs[method], said.metric) > gate.accuracy(runs[chosen], said.metric):
                 chosen = method
     adapter_id = candidates[chosen]["adapter_id"]
     said = gate.judge(ctx.ws, runs[chosen], current)
@@ -376,29 +378,40 @@ def decide(ctx: Context) -> dict[str, Any]:
     return {"chosen": chosen, "adapter_id": adapter_id, "promoted": adapter_id if said.promote else "",
             "previous": evaluated["current"], "before": said.before, "after": said.after, "p_value": said.p_value,
             "n": said.n, "reasons": said.reasons, "per_kind": said.per_kind, "promotion_id": promotion.id,
-            "versus_sft": versus_sft, "memory": memory,
-            "comparison": comparison(current, alone, runs[chosen], chosen, memory)}
+            "versus_sft": versus_sft, "memory": memory, "metric": said.metric,
+            "comparison": comparison(current, alone, runs[chosen], chosen, memory, said.metric)}
 
 
-def comparison(served: EvalRun, alone: EvalRun, with_memory: EvalRun, method: str, memory: str) -> list[dict[str, Any]]:
+def comparison(served: EvalRun, alone: EvalRun, with_memory: EvalRun, method: str, memory: str,
+               metric: str = "name") -> list[dict[str, Any]]:
     """Rows for the serving configuration, the candidate alone and the candidate with the serving memory
-    method: n, name accuracy with its Wilson 95% interval, and against the serving run the paired
-    difference (Newcombe 95% interval) and exact McNemar p."""
+    method: n, the gate's accuracy (`metric`, name or call) with its Wilson 95% interval, and against the
+    serving run the paired difference (Newcombe 95% interval) and exact McNemar p."""
     model = f"adapter {served.adapter}" if served.adapter else "base model"
     rows = [("serving", f"{model} + {memory}", served), ("candidate", f"{method.upper()} alone", alone)]
     if with_memory.id != alone.id:
         rows.append(("candidate + memory", f"{method.upper()} + {memory}", with_memory))
     out = []
     for role, what, run in rows:
-        right = sum(float(r.get("name", 0)) >= 0.5 for r in run.results.values())
+        right = sum(float(r.get(metric, 0)) >= 0.5 for r in run.results.values())
         row: dict[str, Any] = {"configuration": role, "what": what, "eval_id": run.id, "n": len(run.results),
-                               "name_accuracy": right / len(run.results) if run.results else 0.0,
+                               "metric": metric, "accuracy": right / len(run.results) if run.results else 0.0,
                                "interval": list(stats.wilson(right, len(run.results)))}
         if run is not served:
-            p = stats.paired(run, served, "name")
+            p = stats.paired(run, served, metric)
             row.update(difference=p.difference, difference_interval=[p.low, p.high], p_value=p.p_value, paired_n=p.n)
         out.append(row)
     return out
+
+
+def row_metric(row: dict[str, Any]) -> str:
+    """Which accuracy a comparison row holds (rows stored before call accuracy could gate: name)."""
+    return row.get("metric", "name")
+
+
+def row_accuracy(row: dict[str, Any]) -> float:
+    """A comparison row's accuracy (`row_metric`)."""
+    return row.get("accuracy", row.get("name_accuracy", 0.0))
 
 
 def comparison_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -406,7 +419,8 @@ def comparison_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in rows:
         low, high = r["interval"]
-        line = f"{r['configuration']} ({r['what']}): name {r['name_accuracy']:.1%} [{low:.0%}, {high:.0%}], n={r['n']}"
+        line = (f"{r['configuration']} ({r['what']}): {row_metric(r)} {row_accuracy(r):.1%} [{low:.0%}, {high:.0%}], "
+                f"n={r['n']}")
         if "p_value" in r:
             d_low, d_high = r["difference_interval"]
             line += (f"; vs serving {r['difference']:+.1%} [{d_low:+.0%}, {d_high:+.0%}] on {r['paired_n']} paired, "
@@ -541,14 +555,15 @@ def _said(stage: StageRun) -> str:
         return (f"adapter {out.get('adapter_id', '')} from job {out.get('job_id', '')}, {out.get('steps', 0)} steps"
                 + (f"; below its base on validation ({jobs.below_base_text(below)})" if below else ""))
     if stage.name == "evaluate" and out:
-        memory = out.get("memory", "none")
-        return ", ".join(f"{m}: name {c['name_accuracy']:.1%}" + (
-            f", with {memory} {c['memory_name_accuracy']:.1%}" if memory != "none" and "memory_name_accuracy" in c
-            else "") for m, c in out.get("candidates", {}).items())
+        memory, metric = out.get("memory", "none"), out.get("metric", "name")
+        return ", ".join(f"{m}: {metric} {c[metric + '_accuracy']:.1%}" + (
+            f", with {memory} {c['memory_' + metric + '_accuracy']:.1%}"
+            if memory != "none" and f"memory_{metric}_accuracy" in c else "") for m, c in out.get("candidates", {}).items())
     if stage.name == "decide" and out:
         others = "".join(f"; {m.upper()} {'beat' if v['promote'] else 'did not beat'} SFT "
                          f"({v['sft']:.1%} -> {v[m]:.1%}, p={v['p_value']:.3g})" for m, v in out.get("versus_sft", {}).items())
-        return (f"promoted {out.get('chosen', '').upper()} {out['promoted']}" if out.get("promoted") else
-                f"refused {out.get('chosen', '').upper()}") + \
-            f" (name {out.get('before', 0):.1%} -> {out.get('after', 0):.1%}, p={out.get('p_value', 1):.3g}){others}"
+        said = (f"promoted {out.get('chosen', '').upper()} {out['promoted']}" if out.get("promoted") else
+                f"refused {out.get('chosen', '').upper()}")
+        return (f"{said} ({out.get('metric', 'name')} {out.get('before', 0):.1%} -> {out.get('after', 0):.1%}, "
+                f"p={out.get('p_value', 1):.3g}){others}")
     return ""
