@@ -217,6 +217,11 @@ class Target:
     call: ToolCall | None
     episode: Trajectory | None = None  # a multi-step run: its steps are the conversation
     upto: int | None = None  # a correction of this step of the episode: the steps before it, then `call`
+    more: list[ToolCall] = field(default_factory=list)  # a one-answer target's calls after `call` (BFCL parallel)
+
+    def calls(self) -> list[ToolCall]:
+        """The calls a one-answer target teaches, in order."""
+        return [self.call, *self.more] if self.call is not None else []
 
 
 def sft_targets(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> tuple[dict[str, Target], _Rows]:
@@ -239,14 +244,14 @@ def sft_targets(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] 
         if is_episode(t):
             chosen[t.task_id] = Target(next((c for s in t.steps for c in s.calls), None), t)
         elif t.tool_call is not None:
-            chosen[t.task_id] = Target(t.tool_call)
+            chosen[t.task_id] = Target(t.tool_call, more=list(t.tool_calls[1:]))
         else:
             continue
         lineage.trajectory_ids.append(t.id)
         lineage.label_ids += [lab.id for lab in labels.get(t.id, [])]
     for ex in ws.repo.all(Exemplar):
         if ex.active and ex.kind in ("reference", "manual") and ex.task_id in tasks and ex.task_id not in chosen:
-            chosen[ex.task_id] = Target(ex.call)
+            chosen[ex.task_id] = Target(ex.call, more=ex.answer_calls()[1:])
             lineage.exemplar_ids.append(ex.id)
     return chosen, lineage
 
@@ -276,7 +281,8 @@ def sft_rows(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = (
             if steps:
                 out.rows.append({"messages": prompt(task) + steps, "tools": episode_tools(task, target.episode)})
         elif target.call is not None:
-            messages = prompt(task) + [{"role": "assistant", "content": format_tool_call(target.call)}]
+            answer = "\n".join(format_tool_call(c) for c in target.calls())
+            messages = prompt(task) + [{"role": "assistant", "content": answer}]
             out.rows.append({"messages": messages})
     return out
 
@@ -294,10 +300,9 @@ def openai_sft_rows(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, .
                                  "tools": episode_tools(task, target.episode)})
         elif target.call is not None:
             answer = {"role": "assistant", "tool_calls": [{
-                "id": f"call_{i}", "type": "function",
-                "function": {"name": target.call.name,
-                             "arguments": json.dumps(target.call.arguments, ensure_ascii=False)},
-            }]}
+                "id": f"call_{i}" + (f"_{n}" if n else ""), "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+            } for n, call in enumerate(target.calls())]}
             out.rows.append({"messages": _dicts(task_messages(task.input)) + [answer], "tools": openai_tools(task.tools)})
     return out
 

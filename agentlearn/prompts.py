@@ -165,7 +165,7 @@ def build_prompt(task: Task, shots: list[Exemplar], instruction: str = DEFAULT_I
     for shot in shots:
         if not shot.steps:
             prompt += task_messages(shot.input)
-            prompt.append(Message(role="assistant", content=format_tool_call(shot.call)))
+            prompt.append(Message(role="assistant", content=answer_text(shot)))
     return prompt + task_messages(task.input)
 
 
@@ -392,10 +392,15 @@ EXEMPLARS_HEADER = ("Solved requests like this one, each with the tool call that
                     "(most similar last):")
 
 
+def answer_text(shot: Exemplar) -> str:
+    """An exemplar's answer as the agent writes it: each of its calls in <tool_call> form, one a line."""
+    return "\n".join(format_tool_call(c) for c in shot.answer_calls())
+
+
 def exemplar_block(shots: list[Exemplar]) -> str:
     """Exemplars as text for another agent's system message ("" when there are none)."""
     if not shots:
         return ""
-    cases = [f"Request: {task_messages(s.input)[0].content}\nCall: {format_tool_call(s.call)}" for s in shots]
+    cases = [f"Request: {task_messages(s.input)[0].content}\nCall: {answer_text(s)}" for s in shots]
     return "\n\n".join([EXEMPLARS_HEADER, *cases])
 

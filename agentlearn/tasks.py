@@ -391,10 +391,18 @@ def _task_records(ws: Workspace, suite: str, draft: Draft, catalog: list[dict[st
         active = ref is None or ref.active or (old is not None and old.split == "heldout")
         out.append(Exemplar(id=reference_id(suite, draft.sample_id), suite=suite, task_id=tid, kind="reference",
                             input=draft.input, call=call, tool=call.name, tags=draft.tags, active=active,
-                            created=ref.created if ref else created))
+                            calls=_several_calls(draft), created=ref.created if ref else created))
     elif ref is not None and ref.active:
         out.append(ref.model_copy(update={"active": False}))  # a held-out answer must not leak as an exemplar
     return out
+
+
+def _several_calls(draft: Draft) -> list[ToolCall]:
+    """A reference of several calls as the exemplar's answer (Exemplar.calls); [] for one call."""
+    from agentlearn.suites.bfcl import expected_calls
+
+    calls = expected_calls(draft.reference) if draft.reference is not None else []
+    return calls if len(calls) > 1 else []
 
 
 # --- suite cards and edits ---------------------------------------------------------------------

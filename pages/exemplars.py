@@ -49,12 +49,20 @@ def _effect(eid: str) -> dict:
             "_d": d if d is not None and d == d else None}
 
 
+def _arguments(e) -> str:
+    """The answer's arguments; an answer of several calls names each call's tool."""
+    calls = e.answer_calls()
+    if len(calls) == 1:
+        return json.dumps(calls[0].arguments, ensure_ascii=False)
+    return " · ".join(f"{c.name} {json.dumps(c.arguments, ensure_ascii=False)}" for c in calls)
+
+
 s1, s2 = st.columns([2, 1])
 order = s1.selectbox("Sort by", ["newest", "attributed difference (worst first)", "times shown"], key="ex_sort")
 flagged_only = s2.checkbox("flagged only", key="ex_flagged",
                            help="Exemplars whose runs succeed clearly less often than runs of the same tasks without them.")
 rows = [{"id": e.id, "kind": e.kind, "active": e.active, "tool": e.tool, "request": request_text(e.input)[:200],
-         "call": json.dumps(e.call.arguments, ensure_ascii=False), "tags": ", ".join(e.tags), **_effect(e.id)}
+         "call": _arguments(e), "tags": ", ".join(e.tags), **_effect(e.id)}
         for e in bank[-2000:]]
 if flagged_only:
     rows = [r for r in rows if r["flag"]]

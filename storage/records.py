@@ -425,6 +425,13 @@ class Exemplar(Record):
     # A whole episode: the steps that led to success (calls, observations, the answer); `call` is its
     # first call. Empty for a single-call exemplar.
     steps: list[Step] = Field(default_factory=list)
+    # A one-answer task answered with several calls (BFCL parallel): all of them in order, `call` the first.
+    # Empty when the answer is the one call.
+    calls: list[ToolCall] = Field(default_factory=list)
+
+    def answer_calls(self) -> list[ToolCall]:
+        """The calls the exemplar's answer makes: `calls`, or the one `call`."""
+        return list(self.calls) or [self.call]
 
 
 # --- learning with weights ---------------------------------------------------------------------

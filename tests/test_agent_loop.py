@@ -22,7 +22,7 @@ from agentlearn.agent import RunOptions, conversation, replay_from, run_tasks
 from agentlearn.cli import main
 from agentlearn.toolcall import format_tool_call
 from agentlearn.workspace import open_workspace
-from storage.records import Message, Suite, Task, ToolBinding, ToolCall, Trajectory, Verdict
+from storage.records import Exemplar, Message, Suite, Task, ToolBinding, ToolCall, Trajectory, Verdict
 from tests.conftest import link_shared_models
 from tests.data.toy_tools import TOOLS
 from tests.seed import as_
@@ -191,6 +191,21 @@ def test_an_unbound_suite_may_make_several_calls_in_one_answer(ws, make_fake_cha
     assert "accepted the arguments" in t.steps[0].observation and not t.steps[0].results  # nothing ran
     system = str(ws.chat_factory.seen[0][0].content)
     assert "Answer with at most 2 calls" in system and "plain words" not in system  # calls, not steps or words
+
+
+def test_a_train_answer_of_several_calls_becomes_an_exemplar_with_every_call(ws, make_fake_chat):
+    from agentlearn.memory.exemplars import sync_bank
+
+    ws.repo.put(Suite(id=SUITE, name=SUITE, tools=TOOLS, max_calls=2))
+    task = Task(suite=SUITE, sample_id="7", split="train", input=[Message(role="user", content="reset ada")],
+                tools=TOOLS, expected=ToolCall(name="find_user", arguments={"name": "ada"}))
+    ws.repo.put(task)
+    calls = [ToolCall(name="find_user", arguments={"name": "ada"}), ToolCall(name="reset_password", arguments={"user_id": "u-17"})]
+    ws.chat_factory = make_fake_chat(["\n".join(format_tool_call(c) for c in calls)])
+    [[t]] = run_tasks(ws, [task], RunOptions())
+    assert t.verdict.success and sync_bank(ws, SUITE) == 1
+    [learned] = [e for e in ws.repo.find(Exemplar, suite=SUITE) if e.kind == "learned"]
+    assert learned.answer_calls() == calls and learned.call == calls[0]
 
 
 def test_graders_for_turns_and_for_references_are_the_suites_own(scripted, monkeypatch):

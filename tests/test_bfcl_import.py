@@ -195,3 +195,26 @@ def test_multi_turn_names_only_the_package_environments(ws, tmp_path, monkeypatc
         tasks.import_suite(ws, path, "mt", fmt="bfcl", who=ME)
     assert ws.repo.count(Task) == 0
 
+
+
+def test_an_answer_of_several_calls_is_shown_and_trained_on_whole(ws):
+    """A parallel task's exemplar and SFT rows carry every call, not only the first (a shot of one call for a
+    request of three taught the model to make one)."""
+    from agentlearn import datasets, prompts
+    from agentlearn.toolcall import parse_tool_calls
+
+    tasks.import_suite(ws, "parallel", heldout=0.0, fmt="bfcl", who=ME)
+    train = {t.id: t for t in tasks.load_tasks(ws, "parallel", "train")}
+    task = next(t for t in train.values() if len(t.reference.calls) == 3)
+    [shot] = [e for e in ws.repo.find(Exemplar, suite="parallel") if e.task_id == task.id]
+    assert [c.name for c in shot.answer_calls()] == [c.name for c in task.reference.calls]
+    assert shot.answer_calls() == bfcl.expected_calls(task.reference) and shot.call == task.expected
+    prompt = prompts.build_prompt(task, [shot])
+    assert len(parse_tool_calls(prompt[-2].content).calls) == 3 and prompt[-2].role == "assistant"
+    rows = {json.dumps(r["messages"][-2]["content"]): r for r in datasets.sft_rows(ws, train).rows}
+    row = rows[json.dumps(task.input[0].content)]
+    assert len(parse_tool_calls(row["messages"][-1]["content"]).calls) == 3
+    openai = [r for r in datasets.openai_sft_rows(ws, train).rows if r["messages"][0]["content"] == task.input[0].content]
+    assert len(openai[0]["messages"][-1]["tool_calls"]) == 3
+    single = tasks.import_suite(ws, "simple_python", heldout=0.0, fmt="bfcl", who=ME)
+    assert all(e.calls == [] for e in ws.repo.find(Exemplar, suite=single.name))  # one call: `call` alone

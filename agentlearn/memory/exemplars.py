@@ -63,6 +63,7 @@ from agentlearn import policy, verdicts
 from agentlearn.accounts import Identity
 from agentlearn.episode_text import is_episode, result_for
 from agentlearn.methods import RETRIEVAL_MODES
+from agentlearn.prompts import answer_text
 from agentlearn.workspace import Workspace
 from storage.ann import AnnIndex
 from storage.records import Exemplar, Message, Step, Task, ToolCall, Trajectory, new_id
@@ -103,9 +104,8 @@ def tokenize(text: str) -> list[str]:
 
 
 def as_messages(exemplar: Exemplar) -> list[Message]:
-    """An exemplar as chat turns: its input, then the assistant's call in <tool_call> form."""
-    call = json.dumps({"name": exemplar.call.name, "arguments": exemplar.call.arguments}, ensure_ascii=False)
-    return [*exemplar.input, Message(role="assistant", content=f"<tool_call>{call}</tool_call>")]
+    """An exemplar as chat turns: its input, then the assistant's calls in <tool_call> form, one a line."""
+    return [*exemplar.input, Message(role="assistant", content=answer_text(exemplar))]
 
 
 # --- the bank ---------------------------------------------------------------------------------------
@@ -160,6 +160,7 @@ def sync_bank(ws: Workspace, suite: str) -> int:
             id=ex_id, created=old.created if old else traj.created, suite=suite, task_id=task.id,
             kind="learned", input=task.input, call=call, tool=call.name,
             tags=list(task.tags), trajectory_id=traj.id, active=True, steps=steps,
+            calls=list(traj.tool_calls) if not steps and len(traj.tool_calls) > 1 else [],
         )
     changed = [e for e in wanted.values() if existing.get(e.id) != e]
     changed += [old.model_copy(update={"active": False}) for ex_id, old in existing.items()

@@ -259,11 +259,13 @@ def _first(value: Any) -> Any:
 
 def expected_call(reference: Reference) -> ToolCall:
     """The first reference call with the first acceptable value of each argument; ToolCall(name="") for none."""
-    if not reference.calls:
-        return ToolCall(name="")
-    call = reference.calls[0]
-    return ToolCall(name=call.name, arguments={k: first_value(v) for k, v in call.arguments.items()
-                                               if first_value(v) != OMIT})
+    return next(iter(expected_calls(reference)), ToolCall(name=""))
+
+
+def expected_calls(reference: Reference) -> list[ToolCall]:
+    """Every reference call with the first acceptable value of each argument (an answer to show or train on)."""
+    return [ToolCall(name=call.name, arguments={k: first_value(v) for k, v in call.arguments.items()
+                                                if first_value(v) != OMIT}) for call in reference.calls]
 
 
 def _single_turn(obj: dict[str, Any], turns: list[list[Message]], category: str,
