@@ -61,10 +61,12 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS + EXTRA_METHODS)}")
     ap.add_argument("--limit", type=int, default=60, help="the first N heldout tasks of each category")
     ap.add_argument("--home", default="", help="folder of the categories' workspaces (default: a temp folder)")
+    ap.add_argument("--results", default=str(RESULTS), help="the figures' JSON file (read back with --home)")
     args = ap.parse_args()
     root = Path(args.home or tempfile.mkdtemp(prefix="agentlearn-bfcl-"))
-    RESULTS.parent.mkdir(exist_ok=True)
-    rows: list[dict[str, Any]] = json.loads(RESULTS.read_text())["rows"] if args.home and RESULTS.exists() else []
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = json.loads(results.read_text())["rows"] if args.home and results.exists() else []
     done = {(r["category"], r["model"], r["method"]) for r in rows}
     for category in _names(args.category):
         ws = _workspace(root, category)
@@ -90,10 +92,10 @@ def main() -> None:
                     base = row.pop("_run")
                 if key not in done:
                     rows.append({k: v for k, v in row.items() if not k.startswith("_")})
-                    RESULTS.write_text(json.dumps({"rows": rows}, indent=2, default=str))
+                    results.write_text(json.dumps({"rows": rows}, indent=2, default=str))
                 print(_line(rows[-1]), flush=True)
     _table(rows)
-    print(f"\nwrote {RESULTS}")
+    print(f"\nwrote {results}")
 
 
 def _names(text: str) -> list[str]:
