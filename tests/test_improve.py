@@ -237,6 +237,10 @@ def test_heldout_tasks_calling_tools_no_train_task_calls_are_named_before_traini
     assert unseen["message"] == (f"1 of {len(heldout)} heldout tasks call tools that no train task calls "
                                  "(escalate_ticket): training cannot teach those names, and an adapter may call the "
                                  "train split's tools instead.")
+    offered = ws.repo.get(Task, heldout[0].id).tools
+    ws.repo.update(Task, heldout[0].id, lambda t: t.model_copy(update={"tools": offered[-1:]}))
+    assert improve.unseen_tools(ws, SUITE) == {}  # offered alone, its name is given: nothing to teach
+    ws.repo.update(Task, heldout[0].id, lambda t: t.model_copy(update={"tools": offered}))
     fakes = FakeStages(ws, {"current": [0] * 10, "sft": [1] * 9 + [0]})
     # The check stage's output carries it (the real stage: test_real_improve_...); the summary says it.
     check = lambda ctx: {"configs": {}, "unseen_tools": improve.unseen_tools(ctx.ws, ctx.suite)}  # noqa: E731

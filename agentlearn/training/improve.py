@@ -297,12 +297,13 @@ def heldout_power(ws: Workspace, suite: str, limit: int | None = None) -> dict[s
 def unseen_tools(ws: Workspace, suite: str, limit: int | None = None) -> dict[str, Any]:
     """Heldout tasks that call a tool no train task calls: training on the train split cannot teach those names
     (on a public supply-chain suite, 7 of 11 heldout tasks; its adapter named none of them right where the base
-    model named 2, and a validation slice cut from the train split cannot see it). {} when there are none."""
+    model named 2, and a validation slice cut from the train split cannot see it). {} when there are none.
+    A task that offers one tool is not counted: its name is given (each BFCL simple task brings its own)."""
     from agentlearn.tasks import load_tasks
 
     seen = set().union(*(_called(t) for t in load_tasks(ws, suite, "train")))
     heldout = load_tasks(ws, suite, "heldout")[: limit or None]
-    unseen = [t for t in heldout if _called(t) - seen]
+    unseen = [t for t in heldout if _called(t) - seen and len(t.tools) > 1]
     if not unseen:
         return {}
     names = sorted(set().union(*(_called(t) for t in unseen)) - seen)
