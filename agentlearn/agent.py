@@ -42,7 +42,7 @@ from agentlearn.memory import exemplars, insights, playbook, reflexion, retrieva
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
 from agentlearn.tasks import tools_added_at, tools_at
-from agentlearn.toolcall import format_tool_call, parse_tool_call, parse_tool_calls
+from agentlearn.toolcall import format_tool_call, format_tool_calls, parse_tool_call, parse_tool_calls
 from agentlearn.workspace import Workspace
 from storage.records import (
     Exemplar,
@@ -558,7 +558,7 @@ def _openai_text(reply: AIMessage) -> str:
     """A reply's calls in the canonical text form (one a line), or its words when it called nothing."""
     calls = getattr(reply, "tool_calls", None) or []
     if calls:
-        return "\n".join(format_tool_call(ToolCall(name=c["name"], arguments=c.get("args") or {})) for c in calls)
+        return format_tool_calls([ToolCall(name=c["name"], arguments=c.get("args") or {}) for c in calls])
     return str(reply.content)
 
 
@@ -588,7 +588,7 @@ def _local_message(m: BaseMessage) -> dict[str, str]:
     if isinstance(m, ToolMessage):
         return {"role": "tool", "content": f"{m.name}: {m.content}" if m.name else str(m.content)}
     if isinstance(m, AIMessage) and m.tool_calls and not str(m.content).strip():
-        text = "\n".join(format_tool_call(ToolCall(name=c["name"], arguments=c["args"])) for c in m.tool_calls)
+        text = format_tool_calls([ToolCall(name=c["name"], arguments=c["args"]) for c in m.tool_calls])
         return {"role": "assistant", "content": text}
     return {"role": {"human": "user", "ai": "assistant"}.get(m.type, m.type), "content": str(m.content)}
 

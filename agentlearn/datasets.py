@@ -36,7 +36,7 @@ from agentlearn.methods import EXPORT_KINDS
 from agentlearn.paths import check_out, file_part
 from agentlearn.prompts import build_prompt, instruction_for, task_messages
 from agentlearn.redact import redact
-from agentlearn.toolcall import format_tool_call, normalise_tool, parse_tool_call
+from agentlearn.toolcall import format_tool_call, format_tool_calls, normalise_tool, parse_tool_call
 from agentlearn.workspace import Workspace
 from storage.files import write_atomic
 from storage.records import (
@@ -281,8 +281,7 @@ def sft_rows(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = (
             if steps:
                 out.rows.append({"messages": prompt(task) + steps, "tools": episode_tools(task, target.episode)})
         elif target.call is not None:
-            answer = "\n".join(format_tool_call(c) for c in target.calls())
-            messages = prompt(task) + [{"role": "assistant", "content": answer}]
+            messages = prompt(task) + [{"role": "assistant", "content": format_tool_calls(target.calls())}]
             out.rows.append({"messages": messages})
     return out
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn.episode_text import shorten, transcript
-from agentlearn.toolcall import format_tool_call
+from agentlearn.toolcall import format_tool_calls
 from storage.records import Exemplar, Message, Suite, Task
 
 # How prompt budgets are counted, everywhere (the playbook, episode exemplars, answer lengths): about
@@ -394,7 +394,7 @@ EXEMPLARS_HEADER = ("Solved requests like this one, each with the tool call that
 
 def answer_text(shot: Exemplar) -> str:
     """An exemplar's answer as the agent writes it: each of its calls in <tool_call> form, one a line."""
-    return "\n".join(format_tool_call(c) for c in shot.answer_calls())
+    return format_tool_calls(shot.answer_calls())
 
 
 def exemplar_block(shots: list[Exemplar]) -> str:

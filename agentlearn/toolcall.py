@@ -56,6 +56,11 @@ def format_tool_call(call: ToolCall) -> str:
     return f"{OPEN}{body}{CLOSE}"
 
 
+def format_tool_calls(calls: list[ToolCall]) -> str:
+    """The canonical text of an answer of several calls: each call's text, one a line."""
+    return "\n".join(format_tool_call(c) for c in calls)
+
+
 def parse_tool_call(text: str) -> ParsedCall:
     """Find the first tool call in a model's output; never raises."""
     text = text or ""
