@@ -58,7 +58,7 @@ def _clean(schema: Any, depth: int = 0) -> Any:
     types = out.get("type")
     if (types == "string" or (isinstance(types, list) and "string" in types)) and "enum" not in out:
         out["maxLength"] = min(int(out.get("maxLength", MAX_STRING_CHARS)), MAX_STRING_CHARS)
-    if types == "integer" or (isinstance(types, list) and types == ["integer"]):
+    if types in ("integer", ["integer"]):
         out["minimum"] = max(_bound(out.get("minimum"), -MAX_INTEGER, math.ceil), -MAX_INTEGER)
         out["maximum"] = min(_bound(out.get("maximum"), MAX_INTEGER, math.floor), MAX_INTEGER)
     if isinstance(out.get("required"), list) and isinstance(out.get("properties"), dict):
@@ -68,7 +68,7 @@ def _clean(schema: Any, depth: int = 0) -> Any:
 
 def _bound(value: Any, default: int, inward: Any) -> int:
     """An integer's bound from a schema (a float rounded inward), or `default` where it has none."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == math.inf:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return default
     return int(inward(value))
 

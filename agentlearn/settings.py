@@ -67,7 +67,8 @@ class Settings:
     database_url: str = field(default="", repr=False)  # PostgreSQL for the store (its password stays out of repr)
     claim_seconds: int = 600  # how long an item opened in the labeling queue stays claimed without activity
     # The promotion gate (training.gate): a new adapter must beat the suite's model on heldout accuracy (call
-    # accuracy where tasks carry references, else name accuracy) with an exact McNemar p below gate_p_value, and lose no argument kind by more than gate_kind_margin.
+    # accuracy where tasks carry references, else name accuracy) with an exact McNemar p below gate_p_value,
+    # and lose no argument kind by more than gate_kind_margin.
     gate_p_value: float = 0.05
     gate_kind_margin: float = 0.10
 

@@ -63,7 +63,6 @@ from agentlearn import policy, verdicts
 from agentlearn.accounts import Identity
 from agentlearn.episode_text import is_episode, result_for
 from agentlearn.methods import RETRIEVAL_MODES
-from agentlearn.prompts import answer_text
 from agentlearn.workspace import Workspace
 from storage.ann import AnnIndex
 from storage.records import Exemplar, Message, Step, Task, ToolCall, Trajectory, new_id
@@ -101,11 +100,6 @@ def text_of(messages: Sequence[Message]) -> str:
 def tokenize(text: str) -> list[str]:
     """Lower-cased word tokens, for BM25."""
     return re.findall(r"\w+", text.lower())
-
-
-def as_messages(exemplar: Exemplar) -> list[Message]:
-    """An exemplar as chat turns: its input, then the assistant's calls in <tool_call> form, one a line."""
-    return [*exemplar.input, Message(role="assistant", content=answer_text(exemplar))]
 
 
 # --- the bank ---------------------------------------------------------------------------------------
