@@ -42,7 +42,14 @@ from agentlearn.memory import exemplars, insights, playbook, reflexion, retrieva
 from agentlearn.methods import METHODS, RunOptions
 from agentlearn.paths import confined
 from agentlearn.tasks import tools_added_at, tools_at
-from agentlearn.toolcall import format_tool_call, format_tool_calls, parse_tool_call, parse_tool_calls
+from agentlearn.toolcall import (
+    format_tool_call,
+    format_tool_calls,
+    parse_tool_call,
+    parse_tool_calls,
+    with_typed_numbers,
+    without_repeats,
+)
 from agentlearn.workspace import Workspace
 from storage.records import (
     Exemplar,
@@ -303,7 +310,7 @@ class Agent:
                 continue
             parsed = parse_tool_calls(ep.output)
             calls = [c.model_copy(update={"id": c.id or f"call_{len(ep.steps)}_{n}"})
-                     for n, c in enumerate(parsed.calls[:ep.max_calls])]
+                     for n, c in enumerate(_read_calls(ep, parsed.calls))]
             results = [self._run(ep, call) for call in calls]
             note = f"{UNREADABLE}: {parsed.error}" if parsed.error and not calls else ""
             if ep.output.startswith(ENDPOINT_FAILED):
@@ -351,8 +358,8 @@ class Agent:
             else:
                 output = ep.output
                 parsed = parse_tool_call(output)
-                calls = parse_tool_calls(output).calls[:ep.max_calls] if ep.max_calls > 1 else \
-                    [parsed.call] if parsed.call else []
+                calls = _read_calls(ep, parse_tool_calls(output).calls if ep.max_calls > 1 else
+                                    [parsed.call] if parsed.call else [])
                 steps = [Step(thought=parsed.thought, action=output, observation=_observation(output, parsed, task),
                               calls=calls if ep.max_calls > 1 else [], seconds=round(ep.seconds, 4))]
             ep.trajectory = Trajectory(
@@ -597,6 +604,12 @@ def _local_message(m: BaseMessage) -> dict[str, str]:
 # 135M model, offered "calls or an answer" there, answered all 8 toy episodes of bench.bench_episodes in
 # prose at once (no call, nothing executed); later steps may answer.
 FIRST_STEP_CALLS = True
+
+
+def _read_calls(ep: Episode, calls: list[ToolCall]) -> list[ToolCall]:
+    """The calls an answer makes: a repeat of an earlier call dropped, at most the suite's most calls, and whole
+    numbers written as floats where the tool's schema types a number."""
+    return [with_typed_numbers(c, ep.tools) for c in without_repeats(calls)[:ep.max_calls]]
 
 
 def _calls_per_step(ep: Episode) -> int:

@@ -19,6 +19,7 @@ import copy
 import json
 import math
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -209,8 +210,58 @@ class Compiler:
         return self.compiler.compile_grammar(xgr.Grammar.union(*answer, *runs) if len(answer) + len(runs) > 1 else runs[0])
 
 
-def logits_processor(compiled: list[Any]) -> Any:
-    """A fresh transformers logits processor for one generate() call (one compiled grammar per row)."""
+def logits_processor(compiled: list[Any], end_on_repeat: list[bool] | None = None,
+                     decode: Callable[[list[int]], str] | None = None, stop_ids: list[int] | None = None) -> Any:
+    """A fresh transformers logits processor for one generate() call (one compiled grammar per row).
+
+    Rows flagged in `end_on_repeat` (answers of several calls) end as soon as a call repeats an earlier
+    call of the same answer word for word: only `stop_ids` may follow it. The 135M model otherwise writes
+    one call again and again up to the most calls allowed: 13 of 20 answers to BFCL parallel did, at
+    60 s a task. `decode` turns a row's new tokens into text.
+    """
     import xgrammar as xgr
 
-    return xgr.contrib.hf.LogitsProcessor(copy.copy(compiled))
+    if not (end_on_repeat and any(end_on_repeat) and decode and stop_ids):
+        return xgr.contrib.hf.LogitsProcessor(copy.copy(compiled))
+    return _ending_on_repeat()(copy.copy(compiled), end_on_repeat, decode, stop_ids)
+
+
+def repeats_a_call(text: str) -> bool:
+    """Whether `text` ends with a tagged call that it already wrote before, word for word."""
+    if not text.rstrip().endswith(CLOSE):
+        return False
+    bodies = [part.split(OPEN, 1)[-1].strip() for part in text.rstrip().split(CLOSE)[:-1]]
+    return len(bodies) > 1 and bodies[-1] in bodies[:-1]
+
+
+@lru_cache(maxsize=1)
+def _ending_on_repeat() -> type:
+    """xgrammar's processor with an end on repeats (a class made on first use: xgrammar loads lazily)."""
+    import torch
+    import xgrammar as xgr
+
+    class EndingOnRepeat(xgr.contrib.hf.LogitsProcessor):
+        def __init__(self, compiled: list[Any], rows: list[bool], decode: Callable[[list[int]], str],
+                     stop_ids: list[int]) -> None:
+            super().__init__(compiled)
+            self.rows, self.decode, self.stop_ids, self.start = rows, decode, stop_ids, None
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            if self.start is None:
+                self.start = input_ids.shape[1]  # the prompt's length: what follows it is the answer
+            scores = super().__call__(input_ids, scores)
+            if input_ids.shape[1] == self.start:
+                return scores
+            for row, watched in enumerate(self.rows):
+                if not watched or self.matchers[row].is_terminated():
+                    continue
+                if CLOSE[-1] not in self.decode(input_ids[row, -1:].tolist()):
+                    continue  # a call ends only with the tag's last character
+                if repeats_a_call(self.decode(input_ids[row, self.start:].tolist())):
+                    allowed = torch.full_like(scores[row], float("-inf"))
+                    allowed[self.stop_ids] = scores[row, self.stop_ids]
+                    if torch.isfinite(allowed).any():  # the grammar may end here (it always may after a call)
+                        scores[row] = allowed
+            return scores
+
+    return EndingOnRepeat

@@ -126,10 +126,12 @@ class LocalChatModel(BaseChatModel):
         if tools is not None:
             compiler = grammar_compiler(self.model_dir, self.adapter_dir)
             steps, may_answer = steps or [0] * len(tools), may_answer or [True] * len(tools)
+            kwargs["eos_token_id"] = sorted({*compiler.stop_token_ids, tokenizer.eos_token_id})
             kwargs["logits_processor"] = [grammar.logits_processor(
                 [compiler.compile_step(t, n, a) if n else compiler.compile(t)
-                 for t, n, a in zip(tools, steps, may_answer, strict=True)])]
-            kwargs["eos_token_id"] = sorted({*compiler.stop_token_ids, tokenizer.eos_token_id})
+                 for t, n, a in zip(tools, steps, may_answer, strict=True)],
+                end_on_repeat=[n > 1 for n in steps], stop_ids=kwargs["eos_token_id"],
+                decode=lambda row: tokenizer.decode(row, skip_special_tokens=False))]
         else:
             # A finished tool call ends the answer: generating past it only costs time.
             kwargs["stop_strings"], kwargs["tokenizer"] = [CLOSE, *(stop or [])], tokenizer

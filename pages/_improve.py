@@ -49,8 +49,7 @@ def section(suites: list[str]) -> None:
             metric = f"{improve.row_metric(compared[0])} accuracy"
             st.markdown(f"**Heldout {metric}: serving, candidate, candidate with the serving memory**")
             st.dataframe(pd.DataFrame(_comparison_rows(compared, metric)), hide_index=True, width="stretch",
-                         column_config={c: st.column_config.NumberColumn(c, format="percent")
-                                        for c in (metric, "vs serving")})
+                         column_config={metric: st.column_config.NumberColumn(metric, format="percent")})
     _choose(suite, current, known)
     rows = gate.history_rows(ws, suite)
     if rows:
@@ -62,9 +61,10 @@ def section(suites: list[str]) -> None:
 def _comparison_rows(compared: list[dict], metric: str) -> list[dict]:
     return [{"configuration": r["configuration"], "what": r["what"], "n": r["n"], metric: improve.row_accuracy(r),
              "95% interval": f"{r['interval'][0]:.0%} to {r['interval'][1]:.0%}",
-             "vs serving": r.get("difference"),
+             # Text, so the serving row's empty cells read blank rather than "None".
+             "vs serving": f"{r['difference']:+.1%}" if r.get("difference") is not None else "",
              "difference interval": f"{r['difference_interval'][0]:+.0%} to {r['difference_interval'][1]:+.0%}"
-             if "difference_interval" in r else "", "McNemar p": r.get("p_value")} for r in compared]
+             if "difference_interval" in r else "", "McNemar p": f"{r['p_value']:.3g}" if r.get("p_value") is not None else ""} for r in compared]
 
 
 def _choose(suite: str, current: str, known: dict) -> None:

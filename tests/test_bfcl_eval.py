@@ -3,10 +3,11 @@ evaluation reports call accuracy by that rule, name accuracy and per-argument fi
 
 from __future__ import annotations
 
+from agentlearn.agent import run_task
 from agentlearn.evaluate import evaluate, summary
 from agentlearn.methods import RunOptions
-from agentlearn.tasks import import_suite
-from agentlearn.toolcall import format_tool_call
+from agentlearn.tasks import import_suite, load_tasks
+from agentlearn.toolcall import format_tool_call, format_tool_calls, parse_tool_calls, without_repeats
 from storage.records import ToolCall, Trajectory
 from tests.seed import ME
 
@@ -67,3 +68,26 @@ def test_the_embedded_model_calls_on_a_parallel_suite_whose_requests_all_need_ca
     trajectories = list(real_ws.repo.all(Trajectory))
     assert all(t.output.startswith("<tool_call>") and t.tool_calls for t in trajectories), [t.output for t in trajectories]
     assert f"Answer with at most {suite.max_calls} calls" in trajectories[0].prompt[0].content
+    # An answer ends at its first repeated call, which is not kept (13 of 20 answers used to repeat one call
+    # up to the 8 allowed).
+    assert all(len(parse_tool_calls(t.output).calls) <= len(t.tool_calls) + 1 for t in trajectories)
+    assert all(len(without_repeats(t.tool_calls)) == len(t.tool_calls) for t in trajectories)
+
+
+def test_whole_numbers_in_a_float_array_and_a_repeated_call_are_read_as_the_tools_mean_them(ws, make_fake_chat):
+    """BFCL's checker refuses an int inside a list of floats; an answer's repeat of a call is the model looping."""
+    import_suite(ws, "simple_python", heldout=1.0, fmt="bfcl", who=ME)
+    import_suite(ws, "parallel", heldout=1.0, fmt="bfcl", who=ME)
+    area = next(t for t in load_tasks(ws, "simple_python") if t.id.endswith("simple_python_13"))
+    parallel = load_tasks(ws, "parallel")[0]
+    calls = parallel.reference.calls
+    ws.chat_factory = make_fake_chat([
+        format_tool_call(ToolCall(name="calculate_area_under_curve",
+                                  arguments={"function": "x**2", "interval": [1, 3]})),
+        format_tool_calls([ToolCall(name=c.name, arguments={k: v[0] for k, v in c.arguments.items() if v[0] != ""})
+                           for c in [*calls, calls[0]]]),
+    ])
+    [first] = run_task(ws, area, RunOptions(method="none", constrained=False))
+    assert first.tool_call.arguments["interval"] == [1.0, 3.0] and first.verdict.success, first.verdict.reason
+    [second] = run_task(ws, parallel, RunOptions(method="none", constrained=False))
+    assert len(second.tool_calls) == len(calls) and second.verdict.success, second.verdict.reason

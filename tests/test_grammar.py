@@ -145,3 +145,42 @@ def test_the_compiled_grammar_stops_an_integer_at_15_digits(real_ws):
     head = '{"name": "odds", "arguments": {"total": '
     assert accepts(head + "-" + "9" * 15 + "}}") and accepts(head + "52}}")
     assert not accepts(head + "1" + "0" * 15)
+
+
+def test_an_answer_repeats_a_call_only_when_its_last_call_was_written_before_word_for_word():
+    one, two = '<tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call>', \
+        '<tool_call>{"name": "a", "arguments": {"x": 2}}</tool_call>'
+    assert grammar.repeats_a_call(f"{one}\n{two}\n{one}")
+    assert not grammar.repeats_a_call(f"{one}\n{two}") and not grammar.repeats_a_call(one)
+    assert not grammar.repeats_a_call(f"{one}\n{one[:-3]}")  # the repeat is not closed yet
+
+
+@pytest.mark.slow
+def test_a_repeated_call_leaves_only_the_end_to_write(real_ws):
+    """With the real tokenizer and the compiled step grammar: after a call written a second time, every
+    token but the end is masked, so the answer stops there instead of repeating up to its most calls."""
+    import torch
+
+    from agentlearn.llm import grammar_compiler, load_local
+    from agentlearn.models import chat_model_dir
+
+    model_dir = str(chat_model_dir(real_ws.settings.models_dir))
+    _, tokenizer = load_local(model_dir)
+    compiler = grammar_compiler(model_dir)
+    tool = {"name": "area", "parameters": {"type": "object", "required": ["side"], "properties": {
+        "side": {"type": "integer"}}}}
+    stops = sorted({*compiler.stop_token_ids, tokenizer.eos_token_id})
+
+    def masks_after(text: str) -> torch.Tensor:
+        processor = grammar.logits_processor([compiler.compile_step([tool], 8, False)], end_on_repeat=[True],
+                                             stop_ids=stops, decode=lambda ids: tokenizer.decode(ids))
+        prompt, answer = [tokenizer.eos_token_id], tokenizer(text, add_special_tokens=False)["input_ids"]
+        scores = None
+        for n in range(len(answer) + 1):
+            scores = processor(torch.tensor([prompt + answer[:n]]), torch.zeros(1, compiler.info.vocab_size))
+        return torch.isfinite(scores[0]).nonzero().flatten()
+
+    call = lambda side: f'<tool_call>{{"name": "area", "arguments": {{"side": {side}}}}}</tool_call>'  # noqa: E731
+    assert set(masks_after(f"{call(3)}\n{call(3)}").tolist()) <= set(stops)
+    allowed = set(masks_after(f"{call(3)}\n{call(4)}").tolist())
+    assert allowed & set(stops) and allowed - set(stops)  # a third call may still follow two different ones

@@ -149,3 +149,29 @@ def test_several_calls_are_read_in_order_and_words_without_a_call_are_an_answer(
     words = parse_tool_calls("The password of ada is reset.")
     assert words.calls == [] and words.answer == "The password of ada is reset." and words.error == ""
     assert parse_tool_calls('{"name": "a", "arguments": {}}').calls[0].name == "a"  # a bare call still counts
+
+
+def test_an_answers_repeated_calls_are_dropped_whatever_their_ids_and_key_order():
+    from agentlearn.toolcall import without_repeats
+
+    a = ToolCall(name="area", arguments={"w": 1, "h": 2}, id="c1")
+    same = ToolCall(name="area", arguments={"h": 2, "w": 1}, id="c2")
+    other = ToolCall(name="area", arguments={"w": 2, "h": 2})
+    assert without_repeats([a, other, same, other]) == [a, other]
+
+
+def test_whole_numbers_the_schema_types_number_become_floats_at_any_depth_and_integers_stay():
+    from agentlearn.toolcall import with_typed_numbers
+
+    tool = {"name": "fit", "parameters": {"type": "object", "properties": {
+        "points": {"type": "array", "items": {"type": "number"}}, "degree": {"type": "integer"},
+        "rate": {"type": "number"}, "flag": {"type": "number"},
+        "box": {"type": "object", "properties": {"w": {"type": "number"}}}}}}
+    call = ToolCall(name="fit", arguments={"points": [1, 2.5, 3], "degree": 2, "rate": 5, "flag": True,
+                                           "box": {"w": 4, "extra": 1}, "unknown": 7})
+    typed = with_typed_numbers(call, [tool]).arguments
+    assert typed == {"points": [1.0, 2.5, 3.0], "degree": 2, "rate": 5.0, "flag": True, "box": {"w": 4.0, "extra": 1},
+                     "unknown": 7}
+    assert [type(v) for v in typed["points"]] == [float] * 3 and type(typed["degree"]) is int
+    assert type(typed["box"]["extra"]) is int and typed["flag"] is True
+    assert with_typed_numbers(call, []).arguments is call.arguments  # a tool not offered: left as written
