@@ -310,7 +310,7 @@ class Agent:
                 continue
             parsed = parse_tool_calls(ep.output)
             calls = [c.model_copy(update={"id": c.id or f"call_{len(ep.steps)}_{n}"})
-                     for n, c in enumerate(_read_calls(ep, parsed.calls))]
+                     for n, c in enumerate(self._read_calls(ep, parsed.calls))]
             results = [self._run(ep, call) for call in calls]
             note = f"{UNREADABLE}: {parsed.error}" if parsed.error and not calls else ""
             if ep.output.startswith(ENDPOINT_FAILED):
@@ -358,8 +358,8 @@ class Agent:
             else:
                 output = ep.output
                 parsed = parse_tool_call(output)
-                calls = _read_calls(ep, parse_tool_calls(output).calls if ep.max_calls > 1 else
-                                    [parsed.call] if parsed.call else [])
+                calls = self._read_calls(ep, parse_tool_calls(output).calls if ep.max_calls > 1 else
+                                         [parsed.call] if parsed.call else [])
                 steps = [Step(thought=parsed.thought, action=output, observation=_observation(output, parsed, task),
                               calls=calls if ep.max_calls > 1 else [], seconds=round(ep.seconds, 4))]
             ep.trajectory = Trajectory(
@@ -422,10 +422,17 @@ class Agent:
         return self._decoding[suite]
 
     def _offered(self, ep: Episode) -> list[dict[str, Any]]:
-        """The tools an answer may call as the grammar (or an endpoint) is given them: optional arguments the
-        suite's references leave out removed (optional_args), strings and arrays bounded."""
-        _, limits, optional = self._decoding_for(ep.task.suite)
-        return grammar.with_value_limits(optional_args.applied(ep.tools, optional), limits)
+        """The tools an answer may call as the grammar (or an endpoint) is given them: strings and arrays bounded."""
+        return grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1])
+
+    def _read_calls(self, ep: Episode, calls: list[ToolCall]) -> list[ToolCall]:
+        """The calls an answer makes: a repeat of an earlier call dropped, at most the suite's most calls, whole
+        numbers written as floats where the tool's schema types a number, and optional values the conversation
+        does not state dropped where the suite's references leave them out (optional_args)."""
+        optional = self._decoding_for(ep.task.suite)[2]
+        said = _said(ep) if optional.leave_out else ""
+        return [optional_args.stated_only(with_typed_numbers(c, ep.tools), ep.tools, optional, said)
+                for c in without_repeats(calls)[:ep.max_calls]]
 
     # --- entry --------------------------------------------------------------------------------
 
@@ -606,10 +613,12 @@ def _local_message(m: BaseMessage) -> dict[str, str]:
 FIRST_STEP_CALLS = True
 
 
-def _read_calls(ep: Episode, calls: list[ToolCall]) -> list[ToolCall]:
-    """The calls an answer makes: a repeat of an earlier call dropped, at most the suite's most calls, and whole
-    numbers written as floats where the tool's schema types a number."""
-    return [with_typed_numbers(c, ep.tools) for c in without_repeats(calls)[:ep.max_calls]]
+def _said(ep: Episode) -> str:
+    """The conversation's words so far that may state an argument's value: its messages (not the system's), the
+    later turns' user messages reached, and the tools' results."""
+    messages = [m.content for m in ep.task.input if m.role != "system"]
+    messages += [m.content for turn in ep.task.turns[:ep.turn] for m in turn]
+    return "\n".join(messages + [r.content for st in ep.steps for r in st.results])
 
 
 def _calls_per_step(ep: Episode) -> int:

@@ -361,7 +361,7 @@ def _step_output(step: Step) -> str:
     """What the model produced at a step: its raw text, or its calls (or answer) written out."""
     if step.action.strip():
         return step.action
-    return "".join(format_tool_call(c) for c in step.calls) or step.answer
+    return format_tool_calls(step.calls) or step.answer
 
 
 def correction_pairs(ws: Workspace, tasks: dict[str, Task], sources: tuple[str, ...] = ()) -> list[Pair]:

@@ -100,8 +100,9 @@ class RunOptions:
                                      "model), or an adapter's id, its job's id or its folder", flag="--adapter")
     constrained: bool = option(True, "decode freely instead of under the suite's tool-call grammar",
                                flag="--no-constrained")
-    optional_args: str = option("auto", "optional arguments answers may write: auto (none where the suite's "
-                                        "references leave them out; agentlearn/optional_args.py) or all",
+    optional_args: str = option("auto", "optional arguments answers keep: auto (where the suite's references "
+                                        "leave them out, only values the request states; agentlearn/optional_args.py) "
+                                        "or all",
                                 flag="--optional-args", choices=("auto", "all"))
     limit: int | None = option(None, "only the first N tasks", flag="--limit", commands=COMMANDS)
     ablate: tuple[str, ...] = option((), "leave this playbook bullet out (repeatable); runs the whole playbook too "

@@ -1,35 +1,40 @@
-"""Which optional arguments an answer may write, from what a suite's references do with them.
+"""Which optional arguments an answer keeps, from what a suite's references do with them.
 
 A small model offered an optional argument fills it with a made-up value ("unit": "hecta", "z": 4)
-rather than leave it out. Where a suite's references leave optional arguments out, or accept them left
-out, such a value is far more often wrong than right: of 104 answers of the embedded SmolLM2 to BFCL
-simple_python (tests/data/bfcl_answers.jsonl), 61 are right as written and 77 with their optional
-arguments removed.
+rather than leave it out, but it also copies the value a request does give ("in Celsius", "top 5").
+Where a suite's references leave optional arguments out, or accept them left out, an answer keeps an
+optional value only where the conversation states it (`stated_only`): the value is written in the
+request or a tool's result as a word or number of its own, it is not another argument's value of the
+same call, nor one of the tool's argument names or a word of the tool's own name and description (a
+request that speaks of "a circle" gives "circle" to no argument). Of 104 answers of the embedded SmolLM2
+to BFCL simple_python (tests/data/bfcl_answers.jsonl), 61 are right as written, 77 with every optional
+argument removed, 78 with the stated ones kept.
 
 `rule(tasks)` reads the train split. Each optional argument (in the tool's properties, not in its
 `required`) of each reference call is one case; it is needed when the reference gives it and does not
 accept it left out (a plain expected call has no alternatives: an argument it gives is needed). When
-fewer than half of at least MIN_CASES cases are needed, answers leave optional arguments out, except
-those a tool's references need in most of their cases. `applied(tools, rule)` is what the grammar is
-then compiled from: the tools without the arguments left out. Suites whose references fill their
-optional arguments (most hand-written suites) keep them all.
+fewer than half of at least MIN_CASES cases are needed, answers keep only stated optional values, except
+for arguments a tool's references need in most of their cases (kept as written). Suites whose references
+fill their optional arguments (most hand-written suites) keep them all.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentlearn.suites.references import OMIT, reference_of
-from storage.records import Task
+from agentlearn.toolcall import tool_by_name
+from storage.records import Task, ToolCall
 
 MIN_CASES = 5  # fewer cases than this say too little about a suite: optional arguments stay offered
 
 
 @dataclass(frozen=True)
 class OptionalRule:
-    """Leave optional arguments out of answers (but those in `kept`, "tool.argument"), and the evidence."""
+    """Keep only stated optional values in answers (all of those in `kept`, "tool.argument"), and the evidence."""
 
     leave_out: bool = False
     kept: frozenset[str] = field(default_factory=frozenset)
@@ -42,7 +47,8 @@ class OptionalRule:
         share = f"the references need {self.needed} of {self.cases} optional arguments they could"
         if not self.leave_out:
             return f"optional arguments offered ({share})"
-        return f"optional arguments left out ({share})" + (f", but {', '.join(sorted(self.kept))}" if self.kept else "")
+        return (f"optional arguments kept only where the request states them ({share})"
+                + (f"; {', '.join(sorted(self.kept))} kept as written" if self.kept else ""))
 
 
 def rule(tasks: list[Task]) -> OptionalRule:
@@ -72,18 +78,47 @@ def rule(tasks: list[Task]) -> OptionalRule:
     return OptionalRule(leave_out=True, kept=kept, cases=total, needed=total_needed)
 
 
-def applied(tools: list[dict[str, Any]], optional: OptionalRule) -> list[dict[str, Any]]:
-    """Copies of the tools without the optional arguments the rule leaves out (the others unchanged)."""
+def stated_only(call: ToolCall, tools: list[dict[str, Any]], optional: OptionalRule, said: str) -> ToolCall:
+    """The call without the optional values `said` (the conversation's words) does not state, where the rule
+    leaves optional arguments out (see the module's docstring); other calls as they are."""
     if not optional.leave_out:
-        return tools
-    out = []
-    for tool in tools:
-        params = tool.get("parameters") if isinstance(tool.get("parameters"), dict) else {}
-        props = params.get("properties") if isinstance(params.get("properties"), dict) else None
-        if not props:
-            out.append(tool)
-            continue
-        required = set(params.get("required") or [])
-        keep = {k: v for k, v in props.items() if k in required or f"{tool.get('name')}.{k}" in optional.kept}
-        out.append({**tool, "parameters": {**params, "properties": keep}})
-    return out
+        return call
+    tool = tool_by_name(tools, call.name)
+    params = tool["parameters"] if tool else {}
+    if not isinstance(params.get("properties"), dict):
+        return call
+    required = set(params.get("required") or [])
+    own = _words(f"{tool['name']} {tool['description']}")  # "geometry.area_circle" -> "geometry area circle"
+    names = {name.lower() for name in params["properties"]}
+
+    def invented(name: str, value: Any) -> bool:
+        if name in required or f"{call.name}.{name}" in optional.kept:
+            return False
+        if not _stated(value, said.lower()) or value in [v for k, v in call.arguments.items() if k != name]:
+            return True
+        return isinstance(value, str) and (value.lower() in names or _has_word(own, _words(value)))
+
+    keep = {name: value for name, value in call.arguments.items() if not invented(name, value)}
+    return call if keep == call.arguments else call.model_copy(update={"arguments": keep})
+
+
+def _stated(value: Any, text: str) -> bool:
+    """Whether `text` (lower case) writes `value`: a string or number as a word of its own, every item of a list."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int | float):
+        forms = {str(value)} | ({str(int(value))} if float(value).is_integer() else set())
+        return any(_has_word(text, form) for form in forms)
+    if isinstance(value, str):
+        return bool(value.strip()) and _has_word(text, value.lower())
+    if isinstance(value, list):
+        return bool(value) and all(_stated(item, text) for item in value)
+    return False
+
+
+def _words(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def _has_word(text: str, word: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(word)}(?!\w|\.\d)", text) is not None  # not 3 of "3.5" or "mm"

@@ -1,4 +1,5 @@
-"""Optional arguments left out where a suite's references leave them out (agentlearn/optional_args.py)."""
+"""Optional values kept only where the conversation states them, in suites whose references leave them out
+(agentlearn/optional_args.py)."""
 
 from __future__ import annotations
 
@@ -23,32 +24,58 @@ def _task(n: int, tool: dict, reference: dict | None = None, expected: dict | No
                 expected=ToolCall(name=tool["name"], arguments=expected or {}))
 
 
-def test_references_that_accept_optional_arguments_left_out_make_answers_leave_them_out_but_those_a_tool_needs():
+def test_references_that_accept_optional_arguments_left_out_make_answers_keep_only_stated_ones_but_those_a_tool_needs():
     tasks = [_task(i, AREA, {"base": [i], "height": [2], "unit": ["units", ""]}) for i in range(4)]
     tasks += [_task(10 + i, ROOTS, {"a": [i], "root_type": ["all"]}) for i in range(2)]  # needed both times
     tasks += [_task(20 + i, AREA, {"base": [i], "height": [2]}) for i in range(3)]  # left out: not given
     tasks.append(_task(30, AREA, {"base": [1], "height": [2], "unit": ["cm"]}, split="heldout"))  # not train: unread
     rule = optional_args.rule(tasks)
     assert rule == OptionalRule(leave_out=True, kept=frozenset({"roots.root_type"}), cases=9, needed=2)
-    assert "left out" in rule.describe() and "roots.root_type" in rule.describe()
-    area, roots = optional_args.applied([AREA, ROOTS], rule)
-    assert list(area["parameters"]["properties"]) == ["base", "height"]
-    assert list(roots["parameters"]["properties"]) == ["a", "root_type"]
-    assert "unit" in AREA["parameters"]["properties"]  # the suite's tool is not changed
+    assert "only where the request states them" in rule.describe() and "roots.root_type" in rule.describe()
+    said = "Find the area of a triangle with a base of 10 cm and height of 5."
+    area = ToolCall(name="area", arguments={"base": 10, "height": 5, "unit": "hecta"})
+    assert optional_args.stated_only(area, [AREA], rule, said).arguments == {"base": 10, "height": 5}
+    stated = area.model_copy(update={"arguments": {"base": 10, "height": 5, "unit": "CM"}})
+    assert optional_args.stated_only(stated, [AREA], rule, said) == stated
+    roots = ToolCall(name="roots", arguments={"a": 1, "root_type": "real"})  # unstated, but the tool needs it
+    assert optional_args.stated_only(roots, [ROOTS], rule, said) == roots
+
+
+@pytest.mark.parametrize(("value", "said", "kept"), [
+    ("height", "a base of 10 and height of 5", False),  # another argument's name
+    (5, "a base of 10 and height of 5", False),  # another argument's value
+    ("circle", "the area of a circle of radius 3", False),  # a word of the tool's own description
+    ("m", "a radius of 3 mm", False),  # inside a word
+    (3, "a radius of 3.5", False),  # inside a number
+    (2.0, "round to 2 places", True),
+    (["a", "b"], "tags a and b", True),
+    (["a", "z"], "tags a and b", False),
+    (True, "true", False),  # a boolean is never stated: small models set them at random
+])
+def test_a_value_is_stated_only_as_a_word_of_its_own_that_no_other_part_of_the_call_or_the_tool_explains(
+        value, said, kept):
+    tool = {"name": "geometry.area", "description": "The area of a circle or a square.", "parameters": {
+        "type": "object", "required": ["base", "height"], "properties": {
+            "base": {"type": "integer"}, "height": {"type": "integer"}, "extra": {}}}}
+    call = ToolCall(name="geometry.area", arguments={"base": 10, "height": 5, "extra": value})
+    out = optional_args.stated_only(call, [tool], OptionalRule(leave_out=True), said)
+    assert ("extra" in out.arguments) is kept
 
 
 def test_references_that_fill_their_optional_arguments_keep_them_offered():
     tasks = [_task(i, AREA, expected={"base": i, "height": 2, "unit": "cm"}) for i in range(6)]  # plain expected calls
     rule = optional_args.rule(tasks)
     assert rule == OptionalRule(leave_out=False, cases=6, needed=6) and "offered" in rule.describe()
-    assert optional_args.applied([AREA], rule) == [AREA]
+    invented = ToolCall(name="area", arguments={"base": 1, "height": 2, "unit": "hecta"})
+    assert optional_args.stated_only(invented, [AREA], rule, "") == invented
 
 
 def test_too_few_cases_say_nothing_and_tools_without_properties_pass_unchanged():
     few = [_task(i, AREA, {"base": [i], "height": [2], "unit": [""]}) for i in range(optional_args.MIN_CASES - 1)]
     assert not optional_args.rule(few).leave_out
     bare = {"name": "ping", "parameters": {"type": "object"}}
-    assert optional_args.applied([bare], OptionalRule(leave_out=True)) == [bare]
+    ping = ToolCall(name="ping", arguments={"host": "x"})
+    assert optional_args.stated_only(ping, [bare], OptionalRule(leave_out=True), "") == ping
     assert optional_args.rule([]).describe().startswith("optional arguments offered")
 
 
@@ -71,33 +98,15 @@ def test_on_bfcl_simple_python_the_rule_leaves_optional_arguments_out_and_that_r
     assert rule.leave_out and rule.needed * 2 < rule.cases  # 106 of 293 optional arguments needed
     rows = [json.loads(x) for x in (Path(__file__).parent / "data" / "bfcl_answers.jsonl").read_text().splitlines()]
     by_id = {t.sample_id: t for t in tasks}
-    as_written = left_out = 0
+    as_written = left_out = kept_stated = 0
     for row in (r for r in rows if r["category"] == "simple_python"):
         task = by_id[row["id"]]
         calls = [ToolCall(name=c["name"], arguments=c["arguments"]) for c in row["calls"]]
-        [tool] = optional_args.applied(task.tools, rule)
-        allowed = set(tool["parameters"]["properties"])
-        trimmed = [ToolCall(name=c.name, arguments={k: v for k, v in c.arguments.items() if k in allowed}) for c in calls]
+        required = set(task.tools[0]["parameters"].get("required", []))
+        trimmed = [ToolCall(name=c.name, arguments={k: v for k, v in c.arguments.items() if k in required}) for c in calls]
+        said = "\n".join(m.content for m in task.input if m.role != "system")
+        stated = [optional_args.stated_only(c, task.tools, rule, said) for c in calls]
         as_written += references.grade(task, calls, row["output"]).success
         left_out += references.grade(task, trimmed, row["output"]).success
-    assert (as_written, left_out) == (61, 77)
-
-
-@pytest.mark.slow
-def test_the_compiled_grammar_refuses_an_optional_argument_the_rule_left_out(real_ws):
-    import xgrammar as xgr
-
-    from agentlearn.llm import grammar_compiler
-    from agentlearn.models import chat_model_dir
-
-    compiler = grammar_compiler(str(chat_model_dir(real_ws.settings.models_dir)))
-
-    def accepts(tools: list[dict], text: str) -> bool:
-        matcher = xgr.GrammarMatcher(compiler.compile(tools))
-        return all(matcher.accept_string(ch) for ch in text)
-
-    with_unit = '{"name": "area", "arguments": {"base": 1, "height": 2, "unit": "cm"}}'
-    assert accepts([AREA], with_unit)
-    trimmed = optional_args.applied([AREA], OptionalRule(leave_out=True))
-    assert not accepts(trimmed, with_unit)
-    assert accepts(trimmed, '{"name": "area", "arguments": {"base": 1, "height": 2}}')
+        kept_stated += references.grade(task, stated, row["output"]).success
+    assert (as_written, left_out, kept_stated) == (61, 77, 78)
