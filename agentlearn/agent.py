@@ -37,6 +37,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agentlearn import adapters, arg_kinds, graders, grammar, optional_args, prompts, tools
 from agentlearn.accounts import Identity
+from agentlearn.answer_values import with_fractions, with_typed_numbers
 from agentlearn.episode_text import is_episode
 from agentlearn.memory import exemplars, insights, playbook, reflexion, retrieval, tool_retrieval
 from agentlearn.methods import METHODS, RunOptions
@@ -47,7 +48,6 @@ from agentlearn.toolcall import (
     format_tool_calls,
     parse_tool_call,
     parse_tool_calls,
-    with_typed_numbers,
     without_repeats,
 )
 from agentlearn.workspace import Workspace
@@ -426,13 +426,13 @@ class Agent:
         return grammar.with_value_limits(ep.tools, self._decoding_for(ep.task.suite)[1])
 
     def _read_calls(self, ep: Episode, calls: list[ToolCall]) -> list[ToolCall]:
-        """The calls an answer makes: a repeat of an earlier call dropped, at most the suite's most calls, whole
-        numbers written as floats where the tool's schema types a number, and optional values the conversation
-        does not state dropped where the suite's references leave them out (optional_args)."""
-        optional = self._decoding_for(ep.task.suite)[2]
-        said = _said(ep) if optional.leave_out else ""
-        return [optional_args.stated_only(with_typed_numbers(c, ep.tools), ep.tools, optional, said)
+        """The calls an answer makes: a repeat of an earlier call dropped, at most the suite's most calls, numbers
+        read as the tool means them (answer_values), and optional values the conversation does not state dropped
+        where the suite's references leave them out (optional_args)."""
+        optional, said = self._decoding_for(ep.task.suite)[2], _said(ep)
+        read = [with_fractions(with_typed_numbers(c, ep.tools), ep.tools, said)
                 for c in without_repeats(calls)[:ep.max_calls]]
+        return [optional_args.stated_only(c, ep.tools, optional, said) for c in read]
 
     # --- entry --------------------------------------------------------------------------------
 

@@ -234,31 +234,6 @@ def tool_by_name(tools: list[dict[str, Any]], name: str) -> dict[str, Any] | Non
     return None
 
 
-def with_typed_numbers(call: ToolCall, tools: list[dict[str, Any]]) -> ToolCall:
-    """The call with each whole number its tool's schema types "number" (not "integer") written as a float.
-
-    A constrained model writes `[1, 3]` for an array of floats as readily as `[1.0, 3.0]`; JSON Schema holds
-    both valid, but a Python tool (and BFCL's checker, inside a list) tells int from float: 4 of 57 failed
-    answers to BFCL simple_python were whole numbers in a float array.
-    """
-    tool = tool_by_name(tools, call.name)
-    if tool is None:
-        return call
-    return call.model_copy(update={"arguments": _typed_numbers(call.arguments, tool["parameters"], 0)})
-
-
-def _typed_numbers(value: Any, schema: Any, depth: int) -> Any:
-    if not isinstance(schema, dict) or depth > MAX_NESTING:
-        return value
-    if schema.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [_typed_numbers(v, schema["items"], depth + 1) for v in value]
-    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
-        return {k: _typed_numbers(v, schema["properties"].get(k), depth + 1) for k, v in value.items()}
-    return value
-
-
 def schema_validator(parameters: dict[str, Any]) -> Draft202012Validator:
     """A validator for a tool's parameters; SchemaError if the schema is broken. It never fetches a `$ref`."""
     return _validator(json.dumps(parameters, sort_keys=True))

@@ -74,11 +74,13 @@ def test_the_embedded_model_calls_on_a_parallel_suite_whose_requests_all_need_ca
     assert all(len(without_repeats(t.tool_calls)) == len(t.tool_calls) for t in trajectories)
 
 
-def test_whole_numbers_in_a_float_array_and_a_repeated_call_are_read_as_the_tools_mean_them(ws, make_fake_chat):
-    """BFCL's checker refuses an int inside a list of floats; an answer's repeat of a call is the model looping."""
-    import_suite(ws, "simple_python", heldout=1.0, fmt="bfcl", who=ME)
+def test_answers_are_read_as_the_tools_mean_them(ws, make_fake_chat):
+    """BFCL's checker refuses an int inside a list of floats and a percentage for a rate; an answer's repeat of a
+    call is the model looping; an optional value the request does not state is made up."""
+    import_suite(ws, "simple_python", heldout=0.5, fmt="bfcl", who=ME)  # its train split sets the optional rule
     import_suite(ws, "parallel", heldout=1.0, fmt="bfcl", who=ME)
     area = next(t for t in load_tasks(ws, "simple_python") if t.id.endswith("simple_python_13"))
+    interest = next(t for t in load_tasks(ws, "simple_python") if t.id.endswith("simple_python_145"))
     parallel = load_tasks(ws, "parallel")[0]
     calls = parallel.reference.calls
     ws.chat_factory = make_fake_chat([
@@ -86,8 +88,14 @@ def test_whole_numbers_in_a_float_array_and_a_repeated_call_are_read_as_the_tool
                                   arguments={"function": "x**2", "interval": [1, 3]})),
         format_tool_calls([ToolCall(name=c.name, arguments={k: v[0] for k, v in c.arguments.items() if v[0] != ""})
                            for c in [*calls, calls[0]]]),
+        # "annual interest rate of 5%" written as 5.0 where BFCL expects 0.05; "Monthly" is not in the request
+        format_tool_call(ToolCall(name="calculate_compounded_interest", arguments={
+            "principal": 5000, "interest_rate": 5.0, "period": 10, "compounding_frequency": "Monthly"})),
     ])
     [first] = run_task(ws, area, RunOptions(method="none", constrained=False))
     assert first.tool_call.arguments["interval"] == [1.0, 3.0] and first.verdict.success, first.verdict.reason
     [second] = run_task(ws, parallel, RunOptions(method="none", constrained=False))
     assert len(second.tool_calls) == len(calls) and second.verdict.success, second.verdict.reason
+    [third] = run_task(ws, interest, RunOptions(method="none", constrained=False))
+    assert third.tool_call.arguments == {"principal": 5000, "interest_rate": 0.05, "period": 10}, third.verdict.reason
+    assert third.verdict.success

@@ -159,19 +159,3 @@ def test_an_answers_repeated_calls_are_dropped_whatever_their_ids_and_key_order(
     other = ToolCall(name="area", arguments={"w": 2, "h": 2})
     assert without_repeats([a, other, same, other]) == [a, other]
 
-
-def test_whole_numbers_the_schema_types_number_become_floats_at_any_depth_and_integers_stay():
-    from agentlearn.toolcall import with_typed_numbers
-
-    tool = {"name": "fit", "parameters": {"type": "object", "properties": {
-        "points": {"type": "array", "items": {"type": "number"}}, "degree": {"type": "integer"},
-        "rate": {"type": "number"}, "flag": {"type": "number"},
-        "box": {"type": "object", "properties": {"w": {"type": "number"}}}}}}
-    call = ToolCall(name="fit", arguments={"points": [1, 2.5, 3], "degree": 2, "rate": 5, "flag": True,
-                                           "box": {"w": 4, "extra": 1}, "unknown": 7})
-    typed = with_typed_numbers(call, [tool]).arguments
-    assert typed == {"points": [1.0, 2.5, 3.0], "degree": 2, "rate": 5.0, "flag": True, "box": {"w": 4.0, "extra": 1},
-                     "unknown": 7}
-    assert [type(v) for v in typed["points"]] == [float] * 3 and type(typed["degree"]) is int
-    assert type(typed["box"]["extra"]) is int and typed["flag"] is True
-    assert with_typed_numbers(call, []).arguments is call.arguments  # a tool not offered: left as written
