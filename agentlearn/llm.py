@@ -17,7 +17,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from agentlearn import grammar
 from agentlearn.models import adapter_base, chat_model_dir, embedded_model, torch_threads
 from agentlearn.settings import Settings
-from agentlearn.toolcall import CLOSE, OPEN
+from agentlearn.toolcall import CLOSE, OPEN, TAGS
 
 _ROLE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 _generate_lock = threading.Lock()  # one generation at a time: the model is shared
@@ -131,7 +131,7 @@ class LocalChatModel(BaseChatModel):
                 [compiler.compile_step(t, n, a) if n else compiler.compile(t)
                  for t, n, a in zip(tools, steps, may_answer, strict=True)],
                 end_on_repeat=[n > 1 for n in steps], stop_ids=kwargs["eos_token_id"],
-                decode=lambda row: tokenizer.decode(row, skip_special_tokens=False))]
+                decode=lambda row: decode_answer(tokenizer, row))]
         else:
             # A finished tool call ends the answer: generating past it only costs time.
             kwargs["stop_strings"], kwargs["tokenizer"] = [CLOSE, *(stop or [])], tokenizer
@@ -151,7 +151,7 @@ class LocalChatModel(BaseChatModel):
             watch.rest(len(ids))  # rows that ran to the token budget, or stopped at the very last step
         answers = []
         for n, row in enumerate(generated[:, enc["input_ids"].shape[1]:]):
-            text = tokenizer.decode(row, skip_special_tokens=True)
+            text = decode_answer(tokenizer, row.tolist())
             if tools is not None:
                 answers.append(text.strip() if steps[n] else f"{OPEN}{text.strip()}{CLOSE}")
                 continue
@@ -160,6 +160,15 @@ class LocalChatModel(BaseChatModel):
                     text = text.split(end)[0]
             answers.append(text.strip())
         return answers
+
+
+def decode_answer(tokenizer: Any, ids: list[int]) -> str:
+    """The text of generated ids without special tokens (padding, ends), but with the tags: an SFT adapter's
+    tokenizer holds `<tool_call>` and `<think>` as special tokens (training.runner.add_special_tokens), and
+    skipping every special token dropped them, so an answer of several calls read as one bare call."""
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    drop = special - {tokenizer.convert_tokens_to_ids(tag) for tag in TAGS if tag in tokenizer.get_vocab()}
+    return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
 
 
 def _ids(value: Any) -> list[int]:

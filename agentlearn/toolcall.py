@@ -30,6 +30,7 @@ from referencing import Registry
 from storage.records import ToolCall
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+TAGS = ("<think>", "</think>", OPEN, CLOSE)  # an SFT adapter's tokenizer holds these as special tokens
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 _decoder = json.JSONDecoder()
 _TOO_DEEP = "JSON nested too deeply to read"

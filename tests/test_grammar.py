@@ -184,3 +184,21 @@ def test_a_repeated_call_leaves_only_the_end_to_write(real_ws):
     assert set(masks_after(f"{call(3)}\n{call(3)}").tolist()) <= set(stops)
     allowed = set(masks_after(f"{call(3)}\n{call(4)}").tolist())
     assert allowed & set(stops) and allowed - set(stops)  # a third call may still follow two different ones
+
+
+@pytest.mark.slow
+def test_an_adapters_tokenizer_keeps_the_tags_of_an_answer_of_several_calls(real_ws):
+    """An SFT adapter's tokenizer holds <tool_call> as a special token; decoding without special tokens read an
+    answer of three calls as one bare call (every parallel task failed with the adapter)."""
+    from transformers import AutoTokenizer
+
+    from agentlearn.llm import decode_answer
+    from agentlearn.models import chat_model_dir
+    from agentlearn.training.runner import add_special_tokens
+
+    tokenizer = AutoTokenizer.from_pretrained(str(chat_model_dir(real_ws.settings.models_dir)))
+    add_special_tokens(tokenizer)
+    text = '<tool_call>{"name": "a", "arguments": {}}</tool_call>\n<tool_call>{"name": "b", "arguments": {}}</tool_call>'
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert ids[0] == tokenizer.convert_tokens_to_ids("<tool_call>")  # one special token, as the adapter writes it
+    assert decode_answer(tokenizer, ids + [tokenizer.eos_token_id, tokenizer.pad_token_id]) == text

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from agentlearn.settings import Settings
+from agentlearn.toolcall import TAGS
 from agentlearn.training import chat_template, quiet
 from agentlearn.training.config import DPOJobConfig, GRPOJobConfig, JobConfig, SFTJobConfig
 
 log = logging.getLogger("agentlearn.training")
-
-SPECIAL_TOKENS = ("<think>", "</think>", "<tool_call>", "</tool_call>")
 
 
 @dataclass
@@ -68,7 +67,7 @@ def load_tokenizer(config: JobConfig, base_dir: str):
 def add_special_tokens(tokenizer) -> dict[str, list[int]]:
     """Add the <think>/<tool_call> tags as special tokens; returns new token -> ids of its old pieces."""
     vocab = tokenizer.get_vocab()
-    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    missing = [t for t in TAGS if t not in vocab]
     pieces = {t: tokenizer(t, add_special_tokens=False)["input_ids"] for t in missing}
     if missing:
         tokenizer.add_tokens(missing, special_tokens=True)
