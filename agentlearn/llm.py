@@ -166,9 +166,15 @@ def decode_answer(tokenizer: Any, ids: list[int]) -> str:
     """The text of generated ids without special tokens (padding, ends), but with the tags: an SFT adapter's
     tokenizer holds `<tool_call>` and `<think>` as special tokens (training.runner.add_special_tokens), and
     skipping every special token dropped them, so an answer of several calls read as one bare call."""
-    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
-    drop = special - {tokenizer.convert_tokens_to_ids(tag) for tag in TAGS if tag in tokenizer.get_vocab()}
+    drop = _special_but_tags(tokenizer)
     return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
+
+
+@lru_cache(maxsize=8)
+def _special_but_tags(tokenizer: Any) -> frozenset[int]:
+    """Ids of the tokenizer's special tokens other than TAGS (read once: Gemma's tokenizer has thousands)."""
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    return frozenset(special - {tokenizer.convert_tokens_to_ids(tag) for tag in TAGS if tag in tokenizer.get_vocab()})
 
 
 def _ids(value: Any) -> list[int]:
