@@ -213,12 +213,13 @@ class Agent:
                 shots = [s.exemplar for s in exemplars.select(self.ws, task, o.exemplar_mode, k=o.k,
                                                               tool_aware=o.tool_aware, bank_size=o.bank_size,
                                                               bank_seed=o.bank_seed)]
-                if o.tools != "all":
-                    ep.tools, ranked = tool_retrieval.shortlist(self.ws, task, int(o.tools), ranker=o.ranker)
-                    # Shots of the likeliest tool first (so nearest the task in the prompt): a small model
-                    # leans on the closest example.
-                    rank = {name: n for n, name in enumerate(ranked)}
-                    shots.sort(key=lambda e: rank.get(e.tool, len(rank)))
+            if o.tools not in ("all", "auto"):
+                ep.tools, ranked = tool_retrieval.shortlist(self.ws, task, int(o.tools), ranker=o.ranker)
+                # Shots of the likeliest tool first (so nearest the task in the prompt): a small model
+                # leans on the closest example.
+                rank = {name: n for n, name in enumerate(ranked)}
+                shots.sort(key=lambda e: rank.get(e.tool, len(rank)))
+            if shots:
                 shots = prompts.fit_shots(shots, self.ws.settings.exemplar_tokens)
             rules = (playbook.for_prompt(insights.active(self.ws, task.suite), self.ws.settings.playbook_tokens,
                                          exclude=o.ablate) if o.uses_insights else [])
@@ -226,7 +227,7 @@ class Agent:
             shortlist = len(ep.tools) < len(task.tools)
             ep.memory = MemoryUsed(
                 method=o.method, exemplar_ids=[s.id for s in shots], exemplar_mode=o.exemplar_mode if shots else "",
-                k=o.k if shots else 0, tool_aware=o.tool_aware and bool(shots), ranker=o.ranker if shots and o.tools != "all" else "",
+                k=o.k if shots else 0, tool_aware=o.tool_aware and bool(shots), ranker=o.ranker if shortlist else "",
                 insight_ids=[r.id for r in rules],
                 tools_offered=[t["name"] for t in ep.tools] if shortlist else [],
                 insights_version=insights.insights_version(self.ws, task.suite) if rules else 0,

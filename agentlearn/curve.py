@@ -63,6 +63,8 @@ def learning_curve(ws: Workspace, suite: str, options: RunOptions | None = None,
         # serve as the baseline and the result of the method wherever evaluations are compared.
         point = options.replace(method="none" if size == 0 else "exemplars",
                                 bank_size=None if size in (0, None) else size, bank_seed=draw)
+        if size == 0:
+            point = point.replace(tools="all")  # zero-shot as it is: every tool offered, as along the curve
         run = evaluate(ws, suite, point, split=split, group=group)
         if run.exemplar_mode:
             curve.exemplar_mode, curve.k = run.exemplar_mode, run.k

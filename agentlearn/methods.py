@@ -89,8 +89,8 @@ class RunOptions:
     k: int = option(DEFAULT_K, "exemplars per prompt (with --mode auto: the suite's choice)", flag="--k",
                     commands=(RUN, EVAL, CURVE))
     tool_aware: bool = option(False, "shots cover the likely tools, not k copies of one call", flag="--tool-aware")
-    tools: str = option("auto", "with exemplars, offer only the N likeliest tools: auto (the suite's choice), all, "
-                                "or N (1: the ranker chooses the tool, the model writes the arguments)",
+    tools: str = option("auto", "offer only the N likeliest tools: auto (with exemplars the suite's choice, else "
+                                "all), all, or N (1: the ranker chooses the tool, the model writes the arguments)",
                         flag="--tools")
     ranker: str = option("auto", "how the likeliest tools are ranked: auto (the suite's choice), fused, description "
                                  "(the request against each tool's name and description) or exemplars (what "
@@ -196,6 +196,8 @@ class RunOptions:
         parts = [self.method]
         if self.uses_exemplars:
             parts += self.retrieval_label().split(" · ")
+        elif self.shortlist_label():
+            parts.append(self.shortlist_label())
         if self.uses_reflexion:
             parts.append(f"{self.trials} trials")
         if self.ablate:
@@ -215,12 +217,16 @@ class RunOptions:
         ranker'."""
         auto = "auto: " if "exemplar_mode" in self.auto else ""
         parts = [f"{auto}{self.exemplar_mode} k={self.k}"] + (["tool-aware"] if self.tool_aware else [])
+        return " · ".join(parts + ([self.shortlist_label()] if self.shortlist_label() else []))
+
+    def shortlist_label(self) -> str:
+        """How the offered tools are narrowed, e.g. 'tool chosen by the description ranker'; "" for every tool."""
         ranker = "" if self.ranker == "auto" else self.ranker
         if self.tools == "1":
-            parts.append(f"tool chosen by the {ranker or DEFAULT_RANKER} ranker")
-        elif self.tools not in ("all", "auto"):
-            parts.append(f"{self.tools} tools" + (f" ({ranker})" if ranker else ""))
-        return " · ".join(parts)
+            return f"tool chosen by the {ranker or DEFAULT_RANKER} ranker"
+        if self.tools not in ("all", "auto"):
+            return f"{self.tools} tools" + (f" ({ranker})" if ranker else "")
+        return ""
 
 
 def help_of(name: str) -> str:
