@@ -16,6 +16,9 @@ heldout tasks, greedy, constrained decoding:
                    (jobs.config_for_suite, run in this process), zero-shot
 - sft+exemplars:   that adapter with exemplars
 - reflexion:       zero-shot with Reflexion, 3 trials (not in the default list; for multi-turn categories)
+- shortlist:       zero-shot offered only the tool the description ranker puts first (not in the default list;
+                   for categories that offer several functions, e.g. multiple)
+- sft+shortlist:   the SFT adapter, offered that one tool
 A row gives n, accuracy by BFCL's rule (call accuracy) with its Wilson 95% interval, the paired difference
 against the same model's zero-shot with its exact McNemar p, name accuracy, seconds per task, and the
 leaderboard's figure for that category beside it (../shared/research/benchmarks-and-traces-2026.md).
@@ -44,7 +47,7 @@ from storage.records import EvalRun, Suite, Trajectory
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 METHODS = ("none", "exemplars", "sft", "sft+exemplars")
-EXTRA_METHODS = ("reflexion",)
+EXTRA_METHODS = ("reflexion", "shortlist", "sft+shortlist")
 # BFCL v4 board, 2026-04-12 (research note): category -> (Qwen3-0.6B, Granite-4.0-350m); FunctionGemma-270M's
 # model card (zero-shot) beside them.
 LEADERBOARD = {"simple_python": (64.17, 61.67, 61.6), "multiple": (86.0, 84.5, 63.5), "parallel": (67.5, 70.0, 39.0),
@@ -155,6 +158,8 @@ def _measure(ws: Workspace, suite: str, model: str, method: str, adapter: str, l
         return {**row, "n": 0, "why": "no adapter (nothing to train on)"}
     memory = "exemplars" if method.endswith("exemplars") else "reflexion" if method == "reflexion" else "none"
     options = RunOptions(method=memory, limit=limit, adapter_id=adapter if method.startswith("sft") else "none")
+    if method.endswith("shortlist"):
+        options = options.replace(tools="1", ranker="description")
     try:
         run = evaluate(ws, suite, options)
     except ValueError as e:
