@@ -227,7 +227,7 @@ class Agent:
             shortlist = len(ep.tools) < len(task.tools)
             ep.memory = MemoryUsed(
                 method=o.method, exemplar_ids=[s.id for s in shots], exemplar_mode=o.exemplar_mode if shots else "",
-                k=o.k if shots else 0, tool_aware=o.tool_aware and bool(shots), ranker=o.ranker if shortlist else "",
+                k=o.k if shots else 0, tool_aware=o.tool_aware and bool(shots), ranker=o.ranker if o.tools not in ("all", "auto") else "",
                 insight_ids=[r.id for r in rules],
                 tools_offered=[t["name"] for t in ep.tools] if shortlist else [],
                 insights_version=insights.insights_version(self.ws, task.suite) if rules else 0,
