@@ -4,9 +4,10 @@ A small model offered an optional argument fills it with a made-up value ("unit"
 rather than leave it out, but it also copies the value a request does give ("in Celsius", "top 5").
 Where a suite's references leave optional arguments out, or accept them left out, an answer keeps an
 optional value only where the conversation states it (`stated_only`): the value is written in the
-request or a tool's result as a word or number of its own, it is not another argument's value of the
-same call, nor one of the tool's argument names or a word of the tool's own name and description (a
-request that speaks of "a circle" gives "circle" to no argument). Of 104 answers of the embedded SmolLM2
+request or a tool's result as a word or number of its own ("3" or "three"), it is not another argument's
+value of the same call, nor one of the tool's argument names or a word of the tool's own name and
+description (a request that speaks of "a circle" gives "circle" to no argument); a boolean is stated when
+the conversation says every word of its argument's name ("assuming equal variance": `equal_variance`). Of 104 answers of the embedded SmolLM2
 to BFCL simple_python (tests/data/bfcl_answers.jsonl), 61 are right as written, 77 with every optional
 argument removed, 78 with the stated ones kept.
 
@@ -30,6 +31,11 @@ from agentlearn.toolcall import tool_by_name
 from storage.records import Task, ToolCall
 
 MIN_CASES = 5  # fewer cases than this say too little about a suite: optional arguments stay offered
+_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
+        "seventeen eighteen nineteen twenty".split()
+NUMBER_WORDS = {n: (word,) for n, word in enumerate(_ONES)} | {
+    10 * n: (word,) for n, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), start=3)} | {
+    12: ("twelve", "dozen"), 100: ("hundred",), 1000: ("thousand",)}  # "the next three days": days=3
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ def stated_only(call: ToolCall, tools: list[dict[str, Any]], optional: OptionalR
     def invented(name: str, value: Any) -> bool:
         if name in required or f"{call.name}.{name}" in optional.kept:
             return False
+        if isinstance(value, bool):
+            return not _names_a_switch(name, said.lower())
         if not _stated(value, said.lower()) or value in [v for k, v in call.arguments.items() if k != name]:
             return True
         return isinstance(value, str) and (value.lower() in names or _has_word(own, _words(value)))
@@ -103,17 +111,26 @@ def stated_only(call: ToolCall, tools: list[dict[str, Any]], optional: OptionalR
 
 
 def _stated(value: Any, text: str) -> bool:
-    """Whether `text` (lower case) writes `value`: a string or number as a word of its own, every item of a list."""
+    """Whether `text` (lower case) writes `value`: a string or number as a word of its own ("3" or "three"),
+    every item of a list."""
     if isinstance(value, bool) or value is None:
         return False
     if isinstance(value, int | float):
-        forms = {str(value)} | ({str(int(value))} if float(value).is_integer() else set())
+        forms = {str(value)} | ({str(int(value)), *NUMBER_WORDS.get(int(value), ())} if float(value).is_integer() else set())
         return any(_has_word(text, form) for form in forms)
     if isinstance(value, str):
         return bool(value.strip()) and _has_word(text, value.lower())
     if isinstance(value, list):
         return bool(value) and all(_stated(item, text) for item in value)
     return False
+
+
+def _names_a_switch(name: str, text: str) -> bool:
+    """Whether `text` (lower case) says every word of a boolean argument's name: "assuming equal variance" for
+    `equal_variance`, "with details" for `include_details` does not (a small model sets a switch the request never
+    mentions as readily as one it asks for)."""
+    words = _words(re.sub(r"([a-z])([A-Z])", r"\1 \2", name)).split()
+    return bool(words) and all(_has_word(text, word) for word in words)
 
 
 def _words(text: str) -> str:

@@ -50,7 +50,9 @@ def test_references_that_accept_optional_arguments_left_out_make_answers_keep_on
     (2.0, "round to 2 places", True),
     (["a", "b"], "tags a and b", True),
     (["a", "z"], "tags a and b", False),
-    (True, "true", False),  # a boolean is never stated: small models set them at random
+    (3, "for the next three days", True),  # a number written as a word
+    (True, "true", False),  # a switch is stated by the words of its name, not by "true"
+    (False, "without any extra cost", True),  # ...which the request says (the model chose the value)
 ])
 def test_a_value_is_stated_only_as_a_word_of_its_own_that_no_other_part_of_the_call_or_the_tool_explains(
         value, said, kept):
