@@ -356,6 +356,7 @@ def test_training_page_exports_checks_launches_and_shows_history(page_ws, tmp_pa
     assert not at.exception
     assert job.id in at.dataframe[0].value["job"].tolist()
     assert at.dataframe[0].value["status"].tolist() == ["succeeded"]
+    assert at.dataframe[0].value["train loss"].tolist() == [f"{job.metrics['train_loss']:.3f}"]  # text, never "None"
     assert len(at.get("plotly_chart")) >= 1  # the finished job's loss curve
 
 
