@@ -59,7 +59,7 @@ def test_max_length_comes_from_the_longest_row_within_the_models_context(ws, tmp
     assert facts["longest"] + sizing.LENGTH_MARGIN <= sized.max_length < facts["longest"] + 2 * sizing.LENGTH_STEP
     assert sized.max_steps == jc.SFT_MIN_STEPS and sized.warmup_steps == 3  # the floor; the preset's warm-up
     kept, _ = sizing.size(small, ws.settings.models_dir, keep=("max_steps",))
-    assert kept.max_steps == 40 and kept.max_length == sized.max_length
+    assert kept.max_steps == small.max_steps == 120 and kept.max_length == sized.max_length
     tiny = jc.preset("sft", "cpu-tiny", dataset_path=made.path, base_model=base_model)
     assert sizing.size(tiny, ws.settings.models_dir)[0] == tiny  # the smoke-test preset stays fixed
     huge = Path(made.path).with_name("huge.jsonl")
@@ -126,7 +126,7 @@ def test_a_small_slice_reports_base_vs_adapter_but_does_not_pick(ws, tmp_path, b
     made = datasets.export(ws, "sft", SUITE)
     large, facts = sizing.prepare(jc.from_dict({**config.to_dict(), "dataset_path": made.path}), ws.settings.models_dir)
     assert facts["validation_rows"] == 12 >= jc.VALIDATION_PICKS_FROM and large.validation_picks
-    assert large.max_steps == 40  # 3 epochs of 48 rows is 72: the preset's cap
+    assert large.max_steps == 72  # 3 epochs of 48 rows, under the preset's cap of 120
 
 
 def test_without_picking_only_the_base_and_the_end_are_graded_and_nothing_is_saved(tmp_path):
