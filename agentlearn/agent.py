@@ -213,7 +213,7 @@ class Agent:
                 shots = [s.exemplar for s in exemplars.select(self.ws, task, o.exemplar_mode, k=o.k,
                                                               tool_aware=o.tool_aware, bank_size=o.bank_size,
                                                               bank_seed=o.bank_seed)]
-            if o.tools not in ("all", "auto"):
+            if o.narrows_tools:
                 ep.tools, ranked = tool_retrieval.shortlist(self.ws, task, int(o.tools), ranker=o.ranker)
                 # Shots of the likeliest tool first (so nearest the task in the prompt): a small model
                 # leans on the closest example.
@@ -227,7 +227,7 @@ class Agent:
             shortlist = len(ep.tools) < len(task.tools)
             ep.memory = MemoryUsed(
                 method=o.method, exemplar_ids=[s.id for s in shots], exemplar_mode=o.exemplar_mode if shots else "",
-                k=o.k if shots else 0, tool_aware=o.tool_aware and bool(shots), ranker=o.ranker if o.tools not in ("all", "auto") else "",
+                k=o.k if shots else 0, tool_aware=o.tool_aware and bool(shots), ranker=o.ranker if o.narrows_tools else "",
                 insight_ids=[r.id for r in rules],
                 tools_offered=[t["name"] for t in ep.tools] if shortlist else [],
                 insights_version=insights.insights_version(self.ws, task.suite) if rules else 0,

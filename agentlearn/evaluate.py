@@ -21,7 +21,7 @@ from typing import Any
 from agentlearn.agent import run_tasks
 from agentlearn.graders import score
 from agentlearn.memory.retrieval import resolve_options
-from agentlearn.methods import RunOptions, options_of
+from agentlearn.methods import USES_EXEMPLARS, RunOptions, options_of
 from agentlearn.tasks import gradable_tasks, load_tasks
 from agentlearn.workspace import Workspace
 from storage.records import EvalRun, Trajectory
@@ -50,7 +50,7 @@ def evaluate(ws: Workspace, suite: str, options: RunOptions | None = None, split
     figures = score(finals)
     used = used.replace(constrained=any(t.constrained for t in finals))  # what the model could do, not what was asked
     exemplars_ = used.uses_exemplars
-    tools = used.tools if exemplars_ and used.tools != "all" else ""
+    tools = used.tools if used.narrows_tools else ""  # any method: zero-shot may be offered a shortlist too
     run = EvalRun(
         suite=suite, split=split, method=used.method,
         exemplar_mode=(f"auto:{used.exemplar_mode}" if "exemplar_mode" in used.auto else used.exemplar_mode)
@@ -95,14 +95,21 @@ _RESULT_KEY = {"name_accuracy": "name", "call_accuracy": "call", "exact_accuracy
 
 def baseline_for(ws: Workspace, run: EvalRun, method: str = "none") -> EvalRun | None:
     """The newest `method` run on the same suite and split, under the same decoding (grammar, temperature)
-    and adapter, with the whole bank, that covers the run's tasks: what `run` is compared with."""
-    if not method or (run.method == method and not run.ablated):
+    and adapter, with the whole bank, that covers the run's tasks: what `run` is compared with. A run without
+    exemplars that was offered a shortlist is not plain zero-shot: it is compared with one offered every tool."""
+    if not method or (run.method == method and not run.ablated and not _shortlist_only(run)):
         return None
     candidates = [r for r in ws.repo.find(EvalRun, suite=run.suite)
-                  if r.method == method and not r.ablated and r.split == run.split and r.constrained == run.constrained
+                  if r.method == method and not r.ablated and not _shortlist_only(r) and r.split == run.split
+                  and r.constrained == run.constrained
                   and round(r.temperature, 3) == round(run.temperature, 3) and r.adapter == run.adapter
                   and r.id != run.id and r.bank_size is None and r.results and set(run.results) <= set(r.results)]
     return max(candidates, key=lambda r: r.created, default=None)
+
+
+def _shortlist_only(run: EvalRun) -> bool:
+    """A run offered only the ranker's likeliest tools without exemplars (`--tools N` with another method)."""
+    return bool(run.tools) and run.method not in USES_EXEMPLARS
 
 
 def summary(ws: Workspace, runs: list[EvalRun], baseline: str = "none") -> dict[str, Any]:

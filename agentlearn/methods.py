@@ -147,6 +147,11 @@ class RunOptions:
         return self.method in USES_INSIGHTS
 
     @property
+    def narrows_tools(self) -> bool:
+        """Whether only the N likeliest tools are offered (tools is a number), for any method."""
+        return self.tools not in ("all", "auto")
+
+    @property
     def uses_reflexion(self) -> bool:
         return self.method in USES_REFLEXION and self.trials > 1
 
@@ -224,7 +229,7 @@ class RunOptions:
         ranker = "" if self.ranker == "auto" else self.ranker
         if self.tools == "1":
             return f"tool chosen by the {ranker or DEFAULT_RANKER} ranker"
-        if self.tools not in ("all", "auto"):
+        if self.narrows_tools:
             return f"{self.tools} tools" + (f" ({ranker})" if ranker else "")
         return ""
 

@@ -96,13 +96,14 @@ def stated_only(call: ToolCall, tools: list[dict[str, Any]], optional: OptionalR
     required = set(params.get("required") or [])
     own = _words(f"{tool['name']} {tool['description']}")  # "geometry.area_circle" -> "geometry area circle"
     names = {name.lower() for name in params["properties"]}
+    text = said.lower()
 
     def invented(name: str, value: Any) -> bool:
         if name in required or f"{call.name}.{name}" in optional.kept:
             return False
         if isinstance(value, bool):
-            return not _names_a_switch(name, said.lower())
-        if not _stated(value, said.lower()) or value in [v for k, v in call.arguments.items() if k != name]:
+            return not _names_a_switch(name, text)
+        if not _stated(value, text) or value in [v for k, v in call.arguments.items() if k != name]:
             return True
         return isinstance(value, str) and (value.lower() in names or _has_word(own, _words(value)))
 

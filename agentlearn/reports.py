@@ -1,7 +1,7 @@
 """What the Evaluate, Run and Overview pages show about evaluations, as tables: the pages only draw them.
 
 - A configuration is what a run was asked to do: method, retrieval mode and k, tool-aware shots,
-  constrained decoding, temperature and adapter. Per configuration the run with the largest n is
+  constrained decoding, temperature, adapter, and the tools offered (every one, or the ranker's N). Per configuration the run with the largest n is
   shown (the newest among equals), so a quick run on 3 tasks never silently replaces one on 40; a
   newer smaller run is counted in the row's note.
 - Every accuracy comes with n and a Wilson 95% interval; a comparison with a baseline is paired on
@@ -45,8 +45,7 @@ def configuration(run: EvalRun) -> tuple:
     """The key of what a run was asked to do (see the module docstring)."""
     uses = run.method in USES_EXEMPLARS
     return (run.method, run.exemplar_mode if uses else "", run.k if uses else 0, run.tool_aware and uses,
-            run.constrained, round(run.temperature, 3), run.adapter, run.tools if uses else 0,
-            run.ranker if uses and run.tools else "")
+            run.constrained, round(run.temperature, 3), run.adapter, run.tools, run.ranker if run.tools else "")
 
 
 def label(run: EvalRun, adapters: dict[str, str] | None = None) -> str:

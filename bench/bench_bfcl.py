@@ -147,7 +147,7 @@ def _stored_zero_shot(ws: Workspace, suite: str, limit: int):
     """The newest zero-shot heldout run of this model on the same first `limit` tasks, or None."""
     n = len(load_tasks(ws, suite, "heldout")[:limit])
     stored = [r for r in ws.repo.find(EvalRun, suite=suite) if r.split == "heldout" and r.method == "none"
-              and not r.adapter and not r.ablated and r.model == ws.settings.model_label and r.n == n]
+              and not r.tools and not r.adapter and not r.ablated and r.model == ws.settings.model_label and r.n == n]
     return max(stored, key=lambda r: r.created, default=None)
 
 

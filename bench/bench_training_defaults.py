@@ -164,7 +164,7 @@ def _base_run(ws, suite: str, limit: int | None):
     from storage.records import EvalRun
 
     stored = [r for r in ws.repo.find(EvalRun, suite=suite) if r.split == "heldout" and r.method == "none"
-              and not r.adapter and (limit is None or r.n == limit)]
+              and not r.tools and not r.adapter and (limit is None or r.n == limit)]
     return max(stored, key=lambda r: r.created) if stored else _heldout(ws, suite, "", limit)
 
 

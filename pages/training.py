@@ -244,7 +244,7 @@ if not history:
 st.dataframe(pd.DataFrame([{
     "job": j.id, "method": j.method, "status": j.status, "suite": j.config.get("suite", ""),
     "steps": f"{j.step}/{j.max_steps}", "started": j.created, "finished": j.finished,
-    "train loss": "" if j.metrics.get("train_loss") is None else f"{j.metrics['train_loss']:.3f}", "adapter": adapters[j.adapter_id].name if j.adapter_id in adapters
+    "train loss": jobs.train_loss_text(j), "adapter": adapters[j.adapter_id].name if j.adapter_id in adapters
     else "", "validation": jobs.validation_text(j), "error": j.error} for j in history]), hide_index=True,
     width="stretch")
 ids = [j.id for j in history]

@@ -525,7 +525,7 @@ class EvalRun(Record):
     constrained: bool = False
     temperature: float = 0.0
     tool_aware: bool = False
-    tools: int = 0  # with exemplars: how many likeliest tools were offered (0 = every tool)
+    tools: int = 0  # how many likeliest tools were offered (0 = every tool)
     ranker: str = ""  # which tool ranker chose them (tool_retrieval.RANKERS), when tools > 0
     group: str = ""  # runs made together (repeats, a learning curve) share it
     bank_size: int | None = None  # exemplars the bank was cut to (learning curve), None = all

@@ -125,6 +125,19 @@ def test_zero_shot_with_a_shortlist_offers_the_rankers_choice_without_any_shot(w
     assert options.label() == "none · tool chosen by the description ranker"
 
 
+def test_a_zero_shot_evaluation_offered_a_shortlist_is_its_own_configuration_compared_with_every_tool_offered(
+        ws, suite, make_fake_chat):
+    from agentlearn import reports
+    from agentlearn.evaluate import baseline_for, evaluate
+
+    ws.chat_factory = make_fake_chat([format_tool_call(suite["stock_2"].expected)])
+    plain = evaluate(ws, "logi", RunOptions(method="none"), split="train")
+    narrowed = evaluate(ws, "logi", RunOptions(method="none", tools="1", ranker="description"), split="train")
+    assert (plain.tools, plain.ranker) == (0, "") and (narrowed.tools, narrowed.ranker) == (1, "description")
+    assert reports.configuration(narrowed) != reports.configuration(plain)
+    assert baseline_for(ws, plain) is None and baseline_for(ws, narrowed).id == plain.id
+
+
 def test_tools_option_is_checked():
     with pytest.raises(ValueError, match="tools must be auto, all or a number"):
         RunOptions(tools="many")

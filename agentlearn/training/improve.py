@@ -446,7 +446,8 @@ def _heldout(ctx: Context, adapter_id: str, memory: str, what: str) -> EvalRun:
     wanted = {t.id for t in load_tasks(ctx.ws, ctx.suite, "heldout")[: ctx.limit or None]}
     constrained = ctx.ws.settings.constrained
     stored = [r for r in ctx.ws.repo.find(EvalRun, suite=ctx.suite)
-              if memory == "none" and r.split == "heldout" and r.method == "none" and r.adapter == adapter_id and not r.ablated
+              if memory == "none" and r.split == "heldout" and r.method == "none" and not r.tools
+              and r.adapter == adapter_id and not r.ablated
               and r.bank_size is None and r.constrained == constrained and r.temperature == 0.0
               and wanted <= set(r.results)]
     if stored:

@@ -174,12 +174,18 @@ def elapsed_s(job: Job) -> float:
     return max(0.0, ((job.finished or now()) - job.created).total_seconds())
 
 
+def train_loss_text(job: Job) -> str:
+    """The job's final train loss to three decimals, "" when it has none (failed or still running)."""
+    loss = job.metrics.get("train_loss")
+    return "" if loss is None else f"{loss:.3f}"
+
+
 def outcome(job: Job) -> str:
     """One line on how an ended job ended: status, steps, time, train loss, adapter or error."""
     parts = [f"{job.method.upper()} job {job.id} {job.status}", f"step {job.step}/{job.max_steps}",
              f"{elapsed_s(job):.0f} s"]
-    if "train_loss" in job.metrics:
-        parts.append(f"train loss {job.metrics['train_loss']:.3f}")
+    if train_loss_text(job):
+        parts.append(f"train loss {train_loss_text(job)}")
     if job.adapter_id:
         parts.append(f"adapter {job.adapter_id} saved")
     below = below_base(job)
