@@ -51,6 +51,11 @@ def test_references_that_accept_optional_arguments_left_out_make_answers_keep_on
     (["a", "b"], "tags a and b", True),
     (["a", "z"], "tags a and b", False),
     (3, "for the next three days", True),  # a number written as a word
+    ("historical records", "the earliest reference in the historical record", True),  # words of the same stems
+    (["price", "rating"], "the average price and ratings", True),
+    ("record historical", "the earliest reference in the historical record", False),  # ...in the same order
+    ("priced", "the average price", True),
+    ("pricing", "the average prize", False),
     (True, "true", False),  # a switch is stated by the words of its name, not by "true"
     (False, "without any extra cost", True),  # ...which the request says (the model chose the value)
 ])
@@ -62,6 +67,18 @@ def test_a_value_is_stated_only_as_a_word_of_its_own_that_no_other_part_of_the_c
     call = ToolCall(name="geometry.area", arguments={"base": 10, "height": 5, "extra": value})
     out = optional_args.stated_only(call, [tool], OptionalRule(leave_out=True), said)
     assert ("extra" in out.arguments) is kept
+
+
+@pytest.mark.parametrize(("name", "said", "kept"), [
+    ("include_precipitation", "the weather in New York including the precipitation", True),  # any form of each word
+    ("standardize", "Run a linear regression. Also apply standardization.", True),
+    ("equalVariance", "assuming equal variance", True),  # camel case
+    ("include_details", "the weather with details", False),  # one word unsaid
+])
+def test_a_switch_is_stated_by_each_word_of_its_name_in_any_form(name, said, kept):
+    tool = {"name": "lookup", "parameters": {"type": "object", "properties": {name: {"type": "boolean"}}}}
+    call = ToolCall(name="lookup", arguments={name: True})
+    assert (name in optional_args.stated_only(call, [tool], OptionalRule(leave_out=True), said).arguments) is kept
 
 
 def test_references_that_fill_their_optional_arguments_keep_them_offered():
