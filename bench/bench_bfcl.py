@@ -51,7 +51,8 @@ EXTRA_METHODS = ("reflexion", "shortlist", "sft+shortlist")
 # BFCL v4 board, 2026-04-12 (research note): category -> (Qwen3-0.6B, Granite-4.0-350m); FunctionGemma-270M's
 # model card (zero-shot) beside them.
 LEADERBOARD = {"simple_python": (64.17, 61.67, 61.6), "multiple": (86.0, 84.5, 63.5), "parallel": (67.5, 70.0, 39.0),
-               "parallel_multiple": (69.5, 55.5, 29.5), "irrelevance": (80.84, 60.84, 73.7)}
+               "parallel_multiple": (69.5, 55.5, 29.5), "irrelevance": (80.84, 60.84, 73.7),
+               "live_simple": (61.24, 61.24, 36.2), "live_multiple": (56.13, 42.36, 25.7)}
 # Multi-turn (research note): Qwen3-0.6B and xLAM-2-1b on the board's multi-turn overall.
 MULTI_TURN_BOARD = (3.62, 36.0)
 RESULTS = Path(__file__).parent / "results" / "bfcl.json"
