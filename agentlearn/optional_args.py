@@ -8,7 +8,7 @@ request or a tool's result as a word or number of its own ("3" or "three"), or a
 ("historical records" for "historical record", ["price", "rating"] for "price and ratings"), it is not another argument's
 value of the same call, nor one of the tool's argument names or a word of the tool's own name and
 description (a request that speaks of "a circle" gives "circle" to no argument); a boolean is stated when
-the conversation says a word of each word's stem of its argument's name ("assuming equal variance":
+the conversation says each word of its argument's name in some form ("assuming equal variance":
 `equal_variance`; "including the precipitation": `include_precipitation`). Of 104 answers of the embedded SmolLM2
 to BFCL simple_python (tests/data/bfcl_answers.jsonl), 61 are right as written, 77 with every optional
 argument removed, 78 with the stated ones kept.
@@ -100,14 +100,14 @@ def stated_only(call: ToolCall, tools: list[dict[str, Any]], optional: OptionalR
     required = set(params.get("required") or [])
     own = _words(f"{tool['name']} {tool['description']}")  # "geometry.area_circle" -> "geometry area circle"
     names = {name.lower() for name in params["properties"]}
-    text = _Said(said.lower(), _stems(said))
+    conversation = _Said(said.lower(), _stems(said))
 
     def invented(name: str, value: Any) -> bool:
         if name in required or f"{call.name}.{name}" in optional.kept:
             return False
         if isinstance(value, bool):
-            return not _names_a_switch(name, text.stems)
-        if not _stated(value, text) or value in [v for k, v in call.arguments.items() if k != name]:
+            return not _names_a_switch(name, conversation.stems)
+        if not _stated(value, conversation) or value in [v for k, v in call.arguments.items() if k != name]:
             return True
         return isinstance(value, str) and (value.lower() in names or _has_word(own, _words(value)))
 

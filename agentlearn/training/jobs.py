@@ -184,8 +184,8 @@ def outcome(job: Job) -> str:
     """One line on how an ended job ended: status, steps, time, train loss, adapter or error."""
     parts = [f"{job.method.upper()} job {job.id} {job.status}", f"step {job.step}/{job.max_steps}",
              f"{elapsed_s(job):.0f} s"]
-    if train_loss_text(job):
-        parts.append(f"train loss {train_loss_text(job)}")
+    if loss := train_loss_text(job):
+        parts.append(f"train loss {loss}")
     if job.adapter_id:
         parts.append(f"adapter {job.adapter_id} saved")
     below = below_base(job)
